@@ -1,0 +1,242 @@
+//! The `#[task]` attribute of the wasmpool guest SDK.
+//!
+//! Use it through `wasmpool_guest::task`; see that crate for what a task may
+//! take and return.
+#![deny(missing_docs)]
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{ToTokens, format_ident, quote};
+use syn::{FnArg, ItemFn, Pat, ReturnType, Type, parse_macro_input, spanned::Spanned};
+use wasmpool_abi::{DESCRIPTOR_VERSION, ParamDescriptor, TaskDescriptor, is_valid_task_name, task_export_name};
+
+/// Most arguments a task may take (serde implements tuples up to 16).
+const MAX_PARAMS: usize = 16;
+
+/// Turns a plain function into a wasmpool task.
+///
+/// On `wasm32` it adds an export `wasmpool_task_<name>` that decodes the
+/// arguments, calls the function and encodes its result, plus a record in
+/// the module's `wasmpool.tasks` section naming the task and its parameter
+/// and result types. Elsewhere the function is left as it is.
+#[proc_macro_attribute]
+pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        let err = syn::Error::new(Span::call_site(), "#[task] takes no arguments");
+        return err.to_compile_error().into();
+    }
+    let function = parse_macro_input!(item as ItemFn);
+    match expand(&function) {
+        Ok(tokens) => tokens.into(),
+        Err(err) => err.to_compile_error().into(),
+    }
+}
+
+fn expand(function: &ItemFn) -> syn::Result<TokenStream2> {
+    let sig = &function.sig;
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(syn::Error::new(sig.generics.span(), "a #[task] function cannot be generic"));
+    }
+    if let Some(token) = &sig.asyncness {
+        return Err(syn::Error::new(token.span(), "a #[task] function cannot be async"));
+    }
+    if let Some(token) = &sig.variadic {
+        return Err(syn::Error::new(token.span(), "a #[task] function cannot be variadic"));
+    }
+    let ident = &sig.ident;
+    let name = ident.to_string().trim_start_matches("r#").to_owned();
+    if !is_valid_task_name(&name) {
+        return Err(syn::Error::new(ident.span(), format!("`{name}` is not a valid task name")));
+    }
+
+    let mut params = Vec::new();
+    let mut types = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => {
+                return Err(syn::Error::new(r.span(), "a #[task] function cannot take `self`"));
+            }
+            FnArg::Typed(typed) => {
+                if let Type::ImplTrait(_) = *typed.ty {
+                    return Err(syn::Error::new(typed.ty.span(), "a #[task] argument cannot be `impl Trait`"));
+                }
+                params.push(ParamDescriptor { name: param_name(&typed.pat), ty: type_name(&typed.ty) });
+                types.push((*typed.ty).clone());
+            }
+        }
+    }
+    if types.len() > MAX_PARAMS {
+        return Err(syn::Error::new(sig.inputs.span(), format!("a #[task] takes at most {MAX_PARAMS} arguments")));
+    }
+
+    let (result_name, fallible) = match &sig.output {
+        ReturnType::Default => ("()".to_owned(), false),
+        ReturnType::Type(_, ty) => (type_name(ty), is_result_type(ty)),
+    };
+
+    let descriptor = TaskDescriptor {
+        version: DESCRIPTOR_VERSION,
+        name: name.clone(),
+        params,
+        result: result_name,
+        doc: doc_comment(function),
+    };
+    let record = descriptor.encode();
+    let record_len = record.len();
+
+    let export_name = task_export_name(&name);
+    let export_fn = format_ident!("__wasmpool_task_{}", name);
+    let record_static = format_ident!("__WASMPOOL_TASK_RECORD_{}", name.to_uppercase());
+    let arg_idents: Vec<_> = (0..types.len()).map(|i| format_ident!("__wasmpool_arg{}", i)).collect();
+    let call = quote! { #ident(#(#arg_idents),*) };
+    let finish = if fallible {
+        quote! {
+            match #call {
+                ::core::result::Result::Ok(value) => ::wasmpool_guest::__private::ok(&value),
+                ::core::result::Result::Err(error) => ::wasmpool_guest::__private::failed(error),
+            }
+        }
+    } else {
+        quote! { ::wasmpool_guest::__private::ok(&#call) }
+    };
+
+    Ok(quote! {
+        #function
+
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        #[unsafe(export_name = #export_name)]
+        extern "C" fn #export_fn(args_ptr: *mut u8, args_len: usize) -> *const u8 {
+            // SAFETY: the host's side of the ABI guarantees the buffer came
+            // from `wasmpool_alloc(args_len)` and is used once.
+            unsafe {
+                ::wasmpool_guest::__private::run_task(args_ptr, args_len, |__wasmpool_bytes: &[u8]| {
+                    let (#(#arg_idents,)*): (#(#types,)*) =
+                        match ::wasmpool_guest::__private::decode_args(__wasmpool_bytes) {
+                            ::core::result::Result::Ok(args) => args,
+                            ::core::result::Result::Err(message) => {
+                                return ::wasmpool_guest::__private::bad_arguments(message);
+                            }
+                        };
+                    #finish
+                })
+            }
+        }
+
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
+        #[used]
+        #[unsafe(link_section = "wasmpool.tasks")]
+        static #record_static: [u8; #record_len] = [#(#record),*];
+    })
+}
+
+/// The parameter's name, or its pattern as written.
+fn param_name(pat: &Pat) -> String {
+    match pat {
+        Pat::Ident(p) => p.ident.to_string().trim_start_matches("r#").to_owned(),
+        other => tidy(other.to_token_stream().to_string()),
+    }
+}
+
+/// A type as written, without the token spacing `to_string` adds.
+fn type_name(ty: &Type) -> String {
+    tidy(ty.to_token_stream().to_string())
+}
+
+fn tidy(mut text: String) -> String {
+    for (from, to) in [
+        (" <", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" ::", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+        ("( ", "("),
+        (" )", ")"),
+        ("[ ", "["),
+        (" ]", "]"),
+        (" ;", ";"),
+    ] {
+        while text.contains(from) {
+            text = text.replace(from, to);
+        }
+    }
+    text
+}
+
+/// Whether the return type is spelled `…Result<…>`, whose `Err` the host
+/// should see as a task failure.
+fn is_result_type(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => path.path.segments.last().is_some_and(|s| s.ident == "Result"),
+        Type::Paren(inner) => is_result_type(&inner.elem),
+        Type::Group(inner) => is_result_type(&inner.elem),
+        _ => false,
+    }
+}
+
+/// The function's `///` comment, one line per attribute, trimmed.
+fn doc_comment(function: &ItemFn) -> String {
+    let mut lines = Vec::new();
+    for attr in &function.attrs {
+        if !attr.path().is_ident("doc") {
+            continue;
+        }
+        if let syn::Meta::NameValue(nv) = &attr.meta
+            && let syn::Expr::Lit(syn::ExprLit { lit: syn::Lit::Str(s), .. }) = &nv.value
+        {
+            lines.push(s.value().trim().to_owned());
+        }
+    }
+    lines.join("\n").trim().to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ty(src: &str) -> Type {
+        syn::parse_str(src).unwrap()
+    }
+
+    #[test]
+    fn type_names_read_as_written() {
+        assert_eq!(type_name(&ty("Vec<u8>")), "Vec<u8>");
+        assert_eq!(type_name(&ty("std::collections::BTreeMap<String, u32>")), "std::collections::BTreeMap<String, u32>");
+        assert_eq!(type_name(&ty("&'a str")), "&'a str");
+        assert_eq!(type_name(&ty("(u32, [f64; 3])")), "(u32, [f64; 3])");
+    }
+
+    #[test]
+    fn result_types_are_recognised_by_their_last_segment() {
+        assert!(is_result_type(&ty("Result<u32, String>")));
+        assert!(is_result_type(&ty("std::io::Result<u32>")));
+        assert!(!is_result_type(&ty("Option<u32>")));
+        assert!(!is_result_type(&ty("(Result<u8, u8>, u8)")));
+    }
+
+    #[test]
+    fn the_record_describes_the_function() {
+        let f: ItemFn = syn::parse_str("/// Adds.\n/// Twice.\nfn add(a: u32, (b, c): (u8, u8)) -> u64 { 0 }").unwrap();
+        let out = expand(&f).unwrap().to_string();
+        assert!(out.contains("\"wasmpool_task_add\""), "{out}");
+        assert_eq!(doc_comment(&f), "Adds.\nTwice.");
+    }
+
+    #[test]
+    fn unsupported_signatures_are_refused_with_a_reason() {
+        for (src, why) in [
+            ("fn f<T>(x: T) {}", "generic"),
+            ("async fn f() {}", "async"),
+            ("fn f(x: impl Copy) {}", "impl Trait"),
+        ] {
+            let f: ItemFn = syn::parse_str(src).unwrap();
+            let err = expand(&f).unwrap_err().to_string();
+            assert!(err.contains(why), "{src}: {err}");
+        }
+    }
+}

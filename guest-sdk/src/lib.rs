@@ -1,0 +1,41 @@
+//! Guest SDK for wasmpool: write task functions as plain Rust.
+//!
+//! ```ignore
+//! use wasmpool_guest::task;
+//!
+//! /// Square root of `x`.
+//! #[task]
+//! fn sqrt(x: f64) -> f64 {
+//!     x.sqrt()
+//! }
+//! ```
+//!
+//! Compile the crate as a `cdylib` for `wasm32-unknown-unknown` and every
+//! `#[task]` becomes an export the wasmpool host can call by name, with its
+//! arguments and result crossing as postcard buffers. On other targets the
+//! attribute leaves the function alone, so tasks can be unit-tested natively.
+//!
+//! What a task may take and return:
+//! - any number of arguments (up to 16) whose types implement
+//!   `serde::Deserialize` (borrowed `&str` and `&[u8]` included);
+//! - any result implementing `serde::Serialize`; a return type named
+//!   `Result<T, E>` with `E: Display` reports `Err(e)` to the host as a task
+//!   failure carrying `e.to_string()`;
+//! - a panic reaches the host as an error with its message and location.
+//!
+//! The contract with the host is described in `docs/abi.md`.
+#![deny(missing_docs)]
+
+mod codec;
+mod panic_hook;
+mod runtime;
+
+pub use wasmpool_guest_macros::task;
+
+/// Support code for the `#[task]` expansion. Not a public API: it may change
+/// in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::codec::{Outcome, bad_arguments, decode_args, failed, ok};
+    pub use crate::runtime::run_task;
+}

@@ -1,0 +1,89 @@
+//! Compiles this crate for `wasm32-unknown-unknown` when it is built for the
+//! host, and tells the native crate where the module is (`GUEST_TASKS_WASM`).
+//!
+//! This is what lets `cargo test` and `cargo run --example …` work on a fresh
+//! clone: the module is built on demand, never committed.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+const WASM_TARGET: &str = "wasm32-unknown-unknown";
+
+fn main() {
+    let target = env::var("TARGET").unwrap_or_default();
+    if target.starts_with("wasm32") {
+        return; // This is the module's own build.
+    }
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    for path in ["src", "build.rs", "Cargo.toml", "../guest-sdk", "../abi", "../Cargo.lock"] {
+        println!("cargo::rerun-if-changed={}", manifest_dir.join(path).display());
+    }
+
+    ensure_wasm_target();
+
+    // A target directory shared by every profile of the outer build, beside
+    // it (OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out).
+    let guest_target_dir = out_dir.ancestors().nth(4).unwrap_or(&out_dir).join("wasm-guest");
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["rustc", "--lib", "--release", "--crate-type", "cdylib", "--target", WASM_TARGET])
+        .arg("--manifest-path")
+        .arg(manifest_dir.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&guest_target_dir)
+        .stdout(Stdio::from(std::io::stderr()));
+    // Settings meant for the outer (native) build must not leak into the
+    // guest's: flags, wrappers such as clippy-driver, target overrides.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET_DIR",
+    ] {
+        build.env_remove(var);
+    }
+    let status = build.status().unwrap_or_else(|e| panic!("could not run cargo to build the guest module: {e}"));
+    if !status.success() {
+        panic!("building the guest module for {WASM_TARGET} failed ({status}); see the errors above");
+    }
+
+    let built = guest_target_dir.join(WASM_TARGET).join("release").join("guest_tasks.wasm");
+    let module = out_dir.join("guest_tasks.wasm");
+    std::fs::copy(&built, &module)
+        .unwrap_or_else(|e| panic!("the guest module {} is missing after the build: {e}", built.display()));
+    println!("cargo::rustc-env=GUEST_TASKS_WASM={}", module.display());
+}
+
+/// Makes sure the standard library for wasm32 is installed, installing it
+/// with rustup when it is missing, or stops with the command that would.
+fn ensure_wasm_target() {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let libdir = Command::new(&rustc)
+        .args(["--print", "target-libdir", "--target", WASM_TARGET])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    if libdir.as_deref().is_some_and(Path::exists) {
+        return;
+    }
+    println!("cargo::warning=the {WASM_TARGET} target is missing; installing it with `rustup target add {WASM_TARGET}`");
+    let installed = Command::new("rustup")
+        .args(["target", "add", WASM_TARGET])
+        .stdout(Stdio::from(std::io::stderr()))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        panic!(
+            "wasmpool's demo task module is compiled for {WASM_TARGET}, whose standard library is not installed.\n\
+             Install it with:\n\n    rustup target add {WASM_TARGET}\n\n\
+             (without rustup: install your distribution's Rust standard library for {WASM_TARGET})"
+        );
+    }
+}

@@ -1,0 +1,88 @@
+//! The wasmtime engine every worker shares: compiler settings and the
+//! instance allocator (pooling where the machine allows it).
+
+use crate::error::{Error, Result};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How instances get their memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Allocator {
+    /// Pooling if the machine allows it, otherwise on-demand (the default).
+    #[default]
+    Auto,
+    /// Always pooling: building the pool fails if the pool cannot be reserved.
+    Pooling,
+    /// Always on-demand: `mmap` per instance. Slower to instantiate, but
+    /// reserves no address space up front.
+    OnDemand,
+}
+
+/// The allocator a pool actually uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllocatorKind {
+    /// Instances come from a pre-reserved pool of slots.
+    Pooling,
+    /// Instances are allocated one by one.
+    OnDemand,
+}
+
+/// What the engine needs to know about the pool it serves.
+#[derive(Debug, Clone)]
+pub(crate) struct EngineSettings {
+    pub allocator: Allocator,
+    /// Instances alive at once (each worker has at most two).
+    pub instance_slots: u32,
+    /// Largest linear memory of one instance, in bytes.
+    pub max_memory: usize,
+    /// Largest table of one instance, in elements.
+    pub max_table_elements: usize,
+}
+
+/// Creates the engine, falling back from pooling to on-demand allocation
+/// when `Auto` is asked for and the pool cannot be reserved.
+pub(crate) fn create_engine(settings: &EngineSettings) -> Result<(Engine, AllocatorKind)> {
+    let on_demand = || {
+        Engine::new(&base_config())
+            .map(|e| (e, AllocatorKind::OnDemand))
+            .map_err(|e| Error::Engine(format!("{e:#}")))
+    };
+    match settings.allocator {
+        Allocator::OnDemand => on_demand(),
+        Allocator::Pooling => pooling_engine(settings)
+            .map(|e| (e, AllocatorKind::Pooling))
+            .map_err(|e| Error::Engine(format!("the pooling allocator is unavailable: {e:#}"))),
+        Allocator::Auto => match pooling_engine(settings) {
+            Ok(engine) => Ok((engine, AllocatorKind::Pooling)),
+            Err(e) => {
+                tracing::warn!("pooling allocator unavailable ({e:#}); falling back to on-demand allocation");
+                on_demand()
+            }
+        },
+    }
+}
+
+fn base_config() -> Config {
+    let mut config = Config::new();
+    // Backtraces (with function names) for traps; relaxed SIMD made
+    // deterministic so results do not depend on the host CPU.
+    config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
+    config.relaxed_simd_deterministic(true);
+    config
+}
+
+fn pooling_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
+    let mut pool = PoolingAllocationConfig::new();
+    let slots = settings.instance_slots.max(1);
+    pool.total_core_instances(slots)
+        .total_memories(slots)
+        .total_tables(slots)
+        .total_component_instances(0)
+        .max_memories_per_module(1)
+        .max_tables_per_module(1)
+        .max_memory_size(settings.max_memory)
+        .table_elements(settings.max_table_elements);
+    let mut config = base_config();
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    let engine = Engine::new(&config)?;
+    Ok(engine)
+}

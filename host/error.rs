@@ -1,0 +1,245 @@
+//! The errors a pool reports.
+//!
+//! Everything that concerns one task call is a [`TaskError`]: it names the
+//! task, the index of the input in its map (0 for single calls) and the
+//! [`TaskFailure`]. Failures of the pool as a whole (an unreadable or invalid
+//! module, a bad configuration, an unknown task name) are the other
+//! [`Error`] variants.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Shorthand for results whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Anything that can go wrong building or using a pool.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The module file could not be read.
+    #[error("cannot read task module {}: {source}", path.display())]
+    ModuleFile {
+        /// The path given to the builder.
+        path: PathBuf,
+        /// Why reading failed (for example: not found).
+        source: std::io::Error,
+    },
+    /// The bytes are not a usable task module.
+    #[error("invalid task module {origin}: {cause}")]
+    InvalidModule {
+        /// Where the module came from (a path, or "<bytes>").
+        origin: String,
+        /// What is wrong with it.
+        cause: ModuleError,
+    },
+    /// The builder's settings cannot work.
+    #[error("invalid pool configuration: {0}")]
+    Config(String),
+    /// The Wasm engine could not be created.
+    #[error("cannot create the Wasm engine: {0}")]
+    Engine(String),
+    /// A worker thread could not be started.
+    #[error("cannot start worker thread {worker}: {source}")]
+    Spawn {
+        /// The worker's number.
+        worker: usize,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The module has no task of that name.
+    #[error("{}", no_such_task_message(task, available))]
+    NoSuchTask {
+        /// The name asked for.
+        task: String,
+        /// The names the module does have, sorted.
+        available: Vec<String>,
+    },
+    /// One task call failed.
+    #[error(transparent)]
+    Task(#[from] TaskError),
+}
+
+fn no_such_task_message(task: &str, available: &[String]) -> String {
+    if available.is_empty() {
+        format!("no task `{task}`: the module defines no tasks")
+    } else {
+        format!("no task `{task}`; the module has: {}", available.join(", "))
+    }
+}
+
+impl Error {
+    /// The task error inside, if this is one.
+    pub fn as_task_error(&self) -> Option<&TaskError> {
+        match self {
+            Error::Task(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Why a module was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModuleError {
+    /// Zero bytes.
+    #[error("the module is empty (0 bytes)")]
+    Empty,
+    /// The bytes do not start like a WebAssembly binary.
+    #[error("not a WebAssembly binary (it does not start with \"\\0asm\"); is this the right file?")]
+    NotWasm,
+    /// Wasmtime could not validate or compile it.
+    #[error("it does not compile: {0}")]
+    Compile(String),
+    /// It imports something the sandbox does not provide.
+    #[error("it imports `{module}::{name}`, which wasmpool does not provide (only `wasmpool::panic` is available)")]
+    ForbiddenImport {
+        /// The import's module name.
+        module: String,
+        /// The import's field name.
+        name: String,
+    },
+    /// A required export is absent.
+    #[error("it lacks the export `{name}` ({expected}); was it built with the wasmpool guest SDK?")]
+    MissingExport {
+        /// The missing export.
+        name: String,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// An export exists with the wrong type.
+    #[error("its export `{name}` should be {expected}")]
+    WrongExportType {
+        /// The export.
+        name: String,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// The task list (custom section) could not be read.
+    #[error("its task list (custom section `wasmpool.tasks`) is unreadable: {0}")]
+    Manifest(String),
+    /// The module implements another ABI version.
+    #[error("it implements wasmpool ABI version {found}, this host implements version {expected}")]
+    AbiVersion {
+        /// The module's version.
+        found: u32,
+        /// The host's version.
+        expected: u32,
+    },
+    /// It compiled but could not be instantiated.
+    #[error("it cannot be instantiated: {0}")]
+    Instantiation(String),
+}
+
+/// One failed task call: which task, which input, and what happened.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("task `{task}` (input #{index}): {failure}")]
+pub struct TaskError {
+    /// The task's name.
+    pub task: String,
+    /// The input's position in its map (0 for `call` and `submit`).
+    pub index: usize,
+    /// What happened.
+    pub failure: TaskFailure,
+}
+
+/// What went wrong in one task call.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskFailure {
+    /// The host could not encode the arguments.
+    #[error("the arguments could not be encoded: {0}")]
+    EncodeArguments(String),
+    /// The argument types do not match the task's parameter types.
+    #[error("argument type mismatch: {0}")]
+    ArgumentTypes(String),
+    /// The guest could not decode the arguments.
+    #[error("the task could not decode its arguments: {0}")]
+    BadArguments(String),
+    /// The host could not decode the result into the requested type.
+    #[error("the result could not be decoded as `{expected}`: {reason}")]
+    DecodeResult {
+        /// The Rust type the caller asked for.
+        expected: String,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// The task panicked.
+    #[error("panicked at {location}: {message}")]
+    Panic {
+        /// The panic message.
+        message: String,
+        /// `file:line:column` of the panic.
+        location: String,
+    },
+    /// The guest trapped (without a panic).
+    #[error("trapped: {kind}{}", Backtrace(frames))]
+    Trap {
+        /// The kind of trap, as wasmtime describes it.
+        kind: String,
+        /// The Wasm call stack, innermost first, with function names.
+        frames: Vec<String>,
+    },
+    /// The task returned `Err`; this is its message.
+    #[error("failed: {0}")]
+    Failed(String),
+    /// The guest broke the ABI (for example, a result outside its memory).
+    #[error("the guest broke the wasmpool ABI: {0}")]
+    Abi(String),
+    /// A fresh instance of the module could not be created for the task.
+    #[error("the module could not be instantiated: {0}")]
+    Instantiate(String),
+    /// The init task failed on the instance that was to run this task.
+    #[error("init task `{task}` failed: {failure}")]
+    Init {
+        /// The init task's name.
+        task: String,
+        /// How it failed.
+        failure: Box<TaskFailure>,
+    },
+    /// The pool shut down before the task ran.
+    #[error("the pool shut down before the task ran")]
+    PoolClosed,
+}
+
+/// Formats trap frames as an indented list after the trap kind.
+struct Backtrace<'a>(&'a [String]);
+
+impl fmt::Display for Backtrace<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        write!(f, "\nwasm backtrace:")?;
+        for (i, frame) in self.0.iter().enumerate() {
+            write!(f, "\n  {i:>3}: {frame}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_errors_name_task_index_and_cause() {
+        let e = TaskError {
+            task: "divide".into(),
+            index: 3,
+            failure: TaskFailure::Panic { message: "cannot divide 1 by zero".into(), location: "src/x.rs:4:9".into() },
+        };
+        assert_eq!(e.to_string(), "task `divide` (input #3): panicked at src/x.rs:4:9: cannot divide 1 by zero");
+    }
+
+    #[test]
+    fn traps_list_their_frames() {
+        let f = TaskFailure::Trap { kind: "unreachable".into(), frames: vec!["a".into(), "b".into()] };
+        assert_eq!(f.to_string(), "trapped: unreachable\nwasm backtrace:\n    0: a\n    1: b");
+    }
+
+    #[test]
+    fn unknown_tasks_list_the_known_ones() {
+        let e = Error::NoSuchTask { task: "sqr".into(), available: vec!["add".into(), "sqrt".into()] };
+        assert_eq!(e.to_string(), "no task `sqr`; the module has: add, sqrt");
+    }
+}

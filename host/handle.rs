@@ -1,0 +1,139 @@
+//! The handle `submit` returns: wait on it, poll it, or `.await` it.
+
+use crate::decode::decode_result;
+use crate::error::{TaskError, TaskFailure};
+use crate::scheduler::jobs::ItemResult;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// Where a worker leaves one task's result for its handle.
+#[derive(Default)]
+pub(crate) struct HandleSlot {
+    state: Mutex<SlotState>,
+    ready: Condvar,
+}
+
+#[derive(Default)]
+struct SlotState {
+    result: Option<ItemResult>,
+    waker: Option<Waker>,
+}
+
+impl HandleSlot {
+    /// Stores the result and wakes whoever waits.
+    pub fn complete(&self, result: ItemResult) {
+        let waker = {
+            let mut state = self.lock();
+            state.result = Some(result);
+            state.waker.take()
+        };
+        self.ready.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SlotState> {
+        // A panic while holding this lock cannot leave the state half-written
+        // (every critical section is a single assignment), so poison is moot.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A task started with `submit`, running or queued on the pool.
+///
+/// Wait for it with [`wait`](TaskHandle::wait) or
+/// [`wait_timeout`](TaskHandle::wait_timeout), check it with
+/// [`is_finished`](TaskHandle::is_finished), or `.await` it: it is a
+/// [`Future`] that any executor can drive. Dropping the handle does not stop
+/// the task; its result is discarded.
+#[must_use = "a task's result is only seen through its handle"]
+pub struct TaskHandle<R> {
+    slot: Arc<HandleSlot>,
+    task: Arc<str>,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<R> std::fmt::Debug for TaskHandle<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskHandle").field("task", &self.task).field("finished", &self.is_finished()).finish()
+    }
+}
+
+impl<R> TaskHandle<R> {
+    pub(crate) fn new(slot: Arc<HandleSlot>, task: Arc<str>) -> Self {
+        TaskHandle { slot, task, _result: PhantomData }
+    }
+
+    /// Whether the result is ready (waiting would not block).
+    pub fn is_finished(&self) -> bool {
+        self.slot.lock().result.is_some()
+    }
+}
+
+impl<R: DeserializeOwned> TaskHandle<R> {
+    /// Blocks until the task has finished and returns its result.
+    pub fn wait(self) -> Result<R, TaskError> {
+        let mut state = self.slot.lock();
+        loop {
+            if let Some(result) = state.result.take() {
+                return self.finish(result);
+            }
+            state = self.slot.ready.wait(state).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+
+    /// Waits at most `timeout`: the result if the task finished in time,
+    /// otherwise the handle back, to wait again later.
+    pub fn wait_timeout(self, timeout: Duration) -> Result<Result<R, TaskError>, Self> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.slot.lock();
+        loop {
+            if let Some(result) = state.result.take() {
+                drop(state);
+                return Ok(self.finish(result));
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                drop(state);
+                return Err(self);
+            }
+            state = self.slot.ready.wait_timeout(state, deadline - now).unwrap_or_else(|p| p.into_inner()).0;
+        }
+    }
+
+    fn finish(&self, result: ItemResult) -> Result<R, TaskError> {
+        let error = |failure| TaskError { task: self.task.to_string(), index: 0, failure };
+        decode_result::<R>(&result.map_err(error)?).map_err(error)
+    }
+}
+
+impl<R: DeserializeOwned> Future for TaskHandle<R> {
+    type Output = Result<R, TaskError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut state = self.slot.lock();
+        match state.result.take() {
+            Some(result) => {
+                drop(state);
+                Poll::Ready(self.finish(result))
+            }
+            None => {
+                state.waker = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// A handle whose task can never run (the pool is gone).
+pub(crate) fn closed_slot() -> Arc<HandleSlot> {
+    let slot = Arc::new(HandleSlot::default());
+    slot.complete(Err(TaskFailure::PoolClosed));
+    slot
+}

@@ -1,0 +1,52 @@
+//! # wasmpool
+//!
+//! A worker pool whose tasks are WebAssembly functions.
+//!
+//! All task functions live in one Wasm module, written in plain Rust with
+//! the `wasmpool-guest` SDK's `#[task]` attribute. Every worker loads that
+//! same module, so every task exists in every worker, whatever the platform
+//! and wherever in the module it is defined. The host copies arguments in
+//! and results out as postcard buffers: nothing is shared, nothing pickled.
+//!
+//! ```no_run
+//! use wasmpool::Pool;
+//!
+//! fn main() -> wasmpool::Result<()> {
+//!     let pool = Pool::builder().module_file("guest_tasks.wasm").build()?;
+//!     // for x in 0..100 { roots.push(x.sqrt()) }, in parallel:
+//!     let roots: Vec<f64> = pool.map("sqrt", (0..100).map(f64::from))?;
+//!     let rows: Vec<Vec<u8>> = pool.map("mandel_row", (0..600u32).map(|y| (y, 800u32, 600u32, 256u32)))?;
+//!     # let _ = (roots, rows);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! Where things live:
+//! - [`pool`]: the [`Pool`], its builder and the calls (`call`, `map`,
+//!   `map_each`, `imap`, `imap_unordered`, `submit`, `broadcast`);
+//! - [`scheduler`]: chunking and the backpressured streams behind the maps;
+//! - `worker`: the worker threads and the [`InstanceMode`]s;
+//! - `guest_call`: the host half of the ABI (`docs/abi.md`);
+//! - `module`: loading and checking a module, and its [`TaskInfo`]s;
+//! - [`error`]: [`Error`], [`TaskError`] and [`TaskFailure`].
+#![deny(missing_docs)]
+
+mod decode;
+mod engine;
+pub mod error;
+mod guest_call;
+mod handle;
+mod module;
+pub mod pool;
+pub mod scheduler;
+mod typecheck;
+mod worker;
+
+pub use engine::{Allocator, AllocatorKind};
+pub use error::{Error, ModuleError, Result, TaskError, TaskFailure};
+pub use handle::TaskHandle;
+pub use module::{ParamInfo, TaskInfo};
+pub use pool::{Pool, PoolBuilder, TaskRef};
+pub use scheduler::chunking::ChunkSize;
+pub use scheduler::stream::{Imap, ImapUnordered};
+pub use worker::InstanceMode;

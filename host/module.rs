@@ -1,0 +1,261 @@
+//! Loading a task module: compile it once, check it against the ABI, and
+//! read the list of tasks it describes.
+
+use crate::error::{Error, ModuleError, Result};
+use std::fmt;
+use std::path::Path;
+use wasmpool_abi as abi;
+use wasmtime::wasmparser::{Parser, Payload};
+use wasmtime::{Engine, ExternType, Module, ValType};
+
+/// One task the module offers, as its `wasmpool.tasks` section describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskInfo {
+    /// The name to pass to `call`, `map` and friends.
+    pub name: String,
+    /// The parameters, in order.
+    pub params: Vec<ParamInfo>,
+    /// The result type as written in the guest's source.
+    pub result: String,
+    /// The task's doc comment (may be empty).
+    pub doc: String,
+}
+
+/// One parameter of a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParamInfo {
+    /// The parameter's name in the guest's source.
+    pub name: String,
+    /// Its type as written in the guest's source.
+    pub ty: String,
+}
+
+impl fmt::Display for TaskInfo {
+    /// `name(a: T, b: U) -> R`, like the function's signature.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}(", self.name)?;
+        for (i, p) in self.params.iter().enumerate() {
+            if i > 0 {
+                write!(f, ", ")?;
+            }
+            write!(f, "{}: {}", p.name, p.ty)?;
+        }
+        write!(f, ") -> {}", self.result)
+    }
+}
+
+impl From<abi::TaskDescriptor> for TaskInfo {
+    fn from(d: abi::TaskDescriptor) -> Self {
+        TaskInfo {
+            name: d.name,
+            params: d.params.into_iter().map(|p| ParamInfo { name: p.name, ty: p.ty }).collect(),
+            result: d.result,
+            doc: d.doc,
+        }
+    }
+}
+
+/// A compiled, checked task module and its task list.
+#[derive(Clone)]
+pub(crate) struct TaskModule {
+    pub module: Module,
+    pub tasks: Vec<TaskInfo>,
+    pub origin: String,
+}
+
+/// Reads a module file, mapping I/O failures to [`Error::ModuleFile`].
+pub(crate) fn read_module_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|source| Error::ModuleFile { path: path.to_owned(), source })
+}
+
+impl TaskModule {
+    /// Compiles `bytes` and checks everything that can be checked without
+    /// running it: the header, imports, exports and the task list.
+    pub fn compile(engine: &Engine, bytes: &[u8], origin: String) -> Result<TaskModule> {
+        let invalid = |cause| Error::InvalidModule { origin: origin.clone(), cause };
+        if bytes.is_empty() {
+            return Err(invalid(ModuleError::Empty));
+        }
+        if !bytes.starts_with(b"\0asm") {
+            return Err(invalid(ModuleError::NotWasm));
+        }
+        let module = Module::new(engine, bytes).map_err(|e| invalid(ModuleError::Compile(format!("{e:#}"))))?;
+        check_imports(&module).map_err(invalid)?;
+        check_fixed_exports(&module).map_err(invalid)?;
+        let tasks = read_task_list(bytes).map_err(invalid)?;
+        for task in &tasks {
+            check_func_export(&module, &abi::task_export_name(&task.name), &[ValType::I32, ValType::I32], "a function (i32, i32) -> i32")
+                .map_err(invalid)?;
+        }
+        Ok(TaskModule { module, tasks, origin })
+    }
+
+    /// The task called `name`, or the error listing those that exist.
+    pub fn task(&self, name: &str) -> Result<&TaskInfo> {
+        self.tasks.iter().find(|t| t.name == name).ok_or_else(|| {
+            let mut available: Vec<String> = self.tasks.iter().map(|t| t.name.clone()).collect();
+            available.sort();
+            Error::NoSuchTask { task: name.to_owned(), available }
+        })
+    }
+}
+
+/// The only import a module may have is the SDK's panic reporter.
+fn check_imports(module: &Module) -> Result<(), ModuleError> {
+    for import in module.imports() {
+        let allowed = import.module() == abi::HOST_MODULE
+            && import.name() == abi::PANIC_IMPORT
+            && matches!(import.ty(), ExternType::Func(f)
+                if f.params().len() == 6 && f.params().all(|p| matches!(p, ValType::I32)) && f.results().len() == 0);
+        if !allowed {
+            return Err(ModuleError::ForbiddenImport { module: import.module().to_owned(), name: import.name().to_owned() });
+        }
+    }
+    Ok(())
+}
+
+fn check_fixed_exports(module: &Module) -> Result<(), ModuleError> {
+    match module.get_export(abi::MEMORY_EXPORT) {
+        Some(ExternType::Memory(m)) if !m.is_64() && !m.is_shared() => {}
+        Some(_) => {
+            return Err(ModuleError::WrongExportType {
+                name: abi::MEMORY_EXPORT.into(),
+                expected: "a 32-bit, unshared linear memory",
+            });
+        }
+        None => {
+            return Err(ModuleError::MissingExport { name: abi::MEMORY_EXPORT.into(), expected: "the linear memory" });
+        }
+    }
+    check_func_export(module, abi::ABI_VERSION_EXPORT, &[], "a function () -> i32")?;
+    check_func_export(module, abi::ALLOC_EXPORT, &[ValType::I32], "a function (i32) -> i32")
+}
+
+/// Checks that `name` is a function taking `params` and returning one i32.
+fn check_func_export(module: &Module, name: &str, params: &[ValType], expected: &'static str) -> Result<(), ModuleError> {
+    match module.get_export(name) {
+        Some(ExternType::Func(f)) => {
+            let params_ok = f.params().len() == params.len() && f.params().all(|p| matches!(p, ValType::I32));
+            let results_ok = f.results().len() == 1 && f.results().all(|r| matches!(r, ValType::I32));
+            if params_ok && results_ok {
+                Ok(())
+            } else {
+                Err(ModuleError::WrongExportType { name: name.into(), expected })
+            }
+        }
+        Some(_) => Err(ModuleError::WrongExportType { name: name.into(), expected }),
+        None => Err(ModuleError::MissingExport { name: name.into(), expected }),
+    }
+}
+
+/// Reads and decodes every `wasmpool.tasks` custom section.
+fn read_task_list(bytes: &[u8]) -> Result<Vec<TaskInfo>, ModuleError> {
+    let mut section = Vec::new();
+    for payload in Parser::new(0).parse_all(bytes) {
+        // Wasmtime has validated the module already, so a parse error here
+        // is unexpected; report it rather than trust the rest.
+        let payload = payload.map_err(|e| ModuleError::Manifest(e.to_string()))?;
+        if let Payload::CustomSection(custom) = payload
+            && custom.name() == abi::TASKS_SECTION
+        {
+            section.extend_from_slice(custom.data());
+        }
+    }
+    let descriptors = abi::decode_manifest(&section).map_err(|e| ModuleError::Manifest(e.to_string()))?;
+    Ok(descriptors.into_iter().map(TaskInfo::from).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn compile(wat: &str) -> Result<TaskModule> {
+        let bytes = wat::parse_str(wat).unwrap();
+        TaskModule::compile(&Engine::default(), &bytes, "test".into())
+    }
+
+    fn cause(result: Result<TaskModule>) -> ModuleError {
+        match result {
+            Err(Error::InvalidModule { cause, .. }) => cause,
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("the module was accepted"),
+        }
+    }
+
+    const FIXED_EXPORTS: &str = r#"
+        (memory (export "memory") 1)
+        (func (export "wasmpool_abi_version") (result i32) i32.const 1)
+        (func (export "wasmpool_alloc") (param i32) (result i32) i32.const 16)
+    "#;
+
+    #[test]
+    fn a_minimal_module_without_tasks_is_valid() {
+        let m = compile(&format!("(module {FIXED_EXPORTS})")).unwrap();
+        assert!(m.tasks.is_empty());
+        assert!(matches!(m.task("x"), Err(Error::NoSuchTask { .. })));
+    }
+
+    #[test]
+    fn empty_and_non_wasm_bytes_are_named_as_such() {
+        let engine = Engine::default();
+        assert_eq!(cause(TaskModule::compile(&engine, b"", "e".into())), ModuleError::Empty);
+        assert_eq!(cause(TaskModule::compile(&engine, b"#!/bin/sh\necho", "s".into())), ModuleError::NotWasm);
+        let truncated = &wat::parse_str(format!("(module {FIXED_EXPORTS})")).unwrap()[..20];
+        assert!(matches!(cause(TaskModule::compile(&engine, truncated, "t".into())), ModuleError::Compile(_)));
+    }
+
+    #[test]
+    fn foreign_imports_are_refused_by_name() {
+        let c = cause(compile(&format!(r#"(module (import "env" "open" (func (param i32))) {FIXED_EXPORTS})"#)));
+        assert_eq!(c, ModuleError::ForbiddenImport { module: "env".into(), name: "open".into() });
+        // The right name with the wrong signature is refused too.
+        let c = cause(compile(&format!(r#"(module (import "wasmpool" "panic" (func (param i32))) {FIXED_EXPORTS})"#)));
+        assert!(matches!(c, ModuleError::ForbiddenImport { .. }));
+    }
+
+    #[test]
+    fn missing_and_mistyped_exports_are_named() {
+        let c = cause(compile(r#"(module (memory (export "memory") 1))"#));
+        assert_eq!(c, ModuleError::MissingExport { name: "wasmpool_abi_version".into(), expected: "a function () -> i32" });
+        let c = cause(compile(
+            r#"(module (memory (export "memory") 1)
+                (func (export "wasmpool_abi_version") (result i32) i32.const 1)
+                (func (export "wasmpool_alloc") (param i64) (result i32) i32.const 0))"#,
+        ));
+        assert!(matches!(c, ModuleError::WrongExportType { ref name, .. } if name == "wasmpool_alloc"), "{c}");
+        let c = cause(compile(r#"(module (func (export "wasmpool_abi_version") (result i32) i32.const 1))"#));
+        assert!(matches!(c, ModuleError::MissingExport { ref name, .. } if name == "memory"), "{c}");
+    }
+
+    #[test]
+    fn a_described_task_without_its_export_is_refused() {
+        let record = abi::TaskDescriptor {
+            version: abi::DESCRIPTOR_VERSION,
+            name: "ghost".into(),
+            params: vec![],
+            result: "()".into(),
+            doc: String::new(),
+        }
+        .encode();
+        let data: String = record.iter().map(|b| format!("\\{b:02x}")).collect();
+        let c = cause(compile(&format!(r#"(module {FIXED_EXPORTS} (@custom "wasmpool.tasks" "{data}"))"#)));
+        assert_eq!(c, ModuleError::MissingExport { name: "wasmpool_task_ghost".into(), expected: "a function (i32, i32) -> i32" });
+    }
+
+    #[test]
+    fn a_garbled_task_list_is_refused() {
+        let c = cause(compile(&format!(r#"(module {FIXED_EXPORTS} (@custom "wasmpool.tasks" "\01\ff\ff"))"#)));
+        assert!(matches!(c, ModuleError::Manifest(_)), "{c}");
+    }
+
+    #[test]
+    fn signatures_display_like_rust() {
+        let t = TaskInfo {
+            name: "add".into(),
+            params: vec![ParamInfo { name: "a".into(), ty: "i64".into() }, ParamInfo { name: "b".into(), ty: "i64".into() }],
+            result: "i64".into(),
+            doc: String::new(),
+        };
+        assert_eq!(t.to_string(), "add(a: i64, b: i64) -> i64");
+    }
+}

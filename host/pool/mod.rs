@@ -1,0 +1,222 @@
+//! The pool: worker threads sharing one compiled module, and the calls that
+//! put them to work.
+
+mod builder;
+mod task_ref;
+
+pub use builder::{DEFAULT_MAX_MEMORY, DEFAULT_MAX_TABLE_ELEMENTS, PoolBuilder};
+pub use task_ref::TaskRef;
+
+use crate::engine::AllocatorKind;
+use crate::error::{Error, Result, TaskError};
+use crate::guest_call::Instantiator;
+use crate::handle::TaskHandle;
+use crate::module::{TaskInfo, TaskModule};
+use crate::scheduler::chunking::ChunkSize;
+use crate::scheduler::jobs::Job;
+use crate::scheduler::stream::{Imap, ImapUnordered};
+use crate::worker::{InitCall, InstanceMode, Worker};
+use crossbeam_channel::{Sender, unbounded};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+
+/// A pool of worker threads running the tasks of one Wasm module.
+///
+/// Every worker runs its own instances of the same compiled module, so every
+/// task exists in every worker. Arguments are copied in and results copied
+/// out as postcard buffers; nothing is shared between host and guest.
+///
+/// ```no_run
+/// # fn main() -> wasmpool::Result<()> {
+/// use wasmpool::Pool;
+/// let pool = Pool::builder().module_file("guest_tasks.wasm").workers(4).build()?;
+/// let roots: Vec<f64> = pool.map("sqrt", (0..100).map(f64::from))?;
+/// # Ok(()) }
+/// ```
+///
+/// A `Pool` is `Send + Sync`: share it between threads by reference or in
+/// an `Arc`. Dropping it lets running tasks finish, fails queued ones with
+/// [`TaskFailure::PoolClosed`](crate::TaskFailure::PoolClosed), and joins
+/// the workers.
+pub struct Pool {
+    module: TaskModule,
+    queue: Option<Sender<Job>>,
+    worker_queues: Vec<Sender<Job>>,
+    threads: Vec<JoinHandle<()>>,
+    closing: Arc<AtomicBool>,
+    allocator: AllocatorKind,
+    mode: InstanceMode,
+    chunk_size: ChunkSize,
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("module", &self.module.origin)
+            .field("workers", &self.threads.len())
+            .field("allocator", &self.allocator)
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl Pool {
+    /// Starts configuring a pool.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder::default()
+    }
+
+    fn start(
+        module: TaskModule,
+        instantiator: Instantiator,
+        allocator: AllocatorKind,
+        workers: usize,
+        mode: InstanceMode,
+        init: Option<Arc<InitCall>>,
+        chunk_size: ChunkSize,
+    ) -> Result<Pool> {
+        let (queue, shared) = unbounded::<Job>();
+        let closing = Arc::new(AtomicBool::new(false));
+        let mut pool = Pool {
+            module,
+            queue: Some(queue),
+            worker_queues: Vec::with_capacity(workers),
+            threads: Vec::with_capacity(workers),
+            closing: closing.clone(),
+            allocator,
+            mode,
+            chunk_size,
+        };
+        for id in 0..workers {
+            let (own_tx, own_rx) = unbounded::<Job>();
+            let worker = Worker {
+                id,
+                instantiator: instantiator.clone(),
+                mode,
+                init: init.clone(),
+                closing: closing.clone(),
+                kept: None,
+            };
+            let shared = shared.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("wasmpool-worker-{id}"))
+                .spawn(move || worker.run(shared, own_rx))
+                // On error `pool` is dropped here, which stops the workers
+                // already started.
+                .map_err(|source| Error::Spawn { worker: id, source })?;
+            pool.worker_queues.push(own_tx);
+            pool.threads.push(thread);
+        }
+        Ok(pool)
+    }
+
+    /// The tasks the module offers, in the module's order.
+    pub fn tasks(&self) -> &[TaskInfo] {
+        &self.module.tasks
+    }
+
+    /// Number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// The instance allocator in use (pooling, or the on-demand fallback).
+    pub fn allocator(&self) -> AllocatorKind {
+        self.allocator
+    }
+
+    /// The pool's instance mode.
+    pub fn instance_mode(&self) -> InstanceMode {
+        self.mode
+    }
+
+    /// A task by name, to call with per-call options such as a chunk size.
+    /// Fails with [`Error::NoSuchTask`] (listing the tasks that exist) if the
+    /// module has no such task.
+    pub fn task(&self, name: &str) -> Result<TaskRef<'_>> {
+        let info = self.module.task(name)?;
+        Ok(TaskRef::new(self, info, self.chunk_size))
+    }
+
+    /// Runs one task and waits for its result.
+    pub fn call<A: Serialize, R: DeserializeOwned>(&self, task: &str, args: A) -> Result<R> {
+        self.task(task)?.call(args)
+    }
+
+    /// Starts one task and returns a handle to wait on (or `.await`).
+    pub fn submit<A: Serialize, R: DeserializeOwned>(&self, task: &str, args: A) -> Result<TaskHandle<R>> {
+        self.task(task)?.submit(args)
+    }
+
+    /// Runs the task on every input and returns the results in input order;
+    /// the first failure to arrive stops the map and is returned.
+    pub fn map<I, R>(&self, task: &str, inputs: I) -> Result<Vec<R>>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+        R: DeserializeOwned,
+    {
+        self.task(task)?.map(inputs)
+    }
+
+    /// Runs the task on every input and returns each input's own result, in
+    /// input order: failures do not stop the others.
+    pub fn map_each<I, R>(&self, task: &str, inputs: I) -> Result<Vec<Result<R, TaskError>>>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+        R: DeserializeOwned,
+    {
+        self.task(task)?.map_each(inputs)
+    }
+
+    /// A lazy map yielding results in input order. Inputs are pulled only as
+    /// workers free up, so an endless iterator runs in bounded memory.
+    pub fn imap<I, R>(&self, task: &str, inputs: I) -> Result<Imap<'_, I::IntoIter, R>>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+        R: DeserializeOwned,
+    {
+        self.task(task)?.imap(inputs)
+    }
+
+    /// Like [`imap`](Pool::imap), but yields `(input index, result)` as soon
+    /// as each result is ready.
+    pub fn imap_unordered<I, R>(&self, task: &str, inputs: I) -> Result<ImapUnordered<'_, I::IntoIter, R>>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+        R: DeserializeOwned,
+    {
+        self.task(task)?.imap_unordered(inputs)
+    }
+
+    /// Runs the task once on every worker, returning the results by worker.
+    pub fn broadcast<A: Serialize, R: DeserializeOwned>(&self, task: &str, args: A) -> Result<Vec<R>> {
+        self.task(task)?.broadcast(args)
+    }
+
+    pub(crate) fn queue(&self) -> Option<&Sender<Job>> {
+        self.queue.as_ref()
+    }
+
+    pub(crate) fn worker_queues(&self) -> &[Sender<Job>] {
+        &self.worker_queues
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.closing.store(true, Ordering::Relaxed);
+        self.queue = None;
+        self.worker_queues.clear();
+        for thread in self.threads.drain(..) {
+            // A worker that panicked has already reported its tasks' failure.
+            let _ = thread.join();
+        }
+    }
+}

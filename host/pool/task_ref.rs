@@ -1,0 +1,202 @@
+//! One task of a pool, with per-call options: the calls themselves.
+
+use super::Pool;
+use crate::decode::encode_args;
+use crate::error::{Error, Result, TaskError, TaskFailure};
+use crate::handle::{HandleSlot, TaskHandle, closed_slot};
+use crate::module::TaskInfo;
+use crate::scheduler::chunking::ChunkSize;
+use crate::scheduler::jobs::{Item, Job, Reply, TaskTarget};
+use crate::scheduler::stream::{Dispatch, Imap, ImapUnordered};
+use crate::typecheck;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+
+/// Chunks a map keeps out at once per worker (queued, running or finished
+/// but not yet consumed); bounds a streaming map's memory.
+const CHUNKS_IN_FLIGHT_PER_WORKER: usize = 4;
+
+/// A task of a [`Pool`], from [`Pool::task`]: the same calls as the pool's
+/// own methods, plus options for this call only.
+///
+/// ```no_run
+/// # fn main() -> wasmpool::Result<()> {
+/// # let pool = wasmpool::Pool::builder().module_file("guest_tasks.wasm").build()?;
+/// let roots: Vec<f64> = pool.task("sqrt")?.chunk_size(1).map((0..100).map(f64::from))?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TaskRef<'pool> {
+    pool: &'pool Pool,
+    info: &'pool TaskInfo,
+    target: Arc<TaskTarget>,
+    chunk_size: ChunkSize,
+}
+
+impl<'pool> TaskRef<'pool> {
+    pub(super) fn new(pool: &'pool Pool, info: &'pool TaskInfo, chunk_size: ChunkSize) -> Self {
+        let target =
+            Arc::new(TaskTarget { name: info.name.clone(), export: wasmpool_abi::task_export_name(&info.name) });
+        TaskRef { pool, info, target, chunk_size }
+    }
+
+    /// The task's description from the module.
+    pub fn info(&self) -> &TaskInfo {
+        self.info
+    }
+
+    /// Chunking for maps made through this reference (`0`: automatic).
+    pub fn chunk_size(mut self, chunk_size: impl Into<ChunkSize>) -> Self {
+        self.chunk_size = chunk_size.into();
+        self
+    }
+
+    /// Runs the task once and waits for its result.
+    pub fn call<A: Serialize, R: DeserializeOwned>(&self, args: A) -> Result<R> {
+        Ok(self.submit::<A, R>(args)?.wait()?)
+    }
+
+    /// Starts the task and returns a handle to its result.
+    pub fn submit<A: Serialize, R: DeserializeOwned>(&self, args: A) -> Result<TaskHandle<R>> {
+        self.check_types::<A, R>()?;
+        let args = encode_args(&args).map_err(|f| self.error(0, f))?;
+        let slot = Arc::new(HandleSlot::default());
+        let job = Job {
+            task: self.target.clone(),
+            items: vec![Item { index: 0, args: Ok(args) }],
+            reply: Reply::Handle(slot.clone()),
+            cancelled: None,
+        };
+        let sent = self.pool.queue().is_some_and(|queue| queue.send(job).is_ok());
+        let slot = if sent { slot } else { closed_slot() };
+        Ok(TaskHandle::new(slot, self.target.name.as_str().into()))
+    }
+
+    /// Runs the task on every input; results in input order. The first
+    /// failure to arrive stops the map (queued inputs are skipped) and is
+    /// returned.
+    pub fn map<I, R>(&self, inputs: I) -> Result<Vec<R>>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+        R: DeserializeOwned,
+    {
+        let mut stream = self.imap_unordered::<I, R>(inputs)?;
+        let mut slots: Vec<Option<R>> = Vec::new();
+        for (index, result) in stream.by_ref() {
+            match result {
+                Ok(value) => {
+                    if slots.len() <= index {
+                        slots.resize_with(index + 1, || None);
+                    }
+                    slots[index] = Some(value);
+                }
+                Err(error) => {
+                    stream.cancel();
+                    return Err(error.into());
+                }
+            }
+        }
+        // Every index below the largest one seen has been answered: the
+        // dispatcher numbers inputs densely and returns each exactly once.
+        slots
+            .into_iter()
+            .enumerate()
+            .map(|(index, slot)| slot.ok_or_else(|| self.error(index, TaskFailure::PoolClosed)))
+            .collect()
+    }
+
+    /// Runs the task on every input and returns every input's own result,
+    /// in input order.
+    pub fn map_each<I, R>(&self, inputs: I) -> Result<Vec<Result<R, TaskError>>>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+        R: DeserializeOwned,
+    {
+        Ok(self.imap::<I, R>(inputs)?.collect())
+    }
+
+    /// A lazy map yielding results in input order, with bounded memory.
+    pub fn imap<I, R>(&self, inputs: I) -> Result<Imap<'pool, I::IntoIter, R>>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+        R: DeserializeOwned,
+    {
+        Ok(Imap::new(self.dispatch::<I, R>(inputs)?))
+    }
+
+    /// A lazy map yielding `(input index, result)` in completion order.
+    pub fn imap_unordered<I, R>(&self, inputs: I) -> Result<ImapUnordered<'pool, I::IntoIter, R>>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+        R: DeserializeOwned,
+    {
+        Ok(ImapUnordered::new(self.dispatch::<I, R>(inputs)?))
+    }
+
+    /// Runs the task once on every worker; results in worker order.
+    pub fn broadcast<A: Serialize, R: DeserializeOwned>(&self, args: A) -> Result<Vec<R>> {
+        self.check_types::<A, R>()?;
+        let args = encode_args(&args).map_err(|f| self.error(0, f))?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let queues = self.pool.worker_queues();
+        for (worker, queue) in queues.iter().enumerate() {
+            let job = Job {
+                task: self.target.clone(),
+                items: vec![Item { index: worker, args: Ok(args.clone()) }],
+                reply: Reply::Chunk { seq: worker, to: tx.clone() },
+                cancelled: None,
+            };
+            if queue.send(job).is_err() {
+                return Err(self.error(worker, TaskFailure::PoolClosed));
+            }
+        }
+        drop(tx);
+        let mut results: Vec<Option<R>> = (0..queues.len()).map(|_| None).collect();
+        for chunk in rx.iter() {
+            for (worker, result) in chunk.results {
+                let bytes = result.map_err(|f| self.error(worker, f))?;
+                let value = crate::decode::decode_result::<R>(&bytes).map_err(|f| self.error(worker, f))?;
+                if let Some(slot) = results.get_mut(worker) {
+                    *slot = Some(value);
+                }
+            }
+        }
+        results
+            .into_iter()
+            .enumerate()
+            .map(|(worker, r)| r.ok_or_else(|| self.error(worker, TaskFailure::PoolClosed)))
+            .collect()
+    }
+
+    fn dispatch<I, R>(&self, inputs: I) -> Result<Dispatch<I::IntoIter>>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+        R: DeserializeOwned,
+    {
+        self.check_types::<I::Item, R>()?;
+        let inputs = inputs.into_iter();
+        let workers = self.pool.workers();
+        let chunk = self.chunk_size.resolve(inputs.size_hint(), workers);
+        let queue = self.pool.queue().cloned().ok_or_else(|| self.error(0, TaskFailure::PoolClosed))?;
+        let window = workers * CHUNKS_IN_FLIGHT_PER_WORKER;
+        Ok(Dispatch::new(queue, self.target.clone(), inputs, chunk, window))
+    }
+
+    fn check_types<A, R>(&self) -> Result<()> {
+        typecheck::check_args(self.info, std::any::type_name::<A>())
+            .map_err(|e| self.error(0, TaskFailure::ArgumentTypes(e)))?;
+        typecheck::check_result(self.info, std::any::type_name::<R>())
+            .map_err(|e| self.error(0, TaskFailure::DecodeResult { expected: std::any::type_name::<R>().into(), reason: e }))?;
+        Ok(())
+    }
+
+    fn error(&self, index: usize, failure: TaskFailure) -> Error {
+        Error::Task(TaskError { task: self.info.name.clone(), index, failure })
+    }
+}

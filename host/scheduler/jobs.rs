@@ -1,0 +1,69 @@
+//! What travels from the scheduler to the workers and back.
+
+use crate::error::TaskFailure;
+use crate::handle::HandleSlot;
+use crossbeam_channel::Sender;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The task a job runs: its name (for errors) and its export.
+#[derive(Debug)]
+pub(crate) struct TaskTarget {
+    pub name: String,
+    pub export: String,
+}
+
+/// One input of a job: its index in the caller's map and its encoded
+/// arguments (or the reason they could not be encoded).
+pub(crate) struct Item {
+    pub index: usize,
+    pub args: Result<Vec<u8>, TaskFailure>,
+}
+
+/// The encoded result of one item.
+pub(crate) type ItemResult = Result<Vec<u8>, TaskFailure>;
+
+/// A chunk of inputs of one task, run in order by one worker.
+pub(crate) struct Job {
+    pub task: Arc<TaskTarget>,
+    pub items: Vec<Item>,
+    pub reply: Reply,
+    /// Set when the caller has stopped waiting: the worker skips the job.
+    pub cancelled: Option<Arc<AtomicBool>>,
+}
+
+impl Job {
+    /// Whether the caller has given up on this job.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// Where a job's results go.
+pub(crate) enum Reply {
+    /// To a map's results channel, tagged with the chunk's sequence number.
+    Chunk { seq: usize, to: Sender<ChunkResult> },
+    /// To the handle returned by `submit`.
+    Handle(Arc<HandleSlot>),
+}
+
+/// The results of one job, in the order of its items.
+pub(crate) struct ChunkResult {
+    pub seq: usize,
+    pub results: Vec<(usize, ItemResult)>,
+}
+
+impl Reply {
+    /// Delivers the results; a caller that stopped listening is not an error.
+    pub fn send(self, mut results: Vec<(usize, ItemResult)>) {
+        match self {
+            Reply::Chunk { seq, to } => {
+                let _ = to.send(ChunkResult { seq, results });
+            }
+            Reply::Handle(slot) => {
+                let result = results.pop().map_or(Err(TaskFailure::PoolClosed), |(_, r)| r);
+                slot.complete(result);
+            }
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! Scheduling: splitting maps into jobs, feeding them to the workers with
+//! backpressure, and putting results back in order.
+
+pub mod chunking;
+pub(crate) mod jobs;
+pub mod stream;

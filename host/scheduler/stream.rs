@@ -1,0 +1,206 @@
+//! Feeding a map's inputs to the workers with bounded memory.
+//!
+//! A [`Dispatch`] pulls inputs from the caller's iterator only when fewer
+//! than `window` chunks are out (queued, running, or finished but not yet
+//! consumed), so an unbounded iterator streams through in constant memory:
+//! this is the backpressure behind `imap` and `imap_unordered`.
+
+use super::chunking::CHUNK_BYTE_BUDGET;
+use super::jobs::{ChunkResult, Item, ItemResult, Job, Reply, TaskTarget};
+use crate::decode::{decode_result, encode_args};
+use crate::error::TaskError;
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::collections::{BTreeMap, VecDeque};
+use std::iter::Fuse;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// The sending half of a map: inputs in, chunk results out.
+pub(crate) struct Dispatch<I: Iterator> {
+    queue: Sender<Job>,
+    task: Arc<TaskTarget>,
+    inputs: Fuse<I>,
+    chunk_size: usize,
+    window: usize,
+    next_index: usize,
+    next_seq: usize,
+    in_flight: usize,
+    results_tx: Sender<ChunkResult>,
+    results_rx: Receiver<ChunkResult>,
+    cancelled: Arc<AtomicBool>,
+}
+
+impl<I> Dispatch<I>
+where
+    I: Iterator,
+    I::Item: Serialize,
+{
+    pub fn new(queue: Sender<Job>, task: Arc<TaskTarget>, inputs: I, chunk_size: usize, window: usize) -> Self {
+        let (results_tx, results_rx) = unbounded();
+        Dispatch {
+            queue,
+            task,
+            inputs: inputs.fuse(),
+            chunk_size: chunk_size.max(1),
+            window: window.max(1),
+            next_index: 0,
+            next_seq: 0,
+            in_flight: 0,
+            results_tx,
+            results_rx,
+            cancelled: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// Sends chunks until `held` (chunks the caller still buffers) plus the
+    /// chunks in flight fill the window, or the inputs run out.
+    fn fill(&mut self, held: usize) {
+        while self.in_flight + held < self.window {
+            let mut items = Vec::new();
+            let mut bytes = 0;
+            while items.len() < self.chunk_size && bytes < CHUNK_BYTE_BUDGET {
+                let Some(input) = self.inputs.next() else { break };
+                let args = encode_args(&input);
+                bytes += args.as_ref().map_or(0, Vec::len);
+                items.push(Item { index: self.next_index, args });
+                self.next_index += 1;
+            }
+            if items.is_empty() {
+                return;
+            }
+            let job = Job {
+                task: self.task.clone(),
+                items,
+                reply: Reply::Chunk { seq: self.next_seq, to: self.results_tx.clone() },
+                cancelled: Some(self.cancelled.clone()),
+            };
+            if let Err(unsent) = self.queue.send(job) {
+                // The workers are gone (the pool is being dropped): answer
+                // the chunk ourselves so the caller still sees every index.
+                let job = unsent.into_inner();
+                let closed = job.items.into_iter().map(|i| (i.index, Err(crate::error::TaskFailure::PoolClosed)));
+                let _ = self.results_tx.send(ChunkResult { seq: self.next_seq, results: closed.collect() });
+            }
+            self.next_seq += 1;
+            self.in_flight += 1;
+        }
+    }
+
+    /// The next finished chunk (in completion order), or `None` when every
+    /// input has been dispatched and answered.
+    fn next_chunk(&mut self, held: usize) -> Option<ChunkResult> {
+        self.fill(held);
+        if self.in_flight == 0 {
+            return None;
+        }
+        // Each job holds a sender clone until it replies, and our own
+        // `results_tx` keeps the channel open, so this cannot disconnect.
+        let chunk = self.results_rx.recv().ok()?;
+        self.in_flight -= 1;
+        Some(chunk)
+    }
+
+    fn task_error(&self, index: usize, failure: crate::error::TaskFailure) -> TaskError {
+        TaskError { task: self.task.name.clone(), index, failure }
+    }
+
+    fn decode<R: DeserializeOwned>(&self, index: usize, result: ItemResult) -> Result<R, TaskError> {
+        result.and_then(|bytes| decode_result::<R>(&bytes)).map_err(|f| self.task_error(index, f))
+    }
+}
+
+impl<I: Iterator> Drop for Dispatch<I> {
+    fn drop(&mut self) {
+        // Queued chunks of an abandoned map are skipped by the workers.
+        self.cancelled.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Results in input order; see [`Pool::imap`](crate::Pool::imap).
+pub struct Imap<'pool, I: Iterator, R> {
+    dispatch: Dispatch<I>,
+    /// Finished chunks that arrived ahead of their turn, by sequence number.
+    ahead: BTreeMap<usize, Vec<(usize, ItemResult)>>,
+    current: VecDeque<(usize, ItemResult)>,
+    next_seq: usize,
+    _pool: PhantomData<(&'pool (), fn() -> R)>,
+}
+
+impl<I, R> Imap<'_, I, R>
+where
+    I: Iterator,
+    I::Item: Serialize,
+{
+    pub(crate) fn new(dispatch: Dispatch<I>) -> Self {
+        Imap { dispatch, ahead: BTreeMap::new(), current: VecDeque::new(), next_seq: 0, _pool: PhantomData }
+    }
+}
+
+impl<I, R> Iterator for Imap<'_, I, R>
+where
+    I: Iterator,
+    I::Item: Serialize,
+    R: DeserializeOwned,
+{
+    type Item = Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((index, result)) = self.current.pop_front() {
+                return Some(self.dispatch.decode(index, result));
+            }
+            if let Some(chunk) = self.ahead.remove(&self.next_seq) {
+                self.current = chunk.into();
+                self.next_seq += 1;
+                continue;
+            }
+            let chunk = self.dispatch.next_chunk(self.ahead.len())?;
+            self.ahead.insert(chunk.seq, chunk.results);
+        }
+    }
+}
+
+/// Results in completion order, each with its input's index; see
+/// [`Pool::imap_unordered`](crate::Pool::imap_unordered).
+pub struct ImapUnordered<'pool, I: Iterator, R> {
+    dispatch: Dispatch<I>,
+    current: VecDeque<(usize, ItemResult)>,
+    _pool: PhantomData<(&'pool (), fn() -> R)>,
+}
+
+impl<I, R> ImapUnordered<'_, I, R>
+where
+    I: Iterator,
+    I::Item: Serialize,
+{
+    pub(crate) fn new(dispatch: Dispatch<I>) -> Self {
+        ImapUnordered { dispatch, current: VecDeque::new(), _pool: PhantomData }
+    }
+
+    /// Stops dispatching further inputs; chunks already queued are skipped.
+    pub(crate) fn cancel(&mut self) {
+        self.dispatch.cancelled.store(true, Ordering::Relaxed);
+    }
+}
+
+impl<I, R> Iterator for ImapUnordered<'_, I, R>
+where
+    I: Iterator,
+    I::Item: Serialize,
+    R: DeserializeOwned,
+{
+    type Item = (usize, Result<R, TaskError>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some((index, result)) = self.current.pop_front() {
+                return Some((index, self.dispatch.decode(index, result)));
+            }
+            let chunk = self.dispatch.next_chunk(0)?;
+            self.current = chunk.results.into();
+        }
+    }
+}
