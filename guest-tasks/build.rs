@@ -34,6 +34,10 @@ fn main() {
         .arg(manifest_dir.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&guest_target_dir)
+        // A lean module: no DWARF (the name section stays, so traps still
+        // name their functions).
+        .env("CARGO_PROFILE_RELEASE_DEBUG", "false")
+        .env("CARGO_PROFILE_RELEASE_STRIP", "debuginfo")
         .stdout(Stdio::from(std::io::stderr()));
     // Settings meant for the outer (native) build must not leak into the
     // guest's: flags, wrappers such as clippy-driver, target overrides.
@@ -73,7 +77,9 @@ fn ensure_wasm_target() {
     if libdir.as_deref().is_some_and(Path::exists) {
         return;
     }
-    println!("cargo::warning=the {WASM_TARGET} target is missing; installing it with `rustup target add {WASM_TARGET}`");
+    println!(
+        "cargo::warning=the {WASM_TARGET} target is missing; installing it with `rustup target add {WASM_TARGET}`"
+    );
     let installed = Command::new("rustup")
         .args(["target", "add", WASM_TARGET])
         .stdout(Stdio::from(std::io::stderr()))

@@ -42,9 +42,12 @@ pub(crate) struct EngineSettings {
 /// when `Auto` is asked for and the pool cannot be reserved.
 pub(crate) fn create_engine(settings: &EngineSettings) -> Result<(Engine, AllocatorKind)> {
     let on_demand = || {
-        Engine::new(&base_config())
-            .map(|e| (e, AllocatorKind::OnDemand))
-            .map_err(|e| Error::Engine(format!("{e:#}")))
+        let mut config = base_config();
+        // Reserve only what an instance may use, rather than wasmtime's
+        // default 4 GiB per memory: the fallback exists for machines short of
+        // address space. Wasm code then checks bounds explicitly.
+        config.memory_reservation(settings.max_memory as u64);
+        Engine::new(&config).map(|e| (e, AllocatorKind::OnDemand)).map_err(|e| Error::Engine(format!("{e:#}")))
     };
     match settings.allocator {
         Allocator::OnDemand => on_demand(),

@@ -45,9 +45,7 @@ impl Instantiator {
     /// Links the module against the SDK's host functions.
     pub fn new(engine: &Engine, module: &TaskModule, limits: InstanceLimits) -> Result<Self, String> {
         let mut linker = Linker::new(engine);
-        linker
-            .func_wrap(abi::HOST_MODULE, abi::PANIC_IMPORT, record_panic)
-            .map_err(|e| format!("{e:#}"))?;
+        linker.func_wrap(abi::HOST_MODULE, abi::PANIC_IMPORT, record_panic).map_err(|e| format!("{e:#}"))?;
         let pre = linker.instantiate_pre(&module.module).map_err(|e| format!("{e:#}"))?;
         Ok(Instantiator { engine: engine.clone(), pre, limits })
     }
@@ -110,11 +108,10 @@ impl GuestInstance {
             return Err(TaskFailure::Abi(format!("wasmpool_alloc({len}) returned null (guest out of memory?)")));
         }
         let start = ptr as u32 as usize;
-        let dest = self
-            .memory
-            .data_mut(&mut self.store)
-            .get_mut(start..start.saturating_add(args.len()))
-            .ok_or_else(|| TaskFailure::Abi(format!("wasmpool_alloc({len}) returned {start:#x}, outside memory")))?;
+        let dest =
+            self.memory.data_mut(&mut self.store).get_mut(start..start.saturating_add(args.len())).ok_or_else(
+                || TaskFailure::Abi(format!("wasmpool_alloc({len}) returned {start:#x}, outside memory")),
+            )?;
         dest.copy_from_slice(args);
 
         let header_ptr = task.call(&mut self.store, (ptr, len)).map_err(|e| failure_from(&mut self.store, e))?;
@@ -123,9 +120,7 @@ impl GuestInstance {
         match header.status {
             abi::status::OK => Ok(payload.to_vec()),
             abi::status::TASK_ERROR => Err(TaskFailure::Failed(String::from_utf8_lossy(payload).into_owned())),
-            abi::status::BAD_ARGUMENTS => {
-                Err(TaskFailure::BadArguments(String::from_utf8_lossy(payload).into_owned()))
-            }
+            abi::status::BAD_ARGUMENTS => Err(TaskFailure::BadArguments(String::from_utf8_lossy(payload).into_owned())),
             other => Err(TaskFailure::Abi(format!("unknown result status {other}"))),
         }
     }

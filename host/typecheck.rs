@@ -43,10 +43,9 @@ pub(crate) fn check_args(task: &TaskInfo, host: &str) -> Result<(), String> {
 pub(crate) fn check_result(task: &TaskInfo, host: &str) -> Result<(), String> {
     let declared = ok_type(&task.result);
     match (canonical(declared), canonical(host)) {
-        (Some(want), Some(got)) if want != got => Err(format!(
-            "`{}` returns `{}`, but the host asked for `{}`",
-            task.name, declared, host
-        )),
+        (Some(want), Some(got)) if want != got => {
+            Err(format!("`{}` returns `{}`, but the host asked for `{}`", task.name, declared, host))
+        }
         _ => Ok(()),
     }
 }

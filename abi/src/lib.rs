@@ -169,10 +169,9 @@ impl core::fmt::Display for ManifestError {
             ManifestError::Malformed { offset } => {
                 write!(f, "malformed task record at byte {offset} of section `{TASKS_SECTION}`")
             }
-            ManifestError::UnknownVersion { version } => write!(
-                f,
-                "task record version {version} is not supported (expected {DESCRIPTOR_VERSION})"
-            ),
+            ManifestError::UnknownVersion { version } => {
+                write!(f, "task record version {version} is not supported (expected {DESCRIPTOR_VERSION})")
+            }
             ManifestError::InvalidName { name } => write!(f, "invalid task name {name:?}"),
             ManifestError::Duplicate { name } => write!(f, "task `{name}` is described twice"),
         }
@@ -198,8 +197,8 @@ pub fn decode_manifest(mut section: &[u8]) -> Result<Vec<TaskDescriptor>, Manife
         if section[0] != DESCRIPTOR_VERSION {
             return Err(ManifestError::UnknownVersion { version: section[0] });
         }
-        let (task, rest) = postcard::take_from_bytes::<TaskDescriptor>(section)
-            .map_err(|_| ManifestError::Malformed { offset })?;
+        let (task, rest) =
+            postcard::take_from_bytes::<TaskDescriptor>(section).map_err(|_| ManifestError::Malformed { offset })?;
         if !is_valid_task_name(&task.name) {
             return Err(ManifestError::InvalidName { name: task.name });
         }
@@ -249,10 +248,7 @@ mod tests {
 
         let mut future = descriptor("a");
         future.version = 9;
-        assert_eq!(
-            decode_manifest(&future.encode()),
-            Err(ManifestError::UnknownVersion { version: 9 })
-        );
+        assert_eq!(decode_manifest(&future.encode()), Err(ManifestError::UnknownVersion { version: 9 }));
 
         assert_eq!(
             decode_manifest(&descriptor("not-valid").encode()),

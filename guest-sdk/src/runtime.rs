@@ -23,6 +23,8 @@ thread_local! {
 }
 
 /// Export `wasmpool_abi_version`: the ABI version this SDK implements.
+/// (Only the wasm32 build exports it; natively it is used by tests alone.)
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 #[cfg_attr(target_arch = "wasm32", unsafe(export_name = "wasmpool_abi_version"))]
 pub extern "C" fn abi_version() -> u32 {
     ABI_VERSION
@@ -30,6 +32,7 @@ pub extern "C" fn abi_version() -> u32 {
 
 /// Export `wasmpool_alloc`: `len` bytes for the host to write arguments
 /// into, or null if the allocator refuses.
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 #[cfg_attr(target_arch = "wasm32", unsafe(export_name = "wasmpool_alloc"))]
 pub extern "C" fn alloc_args(len: usize) -> *mut u8 {
     match Layout::array::<u8>(len) {
@@ -47,11 +50,7 @@ pub extern "C" fn alloc_args(len: usize) -> *mut u8 {
 /// `args_ptr`/`args_len` must come from one `wasmpool_alloc(args_len)` call
 /// whose buffer has not been handed to a task before: that is the host's
 /// side of the ABI.
-pub unsafe fn run_task(
-    args_ptr: *mut u8,
-    args_len: usize,
-    body: impl FnOnce(&[u8]) -> Outcome,
-) -> *const u8 {
+pub unsafe fn run_task(args_ptr: *mut u8, args_len: usize, body: impl FnOnce(&[u8]) -> Outcome) -> *const u8 {
     crate::panic_hook::install();
     let outcome = if args_len == 0 {
         body(&[])

@@ -41,3 +41,36 @@ pub mod late {
         x + 1
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Tasks are plain Rust: they can be tested natively, without a pool.
+    use super::*;
+
+    #[test]
+    fn tasks_compute_what_they_say() {
+        assert_eq!(math::sqrt(2.0), std::f64::consts::SQRT_2);
+        assert_eq!(math::add(i64::MAX, 1), i64::MIN);
+        assert_eq!(text::word_count("  a b\tc\n"), 3);
+        assert_eq!(text::parse_int("-12".into()).unwrap(), -12);
+        assert!(text::parse_int("x".into()).is_err());
+        assert_eq!(failures::fail_if_odd(4), Ok(2));
+        assert_eq!(late::defined_last(1), 2);
+    }
+
+    #[test]
+    fn the_mandelbrot_row_spans_the_image() {
+        let row = mandelbrot::mandel_row(50, 200, 100, 64);
+        assert_eq!(row.len(), 200);
+        // The middle row crosses the set: both escaping and bounded points.
+        assert!(row.contains(&255) && row.iter().any(|&p| p < 50));
+    }
+
+    #[test]
+    fn the_pi_estimate_converges_and_depends_only_on_the_seed() {
+        let pi = monte_carlo::monte_carlo_pi(200_000, 1);
+        assert!((pi - std::f64::consts::PI).abs() < 0.01, "{pi}");
+        assert_eq!(monte_carlo::monte_carlo_pi(1000, 9), monte_carlo::monte_carlo_pi(1000, 9));
+        assert_ne!(monte_carlo::pi_hits(1000, 9), monte_carlo::pi_hits(1000, 10));
+    }
+}

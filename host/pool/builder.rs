@@ -18,6 +18,13 @@ pub const DEFAULT_MAX_MEMORY: usize = 256 << 20;
 /// Default cap on one instance's table, in elements.
 pub const DEFAULT_MAX_TABLE_ELEMENTS: usize = 100_000;
 
+/// An init task as given to the builder, checked at `build`.
+struct PendingInit {
+    task: String,
+    args: Result<Vec<u8>, String>,
+    host_type: &'static str,
+}
+
 enum ModuleSource {
     File(PathBuf),
     Bytes(Vec<u8>),
@@ -34,7 +41,7 @@ pub struct PoolBuilder {
     workers: Option<usize>,
     allocator: Allocator,
     mode: InstanceMode,
-    init: Option<(String, Result<Vec<u8>, String>, &'static str)>,
+    init: Option<PendingInit>,
     chunk_size: ChunkSize,
     max_memory: usize,
     max_table_elements: usize,
@@ -91,8 +98,8 @@ impl PoolBuilder {
     /// [`InstanceMode::FreshPerTask`]. It also runs once while building, so a
     /// failing init is reported by `build`.
     pub fn init_task<A: Serialize>(mut self, task: &str, args: A) -> Self {
-        let encoded = encode_args(&args).map_err(|e| e.to_string());
-        self.init = Some((task.to_owned(), encoded, std::any::type_name::<A>()));
+        let args = encode_args(&args).map_err(|e| e.to_string());
+        self.init = Some(PendingInit { task: task.to_owned(), args, host_type: std::any::type_name::<A>() });
         self
     }
 
@@ -150,10 +157,11 @@ impl PoolBuilder {
 
         let init = match self.init {
             None => None,
-            Some((task, encoded, host_type)) => {
+            Some(PendingInit { task, args: encoded, host_type }) => {
                 let info = module.task(&task)?;
                 let failure = |f| Error::Task(TaskError { task: task.clone(), index: 0, failure: f });
-                typecheck::check_args(info, host_type).map_err(|e| failure(crate::error::TaskFailure::ArgumentTypes(e)))?;
+                typecheck::check_args(info, host_type)
+                    .map_err(|e| failure(crate::error::TaskFailure::ArgumentTypes(e)))?;
                 let args = encoded.map_err(|e| failure(crate::error::TaskFailure::EncodeArguments(e)))?;
                 let export = wasmpool_abi::task_export_name(&task);
                 Some(Arc::new(InitCall { task, export, args }))
@@ -170,16 +178,15 @@ impl PoolBuilder {
 /// version, and survive its init task.
 fn probe(instantiator: &Instantiator, origin: &str, init: Option<&InitCall>) -> Result<()> {
     let invalid = |cause| Error::InvalidModule { origin: origin.to_owned(), cause };
-    let mut instance =
-        instantiator.instantiate().map_err(|f| invalid(ModuleError::Instantiation(f.to_string())))?;
+    let mut instance = instantiator.instantiate().map_err(|f| invalid(ModuleError::Instantiation(f.to_string())))?;
     let version = instance.abi_version().map_err(|f| invalid(ModuleError::Instantiation(f.to_string())))?;
     if version != wasmpool_abi::ABI_VERSION {
         return Err(invalid(ModuleError::AbiVersion { found: version, expected: wasmpool_abi::ABI_VERSION }));
     }
     if let Some(init) = init {
-        instance.call(&init.export, &init.args).map_err(|failure| {
-            Error::Task(TaskError { task: init.task.clone(), index: 0, failure })
-        })?;
+        instance
+            .call(&init.export, &init.args)
+            .map_err(|failure| Error::Task(TaskError { task: init.task.clone(), index: 0, failure }))?;
     }
     Ok(())
 }

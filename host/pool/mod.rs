@@ -195,8 +195,13 @@ impl Pool {
         self.task(task)?.imap_unordered(inputs)
     }
 
-    /// Runs the task once on every worker, returning the results by worker.
-    pub fn broadcast<A: Serialize, R: DeserializeOwned>(&self, task: &str, args: A) -> Result<Vec<R>> {
+    /// Runs the task once on every worker and returns each worker's result,
+    /// in worker order (in [`InstanceMode::PerWorker`], on its kept instance).
+    pub fn broadcast<A: Serialize, R: DeserializeOwned>(
+        &self,
+        task: &str,
+        args: A,
+    ) -> Result<Vec<Result<R, TaskError>>> {
         self.task(task)?.broadcast(args)
     }
 

@@ -138,12 +138,15 @@ impl<'pool> TaskRef<'pool> {
         Ok(ImapUnordered::new(self.dispatch::<I, R>(inputs)?))
     }
 
-    /// Runs the task once on every worker; results in worker order.
-    pub fn broadcast<A: Serialize, R: DeserializeOwned>(&self, args: A) -> Result<Vec<R>> {
+    /// Runs the task once on every worker and returns each worker's own
+    /// result, in worker order (a failure's index is the worker's number).
+    pub fn broadcast<A: Serialize, R: DeserializeOwned>(&self, args: A) -> Result<Vec<Result<R, TaskError>>> {
         self.check_types::<A, R>()?;
         let args = encode_args(&args).map_err(|f| self.error(0, f))?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let queues = self.pool.worker_queues();
+        let mut results: Vec<Result<R, TaskError>> =
+            (0..queues.len()).map(|worker| Err(self.task_error(worker, TaskFailure::PoolClosed))).collect();
         for (worker, queue) in queues.iter().enumerate() {
             let job = Job {
                 task: self.target.clone(),
@@ -151,26 +154,21 @@ impl<'pool> TaskRef<'pool> {
                 reply: Reply::Chunk { seq: worker, to: tx.clone() },
                 cancelled: None,
             };
-            if queue.send(job).is_err() {
-                return Err(self.error(worker, TaskFailure::PoolClosed));
-            }
+            // A worker that is gone keeps its `PoolClosed` result.
+            let _ = queue.send(job);
         }
         drop(tx);
-        let mut results: Vec<Option<R>> = (0..queues.len()).map(|_| None).collect();
         for chunk in rx.iter() {
             for (worker, result) in chunk.results {
-                let bytes = result.map_err(|f| self.error(worker, f))?;
-                let value = crate::decode::decode_result::<R>(&bytes).map_err(|f| self.error(worker, f))?;
+                let decoded = result
+                    .and_then(|bytes| crate::decode::decode_result::<R>(&bytes))
+                    .map_err(|f| self.task_error(worker, f));
                 if let Some(slot) = results.get_mut(worker) {
-                    *slot = Some(value);
+                    *slot = decoded;
                 }
             }
         }
-        results
-            .into_iter()
-            .enumerate()
-            .map(|(worker, r)| r.ok_or_else(|| self.error(worker, TaskFailure::PoolClosed)))
-            .collect()
+        Ok(results)
     }
 
     fn dispatch<I, R>(&self, inputs: I) -> Result<Dispatch<I::IntoIter>>
@@ -191,12 +189,17 @@ impl<'pool> TaskRef<'pool> {
     fn check_types<A, R>(&self) -> Result<()> {
         typecheck::check_args(self.info, std::any::type_name::<A>())
             .map_err(|e| self.error(0, TaskFailure::ArgumentTypes(e)))?;
-        typecheck::check_result(self.info, std::any::type_name::<R>())
-            .map_err(|e| self.error(0, TaskFailure::DecodeResult { expected: std::any::type_name::<R>().into(), reason: e }))?;
+        typecheck::check_result(self.info, std::any::type_name::<R>()).map_err(|e| {
+            self.error(0, TaskFailure::DecodeResult { expected: std::any::type_name::<R>().into(), reason: e })
+        })?;
         Ok(())
     }
 
+    fn task_error(&self, index: usize, failure: TaskFailure) -> TaskError {
+        TaskError { task: self.info.name.clone(), index, failure }
+    }
+
     fn error(&self, index: usize, failure: TaskFailure) -> Error {
-        Error::Task(TaskError { task: self.info.name.clone(), index, failure })
+        Error::Task(self.task_error(index, failure))
     }
 }

@@ -119,6 +119,9 @@ impl<I: Iterator> Drop for Dispatch<I> {
     }
 }
 
+/// Ties a stream to its pool's lifetime and its result type.
+type Borrows<'pool, R> = PhantomData<(&'pool (), fn() -> R)>;
+
 /// Results in input order; see [`Pool::imap`](crate::Pool::imap).
 pub struct Imap<'pool, I: Iterator, R> {
     dispatch: Dispatch<I>,
@@ -126,7 +129,7 @@ pub struct Imap<'pool, I: Iterator, R> {
     ahead: BTreeMap<usize, Vec<(usize, ItemResult)>>,
     current: VecDeque<(usize, ItemResult)>,
     next_seq: usize,
-    _pool: PhantomData<(&'pool (), fn() -> R)>,
+    _pool: Borrows<'pool, R>,
 }
 
 impl<I, R> Imap<'_, I, R>
@@ -168,7 +171,7 @@ where
 pub struct ImapUnordered<'pool, I: Iterator, R> {
     dispatch: Dispatch<I>,
     current: VecDeque<(usize, ItemResult)>,
-    _pool: PhantomData<(&'pool (), fn() -> R)>,
+    _pool: Borrows<'pool, R>,
 }
 
 impl<I, R> ImapUnordered<'_, I, R>

@@ -206,7 +206,10 @@ mod tests {
     #[test]
     fn type_names_read_as_written() {
         assert_eq!(type_name(&ty("Vec<u8>")), "Vec<u8>");
-        assert_eq!(type_name(&ty("std::collections::BTreeMap<String, u32>")), "std::collections::BTreeMap<String, u32>");
+        assert_eq!(
+            type_name(&ty("std::collections::BTreeMap<String, u32>")),
+            "std::collections::BTreeMap<String, u32>"
+        );
         assert_eq!(type_name(&ty("&'a str")), "&'a str");
         assert_eq!(type_name(&ty("(u32, [f64; 3])")), "(u32, [f64; 3])");
     }
@@ -229,11 +232,9 @@ mod tests {
 
     #[test]
     fn unsupported_signatures_are_refused_with_a_reason() {
-        for (src, why) in [
-            ("fn f<T>(x: T) {}", "generic"),
-            ("async fn f() {}", "async"),
-            ("fn f(x: impl Copy) {}", "impl Trait"),
-        ] {
+        for (src, why) in
+            [("fn f<T>(x: T) {}", "generic"), ("async fn f() {}", "async"), ("fn f(x: impl Copy) {}", "impl Trait")]
+        {
             let f: ItemFn = syn::parse_str(src).unwrap();
             let err = expand(&f).unwrap_err().to_string();
             assert!(err.contains(why), "{src}: {err}");

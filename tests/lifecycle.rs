@@ -1,0 +1,82 @@
+//! Building, sizing and dropping pools; the allocator and its fallback.
+
+mod common;
+
+use std::process::Command;
+use wasmpool::{Allocator, AllocatorKind, Pool, TaskFailure};
+
+#[test]
+fn the_default_worker_count_is_the_available_parallelism() {
+    let pool = Pool::builder().module_file(guest_tasks::WASM_PATH).build().unwrap();
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(pool.workers(), cores);
+}
+
+#[test]
+fn on_demand_allocation_gives_the_same_results() {
+    let inputs: Vec<(u64, u64)> = (0..16u64).map(|s| (5000, s)).collect();
+    let pooled = Pool::builder().module_file(guest_tasks::WASM_PATH).workers(2).build().unwrap();
+    let on_demand =
+        Pool::builder().module_file(guest_tasks::WASM_PATH).workers(2).allocator(Allocator::OnDemand).build().unwrap();
+    assert_eq!(on_demand.allocator(), AllocatorKind::OnDemand);
+    let a: Vec<u64> = pooled.map("pi_hits", inputs.clone()).unwrap();
+    let b: Vec<u64> = on_demand.map("pi_hits", inputs).unwrap();
+    assert_eq!(a, b);
+}
+
+#[test]
+fn the_module_can_be_given_as_bytes() {
+    let pool = Pool::builder().module_bytes(guest_tasks::wasm_bytes().unwrap()).workers(1).build().unwrap();
+    assert_eq!(pool.call::<_, f64>("sqrt", 16.0f64).unwrap(), 4.0);
+}
+
+#[test]
+fn dropping_the_pool_fails_queued_tasks_instead_of_hanging() {
+    let pool = common::demo_pool(1);
+    let handles: Vec<_> = (0..20u64).map(|s| pool.submit::<_, u64>("pi_hits", (200_000u64, s)).unwrap()).collect();
+    drop(pool);
+    let mut closed = 0;
+    for handle in handles {
+        match handle.wait() {
+            Ok(_) => {}
+            Err(e) => {
+                assert_eq!(e.failure, TaskFailure::PoolClosed);
+                closed += 1;
+            }
+        }
+    }
+    assert!(closed > 0, "queued tasks should be failed, not run, once the pool is dropped");
+}
+
+/// Run by `pooling_falls_back_when_address_space_is_short` in a child
+/// process whose address space is limited.
+#[test]
+#[ignore = "run in a child process by pooling_falls_back_when_address_space_is_short"]
+fn child_pool_under_address_space_limit() {
+    let pool = Pool::builder().module_file(guest_tasks::WASM_PATH).workers(2).build().unwrap();
+    assert_eq!(pool.allocator(), AllocatorKind::OnDemand);
+    let roots: Vec<f64> = pool.map("sqrt", [4.0f64, 9.0]).unwrap();
+    assert_eq!(roots, vec![2.0, 3.0]);
+    let forced = Pool::builder().module_file(guest_tasks::WASM_PATH).workers(2).allocator(Allocator::Pooling).build();
+    assert!(matches!(forced, Err(wasmpool::Error::Engine(m)) if m.contains("pooling allocator is unavailable")));
+}
+
+#[test]
+#[cfg(unix)]
+fn pooling_falls_back_when_address_space_is_short() {
+    let me = std::env::current_exe().unwrap();
+    // 6 GiB: far less than the pool's 6 slots of 4 GiB reservations.
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 6291456 && exec \"$0\" --exact child_pool_under_address_space_limit --ignored --test-threads=1")
+        .arg(&me)
+        .output()
+        .unwrap();
+    assert!(
+        child.status.success(),
+        "the child pool failed under the limit ({}):\n{}{}",
+        child.status,
+        String::from_utf8_lossy(&child.stdout),
+        String::from_utf8_lossy(&child.stderr)
+    );
+}

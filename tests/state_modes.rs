@@ -1,0 +1,67 @@
+//! The two instance modes: a fresh instance per task (the default) and one
+//! instance per worker with an init task.
+
+mod common;
+
+use wasmpool::{InstanceMode, Pool, TaskFailure};
+
+fn pool(mode: InstanceMode, workers: usize) -> wasmpool::PoolBuilder {
+    Pool::builder().module_file(guest_tasks::WASM_PATH).workers(workers).instance_mode(mode)
+}
+
+#[test]
+fn fresh_instances_share_no_state() {
+    let pool = pool(InstanceMode::FreshPerTask, 2).build().unwrap();
+    assert_eq!(pool.instance_mode(), InstanceMode::FreshPerTask);
+    let counts: Vec<u64> = pool.map("counter_next", vec![(); 50]).unwrap();
+    assert!(counts.iter().all(|&c| c == 1), "every task starts from the initial state: {counts:?}");
+}
+
+#[test]
+fn fresh_instances_run_the_init_task_before_every_task() {
+    let pool = pool(InstanceMode::FreshPerTask, 2).init_task("counter_set", 100u64).build().unwrap();
+    let counts: Vec<u64> = pool.map("counter_next", vec![(); 20]).unwrap();
+    assert!(counts.iter().all(|&c| c == 101), "{counts:?}");
+}
+
+#[test]
+fn a_worker_instance_keeps_its_state_between_tasks() {
+    let pool = pool(InstanceMode::PerWorker, 1).init_task("counter_set", 10u64).build().unwrap();
+    let counts: Vec<u64> = pool.task("counter_next").unwrap().chunk_size(1).map(vec![(); 5]).unwrap();
+    assert_eq!(counts, vec![11, 12, 13, 14, 15]);
+}
+
+#[test]
+fn each_worker_has_its_own_instance() {
+    let workers = 3;
+    let pool = pool(InstanceMode::PerWorker, workers).build().unwrap();
+    let counters = || -> Vec<u64> {
+        pool.broadcast::<_, u64>("counter_next", ()).unwrap().into_iter().map(Result::unwrap).collect()
+    };
+    // A broadcast reaches every worker exactly once: each sees its own counter.
+    assert_eq!(counters(), vec![1; workers]);
+    assert_eq!(counters(), vec![2; workers]);
+    // Across all workers, a map's counts add up to the number of tasks.
+    let counts: Vec<u64> = pool.task("counter_next").unwrap().chunk_size(1).map(vec![(); 30]).unwrap();
+    let per_worker_max: u64 = counters().iter().map(|c| c - 3).sum();
+    assert_eq!(per_worker_max, 30);
+    assert!(counts.iter().all(|&c| c >= 3));
+}
+
+#[test]
+fn a_trapped_worker_instance_is_replaced_and_reinitialized() {
+    let pool = pool(InstanceMode::PerWorker, 1).init_task("counter_set", 5u64).build().unwrap();
+    assert_eq!(pool.call::<_, u64>("counter_next", ()).unwrap(), 6);
+    assert_eq!(pool.call::<_, u64>("counter_next", ()).unwrap(), 7);
+    assert!(matches!(common::failure(pool.call::<_, i64>("divide", (1i64, 0i64))), TaskFailure::Panic { .. }));
+    // The panicked instance is gone; the next task gets a new, initialized one.
+    assert_eq!(pool.call::<_, u64>("counter_next", ()).unwrap(), 6);
+}
+
+#[test]
+fn an_err_result_keeps_the_worker_instance() {
+    let pool = pool(InstanceMode::PerWorker, 1).build().unwrap();
+    assert_eq!(pool.call::<_, u64>("counter_next", ()).unwrap(), 1);
+    assert!(pool.call::<_, u32>("fail_if_odd", 3u32).is_err());
+    assert_eq!(pool.call::<_, u64>("counter_next", ()).unwrap(), 2);
+}
