@@ -6,8 +6,9 @@ use wasmpool_guest::task;
 pub const REGION: (f64, f64, f64, f64) = (-2.2, 0.8, -1.2, 1.2);
 
 /// Row `y` of a `width` × `height` image of the Mandelbrot set: one byte per
-/// pixel, 0 for points that escape at once up to 255 for points that never
-/// escape within `max_iter` iterations.
+/// pixel, from 0 for points that escape at once to 255 for points that never
+/// escape within `max_iter` iterations (brightness grows with the square root
+/// of the iteration count, so the filaments around the set show).
 #[task]
 pub fn mandel_row(y: u32, width: u32, height: u32, max_iter: u32) -> Vec<u8> {
     let (left, right, bottom, top) = REGION;
@@ -17,7 +18,7 @@ pub fn mandel_row(y: u32, width: u32, height: u32, max_iter: u32) -> Vec<u8> {
         .map(|x| {
             let cr = left + (right - left) * f64::from(x) / f64::from(width.max(1));
             let n = escape_time(cr, ci, max_iter);
-            (u64::from(n) * 255 / u64::from(max_iter)) as u8
+            (255.0 * (f64::from(n) / f64::from(max_iter)).sqrt()) as u8
         })
         .collect()
 }
