@@ -21,7 +21,9 @@ fn a_c_task_module_runs_on_the_pool() {
         .output();
     match built {
         Ok(output) if output.status.success() => {}
-        Ok(output) => panic!("clang failed to build {}:\n{}", source.display(), String::from_utf8_lossy(&output.stderr)),
+        Ok(output) => {
+            panic!("clang failed to build {}:\n{}", source.display(), String::from_utf8_lossy(&output.stderr))
+        }
         Err(e) if std::env::var_os("CI").is_none() => {
             eprintln!("SKIPPED: clang is not available ({e}); install clang and lld to run this test");
             return;

@@ -196,3 +196,12 @@ fn the_pool_is_shared_between_threads() {
         }
     });
 }
+
+#[test]
+fn arguments_are_copied_in_and_results_copied_out() {
+    let pool = demo_pool(1);
+    let v = vec![3.0f64, 4.0];
+    let unit: Vec<f64> = pool.call("normalize", &v).unwrap();
+    assert_eq!(unit, vec![0.6, 0.8]);
+    assert_eq!(v, vec![3.0, 4.0], "the caller's vector is untouched");
+}

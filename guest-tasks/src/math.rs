@@ -31,3 +31,14 @@ pub fn oscillator(steps: u32, dt: f64) -> (f64, f64) {
     }
     (x, v)
 }
+
+/// `v` scaled to unit length. The task gets its own copy of `v`: the
+/// caller sees the change only through the returned vector.
+#[task]
+pub fn normalize(mut v: Vec<f64>) -> Vec<f64> {
+    let norm = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
