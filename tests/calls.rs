@@ -34,7 +34,7 @@ fn map_takes_several_arguments_per_input() {
     let native: Vec<Vec<u8>> = (0..h).map(|y| guest_tasks::mandelbrot::mandel_row(y, w, h, 64)).collect();
     assert_eq!(rows, native);
     assert!(rows.iter().flatten().any(|&p| p == 255), "some points never escape");
-    assert!(rows.iter().flatten().any(|&p| p < 10), "some points escape at once");
+    assert!(rows.iter().flatten().any(|&p| p < 64), "some points escape within a few iterations");
 }
 
 #[test]
