@@ -27,7 +27,7 @@ pub enum Error {
     /// The bytes are not a usable task module.
     #[error("invalid task module {origin}: {cause}")]
     InvalidModule {
-        /// Where the module came from (a path, or "<bytes>").
+        /// Where the module came from (a path, or `<bytes>`).
         origin: String,
         /// What is wrong with it.
         cause: ModuleError,

@@ -80,3 +80,12 @@ fn pooling_falls_back_when_address_space_is_short() {
         String::from_utf8_lossy(&child.stderr)
     );
 }
+
+#[test]
+fn pools_and_handles_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<Pool>();
+    send::<wasmpool::TaskHandle<Vec<u8>>>();
+    send_sync::<wasmpool::Error>();
+}

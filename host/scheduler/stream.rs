@@ -1,6 +1,6 @@
 //! Feeding a map's inputs to the workers with bounded memory.
 //!
-//! A [`Dispatch`] pulls inputs from the caller's iterator only when fewer
+//! A `Dispatch` pulls inputs from the caller's iterator only when fewer
 //! than `window` chunks are out (queued, running, or finished but not yet
 //! consumed), so an unbounded iterator streams through in constant memory:
 //! this is the backpressure behind `imap` and `imap_unordered`.
