@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How instances get their memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Allocator {
     /// Pooling if the machine allows it, otherwise on-demand (the default).
     #[default]
@@ -27,7 +27,7 @@ pub enum AllocatorKind {
 }
 
 /// What the engine needs to know about the pool it serves.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct EngineSettings {
     pub allocator: Allocator,
     /// Instances alive at once (each worker has at most two).

@@ -46,6 +46,26 @@ pub enum Error {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// Process mode: the worker executable is nowhere to be found.
+    #[error(
+        "cannot find the worker executable `{}` (looked in: {}). It is built with the host: run \
+         `cargo build --bin wasmpool-worker` (or `cargo install wasmpool`), or point to it with \
+         `PoolBuilder::worker_executable` or the WASMPOOL_WORKER environment variable",
+        crate::process::locate::worker_file_name(),
+        searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    WorkerNotFound {
+        /// Every path that was tried.
+        searched: Vec<PathBuf>,
+    },
+    /// Process mode: a worker process could not be started.
+    #[error("cannot start worker process {worker}: {reason}")]
+    WorkerStart {
+        /// The worker's number.
+        worker: usize,
+        /// What went wrong.
+        reason: String,
+    },
     /// The module has no task of that name.
     #[error("{}", no_such_task_message(task, available))]
     NoSuchTask {
@@ -143,7 +163,7 @@ pub struct TaskError {
 }
 
 /// What went wrong in one task call.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum TaskFailure {
     /// The host could not encode the arguments.
@@ -195,6 +215,19 @@ pub enum TaskFailure {
         task: String,
         /// How it failed.
         failure: Box<TaskFailure>,
+    },
+    /// Process mode: the worker process died while running this task, on
+    /// every attempt the pool's retry limit allowed.
+    #[error("worker process {worker} died running it, {attempts} time(s) (last: {status}; {cause})")]
+    WorkerCrashed {
+        /// The worker slot whose processes died.
+        worker: usize,
+        /// How many times the task was tried.
+        attempts: u32,
+        /// How the last process ended, e.g. "signal: 9 (SIGKILL)".
+        status: String,
+        /// What the host saw, e.g. "the stream ended".
+        cause: String,
     },
     /// The pool shut down before the task ran.
     #[error("the pool shut down before the task ran")]

@@ -2,7 +2,6 @@
 //! in an instance, with every pointer the guest hands back checked.
 
 use crate::error::TaskFailure;
-use crate::module::TaskModule;
 use wasmpool_abi as abi;
 use wasmtime::{
     Caller, Engine, Instance, InstancePre, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc,
@@ -27,7 +26,7 @@ struct ReportedPanic {
 }
 
 /// Memory and table limits of one instance.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 pub(crate) struct InstanceLimits {
     pub max_memory: usize,
     pub max_table_elements: usize,
@@ -43,10 +42,10 @@ pub(crate) struct Instantiator {
 
 impl Instantiator {
     /// Links the module against the SDK's host functions.
-    pub fn new(engine: &Engine, module: &TaskModule, limits: InstanceLimits) -> Result<Self, String> {
+    pub fn new(engine: &Engine, module: &wasmtime::Module, limits: InstanceLimits) -> Result<Self, String> {
         let mut linker = Linker::new(engine);
         linker.func_wrap(abi::HOST_MODULE, abi::PANIC_IMPORT, record_panic).map_err(|e| format!("{e:#}"))?;
-        let pre = linker.instantiate_pre(&module.module).map_err(|e| format!("{e:#}"))?;
+        let pre = linker.instantiate_pre(module).map_err(|e| format!("{e:#}"))?;
         Ok(Instantiator { engine: engine.clone(), pre, limits })
     }
 

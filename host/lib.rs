@@ -25,28 +25,36 @@
 //! - [`pool`]: the [`Pool`], its builder and the calls (`call`, `map`,
 //!   `map_each`, `imap`, `imap_unordered`, `submit`, `broadcast`);
 //! - [`scheduler`]: chunking and the backpressured streams behind the maps;
-//! - `worker`: the worker threads and the [`InstanceMode`]s;
+//! - `worker`: the worker threads; `executor`: running a task in the
+//!   instance its [`InstanceMode`] calls for;
+//! - [`process`]: worker processes (`wasmpool-worker`), their supervision
+//!   and the `transport` (frames over pipes) they speak;
+//! - `cache`: the cache of precompiled modules;
 //! - `guest_call`: the host half of the ABI (`docs/abi.md`);
 //! - `module`: loading and checking a module, and its [`TaskInfo`]s;
 //! - [`error`]: [`Error`], [`TaskError`] and [`TaskFailure`].
 #![deny(missing_docs)]
 
+mod cache;
 mod decode;
 mod engine;
 pub mod error;
+mod executor;
 mod guest_call;
 mod handle;
 mod module;
 pub mod pool;
+pub mod process;
 pub mod scheduler;
+pub mod transport;
 mod typecheck;
 mod worker;
 
 pub use engine::{Allocator, AllocatorKind};
 pub use error::{Error, ModuleError, Result, TaskError, TaskFailure};
+pub use executor::InstanceMode;
 pub use handle::TaskHandle;
 pub use module::{ParamInfo, TaskInfo};
-pub use pool::{Pool, PoolBuilder, TaskRef};
+pub use pool::{Pool, PoolBuilder, TaskRef, WorkerKind};
 pub use scheduler::chunking::ChunkSize;
 pub use scheduler::stream::{Imap, ImapUnordered};
-pub use worker::InstanceMode;

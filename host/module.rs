@@ -1,6 +1,7 @@
 //! Loading a task module: compile it once, check it against the ABI, and
 //! read the list of tasks it describes.
 
+use crate::cache::{Artifact, load_or_compile};
 use crate::error::{Error, ModuleError, Result};
 use std::fmt;
 use std::path::Path;
@@ -71,7 +72,19 @@ pub(crate) fn read_module_file(path: &Path) -> Result<Vec<u8>> {
 impl TaskModule {
     /// Compiles `bytes` and checks everything that can be checked without
     /// running it: the header, imports, exports and the task list.
+    #[cfg(test)]
     pub fn compile(engine: &Engine, bytes: &[u8], origin: String) -> Result<TaskModule> {
+        Self::compile_cached(engine, bytes, origin, None).map(|(module, _)| module)
+    }
+
+    /// Like [`compile`](Self::compile), going through the module cache in
+    /// `cache_dir` if given; also returns the cache entry, if one was written.
+    pub fn compile_cached(
+        engine: &Engine,
+        bytes: &[u8],
+        origin: String,
+        cache_dir: Option<&Path>,
+    ) -> Result<(TaskModule, Option<Artifact>)> {
         let invalid = |cause| Error::InvalidModule { origin: origin.clone(), cause };
         if bytes.is_empty() {
             return Err(invalid(ModuleError::Empty));
@@ -79,7 +92,11 @@ impl TaskModule {
         if !bytes.starts_with(b"\0asm") {
             return Err(invalid(ModuleError::NotWasm));
         }
-        let module = Module::new(engine, bytes).map_err(|e| invalid(ModuleError::Compile(format!("{e:#}"))))?;
+        let (module, artifact) = match cache_dir {
+            Some(dir) => load_or_compile(engine, bytes, dir),
+            None => (Module::new(engine, bytes), None),
+        };
+        let module = module.map_err(|e| invalid(ModuleError::Compile(format!("{e:#}"))))?;
         check_imports(&module).map_err(invalid)?;
         check_fixed_exports(&module).map_err(invalid)?;
         let tasks = read_task_list(bytes).map_err(invalid)?;
@@ -92,7 +109,7 @@ impl TaskModule {
             )
             .map_err(invalid)?;
         }
-        Ok(TaskModule { module, tasks, origin })
+        Ok((TaskModule { module, tasks, origin }, artifact))
     }
 
     /// The task called `name`, or the error listing those that exist.

@@ -1,14 +1,19 @@
 //! Configuring and starting a pool.
 
+use super::Backend;
 use super::Pool;
+use crate::cache;
 use crate::decode::encode_args;
-use crate::engine::{Allocator, EngineSettings, create_engine};
+use crate::engine::{Allocator, AllocatorKind, EngineSettings, create_engine};
 use crate::error::{Error, ModuleError, Result, TaskError};
+use crate::executor::{InitCall, InstanceMode};
 use crate::guest_call::{InstanceLimits, Instantiator};
 use crate::module::{TaskModule, read_module_file};
+use crate::process::locate::find_worker_executable;
+use crate::process::supervisor::Spawner;
 use crate::scheduler::chunking::ChunkSize;
+use crate::transport::messages::{Hello, PROTOCOL_VERSION};
 use crate::typecheck;
-use crate::worker::{InitCall, InstanceMode};
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,6 +22,27 @@ use std::sync::Arc;
 pub const DEFAULT_MAX_MEMORY: usize = 256 << 20;
 /// Default cap on one instance's table, in elements.
 pub const DEFAULT_MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// Where the workers run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WorkerKind {
+    /// Threads of the calling process (the default).
+    #[default]
+    Threads,
+    /// One `wasmpool-worker` process per worker: a crashed or killed worker
+    /// is replaced and its task retried; see [`crate::process`].
+    Processes,
+}
+
+/// Default number of times a task is run again after its worker process died.
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+
+/// Where precompiled modules are kept.
+enum CacheSetting {
+    Default,
+    Dir(PathBuf),
+    Disabled,
+}
 
 /// An init task as given to the builder, checked at `build`.
 struct PendingInit {
@@ -45,6 +71,10 @@ pub struct PoolBuilder {
     chunk_size: ChunkSize,
     max_memory: usize,
     max_table_elements: usize,
+    kind: WorkerKind,
+    worker_executable: Option<PathBuf>,
+    max_retries: u32,
+    cache: CacheSetting,
 }
 
 impl Default for PoolBuilder {
@@ -58,6 +88,10 @@ impl Default for PoolBuilder {
             chunk_size: ChunkSize::Auto,
             max_memory: DEFAULT_MAX_MEMORY,
             max_table_elements: DEFAULT_MAX_TABLE_ELEMENTS,
+            kind: WorkerKind::Threads,
+            worker_executable: None,
+            max_retries: DEFAULT_MAX_RETRIES,
+            cache: CacheSetting::Default,
         }
     }
 }
@@ -124,6 +158,41 @@ impl PoolBuilder {
         self
     }
 
+    /// Threads (the default) or worker processes. Both give the same results.
+    pub fn worker_kind(mut self, kind: WorkerKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
+    /// Process mode: the `wasmpool-worker` executable to start, instead of
+    /// looking for it (see [`find_worker_executable`](crate::process::locate::find_worker_executable)).
+    pub fn worker_executable(mut self, path: impl Into<PathBuf>) -> Self {
+        self.worker_executable = Some(path.into());
+        self
+    }
+
+    /// Process mode: how many times a task is run again, on a new process,
+    /// after its worker process died (default [`DEFAULT_MAX_RETRIES`]).
+    pub fn max_retries(mut self, retries: u32) -> Self {
+        self.max_retries = retries;
+        self
+    }
+
+    /// Folder of the precompiled-module cache (default: `wasmpool` in the
+    /// user's cache folder). It should be writable by its user only.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache = CacheSetting::Dir(dir.into());
+        self
+    }
+
+    /// Compile the module afresh, without reading or writing the cache
+    /// (process mode still hands workers the compiled code, in a temporary
+    /// folder removed with the pool).
+    pub fn disable_cache(mut self) -> Self {
+        self.cache = CacheSetting::Disabled;
+        self
+    }
+
     /// Compiles and checks the module, then starts the workers.
     pub fn build(self) -> Result<Pool> {
         let workers = match self.workers {
@@ -150,9 +219,14 @@ impl PoolBuilder {
             max_table_elements: self.max_table_elements,
         };
         let (engine, allocator) = create_engine(&settings)?;
-        let module = TaskModule::compile(&engine, &bytes, origin.clone())?;
+        let cache_dir = match &self.cache {
+            CacheSetting::Default => Some(cache::default_dir()),
+            CacheSetting::Dir(dir) => Some(dir.clone()),
+            CacheSetting::Disabled => None,
+        };
+        let (module, artifact) = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref())?;
         let limits = InstanceLimits { max_memory: self.max_memory, max_table_elements: self.max_table_elements };
-        let instantiator = Instantiator::new(&engine, &module, limits)
+        let instantiator = Instantiator::new(&engine, &module.module, limits)
             .map_err(|e| Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Instantiation(e) })?;
 
         let init = match self.init {
@@ -169,8 +243,56 @@ impl PoolBuilder {
         };
 
         probe(&instantiator, &origin, init.as_deref())?;
-        tracing::debug!(workers, ?allocator, module = %origin, tasks = module.tasks.len(), "starting pool");
-        Pool::start(module, instantiator, allocator, workers, self.mode, init, self.chunk_size)
+        tracing::debug!(workers, ?allocator, kind = ?self.kind, module = %origin, tasks = module.tasks.len(), "starting pool");
+        let backend = match self.kind {
+            WorkerKind::Threads => Backend::Threads { instantiator },
+            WorkerKind::Processes => {
+                let executable = find_worker_executable(self.worker_executable.as_deref())
+                    .map_err(|searched| Error::WorkerNotFound { searched })?;
+                // Workers need the compiled code on disk: the cache entry, or
+                // a private copy when the cache is off or not writable.
+                let (artifact, scratch) = match artifact {
+                    Some(artifact) => (artifact, None),
+                    None => {
+                        let dir = tempfile::tempdir()
+                            .map_err(|e| Error::Engine(format!("cannot create a temporary folder: {e}")))?;
+                        match cache::load_or_compile(&engine, &bytes, dir.path()) {
+                            (Ok(_), Some(artifact)) => (artifact, Some(dir)),
+                            _ => {
+                                return Err(Error::Engine(format!(
+                                    "cannot store the compiled module in {}",
+                                    dir.path().display()
+                                )));
+                            }
+                        }
+                    }
+                };
+                let child_engine = EngineSettings {
+                    allocator: match allocator {
+                        AllocatorKind::Pooling => Allocator::Pooling,
+                        AllocatorKind::OnDemand => Allocator::OnDemand,
+                    },
+                    instance_slots: 4,
+                    ..settings
+                };
+                let hello = Hello {
+                    protocol: PROTOCOL_VERSION,
+                    wasmpool_version: env!("CARGO_PKG_VERSION").to_owned(),
+                    worker: 0,
+                    artifact: artifact.path.to_string_lossy().into_owned(),
+                    checksum: artifact.checksum,
+                    engine: child_engine,
+                    mode: self.mode,
+                    init: init.as_deref().cloned(),
+                };
+                Backend::Processes {
+                    spawner: Arc::new(Spawner { executable, hello }),
+                    max_retries: self.max_retries,
+                    scratch,
+                }
+            }
+        };
+        Pool::start(module, backend, allocator, workers, self.mode, init, self.chunk_size)
     }
 }
 

@@ -4,18 +4,20 @@
 mod builder;
 mod task_ref;
 
-pub use builder::{DEFAULT_MAX_MEMORY, DEFAULT_MAX_TABLE_ELEMENTS, PoolBuilder};
+pub use builder::{DEFAULT_MAX_MEMORY, DEFAULT_MAX_RETRIES, DEFAULT_MAX_TABLE_ELEMENTS, PoolBuilder, WorkerKind};
 pub use task_ref::TaskRef;
 
 use crate::engine::AllocatorKind;
 use crate::error::{Error, Result, TaskError};
+use crate::executor::{Executor, InitCall, InstanceMode};
 use crate::guest_call::Instantiator;
 use crate::handle::TaskHandle;
 use crate::module::{TaskInfo, TaskModule};
+use crate::process::supervisor::{ProcessRunner, ProcessSlot, Spawner};
 use crate::scheduler::chunking::ChunkSize;
 use crate::scheduler::jobs::Job;
 use crate::scheduler::stream::{Imap, ImapUnordered};
-use crate::worker::{InitCall, InstanceMode, Worker};
+use crate::worker::{ItemRunner, Worker};
 use crossbeam_channel::{Sender, unbounded};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -50,6 +52,17 @@ pub struct Pool {
     allocator: AllocatorKind,
     mode: InstanceMode,
     chunk_size: ChunkSize,
+    kind: WorkerKind,
+    /// Process mode: each worker's current process.
+    processes: Vec<Arc<ProcessSlot>>,
+    /// Process mode without a cache: the compiled module's private folder.
+    _scratch: Option<tempfile::TempDir>,
+}
+
+/// How the workers run tasks, as `build` prepared it.
+pub(crate) enum Backend {
+    Threads { instantiator: Instantiator },
+    Processes { spawner: Arc<Spawner>, max_retries: u32, scratch: Option<tempfile::TempDir> },
 }
 
 impl std::fmt::Debug for Pool {
@@ -59,6 +72,7 @@ impl std::fmt::Debug for Pool {
             .field("workers", &self.threads.len())
             .field("allocator", &self.allocator)
             .field("mode", &self.mode)
+            .field("kind", &self.kind)
             .finish()
     }
 }
@@ -71,7 +85,7 @@ impl Pool {
 
     fn start(
         module: TaskModule,
-        instantiator: Instantiator,
+        backend: Backend,
         allocator: AllocatorKind,
         workers: usize,
         mode: InstanceMode,
@@ -80,6 +94,10 @@ impl Pool {
     ) -> Result<Pool> {
         let (queue, shared) = unbounded::<Job>();
         let closing = Arc::new(AtomicBool::new(false));
+        let kind = match backend {
+            Backend::Threads { .. } => WorkerKind::Threads,
+            Backend::Processes { .. } => WorkerKind::Processes,
+        };
         let mut pool = Pool {
             module,
             queue: Some(queue),
@@ -89,26 +107,34 @@ impl Pool {
             allocator,
             mode,
             chunk_size,
+            kind,
+            processes: Vec::new(),
+            _scratch: None,
         };
         for id in 0..workers {
             let (own_tx, own_rx) = unbounded::<Job>();
-            let worker = Worker {
-                id,
-                instantiator: instantiator.clone(),
-                mode,
-                init: init.clone(),
-                closing: closing.clone(),
-                kept: None,
-            };
             let shared = shared.clone();
-            let thread = std::thread::Builder::new()
-                .name(format!("wasmpool-worker-{id}"))
-                .spawn(move || worker.run(shared, own_rx))
-                // On error `pool` is dropped here, which stops the workers
-                // already started.
-                .map_err(|source| Error::Spawn { worker: id, source })?;
+            let closing = closing.clone();
+            // On error `pool` is dropped, which stops the workers already started.
+            let thread = match &backend {
+                Backend::Threads { instantiator } => {
+                    let runner = Executor::new(instantiator.clone(), mode, init.clone());
+                    spawn_worker(Worker { id, runner, closing }, shared, own_rx)
+                }
+                Backend::Processes { spawner, max_retries, .. } => {
+                    let slot = Arc::new(ProcessSlot::default());
+                    pool.processes.push(slot.clone());
+                    let runner = ProcessRunner::start(id, spawner.clone(), slot, closing.clone(), *max_retries)
+                        .map_err(|reason| Error::WorkerStart { worker: id, reason })?;
+                    spawn_worker(Worker { id, runner, closing }, shared, own_rx)
+                }
+            }
+            .map_err(|source| Error::Spawn { worker: id, source })?;
             pool.worker_queues.push(own_tx);
             pool.threads.push(thread);
+        }
+        if let Backend::Processes { scratch, .. } = backend {
+            pool._scratch = scratch;
         }
         Ok(pool)
     }
@@ -126,6 +152,17 @@ impl Pool {
     /// The instance allocator in use (pooling, or the on-demand fallback).
     pub fn allocator(&self) -> AllocatorKind {
         self.allocator
+    }
+
+    /// Threads or processes.
+    pub fn worker_kind(&self) -> WorkerKind {
+        self.kind
+    }
+
+    /// Process mode: the process id of each worker's current process (`None`
+    /// while one is being replaced). Empty for thread pools.
+    pub fn worker_pids(&self) -> Vec<Option<u32>> {
+        self.processes.iter().map(|slot| slot.pid()).collect()
     }
 
     /// The pool's instance mode.
@@ -216,7 +253,12 @@ impl Pool {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        self.closing.store(true, Ordering::Relaxed);
+        self.closing.store(true, Ordering::SeqCst);
+        // Worker processes are killed rather than waited for: their threads
+        // then see them end, and answer what is left with `PoolClosed`.
+        for slot in &self.processes {
+            slot.kill();
+        }
         self.queue = None;
         self.worker_queues.clear();
         for thread in self.threads.drain(..) {
@@ -224,4 +266,12 @@ impl Drop for Pool {
             let _ = thread.join();
         }
     }
+}
+
+fn spawn_worker<R: ItemRunner + Send + 'static>(
+    worker: Worker<R>,
+    shared: crossbeam_channel::Receiver<Job>,
+    own: crossbeam_channel::Receiver<Job>,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(format!("wasmpool-worker-{}", worker.id)).spawn(move || worker.run(shared, own))
 }

@@ -1,0 +1,106 @@
+//! The worker process's side: handshake, then one task per request.
+
+use crate::cache;
+use crate::engine::create_engine;
+use crate::error::TaskFailure;
+use crate::executor::Executor;
+use crate::guest_call::{InstanceLimits, Instantiator};
+use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
+use crate::transport::messages::{Hello, PROTOCOL_VERSION, Reply, Request};
+use std::io::{BufReader, BufWriter, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Exit status of a worker whose host sent something it cannot serve.
+const EXIT_PROTOCOL: u8 = 2;
+/// Exit status of a worker that stopped because its guest broke the ABI.
+const EXIT_GUEST_ABI: u8 = 3;
+
+/// The `main` of `wasmpool-worker`: serves one pool over stdin/stdout and
+/// exits when stdin closes. Not for use by hand.
+#[doc(hidden)]
+pub fn worker_main() -> ExitCode {
+    let mut input = BufReader::new(std::io::stdin());
+    let mut output = BufWriter::new(std::io::stdout());
+    let hello = match read_frame::<Request, _>(&mut input, MAX_FRAME_LEN) {
+        Ok(Request::Hello(hello)) => hello,
+        Ok(other) => {
+            eprintln!("wasmpool-worker: expected a Hello first, got {other:?}");
+            return ExitCode::from(EXIT_PROTOCOL);
+        }
+        Err(e) => {
+            eprintln!("wasmpool-worker: no handshake from the host ({e}); this program is started by wasmpool");
+            return ExitCode::from(EXIT_PROTOCOL);
+        }
+    };
+    let mut executor = match prepare(&hello) {
+        Ok(executor) => executor,
+        Err(reason) => {
+            let _ = write_frame(&mut output, &Reply::Refused { reason });
+            return ExitCode::from(EXIT_PROTOCOL);
+        }
+    };
+    if write_frame(&mut output, &Reply::Ready { pid: std::process::id() }).is_err() {
+        return ExitCode::SUCCESS; // The host is gone already.
+    }
+
+    // Requests are read on a thread of their own, so that the end of stdin
+    // (the host closed it, or died) ends the process even mid-task.
+    let (requests, incoming) = crossbeam_channel::bounded::<(String, Vec<u8>)>(1);
+    std::thread::spawn(move || {
+        loop {
+            match read_frame::<Request, _>(&mut input, MAX_FRAME_LEN) {
+                Ok(Request::Run { export, args }) => {
+                    if requests.send((export, args)).is_err() {
+                        break;
+                    }
+                }
+                Ok(Request::Hello(_)) => {
+                    eprintln!("wasmpool-worker: unexpected second Hello");
+                    std::process::exit(i32::from(EXIT_PROTOCOL));
+                }
+                Err(crate::transport::FrameError::Closed) => std::process::exit(0),
+                Err(e) => {
+                    eprintln!("wasmpool-worker: bad request from the host: {e}");
+                    std::process::exit(i32::from(EXIT_PROTOCOL));
+                }
+            }
+        }
+    });
+    for (export, args) in incoming {
+        let result = executor.run(&export, &args);
+        if let Err(TaskFailure::Abi(reason)) = &result {
+            // A guest that breaks the ABI may have left this process in a
+            // state nobody can vouch for: report, then let the host replace
+            // the process (and retry the task on the new one).
+            eprintln!("stopping: the guest broke the wasmpool ABI: {reason}");
+            let reason = format!("the worker stopped itself: the guest broke the wasmpool ABI: {reason}");
+            let _ = write_frame(&mut output, &Reply::Fatal { reason });
+            return ExitCode::from(EXIT_GUEST_ABI);
+        }
+        if write_frame(&mut output, &Reply::Done(result)).is_err() {
+            break;
+        }
+    }
+    let _ = output.flush();
+    ExitCode::SUCCESS
+}
+
+/// Checks the handshake and loads the precompiled module.
+fn prepare(hello: &Hello) -> Result<Executor, String> {
+    if hello.protocol != PROTOCOL_VERSION || hello.wasmpool_version != env!("CARGO_PKG_VERSION") {
+        return Err(format!(
+            "this wasmpool-worker is version {} (protocol {PROTOCOL_VERSION}), the host is version {} (protocol {}); \
+             use the worker built with the host",
+            env!("CARGO_PKG_VERSION"),
+            hello.wasmpool_version,
+            hello.protocol
+        ));
+    }
+    let (engine, _) = create_engine(&hello.engine).map_err(|e| e.to_string())?;
+    let module = cache::load_artifact(&engine, std::path::Path::new(&hello.artifact), &hello.checksum)?;
+    let limits =
+        InstanceLimits { max_memory: hello.engine.max_memory, max_table_elements: hello.engine.max_table_elements };
+    let instantiator = Instantiator::new(&engine, &module, limits)?;
+    Ok(Executor::new(instantiator, hello.mode, hello.init.clone().map(Arc::new)))
+}

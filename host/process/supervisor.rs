@@ -1,0 +1,206 @@
+//! The host's side of one worker process: start it, hand it tasks one at a
+//! time, notice when it dies, replace it and retry.
+
+use crate::error::TaskFailure;
+use crate::scheduler::jobs::ItemResult;
+use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
+use crate::transport::messages::{Hello, Reply, Request};
+use crate::worker::ItemRunner;
+use std::io::{BufRead, BufReader, BufWriter};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// How long a worker process that stopped talking gets to exit by itself
+/// (and so report its own exit status) before it is killed.
+const EXIT_GRACE: Duration = Duration::from_millis(200);
+
+/// Starts worker processes for one pool.
+pub(crate) struct Spawner {
+    pub executable: PathBuf,
+    /// The handshake, the same for every worker but for its number.
+    pub hello: Hello,
+}
+
+/// The process currently serving one worker slot, shared with the pool so
+/// that dropping the pool can kill it whatever the worker thread is doing.
+#[derive(Default)]
+pub(crate) struct ProcessSlot {
+    child: Mutex<Option<Child>>,
+    pid: AtomicU32,
+}
+
+impl ProcessSlot {
+    fn lock(&self) -> MutexGuard<'_, Option<Child>> {
+        self.child.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The process id of the live worker, if any.
+    pub fn pid(&self) -> Option<u32> {
+        Some(self.pid.load(Ordering::SeqCst)).filter(|&pid| pid != 0)
+    }
+
+    /// Kills the process (if any) without waiting for it.
+    pub fn kill(&self) {
+        if let Some(child) = self.lock().as_mut() {
+            let _ = child.kill();
+        }
+    }
+
+    /// Waits for the process, killing it if it has not exited within
+    /// [`EXIT_GRACE`]; describes how it ended, e.g. "signal: 9 (SIGKILL)" or
+    /// "exit status: 3".
+    pub fn reap(&self) -> String {
+        self.pid.store(0, Ordering::SeqCst);
+        let Some(mut child) = self.lock().take() else { return "no process".into() };
+        let deadline = Instant::now() + EXIT_GRACE;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(status)) => break Ok(status),
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+                _ => {
+                    let _ = child.kill();
+                    break child.wait();
+                }
+            }
+        };
+        status.map_or_else(|e| format!("unknown ({e})"), |s| s.to_string())
+    }
+}
+
+/// The pipes to a live worker process.
+struct Connection {
+    requests: BufWriter<ChildStdin>,
+    replies: BufReader<ChildStdout>,
+}
+
+impl Spawner {
+    /// Starts worker `id`'s process, forwards its stderr, and completes the
+    /// handshake. The process is stored in `slot` before the handshake, so
+    /// it can be killed while starting.
+    fn spawn(&self, id: usize, slot: &ProcessSlot, closing: &AtomicBool) -> Result<Connection, String> {
+        let mut child = Command::new(&self.executable)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", self.executable.display()))?;
+        let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            let _ = child.kill();
+            return Err("the worker process has no pipes".into());
+        };
+        std::thread::Builder::new()
+            .name(format!("wasmpool-worker-{id}-stderr"))
+            .spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("[wasmpool worker {id}] {line}");
+                }
+            })
+            .map_err(|e| format!("cannot start the stderr reader: {e}"))?;
+        {
+            let mut guard = slot.lock();
+            if closing.load(Ordering::SeqCst) {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err("the pool is closing".into());
+            }
+            *guard = Some(child);
+        }
+
+        let mut connection = Connection { requests: BufWriter::new(stdin), replies: BufReader::new(stdout) };
+        let mut hello = self.hello.clone();
+        hello.worker = id;
+        write_frame(&mut connection.requests, &Request::Hello(Box::new(hello)))
+            .map_err(|e| format!("handshake with worker {id} failed: {e}"))?;
+        match read_frame::<Reply, _>(&mut connection.replies, MAX_FRAME_LEN) {
+            Ok(Reply::Ready { pid }) => {
+                slot.pid.store(pid, Ordering::SeqCst);
+                tracing::debug!(worker = id, pid, "worker process ready");
+                Ok(connection)
+            }
+            Ok(Reply::Refused { reason }) => Err(format!("worker {id} refused the pool: {reason}")),
+            Ok(other) => Err(format!("worker {id} answered the handshake with {other:?}")),
+            Err(e) => Err(format!("worker {id} did not complete the handshake: {e}")),
+        }
+    }
+}
+
+/// Runs tasks in worker processes, replacing a process that dies.
+pub(crate) struct ProcessRunner {
+    pub id: usize,
+    pub spawner: Arc<Spawner>,
+    pub slot: Arc<ProcessSlot>,
+    pub closing: Arc<AtomicBool>,
+    /// How many times a task is run again after its worker died.
+    pub max_retries: u32,
+    connection: Option<Connection>,
+}
+
+impl ProcessRunner {
+    /// A runner for worker `id`, starting its process now.
+    pub fn start(
+        id: usize,
+        spawner: Arc<Spawner>,
+        slot: Arc<ProcessSlot>,
+        closing: Arc<AtomicBool>,
+        max_retries: u32,
+    ) -> Result<Self, String> {
+        let connection = spawner.spawn(id, &slot, &closing).inspect_err(|_| {
+            slot.reap();
+        })?;
+        Ok(ProcessRunner { id, spawner, slot, closing, max_retries, connection: Some(connection) })
+    }
+
+    /// One attempt: `Ok` with the task's result, or `Err` with why the
+    /// worker process is unusable (it died, or broke the protocol).
+    fn attempt(&mut self, export: &str, args: &[u8]) -> Result<ItemResult, String> {
+        let connection = match &mut self.connection {
+            Some(connection) => connection,
+            None => self.connection.insert(self.spawner.spawn(self.id, &self.slot, &self.closing)?),
+        };
+        let request = Request::Run { export: export.to_owned(), args: args.to_vec() };
+        write_frame(&mut connection.requests, &request).map_err(|e| format!("worker {}: {e}", self.id))?;
+        match read_frame::<Reply, _>(&mut connection.replies, MAX_FRAME_LEN) {
+            Ok(Reply::Done(result)) => Ok(result),
+            Ok(Reply::Fatal { reason }) => Err(reason),
+            Ok(other) => Err(format!("worker {} sent {other:?} instead of a result", self.id)),
+            Err(e) => Err(format!("worker {}: {e}", self.id)),
+        }
+    }
+}
+
+impl ItemRunner for ProcessRunner {
+    fn run(&mut self, export: &str, args: &[u8]) -> ItemResult {
+        let mut attempts = 0u32;
+        loop {
+            if self.closing.load(Ordering::SeqCst) {
+                return Err(TaskFailure::PoolClosed);
+            }
+            let cause = match self.attempt(export, args) {
+                Ok(result) => return result,
+                Err(cause) => cause,
+            };
+            let status = self.slot.reap();
+            self.connection = None;
+            attempts += 1;
+            if self.closing.load(Ordering::SeqCst) {
+                return Err(TaskFailure::PoolClosed);
+            }
+            if attempts > self.max_retries {
+                return Err(TaskFailure::WorkerCrashed { worker: self.id, attempts, status, cause });
+            }
+            tracing::warn!(worker = self.id, attempts, %status, %cause, "worker process died; retrying the task on a new one");
+        }
+    }
+}
+
+impl Drop for ProcessRunner {
+    fn drop(&mut self) {
+        // Closing stdin asks the worker to exit; reaping makes sure it has.
+        self.connection = None;
+        self.slot.reap();
+    }
+}

@@ -1,0 +1,73 @@
+//! The messages of the worker-process protocol.
+//!
+//! ```text
+//! host                                   worker process
+//!  │── Request::Hello {version, module} ──▶│ loads the precompiled module
+//!  │◀── Reply::Ready {pid} / Refused ──────│
+//!  │── Request::Run {export, args} ───────▶│ runs one task
+//!  │◀── Reply::Done(result) ───────────────│
+//!  │◀── or Reply::Fatal {reason}, exit 3 ──│ after an ABI violation
+//!  │   … (one Run at a time) …             │
+//!  │   stdin closed ──────────────────────▶│ exits
+//! ```
+
+use crate::engine::EngineSettings;
+use crate::error::TaskFailure;
+use crate::executor::{InitCall, InstanceMode};
+use serde::{Deserialize, Serialize};
+
+/// Version of this protocol; host and worker must agree exactly.
+pub(crate) const PROTOCOL_VERSION: u32 = 1;
+
+/// What the host sends.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Request {
+    /// The first message: who the worker is and what it runs.
+    Hello(Box<Hello>),
+    /// Run one task and reply with [`Reply::Done`].
+    Run {
+        /// The task's export name.
+        export: String,
+        /// The postcard-encoded arguments.
+        args: Vec<u8>,
+    },
+}
+
+/// Everything a worker process needs to serve a pool.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Hello {
+    pub protocol: u32,
+    /// The host's wasmpool version: the worker executable must match it.
+    pub wasmpool_version: String,
+    /// The worker's number in its pool, for messages.
+    pub worker: usize,
+    /// The precompiled module (see `cache.rs`) and its checksum.
+    pub artifact: String,
+    pub checksum: [u8; 32],
+    pub engine: EngineSettings,
+    pub mode: InstanceMode,
+    pub init: Option<InitCall>,
+}
+
+/// What the worker process sends.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Reply {
+    /// The module is loaded; tasks may come.
+    Ready {
+        /// The worker's process id.
+        pid: u32,
+    },
+    /// The worker cannot serve this pool (version mismatch, bad artifact).
+    Refused {
+        /// Why, for the host's error message.
+        reason: String,
+    },
+    /// One task's result.
+    Done(Result<Vec<u8>, TaskFailure>),
+    /// The worker is about to exit on purpose: the guest broke the ABI, so
+    /// the process is not trusted with another task.
+    Fatal {
+        /// What happened, for the host's error message.
+        reason: String,
+    },
+}

@@ -1,0 +1,262 @@
+//! Worker processes: the same results as threads, and a pool that survives
+//! its workers dying.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use wasmpool::{Error, InstanceMode, Pool, PoolBuilder, TaskFailure, WorkerKind};
+
+fn processes(workers: usize) -> PoolBuilder {
+    Pool::builder().module_file(guest_tasks::WASM_PATH).workers(workers).worker_kind(WorkerKind::Processes)
+}
+
+/// Runs a fixed set of maps and returns every result, postcard-encoded.
+fn result_bytes(pool: &Pool) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut push = |bytes: Vec<u8>| out.push(bytes);
+    let rows: Vec<Vec<u8>> = pool.map("mandel_row", (0..40u32).map(|y| (y, 80u32, 40u32, 100u32))).unwrap();
+    push(postcard::to_allocvec(&rows).unwrap());
+    let hits: Vec<u64> = pool.map("pi_hits", (0..30u64).map(|s| (5000u64, s))).unwrap();
+    push(postcard::to_allocvec(&hits).unwrap());
+    let osc: Vec<(f64, f64)> = pool.map("oscillator", (1..20u32).map(|n| (n * 100, 0.01f64))).unwrap();
+    push(postcard::to_allocvec(&osc).unwrap());
+    let freq: BTreeMap<String, u32> = pool.call("word_frequencies", "a b a c b a").unwrap();
+    push(postcard::to_allocvec(&freq).unwrap());
+    let each = pool.map_each::<_, i64>("divide", [(9i64, 3i64), (1, 0), (-8, 2)]).unwrap();
+    push(format!("{each:?}").into_bytes());
+    out
+}
+
+#[test]
+fn processes_and_threads_give_the_same_bytes() {
+    let threads = common::demo_pool(2);
+    let procs = processes(2).build().unwrap();
+    assert_eq!(procs.worker_kind(), WorkerKind::Processes);
+    assert_eq!(procs.worker_pids().iter().flatten().count(), 2);
+    assert_eq!(result_bytes(&procs), result_bytes(&threads));
+}
+
+#[test]
+fn every_call_works_in_process_mode() {
+    let pool = processes(2).build().unwrap();
+    assert_eq!(pool.call::<_, i64>("add", (2i64, 3i64)).unwrap(), 5);
+    assert_eq!(pool.submit::<_, f64>("sqrt", 9.0f64).unwrap().wait().unwrap(), 3.0);
+    let unordered: usize = pool.imap_unordered::<_, f64>("sqrt", (0..100).map(f64::from)).unwrap().count();
+    assert_eq!(unordered, 100);
+    let on_each: Vec<u32> = pool.broadcast("defined_last", 1u32).unwrap().into_iter().map(Result::unwrap).collect();
+    assert_eq!(on_each, vec![2, 2]);
+    match common::failure(pool.call::<_, ()>("trap", 1u32)) {
+        TaskFailure::Trap { frames, .. } => assert!(frames.iter().any(|f| f.contains("trap_deeper"))),
+        other => panic!("expected a trap, got {other}"),
+    }
+}
+
+#[test]
+fn per_worker_state_lives_in_the_worker_process() {
+    let pool = processes(1).instance_mode(InstanceMode::PerWorker).init_task("counter_set", 10u64).build().unwrap();
+    let counts: Vec<u64> = pool.task("counter_next").unwrap().chunk_size(1).map(vec![(); 3]).unwrap();
+    assert_eq!(counts, vec![11, 12, 13]);
+}
+
+fn kill_9(pid: u32) {
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).stderr(std::process::Stdio::null()).status();
+}
+
+fn process_exists(pid: u32) -> bool {
+    Command::new("kill").args(["-0", &pid.to_string()]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+#[test]
+#[cfg(unix)]
+fn killing_workers_mid_map_loses_and_repeats_nothing() {
+    let pool = processes(2).max_retries(10).build().unwrap();
+    let n = 10_000u64;
+    let done = AtomicBool::new(false);
+    let mut kills = 0;
+    let mut seen: BTreeMap<usize, u64> = BTreeMap::new();
+    std::thread::scope(|s| {
+        let killer = s.spawn(|| {
+            let mut kills = 0;
+            std::thread::sleep(Duration::from_millis(150));
+            while !done.load(Ordering::SeqCst) && kills < 8 {
+                for pid in pool.worker_pids().into_iter().flatten() {
+                    kill_9(pid);
+                    kills += 1;
+                }
+                std::thread::sleep(Duration::from_millis(120));
+            }
+            kills
+        });
+        let inputs = (0..n).map(|i| (2_000u64, i));
+        for (index, result) in pool.task("pi_hits").unwrap().chunk_size(8).imap_unordered::<_, u64>(inputs).unwrap() {
+            let hits = result.unwrap_or_else(|e| panic!("input {index} failed: {e}"));
+            assert!(seen.insert(index, hits).is_none(), "input {index} arrived twice");
+        }
+        done.store(true, Ordering::SeqCst);
+        kills = killer.join().unwrap();
+    });
+    assert!(kills >= 2, "the test should have killed workers mid-map (killed {kills})");
+    assert_eq!(seen.len(), n as usize, "every input arrives exactly once");
+    for (index, hits) in seen {
+        assert_eq!(hits, guest_tasks::monte_carlo::pi_hits(2_000, index as u64), "input {index}");
+    }
+}
+
+/// A module whose task `bad` returns a result header outside memory (an ABI
+/// violation, after which a worker process stops itself), and whose task
+/// `ok` returns `()` properly.
+fn abi_breaking_module() -> Vec<u8> {
+    let record = |name: &str| -> String {
+        let descriptor = wasmpool_abi::TaskDescriptor {
+            version: wasmpool_abi::DESCRIPTOR_VERSION,
+            name: name.into(),
+            params: vec![],
+            result: "()".into(),
+            doc: String::new(),
+        };
+        descriptor.encode().iter().map(|b| format!("\\{b:02x}")).collect()
+    };
+    let wat = format!(
+        r#"(module
+            (memory (export "memory") 1)
+            (func (export "wasmpool_abi_version") (result i32) i32.const 1)
+            (func (export "wasmpool_alloc") (param i32) (result i32) i32.const 64)
+            ;; header at 0: status 0, payload at 16, length 0
+            (data (i32.const 0) "\00\00\00\00\10\00\00\00\00\00\00\00")
+            (func (export "wasmpool_task_ok") (param i32 i32) (result i32) i32.const 0)
+            (func (export "wasmpool_task_bad") (param i32 i32) (result i32) i32.const 0xfffffff0)
+            (@custom "wasmpool.tasks" "{}")
+            (@custom "wasmpool.tasks" "{}"))"#,
+        record("ok"),
+        record("bad")
+    );
+    wat::parse_str(wat).unwrap()
+}
+
+#[test]
+fn a_task_that_kills_its_worker_every_time_fails_alone() {
+    let module = abi_breaking_module();
+    // In a thread pool the violation is an ordinary typed error.
+    let threads = Pool::builder().module_bytes(module.clone()).workers(1).build().unwrap();
+    assert!(matches!(common::failure(threads.call::<_, ()>("bad", ())), TaskFailure::Abi(_)));
+
+    let pool = Pool::builder()
+        .module_bytes(module)
+        .workers(2)
+        .worker_kind(WorkerKind::Processes)
+        .max_retries(2)
+        .build()
+        .unwrap();
+    let tasks = ["ok", "bad", "ok", "ok", "ok"];
+    let results: Vec<_> =
+        tasks.iter().map(|task| pool.submit::<_, ()>(task, ()).unwrap()).map(|handle| handle.wait()).collect();
+    for (i, (task, result)) in tasks.iter().zip(&results).enumerate() {
+        match (*task, result) {
+            ("ok", Ok(())) => {}
+            ("bad", Err(e)) => match &e.failure {
+                TaskFailure::WorkerCrashed { attempts, status, cause, .. } => {
+                    assert_eq!(e.task, "bad");
+                    assert_eq!(*attempts, 3, "the first try and 2 retries");
+                    assert!(status.contains('3'), "exit status 3: {status}");
+                    assert!(cause.contains("broke the wasmpool ABI"), "{cause}");
+                }
+                other => panic!("expected WorkerCrashed, got {other}"),
+            },
+            (task, other) => panic!("task #{i} `{task}`: unexpected {other:?}"),
+        }
+    }
+    // The pool is still whole.
+    assert_eq!(pool.worker_pids().iter().flatten().count(), 2);
+    pool.call::<_, ()>("ok", ()).unwrap();
+}
+
+#[test]
+#[cfg(unix)]
+fn dropping_the_pool_leaves_no_worker_process() {
+    let pool = processes(2).build().unwrap();
+    let pids: Vec<u32> = pool.worker_pids().into_iter().flatten().collect();
+    assert_eq!(pids.len(), 2);
+    assert!(pids.iter().all(|&pid| process_exists(pid)));
+    // Queue slow tasks, then drop: no waiting for them, and no survivors.
+    let handles: Vec<_> = (0..6u64).map(|s| pool.submit::<_, u64>("pi_hits", (50_000_000u64, s)).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    drop(pool);
+    assert!(started.elapsed() < Duration::from_secs(5), "drop kills workers instead of waiting");
+    for handle in handles {
+        assert_eq!(handle.wait().unwrap_err().failure, TaskFailure::PoolClosed);
+    }
+    assert!(pids.iter().all(|&pid| !process_exists(pid)), "worker processes survived the pool");
+}
+
+/// Run by `a_killed_host_leaves_no_worker_process` as the host to kill.
+#[test]
+#[ignore = "run as a child process by a_killed_host_leaves_no_worker_process"]
+fn child_host_with_worker_processes() {
+    let pool = processes(2).build().unwrap();
+    let pids: Vec<String> = pool.worker_pids().into_iter().flatten().map(|p| p.to_string()).collect();
+    println!("PIDS {}", pids.join(" "));
+    // Give the workers something long to do, then wait to be killed.
+    let _handles: Vec<_> = (0..2u64).map(|s| pool.submit::<_, u64>("pi_hits", (u64::MAX, s)).unwrap()).collect();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+#[cfg(unix)]
+fn a_killed_host_leaves_no_worker_process() {
+    use std::io::{BufRead, BufReader};
+    let me = std::env::current_exe().unwrap();
+    let mut host = Command::new(me)
+        .args(["--exact", "child_host_with_worker_processes", "--ignored", "--nocapture", "--test-threads=1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = host.stdout.take().unwrap();
+    let pids: Vec<u32> = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        // libtest prints "test name ... " without a newline before our line.
+        .find_map(|line| line.split_once("PIDS ").map(|(_, p)| p.split(' ').map(|x| x.parse().unwrap()).collect()))
+        .expect("the child host reports its workers");
+    assert_eq!(pids.len(), 2);
+    std::thread::sleep(Duration::from_millis(200));
+    host.kill().unwrap(); // SIGKILL: no destructor runs in the host.
+    host.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pids.iter().any(|&pid| process_exists(pid) && !is_zombie(pid)) {
+        assert!(Instant::now() < deadline, "worker processes outlived their killed host: {pids:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A process that has exited but whose parent (here: the killed host, now
+/// reparented to init) has not reaped it yet counts as gone.
+fn is_zombie(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_missing_worker_executable_says_what_to_do() {
+    let err = processes(1).worker_executable("/nonexistent/wasmpool-worker").build().unwrap_err();
+    assert!(matches!(err, Error::WorkerNotFound { .. }), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("/nonexistent/wasmpool-worker"), "{message}");
+    assert!(message.contains("cargo build --bin wasmpool-worker"), "{message}");
+}
+
+#[test]
+fn a_worker_executable_that_is_not_one_is_refused_at_build() {
+    let err = processes(1).worker_executable("/bin/true").build().unwrap_err();
+    match err {
+        Error::WorkerStart { worker, reason } => {
+            assert_eq!(worker, 0);
+            assert!(reason.contains("handshake"), "{reason}");
+        }
+        other => panic!("expected WorkerStart, got {other}"),
+    }
+}
