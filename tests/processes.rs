@@ -260,3 +260,32 @@ fn a_worker_executable_that_is_not_one_is_refused_at_build() {
         other => panic!("expected WorkerStart, got {other}"),
     }
 }
+
+/// Run by `worker_stderr_reaches_the_host_with_the_worker_id`.
+#[test]
+#[ignore = "run as a child process by worker_stderr_reaches_the_host_with_the_worker_id"]
+fn child_host_whose_worker_writes_to_stderr() {
+    let pool = Pool::builder()
+        .module_bytes(abi_breaking_module())
+        .workers(1)
+        .worker_kind(WorkerKind::Processes)
+        .max_retries(0)
+        .build()
+        .unwrap();
+    assert!(pool.call::<_, ()>("bad", ()).is_err());
+}
+
+#[test]
+fn worker_stderr_reaches_the_host_with_the_worker_id() {
+    let me = std::env::current_exe().unwrap();
+    let output = Command::new(me)
+        .args(["--exact", "child_host_whose_worker_writes_to_stderr", "--ignored", "--nocapture", "--test-threads=1"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("[wasmpool worker 0] stopping: the guest broke the wasmpool ABI"),
+        "the worker's stderr line, prefixed with its id, should reach the host's stderr:\n{stderr}"
+    );
+}

@@ -4,7 +4,7 @@
 //! The host starts each worker with `std::process::Command` (never `fork`),
 //! so behaviour is the same on Linux, macOS and Windows, and a user's program
 //! needs no guard or special call in `main`. The worker executable,
-//! `wasmpool-worker`, is found by [`locate`](locate::find_worker_executable).
+//! `wasmpool-worker`, is found by [`find_worker_executable`](locate::find_worker_executable).
 //! The host compiles the module once; workers load the precompiled machine
 //! code from the module cache (`cache.rs`), checking its checksum. Requests
 //! and replies are frames over the child's stdin and stdout (`transport/`).
@@ -17,7 +17,7 @@
 //! none outlives its host, even if the host is killed.
 
 mod child;
-pub(crate) mod locate;
+pub mod locate;
 pub(crate) mod supervisor;
 
 pub use child::worker_main;
