@@ -6,7 +6,7 @@ use crate::scheduler::jobs::ItemResult;
 use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
 use crate::transport::messages::{Hello, Reply, Request};
 use crate::worker::ItemRunner;
-use std::io::{BufRead, BufReader, BufWriter};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -95,8 +95,10 @@ impl Spawner {
         std::thread::Builder::new()
             .name(format!("wasmpool-worker-{id}-stderr"))
             .spawn(move || {
+                // Keep draining even if our own stderr is gone, so the worker
+                // never blocks on a full pipe.
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    eprintln!("[wasmpool worker {id}] {line}");
+                    let _ = writeln!(std::io::stderr().lock(), "[wasmpool worker {id}] {line}");
                 }
             })
             .map_err(|e| format!("cannot start the stderr reader: {e}"))?;
@@ -190,6 +192,14 @@ impl ItemRunner for ProcessRunner {
                 return Err(TaskFailure::PoolClosed);
             }
             if attempts > self.max_retries {
+                // Leave the slot with a live process, as the pool had it
+                // before this task (if that fails, the next task tries again).
+                match self.spawner.spawn(self.id, &self.slot, &self.closing) {
+                    Ok(connection) => self.connection = Some(connection),
+                    Err(_) => {
+                        self.slot.reap();
+                    }
+                }
                 return Err(TaskFailure::WorkerCrashed { worker: self.id, attempts, status, cause });
             }
             tracing::warn!(worker = self.id, attempts, %status, %cause, "worker process died; retrying the task on a new one");
