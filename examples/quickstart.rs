@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --example quickstart
-//! cargo build --bin wasmpool-worker && cargo run --example quickstart -- --processes
+//! cargo build --bins --examples && cargo run --example quickstart -- --processes
 //! ```
 //!
 //! In Python the same three lines fail twice (numpy.sqrt cannot be pickled;
