@@ -281,3 +281,14 @@ fn worker_stderr_reaches_the_host_with_the_worker_id() {
         "the worker's stderr line, prefixed with its id, should reach the host's stderr:\n{stderr}"
     );
 }
+
+#[test]
+fn process_pools_work_with_their_own_cache_folder_or_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let cached = processes(1).cache_dir(dir.path()).build().unwrap();
+    assert_eq!(cached.call::<_, f64>("sqrt", 4.0f64).unwrap(), 2.0);
+    let entries = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(entries, 1, "one precompiled module in the cache folder");
+    let uncached = processes(1).disable_cache().build().unwrap();
+    assert_eq!(uncached.call::<_, f64>("sqrt", 9.0f64).unwrap(), 3.0);
+}

@@ -144,7 +144,7 @@ impl Pool {
         &self.module.tasks
     }
 
-    /// Number of worker threads.
+    /// Number of workers (threads, or processes and the threads that tend them).
     pub fn workers(&self) -> usize {
         self.threads.len()
     }

@@ -185,8 +185,10 @@ impl ItemRunner for ProcessRunner {
                 Ok(result) => return result,
                 Err(cause) => cause,
             };
-            let status = self.slot.reap();
+            // Close the pipes first: a live but confused worker then exits by
+            // itself within the grace period, with a status of its own.
             self.connection = None;
+            let status = self.slot.reap();
             attempts += 1;
             if self.closing.load(Ordering::SeqCst) {
                 return Err(TaskFailure::PoolClosed);
