@@ -68,7 +68,7 @@ pub(crate) fn load_or_compile(
     wasm: &[u8],
     dir: &Path,
 ) -> (wasmtime::Result<Module>, Option<Artifact>) {
-    let path = dir.join(format!("{}.cwasm", key(engine, wasm)));
+    let path = entry_path(engine, wasm, dir);
     if let Some((module, checksum)) = load(engine, &path) {
         return (Ok(module), Some(Artifact { path, checksum }));
     }
@@ -76,14 +76,27 @@ pub(crate) fn load_or_compile(
         Ok(module) => module,
         Err(e) => return (Err(e), None),
     };
-    let artifact = match module.serialize().map_err(|e| e.to_string()).and_then(|payload| store(&path, &payload)) {
-        Ok(checksum) => Some(Artifact { path, checksum }),
+    let artifact = match store_module(engine, &module, wasm, dir) {
+        Ok(artifact) => Some(artifact),
         Err(e) => {
             tracing::warn!(dir = %dir.display(), "cannot write the module cache: {e}");
             None
         }
     };
     (Ok(module), artifact)
+}
+
+/// The entry for `wasm` compiled by `engine`, in `dir`.
+fn entry_path(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
+    dir.join(format!("{}.cwasm", key(engine, wasm)))
+}
+
+/// Stores `module` (compiled from `wasm` by `engine`) as an entry in `dir`.
+pub(crate) fn store_module(engine: &Engine, module: &Module, wasm: &[u8], dir: &Path) -> Result<Artifact, String> {
+    let path = entry_path(engine, wasm, dir);
+    let payload = module.serialize().map_err(|e| e.to_string())?;
+    let checksum = store(&path, &payload)?;
+    Ok(Artifact { path, checksum })
 }
 
 /// Loads a cache entry if it is intact and wasmtime accepts it; removes it

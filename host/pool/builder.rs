@@ -256,15 +256,15 @@ impl PoolBuilder {
                     None => {
                         let dir = tempfile::tempdir()
                             .map_err(|e| Error::Engine(format!("cannot create a temporary folder: {e}")))?;
-                        match cache::load_or_compile(&engine, &bytes, dir.path()) {
-                            (Ok(_), Some(artifact)) => (artifact, Some(dir)),
-                            _ => {
-                                return Err(Error::Engine(format!(
-                                    "cannot store the compiled module in {}",
+                        // The module is compiled already: store that, do not compile again.
+                        let artifact =
+                            cache::store_module(&engine, &module.module, &bytes, dir.path()).map_err(|e| {
+                                Error::Engine(format!(
+                                    "cannot store the compiled module in {}: {e}",
                                     dir.path().display()
-                                )));
-                            }
-                        }
+                                ))
+                            })?;
+                        (artifact, Some(dir))
                     }
                 };
                 let child_engine = EngineSettings {
