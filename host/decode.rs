@@ -1,6 +1,7 @@
 //! Encoding arguments and decoding results: postcard, strictly.
 
 use crate::error::TaskFailure;
+use crate::scheduler::jobs::ItemResult;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -21,6 +22,12 @@ pub(crate) fn decode_result<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, Task
         }),
         Err(e) => Err(TaskFailure::DecodeResult { expected: expected(), reason: e.to_string() }),
     }
+}
+
+/// Decodes what a worker returned for one input: its failure, or its
+/// result bytes decoded as `R`.
+pub(crate) fn decode_item<R: DeserializeOwned>(result: ItemResult) -> Result<R, TaskFailure> {
+    result.and_then(|bytes| decode_result::<R>(&bytes))
 }
 
 #[cfg(test)]

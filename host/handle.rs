@@ -1,6 +1,6 @@
 //! The handle `submit` returns: wait on it, poll it, or `.await` it.
 
-use crate::decode::decode_result;
+use crate::decode::decode_item;
 use crate::error::{TaskError, TaskFailure};
 use crate::scheduler::jobs::ItemResult;
 use serde::de::DeserializeOwned;
@@ -108,8 +108,7 @@ impl<R: DeserializeOwned> TaskHandle<R> {
     }
 
     fn finish(&self, result: ItemResult) -> Result<R, TaskError> {
-        let error = |failure| TaskError { task: self.task.to_string(), index: 0, failure };
-        decode_result::<R>(&result.map_err(error)?).map_err(error)
+        decode_item::<R>(result).map_err(|failure| TaskError { task: self.task.to_string(), index: 0, failure })
     }
 }
 

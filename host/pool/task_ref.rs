@@ -160,9 +160,7 @@ impl<'pool> TaskRef<'pool> {
         drop(tx);
         for chunk in rx.iter() {
             for (worker, result) in chunk.results {
-                let decoded = result
-                    .and_then(|bytes| crate::decode::decode_result::<R>(&bytes))
-                    .map_err(|f| self.task_error(worker, f));
+                let decoded = crate::decode::decode_item::<R>(result).map_err(|f| self.task_error(worker, f));
                 if let Some(slot) = results.get_mut(worker) {
                     *slot = decoded;
                 }

@@ -7,7 +7,7 @@
 
 use super::chunking::CHUNK_BYTE_BUDGET;
 use super::jobs::{ChunkResult, Item, ItemResult, Job, Reply, TaskTarget};
-use crate::decode::{decode_result, encode_args};
+use crate::decode::{decode_item, encode_args};
 use crate::error::TaskError;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::Serialize;
@@ -108,7 +108,7 @@ where
     }
 
     fn decode<R: DeserializeOwned>(&self, index: usize, result: ItemResult) -> Result<R, TaskError> {
-        result.and_then(|bytes| decode_result::<R>(&bytes)).map_err(|f| self.task_error(index, f))
+        decode_item::<R>(result).map_err(|f| self.task_error(index, f))
     }
 }
 
