@@ -10,11 +10,15 @@ use crate::transport::messages::{Hello, PROTOCOL_VERSION, Reply, Request};
 use std::io::{BufReader, BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Exit status of a worker whose host sent something it cannot serve.
 const EXIT_PROTOCOL: u8 = 2;
 /// Exit status of a worker that stopped because its guest broke the ABI.
 const EXIT_GUEST_ABI: u8 = 3;
+
+/// Set when the worker is about to exit with [`EXIT_GUEST_ABI`].
+static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// The `main` of `wasmpool-worker`: serves one pool over stdin/stdout and
 /// exits when stdin closes. Not for use by hand.
@@ -59,6 +63,9 @@ pub fn worker_main() -> ExitCode {
                     eprintln!("wasmpool-worker: unexpected second Hello");
                     std::process::exit(i32::from(EXIT_PROTOCOL));
                 }
+                // Once the main thread is stopping with a status of its own,
+                // the host closing stdin must not replace that status with 0.
+                Err(_) if STOPPING.load(Ordering::SeqCst) => break,
                 Err(crate::transport::FrameError::Closed) => std::process::exit(0),
                 Err(e) => {
                     eprintln!("wasmpool-worker: bad request from the host: {e}");
@@ -73,6 +80,7 @@ pub fn worker_main() -> ExitCode {
             // A guest that breaks the ABI may have left this process in a
             // state nobody can vouch for: report, then let the host replace
             // the process (and retry the task on the new one).
+            STOPPING.store(true, Ordering::SeqCst);
             eprintln!("stopping: the guest broke the wasmpool ABI: {reason}");
             let reason = format!("the worker stopped itself: the guest broke the wasmpool ABI: {reason}");
             let _ = write_frame(&mut output, &Reply::Fatal { reason });
