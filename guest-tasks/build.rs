@@ -1,5 +1,7 @@
 //! Compiles this crate for `wasm32-unknown-unknown` when it is built for the
-//! host, and tells the native crate where the module is (`GUEST_TASKS_WASM`).
+//! host, and tells the native crate where the module is (`GUEST_TASKS_WASM`);
+//! likewise for `wasm32-wasip1` (`GUEST_TASKS_WASI_WASM`), the module of the
+//! tests and examples of wasmpool's opt-in WASI mode.
 //!
 //! This is what lets `cargo test` and `cargo run --example …` work on a fresh
 //! clone: the module is built on demand, never committed.
@@ -8,7 +10,9 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-const WASM_TARGET: &str = "wasm32-unknown-unknown";
+/// Each target the module is built for, and the variable naming its file.
+const TARGETS: [(&str, &str); 2] =
+    [("wasm32-unknown-unknown", "GUEST_TASKS_WASM"), ("wasm32-wasip1", "GUEST_TASKS_WASI_WASM")];
 
 fn main() {
     let target = env::var("TARGET").unwrap_or_default();
@@ -21,15 +25,22 @@ fn main() {
         println!("cargo::rerun-if-changed={}", manifest_dir.join(path).display());
     }
 
-    ensure_wasm_target();
+    for (target, variable) in TARGETS {
+        ensure_wasm_target(target);
+        let module = build_module(&manifest_dir, &out_dir, target);
+        println!("cargo::rustc-env={variable}={}", module.display());
+    }
+}
 
+/// Builds the module for `target`; returns the path of its copy in `out_dir`.
+fn build_module(manifest_dir: &Path, out_dir: &Path, target: &str) -> PathBuf {
     // A target directory shared by every profile of the outer build, beside
     // it (OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out).
-    let guest_target_dir = out_dir.ancestors().nth(4).unwrap_or(&out_dir).join("wasm-guest");
+    let guest_target_dir = out_dir.ancestors().nth(4).unwrap_or(out_dir).join("wasm-guest");
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
     build
-        .args(["rustc", "--lib", "--release", "--crate-type", "cdylib", "--target", WASM_TARGET])
+        .args(["rustc", "--lib", "--release", "--crate-type", "cdylib", "--target", target])
         .arg("--manifest-path")
         .arg(manifest_dir.join("Cargo.toml"))
         .arg("--target-dir")
@@ -54,22 +65,22 @@ fn main() {
     }
     let status = build.status().unwrap_or_else(|e| panic!("could not run cargo to build the guest module: {e}"));
     if !status.success() {
-        panic!("building the guest module for {WASM_TARGET} failed ({status}); see the errors above");
+        panic!("building the guest module for {target} failed ({status}); see the errors above");
     }
 
-    let built = guest_target_dir.join(WASM_TARGET).join("release").join("guest_tasks.wasm");
-    let module = out_dir.join("guest_tasks.wasm");
+    let built = guest_target_dir.join(target).join("release").join("guest_tasks.wasm");
+    let module = out_dir.join(format!("guest_tasks.{target}.wasm"));
     std::fs::copy(&built, &module)
         .unwrap_or_else(|e| panic!("the guest module {} is missing after the build: {e}", built.display()));
-    println!("cargo::rustc-env=GUEST_TASKS_WASM={}", module.display());
+    module
 }
 
 /// Makes sure the standard library for wasm32 is installed, installing it
 /// with rustup when it is missing, or stops with the command that would.
-fn ensure_wasm_target() {
+fn ensure_wasm_target(target: &str) {
     let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let libdir = Command::new(&rustc)
-        .args(["--print", "target-libdir", "--target", WASM_TARGET])
+        .args(["--print", "target-libdir", "--target", target])
         .output()
         .ok()
         .filter(|o| o.status.success())
@@ -77,19 +88,17 @@ fn ensure_wasm_target() {
     if libdir.as_deref().is_some_and(Path::exists) {
         return;
     }
-    println!(
-        "cargo::warning=the {WASM_TARGET} target is missing; installing it with `rustup target add {WASM_TARGET}`"
-    );
+    println!("cargo::warning=the {target} target is missing; installing it with `rustup target add {target}`");
     let installed = Command::new("rustup")
-        .args(["target", "add", WASM_TARGET])
+        .args(["target", "add", target])
         .stdout(Stdio::from(std::io::stderr()))
         .status()
         .is_ok_and(|s| s.success());
     if !installed {
         panic!(
-            "wasmpool's demo task module is compiled for {WASM_TARGET}, whose standard library is not installed.\n\
-             Install it with:\n\n    rustup target add {WASM_TARGET}\n\n\
-             (without rustup: install your distribution's Rust standard library for {WASM_TARGET})"
+            "wasmpool's demo task module is compiled for {target}, whose standard library is not installed.\n\
+             Install it with:\n\n    rustup target add {target}\n\n\
+             (without rustup: install your distribution's Rust standard library for {target})"
         );
     }
 }

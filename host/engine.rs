@@ -36,13 +36,20 @@ pub(crate) struct EngineSettings {
     pub max_memory: usize,
     /// Largest table of one instance, in elements.
     pub max_table_elements: usize,
+    /// Largest Wasm stack, in bytes.
+    pub max_stack: usize,
+    /// Compile epoch checks into the code (deadlines and cancellation in
+    /// thread workers; costs about a third of a tight loop's speed).
+    pub epoch_interruption: bool,
+    /// Compile fuel metering into the code.
+    pub consume_fuel: bool,
 }
 
 /// Creates the engine, falling back from pooling to on-demand allocation
 /// when `Auto` is asked for and the pool cannot be reserved.
 pub(crate) fn create_engine(settings: &EngineSettings) -> Result<(Engine, AllocatorKind)> {
     let on_demand = || {
-        let mut config = base_config();
+        let mut config = base_config(settings);
         // Reserve only what an instance may use, rather than wasmtime's
         // default 4 GiB per memory: the fallback exists for machines short of
         // address space. Wasm code then checks bounds explicitly.
@@ -64,12 +71,15 @@ pub(crate) fn create_engine(settings: &EngineSettings) -> Result<(Engine, Alloca
     }
 }
 
-fn base_config() -> Config {
+fn base_config(settings: &EngineSettings) -> Config {
     let mut config = Config::new();
     // Backtraces (with function names) for traps; relaxed SIMD made
     // deterministic so results do not depend on the host CPU.
     config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
     config.relaxed_simd_deterministic(true);
+    config.max_wasm_stack(settings.max_stack);
+    config.epoch_interruption(settings.epoch_interruption);
+    config.consume_fuel(settings.consume_fuel);
     config
 }
 
@@ -84,7 +94,7 @@ fn pooling_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
         .max_tables_per_module(1)
         .max_memory_size(settings.max_memory)
         .table_elements(settings.max_table_elements);
-    let mut config = base_config();
+    let mut config = base_config(settings);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     let engine = Engine::new(&config)?;
     Ok(engine)

@@ -6,6 +6,7 @@
 //! module, a bad configuration, an unknown task name) are the other
 //! [`Error`] variants.
 
+pub use crate::sandbox::LimitExceeded;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -111,7 +112,10 @@ pub enum ModuleError {
     #[error("it does not compile: {0}")]
     Compile(String),
     /// It imports something the sandbox does not provide.
-    #[error("it imports `{module}::{name}`, which wasmpool does not provide (only `wasmpool::panic` is available)")]
+    #[error(
+        "it imports `{module}::{name}`, which wasmpool does not provide (only `wasmpool::panic` is available, \
+         and `wasi_snapshot_preview1::*` in pools built with `.wasi(...)`)"
+    )]
     ForbiddenImport {
         /// The import's module name.
         module: String,
@@ -148,6 +152,11 @@ pub enum ModuleError {
     /// It compiled but could not be instantiated.
     #[error("it cannot be instantiated: {0}")]
     Instantiation(String),
+    /// It runs past a sandbox limit before serving any task: too large to
+    /// compile, or an initial memory, table or start function beyond the
+    /// pool's limits.
+    #[error("{0}")]
+    Limit(LimitExceeded),
 }
 
 /// One failed task call: which task, which input, and what happened.
@@ -232,6 +241,12 @@ pub enum TaskFailure {
     /// The pool shut down before the task ran.
     #[error("the pool shut down before the task ran")]
     PoolClosed,
+    /// The task ran into a sandbox limit and was stopped.
+    #[error("{0}")]
+    Limit(LimitExceeded),
+    /// The caller cancelled the task.
+    #[error("cancelled")]
+    Cancelled,
 }
 
 /// Formats trap frames as an indented list after the trap kind.

@@ -3,8 +3,8 @@
 //! run tasks through an [`Executor`].
 
 use crate::error::TaskFailure;
-use crate::guest_call::{GuestInstance, Instantiator};
-use crate::scheduler::jobs::ItemResult;
+use crate::guest_call::{GuestInstance, Instantiator, Outcome};
+use crate::sandbox::interrupt::RunLimits;
 use serde::{Deserialize, Serialize};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -46,10 +46,12 @@ impl Executor {
         Executor { instantiator, mode, init, kept: None }
     }
 
-    /// Runs one task; a bug in the host (a panic) costs this task only.
-    pub fn run(&mut self, export: &str, args: &[u8]) -> ItemResult {
-        match catch_unwind(AssertUnwindSafe(|| self.run_one(export, args))) {
-            Ok(result) => result,
+    /// Runs one task under `run`'s limits; a bug in the host (a panic)
+    /// costs this task only.
+    pub fn run(&mut self, export: &str, args: &[u8], run: &RunLimits) -> Outcome {
+        let _ticking = self.instantiator.tick_guard(run);
+        match catch_unwind(AssertUnwindSafe(|| self.run_one(export, args, run))) {
+            Ok(outcome) => outcome,
             Err(panic) => {
                 self.kept = None;
                 let message = panic
@@ -58,32 +60,45 @@ impl Executor {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
                 tracing::error!(%message, "internal error while running a task");
-                Err(TaskFailure::Abi(format!("internal error in the wasmpool host: {message}")))
+                Outcome::bare(Err(TaskFailure::Abi(format!("internal error in the wasmpool host: {message}"))))
             }
         }
     }
 
-    fn run_one(&mut self, export: &str, args: &[u8]) -> ItemResult {
+    fn run_one(&mut self, export: &str, args: &[u8], run: &RunLimits) -> Outcome {
         match self.mode {
-            InstanceMode::FreshPerTask => self.new_instance()?.call(export, args),
+            InstanceMode::FreshPerTask => match self.new_instance(run) {
+                Ok(mut instance) => {
+                    let result = instance.call(export, args);
+                    Outcome { result, output: instance.take_output() }
+                }
+                Err(failure) => Outcome::bare(Err(failure)),
+            },
             InstanceMode::PerWorker => {
                 let instance = match &mut self.kept {
-                    Some(instance) => instance,
-                    None => self.kept.insert(self.new_instance()?),
+                    Some(instance) => match instance.rearm(run) {
+                        Ok(()) => instance,
+                        Err(failure) => return Outcome::bare(Err(failure)),
+                    },
+                    None => match self.new_instance(run) {
+                        Ok(instance) => self.kept.insert(instance),
+                        Err(failure) => return Outcome::bare(Err(failure)),
+                    },
                 };
                 let result = instance.call(export, args);
-                if matches!(result, Err(TaskFailure::Panic { .. } | TaskFailure::Trap { .. } | TaskFailure::Abi(_))) {
+                let output = instance.take_output();
+                if result.as_ref().is_err_and(leaves_instance_suspect) {
                     // Its memory may be half-updated: start the next task afresh.
                     self.kept = None;
                 }
-                result
+                Outcome { result, output }
             }
         }
     }
 
     /// A new instance, with the init task (if any) already run in it.
-    fn new_instance(&self) -> Result<GuestInstance, TaskFailure> {
-        let mut instance = self.instantiator.instantiate()?;
+    fn new_instance(&self, run: &RunLimits) -> Result<GuestInstance, TaskFailure> {
+        let mut instance = self.instantiator.instantiate(run)?;
         if let Some(init) = &self.init {
             instance
                 .call(&init.export, &init.args)
@@ -91,4 +106,19 @@ impl Executor {
         }
         Ok(instance)
     }
+}
+
+/// Whether a kept instance must be replaced after its task failed this way:
+/// anything that stopped the guest midway may have left its memory
+/// half-updated. A task that returned `Err`, or whose arguments or result
+/// did not decode, finished normally.
+fn leaves_instance_suspect(failure: &TaskFailure) -> bool {
+    matches!(
+        failure,
+        TaskFailure::Panic { .. }
+            | TaskFailure::Trap { .. }
+            | TaskFailure::Abi(_)
+            | TaskFailure::Limit(_)
+            | TaskFailure::Cancelled
+    )
 }

@@ -1,23 +1,35 @@
 //! The host half of the ABI: instantiating the module and calling one task
-//! in an instance, with every pointer the guest hands back checked.
+//! in an instance, with every pointer the guest hands back checked and every
+//! sandbox limit applied (see [`crate::sandbox`]).
 
 use crate::error::TaskFailure;
+use crate::sandbox::interrupt::{Interrupted, RunLimits, TickGuard, Ticker, Watch};
+use crate::sandbox::limiter::GuestLimiter;
+use crate::sandbox::limits::{LimitExceeded, Limits};
+use crate::sandbox::wasi::{self, TaskOutput, TaskWasi, WasiConfig};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use wasmpool_abi as abi;
 use wasmtime::{
-    Caller, Engine, Instance, InstancePre, Linker, Memory, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc,
-    WasmBacktrace,
+    Caller, Engine, Instance, InstancePre, Linker, Memory, Store, Trap, TypedFunc, UpdateDeadline, WasmBacktrace,
 };
 
-/// Longest panic message kept, in bytes; the rest is cut off.
-const MAX_PANIC_MESSAGE: usize = 64 * 1024;
+/// Longest panic or error message kept, in bytes; the rest is cut off.
+const MAX_MESSAGE: usize = 64 * 1024;
 /// Longest panic file name kept, in bytes.
 const MAX_PANIC_FILE: usize = 4 * 1024;
 
 /// What the host keeps per instance.
 pub(crate) struct HostState {
-    limits: StoreLimits,
+    limiter: GuestLimiter,
     /// Set by `wasmpool.panic` just before the guest traps.
     panic: Option<ReportedPanic>,
+    /// The running task's deadline and cancel flag.
+    watch: Watch,
+    /// The running task's fuel budget, if fuel is metered.
+    fuel: Option<u64>,
+    /// WASI context and captured output, when the pool enables WASI.
+    wasi: Option<TaskWasi>,
 }
 
 struct ReportedPanic {
@@ -25,11 +37,30 @@ struct ReportedPanic {
     location: String,
 }
 
-/// Memory and table limits of one instance.
-#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
-pub(crate) struct InstanceLimits {
-    pub max_memory: usize,
-    pub max_table_elements: usize,
+/// How instances are set up: the sandbox limits and capabilities, the same
+/// in thread workers and worker processes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct InstanceConfig {
+    pub limits: Limits,
+    /// Whether the engine checks epochs (deadlines and cancellation in code).
+    pub interruptible: bool,
+    /// Whether the engine meters fuel.
+    pub metered: bool,
+    pub wasi: Option<WasiConfig>,
+}
+
+/// One task's result and whatever it wrote (WASI tasks only).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Outcome {
+    pub result: Result<Vec<u8>, TaskFailure>,
+    pub output: TaskOutput,
+}
+
+impl Outcome {
+    /// An outcome with no output.
+    pub fn bare(result: Result<Vec<u8>, TaskFailure>) -> Self {
+        Outcome { result, output: TaskOutput::default() }
+    }
 }
 
 /// Everything needed to create instances of one module, shared by workers.
@@ -37,40 +68,97 @@ pub(crate) struct InstanceLimits {
 pub(crate) struct Instantiator {
     engine: Engine,
     pre: InstancePre<HostState>,
-    limits: InstanceLimits,
+    config: Arc<InstanceConfig>,
+    /// Thread workers with epoch checks: bumps the epoch while tasks run.
+    ticker: Option<Arc<Ticker>>,
 }
 
 impl Instantiator {
-    /// Links the module against the SDK's host functions.
-    pub fn new(engine: &Engine, module: &wasmtime::Module, limits: InstanceLimits) -> Result<Self, String> {
+    /// Links the module against the SDK's host functions (and WASI, if
+    /// enabled).
+    pub fn new(
+        engine: &Engine,
+        module: &wasmtime::Module,
+        config: InstanceConfig,
+        ticker: Option<Arc<Ticker>>,
+    ) -> Result<Self, String> {
         let mut linker = Linker::new(engine);
         linker.func_wrap(abi::HOST_MODULE, abi::PANIC_IMPORT, record_panic).map_err(|e| format!("{e:#}"))?;
+        if let Some(wasi) = &config.wasi {
+            wasi::add_to_linker(&mut linker, wasi, |state: &mut HostState| {
+                &mut state.wasi.as_mut().expect("every store of a WASI pool has a WASI context").ctx
+            })
+            .map_err(|e| format!("{e:#}"))?;
+        }
         let pre = linker.instantiate_pre(module).map_err(|e| format!("{e:#}"))?;
-        Ok(Instantiator { engine: engine.clone(), pre, limits })
+        Ok(Instantiator { engine: engine.clone(), pre, config: Arc::new(config), ticker })
     }
 
-    /// A fresh instance: the module's initial state, nothing else.
-    pub fn instantiate(&self) -> Result<GuestInstance, TaskFailure> {
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(self.limits.max_memory)
-            .table_elements(self.limits.max_table_elements)
-            .instances(1)
-            .memories(1)
-            .tables(1)
-            .build();
-        let mut store = Store::new(&self.engine, HostState { limits, panic: None });
-        store.limiter(|state| &mut state.limits);
-        let instance = self.pre.instantiate(&mut store).map_err(|e| {
-            if e.is::<Trap>() { failure_from(&mut store, e) } else { TaskFailure::Instantiate(format!("{e:#}")) }
-        })?;
+    /// Keeps the epoch ticking while a task with a deadline or a cancel flag
+    /// runs (thread workers only).
+    pub fn tick_guard(&self, run: &RunLimits) -> Option<TickGuard> {
+        let watched = run.deadline.is_some() || run.cancel.is_some();
+        self.ticker.as_ref().filter(|_| watched).map(|ticker| ticker.enter())
+    }
+
+    /// A fresh instance: the module's initial state, nothing else. Its
+    /// start function already runs under `run`'s limits.
+    pub fn instantiate(&self, run: &RunLimits) -> Result<GuestInstance, TaskFailure> {
+        let limits = &self.config.limits;
+        let wasi = match &self.config.wasi {
+            Some(config) => Some(config.context(limits.max_output).map_err(TaskFailure::Instantiate)?),
+            None => None,
+        };
+        let state = HostState {
+            limiter: GuestLimiter::new(limits.max_memory, limits.max_table_elements),
+            panic: None,
+            watch: Watch::default(),
+            fuel: None,
+            wasi,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        if self.config.interruptible {
+            store.epoch_deadline_callback(|ctx| match ctx.data().watch.check() {
+                Some(why) => Err(wasmtime::Error::new(why)),
+                None => Ok(UpdateDeadline::Continue(1)),
+            });
+        }
+        arm(&mut store, &self.config, run)?;
+        let instance = self
+            .pre
+            .instantiate(&mut store)
+            .map_err(|e| classify(&mut store, &self.config, e, |e| TaskFailure::Instantiate(format!("{e:#}"))))?;
+        // A WASI "reactor" module sets itself up (constructors, the C
+        // library's state) in `_initialize`, which the host must call first.
+        if self.config.wasi.is_some()
+            && let Ok(initialize) = instance.get_typed_func::<(), ()>(&mut store, "_initialize")
+        {
+            initialize.call(&mut store, ()).map_err(|e| classify(&mut store, &self.config, e, trap_failure))?;
+        }
         let memory = instance
             .get_memory(&mut store, abi::MEMORY_EXPORT)
             .ok_or_else(|| TaskFailure::Instantiate("the instance has no memory export".into()))?;
         let alloc = instance
             .get_typed_func::<i32, i32>(&mut store, abi::ALLOC_EXPORT)
             .map_err(|e| TaskFailure::Instantiate(format!("{e:#}")))?;
-        Ok(GuestInstance { store, instance, memory, alloc })
+        Ok(GuestInstance { store, instance, memory, alloc, config: self.config.clone() })
     }
+}
+
+/// Sets up the store for a task starting now: its deadline, cancel flag
+/// and fuel.
+fn arm(store: &mut Store<HostState>, config: &InstanceConfig, run: &RunLimits) -> Result<(), TaskFailure> {
+    store.data_mut().watch = Watch::start(run);
+    if config.interruptible {
+        store.set_epoch_deadline(1);
+    }
+    if config.metered {
+        let fuel = run.fuel.or(config.limits.fuel).unwrap_or(u64::MAX);
+        store.set_fuel(fuel).map_err(|e| TaskFailure::Instantiate(format!("{e:#}")))?;
+        store.data_mut().fuel = Some(fuel);
+    }
+    Ok(())
 }
 
 /// One live instance of the module.
@@ -79,16 +167,28 @@ pub(crate) struct GuestInstance {
     instance: Instance,
     memory: Memory,
     alloc: TypedFunc<i32, i32>,
+    config: Arc<InstanceConfig>,
 }
 
 impl GuestInstance {
+    /// Prepares a kept instance for its next task, under `run`'s limits.
+    pub fn rearm(&mut self, run: &RunLimits) -> Result<(), TaskFailure> {
+        arm(&mut self.store, &self.config, run)
+    }
+
+    /// What the current task has written (WASI only), leaving the pipes
+    /// empty for the next task.
+    pub fn take_output(&mut self) -> TaskOutput {
+        self.store.data_mut().wasi.as_mut().map(TaskWasi::take_output).unwrap_or_default()
+    }
+
     /// The ABI version the module reports.
     pub fn abi_version(&mut self) -> Result<u32, TaskFailure> {
         let f = self
             .instance
             .get_typed_func::<(), i32>(&mut self.store, abi::ABI_VERSION_EXPORT)
             .map_err(|e| TaskFailure::Abi(format!("{e:#}")))?;
-        let version = f.call(&mut self.store, ()).map_err(|e| failure_from(&mut self.store, e))?;
+        let version = f.call(&mut self.store, ()).map_err(|e| self.failure(e))?;
         Ok(version as u32)
     }
 
@@ -102,7 +202,7 @@ impl GuestInstance {
             .get_typed_func::<(i32, i32), i32>(&mut self.store, export)
             .map_err(|e| TaskFailure::Abi(format!("{e:#}")))?;
 
-        let ptr = self.alloc.call(&mut self.store, len).map_err(|e| failure_from(&mut self.store, e))?;
+        let ptr = self.alloc.call(&mut self.store, len).map_err(|e| self.failure(e))?;
         if ptr == 0 && len > 0 {
             return Err(TaskFailure::Abi(format!("wasmpool_alloc({len}) returned null (guest out of memory?)")));
         }
@@ -113,15 +213,29 @@ impl GuestInstance {
             )?;
         dest.copy_from_slice(args);
 
-        let header_ptr = task.call(&mut self.store, (ptr, len)).map_err(|e| failure_from(&mut self.store, e))?;
+        let header_ptr = task.call(&mut self.store, (ptr, len)).map_err(|e| self.failure(e))?;
         let header = self.read_header(header_ptr as u32 as usize)?;
-        let payload = self.read(header.payload_ptr as usize, header.payload_len as usize, "the result payload")?;
+        let (payload_ptr, payload_len) = (header.payload_ptr as usize, header.payload_len as usize);
         match header.status {
-            abi::status::OK => Ok(payload.to_vec()),
-            abi::status::TASK_ERROR => Err(TaskFailure::Failed(String::from_utf8_lossy(payload).into_owned())),
-            abi::status::BAD_ARGUMENTS => Err(TaskFailure::BadArguments(String::from_utf8_lossy(payload).into_owned())),
+            abi::status::OK => {
+                let limit = self.config.limits.max_output;
+                if payload_len > limit {
+                    return Err(TaskFailure::Limit(LimitExceeded::Output {
+                        what: "result".into(),
+                        len: payload_len as u64,
+                        limit: limit as u64,
+                    }));
+                }
+                Ok(self.read(payload_ptr, payload_len, "the result payload")?.to_vec())
+            }
+            abi::status::TASK_ERROR => Err(TaskFailure::Failed(self.message(payload_ptr, payload_len)?)),
+            abi::status::BAD_ARGUMENTS => Err(TaskFailure::BadArguments(self.message(payload_ptr, payload_len)?)),
             other => Err(TaskFailure::Abi(format!("unknown result status {other}"))),
         }
+    }
+
+    fn failure(&mut self, error: wasmtime::Error) -> TaskFailure {
+        classify(&mut self.store, &self.config, error, trap_failure)
     }
 
     fn read_header(&self, ptr: usize) -> Result<abi::ResultHeader, TaskFailure> {
@@ -129,6 +243,17 @@ impl GuestInstance {
         let mut header = [0u8; abi::RESULT_HEADER_LEN];
         header.copy_from_slice(bytes);
         Ok(abi::ResultHeader::from_bytes(header))
+    }
+
+    /// An error message the guest returned, cut to [`MAX_MESSAGE`] bytes.
+    fn message(&self, ptr: usize, len: usize) -> Result<String, TaskFailure> {
+        self.read(ptr, len, "the error message")?;
+        let kept = self.read(ptr, len.min(MAX_MESSAGE), "the error message")?;
+        let mut text = String::from_utf8_lossy(kept).into_owned();
+        if len > MAX_MESSAGE {
+            text.push_str(&format!(" … ({} more bytes cut)", len - MAX_MESSAGE));
+        }
+        Ok(text)
     }
 
     /// `len` bytes of guest memory at `ptr`, or an ABI error naming `what`.
@@ -165,18 +290,58 @@ fn record_panic(
             None => "<unreadable>".into(),
         }
     };
-    let message = text(&mut caller, msg_ptr, msg_len, MAX_PANIC_MESSAGE);
+    let message = text(&mut caller, msg_ptr, msg_len, MAX_MESSAGE);
     let file = text(&mut caller, file_ptr, file_len, MAX_PANIC_FILE);
     let location = format!("{file}:{}:{}", line as u32, column as u32);
-    caller.data_mut().panic = Some(ReportedPanic { message, location });
+    // A guest that panics while reporting a panic keeps its first report.
+    caller.data_mut().panic.get_or_insert(ReportedPanic { message, location });
 }
 
-/// Turns a failed call into a [`TaskFailure`]: a reported panic if the guest
-/// reported one, else the trap with its backtrace.
-fn failure_from(store: &mut Store<HostState>, error: wasmtime::Error) -> TaskFailure {
-    if let Some(panic) = store.data_mut().panic.take() {
+/// Turns a failed call into a [`TaskFailure`], most specific first: the
+/// sandbox stopping it (deadline, cancel, fuel, stack, output), a panic the
+/// guest reported, a memory or table growth the sandbox refused, then the
+/// trap itself (or `otherwise`, for errors that are not traps).
+fn classify(
+    store: &mut Store<HostState>,
+    config: &InstanceConfig,
+    error: wasmtime::Error,
+    otherwise: fn(wasmtime::Error) -> TaskFailure,
+) -> TaskFailure {
+    let state = store.data_mut();
+    let panic = state.panic.take();
+    let refusal = state.limiter.take_refusal();
+    if let Some(why) = error.downcast_ref::<Interrupted>() {
+        return match *why {
+            Interrupted::Deadline(limit) => TaskFailure::Limit(LimitExceeded::Deadline { limit }),
+            Interrupted::Cancelled => TaskFailure::Cancelled,
+        };
+    }
+    if let Some(overflow) = state.wasi.as_ref().and_then(TaskWasi::overflow) {
+        return TaskFailure::Limit(overflow);
+    }
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => {
+            return TaskFailure::Limit(LimitExceeded::Fuel { limit: state.fuel.unwrap_or_default() });
+        }
+        Some(Trap::StackOverflow) => {
+            return TaskFailure::Limit(LimitExceeded::Stack { limit: config.limits.max_stack });
+        }
+        _ => {}
+    }
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return TaskFailure::Failed(format!("the task called exit({})", exit.0));
+    }
+    if let Some(panic) = panic {
         return TaskFailure::Panic { message: panic.message, location: panic.location };
     }
+    if let Some(limit) = refusal {
+        return TaskFailure::Limit(limit);
+    }
+    if error.is::<Trap>() { trap_failure(error) } else { otherwise(error) }
+}
+
+/// A trap with its kind and Wasm backtrace.
+fn trap_failure(error: wasmtime::Error) -> TaskFailure {
     let frames = error
         .downcast_ref::<WasmBacktrace>()
         .map(|bt| {

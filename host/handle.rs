@@ -2,11 +2,13 @@
 
 use crate::decode::decode_item;
 use crate::error::{TaskError, TaskFailure};
-use crate::scheduler::jobs::ItemResult;
+use crate::guest_call::Outcome;
+use crate::sandbox::TaskOutput;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -20,16 +22,23 @@ pub(crate) struct HandleSlot {
 
 #[derive(Default)]
 struct SlotState {
-    result: Option<ItemResult>,
+    result: Option<Outcome>,
+    /// Set by the first `complete`; later ones (a task finishing after it
+    /// was cancelled) are ignored.
+    done: bool,
     waker: Option<Waker>,
 }
 
 impl HandleSlot {
-    /// Stores the result and wakes whoever waits.
-    pub fn complete(&self, result: ItemResult) {
+    /// Stores the first result it is given and wakes whoever waits.
+    pub fn complete(&self, outcome: Outcome) {
         let waker = {
             let mut state = self.lock();
-            state.result = Some(result);
+            if state.done {
+                return;
+            }
+            state.done = true;
+            state.result = Some(outcome);
             state.waker.take()
         };
         self.ready.notify_all();
@@ -50,13 +59,25 @@ impl HandleSlot {
 /// Wait for it with [`wait`](TaskHandle::wait) or
 /// [`wait_timeout`](TaskHandle::wait_timeout), check it with
 /// [`is_finished`](TaskHandle::is_finished), or `.await` it: it is a
-/// [`Future`] that any executor can drive. Dropping the handle does not stop
-/// the task; its result is discarded.
+/// [`Future`] that any executor can drive. Stop it with
+/// [`cancel`](TaskHandle::cancel). Dropping the handle does not stop the
+/// task; its result is discarded.
 #[must_use = "a task's result is only seen through its handle"]
 pub struct TaskHandle<R> {
     slot: Arc<HandleSlot>,
     task: Arc<str>,
+    cancel: Arc<AtomicBool>,
     _result: PhantomData<fn() -> R>,
+}
+
+/// A task's result together with what it wrote to stdout and stderr (WASI
+/// tasks; empty otherwise). Failed tasks keep their output too.
+#[derive(Debug)]
+pub struct Captured<R> {
+    /// The task's result.
+    pub result: Result<R, TaskError>,
+    /// What it wrote.
+    pub output: TaskOutput,
 }
 
 impl<R> std::fmt::Debug for TaskHandle<R> {
@@ -66,23 +87,46 @@ impl<R> std::fmt::Debug for TaskHandle<R> {
 }
 
 impl<R> TaskHandle<R> {
-    pub(crate) fn new(slot: Arc<HandleSlot>, task: Arc<str>) -> Self {
-        TaskHandle { slot, task, _result: PhantomData }
+    pub(crate) fn new(slot: Arc<HandleSlot>, task: Arc<str>, cancel: Arc<AtomicBool>) -> Self {
+        TaskHandle { slot, task, cancel, _result: PhantomData }
     }
 
     /// Whether the result is ready (waiting would not block).
     pub fn is_finished(&self) -> bool {
-        self.slot.lock().result.is_some()
+        self.slot.lock().done
+    }
+
+    /// Cancels the task: if it has not finished, its result becomes
+    /// [`TaskFailure::Cancelled`] at once. A queued task never runs. A
+    /// running task is stopped: a worker process is killed and replaced; a
+    /// thread worker stops it at its next check if the pool is
+    /// interruptible (see [`PoolBuilder::interruptible`](crate::PoolBuilder::interruptible)),
+    /// and otherwise lets it run to its end and discards the result.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::SeqCst);
+        self.slot.complete(Outcome::bare(Err(TaskFailure::Cancelled)));
     }
 }
 
 impl<R: DeserializeOwned> TaskHandle<R> {
     /// Blocks until the task has finished and returns its result.
     pub fn wait(self) -> Result<R, TaskError> {
+        let outcome = self.wait_outcome();
+        self.finish(outcome)
+    }
+
+    /// Blocks until the task has finished and returns its result with what
+    /// it wrote to stdout and stderr.
+    pub fn wait_captured(self) -> Captured<R> {
+        let Outcome { result, output } = self.wait_outcome();
+        Captured { result: self.finish(Outcome::bare(result)), output }
+    }
+
+    fn wait_outcome(&self) -> Outcome {
         let mut state = self.slot.lock();
         loop {
-            if let Some(result) = state.result.take() {
-                return self.finish(result);
+            if let Some(outcome) = state.result.take() {
+                return outcome;
             }
             state = self.slot.ready.wait(state).unwrap_or_else(|p| p.into_inner());
         }
@@ -107,8 +151,8 @@ impl<R: DeserializeOwned> TaskHandle<R> {
         }
     }
 
-    fn finish(&self, result: ItemResult) -> Result<R, TaskError> {
-        decode_item::<R>(result).map_err(|failure| TaskError { task: self.task.to_string(), index: 0, failure })
+    fn finish(&self, outcome: Outcome) -> Result<R, TaskError> {
+        decode_item::<R>(outcome.result).map_err(|failure| TaskError { task: self.task.to_string(), index: 0, failure })
     }
 }
 
@@ -133,6 +177,6 @@ impl<R: DeserializeOwned> Future for TaskHandle<R> {
 /// A handle whose task can never run (the pool is gone).
 pub(crate) fn closed_slot() -> Arc<HandleSlot> {
     let slot = Arc::new(HandleSlot::default());
-    slot.complete(Err(TaskFailure::PoolClosed));
+    slot.complete(Outcome::bare(Err(TaskFailure::PoolClosed)));
     slot
 }

@@ -29,6 +29,8 @@
 //!   instance its [`InstanceMode`] calls for;
 //! - [`process`]: worker processes (`wasmpool-worker`), their supervision
 //!   and the `transport` (frames over pipes) they speak;
+//! - [`sandbox`]: the limits every task runs under (deadline, memory,
+//!   fuel, stack, output, compile limits) and the opt-in WASI capabilities;
 //! - `cache`: the cache of precompiled modules;
 //! - `guest_call`: the host half of the ABI (`docs/abi.md`);
 //! - `module`: loading and checking a module, and its [`TaskInfo`]s;
@@ -44,7 +46,9 @@ mod guest_call;
 mod handle;
 mod module;
 pub mod pool;
+mod probe;
 pub mod process;
+pub mod sandbox;
 pub mod scheduler;
 pub mod transport;
 mod typecheck;
@@ -53,8 +57,9 @@ mod worker;
 pub use engine::{Allocator, AllocatorKind};
 pub use error::{Error, ModuleError, Result, TaskError, TaskFailure};
 pub use executor::InstanceMode;
-pub use handle::TaskHandle;
+pub use handle::{Captured, TaskHandle};
 pub use module::{ParamInfo, TaskInfo};
 pub use pool::{Pool, PoolBuilder, TaskRef, WorkerKind};
+pub use sandbox::{CompileLimits, LimitExceeded, TaskOutput, WasiConfig};
 pub use scheduler::chunking::ChunkSize;
 pub use scheduler::stream::{Imap, ImapUnordered};

@@ -3,6 +3,9 @@
 
 use crate::cache::{Artifact, load_or_compile};
 use crate::error::{Error, ModuleError, Result};
+use crate::sandbox::compile_limits;
+use crate::sandbox::limits::{CompileLimits, Limits};
+use crate::sandbox::wasi::WASI_MODULE;
 use std::fmt;
 use std::path::Path;
 use wasmpool_abi as abi;
@@ -64,6 +67,15 @@ pub(crate) struct TaskModule {
     pub origin: String,
 }
 
+/// What a module is checked against before and after compiling.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ModuleRules {
+    pub compile: CompileLimits,
+    pub limits: Limits,
+    /// Whether WASI imports are allowed.
+    pub wasi: bool,
+}
+
 /// Reads a module file, mapping I/O failures to [`Error::ModuleFile`].
 pub(crate) fn read_module_file(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(|source| Error::ModuleFile { path: path.to_owned(), source })
@@ -74,7 +86,7 @@ impl TaskModule {
     /// running it: the header, imports, exports and the task list.
     #[cfg(test)]
     pub fn compile(engine: &Engine, bytes: &[u8], origin: String) -> Result<TaskModule> {
-        Self::compile_cached(engine, bytes, origin, None).map(|(module, _)| module)
+        Self::compile_cached(engine, bytes, origin, None, &ModuleRules::default()).map(|(module, _)| module)
     }
 
     /// Like [`compile`](Self::compile), going through the module cache in
@@ -84,6 +96,7 @@ impl TaskModule {
         bytes: &[u8],
         origin: String,
         cache_dir: Option<&Path>,
+        rules: &ModuleRules,
     ) -> Result<(TaskModule, Option<Artifact>)> {
         let invalid = |cause| Error::InvalidModule { origin: origin.clone(), cause };
         if bytes.is_empty() {
@@ -92,12 +105,13 @@ impl TaskModule {
         if !bytes.starts_with(b"\0asm") {
             return Err(invalid(ModuleError::NotWasm));
         }
+        compile_limits::check(bytes, &rules.compile, &rules.limits).map_err(|l| invalid(ModuleError::Limit(l)))?;
         let (module, artifact) = match cache_dir {
             Some(dir) => load_or_compile(engine, bytes, dir),
             None => (Module::new(engine, bytes), None),
         };
         let module = module.map_err(|e| invalid(ModuleError::Compile(format!("{e:#}"))))?;
-        check_imports(&module).map_err(invalid)?;
+        check_imports(&module, rules.wasi).map_err(invalid)?;
         check_fixed_exports(&module).map_err(invalid)?;
         let tasks = read_task_list(bytes).map_err(invalid)?;
         for task in &tasks {
@@ -122,9 +136,13 @@ impl TaskModule {
     }
 }
 
-/// The only import a module may have is the SDK's panic reporter.
-fn check_imports(module: &Module) -> Result<(), ModuleError> {
+/// The only import a module may have is the SDK's panic reporter, and WASI
+/// where the pool enables it (its linker checks the WASI signatures).
+fn check_imports(module: &Module, wasi: bool) -> Result<(), ModuleError> {
     for import in module.imports() {
+        if wasi && import.module() == WASI_MODULE && matches!(import.ty(), ExternType::Func(_)) {
+            continue;
+        }
         let allowed = import.module() == abi::HOST_MODULE
             && import.name() == abi::PANIC_IMPORT
             && matches!(import.ty(), ExternType::Func(f)

@@ -4,19 +4,21 @@
 
 use crate::error::TaskFailure;
 use crate::executor::Executor;
-use crate::scheduler::jobs::{Item, ItemResult, Job};
+use crate::guest_call::Outcome;
+use crate::sandbox::interrupt::RunLimits;
+use crate::scheduler::jobs::{Item, Job};
 use crossbeam_channel::{Receiver, select};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Runs one task input and returns its encoded result.
+/// Runs one task input under its limits and returns its encoded result.
 pub(crate) trait ItemRunner {
-    fn run(&mut self, export: &str, args: &[u8]) -> ItemResult;
+    fn run(&mut self, export: &str, args: &[u8], limits: &RunLimits) -> Outcome;
 }
 
 impl ItemRunner for Executor {
-    fn run(&mut self, export: &str, args: &[u8]) -> ItemResult {
-        Executor::run(self, export, args)
+    fn run(&mut self, export: &str, args: &[u8], limits: &RunLimits) -> Outcome {
+        Executor::run(self, export, args, limits)
     }
 }
 
@@ -51,21 +53,22 @@ impl<R: ItemRunner> Worker<R> {
         if job.is_cancelled() {
             return;
         }
-        let Job { task, items, reply, cancelled } = job;
+        let Job { task, items, reply, cancelled, limits } = job;
+        let run = RunLimits { deadline: limits.deadline, fuel: limits.fuel, cancel: cancelled.clone() };
         let mut results = Vec::with_capacity(items.len());
         for Item { index, args } in items {
             if cancelled.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
                 return;
             }
-            let result = if self.closing.load(Ordering::Relaxed) {
-                Err(TaskFailure::PoolClosed)
+            let outcome = if self.closing.load(Ordering::Relaxed) {
+                Outcome::bare(Err(TaskFailure::PoolClosed))
             } else {
                 match args {
-                    Ok(args) => self.runner.run(&task.export, &args),
-                    Err(failure) => Err(failure),
+                    Ok(args) => self.runner.run(&task.export, &args, &run),
+                    Err(failure) => Outcome::bare(Err(failure)),
                 }
             };
-            results.push((index, result));
+            results.push((index, outcome));
         }
         reply.send(results);
     }

@@ -10,16 +10,24 @@
 
 pub mod echo;
 pub mod failures;
+pub mod limits;
 pub mod mandelbrot;
 pub mod math;
 pub mod monte_carlo;
 pub mod state;
 pub mod text;
+#[cfg(target_os = "wasi")]
+pub mod wasi;
 
 /// Path of the compiled task module (`guest_tasks.wasm`), built by this
 /// crate's build script.
 #[cfg(not(target_arch = "wasm32"))]
 pub const WASM_PATH: &str = env!("GUEST_TASKS_WASM");
+
+/// Path of the same module built for `wasm32-wasip1`, with the WASI tasks
+/// of `src/wasi.rs` added; it needs a pool built with `PoolBuilder::wasi`.
+#[cfg(not(target_arch = "wasm32"))]
+pub const WASI_WASM_PATH: &str = env!("GUEST_TASKS_WASI_WASM");
 
 /// The compiled task module's bytes.
 #[cfg(not(target_arch = "wasm32"))]

@@ -2,26 +2,28 @@
 
 use super::Backend;
 use super::Pool;
+use super::StartPlan;
 use crate::cache;
 use crate::decode::encode_args;
 use crate::engine::{Allocator, AllocatorKind, EngineSettings, create_engine};
 use crate::error::{Error, ModuleError, Result, TaskError};
 use crate::executor::{InitCall, InstanceMode};
-use crate::guest_call::{InstanceLimits, Instantiator};
-use crate::module::{TaskModule, read_module_file};
+use crate::guest_call::{InstanceConfig, Instantiator};
+use crate::module::{ModuleRules, TaskModule, read_module_file};
+use crate::probe::{probe, probe_error};
 use crate::process::locate::find_worker_executable;
 use crate::process::supervisor::Spawner;
+use crate::process::watchdog::Watchdog;
+use crate::sandbox::interrupt::{RunLimits, Ticker};
+use crate::sandbox::limits::{CompileLimits, Limits};
+use crate::sandbox::wasi::WasiConfig;
 use crate::scheduler::chunking::ChunkSize;
 use crate::transport::messages::{Hello, PROTOCOL_VERSION};
 use crate::typecheck;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Default cap on one instance's linear memory: 256 MiB.
-pub const DEFAULT_MAX_MEMORY: usize = 256 << 20;
-/// Default cap on one instance's table, in elements.
-pub const DEFAULT_MAX_TABLE_ELEMENTS: usize = 100_000;
+use std::time::Duration;
 
 /// Where the workers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -69,8 +71,10 @@ pub struct PoolBuilder {
     mode: InstanceMode,
     init: Option<PendingInit>,
     chunk_size: ChunkSize,
-    max_memory: usize,
-    max_table_elements: usize,
+    limits: Limits,
+    compile_limits: CompileLimits,
+    interruptible: Option<bool>,
+    wasi: Option<WasiConfig>,
     kind: WorkerKind,
     worker_executable: Option<PathBuf>,
     max_retries: u32,
@@ -86,8 +90,10 @@ impl Default for PoolBuilder {
             mode: InstanceMode::FreshPerTask,
             init: None,
             chunk_size: ChunkSize::Auto,
-            max_memory: DEFAULT_MAX_MEMORY,
-            max_table_elements: DEFAULT_MAX_TABLE_ELEMENTS,
+            limits: Limits::default(),
+            compile_limits: CompileLimits::default(),
+            interruptible: None,
+            wasi: None,
             kind: WorkerKind::Threads,
             worker_executable: None,
             max_retries: DEFAULT_MAX_RETRIES,
@@ -145,16 +151,79 @@ impl PoolBuilder {
     }
 
     /// Largest linear memory one instance may grow to, in bytes (default
-    /// [`DEFAULT_MAX_MEMORY`]). A guest growing past it sees `memory.grow`
-    /// fail, which Rust guests report as an allocation failure.
+    /// [`DEFAULT_MAX_MEMORY`](crate::sandbox::limits::DEFAULT_MAX_MEMORY)).
+    /// A guest growing past it sees `memory.grow` fail; one that then traps
+    /// (as Rust guests do on allocation failure) fails with
+    /// [`LimitExceeded::Memory`](crate::LimitExceeded::Memory).
     pub fn max_memory(mut self, bytes: usize) -> Self {
-        self.max_memory = bytes;
+        self.limits.max_memory = bytes;
         self
     }
 
-    /// Largest table one instance may have, in elements.
+    /// Largest table one instance may have, in elements (default
+    /// [`DEFAULT_MAX_TABLE_ELEMENTS`](crate::sandbox::limits::DEFAULT_MAX_TABLE_ELEMENTS)).
     pub fn max_table_elements(mut self, elements: usize) -> Self {
-        self.max_table_elements = elements;
+        self.limits.max_table_elements = elements;
+        self
+    }
+
+    /// Wall time each task may run, from its start (instantiation included);
+    /// a task past it is stopped with
+    /// [`LimitExceeded::Deadline`](crate::LimitExceeded::Deadline) and its
+    /// worker serves the next task. Default: none. Thread workers then
+    /// compile epoch checks into the module (about a third slower on tight
+    /// loops); worker processes are killed and replaced instead, at no cost
+    /// to the code. See `docs/sandbox.md`.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.limits.deadline = Some(deadline);
+        self
+    }
+
+    /// Thread workers: compile the epoch checks that let running tasks be
+    /// cancelled and given per-call deadlines, even without a pool deadline
+    /// (default: only when [`deadline`](Self::deadline) is set). `false`
+    /// with a deadline is refused. Worker processes need no checks.
+    pub fn interruptible(mut self, interruptible: bool) -> Self {
+        self.interruptible = Some(interruptible);
+        self
+    }
+
+    /// Meters fuel: each task may execute about `fuel` Wasm instructions
+    /// before it is stopped with [`LimitExceeded::Fuel`](crate::LimitExceeded::Fuel).
+    /// Deterministic, unlike a deadline: the same task stops at the same
+    /// point on every machine, which suits grading. Default: unmetered
+    /// (metering costs about a quarter of a tight loop's speed).
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.limits.fuel = Some(fuel);
+        self
+    }
+
+    /// Largest Wasm stack, in bytes (default 512 KiB); deeper recursion
+    /// fails with [`LimitExceeded::Stack`](crate::LimitExceeded::Stack).
+    pub fn max_stack(mut self, bytes: usize) -> Self {
+        self.limits.max_stack = bytes;
+        self
+    }
+
+    /// Largest result, and largest stdout or stderr of a WASI task, in
+    /// bytes (default 64 MiB). Larger ones are refused before the host
+    /// copies them, with [`LimitExceeded::Output`](crate::LimitExceeded::Output).
+    pub fn max_output(mut self, bytes: usize) -> Self {
+        self.limits.max_output = bytes;
+        self
+    }
+
+    /// Bounds on the module checked before compiling it (size, functions,
+    /// locals); see [`CompileLimits`].
+    pub fn compile_limits(mut self, limits: CompileLimits) -> Self {
+        self.compile_limits = limits;
+        self
+    }
+
+    /// Lets the module import WASI preview 1 (`wasm32-wasip1` guests using
+    /// `std`), with only what `config` grants; see [`WasiConfig`].
+    pub fn wasi(mut self, config: WasiConfig) -> Self {
+        self.wasi = Some(config);
         self
     }
 
@@ -200,12 +269,19 @@ impl PoolBuilder {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        if self.max_memory < 64 * 1024 {
-            return Err(Error::Config(format!(
-                "max_memory of {} bytes is below one Wasm page (65536 bytes)",
-                self.max_memory
-            )));
+        self.limits.validate().map_err(Error::Config)?;
+        if let Some(wasi) = &self.wasi {
+            wasi.validate().map_err(Error::Config)?;
         }
+        let threads = self.kind == WorkerKind::Threads;
+        if threads && self.limits.deadline.is_some() && self.interruptible == Some(false) {
+            return Err(Error::Config(
+                "a deadline needs interruptible thread workers; drop `.interruptible(false)`".into(),
+            ));
+        }
+        // Worker processes are stopped by killing them: their code needs no checks.
+        let interruptible = threads && (self.limits.deadline.is_some() || self.interruptible == Some(true));
+        let metered = self.limits.fuel.is_some();
         let (bytes, origin) = match self.module {
             None => return Err(Error::Config("no task module given: call `module_file` or `module_bytes`".into())),
             Some(ModuleSource::File(path)) => (read_module_file(&path)?, path.display().to_string()),
@@ -215,8 +291,11 @@ impl PoolBuilder {
         let settings = EngineSettings {
             allocator: self.allocator,
             instance_slots: u32::try_from(workers.saturating_mul(2).saturating_add(2)).unwrap_or(u32::MAX),
-            max_memory: self.max_memory,
-            max_table_elements: self.max_table_elements,
+            max_memory: self.limits.max_memory,
+            max_table_elements: self.limits.max_table_elements,
+            max_stack: self.limits.max_stack,
+            epoch_interruption: interruptible,
+            consume_fuel: metered,
         };
         let (engine, allocator) = create_engine(&settings)?;
         let cache_dir = match &self.cache {
@@ -224,9 +303,20 @@ impl PoolBuilder {
             CacheSetting::Dir(dir) => Some(dir.clone()),
             CacheSetting::Disabled => None,
         };
-        let (module, artifact) = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref())?;
-        let limits = InstanceLimits { max_memory: self.max_memory, max_table_elements: self.max_table_elements };
-        let instantiator = Instantiator::new(&engine, &module.module, limits)
+        let rules =
+            ModuleRules { compile: self.compile_limits, limits: self.limits.clone(), wasi: self.wasi.is_some() };
+        let (module, artifact) =
+            TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
+        let config = InstanceConfig { limits: self.limits.clone(), interruptible, metered, wasi: self.wasi.clone() };
+        let ticker = if interruptible {
+            let engine = engine.clone();
+            let ticker = Ticker::start("wasmpool-epoch", move || engine.increment_epoch())
+                .map_err(|source| Error::Spawn { worker: 0, source })?;
+            Some(Arc::new(ticker))
+        } else {
+            None
+        };
+        let instantiator = Instantiator::new(&engine, &module.module, config.clone(), ticker)
             .map_err(|e| Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Instantiation(e) })?;
 
         let init = match self.init {
@@ -242,10 +332,29 @@ impl PoolBuilder {
             }
         };
 
-        probe(&instantiator, &origin, init.as_deref())?;
+        let sandbox = SandboxInfo {
+            deadline: self.limits.deadline,
+            fuel: self.limits.fuel,
+            interruptible: interruptible || !threads,
+            metered,
+            stack_size: worker_stack_size(self.limits.max_stack),
+        };
         tracing::debug!(workers, ?allocator, kind = ?self.kind, module = %origin, tasks = module.tasks.len(), "starting pool");
         let backend = match self.kind {
-            WorkerKind::Threads => Backend::Threads { instantiator },
+            WorkerKind::Threads => {
+                let run = RunLimits { deadline: self.limits.deadline, fuel: self.limits.fuel, cancel: None };
+                std::thread::scope(|scope| {
+                    std::thread::Builder::new()
+                        .name("wasmpool-probe".into())
+                        .stack_size(sandbox.stack_size)
+                        .spawn_scoped(scope, || probe(&instantiator, init.as_deref(), &run))
+                        .map_err(|source| Error::Spawn { worker: 0, source })?
+                        .join()
+                        .map_err(|_| Error::Engine("the module check panicked".into()))?
+                        .map_err(|failure| probe_error(&origin, failure))
+                })?;
+                Backend::Threads { instantiator }
+            }
             WorkerKind::Processes => {
                 let executable = find_worker_executable(self.worker_executable.as_deref())
                     .map_err(|searched| Error::WorkerNotFound { searched })?;
@@ -282,33 +391,36 @@ impl PoolBuilder {
                     artifact: artifact.path.to_string_lossy().into_owned(),
                     checksum: artifact.checksum,
                     engine: child_engine,
+                    instance: config,
                     mode: self.mode,
                     init: init.as_deref().cloned(),
                 };
+                let watchdog = Watchdog::start().map_err(|source| Error::Spawn { worker: 0, source })?;
                 Backend::Processes {
-                    spawner: Arc::new(Spawner { executable, hello }),
+                    spawner: Arc::new(Spawner { executable, hello, watchdog, probe_deadline: self.limits.deadline }),
                     max_retries: self.max_retries,
                     scratch,
                 }
             }
         };
-        Pool::start(module, backend, allocator, workers, self.mode, init, self.chunk_size)
+        let plan = StartPlan { allocator, workers, mode: self.mode, init, chunk_size: self.chunk_size, sandbox };
+        Pool::start(module, backend, plan)
     }
 }
 
-/// Instantiates the module once: it must instantiate, report our ABI
-/// version, and survive its init task.
-fn probe(instantiator: &Instantiator, origin: &str, init: Option<&InitCall>) -> Result<()> {
-    let invalid = |cause| Error::InvalidModule { origin: origin.to_owned(), cause };
-    let mut instance = instantiator.instantiate().map_err(|f| invalid(ModuleError::Instantiation(f.to_string())))?;
-    let version = instance.abi_version().map_err(|f| invalid(ModuleError::Instantiation(f.to_string())))?;
-    if version != wasmpool_abi::ABI_VERSION {
-        return Err(invalid(ModuleError::AbiVersion { found: version, expected: wasmpool_abi::ABI_VERSION }));
-    }
-    if let Some(init) = init {
-        instance
-            .call(&init.export, &init.args)
-            .map_err(|failure| Error::Task(TaskError { task: init.task.clone(), index: 0, failure }))?;
-    }
-    Ok(())
+/// What calls need to know about the pool's sandbox.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SandboxInfo {
+    pub deadline: Option<Duration>,
+    pub fuel: Option<u64>,
+    /// Whether running tasks can be stopped (deadlines, cancellation).
+    pub interruptible: bool,
+    pub metered: bool,
+    /// Native stack of a worker thread: room for the Wasm stack and the host.
+    pub stack_size: usize,
+}
+
+/// A worker thread's native stack: the Wasm stack cap plus room for the host.
+pub(crate) fn worker_stack_size(max_wasm_stack: usize) -> usize {
+    max_wasm_stack.saturating_add(2 << 20)
 }

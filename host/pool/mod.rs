@@ -4,7 +4,11 @@
 mod builder;
 mod task_ref;
 
-pub use builder::{DEFAULT_MAX_MEMORY, DEFAULT_MAX_RETRIES, DEFAULT_MAX_TABLE_ELEMENTS, PoolBuilder, WorkerKind};
+pub use crate::sandbox::limits::{
+    DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_STACK, DEFAULT_MAX_TABLE_ELEMENTS,
+};
+pub use builder::{DEFAULT_MAX_RETRIES, PoolBuilder, WorkerKind};
+pub(crate) use builder::{SandboxInfo, worker_stack_size};
 pub use task_ref::TaskRef;
 
 use crate::engine::AllocatorKind;
@@ -13,7 +17,8 @@ use crate::executor::{Executor, InitCall, InstanceMode};
 use crate::guest_call::Instantiator;
 use crate::handle::TaskHandle;
 use crate::module::{TaskInfo, TaskModule};
-use crate::process::supervisor::{ProcessRunner, ProcessSlot, Spawner};
+use crate::probe::probe_error;
+use crate::process::supervisor::{ProcessRunner, ProcessSlot, SpawnError, Spawner};
 use crate::scheduler::chunking::ChunkSize;
 use crate::scheduler::jobs::Job;
 use crate::scheduler::stream::{Imap, ImapUnordered};
@@ -57,6 +62,17 @@ pub struct Pool {
     processes: Vec<Arc<ProcessSlot>>,
     /// Process mode without a cache: the compiled module's private folder.
     _scratch: Option<tempfile::TempDir>,
+    pub(crate) sandbox: SandboxInfo,
+}
+
+/// The settings `build` resolved, for [`Pool::start`].
+pub(crate) struct StartPlan {
+    pub allocator: AllocatorKind,
+    pub workers: usize,
+    pub mode: InstanceMode,
+    pub init: Option<Arc<InitCall>>,
+    pub chunk_size: ChunkSize,
+    pub sandbox: SandboxInfo,
 }
 
 /// How the workers run tasks, as `build` prepared it.
@@ -83,15 +99,8 @@ impl Pool {
         PoolBuilder::default()
     }
 
-    fn start(
-        module: TaskModule,
-        backend: Backend,
-        allocator: AllocatorKind,
-        workers: usize,
-        mode: InstanceMode,
-        init: Option<Arc<InitCall>>,
-        chunk_size: ChunkSize,
-    ) -> Result<Pool> {
+    fn start(module: TaskModule, backend: Backend, plan: StartPlan) -> Result<Pool> {
+        let StartPlan { allocator, workers, mode, init, chunk_size, sandbox } = plan;
         let (queue, shared) = unbounded::<Job>();
         let closing = Arc::new(AtomicBool::new(false));
         let kind = match backend {
@@ -110,7 +119,9 @@ impl Pool {
             kind,
             processes: Vec::new(),
             _scratch: None,
+            sandbox,
         };
+        let origin = pool.module.origin.clone();
         for id in 0..workers {
             let (own_tx, own_rx) = unbounded::<Job>();
             let shared = shared.clone();
@@ -119,14 +130,17 @@ impl Pool {
             let thread = match &backend {
                 Backend::Threads { instantiator } => {
                     let runner = Executor::new(instantiator.clone(), mode, init.clone());
-                    spawn_worker(Worker { id, runner, closing }, shared, own_rx)
+                    spawn_worker(Worker { id, runner, closing }, shared, own_rx, sandbox.stack_size)
                 }
                 Backend::Processes { spawner, max_retries, .. } => {
                     let slot = Arc::new(ProcessSlot::default());
                     pool.processes.push(slot.clone());
                     let runner = ProcessRunner::start(id, spawner.clone(), slot, closing.clone(), *max_retries)
-                        .map_err(|reason| Error::WorkerStart { worker: id, reason })?;
-                    spawn_worker(Worker { id, runner, closing }, shared, own_rx)
+                        .map_err(|e| match e {
+                            SpawnError::Start(reason) => Error::WorkerStart { worker: id, reason },
+                            SpawnError::Probe(failure) => probe_error(&origin, failure),
+                        })?;
+                    spawn_worker(Worker { id, runner, closing }, shared, own_rx, 256 << 10)
                 }
             }
             .map_err(|source| Error::Spawn { worker: id, source })?;
@@ -272,6 +286,10 @@ fn spawn_worker<R: ItemRunner + Send + 'static>(
     worker: Worker<R>,
     shared: crossbeam_channel::Receiver<Job>,
     own: crossbeam_channel::Receiver<Job>,
+    stack_size: usize,
 ) -> std::io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name(format!("wasmpool-worker-{}", worker.id)).spawn(move || worker.run(shared, own))
+    std::thread::Builder::new()
+        .name(format!("wasmpool-worker-{}", worker.id))
+        .stack_size(stack_size)
+        .spawn(move || worker.run(shared, own))
 }

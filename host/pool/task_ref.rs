@@ -3,15 +3,17 @@
 use super::Pool;
 use crate::decode::encode_args;
 use crate::error::{Error, Result, TaskError, TaskFailure};
-use crate::handle::{HandleSlot, TaskHandle, closed_slot};
+use crate::handle::{Captured, HandleSlot, TaskHandle, closed_slot};
 use crate::module::TaskInfo;
 use crate::scheduler::chunking::ChunkSize;
-use crate::scheduler::jobs::{Item, Job, Reply, TaskTarget};
+use crate::scheduler::jobs::{CallLimits, Item, Job, Reply, TaskTarget};
 use crate::scheduler::stream::{Dispatch, Imap, ImapUnordered};
 use crate::typecheck;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 /// Chunks a map keeps out at once per worker (queued, running or finished
 /// but not yet consumed); bounds a streaming map's memory.
@@ -32,13 +34,34 @@ pub struct TaskRef<'pool> {
     info: &'pool TaskInfo,
     target: Arc<TaskTarget>,
     chunk_size: ChunkSize,
+    limits: CallLimits,
 }
 
 impl<'pool> TaskRef<'pool> {
     pub(super) fn new(pool: &'pool Pool, info: &'pool TaskInfo, chunk_size: ChunkSize) -> Self {
         let target =
             Arc::new(TaskTarget { name: info.name.clone(), export: wasmpool_abi::task_export_name(&info.name) });
-        TaskRef { pool, info, target, chunk_size }
+        let limits = CallLimits { deadline: pool.sandbox.deadline, fuel: pool.sandbox.fuel };
+        TaskRef { pool, info, target, chunk_size, limits }
+    }
+
+    /// Wall-time limit of each task of calls made through this reference,
+    /// instead of the pool's. In thread workers it needs an interruptible
+    /// pool (one built with a deadline, or with
+    /// [`interruptible`](crate::PoolBuilder::interruptible)); calls report
+    /// [`Error::Config`] otherwise. Worker processes enforce it always.
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.limits.deadline = Some(deadline);
+        self
+    }
+
+    /// Fuel budget of each task of calls made through this reference,
+    /// instead of the pool's. Needs a pool built with
+    /// [`fuel`](crate::PoolBuilder::fuel) (fuel metering is compiled into
+    /// the module); calls report [`Error::Config`] otherwise.
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.limits.fuel = Some(fuel);
+        self
     }
 
     /// The task's description from the module.
@@ -57,20 +80,29 @@ impl<'pool> TaskRef<'pool> {
         Ok(self.submit::<A, R>(args)?.wait()?)
     }
 
+    /// Runs the task once and returns its result with what it wrote to
+    /// stdout and stderr (see [`WasiConfig`](crate::WasiConfig)).
+    pub fn call_captured<A: Serialize, R: DeserializeOwned>(&self, args: A) -> Result<Captured<R>> {
+        Ok(self.submit::<A, R>(args)?.wait_captured())
+    }
+
     /// Starts the task and returns a handle to its result.
     pub fn submit<A: Serialize, R: DeserializeOwned>(&self, args: A) -> Result<TaskHandle<R>> {
         self.check_types::<A, R>()?;
+        self.check_limits()?;
         let args = encode_args(&args).map_err(|f| self.error(0, f))?;
         let slot = Arc::new(HandleSlot::default());
+        let cancel = Arc::new(AtomicBool::new(false));
         let job = Job {
             task: self.target.clone(),
             items: vec![Item { index: 0, args: Ok(args) }],
             reply: Reply::Handle(slot.clone()),
-            cancelled: None,
+            cancelled: Some(cancel.clone()),
+            limits: self.limits,
         };
         let sent = self.pool.queue().is_some_and(|queue| queue.send(job).is_ok());
         let slot = if sent { slot } else { closed_slot() };
-        Ok(TaskHandle::new(slot, self.target.name.as_str().into()))
+        Ok(TaskHandle::new(slot, self.target.name.as_str().into(), cancel))
     }
 
     /// Runs the task on every input; results in input order. The first
@@ -118,6 +150,38 @@ impl<'pool> TaskRef<'pool> {
         Ok(self.imap::<I, R>(inputs)?.collect())
     }
 
+    /// Like [`map_each`](TaskRef::map_each), with each input's output
+    /// (what it wrote to stdout and stderr) next to its result.
+    pub fn map_captured<I, R>(&self, inputs: I) -> Result<Vec<Captured<R>>>
+    where
+        I: IntoIterator,
+        I::Item: Serialize,
+        R: DeserializeOwned,
+    {
+        let mut dispatch = self.dispatch::<I, R>(inputs)?;
+        let mut slots: Vec<Option<Captured<R>>> = Vec::new();
+        while let Some(chunk) = dispatch.next_chunk(0) {
+            for (index, mut outcome) in chunk.results {
+                let output = std::mem::take(&mut outcome.output);
+                let result = dispatch.decode::<R>(index, outcome);
+                if slots.len() <= index {
+                    slots.resize_with(index + 1, || None);
+                }
+                slots[index] = Some(Captured { result, output });
+            }
+        }
+        Ok(slots
+            .into_iter()
+            .enumerate()
+            .map(|(index, slot)| {
+                slot.unwrap_or_else(|| Captured {
+                    result: Err(self.task_error(index, TaskFailure::PoolClosed)),
+                    output: Default::default(),
+                })
+            })
+            .collect())
+    }
+
     /// A lazy map yielding results in input order, with bounded memory.
     pub fn imap<I, R>(&self, inputs: I) -> Result<Imap<'pool, I::IntoIter, R>>
     where
@@ -142,6 +206,7 @@ impl<'pool> TaskRef<'pool> {
     /// result, in worker order (a failure's index is the worker's number).
     pub fn broadcast<A: Serialize, R: DeserializeOwned>(&self, args: A) -> Result<Vec<Result<R, TaskError>>> {
         self.check_types::<A, R>()?;
+        self.check_limits()?;
         let args = encode_args(&args).map_err(|f| self.error(0, f))?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let queues = self.pool.worker_queues();
@@ -153,6 +218,7 @@ impl<'pool> TaskRef<'pool> {
                 items: vec![Item { index: worker, args: Ok(args.clone()) }],
                 reply: Reply::Chunk { seq: worker, to: tx.clone() },
                 cancelled: None,
+                limits: self.limits,
             };
             // A worker that is gone keeps its `PoolClosed` result.
             let _ = queue.send(job);
@@ -160,7 +226,7 @@ impl<'pool> TaskRef<'pool> {
         drop(tx);
         for chunk in rx.iter() {
             for (worker, result) in chunk.results {
-                let decoded = crate::decode::decode_item::<R>(result).map_err(|f| self.task_error(worker, f));
+                let decoded = crate::decode::decode_item::<R>(result.result).map_err(|f| self.task_error(worker, f));
                 if let Some(slot) = results.get_mut(worker) {
                     *slot = decoded;
                 }
@@ -176,12 +242,36 @@ impl<'pool> TaskRef<'pool> {
         R: DeserializeOwned,
     {
         self.check_types::<I::Item, R>()?;
+        self.check_limits()?;
         let inputs = inputs.into_iter();
         let workers = self.pool.workers();
         let chunk = self.chunk_size.resolve(inputs.size_hint(), workers);
         let queue = self.pool.queue().cloned().ok_or_else(|| self.error(0, TaskFailure::PoolClosed))?;
         let window = workers * CHUNKS_IN_FLIGHT_PER_WORKER;
-        Ok(Dispatch::new(queue, self.target.clone(), inputs, chunk, window))
+        Ok(Dispatch::new(queue, self.target.clone(), inputs, chunk, window, self.limits))
+    }
+
+    /// Refuses limits the pool cannot enforce, rather than ignoring them.
+    fn check_limits(&self) -> Result<()> {
+        let sandbox = &self.pool.sandbox;
+        if self.limits.deadline.is_some_and(|d| d.is_zero()) {
+            return Err(Error::Config("a deadline of zero would stop every task before it starts".into()));
+        }
+        if self.limits.deadline.is_some() && !sandbox.interruptible {
+            return Err(Error::Config(format!(
+                "task `{}`: a per-call deadline needs a pool whose thread workers can be interrupted: build it \
+                 with `.deadline(...)` or `.interruptible(true)`, or use worker processes",
+                self.info.name
+            )));
+        }
+        if self.limits.fuel.is_some() && !sandbox.metered {
+            return Err(Error::Config(format!(
+                "task `{}`: a per-call fuel budget needs a pool built with `.fuel(...)`, which compiles fuel \
+                 metering into the module",
+                self.info.name
+            )));
+        }
+        Ok(())
     }
 
     fn check_types<A, R>(&self) -> Result<()> {

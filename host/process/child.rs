@@ -4,7 +4,10 @@ use crate::cache;
 use crate::engine::create_engine;
 use crate::error::TaskFailure;
 use crate::executor::Executor;
-use crate::guest_call::{InstanceLimits, Instantiator};
+use crate::guest_call::Instantiator;
+use crate::pool::worker_stack_size;
+use crate::probe::probe;
+use crate::sandbox::interrupt::RunLimits;
 use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
 use crate::transport::messages::{Hello, PROTOCOL_VERSION, Reply, Request};
 use std::io::{BufReader, BufWriter, Write};
@@ -16,6 +19,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 const EXIT_PROTOCOL: u8 = 2;
 /// Exit status of a worker that stopped because its guest broke the ABI.
 const EXIT_GUEST_ABI: u8 = 3;
+/// Exit status of a worker whose module failed its probe.
+const EXIT_PROBE: u8 = 4;
 
 /// Set when the worker is about to exit with [`EXIT_GUEST_ABI`].
 static STOPPING: AtomicBool = AtomicBool::new(false);
@@ -37,25 +42,54 @@ pub fn worker_main() -> ExitCode {
             return ExitCode::from(EXIT_PROTOCOL);
         }
     };
-    let mut executor = match prepare(&hello) {
-        Ok(executor) => executor,
+    let instantiator = match prepare(&hello) {
+        Ok(instantiator) => instantiator,
         Err(reason) => {
             let _ = write_frame(&mut output, &Reply::Refused { reason });
             return ExitCode::from(EXIT_PROTOCOL);
         }
     };
+    if write_frame(&mut output, &Reply::Loaded).is_err() {
+        return ExitCode::SUCCESS; // The host is gone already.
+    }
+    // Tasks run on a thread whose stack has room for the Wasm stack limit
+    // (a main thread's stack is 1 MiB on Windows).
+    let stack_size = worker_stack_size(hello.instance.limits.max_stack);
+    let server = std::thread::Builder::new()
+        .name("wasmpool-worker-tasks".into())
+        .stack_size(stack_size)
+        .spawn(move || serve(&hello, instantiator, input, output));
+    match server.map(|thread| thread.join()) {
+        Ok(Ok(code)) => code,
+        _ => ExitCode::from(EXIT_PROTOCOL),
+    }
+}
+
+/// Probes the module, then runs tasks until stdin closes.
+fn serve(
+    hello: &Hello,
+    instantiator: Instantiator,
+    mut input: BufReader<std::io::Stdin>,
+    mut output: BufWriter<std::io::Stdout>,
+) -> ExitCode {
+    let run = RunLimits { deadline: None, fuel: hello.instance.limits.fuel, cancel: None };
+    if let Err(failure) = probe(&instantiator, hello.init.as_ref(), &run) {
+        let _ = write_frame(&mut output, &Reply::ProbeFailed(failure));
+        return ExitCode::from(EXIT_PROBE);
+    }
+    let mut executor = Executor::new(instantiator, hello.mode, hello.init.clone().map(Arc::new));
     if write_frame(&mut output, &Reply::Ready { pid: std::process::id() }).is_err() {
         return ExitCode::SUCCESS; // The host is gone already.
     }
 
     // Requests are read on a thread of their own, so that the end of stdin
     // (the host closed it, or died) ends the process even mid-task.
-    let (requests, incoming) = crossbeam_channel::bounded::<(String, Vec<u8>)>(1);
+    let (requests, incoming) = crossbeam_channel::bounded::<(String, Vec<u8>, Option<u64>)>(1);
     std::thread::spawn(move || {
         loop {
             match read_frame::<Request, _>(&mut input, MAX_FRAME_LEN) {
-                Ok(Request::Run { export, args }) => {
-                    if requests.send((export, args)).is_err() {
+                Ok(Request::Run { export, args, fuel }) => {
+                    if requests.send((export, args, fuel)).is_err() {
                         break;
                     }
                 }
@@ -74,9 +108,11 @@ pub fn worker_main() -> ExitCode {
             }
         }
     });
-    for (export, args) in incoming {
-        let result = executor.run(&export, &args);
-        if let Err(TaskFailure::Abi(reason)) = &result {
+    for (export, args, fuel) in incoming {
+        // Deadlines and cancellation are the host's: it kills this process.
+        let run = RunLimits { deadline: None, fuel, cancel: None };
+        let outcome = executor.run(&export, &args, &run);
+        if let Err(TaskFailure::Abi(reason)) = &outcome.result {
             // A guest that breaks the ABI may have left this process in a
             // state nobody can vouch for: report, then let the host replace
             // the process (and retry the task on the new one).
@@ -86,7 +122,7 @@ pub fn worker_main() -> ExitCode {
             let _ = write_frame(&mut output, &Reply::Fatal { reason });
             return ExitCode::from(EXIT_GUEST_ABI);
         }
-        if write_frame(&mut output, &Reply::Done(result)).is_err() {
+        if write_frame(&mut output, &Reply::Done(outcome)).is_err() {
             break;
         }
     }
@@ -95,7 +131,7 @@ pub fn worker_main() -> ExitCode {
 }
 
 /// Checks the handshake and loads the precompiled module.
-fn prepare(hello: &Hello) -> Result<Executor, String> {
+fn prepare(hello: &Hello) -> Result<Instantiator, String> {
     if hello.protocol != PROTOCOL_VERSION || hello.wasmpool_version != env!("CARGO_PKG_VERSION") {
         return Err(format!(
             "this wasmpool-worker is version {} (protocol {PROTOCOL_VERSION}), the host is version {} (protocol {}); \
@@ -107,8 +143,5 @@ fn prepare(hello: &Hello) -> Result<Executor, String> {
     }
     let (engine, _) = create_engine(&hello.engine).map_err(|e| e.to_string())?;
     let module = cache::load_artifact(&engine, std::path::Path::new(&hello.artifact), &hello.checksum)?;
-    let limits =
-        InstanceLimits { max_memory: hello.engine.max_memory, max_table_elements: hello.engine.max_table_elements };
-    let instantiator = Instantiator::new(&engine, &module, limits)?;
-    Ok(Executor::new(instantiator, hello.mode, hello.init.clone().map(Arc::new)))
+    Instantiator::new(&engine, &module, hello.instance.clone(), None)
 }

@@ -15,9 +15,15 @@
 //! [`TaskFailure::WorkerCrashed`](crate::TaskFailure::WorkerCrashed) and the
 //! other tasks go on. A worker process exits as soon as its stdin closes, so
 //! none outlives its host, even if the host is killed.
+//!
+//! A task past its deadline, or cancelled, has its process killed by the
+//! pool's [`watchdog`] and replaced; it is not retried. Each new process
+//! probes the module (instantiation, ABI version, init task) before it
+//! reports ready, so a start function that never ends is caught there.
 
 mod child;
 pub mod locate;
 pub(crate) mod supervisor;
+pub(crate) mod watchdog;
 
 pub use child::worker_main;

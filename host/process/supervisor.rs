@@ -1,8 +1,12 @@
 //! The host's side of one worker process: start it, hand it tasks one at a
 //! time, notice when it dies, replace it and retry.
 
+use super::watchdog::Watchdog;
 use crate::error::TaskFailure;
-use crate::scheduler::jobs::ItemResult;
+use crate::guest_call::Outcome;
+use crate::probe::ProbeFailure;
+use crate::sandbox::LimitExceeded;
+use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
 use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
 use crate::transport::messages::{Hello, Reply, Request};
 use crate::worker::ItemRunner;
@@ -22,6 +26,28 @@ pub(crate) struct Spawner {
     pub executable: PathBuf,
     /// The handshake, the same for every worker but for its number.
     pub hello: Hello,
+    /// Kills processes past their deadline or cancelled.
+    pub watchdog: Watchdog,
+    /// The pool's deadline, which bounds a new process's probe too.
+    pub probe_deadline: Option<Duration>,
+}
+
+/// Why a worker process could not be started.
+#[derive(Debug)]
+pub(crate) enum SpawnError {
+    /// The process could not be started or did not complete the handshake.
+    Start(String),
+    /// It started, but the module failed its probe there.
+    Probe(ProbeFailure),
+}
+
+impl std::fmt::Display for SpawnError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SpawnError::Start(reason) => f.write_str(reason),
+            SpawnError::Probe(failure) => write!(f, "{failure}"),
+        }
+    }
 }
 
 /// The process currently serving one worker slot, shared with the pool so
@@ -30,9 +56,37 @@ pub(crate) struct Spawner {
 pub(crate) struct ProcessSlot {
     child: Mutex<Option<Child>>,
     pid: AtomicU32,
+    /// The running task's deadline and cancel flag, while one runs.
+    watch: Mutex<Option<Watch>>,
+    /// Why the watchdog killed the process, if it did.
+    interrupted: Mutex<Option<Interrupted>>,
 }
 
 impl ProcessSlot {
+    /// Starts watching the running task.
+    pub fn arm(&self, watch: Watch) {
+        *self.watch.lock().unwrap_or_else(|p| p.into_inner()) = Some(watch);
+    }
+
+    /// Stops watching.
+    pub fn disarm(&self) {
+        *self.watch.lock().unwrap_or_else(|p| p.into_inner()) = None;
+    }
+
+    /// The watchdog's check: kills the process if its task must stop.
+    pub fn check_watch(&self) {
+        let watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(why) = watch.as_ref().and_then(Watch::check) {
+            *self.interrupted.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+            self.kill();
+        }
+    }
+
+    /// Why the watchdog killed the process since the last call, if it did.
+    fn take_interrupted(&self) -> Option<Interrupted> {
+        self.interrupted.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Option<Child>> {
         self.child.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -80,7 +134,13 @@ impl Spawner {
     /// Starts worker `id`'s process, forwards its stderr, and completes the
     /// handshake. The process is stored in `slot` before the handshake, so
     /// it can be killed while starting.
-    fn spawn(&self, id: usize, slot: &ProcessSlot, closing: &AtomicBool) -> Result<Connection, String> {
+    fn spawn(&self, id: usize, slot: &ProcessSlot, closing: &AtomicBool) -> Result<Connection, SpawnError> {
+        let connection = self.start_process(id, slot, closing).map_err(SpawnError::Start)?;
+        self.await_probe(id, slot, connection)
+    }
+
+    /// Starts the process and waits until it has loaded the module.
+    fn start_process(&self, id: usize, slot: &ProcessSlot, closing: &AtomicBool) -> Result<Connection, String> {
         let mut child = Command::new(&self.executable)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -118,14 +178,34 @@ impl Spawner {
         write_frame(&mut connection.requests, &Request::Hello(Box::new(hello)))
             .map_err(|e| format!("handshake with worker {id} failed: {e}"))?;
         match read_frame::<Reply, _>(&mut connection.replies, MAX_FRAME_LEN) {
+            Ok(Reply::Loaded) => Ok(connection),
+            Ok(Reply::Refused { reason }) => Err(format!("worker {id} refused the pool: {reason}")),
+            Ok(other) => Err(format!("worker {id} answered the handshake with {other:?}")),
+            Err(e) => Err(format!("worker {id} did not complete the handshake: {e}")),
+        }
+    }
+
+    /// Waits for the new process's probe of the module, under the pool's
+    /// deadline (a start function that never ends is killed there).
+    fn await_probe(&self, id: usize, slot: &ProcessSlot, mut connection: Connection) -> Result<Connection, SpawnError> {
+        let run = RunLimits { deadline: self.probe_deadline, ..RunLimits::default() };
+        let watching = self.watchdog.watch(slot, &run);
+        let reply = read_frame::<Reply, _>(&mut connection.replies, MAX_FRAME_LEN);
+        drop(watching);
+        if let Some(Interrupted::Deadline(limit)) = slot.take_interrupted() {
+            return Err(SpawnError::Probe(ProbeFailure::Instantiate(TaskFailure::Limit(LimitExceeded::Deadline {
+                limit,
+            }))));
+        }
+        match reply {
             Ok(Reply::Ready { pid }) => {
                 slot.pid.store(pid, Ordering::SeqCst);
                 tracing::debug!(worker = id, pid, "worker process ready");
                 Ok(connection)
             }
-            Ok(Reply::Refused { reason }) => Err(format!("worker {id} refused the pool: {reason}")),
-            Ok(other) => Err(format!("worker {id} answered the handshake with {other:?}")),
-            Err(e) => Err(format!("worker {id} did not complete the handshake: {e}")),
+            Ok(Reply::ProbeFailed(failure)) => Err(SpawnError::Probe(failure)),
+            Ok(other) => Err(SpawnError::Start(format!("worker {id} answered the handshake with {other:?}"))),
+            Err(e) => Err(SpawnError::Start(format!("worker {id} did not complete the handshake: {e}"))),
         }
     }
 }
@@ -149,24 +229,43 @@ impl ProcessRunner {
         slot: Arc<ProcessSlot>,
         closing: Arc<AtomicBool>,
         max_retries: u32,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, SpawnError> {
+        spawner.watchdog.register(&slot);
         let connection = spawner.spawn(id, &slot, &closing).inspect_err(|_| {
             slot.reap();
         })?;
         Ok(ProcessRunner { id, spawner, slot, closing, max_retries, connection: Some(connection) })
     }
 
-    /// One attempt: `Ok` with the task's result, or `Err` with why the
-    /// worker process is unusable (it died, or broke the protocol).
-    fn attempt(&mut self, export: &str, args: &[u8]) -> Result<ItemResult, String> {
+    /// One attempt: `Ok` with the task's outcome (the watchdog's verdict if
+    /// it killed the process), or `Err` with why the worker process is
+    /// unusable (it died, or broke the protocol).
+    fn attempt(&mut self, export: &str, args: &[u8], run: &RunLimits) -> Result<Outcome, String> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
-            None => self.connection.insert(self.spawner.spawn(self.id, &self.slot, &self.closing)?),
+            None => self
+                .connection
+                .insert(self.spawner.spawn(self.id, &self.slot, &self.closing).map_err(|e| e.to_string())?),
         };
-        let request = Request::Run { export: export.to_owned(), args: args.to_vec() };
+        let request = Request::Run { export: export.to_owned(), args: args.to_vec(), fuel: run.fuel };
         write_frame(&mut connection.requests, &request).map_err(|e| format!("worker {}: {e}", self.id))?;
-        match read_frame::<Reply, _>(&mut connection.replies, MAX_FRAME_LEN) {
-            Ok(Reply::Done(result)) => Ok(result),
+        let watching = self.spawner.watchdog.watch(&self.slot, run);
+        let reply = read_frame::<Reply, _>(&mut connection.replies, MAX_FRAME_LEN);
+        drop(watching);
+        if let Some(why) = self.slot.take_interrupted() {
+            // The process is dead or dying: replace it before the next task.
+            self.connection = None;
+            self.slot.reap();
+            return Ok(match reply {
+                Ok(Reply::Done(outcome)) => outcome,
+                _ => Outcome::bare(Err(match why {
+                    Interrupted::Deadline(limit) => TaskFailure::Limit(LimitExceeded::Deadline { limit }),
+                    Interrupted::Cancelled => TaskFailure::Cancelled,
+                })),
+            });
+        }
+        match reply {
+            Ok(Reply::Done(outcome)) => Ok(outcome),
             Ok(Reply::Fatal { reason }) => Err(reason),
             Ok(other) => Err(format!("worker {} sent {other:?} instead of a result", self.id)),
             Err(e) => Err(format!("worker {}: {e}", self.id)),
@@ -175,14 +274,14 @@ impl ProcessRunner {
 }
 
 impl ItemRunner for ProcessRunner {
-    fn run(&mut self, export: &str, args: &[u8]) -> ItemResult {
+    fn run(&mut self, export: &str, args: &[u8], run: &RunLimits) -> Outcome {
         let mut attempts = 0u32;
         loop {
             if self.closing.load(Ordering::SeqCst) {
-                return Err(TaskFailure::PoolClosed);
+                return Outcome::bare(Err(TaskFailure::PoolClosed));
             }
-            let cause = match self.attempt(export, args) {
-                Ok(result) => return result,
+            let cause = match self.attempt(export, args, run) {
+                Ok(outcome) => return outcome,
                 Err(cause) => cause,
             };
             // Close the pipes first: a live but confused worker then exits by
@@ -191,7 +290,7 @@ impl ItemRunner for ProcessRunner {
             let status = self.slot.reap();
             attempts += 1;
             if self.closing.load(Ordering::SeqCst) {
-                return Err(TaskFailure::PoolClosed);
+                return Outcome::bare(Err(TaskFailure::PoolClosed));
             }
             if attempts > self.max_retries {
                 // Leave the slot with a live process, as the pool had it
@@ -202,7 +301,7 @@ impl ItemRunner for ProcessRunner {
                         self.slot.reap();
                     }
                 }
-                return Err(TaskFailure::WorkerCrashed { worker: self.id, attempts, status, cause });
+                return Outcome::bare(Err(TaskFailure::WorkerCrashed { worker: self.id, attempts, status, cause }));
             }
             tracing::warn!(worker = self.id, attempts, %status, %cause, "worker process died; retrying the task on a new one");
         }

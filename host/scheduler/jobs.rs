@@ -1,10 +1,12 @@
 //! What travels from the scheduler to the workers and back.
 
 use crate::error::TaskFailure;
+use crate::guest_call::Outcome;
 use crate::handle::HandleSlot;
 use crossbeam_channel::Sender;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// The task a job runs: its name (for errors) and its export.
 #[derive(Debug)]
@@ -28,8 +30,18 @@ pub(crate) struct Job {
     pub task: Arc<TaskTarget>,
     pub items: Vec<Item>,
     pub reply: Reply,
-    /// Set when the caller has stopped waiting: the worker skips the job.
+    /// Set when the caller has stopped waiting: the worker skips the job,
+    /// and stops its running task where it can.
     pub cancelled: Option<Arc<AtomicBool>>,
+    /// The limits of this call, the pool's unless the call overrode them.
+    pub limits: CallLimits,
+}
+
+/// The per-call sandbox limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct CallLimits {
+    pub deadline: Option<Duration>,
+    pub fuel: Option<u64>,
 }
 
 impl Job {
@@ -50,19 +62,19 @@ pub(crate) enum Reply {
 /// The results of one job, in the order of its items.
 pub(crate) struct ChunkResult {
     pub seq: usize,
-    pub results: Vec<(usize, ItemResult)>,
+    pub results: Vec<(usize, Outcome)>,
 }
 
 impl Reply {
     /// Delivers the results; a caller that stopped listening is not an error.
-    pub fn send(self, mut results: Vec<(usize, ItemResult)>) {
+    pub fn send(self, mut results: Vec<(usize, Outcome)>) {
         match self {
             Reply::Chunk { seq, to } => {
                 let _ = to.send(ChunkResult { seq, results });
             }
             Reply::Handle(slot) => {
-                let result = results.pop().map_or(Err(TaskFailure::PoolClosed), |(_, r)| r);
-                slot.complete(result);
+                let outcome = results.pop().map_or_else(|| Outcome::bare(Err(TaskFailure::PoolClosed)), |(_, o)| o);
+                slot.complete(outcome);
             }
         }
     }

@@ -6,9 +6,10 @@
 //! this is the backpressure behind `imap` and `imap_unordered`.
 
 use super::chunking::CHUNK_BYTE_BUDGET;
-use super::jobs::{ChunkResult, Item, ItemResult, Job, Reply, TaskTarget};
+use super::jobs::{CallLimits, ChunkResult, Item, Job, Reply, TaskTarget};
 use crate::decode::{decode_item, encode_args};
 use crate::error::TaskError;
+use crate::guest_call::Outcome;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -31,6 +32,7 @@ pub(crate) struct Dispatch<I: Iterator> {
     results_tx: Sender<ChunkResult>,
     results_rx: Receiver<ChunkResult>,
     cancelled: Arc<AtomicBool>,
+    limits: CallLimits,
 }
 
 impl<I> Dispatch<I>
@@ -38,7 +40,14 @@ where
     I: Iterator,
     I::Item: Serialize,
 {
-    pub fn new(queue: Sender<Job>, task: Arc<TaskTarget>, inputs: I, chunk_size: usize, window: usize) -> Self {
+    pub fn new(
+        queue: Sender<Job>,
+        task: Arc<TaskTarget>,
+        inputs: I,
+        chunk_size: usize,
+        window: usize,
+        limits: CallLimits,
+    ) -> Self {
         let (results_tx, results_rx) = unbounded();
         Dispatch {
             queue,
@@ -52,6 +61,7 @@ where
             results_tx,
             results_rx,
             cancelled: Arc::new(AtomicBool::new(false)),
+            limits,
         }
     }
 
@@ -76,12 +86,14 @@ where
                 items,
                 reply: Reply::Chunk { seq: self.next_seq, to: self.results_tx.clone() },
                 cancelled: Some(self.cancelled.clone()),
+                limits: self.limits,
             };
             if let Err(unsent) = self.queue.send(job) {
                 // The workers are gone (the pool is being dropped): answer
                 // the chunk ourselves so the caller still sees every index.
                 let job = unsent.into_inner();
-                let closed = job.items.into_iter().map(|i| (i.index, Err(crate::error::TaskFailure::PoolClosed)));
+                let closed =
+                    job.items.into_iter().map(|i| (i.index, Outcome::bare(Err(crate::error::TaskFailure::PoolClosed))));
                 let _ = self.results_tx.send(ChunkResult { seq: self.next_seq, results: closed.collect() });
             }
             self.next_seq += 1;
@@ -91,7 +103,7 @@ where
 
     /// The next finished chunk (in completion order), or `None` when every
     /// input has been dispatched and answered.
-    fn next_chunk(&mut self, held: usize) -> Option<ChunkResult> {
+    pub fn next_chunk(&mut self, held: usize) -> Option<ChunkResult> {
         self.fill(held);
         if self.in_flight == 0 {
             return None;
@@ -103,12 +115,18 @@ where
         Some(chunk)
     }
 
-    fn task_error(&self, index: usize, failure: crate::error::TaskFailure) -> TaskError {
+    pub fn task_error(&self, index: usize, failure: crate::error::TaskFailure) -> TaskError {
         TaskError { task: self.task.name.clone(), index, failure }
     }
 
-    fn decode<R: DeserializeOwned>(&self, index: usize, result: ItemResult) -> Result<R, TaskError> {
-        decode_item::<R>(result).map_err(|f| self.task_error(index, f))
+    pub fn decode<R: DeserializeOwned>(&self, index: usize, outcome: Outcome) -> Result<R, TaskError> {
+        decode_item::<R>(outcome.result).map_err(|f| self.task_error(index, f))
+    }
+
+    /// Stops dispatching further inputs; queued chunks are skipped and
+    /// running ones interrupted where the pool can.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::Relaxed);
     }
 }
 
@@ -126,8 +144,8 @@ type Borrows<'pool, R> = PhantomData<(&'pool (), fn() -> R)>;
 pub struct Imap<'pool, I: Iterator, R> {
     dispatch: Dispatch<I>,
     /// Finished chunks that arrived ahead of their turn, by sequence number.
-    ahead: BTreeMap<usize, Vec<(usize, ItemResult)>>,
-    current: VecDeque<(usize, ItemResult)>,
+    ahead: BTreeMap<usize, Vec<(usize, Outcome)>>,
+    current: VecDeque<(usize, Outcome)>,
     next_seq: usize,
     _pool: Borrows<'pool, R>,
 }
@@ -170,7 +188,7 @@ where
 /// [`Pool::imap_unordered`](crate::Pool::imap_unordered).
 pub struct ImapUnordered<'pool, I: Iterator, R> {
     dispatch: Dispatch<I>,
-    current: VecDeque<(usize, ItemResult)>,
+    current: VecDeque<(usize, Outcome)>,
     _pool: Borrows<'pool, R>,
 }
 
@@ -185,7 +203,7 @@ where
 
     /// Stops dispatching further inputs; chunks already queued are skipped.
     pub(crate) fn cancel(&mut self) {
-        self.dispatch.cancelled.store(true, Ordering::Relaxed);
+        self.dispatch.cancel();
     }
 }
 

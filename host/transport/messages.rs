@@ -3,21 +3,26 @@
 //! ```text
 //! host                                   worker process
 //!  │── Request::Hello {version, module} ──▶│ loads the precompiled module
-//!  │◀── Reply::Ready {pid} / Refused ──────│
-//!  │── Request::Run {export, args} ───────▶│ runs one task
-//!  │◀── Reply::Done(result) ───────────────│
+//!  │◀── Reply::Loaded / Refused ───────────│
+//!  │   (the host's watchdog starts)        │ probes one instance
+//!  │◀── Reply::Ready {pid} / ProbeFailed ──│
+//!  │── Request::Run {export, args, fuel} ─▶│ runs one task
+//!  │◀── Reply::Done(outcome) ──────────────│
+//!  │   (or, past its deadline or when      │
+//!  │    cancelled, the host kills it)      │
 //!  │◀── or Reply::Fatal {reason}, exit 3 ──│ after an ABI violation
 //!  │   … (one Run at a time) …             │
 //!  │   stdin closed ──────────────────────▶│ exits
 //! ```
 
 use crate::engine::EngineSettings;
-use crate::error::TaskFailure;
 use crate::executor::{InitCall, InstanceMode};
+use crate::guest_call::{InstanceConfig, Outcome};
+use crate::probe::ProbeFailure;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol; host and worker must agree exactly.
-pub(crate) const PROTOCOL_VERSION: u32 = 1;
+pub(crate) const PROTOCOL_VERSION: u32 = 2;
 
 /// What the host sends.
 #[derive(Debug, Serialize, Deserialize)]
@@ -30,6 +35,8 @@ pub(crate) enum Request {
         export: String,
         /// The postcard-encoded arguments.
         args: Vec<u8>,
+        /// The task's fuel budget, if the pool meters fuel.
+        fuel: Option<u64>,
     },
 }
 
@@ -45,6 +52,7 @@ pub(crate) struct Hello {
     pub artifact: String,
     pub checksum: [u8; 32],
     pub engine: EngineSettings,
+    pub instance: InstanceConfig,
     pub mode: InstanceMode,
     pub init: Option<InitCall>,
 }
@@ -52,7 +60,11 @@ pub(crate) struct Hello {
 /// What the worker process sends.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Reply {
-    /// The module is loaded; tasks may come.
+    /// The module is loaded; the worker now probes an instance of it.
+    Loaded,
+    /// The probe failed: the module cannot serve this pool.
+    ProbeFailed(ProbeFailure),
+    /// The module is loaded and probed; tasks may come.
     Ready {
         /// The worker's process id.
         pid: u32,
@@ -62,8 +74,8 @@ pub(crate) enum Reply {
         /// Why, for the host's error message.
         reason: String,
     },
-    /// One task's result.
-    Done(Result<Vec<u8>, TaskFailure>),
+    /// One task's result and output.
+    Done(Outcome),
     /// The worker is about to exit on purpose: the guest broke the ABI, so
     /// the process is not trusted with another task.
     Fatal {

@@ -1,0 +1,49 @@
+//! Tasks that use Rust `std` as any program would: print, read the
+//! environment, the clock and files. Built only into the `wasm32-wasip1`
+//! module, which pools run with `PoolBuilder::wasi`; what each task gets
+//! is what the pool grants, and nothing else.
+
+use wasmpool_guest::task;
+
+/// Greets `name` on stdout and warns on stderr; returns the greeting's length.
+#[task]
+pub fn greet(name: String) -> u32 {
+    let greeting = format!("hello, {name}!");
+    println!("{greeting}");
+    eprintln!("greeted {name}");
+    greeting.len() as u32
+}
+
+/// Prints `lines` lines of `width` characters: a flood of output.
+#[task]
+pub fn shout(lines: u32, width: u32) {
+    let line = "x".repeat(width as usize);
+    for _ in 0..lines {
+        println!("{line}");
+    }
+}
+
+/// The environment variable `key`, if the task can see it.
+#[task]
+pub fn env_var(key: String) -> Option<String> {
+    std::env::var(key).ok()
+}
+
+/// Seconds since 1970 by the wall clock; panics if the clock is denied.
+#[task]
+pub fn unix_time() -> u64 {
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The contents of the file at `path`, or the error opening it.
+#[task]
+pub fn read_file(path: String) -> Result<String, String> {
+    std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))
+}
+
+/// Writes `text` to the file at `path`.
+#[task]
+pub fn write_file(path: String, text: String) -> Result<(), String> {
+    std::fs::write(&path, text).map_err(|e| format!("{path}: {e}"))
+}

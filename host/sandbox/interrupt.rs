@@ -1,0 +1,169 @@
+//! Stopping a running task: at its deadline, or when its caller cancels it.
+//!
+//! Two mechanisms share the [`Ticker`] and the [`Watch`] below:
+//! - thread workers use wasmtime's epoch interruption: compiled code checks
+//!   a counter at every loop head and function entry; the ticker bumps the
+//!   counter every [`TICK`], and the store's callback then asks the watch
+//!   whether to stop. This costs about a third of a tight loop's speed,
+//!   which is why it is compiled in only when the pool asks for it;
+//! - worker processes run uninstrumented code: the ticker asks each busy
+//!   process's watch instead, and kills the process when it says stop.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often a running task's deadline and cancel flag are looked at.
+pub(crate) const TICK: Duration = Duration::from_millis(5);
+
+/// What one task may use, resolved from the pool's and the call's settings.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunLimits {
+    /// Wall time from the moment the task starts.
+    pub deadline: Option<Duration>,
+    /// Instruction budget (only where the engine meters fuel).
+    pub fuel: Option<u64>,
+    /// Set by the caller to stop the task.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// Why a running task was stopped from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Interrupted {
+    #[error("the task ran past its deadline of {0:?}")]
+    Deadline(Duration),
+    #[error("the task was cancelled")]
+    Cancelled,
+}
+
+/// A running task's deadline and cancel flag.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Watch {
+    deadline: Option<(Instant, Duration)>,
+    cancel: Option<Arc<AtomicBool>>,
+}
+
+impl Watch {
+    /// Starts watching a task that begins now.
+    pub fn start(limits: &RunLimits) -> Self {
+        Watch { deadline: limits.deadline.map(|d| (Instant::now() + d, d)), cancel: limits.cancel.clone() }
+    }
+
+    /// Whether the task must stop now, and why.
+    pub fn check(&self) -> Option<Interrupted> {
+        if self.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Some(Interrupted::Cancelled);
+        }
+        match self.deadline {
+            Some((at, limit)) if Instant::now() >= at => Some(Interrupted::Deadline(limit)),
+            _ => None,
+        }
+    }
+
+    /// Whether anything is watched at all.
+    pub fn is_armed(&self) -> bool {
+        self.deadline.is_some() || self.cancel.is_some()
+    }
+}
+
+/// A background thread calling `tick` every [`TICK`] while at least one
+/// watched task runs, and sleeping otherwise.
+pub(crate) struct Ticker {
+    shared: Arc<TickerShared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+struct TickerShared {
+    active: AtomicUsize,
+    stop: AtomicBool,
+}
+
+/// Keeps the ticker ticking while it lives.
+pub(crate) struct TickGuard {
+    shared: Arc<TickerShared>,
+}
+
+impl Ticker {
+    /// Starts the thread.
+    pub fn start(name: &str, tick: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+        let shared = Arc::new(TickerShared { active: AtomicUsize::new(0), stop: AtomicBool::new(false) });
+        let state = shared.clone();
+        let thread = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+            while !state.stop.load(Ordering::SeqCst) {
+                if state.active.load(Ordering::SeqCst) == 0 {
+                    std::thread::park();
+                    continue;
+                }
+                std::thread::sleep(TICK);
+                tick();
+            }
+        })?;
+        Ok(Ticker { shared, thread: Some(thread) })
+    }
+
+    /// Ticks until the returned guard is dropped.
+    pub fn enter(&self) -> TickGuard {
+        if self.shared.active.fetch_add(1, Ordering::SeqCst) == 0
+            && let Some(thread) = &self.thread
+        {
+            thread.thread().unpark();
+        }
+        TickGuard { shared: self.shared.clone() }
+    }
+}
+
+impl Drop for TickGuard {
+    fn drop(&mut self) {
+        self.shared.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_watch_stops_at_its_deadline_or_on_cancel() {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let limits = RunLimits { deadline: Some(Duration::from_millis(30)), fuel: None, cancel: Some(cancel.clone()) };
+        let watch = Watch::start(&limits);
+        assert_eq!(watch.check(), None);
+        cancel.store(true, Ordering::SeqCst);
+        assert_eq!(watch.check(), Some(Interrupted::Cancelled));
+        cancel.store(false, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(40));
+        assert_eq!(watch.check(), Some(Interrupted::Deadline(Duration::from_millis(30))));
+        assert!(!Watch::start(&RunLimits::default()).is_armed());
+    }
+
+    #[test]
+    fn the_ticker_ticks_only_while_entered() {
+        let ticks = Arc::new(AtomicUsize::new(0));
+        let counter = ticks.clone();
+        let ticker = Ticker::start("test-ticker", move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .unwrap();
+        std::thread::sleep(TICK * 4);
+        assert_eq!(ticks.load(Ordering::SeqCst), 0, "no ticks while nothing is watched");
+        let guard = ticker.enter();
+        let start = Instant::now();
+        while ticks.load(Ordering::SeqCst) < 3 {
+            assert!(start.elapsed() < Duration::from_secs(10), "the ticker never ticked");
+            std::thread::sleep(TICK);
+        }
+        drop(guard);
+        drop(ticker);
+    }
+}

@@ -1,0 +1,73 @@
+//! Memory and table growth: refused past the caps, and remembered, so that
+//! the trap a guest raises after a refused allocation is reported as the
+//! limit it ran into rather than as a bare `unreachable`.
+
+use super::limits::LimitExceeded;
+use wasmtime::ResourceLimiter;
+
+/// The resource limiter of one store.
+pub(crate) struct GuestLimiter {
+    max_memory: usize,
+    max_table_elements: usize,
+    /// The last growth refused since [`take_refusal`](Self::take_refusal).
+    refused: Option<LimitExceeded>,
+}
+
+impl GuestLimiter {
+    pub fn new(max_memory: usize, max_table_elements: usize) -> Self {
+        GuestLimiter { max_memory, max_table_elements, refused: None }
+    }
+
+    /// The growth refused since the last call, if any.
+    pub fn take_refusal(&mut self) -> Option<LimitExceeded> {
+        self.refused.take()
+    }
+}
+
+impl ResourceLimiter for GuestLimiter {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_memory {
+            self.refused = Some(LimitExceeded::Memory { requested: desired as u64, limit: self.max_memory as u64 });
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.max_table_elements {
+            self.refused =
+                Some(LimitExceeded::Table { requested: desired as u64, limit: self.max_table_elements as u64 });
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        1
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_past_the_cap_is_refused_and_remembered() {
+        let mut limiter = GuestLimiter::new(1 << 20, 10);
+        assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
+        assert_eq!(limiter.take_refusal(), None);
+        assert!(!limiter.memory_growing(1 << 20, 2 << 20, None).unwrap());
+        assert_eq!(limiter.take_refusal(), Some(LimitExceeded::Memory { requested: 2 << 20, limit: 1 << 20 }));
+        assert_eq!(limiter.take_refusal(), None);
+        assert!(!limiter.table_growing(0, 11, None).unwrap());
+        assert_eq!(limiter.take_refusal(), Some(LimitExceeded::Table { requested: 11, limit: 10 }));
+    }
+}

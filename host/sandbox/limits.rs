@@ -1,0 +1,174 @@
+//! The sandbox's limits and the error naming the one a task ran into.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// Default cap on one instance's linear memory: 256 MiB.
+pub const DEFAULT_MAX_MEMORY: usize = 256 << 20;
+/// Default cap on one instance's table, in elements.
+pub const DEFAULT_MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Default cap on the Wasm stack: 512 KiB, wasmtime's own default.
+pub const DEFAULT_MAX_STACK: usize = 512 << 10;
+/// Default cap on a result (or any buffer a guest hands back): 64 MiB.
+pub const DEFAULT_MAX_OUTPUT: usize = 64 << 20;
+
+/// Bounds on what the host agrees to compile: a module past them is
+/// refused before compilation starts, so a "compile-time bomb" (a small
+/// file that takes minutes to compile) cannot stall `build`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompileLimits {
+    /// Largest module file, in bytes (default 64 MiB).
+    pub max_module_bytes: usize,
+    /// Most functions the module may define (default 100,000).
+    pub max_functions: u64,
+    /// Most local variables over all its functions (default 1,000,000).
+    pub max_locals: u64,
+}
+
+impl Default for CompileLimits {
+    fn default() -> Self {
+        CompileLimits { max_module_bytes: 64 << 20, max_functions: 100_000, max_locals: 1_000_000 }
+    }
+}
+
+/// Everything the sandbox bounds, as a pool was configured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Limits {
+    /// Wall time per task, if bounded.
+    pub deadline: Option<Duration>,
+    /// Wasm instructions (fuel units) per task, if metered.
+    pub fuel: Option<u64>,
+    pub max_memory: usize,
+    pub max_table_elements: usize,
+    pub max_stack: usize,
+    pub max_output: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            deadline: None,
+            fuel: None,
+            max_memory: DEFAULT_MAX_MEMORY,
+            max_table_elements: DEFAULT_MAX_TABLE_ELEMENTS,
+            max_stack: DEFAULT_MAX_STACK,
+            max_output: DEFAULT_MAX_OUTPUT,
+        }
+    }
+}
+
+impl Limits {
+    /// Checks the settings make sense together.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_memory < 64 * 1024 {
+            return Err(format!("max_memory of {} bytes is below one Wasm page (65536 bytes)", self.max_memory));
+        }
+        if self.max_stack < 16 * 1024 || self.max_stack > 1 << 30 {
+            return Err(format!("max_stack of {} bytes is outside 16 KiB ..= 1 GiB", self.max_stack));
+        }
+        if self.deadline == Some(Duration::ZERO) {
+            return Err("a deadline of zero would stop every task before it starts".into());
+        }
+        if self.fuel == Some(0) {
+            return Err("a fuel budget of zero would stop every task before it starts".into());
+        }
+        Ok(())
+    }
+}
+
+/// The limit a task (or a module, at build time) ran into.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum LimitExceeded {
+    /// It ran longer than its deadline and was stopped.
+    #[error("stopped at its deadline of {limit:?}")]
+    Deadline {
+        /// The deadline.
+        limit: Duration,
+    },
+    /// It tried to grow its linear memory past the cap.
+    #[error("tried to grow its memory to {requested} bytes, past the limit of {limit} bytes")]
+    Memory {
+        /// The size asked for, in bytes.
+        requested: u64,
+        /// The cap, in bytes.
+        limit: u64,
+    },
+    /// It tried to grow a table past the cap.
+    #[error("tried to grow a table to {requested} elements, past the limit of {limit}")]
+    Table {
+        /// The size asked for, in elements.
+        requested: u64,
+        /// The cap, in elements.
+        limit: u64,
+    },
+    /// It used up its fuel (instruction budget).
+    #[error("ran out of fuel (its budget was {limit} units)")]
+    Fuel {
+        /// The budget.
+        limit: u64,
+    },
+    /// It recursed past the Wasm stack cap.
+    #[error("overflowed its stack (limit {limit} bytes)")]
+    Stack {
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// It handed back more bytes than the output cap (`what`: a result,
+    /// stdout, …); the host refused them without copying.
+    #[error("its {what} of {len} bytes is over the output limit of {limit} bytes")]
+    Output {
+        /// Which buffer.
+        what: String,
+        /// Its length, as the guest claimed it.
+        len: u64,
+        /// The cap, in bytes.
+        limit: u64,
+    },
+    /// The module file is larger than the compile limits allow.
+    #[error("the module is {len} bytes, over the limit of {limit}")]
+    ModuleSize {
+        /// Its size.
+        len: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The module defines more functions than the compile limits allow.
+    #[error("the module defines {count} functions, over the limit of {limit}")]
+    Functions {
+        /// How many it defines (counted up to the limit and one past).
+        count: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The module's functions declare more locals than the compile limits allow.
+    #[error("the module's functions declare {count} locals in all, over the limit of {limit}")]
+    Locals {
+        /// How many (counted until past the limit).
+        count: u64,
+        /// The limit.
+        limit: u64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nonsense_settings_are_refused() {
+        assert!(Limits::default().validate().is_ok());
+        assert!(Limits { max_memory: 1000, ..Limits::default() }.validate().is_err());
+        assert!(Limits { max_stack: 10, ..Limits::default() }.validate().is_err());
+        assert!(Limits { deadline: Some(Duration::ZERO), ..Limits::default() }.validate().is_err());
+        assert!(Limits { fuel: Some(0), ..Limits::default() }.validate().is_err());
+    }
+
+    #[test]
+    fn limit_errors_name_the_limit() {
+        let e = LimitExceeded::Memory { requested: 1 << 30, limit: 1 << 20 };
+        assert_eq!(e.to_string(), "tried to grow its memory to 1073741824 bytes, past the limit of 1048576 bytes");
+        let e = LimitExceeded::Deadline { limit: Duration::from_millis(250) };
+        assert_eq!(e.to_string(), "stopped at its deadline of 250ms");
+    }
+}

@@ -1,0 +1,21 @@
+//! The sandbox around every task: what a guest may use (memory, tables,
+//! stack, instructions, wall time, output, imports) and how each limit is
+//! enforced. `docs/sandbox.md` describes each limit, its default and its
+//! cost.
+//!
+//! - [`limits`]: the limits themselves and [`LimitExceeded`], the error
+//!   naming the one a task ran into;
+//! - `compile_limits`: refusing modules that would take too long to compile;
+//! - `limiter`: memory and table growth, refused with a typed error;
+//! - `interrupt`: stopping a running task at its deadline or on
+//!   cancellation (epoch checks in thread workers);
+//! - [`wasi`]: the opt-in WASI capabilities and captured output.
+
+pub(crate) mod compile_limits;
+pub(crate) mod interrupt;
+pub(crate) mod limiter;
+pub mod limits;
+pub mod wasi;
+
+pub use limits::{CompileLimits, LimitExceeded};
+pub use wasi::{TaskOutput, WasiConfig};
