@@ -77,7 +77,15 @@ fn base_config(settings: &EngineSettings) -> Config {
     // deterministic so results do not depend on the host CPU.
     config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
     config.relaxed_simd_deterministic(true);
+    // A trap's core dump gives the host the guest's globals, so that a
+    // Rust guest overflowing the stack it keeps in linear memory is told
+    // apart from any other out-of-bounds access.
+    config.coredump_on_trap(true);
     config.max_wasm_stack(settings.max_stack);
+    // Tasks never run on async fibers (the `async` feature comes with
+    // WASI's implementation), but wasmtime requires their stacks to be at
+    // least as large as the Wasm stack.
+    config.async_stack_size(settings.max_stack.max(2 << 20));
     config.epoch_interruption(settings.epoch_interruption);
     config.consume_fuel(settings.consume_fuel);
     config
@@ -90,6 +98,7 @@ fn pooling_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
         .total_memories(slots)
         .total_tables(slots)
         .total_component_instances(0)
+        .total_stacks(0)
         .max_memories_per_module(1)
         .max_tables_per_module(1)
         .max_memory_size(settings.max_memory)

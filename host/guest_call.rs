@@ -11,7 +11,8 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use wasmpool_abi as abi;
 use wasmtime::{
-    Caller, Engine, Instance, InstancePre, Linker, Memory, Store, Trap, TypedFunc, UpdateDeadline, WasmBacktrace,
+    Caller, Engine, Instance, InstancePre, Linker, Memory, Store, Trap, TypedFunc, UpdateDeadline, Val, WasmBacktrace,
+    WasmCoreDump,
 };
 
 /// Longest panic or error message kept, in bytes; the rest is cut off.
@@ -47,6 +48,8 @@ pub(crate) struct InstanceConfig {
     /// Whether the engine meters fuel.
     pub metered: bool,
     pub wasi: Option<WasiConfig>,
+    /// The module's `__stack_pointer` (see `TaskModule::stack_pointer`).
+    pub stack_pointer: Option<u32>,
 }
 
 /// One task's result and whatever it wrote (WASI tasks only).
@@ -326,6 +329,9 @@ fn classify(
         Some(Trap::StackOverflow) => {
             return TaskFailure::Limit(LimitExceeded::Stack { limit: config.limits.max_stack });
         }
+        Some(Trap::MemoryOutOfBounds) if linear_stack_overflowed(store, config, &error) => {
+            return TaskFailure::Limit(LimitExceeded::LinearStack);
+        }
         _ => {}
     }
     if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
@@ -338,6 +344,21 @@ fn classify(
         return TaskFailure::Limit(limit);
     }
     if error.is::<Trap>() { trap_failure(error) } else { otherwise(error) }
+}
+
+/// Whether an out-of-bounds access happened because the stack the guest
+/// keeps in linear memory ran out: its stack pointer (read from the trap's
+/// core dump) then points below 0, which wraps past the end of memory.
+fn linear_stack_overflowed(store: &mut Store<HostState>, config: &InstanceConfig, error: &wasmtime::Error) -> bool {
+    let (Some(index), Some(dump)) = (config.stack_pointer, error.downcast_ref::<WasmCoreDump>()) else {
+        return false;
+    };
+    let Some(global) = dump.globals().get(index as usize) else { return false };
+    let Some(memory) = dump.memories().first() else { return false };
+    match global.get(&mut *store) {
+        Val::I32(sp) => (sp as u32 as usize) > memory.data_size(&*store),
+        _ => false,
+    }
 }
 
 /// A trap with its kind and Wasm backtrace.

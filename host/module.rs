@@ -9,7 +9,7 @@ use crate::sandbox::wasi::WASI_MODULE;
 use std::fmt;
 use std::path::Path;
 use wasmpool_abi as abi;
-use wasmtime::wasmparser::{Parser, Payload};
+use wasmtime::wasmparser::{KnownCustom, Name, Parser, Payload, TypeRef};
 use wasmtime::{Engine, ExternType, Module, ValType};
 
 /// One task the module offers, as its `wasmpool.tasks` section describes it.
@@ -65,6 +65,9 @@ pub(crate) struct TaskModule {
     pub module: Module,
     pub tasks: Vec<TaskInfo>,
     pub origin: String,
+    /// Index among the module's defined globals of `__stack_pointer`, the
+    /// stack pointer of the stack Rust and C guests keep in linear memory.
+    pub stack_pointer: Option<u32>,
 }
 
 /// What a module is checked against before and after compiling.
@@ -123,7 +126,8 @@ impl TaskModule {
             )
             .map_err(invalid)?;
         }
-        Ok((TaskModule { module, tasks, origin }, artifact))
+        let stack_pointer = find_stack_pointer(bytes);
+        Ok((TaskModule { module, tasks, origin, stack_pointer }, artifact))
     }
 
     /// The task called `name`, or the error listing those that exist.
@@ -194,6 +198,33 @@ fn check_func_export(
         Some(_) => Err(ModuleError::WrongExportType { name: name.into(), expected }),
         None => Err(ModuleError::MissingExport { name: name.into(), expected }),
     }
+}
+
+/// The defined-global index of the global the name section calls
+/// `__stack_pointer` (as LLVM's linker names it), if any.
+fn find_stack_pointer(bytes: &[u8]) -> Option<u32> {
+    let mut imported_globals = 0u32;
+    for payload in Parser::new(0).parse_all(bytes) {
+        match payload.ok()? {
+            Payload::ImportSection(reader) => {
+                let imports = reader.into_imports().flatten();
+                imported_globals += imports.filter(|i| matches!(i.ty, TypeRef::Global(_))).count() as u32;
+            }
+            Payload::CustomSection(custom) => {
+                let KnownCustom::Name(names) = custom.as_known() else { continue };
+                for name in names.into_iter().flatten() {
+                    let Name::Global(map) = name else { continue };
+                    for naming in map.into_iter().flatten() {
+                        if naming.name == "__stack_pointer" {
+                            return naming.index.checked_sub(imported_globals);
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// Reads and decodes every `wasmpool.tasks` custom section.

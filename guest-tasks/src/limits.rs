@@ -18,7 +18,7 @@ pub fn spin(n: u64) -> u64 {
 }
 
 /// Recurses `depth` levels and returns the depth reached: a large depth
-/// overflows the stack.
+/// overflows the Wasm stack.
 #[task]
 pub fn recurse(depth: u64) -> u64 {
     descend(depth)
@@ -29,10 +29,25 @@ fn descend(depth: u64) -> u64 {
     if depth == 0 {
         return 0;
     }
-    let mut frame = [0u8; 64];
-    frame[(depth % 64) as usize] = 1;
-    std::hint::black_box(&frame);
     1 + descend(std::hint::black_box(depth - 1))
+}
+
+/// Like [`recurse`], with a 1 KiB buffer per level whose address is taken,
+/// so each level also uses the stack Rust keeps in linear memory (1 MiB).
+#[task]
+pub fn recurse_with_buffer(depth: u64) -> u64 {
+    descend_with_buffer(depth)
+}
+
+#[inline(never)]
+fn descend_with_buffer(depth: u64) -> u64 {
+    if depth == 0 {
+        return 0;
+    }
+    let mut buffer = [0u8; 1024];
+    buffer[(depth % 1024) as usize] = 1;
+    std::hint::black_box(&mut buffer);
+    1 + descend_with_buffer(std::hint::black_box(depth - 1))
 }
 
 /// Allocates `bytes` bytes, touches them, and returns their sum: past the

@@ -307,7 +307,13 @@ impl PoolBuilder {
             ModuleRules { compile: self.compile_limits, limits: self.limits.clone(), wasi: self.wasi.is_some() };
         let (module, artifact) =
             TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
-        let config = InstanceConfig { limits: self.limits.clone(), interruptible, metered, wasi: self.wasi.clone() };
+        let config = InstanceConfig {
+            limits: self.limits.clone(),
+            interruptible,
+            metered,
+            wasi: self.wasi.clone(),
+            stack_pointer: module.stack_pointer,
+        };
         let ticker = if interruptible {
             let engine = engine.clone();
             let ticker = Ticker::start("wasmpool-epoch", move || engine.increment_epoch())

@@ -114,6 +114,12 @@ pub enum LimitExceeded {
         /// The cap, in bytes.
         limit: usize,
     },
+    /// It overflowed the stack it keeps in its own linear memory (Rust and
+    /// C guests keep there the locals whose address is taken). Its size is
+    /// fixed when the guest is linked: 1 MiB for Rust, or
+    /// `-C link-arg=-zstack-size=<bytes>`.
+    #[error("overflowed the stack it keeps in linear memory (its size is set when the guest is linked)")]
+    LinearStack,
     /// It handed back more bytes than the output cap (`what`: a result,
     /// stdout, …); the host refused them without copying.
     #[error("its {what} of {len} bytes is over the output limit of {limit} bytes")]
