@@ -17,7 +17,7 @@
 //! none outlives its host, even if the host is killed.
 //!
 //! A task past its deadline, or cancelled, has its process killed by the
-//! pool's [`watchdog`] and replaced; it is not retried. Each new process
+//! pool's watchdog (`watchdog.rs`) and replaced; it is not retried. Each new process
 //! probes the module (instantiation, ABI version, init task) before it
 //! reports ready, so a start function that never ends is caught there.
 
