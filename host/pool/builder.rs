@@ -317,7 +317,7 @@ impl PoolBuilder {
         let ticker = if interruptible {
             let engine = engine.clone();
             let ticker = Ticker::start("wasmpool-epoch", move || engine.increment_epoch())
-                .map_err(|source| Error::Spawn { worker: 0, source })?;
+                .map_err(|e| Error::Engine(format!("cannot start the deadline thread: {e}")))?;
             Some(Arc::new(ticker))
         } else {
             None
@@ -354,7 +354,7 @@ impl PoolBuilder {
                         .name("wasmpool-probe".into())
                         .stack_size(sandbox.stack_size)
                         .spawn_scoped(scope, || probe(&instantiator, init.as_deref(), &run))
-                        .map_err(|source| Error::Spawn { worker: 0, source })?
+                        .map_err(|e| Error::Engine(format!("cannot start the thread checking the module: {e}")))?
                         .join()
                         .map_err(|_| Error::Engine("the module check panicked".into()))?
                         .map_err(|failure| probe_error(&origin, failure))
@@ -401,7 +401,8 @@ impl PoolBuilder {
                     mode: self.mode,
                     init: init.as_deref().cloned(),
                 };
-                let watchdog = Watchdog::start().map_err(|source| Error::Spawn { worker: 0, source })?;
+                let watchdog = Watchdog::start()
+                    .map_err(|e| Error::Engine(format!("cannot start the worker processes' watchdog: {e}")))?;
                 Backend::Processes {
                     spawner: Arc::new(Spawner { executable, hello, watchdog, probe_deadline: self.limits.deadline }),
                     max_retries: self.max_retries,
