@@ -152,7 +152,15 @@ impl Instantiator {
 /// Sets up the store for a task starting now: its deadline, cancel flag
 /// and fuel.
 fn arm(store: &mut Store<HostState>, config: &InstanceConfig, run: &RunLimits) -> Result<(), TaskFailure> {
-    store.data_mut().watch = Watch::start(run);
+    let state = store.data_mut();
+    // What an earlier task of a kept instance left behind (a growth it
+    // survived being refused, say) must not be blamed on this one.
+    state.panic = None;
+    state.limiter.take_refusal();
+    if let Some(wasi) = &mut state.wasi {
+        wasi.take_output();
+    }
+    state.watch = Watch::start(run);
     if config.interruptible {
         store.set_epoch_deadline(1);
     }

@@ -223,3 +223,12 @@ fn a_worker_instance_stopped_at_its_deadline_is_replaced() {
     assert!(matches!(limit(pool.call::<_, u64>("spin", u64::MAX)), LimitExceeded::Deadline { .. }));
     assert_eq!(pool.call::<_, u64>("counter_next", ()).unwrap(), 6, "a fresh, re-initialized instance");
 }
+
+#[test]
+fn a_refusal_the_guest_survived_is_not_blamed_on_a_later_task() {
+    let pool = pool(WorkerKind::Threads).instance_mode(InstanceMode::PerWorker).max_memory(16 << 20).build().unwrap();
+    assert!(!pool.call::<_, bool>("try_allocate", 64u64 << 20).unwrap(), "the growth is refused, and survived");
+    assert!(pool.call::<_, bool>("try_allocate", 1u64 << 20).unwrap());
+    // The same kept instance now traps for an unrelated reason.
+    assert!(matches!(common::failure(pool.call::<_, ()>("trap", 3u32)), TaskFailure::Trap { .. }));
+}

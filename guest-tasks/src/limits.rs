@@ -82,3 +82,11 @@ impl std::fmt::Display for Explosive {
 pub fn panic_in_panic_hook() {
     panic!("{}", Explosive);
 }
+
+/// Tries to allocate `bytes` bytes and says whether it could: a guest that
+/// handles a refused allocation instead of failing.
+#[task]
+pub fn try_allocate(bytes: u64) -> bool {
+    let mut block: Vec<u8> = Vec::new();
+    block.try_reserve_exact(bytes as usize).is_ok()
+}

@@ -95,8 +95,17 @@ impl Ticker {
                     std::thread::park();
                     continue;
                 }
-                std::thread::sleep(TICK);
-                tick();
+                // Parked rather than asleep, so that dropping the ticker
+                // wakes it at once instead of after the rest of a tick.
+                let next = Instant::now() + TICK;
+                while !state.stop.load(Ordering::SeqCst) {
+                    let now = Instant::now();
+                    if now >= next {
+                        tick();
+                        break;
+                    }
+                    std::thread::park_timeout(next - now);
+                }
             }
         })?;
         Ok(Ticker { shared, thread: Some(thread) })
@@ -164,6 +173,10 @@ mod tests {
             std::thread::sleep(TICK);
         }
         drop(guard);
+        // Dropping a ticker mid-tick does not wait for the tick.
+        let _again = ticker.enter();
+        let start = Instant::now();
         drop(ticker);
+        assert!(start.elapsed() < TICK, "dropping took {:?}", start.elapsed());
     }
 }

@@ -140,12 +140,10 @@ pub(crate) struct TaskWasi {
 }
 
 impl TaskWasi {
-    /// What the task wrote since the last call, leaving the pipes empty.
+    /// What the task wrote since the last call, leaving the pipes empty
+    /// (and forgetting any overflow).
     pub fn take_output(&mut self) -> TaskOutput {
-        TaskOutput {
-            stdout: std::mem::take(&mut self.stdout.lock().bytes),
-            stderr: std::mem::take(&mut self.stderr.lock().bytes),
-        }
+        TaskOutput { stdout: self.stdout.take(), stderr: self.stderr.take() }
     }
 
     /// The output limit a write ran into, if one did.
@@ -273,6 +271,12 @@ impl CapturedPipe {
 
     fn lock(&self) -> MutexGuard<'_, PipeState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take(&self) -> Vec<u8> {
+        let mut state = self.lock();
+        state.overflow = None;
+        std::mem::take(&mut state.bytes)
     }
 
     fn overflow(&self) -> Option<LimitExceeded> {
