@@ -100,7 +100,7 @@ impl Instantiator {
     /// Keeps the epoch ticking while a task with a deadline or a cancel flag
     /// runs (thread workers only).
     pub fn tick_guard(&self, run: &RunLimits) -> Option<TickGuard> {
-        let watched = run.deadline.is_some() || run.cancel.is_some();
+        let watched = run.deadline.is_some() || run.cancel.is_some() || run.closing.is_some();
         self.ticker.as_ref().filter(|_| watched).map(|ticker| ticker.enter())
     }
 
@@ -325,6 +325,7 @@ fn classify(
         return match *why {
             Interrupted::Deadline(limit) => TaskFailure::Limit(LimitExceeded::Deadline { limit }),
             Interrupted::Cancelled => TaskFailure::Cancelled,
+            Interrupted::PoolClosed => TaskFailure::PoolClosed,
         };
     }
     if let Some(overflow) = state.wasi.as_ref().and_then(TaskWasi::overflow) {

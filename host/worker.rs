@@ -54,7 +54,14 @@ impl<R: ItemRunner> Worker<R> {
             return;
         }
         let Job { task, items, reply, cancelled, limits } = job;
-        let run = RunLimits { deadline: limits.deadline, fuel: limits.fuel, cancel: cancelled.clone() };
+        // A dropped pool stops running tasks where it can (interruptible
+        // thread pools; worker processes are killed by the pool itself).
+        let run = RunLimits {
+            deadline: limits.deadline,
+            fuel: limits.fuel,
+            cancel: cancelled.clone(),
+            closing: Some(self.closing.clone()),
+        };
         let mut results = Vec::with_capacity(items.len());
         for Item { index, args } in items {
             if cancelled.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {

@@ -232,3 +232,21 @@ fn a_refusal_the_guest_survived_is_not_blamed_on_a_later_task() {
     // The same kept instance now traps for an unrelated reason.
     assert!(matches!(common::failure(pool.call::<_, ()>("trap", 3u32)), TaskFailure::Trap { .. }));
 }
+
+#[test]
+fn dropping_an_interruptible_pool_stops_its_running_tasks() {
+    for builder in [pool(WorkerKind::Threads).interruptible(true), pool(WorkerKind::Processes)] {
+        let pool = builder.build().unwrap();
+        let handle = pool.submit::<_, u64>("spin", u64::MAX).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        // Dropped on a thread of its own, so a drop that never returns
+        // fails the test instead of hanging it.
+        let (dropped, done) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(pool);
+            let _ = dropped.send(());
+        });
+        done.recv_timeout(Duration::from_secs(10)).expect("dropping the pool should stop its running task");
+        assert_eq!(handle.wait().unwrap_err().failure, TaskFailure::PoolClosed);
+    }
+}

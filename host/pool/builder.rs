@@ -348,7 +348,7 @@ impl PoolBuilder {
         tracing::debug!(workers, ?allocator, kind = ?self.kind, module = %origin, tasks = module.tasks.len(), "starting pool");
         let backend = match self.kind {
             WorkerKind::Threads => {
-                let run = RunLimits { deadline: self.limits.deadline, fuel: self.limits.fuel, cancel: None };
+                let run = RunLimits { deadline: self.limits.deadline, fuel: self.limits.fuel, ..RunLimits::default() };
                 std::thread::scope(|scope| {
                     std::thread::Builder::new()
                         .name("wasmpool-probe".into())

@@ -72,7 +72,7 @@ fn serve(
     mut input: BufReader<std::io::Stdin>,
     mut output: BufWriter<std::io::Stdout>,
 ) -> ExitCode {
-    let run = RunLimits { deadline: None, fuel: hello.instance.limits.fuel, cancel: None };
+    let run = RunLimits { fuel: hello.instance.limits.fuel, ..RunLimits::default() };
     if let Err(failure) = probe(&instantiator, hello.init.as_ref(), &run) {
         let _ = write_frame(&mut output, &Reply::ProbeFailed(failure));
         return ExitCode::from(EXIT_PROBE);
@@ -110,7 +110,7 @@ fn serve(
     });
     for (export, args, fuel) in incoming {
         // Deadlines and cancellation are the host's: it kills this process.
-        let run = RunLimits { deadline: None, fuel, cancel: None };
+        let run = RunLimits { fuel, ..RunLimits::default() };
         let outcome = executor.run(&export, &args, &run);
         if let Err(TaskFailure::Abi(reason)) = &outcome.result {
             // A guest that breaks the ABI may have left this process in a

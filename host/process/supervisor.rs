@@ -261,6 +261,7 @@ impl ProcessRunner {
                 _ => Outcome::bare(Err(match why {
                     Interrupted::Deadline(limit) => TaskFailure::Limit(LimitExceeded::Deadline { limit }),
                     Interrupted::Cancelled => TaskFailure::Cancelled,
+                    Interrupted::PoolClosed => TaskFailure::PoolClosed,
                 })),
             });
         }

@@ -26,6 +26,8 @@ pub(crate) struct RunLimits {
     pub fuel: Option<u64>,
     /// Set by the caller to stop the task.
     pub cancel: Option<Arc<AtomicBool>>,
+    /// Set when the pool is dropped: the task stops too.
+    pub closing: Option<Arc<AtomicBool>>,
 }
 
 /// Why a running task was stopped from outside.
@@ -35,6 +37,8 @@ pub(crate) enum Interrupted {
     Deadline(Duration),
     #[error("the task was cancelled")]
     Cancelled,
+    #[error("the pool shut down")]
+    PoolClosed,
 }
 
 /// A running task's deadline and cancel flag.
@@ -42,18 +46,26 @@ pub(crate) enum Interrupted {
 pub(crate) struct Watch {
     deadline: Option<(Instant, Duration)>,
     cancel: Option<Arc<AtomicBool>>,
+    closing: Option<Arc<AtomicBool>>,
 }
 
 impl Watch {
     /// Starts watching a task that begins now.
     pub fn start(limits: &RunLimits) -> Self {
-        Watch { deadline: limits.deadline.map(|d| (Instant::now() + d, d)), cancel: limits.cancel.clone() }
+        Watch {
+            deadline: limits.deadline.map(|d| (Instant::now() + d, d)),
+            cancel: limits.cancel.clone(),
+            closing: limits.closing.clone(),
+        }
     }
 
     /// Whether the task must stop now, and why.
     pub fn check(&self) -> Option<Interrupted> {
         if self.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Some(Interrupted::Cancelled);
+        }
+        if self.closing.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+            return Some(Interrupted::PoolClosed);
         }
         match self.deadline {
             Some((at, limit)) if Instant::now() >= at => Some(Interrupted::Deadline(limit)),
@@ -63,7 +75,7 @@ impl Watch {
 
     /// Whether anything is watched at all.
     pub fn is_armed(&self) -> bool {
-        self.deadline.is_some() || self.cancel.is_some()
+        self.deadline.is_some() || self.cancel.is_some() || self.closing.is_some()
     }
 }
 
@@ -145,7 +157,11 @@ mod tests {
     #[test]
     fn a_watch_stops_at_its_deadline_or_on_cancel() {
         let cancel = Arc::new(AtomicBool::new(false));
-        let limits = RunLimits { deadline: Some(Duration::from_millis(30)), fuel: None, cancel: Some(cancel.clone()) };
+        let limits = RunLimits {
+            deadline: Some(Duration::from_millis(30)),
+            cancel: Some(cancel.clone()),
+            ..RunLimits::default()
+        };
         let watch = Watch::start(&limits);
         assert_eq!(watch.check(), None);
         cancel.store(true, Ordering::SeqCst);
