@@ -349,3 +349,21 @@ fn a_shared_memory_is_refused() {
         matches!(module_error(e), Some(ModuleError::Compile(_) | ModuleError::WrongExportType { .. }))
     });
 }
+
+#[test]
+fn a_task_never_sees_what_an_earlier_task_left_in_memory() {
+    // Instance slots are reused, and their memory reset in place where the
+    // kernel allows it: the reset must be complete, data segments included.
+    for kind in KINDS {
+        let pool = hostile_pool(kind, module("leftovers")).build().unwrap();
+        for round in 0..20 {
+            assert_eq!(
+                pool.call::<_, u32>("write", ()).unwrap(),
+                0x77,
+                "{kind:?}, round {round}: write sees its own byte"
+            );
+            assert_eq!(pool.call::<_, u32>("read", ()).unwrap(), 42, "{kind:?}, round {round}");
+            assert_eq!(pool.call::<_, u32>("ok", ()).unwrap(), 42, "{kind:?}, round {round}");
+        }
+    }
+}
