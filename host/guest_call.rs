@@ -44,9 +44,8 @@ struct ReportedPanic {
 pub(crate) struct InstanceConfig {
     pub limits: Limits,
     /// Whether the engine checks epochs (deadlines and cancellation in code).
+    /// (Fuel is metered exactly when `limits.fuel` is set.)
     pub interruptible: bool,
-    /// Whether the engine meters fuel.
-    pub metered: bool,
     pub wasi: Option<WasiConfig>,
     /// The module's `__stack_pointer` (see `TaskModule::stack_pointer`).
     pub stack_pointer: Option<u32>,
@@ -100,8 +99,7 @@ impl Instantiator {
     /// Keeps the epoch ticking while a task with a deadline or a cancel flag
     /// runs (thread workers only).
     pub fn tick_guard(&self, run: &RunLimits) -> Option<TickGuard> {
-        let watched = run.deadline.is_some() || run.cancel.is_some() || run.closing.is_some();
-        self.ticker.as_ref().filter(|_| watched).map(|ticker| ticker.enter())
+        self.ticker.as_ref().filter(|_| run.is_watched()).map(|ticker| ticker.enter())
     }
 
     /// A fresh instance: the module's initial state, nothing else. Its
@@ -164,7 +162,7 @@ fn arm(store: &mut Store<HostState>, config: &InstanceConfig, run: &RunLimits) -
     if config.interruptible {
         store.set_epoch_deadline(1);
     }
-    if config.metered {
+    if config.limits.fuel.is_some() {
         let fuel = run.fuel.or(config.limits.fuel).unwrap_or(u64::MAX);
         store.set_fuel(fuel).map_err(|e| TaskFailure::Instantiate(format!("{e:#}")))?;
         store.data_mut().fuel = Some(fuel);
@@ -321,12 +319,8 @@ fn classify(
     let state = store.data_mut();
     let panic = state.panic.take();
     let refusal = state.limiter.take_refusal();
-    if let Some(why) = error.downcast_ref::<Interrupted>() {
-        return match *why {
-            Interrupted::Deadline(limit) => TaskFailure::Limit(LimitExceeded::Deadline { limit }),
-            Interrupted::Cancelled => TaskFailure::Cancelled,
-            Interrupted::PoolClosed => TaskFailure::PoolClosed,
-        };
+    if let Some(&why) = error.downcast_ref::<Interrupted>() {
+        return why.into();
     }
     if let Some(overflow) = state.wasi.as_ref().and_then(TaskWasi::overflow) {
         return TaskFailure::Limit(overflow);

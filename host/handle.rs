@@ -48,9 +48,7 @@ impl HandleSlot {
     }
 
     fn lock(&self) -> MutexGuard<'_, SlotState> {
-        // A panic while holding this lock cannot leave the state half-written
-        // (every critical section is a single assignment), so poison is moot.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.state)
     }
 }
 

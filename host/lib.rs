@@ -50,6 +50,7 @@ mod probe;
 pub mod process;
 pub mod sandbox;
 pub mod scheduler;
+mod sync;
 pub mod transport;
 mod typecheck;
 mod worker;

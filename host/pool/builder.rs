@@ -310,7 +310,6 @@ impl PoolBuilder {
         let config = InstanceConfig {
             limits: self.limits.clone(),
             interruptible,
-            metered,
             wasi: self.wasi.clone(),
             stack_pointer: module.stack_pointer,
         };
@@ -342,7 +341,6 @@ impl PoolBuilder {
             deadline: self.limits.deadline,
             fuel: self.limits.fuel,
             interruptible: interruptible || !threads,
-            metered,
             stack_size: worker_stack_size(self.limits.max_stack),
         };
         tracing::debug!(workers, ?allocator, kind = ?self.kind, module = %origin, tasks = module.tasks.len(), "starting pool");
@@ -422,7 +420,6 @@ pub(crate) struct SandboxInfo {
     pub fuel: Option<u64>,
     /// Whether running tasks can be stopped (deadlines, cancellation).
     pub interruptible: bool,
-    pub metered: bool,
     /// Native stack of a worker thread: room for the Wasm stack and the host.
     pub stack_size: usize,
 }

@@ -264,7 +264,8 @@ impl<'pool> TaskRef<'pool> {
                 self.info.name
             )));
         }
-        if self.limits.fuel.is_some() && !sandbox.metered {
+        // Fuel is metered exactly when the pool has a budget of its own.
+        if self.limits.fuel.is_some() && sandbox.fuel.is_none() {
             return Err(Error::Config(format!(
                 "task `{}`: a per-call fuel budget needs a pool built with `.fuel(...)`, which compiles fuel \
                  metering into the module",

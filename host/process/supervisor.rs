@@ -5,8 +5,9 @@ use super::watchdog::Watchdog;
 use crate::error::TaskFailure;
 use crate::guest_call::Outcome;
 use crate::probe::ProbeFailure;
-use crate::sandbox::LimitExceeded;
 use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
+use crate::sync::lock;
+use crate::transport::FrameError;
 use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
 use crate::transport::messages::{Hello, Reply, Request};
 use crate::worker::ItemRunner;
@@ -56,39 +57,45 @@ impl std::fmt::Display for SpawnError {
 pub(crate) struct ProcessSlot {
     child: Mutex<Option<Child>>,
     pid: AtomicU32,
+    watch: Mutex<SlotWatch>,
+}
+
+/// What the watchdog knows of one slot.
+#[derive(Default)]
+struct SlotWatch {
     /// The running task's deadline and cancel flag, while one runs.
-    watch: Mutex<Option<Watch>>,
+    armed: Option<Watch>,
     /// Why the watchdog killed the process, if it did.
-    interrupted: Mutex<Option<Interrupted>>,
+    interrupted: Option<Interrupted>,
 }
 
 impl ProcessSlot {
     /// Starts watching the running task.
     pub fn arm(&self, watch: Watch) {
-        *self.watch.lock().unwrap_or_else(|p| p.into_inner()) = Some(watch);
+        lock(&self.watch).armed = Some(watch);
     }
 
     /// Stops watching.
     pub fn disarm(&self) {
-        *self.watch.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        lock(&self.watch).armed = None;
     }
 
     /// The watchdog's check: kills the process if its task must stop.
     pub fn check_watch(&self) {
-        let watch = self.watch.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(why) = watch.as_ref().and_then(Watch::check) {
-            *self.interrupted.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+        let mut watch = lock(&self.watch);
+        if let Some(why) = watch.armed.as_ref().and_then(Watch::check) {
+            watch.interrupted = Some(why);
             self.kill();
         }
     }
 
     /// Why the watchdog killed the process since the last call, if it did.
     fn take_interrupted(&self) -> Option<Interrupted> {
-        self.interrupted.lock().unwrap_or_else(|p| p.into_inner()).take()
+        lock(&self.watch).interrupted.take()
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Child>> {
-        self.child.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.child)
     }
 
     /// The process id of the live worker, if any.
@@ -189,13 +196,9 @@ impl Spawner {
     /// deadline (a start function that never ends is killed there).
     fn await_probe(&self, id: usize, slot: &ProcessSlot, mut connection: Connection) -> Result<Connection, SpawnError> {
         let run = RunLimits { deadline: self.probe_deadline, ..RunLimits::default() };
-        let watching = self.watchdog.watch(slot, &run);
-        let reply = read_frame::<Reply, _>(&mut connection.replies, MAX_FRAME_LEN);
-        drop(watching);
-        if let Some(Interrupted::Deadline(limit)) = slot.take_interrupted() {
-            return Err(SpawnError::Probe(ProbeFailure::Instantiate(TaskFailure::Limit(LimitExceeded::Deadline {
-                limit,
-            }))));
+        let (reply, interrupted) = self.read_watched(slot, &mut connection, &run);
+        if let Some(why) = interrupted {
+            return Err(SpawnError::Probe(ProbeFailure::Instantiate(why.into())));
         }
         match reply {
             Ok(Reply::Ready { pid }) => {
@@ -207,6 +210,21 @@ impl Spawner {
             Ok(other) => Err(SpawnError::Start(format!("worker {id} answered the handshake with {other:?}"))),
             Err(e) => Err(SpawnError::Start(format!("worker {id} did not complete the handshake: {e}"))),
         }
+    }
+
+    /// Reads the process's next reply under the watchdog's eye: the reply
+    /// (or why none came) and, if the watchdog killed the process
+    /// meanwhile, why.
+    fn read_watched(
+        &self,
+        slot: &ProcessSlot,
+        connection: &mut Connection,
+        run: &RunLimits,
+    ) -> (Result<Reply, FrameError>, Option<Interrupted>) {
+        let watching = self.watchdog.watch(slot, run);
+        let reply = read_frame::<Reply, _>(&mut connection.replies, MAX_FRAME_LEN);
+        drop(watching);
+        (reply, slot.take_interrupted())
     }
 }
 
@@ -249,20 +267,14 @@ impl ProcessRunner {
         };
         let request = Request::Run { export: export.to_owned(), args: args.to_vec(), fuel: run.fuel };
         write_frame(&mut connection.requests, &request).map_err(|e| format!("worker {}: {e}", self.id))?;
-        let watching = self.spawner.watchdog.watch(&self.slot, run);
-        let reply = read_frame::<Reply, _>(&mut connection.replies, MAX_FRAME_LEN);
-        drop(watching);
-        if let Some(why) = self.slot.take_interrupted() {
+        let (reply, interrupted) = self.spawner.read_watched(&self.slot, connection, run);
+        if let Some(why) = interrupted {
             // The process is dead or dying: replace it before the next task.
             self.connection = None;
             self.slot.reap();
             return Ok(match reply {
                 Ok(Reply::Done(outcome)) => outcome,
-                _ => Outcome::bare(Err(match why {
-                    Interrupted::Deadline(limit) => TaskFailure::Limit(LimitExceeded::Deadline { limit }),
-                    Interrupted::Cancelled => TaskFailure::Cancelled,
-                    Interrupted::PoolClosed => TaskFailure::PoolClosed,
-                })),
+                _ => Outcome::bare(Err(why.into())),
             });
         }
         match reply {

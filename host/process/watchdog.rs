@@ -5,7 +5,8 @@
 
 use super::supervisor::ProcessSlot;
 use crate::sandbox::interrupt::{RunLimits, TickGuard, Ticker, Watch};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use crate::sync::lock;
+use std::sync::{Arc, Mutex, Weak};
 
 /// Watches the busy processes of one pool.
 pub(crate) struct Watchdog {
@@ -42,11 +43,10 @@ impl Watchdog {
     /// Watches `slot`'s process under `run`'s deadline and cancel flag,
     /// from now until the returned guard is dropped.
     pub fn watch<'a>(&self, slot: &'a ProcessSlot, run: &RunLimits) -> Option<Watching<'a>> {
-        let watch = Watch::start(run);
-        if !watch.is_armed() {
+        if !run.is_watched() {
             return None;
         }
-        slot.arm(watch);
+        slot.arm(Watch::start(run));
         Some(Watching { slot, _ticking: self.ticker.enter() })
     }
 }
@@ -55,8 +55,4 @@ impl Drop for Watching<'_> {
     fn drop(&mut self) {
         self.slot.disarm();
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -9,6 +9,8 @@
 //! - worker processes run uninstrumented code: the ticker asks each busy
 //!   process's watch instead, and kills the process when it says stop.
 
+use super::limits::LimitExceeded;
+use crate::error::TaskFailure;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -30,6 +32,13 @@ pub(crate) struct RunLimits {
     pub closing: Option<Arc<AtomicBool>>,
 }
 
+impl RunLimits {
+    /// Whether anything must be watched while the task runs.
+    pub fn is_watched(&self) -> bool {
+        self.deadline.is_some() || self.cancel.is_some() || self.closing.is_some()
+    }
+}
+
 /// Why a running task was stopped from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum Interrupted {
@@ -39,6 +48,16 @@ pub(crate) enum Interrupted {
     Cancelled,
     #[error("the pool shut down")]
     PoolClosed,
+}
+
+impl From<Interrupted> for TaskFailure {
+    fn from(why: Interrupted) -> Self {
+        match why {
+            Interrupted::Deadline(limit) => TaskFailure::Limit(LimitExceeded::Deadline { limit }),
+            Interrupted::Cancelled => TaskFailure::Cancelled,
+            Interrupted::PoolClosed => TaskFailure::PoolClosed,
+        }
+    }
 }
 
 /// A running task's deadline and cancel flag.
@@ -71,11 +90,6 @@ impl Watch {
             Some((at, limit)) if Instant::now() >= at => Some(Interrupted::Deadline(limit)),
             _ => None,
         }
-    }
-
-    /// Whether anything is watched at all.
-    pub fn is_armed(&self) -> bool {
-        self.deadline.is_some() || self.cancel.is_some() || self.closing.is_some()
     }
 }
 
@@ -169,7 +183,8 @@ mod tests {
         cancel.store(false, Ordering::SeqCst);
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(watch.check(), Some(Interrupted::Deadline(Duration::from_millis(30))));
-        assert!(!Watch::start(&RunLimits::default()).is_armed());
+        assert!(!RunLimits::default().is_watched());
+        assert!(limits.is_watched());
     }
 
     #[test]

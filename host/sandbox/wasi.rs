@@ -270,7 +270,7 @@ impl CapturedPipe {
     }
 
     fn lock(&self) -> MutexGuard<'_, PipeState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     fn take(&self) -> Vec<u8> {
