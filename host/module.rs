@@ -116,7 +116,7 @@ impl TaskModule {
         let module = module.map_err(|e| invalid(ModuleError::Compile(format!("{e:#}"))))?;
         check_imports(&module, rules.wasi).map_err(invalid)?;
         check_fixed_exports(&module).map_err(invalid)?;
-        let tasks = read_task_list(bytes).map_err(invalid)?;
+        let Sections { tasks, stack_pointer } = read_sections(bytes).map_err(invalid)?;
         for task in &tasks {
             check_func_export(
                 &module,
@@ -126,7 +126,6 @@ impl TaskModule {
             )
             .map_err(invalid)?;
         }
-        let stack_pointer = find_stack_pointer(bytes);
         Ok((TaskModule { module, tasks, origin, stack_pointer }, artifact))
     }
 
@@ -200,48 +199,49 @@ fn check_func_export(
     }
 }
 
-/// The defined-global index of the global the name section calls
-/// `__stack_pointer` (as LLVM's linker names it), if any.
-fn find_stack_pointer(bytes: &[u8]) -> Option<u32> {
+/// What the host reads from a module's sections, in one pass after
+/// wasmtime has validated it.
+struct Sections {
+    /// The decoded `wasmpool.tasks` records.
+    tasks: Vec<TaskInfo>,
+    /// The defined-global index of the global the name section calls
+    /// `__stack_pointer` (as LLVM's linker names it), if any.
+    stack_pointer: Option<u32>,
+}
+
+/// Reads the task list (every `wasmpool.tasks` custom section) and finds
+/// the stack pointer in the name section.
+fn read_sections(bytes: &[u8]) -> Result<Sections, ModuleError> {
+    let mut tasks_section = Vec::new();
     let mut imported_globals = 0u32;
+    let mut stack_pointer = None;
     for payload in Parser::new(0).parse_all(bytes) {
-        match payload.ok()? {
+        // Wasmtime has validated the module already, so a parse error here
+        // is unexpected; report it rather than trust the rest.
+        match payload.map_err(|e| ModuleError::Manifest(e.to_string()))? {
             Payload::ImportSection(reader) => {
                 let imports = reader.into_imports().flatten();
                 imported_globals += imports.filter(|i| matches!(i.ty, TypeRef::Global(_))).count() as u32;
             }
-            Payload::CustomSection(custom) => {
+            Payload::CustomSection(custom) if custom.name() == abi::TASKS_SECTION => {
+                tasks_section.extend_from_slice(custom.data());
+            }
+            Payload::CustomSection(custom) if stack_pointer.is_none() => {
                 let KnownCustom::Name(names) = custom.as_known() else { continue };
-                for name in names.into_iter().flatten() {
-                    let Name::Global(map) = name else { continue };
-                    for naming in map.into_iter().flatten() {
-                        if naming.name == "__stack_pointer" {
-                            return naming.index.checked_sub(imported_globals);
-                        }
-                    }
-                }
+                let globals = names.into_iter().flatten().filter_map(|name| match name {
+                    Name::Global(map) => Some(map),
+                    _ => None,
+                });
+                stack_pointer = globals
+                    .flat_map(|map| map.into_iter().flatten())
+                    .find(|naming| naming.name == "__stack_pointer")
+                    .and_then(|naming| naming.index.checked_sub(imported_globals));
             }
             _ => {}
         }
     }
-    None
-}
-
-/// Reads and decodes every `wasmpool.tasks` custom section.
-fn read_task_list(bytes: &[u8]) -> Result<Vec<TaskInfo>, ModuleError> {
-    let mut section = Vec::new();
-    for payload in Parser::new(0).parse_all(bytes) {
-        // Wasmtime has validated the module already, so a parse error here
-        // is unexpected; report it rather than trust the rest.
-        let payload = payload.map_err(|e| ModuleError::Manifest(e.to_string()))?;
-        if let Payload::CustomSection(custom) = payload
-            && custom.name() == abi::TASKS_SECTION
-        {
-            section.extend_from_slice(custom.data());
-        }
-    }
-    let descriptors = abi::decode_manifest(&section).map_err(|e| ModuleError::Manifest(e.to_string()))?;
-    Ok(descriptors.into_iter().map(TaskInfo::from).collect())
+    let descriptors = abi::decode_manifest(&tasks_section).map_err(|e| ModuleError::Manifest(e.to_string()))?;
+    Ok(Sections { tasks: descriptors.into_iter().map(TaskInfo::from).collect(), stack_pointer })
 }
 
 #[cfg(test)]
