@@ -26,6 +26,8 @@
 //! The contract with the host is described in `docs/abi.md`.
 #![deny(missing_docs)]
 
+#[cfg(all(target_arch = "wasm32", feature = "allocator"))]
+mod allocator;
 mod codec;
 mod panic_hook;
 mod runtime;

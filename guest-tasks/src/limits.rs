@@ -90,3 +90,17 @@ pub fn try_allocate(bytes: u64) -> bool {
     let mut block: Vec<u8> = Vec::new();
     block.try_reserve_exact(bytes as usize).is_ok()
 }
+
+/// The instance's memory size in 64 KiB pages (0 when run natively): shows
+/// whether the tasks before it made the memory grow.
+#[task]
+pub fn memory_pages() -> u64 {
+    #[cfg(target_arch = "wasm32")]
+    {
+        core::arch::wasm32::memory_size(0) as u64
+    }
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        0
+    }
+}
