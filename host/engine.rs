@@ -1,8 +1,9 @@
-//! The wasmtime engine every worker shares: compiler settings and the
-//! instance allocator (pooling where the machine allows it).
+//! The wasmtime engines: compiler settings and the instance allocator
+//! (pooling where the machine allows it). Each thread worker gets an engine
+//! of its own (see [`engines_for_workers`]); a worker process has one.
 
 use crate::error::{Error, Result};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
 
 /// How instances get their memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -30,7 +31,7 @@ pub enum AllocatorKind {
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct EngineSettings {
     pub allocator: Allocator,
-    /// Instances alive at once (each worker has at most two).
+    /// Instances alive at once in this engine.
     pub instance_slots: u32,
     /// Largest linear memory of one instance, in bytes.
     pub max_memory: usize,
@@ -69,6 +70,50 @@ pub(crate) fn create_engine(settings: &EngineSettings) -> Result<(Engine, Alloca
             }
         },
     }
+}
+
+/// Instances a thread worker's engine holds at once: the worker's instance,
+/// and the one replacing it (or, for the first worker, the probe's).
+pub(crate) const SLOTS_PER_WORKER_ENGINE: u32 = 2;
+
+/// Engines for `workers` thread workers, each with its own copy of the
+/// compiled module: `first` (which compiled it) and `workers - 1` more with
+/// the same settings, given the code without compiling it again.
+///
+/// Why not one engine for all: creating and dropping instances goes
+/// through the engine's shared state (its instance allocator's lock, its
+/// type registry, reference counts), and with a fresh instance per task
+/// two workers sharing an engine ran a fine-grained map about a third
+/// slower than two with an engine each (docs/benchmarks.md).
+pub(crate) fn engines_for_workers(
+    first: (Engine, Module),
+    settings: &EngineSettings,
+    kind: AllocatorKind,
+    workers: usize,
+) -> Result<Vec<(Engine, Module)>> {
+    let settings = EngineSettings {
+        allocator: match kind {
+            AllocatorKind::Pooling => Allocator::Pooling,
+            AllocatorKind::OnDemand => Allocator::OnDemand,
+        },
+        ..settings.clone()
+    };
+    let code = if workers > 1 {
+        first.1.serialize().map_err(|e| Error::Engine(format!("cannot copy the compiled module: {e:#}")))?
+    } else {
+        Vec::new()
+    };
+    let mut engines = Vec::with_capacity(workers);
+    engines.push(first);
+    for _ in 1..workers {
+        let (engine, _) = create_engine(&settings)?;
+        // SAFETY: `code` was serialized just above, in this process, by an
+        // engine with the same settings; it is not read from anywhere else.
+        let module = unsafe { Module::deserialize(&engine, &code) }
+            .map_err(|e| Error::Engine(format!("cannot load the compiled module into a worker's engine: {e:#}")))?;
+        engines.push((engine, module));
+    }
+    Ok(engines)
 }
 
 fn base_config(settings: &EngineSettings) -> Config {

@@ -4,6 +4,7 @@ use crate::decode::decode_item;
 use crate::error::{TaskError, TaskFailure};
 use crate::guest_call::Outcome;
 use crate::sandbox::TaskOutput;
+use crate::scheduler::spin::spin_for;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -18,6 +19,8 @@ use std::time::{Duration, Instant};
 pub(crate) struct HandleSlot {
     state: Mutex<SlotState>,
     ready: Condvar,
+    /// Set once the result is in, for waiters that spin before sleeping.
+    finished: AtomicBool,
 }
 
 #[derive(Default)]
@@ -41,6 +44,7 @@ impl HandleSlot {
             state.result = Some(outcome);
             state.waker.take()
         };
+        self.finished.store(true, Ordering::Release);
         self.ready.notify_all();
         if let Some(waker) = waker {
             waker.wake();
@@ -65,6 +69,8 @@ pub struct TaskHandle<R> {
     slot: Arc<HandleSlot>,
     task: Arc<str>,
     cancel: Arc<AtomicBool>,
+    /// How long `wait` checks for the result before it sleeps.
+    spin: Duration,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -85,8 +91,8 @@ impl<R> std::fmt::Debug for TaskHandle<R> {
 }
 
 impl<R> TaskHandle<R> {
-    pub(crate) fn new(slot: Arc<HandleSlot>, task: Arc<str>, cancel: Arc<AtomicBool>) -> Self {
-        TaskHandle { slot, task, cancel, _result: PhantomData }
+    pub(crate) fn new(slot: Arc<HandleSlot>, task: Arc<str>, cancel: Arc<AtomicBool>, spin: Duration) -> Self {
+        TaskHandle { slot, task, cancel, spin, _result: PhantomData }
     }
 
     /// Whether the result is ready (waiting would not block).
@@ -121,6 +127,10 @@ impl<R: DeserializeOwned> TaskHandle<R> {
     }
 
     fn wait_outcome(&self) -> Outcome {
+        let finished = &self.slot.finished;
+        // A short task's result usually arrives within the spin budget,
+        // sparing this thread a sleep and the worker a wake-up call.
+        let _ = spin_for(self.spin, || finished.load(Ordering::Acquire).then_some(()));
         let mut state = self.slot.lock();
         loop {
             if let Some(outcome) = state.result.take() {

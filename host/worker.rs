@@ -7,9 +7,11 @@ use crate::executor::Executor;
 use crate::guest_call::Outcome;
 use crate::sandbox::interrupt::RunLimits;
 use crate::scheduler::jobs::{Item, Job};
-use crossbeam_channel::{Receiver, select};
+use crate::scheduler::spin::spin_for;
+use crossbeam_channel::{Receiver, RecvError, TryRecvError, select};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// Runs one task input under its limits and returns its encoded result.
 pub(crate) trait ItemRunner {
@@ -27,18 +29,40 @@ pub(crate) struct Worker<R> {
     pub id: usize,
     pub runner: R,
     pub closing: Arc<AtomicBool>,
+    /// How long an idle worker checks for a job before it sleeps.
+    pub spin: Duration,
+    /// Set while one of the pool's idle workers spins for a lone job: one
+    /// is enough to pick up the next call at once, and more would take the
+    /// cores the caller and the busy workers need.
+    pub spinning: Arc<AtomicBool>,
+}
+
+/// What a worker expects next, from the queue it last took a job from.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Expect {
+    /// Other jobs were waiting behind the last one (a map is feeding the
+    /// pool): more are coming, so every idle worker spins for them.
+    Burst,
+    /// The queue was empty: at most one idle worker spins.
+    Lone,
 }
 
 impl<R: ItemRunner> Worker<R> {
     /// Serves jobs until the pool closes its queues.
     pub fn run(mut self, shared: Receiver<Job>, own: Receiver<Job>) {
+        let mut expect = Expect::Lone;
         loop {
-            let job = select! {
-                recv(own) -> job => job,
-                recv(shared) -> job => job,
-            };
+            let job = self.spin_for_job(&own, &shared, expect).unwrap_or_else(|| {
+                select! {
+                    recv(own) -> job => job,
+                    recv(shared) -> job => job,
+                }
+            });
             match job {
-                Ok(job) => self.serve(job),
+                Ok(job) => {
+                    expect = if shared.is_empty() { Expect::Lone } else { Expect::Burst };
+                    self.serve(job);
+                }
                 Err(_) => break,
             }
         }
@@ -47,6 +71,28 @@ impl<R: ItemRunner> Worker<R> {
             self.serve(job);
         }
         tracing::debug!(worker = self.id, "worker stopped");
+    }
+
+    /// A job that arrives within the spin budget, if this worker may spin
+    /// (see [`Expect`]); `None` if it should sleep until one comes.
+    fn spin_for_job(
+        &self,
+        own: &Receiver<Job>,
+        shared: &Receiver<Job>,
+        expect: Expect,
+    ) -> Option<Result<Job, RecvError>> {
+        if self.spin.is_zero() {
+            return None;
+        }
+        if expect == Expect::Burst {
+            return spin_for(self.spin, || next_ready(own, shared));
+        }
+        if self.spinning.swap(true, Ordering::Acquire) {
+            return None;
+        }
+        let found = spin_for(self.spin, || next_ready(own, shared));
+        self.spinning.store(false, Ordering::Release);
+        found
     }
 
     fn serve(&mut self, job: Job) {
@@ -78,5 +124,20 @@ impl<R: ItemRunner> Worker<R> {
             results.push((index, outcome));
         }
         reply.send(results);
+    }
+}
+
+/// A job already waiting in either queue (the worker's own first), or the
+/// end of the pool; `None` if there is nothing yet.
+fn next_ready(own: &Receiver<Job>, shared: &Receiver<Job>) -> Option<Result<Job, RecvError>> {
+    match own.try_recv() {
+        Ok(job) => return Some(Ok(job)),
+        Err(TryRecvError::Disconnected) => return Some(Err(RecvError)),
+        Err(TryRecvError::Empty) => {}
+    }
+    match shared.try_recv() {
+        Ok(job) => Some(Ok(job)),
+        Err(TryRecvError::Disconnected) => Some(Err(RecvError)),
+        Err(TryRecvError::Empty) => None,
     }
 }

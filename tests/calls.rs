@@ -205,3 +205,19 @@ fn arguments_are_copied_in_and_results_copied_out() {
     assert_eq!(unit, vec![0.6, 0.8]);
     assert_eq!(v, vec![3.0, 4.0], "the caller's vector is untouched");
 }
+
+#[test]
+fn pools_that_never_spin_give_the_same_results() {
+    let pool = wasmpool::Pool::builder()
+        .module_file(guest_tasks::WASM_PATH)
+        .workers(2)
+        .idle_spin(Duration::ZERO)
+        .build()
+        .unwrap();
+    let sum: i64 = pool.call("add", (40i64, 2i64)).unwrap();
+    assert_eq!(sum, 42);
+    let roots: Vec<f64> = pool.task("sqrt").unwrap().chunk_size(1).map((0..200).map(f64::from)).unwrap();
+    assert_eq!(roots, (0..200).map(|x| f64::from(x).sqrt()).collect::<Vec<_>>());
+    let handle = pool.submit::<_, i64>("add", (1i64, 2i64)).unwrap();
+    assert_eq!(handle.wait().unwrap(), 3);
+}

@@ -37,6 +37,23 @@ fn a_task_past_its_deadline_is_stopped_and_its_worker_serves_on() {
 }
 
 #[test]
+fn every_worker_stops_its_task_at_the_deadline() {
+    // Thread workers each have their own engine: the deadline thread must
+    // reach all of them, not only the first.
+    for kind in KINDS {
+        let pool = pool(kind).workers(2).deadline(Duration::from_millis(150)).build().unwrap();
+        let results: Vec<Result<u64, _>> =
+            pool.task("spin").unwrap().chunk_size(1).map_each([u64::MAX, u64::MAX, u64::MAX, u64::MAX]).unwrap();
+        for result in &results {
+            let error = result.as_ref().expect_err("an endless task cannot finish");
+            assert!(matches!(error.failure, TaskFailure::Limit(LimitExceeded::Deadline { .. })), "{kind:?}: {error}");
+        }
+        let roots: Vec<u64> = pool.map("spin", [1u64, 2, 3, 4]).unwrap();
+        assert_eq!(roots, [1u64, 2, 3, 4].map(guest_tasks::limits::spin));
+    }
+}
+
+#[test]
 fn a_map_with_one_endless_input_loses_only_that_input() {
     for kind in KINDS {
         let pool = pool(kind).workers(2).deadline(Duration::from_millis(200)).build().unwrap();

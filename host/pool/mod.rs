@@ -29,6 +29,7 @@ use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// A pool of worker threads running the tasks of one Wasm module.
 ///
@@ -63,6 +64,8 @@ pub struct Pool {
     /// Process mode without a cache: the compiled module's private folder.
     _scratch: Option<tempfile::TempDir>,
     pub(crate) sandbox: SandboxInfo,
+    /// How long waiting threads spin before they sleep.
+    pub(crate) spin: Duration,
 }
 
 /// The settings `build` resolved, for [`Pool::start`].
@@ -73,12 +76,20 @@ pub(crate) struct StartPlan {
     pub init: Option<Arc<InitCall>>,
     pub chunk_size: ChunkSize,
     pub sandbox: SandboxInfo,
+    pub spin: Duration,
 }
 
 /// How the workers run tasks, as `build` prepared it.
 pub(crate) enum Backend {
-    Threads { instantiator: Instantiator },
-    Processes { spawner: Arc<Spawner>, max_retries: u32, scratch: Option<tempfile::TempDir> },
+    /// One instantiator per worker, each on its own engine.
+    Threads {
+        instantiators: Vec<Instantiator>,
+    },
+    Processes {
+        spawner: Arc<Spawner>,
+        max_retries: u32,
+        scratch: Option<tempfile::TempDir>,
+    },
 }
 
 impl std::fmt::Debug for Pool {
@@ -100,7 +111,7 @@ impl Pool {
     }
 
     fn start(module: TaskModule, backend: Backend, plan: StartPlan) -> Result<Pool> {
-        let StartPlan { allocator, workers, mode, init, chunk_size, sandbox } = plan;
+        let StartPlan { allocator, workers, mode, init, chunk_size, sandbox, spin } = plan;
         let (queue, shared) = unbounded::<Job>();
         let closing = Arc::new(AtomicBool::new(false));
         let kind = match backend {
@@ -120,17 +131,27 @@ impl Pool {
             processes: Vec::new(),
             _scratch: None,
             sandbox,
+            spin,
         };
         let origin = pool.module.origin.clone();
+        let spinning = Arc::new(AtomicBool::new(false));
         for id in 0..workers {
             let (own_tx, own_rx) = unbounded::<Job>();
             let shared = shared.clone();
             let closing = closing.clone();
             // On error `pool` is dropped, which stops the workers already started.
             let thread = match &backend {
-                Backend::Threads { instantiator } => {
+                Backend::Threads { instantiators } => {
+                    let instantiator = instantiators
+                        .get(id)
+                        .ok_or_else(|| Error::Engine(format!("no engine was prepared for worker {id}")))?;
                     let runner = Executor::new(instantiator.clone(), mode, init.clone());
-                    spawn_worker(Worker { id, runner, closing }, shared, own_rx, sandbox.stack_size)
+                    spawn_worker(
+                        Worker { id, runner, closing, spin, spinning: spinning.clone() },
+                        shared,
+                        own_rx,
+                        sandbox.stack_size,
+                    )
                 }
                 Backend::Processes { spawner, max_retries, .. } => {
                     let slot = Arc::new(ProcessSlot::default());
@@ -140,7 +161,12 @@ impl Pool {
                             SpawnError::Start(reason) => Error::WorkerStart { worker: id, reason },
                             SpawnError::Probe(failure) => probe_error(&origin, failure),
                         })?;
-                    spawn_worker(Worker { id, runner, closing }, shared, own_rx, 256 << 10)
+                    spawn_worker(
+                        Worker { id, runner, closing, spin, spinning: spinning.clone() },
+                        shared,
+                        own_rx,
+                        256 << 10,
+                    )
                 }
             }
             .map_err(|source| Error::Spawn { worker: id, source })?;

@@ -3,4 +3,5 @@
 
 pub mod chunking;
 pub(crate) mod jobs;
+pub mod spin;
 pub mod stream;

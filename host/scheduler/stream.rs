@@ -7,6 +7,7 @@
 
 use super::chunking::CHUNK_BYTE_BUDGET;
 use super::jobs::{CallLimits, ChunkResult, Item, Job, Reply, TaskTarget};
+use super::spin::spin_for;
 use crate::decode::{decode_item, encode_args};
 use crate::error::TaskError;
 use crate::guest_call::Outcome;
@@ -18,6 +19,7 @@ use std::iter::Fuse;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 /// The sending half of a map: inputs in, chunk results out.
 pub(crate) struct Dispatch<I: Iterator> {
@@ -33,6 +35,8 @@ pub(crate) struct Dispatch<I: Iterator> {
     results_rx: Receiver<ChunkResult>,
     cancelled: Arc<AtomicBool>,
     limits: CallLimits,
+    /// How long to check for a finished chunk before sleeping.
+    spin: Duration,
 }
 
 impl<I> Dispatch<I>
@@ -47,6 +51,7 @@ where
         chunk_size: usize,
         window: usize,
         limits: CallLimits,
+        spin: Duration,
     ) -> Self {
         let (results_tx, results_rx) = unbounded();
         Dispatch {
@@ -62,6 +67,7 @@ where
             results_rx,
             cancelled: Arc::new(AtomicBool::new(false)),
             limits,
+            spin,
         }
     }
 
@@ -110,7 +116,11 @@ where
         }
         // Each job holds a sender clone until it replies, and our own
         // `results_tx` keeps the channel open, so this cannot disconnect.
-        let chunk = self.results_rx.recv().ok()?;
+        let results = &self.results_rx;
+        let chunk = match spin_for(self.spin, || results.try_recv().ok()) {
+            Some(chunk) => chunk,
+            None => results.recv().ok()?,
+        };
         self.in_flight -= 1;
         Some(chunk)
     }
