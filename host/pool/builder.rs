@@ -159,8 +159,11 @@ impl PoolBuilder {
     /// checking before they sleep (default
     /// [`DEFAULT_IDLE_SPIN`](crate::scheduler::spin::DEFAULT_IDLE_SPIN),
     /// 50 µs). Spinning saves the 5 to 15 µs of waking a sleeping thread,
-    /// which is most of the cost of a short task; `Duration::ZERO` never
-    /// spins, for machines where an idle pool must not use any CPU.
+    /// which is most of the cost of a short task. Only one idle worker
+    /// spins for lone calls, and a map's caller stops spinning while its
+    /// results arrive further apart than the budget, so long tasks keep
+    /// every core. `Duration::ZERO` never spins, for machines where an idle
+    /// pool must not use any CPU.
     pub fn idle_spin(mut self, budget: Duration) -> Self {
         self.spin = budget;
         self
