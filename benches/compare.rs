@@ -1,14 +1,17 @@
 //! One command, every mode, side by side: the same three workloads in
 //! native Rust (one thread, and rayon on every core), in wasmpool (thread
-//! workers and worker processes) and in Python's `multiprocessing.Pool`
-//! (`benches/compare_mp.py`, with the system `python3`), with throughput
-//! and ratios. Results are checked equal across modes (a fingerprint of the
-//! result bytes) before any time is printed.
+//! workers on every core and on one, with a fresh instance per task and
+//! with one kept per worker, and worker processes) and in Python's
+//! `multiprocessing.Pool` (`benches/compare_mp.py`, with the system
+//! `python3`), with throughput, ratios and wasmpool's scaling from one
+//! worker to all. Results are checked equal across modes (a fingerprint of
+//! the result bytes) before any time is printed.
 //!
 //! ```text
 //! cargo bench --bench compare               # the sizes of docs/benchmarks.md
 //! cargo bench --bench compare -- --quick    # a tenth of each, for a quick look
 //! cargo bench --bench compare -- --runs 3   # runs per mode (default 5; Python 3)
+//! cargo bench --bench compare -- --only mandel   # workloads whose name contains this
 //! ```
 //!
 //! Workloads: Hinsen's map (`sqrt` over 1,000,000 numbers, chunk size 1
@@ -18,7 +21,7 @@
 use rayon::prelude::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
-use wasmpool::{Pool, WorkerKind};
+use wasmpool::{InstanceMode, Pool, WorkerKind};
 
 /// The workloads, with their sizes.
 #[derive(Debug, Clone, Copy)]
@@ -33,11 +36,17 @@ enum Mode {
     Native,
     Rayon,
     Threads,
+    /// wasmpool thread workers, one worker: the base of the scaling ratio.
+    OneWorker,
+    /// wasmpool thread workers keeping one instance each
+    /// (`InstanceMode::PerWorker`): what the fresh instance per task costs.
+    Kept,
     Processes,
     Python,
 }
 
-const MODES: [Mode; 5] = [Mode::Native, Mode::Rayon, Mode::Threads, Mode::Processes, Mode::Python];
+const MODES: [Mode; 7] =
+    [Mode::Native, Mode::Rayon, Mode::Threads, Mode::OneWorker, Mode::Kept, Mode::Processes, Mode::Python];
 
 impl Workload {
     fn name(self) -> String {
@@ -155,12 +164,14 @@ fn measure(mode: Mode, workload: Workload, runs: usize, cores: usize) -> Result<
     match mode {
         Mode::Native => Ok(timed(&mut || native(workload, false))),
         Mode::Rayon => Ok(timed(&mut || native(workload, true))),
-        Mode::Threads | Mode::Processes => {
-            let kind = if mode == Mode::Threads { WorkerKind::Threads } else { WorkerKind::Processes };
+        Mode::Threads | Mode::OneWorker | Mode::Kept | Mode::Processes => {
+            let kind = if mode == Mode::Processes { WorkerKind::Processes } else { WorkerKind::Threads };
+            let instances = if mode == Mode::Kept { InstanceMode::PerWorker } else { InstanceMode::FreshPerTask };
             let pool = Pool::builder()
                 .module_file(guest_tasks::WASM_PATH)
-                .workers(cores)
+                .workers(if mode == Mode::OneWorker { 1 } else { cores })
                 .worker_kind(kind)
+                .instance_mode(instances)
                 .build()
                 .map_err(|e| e.to_string())?;
             Ok(timed(&mut || wasm(&pool, workload)))
@@ -211,6 +222,7 @@ fn main() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(5usize)
         .max(1);
+    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(|s| s.to_lowercase());
     let scale = |n: u32| if quick { n / 10 } else { n };
     let workloads = [
         Workload::Sqrt { count: scale(1_000_000), chunk1: true },
@@ -222,7 +234,11 @@ fn main() {
     println!("# wasmpool compare: {cores} cores, {runs} runs per mode (Python at most 3), median [min – max]\n");
     println!("| workload | mode | time (median [min – max]) | tasks/s | ÷ rayon | ÷ Python |");
     println!("|---|---|---|---|---|---|");
+    let mut scaling = Vec::new();
     for workload in workloads {
+        if only.as_ref().is_some_and(|only| !workload.name().to_lowercase().contains(only.as_str())) {
+            continue;
+        }
         let mut reference: Option<String> = None;
         let mut results = Vec::new();
         for mode in MODES {
@@ -252,6 +268,9 @@ fn main() {
             results.iter().find_map(|(mode, r)| if *mode == wanted { r.as_ref().ok().map(|t| t.0) } else { None })
         };
         let (rayon, python) = (time_of(Mode::Rayon), time_of(Mode::Python));
+        if let (Some(one), Some(all)) = (time_of(Mode::OneWorker), time_of(Mode::Threads)) {
+            scaling.push((workload.name(), one.as_secs_f64() / all.as_secs_f64()));
+        }
         for (mode, result) in &results {
             match result {
                 Ok((median, min, max)) => {
@@ -271,4 +290,8 @@ fn main() {
         }
     }
     println!("\nRatios are throughput relative to rayon and to Python (above 1: faster).");
+    println!("\n| workload | scaling: {cores} thread workers ÷ 1 worker |\n|---|---|");
+    for (name, ratio) in scaling {
+        println!("| {name} | {ratio:.2}× |");
+    }
 }

@@ -24,6 +24,13 @@
 //! - a panic reaches the host as an error with its message and location.
 //!
 //! The contract with the host is described in `docs/abi.md`.
+//!
+//! On `wasm32` the SDK installs a global allocator (feature `allocator`, on
+//! by default): dlmalloc serving its first megabyte from an arena in the
+//! module's initial memory, so that tasks allocating less never grow their
+//! memory, which makes the fresh instance the host gives the next task
+//! cheaper. A crate with its own `#[global_allocator]` depends on the SDK
+//! with `default-features = false`.
 #![deny(missing_docs)]
 
 #[cfg(all(target_arch = "wasm32", feature = "allocator"))]
