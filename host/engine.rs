@@ -77,8 +77,13 @@ pub(crate) fn create_engine(settings: &EngineSettings) -> Result<(Engine, Alloca
 pub(crate) const SLOTS_PER_WORKER_ENGINE: u32 = 2;
 
 /// Engines for `workers` thread workers, each with its own copy of the
-/// compiled module: `first` (which compiled it) and `workers - 1` more with
-/// the same settings, given the code without compiling it again.
+/// compiled module: `first` (which compiled `wasm`, with allocator `kind`)
+/// and `workers - 1` more with the same settings, given the code without
+/// compiling it again. With [`Allocator::Auto`] each engine falls back to
+/// on-demand allocation on its own if its pool cannot be reserved; code
+/// compiled for one allocator does not load into the other (their memory
+/// reservations differ), so such an engine gets the module compiled for
+/// it, once. The kind returned is on-demand if any engine uses it.
 ///
 /// Why not one engine for all: creating and dropping instances goes
 /// through the engine's shared state (its instance allocator's lock, its
@@ -87,33 +92,41 @@ pub(crate) const SLOTS_PER_WORKER_ENGINE: u32 = 2;
 /// slower than two with an engine each (docs/benchmarks.md).
 pub(crate) fn engines_for_workers(
     first: (Engine, Module),
+    wasm: &[u8],
     settings: &EngineSettings,
     kind: AllocatorKind,
     workers: usize,
-) -> Result<Vec<(Engine, Module)>> {
-    let settings = EngineSettings {
-        allocator: match kind {
-            AllocatorKind::Pooling => Allocator::Pooling,
-            AllocatorKind::OnDemand => Allocator::OnDemand,
-        },
-        ..settings.clone()
-    };
-    let code = if workers > 1 {
-        first.1.serialize().map_err(|e| Error::Engine(format!("cannot copy the compiled module: {e:#}")))?
-    } else {
-        Vec::new()
-    };
+) -> Result<(Vec<(Engine, Module)>, AllocatorKind)> {
+    let copy_error = |e: wasmtime::Error| Error::Engine(format!("cannot copy the compiled module: {e:#}"));
+    // The compiled code for each allocator kind met so far.
+    let mut code: Vec<(AllocatorKind, Vec<u8>)> = Vec::new();
+    if workers > 1 {
+        code.push((kind, first.1.serialize().map_err(copy_error)?));
+    }
+    let mut overall = kind;
     let mut engines = Vec::with_capacity(workers);
     engines.push(first);
     for _ in 1..workers {
-        let (engine, _) = create_engine(&settings)?;
-        // SAFETY: `code` was serialized just above, in this process, by an
-        // engine with the same settings; it is not read from anywhere else.
-        let module = unsafe { Module::deserialize(&engine, &code) }
-            .map_err(|e| Error::Engine(format!("cannot load the compiled module into a worker's engine: {e:#}")))?;
+        let (engine, this_kind) = create_engine(settings)?;
+        if this_kind == AllocatorKind::OnDemand {
+            overall = AllocatorKind::OnDemand;
+        }
+        let module = match code.iter().find(|(k, _)| *k == this_kind) {
+            // SAFETY: this code was serialized above, in this process, by an
+            // engine with the same settings and allocator; it is not read
+            // from anywhere else.
+            Some((_, bytes)) => unsafe { Module::deserialize(&engine, bytes) }
+                .map_err(|e| Error::Engine(format!("cannot load the compiled module into a worker's engine: {e:#}")))?,
+            None => {
+                let module = Module::new(&engine, wasm)
+                    .map_err(|e| Error::Engine(format!("cannot compile the module for a worker's engine: {e:#}")))?;
+                code.push((this_kind, module.serialize().map_err(copy_error)?));
+                module
+            }
+        };
         engines.push((engine, module));
     }
-    Ok(engines)
+    Ok((engines, overall))
 }
 
 fn base_config(settings: &EngineSettings) -> Config {

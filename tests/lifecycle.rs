@@ -81,6 +81,78 @@ fn pooling_falls_back_when_address_space_is_short() {
     );
 }
 
+/// The address space this process has mapped, in KiB.
+#[cfg(target_os = "linux")]
+fn vm_size_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Run by `a_worker_engine_that_cannot_be_reserved_falls_back_alone` in a
+/// child process: prints what the process maps before any pool, and what
+/// a 1-worker pool (one engine) adds.
+#[test]
+#[cfg(target_os = "linux")]
+#[ignore = "run in a child process by a_worker_engine_that_cannot_be_reserved_falls_back_alone"]
+fn child_measure_one_engine() {
+    let before = vm_size_kib();
+    let pool = Pool::builder().module_file(guest_tasks::WASM_PATH).workers(1).build().unwrap();
+    let after = vm_size_kib();
+    assert_eq!(pool.allocator(), AllocatorKind::Pooling);
+    println!("baseline={before} engine={}", after - before);
+}
+
+/// Run by `a_worker_engine_that_cannot_be_reserved_falls_back_alone` in a
+/// child process with room for one engine's pool but not two.
+#[test]
+#[cfg(target_os = "linux")]
+#[ignore = "run in a child process by a_worker_engine_that_cannot_be_reserved_falls_back_alone"]
+fn child_pool_with_room_for_one_engine() {
+    let pool = Pool::builder().module_file(guest_tasks::WASM_PATH).workers(2).build().unwrap();
+    assert_eq!(pool.allocator(), AllocatorKind::OnDemand, "the second worker's engine fell back");
+    let roots: Vec<f64> = pool.task("sqrt").unwrap().chunk_size(1).map([4.0f64, 9.0, 16.0, 25.0]).unwrap();
+    assert_eq!(roots, vec![2.0, 3.0, 4.0, 5.0]);
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn a_worker_engine_that_cannot_be_reserved_falls_back_alone() {
+    // Each thread worker has an engine of its own; when the address space
+    // holds the first one's pool but not the second's, `Allocator::Auto`
+    // must still build the pool.
+    let me = std::env::current_exe().unwrap();
+    let measured = Command::new(&me)
+        .args(["--exact", "child_measure_one_engine", "--ignored", "--test-threads=1", "--nocapture"])
+        .output()
+        .unwrap();
+    assert!(measured.status.success(), "{}", String::from_utf8_lossy(&measured.stderr));
+    let text = String::from_utf8_lossy(&measured.stdout);
+    let value = |key: &str| -> u64 {
+        let start = text.find(key).unwrap_or_else(|| panic!("no {key} in {text}")) + key.len();
+        text[start..].split_whitespace().next().unwrap().parse().unwrap()
+    };
+    let (baseline, engine) = (value("baseline="), value("engine="));
+    let limit = baseline + engine * 3 / 2;
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v {limit} && exec \"$0\" --exact child_pool_with_room_for_one_engine --ignored --test-threads=1"
+        ))
+        .arg(&me)
+        .output()
+        .unwrap();
+    assert!(
+        child.status.success(),
+        "the child pool failed with room for one engine ({} KiB + {} KiB × 1.5; {}):\n{}{}",
+        baseline,
+        engine,
+        child.status,
+        String::from_utf8_lossy(&child.stdout),
+        String::from_utf8_lossy(&child.stderr)
+    );
+}
+
 #[test]
 fn pools_and_handles_cross_threads() {
     fn send_sync<T: Send + Sync>() {}

@@ -318,7 +318,7 @@ impl PoolBuilder {
             epoch_interruption: interruptible,
             consume_fuel: metered,
         };
-        let (engine, allocator) = create_engine(&settings)?;
+        let (engine, mut allocator) = create_engine(&settings)?;
         let cache_dir = match &self.cache {
             CacheSetting::Default => Some(cache::default_dir()),
             CacheSetting::Dir(dir) => Some(dir.clone()),
@@ -335,7 +335,10 @@ impl PoolBuilder {
             stack_pointer: module.stack_pointer,
         };
         let engines = if threads {
-            engines_for_workers((engine.clone(), module.module.clone()), &settings, allocator, workers)?
+            let (engines, kind) =
+                engines_for_workers((engine.clone(), module.module.clone()), &bytes, &settings, allocator, workers)?;
+            allocator = kind;
+            engines
         } else {
             vec![(engine.clone(), module.module.clone())]
         };
