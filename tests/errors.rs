@@ -146,11 +146,15 @@ fn a_module_missing_an_export_is_refused() {
 
 #[test]
 fn a_missing_module_file_is_named() {
-    match Pool::builder().module_file("/nonexistent/tasks.wasm").build().unwrap_err() {
-        err @ Error::ModuleFile { .. } => {
-            let message = err.to_string();
-            assert!(message.contains("/nonexistent/tasks.wasm"), "{message}");
-            assert!(message.contains("No such file"), "{message}");
+    let err = Pool::builder().module_file("/nonexistent/tasks.wasm").build().unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("/nonexistent/tasks.wasm"), "{message}");
+    match err {
+        Error::ModuleFile { path, source } => {
+            assert_eq!(path, std::path::Path::new("/nonexistent/tasks.wasm"));
+            // The OS's own words differ (Linux: "No such file or directory";
+            // Windows: "The system cannot find the path specified").
+            assert_eq!(source.kind(), std::io::ErrorKind::NotFound, "{message}");
         }
         other => panic!("unexpected: {other}"),
     }

@@ -62,7 +62,7 @@ fn child_pool_under_address_space_limit() {
 }
 
 #[test]
-#[cfg(unix)]
+#[cfg(unix)] // limits the child's address space with the shell's `ulimit -v`
 fn pooling_falls_back_when_address_space_is_short() {
     let me = std::env::current_exe().unwrap();
     // 6 GiB: far less than the pool's 6 slots of 4 GiB reservations.
@@ -116,7 +116,7 @@ fn child_pool_with_room_for_one_engine() {
 }
 
 #[test]
-#[cfg(target_os = "linux")]
+#[cfg(target_os = "linux")] // reads /proc/self/status, limits the child with `ulimit -v`
 fn a_worker_engine_that_cannot_be_reserved_falls_back_alone() {
     // Each thread worker has an engine of its own; when the address space
     // holds the first one's pool but not the second's, `Allocator::Auto`

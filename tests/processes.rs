@@ -69,7 +69,7 @@ fn process_exists(pid: u32) -> bool {
 }
 
 #[test]
-#[cfg(unix)]
+#[cfg(unix)] // kills worker processes with `kill -9`
 fn killing_workers_mid_map_loses_and_repeats_nothing() {
     let pool = processes(2).max_retries(10).build().unwrap();
     let n = 10_000u64;
@@ -164,7 +164,7 @@ fn a_task_that_kills_its_worker_every_time_fails_alone() {
 }
 
 #[test]
-#[cfg(unix)]
+#[cfg(unix)] // looks for the worker processes in /proc
 fn dropping_the_pool_leaves_no_worker_process() {
     let pool = processes(2).build().unwrap();
     let pids: Vec<u32> = pool.worker_pids().into_iter().flatten().collect();
@@ -195,7 +195,7 @@ fn child_host_with_worker_processes() {
 }
 
 #[test]
-#[cfg(unix)]
+#[cfg(unix)] // looks for the worker processes in /proc
 fn a_killed_host_leaves_no_worker_process() {
     use std::io::{BufRead, BufReader};
     let me = std::env::current_exe().unwrap();
@@ -240,7 +240,7 @@ fn a_missing_worker_executable_says_what_to_do() {
 }
 
 #[test]
-#[cfg(unix)]
+#[cfg(unix)] // uses /bin/true as the executable that is not a worker
 fn a_worker_executable_that_is_not_one_is_refused_at_build() {
     let err = processes(1).worker_executable("/bin/true").build().unwrap_err();
     match err {
