@@ -64,17 +64,29 @@ fn child_pool_under_address_space_limit() {
 #[test]
 #[cfg(unix)] // limits the child's address space with the shell's `ulimit -v`
 fn pooling_falls_back_when_address_space_is_short() {
-    let me = std::env::current_exe().unwrap();
     // 6 GiB: far less than the pool's 6 slots of 4 GiB reservations.
+    run_child_with_address_space(
+        "child_pool_under_address_space_limit",
+        6_291_456,
+        "the child pool failed under the limit",
+    );
+}
+
+/// Runs this binary's ignored test `test` in a child process whose address
+/// space is limited to `limit_kib` (the shell's `ulimit -v`), and fails
+/// with `what`, the child's status and its output if the child fails.
+#[cfg(unix)]
+fn run_child_with_address_space(test: &str, limit_kib: u64, what: &str) {
+    let me = std::env::current_exe().unwrap();
     let child = Command::new("sh")
         .arg("-c")
-        .arg("ulimit -v 6291456 && exec \"$0\" --exact child_pool_under_address_space_limit --ignored --test-threads=1")
+        .arg(format!("ulimit -v {limit_kib} && exec \"$0\" --exact {test} --ignored --test-threads=1"))
         .arg(&me)
         .output()
         .unwrap();
     assert!(
         child.status.success(),
-        "the child pool failed under the limit ({}):\n{}{}",
+        "{what} ({}):\n{}{}",
         child.status,
         String::from_utf8_lossy(&child.stdout),
         String::from_utf8_lossy(&child.stderr)
@@ -133,23 +145,10 @@ fn a_worker_engine_that_cannot_be_reserved_falls_back_alone() {
         text[start..].split_whitespace().next().unwrap().parse().unwrap()
     };
     let (baseline, engine) = (value("baseline="), value("engine="));
-    let limit = baseline + engine * 3 / 2;
-    let child = Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -v {limit} && exec \"$0\" --exact child_pool_with_room_for_one_engine --ignored --test-threads=1"
-        ))
-        .arg(&me)
-        .output()
-        .unwrap();
-    assert!(
-        child.status.success(),
-        "the child pool failed with room for one engine ({} KiB + {} KiB × 1.5; {}):\n{}{}",
-        baseline,
-        engine,
-        child.status,
-        String::from_utf8_lossy(&child.stdout),
-        String::from_utf8_lossy(&child.stderr)
+    run_child_with_address_space(
+        "child_pool_with_room_for_one_engine",
+        baseline + engine * 3 / 2,
+        &format!("the child pool failed with room for one engine ({baseline} KiB + {engine} KiB × 1.5)"),
     );
 }
 
