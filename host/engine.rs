@@ -131,9 +131,13 @@ pub(crate) fn engines_for_workers(
 
 fn base_config(settings: &EngineSettings) -> Config {
     let mut config = Config::new();
-    // Backtraces (with function names) for traps; relaxed SIMD made
-    // deterministic so results do not depend on the host CPU.
+    // Backtraces (with function names) for traps.
     config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
+    // Results that do not depend on the host CPU: Wasm leaves the sign and
+    // payload of a NaN result to the hardware (x86-64 gives 0/0 a negative
+    // NaN, aarch64 a positive one) and relaxed SIMD's rounding too; both are
+    // pinned here (tests/cross_platform.rs, docs/benchmarks.md for the cost).
+    config.cranelift_nan_canonicalization(true);
     config.relaxed_simd_deterministic(true);
     // A trap's core dump gives the host the guest's globals, so that a
     // Rust guest overflowing the stack it keeps in linear memory is told

@@ -42,3 +42,27 @@ pub fn normalize(mut v: Vec<f64>) -> Vec<f64> {
     }
     v
 }
+
+/// The bit patterns of IEEE 754 results computed from `a` and `b`: the
+/// four operations, the square root, the fused multiply-add, min, max and
+/// the conversions to `f32` and back. With `0/0`, `∞ − ∞` or `√−1` these
+/// are NaNs, whose sign and payload Wasm leaves to the CPU unless the
+/// runtime canonicalizes them: the test of cross-platform bit identity.
+#[task]
+pub fn float_bits(a: f64, b: f64) -> Vec<u64> {
+    let (fa, fb) = (a as f32, b as f32);
+    let single = |x: f32| u64::from(x.to_bits());
+    vec![
+        (a + b).to_bits(),
+        (a - b).to_bits(),
+        (a * b).to_bits(),
+        (a / b).to_bits(),
+        a.sqrt().to_bits(),
+        a.mul_add(b, a).to_bits(),
+        a.min(b).to_bits(),
+        a.max(b).to_bits(),
+        single(fa / fb),
+        single(fa.sqrt()),
+        f64::from(fa - fb).to_bits(),
+    ]
+}
