@@ -15,8 +15,14 @@ mod bombs;
 use std::time::{Duration, Instant};
 use wasmpool::{Error, LimitExceeded, ModuleError, Pool, PoolBuilder, TaskFailure, WorkerKind};
 
-/// Every hostile pool's deadline.
-const DEADLINE: Duration = Duration::from_millis(400);
+/// Every hostile pool's deadline: 400 ms, times `WASMPOOL_TEST_TIME_SCALE`
+/// where the tests run under an emulator (`.ci/aarch64` sets it). There,
+/// starting a worker process and instantiating the module in it, which a
+/// process's probe deadline covers, take several times longer.
+fn deadline() -> Duration {
+    let scale = std::env::var("WASMPOOL_TEST_TIME_SCALE").ok().and_then(|s| s.parse::<u32>().ok()).unwrap_or(1);
+    Duration::from_millis(400) * scale.max(1)
+}
 /// How much later than its limit an error may arrive on a loaded machine.
 const SLACK: Duration = Duration::from_secs(5);
 /// Every hostile pool's memory cap.
@@ -70,7 +76,7 @@ fn hostile_pool(kind: WorkerKind, bytes: Vec<u8>) -> PoolBuilder {
         .module_bytes(bytes)
         .workers(1)
         .worker_kind(kind)
-        .deadline(DEADLINE)
+        .deadline(deadline())
         .max_memory(MAX_MEMORY)
         .max_output(MAX_OUTPUT)
         .max_retries(0)
@@ -99,7 +105,7 @@ fn attack_task_with<A: serde::Serialize + Copy>(
         let Error::Task(error) = error else { panic!("{name} ({kind:?}): not a task error: {error}") };
         assert_eq!(error.task, "attack");
         assert!(expected(kind, &error.failure), "{name} ({kind:?}): unexpected failure: {}", error.failure);
-        assert!(elapsed < DEADLINE + SLACK, "{name} ({kind:?}): the error took {elapsed:?}");
+        assert!(elapsed < deadline() + SLACK, "{name} ({kind:?}): the error took {elapsed:?}");
         for _ in 0..3 {
             let answer: u32 =
                 pool.call("ok", ()).unwrap_or_else(|e| panic!("{name} ({kind:?}): after the attack: {e}"));
@@ -126,7 +132,7 @@ fn attack_build_with(
         let error = configure(hostile_pool(kind, bytes.to_vec())).build().expect_err("the module should be refused");
         let elapsed = start.elapsed();
         assert!(expected(&error), "{name} ({kind:?}): unexpected error: {error}");
-        assert!(elapsed < DEADLINE + SLACK, "{name} ({kind:?}): the refusal took {elapsed:?}");
+        assert!(elapsed < deadline() + SLACK, "{name} ({kind:?}): the refusal took {elapsed:?}");
         assert_eq!(bystander.call::<_, u32>("ok", ()).expect("the bystander serves"), 42, "{name} ({kind:?})");
     }
 }
@@ -157,8 +163,8 @@ fn an_infinite_loop_is_stopped_at_the_deadline() {
         let pool = hostile_pool(kind, module("infinite_loop")).build().unwrap();
         let start = Instant::now();
         let failure = pool.call::<_, ()>("attack", ()).unwrap_err().as_task_error().unwrap().failure.clone();
-        assert!(start.elapsed() >= DEADLINE, "{kind:?}: stopped before its deadline");
-        assert_eq!(failure, TaskFailure::Limit(LimitExceeded::Deadline { limit: DEADLINE }));
+        assert!(start.elapsed() >= deadline(), "{kind:?}: stopped before its deadline");
+        assert_eq!(failure, TaskFailure::Limit(LimitExceeded::Deadline { limit: deadline() }));
     }
     attack_task("infinite_loop", (), |_, f| matches!(f, TaskFailure::Limit(LimitExceeded::Deadline { .. })));
 }
@@ -166,7 +172,7 @@ fn an_infinite_loop_is_stopped_at_the_deadline() {
 #[test]
 fn an_infinite_loop_in_the_start_function_fails_the_build_at_the_deadline() {
     attack_build("infinite_loop_in_start", &module("infinite_loop_in_start"), |e| {
-        module_error(e) == Some(&ModuleError::Limit(LimitExceeded::Deadline { limit: DEADLINE }))
+        module_error(e) == Some(&ModuleError::Limit(LimitExceeded::Deadline { limit: deadline() }))
     });
 }
 
