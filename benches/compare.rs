@@ -12,6 +12,7 @@
 //! cargo bench --bench compare -- --quick    # a tenth of each, for a quick look
 //! cargo bench --bench compare -- --runs 3   # runs per mode (default 5; Python 3)
 //! cargo bench --bench compare -- --only mandel   # workloads whose name contains this
+//! cargo bench --bench compare -- --mode threads   # modes whose name contains this
 //! ```
 //!
 //! Workloads: Hinsen's map (`sqrt` over 1,000,000 numbers, chunk size 1
@@ -223,6 +224,11 @@ fn main() {
         .unwrap_or(5usize)
         .max(1);
     let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(|s| s.to_lowercase());
+    let mode_filter = args.iter().position(|a| a == "--mode").and_then(|i| args.get(i + 1)).map(|s| s.to_lowercase());
+    let modes: Vec<Mode> = MODES
+        .into_iter()
+        .filter(|mode| mode_filter.as_ref().is_none_or(|m| format!("{mode:?}").to_lowercase().contains(m.as_str())))
+        .collect();
     let scale = |n: u32| if quick { n / 10 } else { n };
     let workloads = [
         Workload::Sqrt { count: scale(1_000_000), chunk1: true },
@@ -241,7 +247,7 @@ fn main() {
         }
         let mut reference: Option<String> = None;
         let mut results = Vec::new();
-        for mode in MODES {
+        for &mode in &modes {
             match measure(mode, workload, runs, cores) {
                 Ok((mut times, print)) => {
                     match &reference {
