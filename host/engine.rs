@@ -44,6 +44,8 @@ pub(crate) struct EngineSettings {
     pub epoch_interruption: bool,
     /// Compile fuel metering into the code.
     pub consume_fuel: bool,
+    /// Give every NaN a float operation makes the same bits on every CPU.
+    pub canonicalize_nans: bool,
 }
 
 /// Creates the engine, falling back from pooling to on-demand allocation
@@ -136,8 +138,9 @@ fn base_config(settings: &EngineSettings) -> Config {
     // Results that do not depend on the host CPU: Wasm leaves the sign and
     // payload of a NaN result to the hardware (x86-64 gives 0/0 a negative
     // NaN, aarch64 a positive one) and relaxed SIMD's rounding too; both are
-    // pinned here (tests/cross_platform.rs, docs/benchmarks.md for the cost).
-    config.cranelift_nan_canonicalization(true);
+    // pinned here (tests/cross_platform.rs), NaNs unless the pool opts out
+    // (docs/benchmarks.md has the cost).
+    config.cranelift_nan_canonicalization(settings.canonicalize_nans);
     config.relaxed_simd_deterministic(true);
     // A trap's core dump gives the host the guest's globals, so that a
     // Rust guest overflowing the stack it keeps in linear memory is told

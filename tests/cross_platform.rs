@@ -84,6 +84,40 @@ fn pool(kind: WorkerKind) -> Pool {
     Pool::builder().module_file(guest_tasks::WASM_PATH).workers(2).worker_kind(kind).build().expect("the pool builds")
 }
 
+/// The bits of `0.0 / 0.0` computed by a task.
+fn zero_over_zero(pool: &Pool) -> u64 {
+    let bits: Vec<u64> = pool.call("float_bits", (0.0f64, 0.0f64)).expect("float_bits");
+    bits[3]
+}
+
+#[test]
+fn without_canonicalization_only_nans_follow_the_cpu() {
+    for kind in [WorkerKind::Threads, WorkerKind::Processes] {
+        let canonical = pool(kind);
+        let cpu = Pool::builder()
+            .module_file(guest_tasks::WASM_PATH)
+            .workers(2)
+            .worker_kind(kind)
+            .canonicalize_nans(false)
+            .build()
+            .expect("the pool builds");
+        assert_eq!(zero_over_zero(&canonical), 0x7FF8_0000_0000_0000, "{kind:?}: the canonical NaN");
+        // x86-64 makes a negative NaN; aarch64 happens to make the canonical one.
+        let cpu_nan = if cfg!(target_arch = "x86_64") { 0xFFF8_0000_0000_0000 } else { 0x7FF8_0000_0000_0000 };
+        assert_eq!(zero_over_zero(&cpu), cpu_nan, "{kind:?}: the CPU's NaN");
+
+        // Maps whose results hold no NaN are the same bytes either way.
+        let without_nans = |lines: String| -> Vec<String> {
+            lines
+                .lines()
+                .filter(|l| !l.starts_with("sqrt ") && !l.starts_with("float_bits "))
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(without_nans(fingerprints(&cpu)), without_nans(fingerprints(&canonical)), "{kind:?}");
+    }
+}
+
 #[test]
 fn results_are_the_same_bytes_on_every_platform() {
     let threads = fingerprints(&pool(WorkerKind::Threads));

@@ -77,6 +77,7 @@ pub struct PoolBuilder {
     limits: Limits,
     compile_limits: CompileLimits,
     interruptible: Option<bool>,
+    canonicalize_nans: bool,
     wasi: Option<WasiConfig>,
     kind: WorkerKind,
     worker_executable: Option<PathBuf>,
@@ -97,6 +98,7 @@ impl Default for PoolBuilder {
             limits: Limits::default(),
             compile_limits: CompileLimits::default(),
             interruptible: None,
+            canonicalize_nans: true,
             wasi: None,
             kind: WorkerKind::Threads,
             worker_executable: None,
@@ -204,6 +206,20 @@ impl PoolBuilder {
     /// with a deadline is refused. Worker processes need no checks.
     pub fn interruptible(mut self, interruptible: bool) -> Self {
         self.interruptible = Some(interruptible);
+        self
+    }
+
+    /// Whether every NaN a float operation makes gets the same bits on every
+    /// CPU (default `true`). Wasm leaves a new NaN's sign and payload to the
+    /// hardware: `0.0 / 0.0` is a negative NaN on x86-64 and a positive one
+    /// on aarch64, so a result holding a NaN, or a task that looks at a
+    /// NaN's bits, would differ between machines. Canonicalizing costs a
+    /// compare and a select after each float operation: float-heavy tasks
+    /// ran 3.5 to 4.5 times slower with it (docs/benchmarks.md). `false`
+    /// gives that speed back where no NaN's bits matter; every result that
+    /// is not a NaN stays bit-identical across platforms either way.
+    pub fn canonicalize_nans(mut self, canonicalize: bool) -> Self {
+        self.canonicalize_nans = canonicalize;
         self
     }
 
@@ -317,6 +333,7 @@ impl PoolBuilder {
             max_stack: self.limits.max_stack,
             epoch_interruption: interruptible,
             consume_fuel: metered,
+            canonicalize_nans: self.canonicalize_nans,
         };
         let (engine, mut allocator) = create_engine(&settings)?;
         let cache_dir = match &self.cache {
