@@ -1,7 +1,8 @@
 //! One command, every mode, side by side: the same three workloads in
 //! native Rust (one thread, and rayon on every core), in wasmpool (thread
 //! workers on every core and on one, with a fresh instance per task and
-//! with one kept per worker, and worker processes) and in Python's
+//! with one kept per worker, without NaN canonicalization, and worker
+//! processes) and in Python's
 //! `multiprocessing.Pool` (`benches/compare_mp.py`, with the system
 //! `python3`), with throughput, ratios and wasmpool's scaling from one
 //! worker to all. Results are checked equal across modes (a fingerprint of
@@ -42,12 +43,23 @@ enum Mode {
     /// wasmpool thread workers keeping one instance each
     /// (`InstanceMode::PerWorker`): what the fresh instance per task costs.
     Kept,
+    /// wasmpool thread workers without NaN canonicalization
+    /// (`canonicalize_nans(false)`): what bit-identical NaNs cost.
+    CpuNans,
     Processes,
     Python,
 }
 
-const MODES: [Mode; 7] =
-    [Mode::Native, Mode::Rayon, Mode::Threads, Mode::OneWorker, Mode::Kept, Mode::Processes, Mode::Python];
+const MODES: [Mode; 8] = [
+    Mode::Native,
+    Mode::Rayon,
+    Mode::Threads,
+    Mode::OneWorker,
+    Mode::Kept,
+    Mode::CpuNans,
+    Mode::Processes,
+    Mode::Python,
+];
 
 impl Workload {
     fn name(self) -> String {
@@ -165,7 +177,7 @@ fn measure(mode: Mode, workload: Workload, runs: usize, cores: usize) -> Result<
     match mode {
         Mode::Native => Ok(timed(&mut || native(workload, false))),
         Mode::Rayon => Ok(timed(&mut || native(workload, true))),
-        Mode::Threads | Mode::OneWorker | Mode::Kept | Mode::Processes => {
+        Mode::Threads | Mode::OneWorker | Mode::Kept | Mode::CpuNans | Mode::Processes => {
             let kind = if mode == Mode::Processes { WorkerKind::Processes } else { WorkerKind::Threads };
             let instances = if mode == Mode::Kept { InstanceMode::PerWorker } else { InstanceMode::FreshPerTask };
             let pool = Pool::builder()
@@ -173,6 +185,7 @@ fn measure(mode: Mode, workload: Workload, runs: usize, cores: usize) -> Result<
                 .workers(if mode == Mode::OneWorker { 1 } else { cores })
                 .worker_kind(kind)
                 .instance_mode(instances)
+                .canonicalize_nans(mode != Mode::CpuNans)
                 .build()
                 .map_err(|e| e.to_string())?;
             Ok(timed(&mut || wasm(&pool, workload)))
