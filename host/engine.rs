@@ -74,8 +74,8 @@ pub(crate) fn create_engine(settings: &EngineSettings) -> Result<(Engine, Alloca
     }
 }
 
-/// Instances a thread worker's engine holds at once: the worker's instance,
-/// and the one replacing it (or, for the first worker, the probe's).
+/// Instances a worker's engine holds at once, in a thread or a process: the
+/// worker's instance, and the one replacing it (or the probe's).
 pub(crate) const SLOTS_PER_WORKER_ENGINE: u32 = 2;
 
 /// Engines for `workers` thread workers, each with its own copy of the

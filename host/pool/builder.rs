@@ -434,7 +434,9 @@ impl PoolBuilder {
                         AllocatorKind::Pooling => Allocator::Pooling,
                         AllocatorKind::OnDemand => Allocator::OnDemand,
                     },
-                    instance_slots: 4,
+                    // One task at a time, as in a thread worker: its
+                    // instance and the one replacing it (or the probe's).
+                    instance_slots: SLOTS_PER_WORKER_ENGINE,
                     ..settings
                 };
                 let hello = Hello {
