@@ -69,15 +69,14 @@ fn results(pool: &Pool) -> Vec<(&'static str, Vec<u8>)> {
     out
 }
 
+/// SHA-256 of `bytes`, in hex.
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// `name sha256` lines, one per map.
 fn fingerprints(pool: &Pool) -> String {
-    results(pool)
-        .into_iter()
-        .map(|(name, bytes)| {
-            let digest: String = Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-            format!("{name} {digest}\n")
-        })
-        .collect()
+    results(pool).into_iter().map(|(name, bytes)| format!("{name} {}\n", sha256_hex(&bytes))).collect()
 }
 
 fn pool(kind: WorkerKind) -> Pool {
@@ -102,8 +101,12 @@ fn without_canonicalization_only_nans_follow_the_cpu() {
             .build()
             .expect("the pool builds");
         assert_eq!(zero_over_zero(&canonical), 0x7FF8_0000_0000_0000, "{kind:?}: the canonical NaN");
-        // x86-64 makes a negative NaN; aarch64 happens to make the canonical one.
-        let cpu_nan = if cfg!(target_arch = "x86_64") { 0xFFF8_0000_0000_0000 } else { 0x7FF8_0000_0000_0000 };
+        // x86 makes a negative NaN; aarch64 happens to make the canonical one.
+        let cpu_nan = if cfg!(any(target_arch = "x86", target_arch = "x86_64")) {
+            0xFFF8_0000_0000_0000
+        } else {
+            0x7FF8_0000_0000_0000
+        };
         assert_eq!(zero_over_zero(&cpu), cpu_nan, "{kind:?}: the CPU's NaN");
 
         // Maps whose results hold no NaN are the same bytes either way.
@@ -126,8 +129,8 @@ fn results_are_the_same_bytes_on_every_platform() {
 
     if let Some(file) = std::env::var_os("WASMPOOL_FINGERPRINTS") {
         let module = std::fs::read(guest_tasks::WASM_PATH).expect("the module is readable");
-        let module_digest: String = Sha256::digest(&module).iter().map(|b| format!("{b:02x}")).collect();
-        std::fs::write(&file, format!("module {module_digest}\n{threads}")).expect("the fingerprint file is writable");
+        std::fs::write(&file, format!("module {}\n{threads}", sha256_hex(&module)))
+            .expect("the fingerprint file is writable");
     }
 
     let expected: Vec<&str> = EXPECTED.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect();

@@ -23,7 +23,7 @@ fn limit(result: wasmpool::Result<impl std::fmt::Debug>) -> LimitExceeded {
 
 #[test]
 fn a_task_past_its_deadline_is_stopped_and_its_worker_serves_on() {
-    let deadline = Duration::from_millis(300);
+    let deadline = common::scaled(Duration::from_millis(300));
     for kind in KINDS {
         let pool = pool(kind).deadline(deadline).build().unwrap();
         let start = Instant::now();
@@ -41,7 +41,7 @@ fn every_worker_stops_its_task_at_the_deadline() {
     // Thread workers each have their own engine: the deadline thread must
     // reach all of them, not only the first.
     for kind in KINDS {
-        let pool = pool(kind).workers(2).deadline(Duration::from_millis(150)).build().unwrap();
+        let pool = pool(kind).workers(2).deadline(common::scaled(Duration::from_millis(150))).build().unwrap();
         let results: Vec<Result<u64, _>> =
             pool.task("spin").unwrap().chunk_size(1).map_each([u64::MAX, u64::MAX, u64::MAX, u64::MAX]).unwrap();
         for result in &results {
@@ -56,7 +56,7 @@ fn every_worker_stops_its_task_at_the_deadline() {
 #[test]
 fn a_map_with_one_endless_input_loses_only_that_input() {
     for kind in KINDS {
-        let pool = pool(kind).workers(2).deadline(Duration::from_millis(200)).build().unwrap();
+        let pool = pool(kind).workers(2).deadline(common::scaled(Duration::from_millis(200))).build().unwrap();
         let inputs = [10u64, 20, u64::MAX, 30, 40];
         let results: Vec<Result<u64, _>> = pool.task("spin").unwrap().chunk_size(1).map_each(inputs).unwrap();
         for (input, result) in inputs.iter().zip(&results) {
@@ -233,7 +233,7 @@ fn a_worker_instance_stopped_at_its_deadline_is_replaced() {
     let pool = pool(WorkerKind::Threads)
         .instance_mode(InstanceMode::PerWorker)
         .init_task("counter_set", 5u64)
-        .deadline(Duration::from_millis(100))
+        .deadline(common::scaled(Duration::from_millis(100)))
         .build()
         .unwrap();
     assert_eq!(pool.call::<_, u64>("counter_next", ()).unwrap(), 6);

@@ -1,7 +1,17 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::time::Duration;
 use wasmpool::{Error, Pool, TaskError, TaskFailure};
+
+/// `duration` times `WASMPOOL_TEST_TIME_SCALE` (a whole number, default 1),
+/// for the deadlines of timing tests. `.ci/aarch64` sets it: under qemu a
+/// pool's probe, which a pool deadline also bounds, and the first run of
+/// each task's code take several times longer.
+pub fn scaled(duration: Duration) -> Duration {
+    let scale = std::env::var("WASMPOOL_TEST_TIME_SCALE").ok().and_then(|s| s.parse::<u32>().ok()).unwrap_or(1);
+    duration * scale.max(1)
+}
 
 /// A pool of the demo task module with `workers` threads.
 pub fn demo_pool(workers: usize) -> Pool {

@@ -11,17 +11,15 @@
 //! since their point is to be tiny files declaring huge counts.
 
 mod bombs;
+#[path = "../common/mod.rs"]
+mod common;
 
 use std::time::{Duration, Instant};
 use wasmpool::{Error, LimitExceeded, ModuleError, Pool, PoolBuilder, TaskFailure, WorkerKind};
 
-/// Every hostile pool's deadline: 400 ms, times `WASMPOOL_TEST_TIME_SCALE`
-/// where the tests run under an emulator (`.ci/aarch64` sets it). There,
-/// starting a worker process and instantiating the module in it, which a
-/// process's probe deadline covers, take several times longer.
+/// Every hostile pool's deadline: 400 ms, scaled under an emulator.
 fn deadline() -> Duration {
-    let scale = std::env::var("WASMPOOL_TEST_TIME_SCALE").ok().and_then(|s| s.parse::<u32>().ok()).unwrap_or(1);
-    Duration::from_millis(400) * scale.max(1)
+    common::scaled(Duration::from_millis(400))
 }
 /// How much later than its limit an error may arrive on a loaded machine.
 const SLACK: Duration = Duration::from_secs(5);
