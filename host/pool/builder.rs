@@ -215,7 +215,7 @@ impl PoolBuilder {
     /// on aarch64, so a result holding a NaN, or a task that looks at a
     /// NaN's bits, would differ between machines. Canonicalizing costs a
     /// compare and a select after each float operation: float-heavy tasks
-    /// ran 3.5 to 4.5 times slower with it (docs/benchmarks.md). `false`
+    /// ran 3.4 to 4.4 times slower with it (docs/benchmarks.md). `false`
     /// gives that speed back where no NaN's bits matter; every result that
     /// is not a NaN stays bit-identical across platforms either way.
     pub fn canonicalize_nans(mut self, canonicalize: bool) -> Self {
