@@ -8,9 +8,10 @@
 //! lines to `FILE`; `.ci/run` compares the files of the Linux, Windows and
 //! aarch64 builds with each other.
 
+use guest_tasks::monte_carlo::SplitMix64;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use wasmpool::{Pool, WorkerKind};
+use wasmpool::{Pool, PoolBuilder, WorkerKind};
 
 const EXPECTED: &str = include_str!("data/result_fingerprints.txt");
 
@@ -21,8 +22,8 @@ fn results(pool: &Pool) -> Vec<(&'static str, Vec<u8>)> {
     // Square roots of numbers of every magnitude and sign (negatives give
     // NaN), made from bit patterns: host code such as `powi` may round
     // differently per platform, and the inputs must be the same bytes.
-    let mut state = 0u64;
-    let xs: Vec<f64> = std::iter::repeat_with(|| f64::from_bits(splitmix64(&mut state)))
+    let mut bits = SplitMix64::new(0);
+    let xs: Vec<f64> = std::iter::repeat_with(|| f64::from_bits(bits.next_u64()))
         .take(1000)
         .chain([f64::MIN_POSITIVE / 3.0, f64::MAX, f64::INFINITY, f64::NEG_INFINITY, -0.0])
         .collect();
@@ -79,8 +80,12 @@ fn fingerprints(pool: &Pool) -> String {
     results(pool).into_iter().map(|(name, bytes)| format!("{name} {}\n", sha256_hex(&bytes))).collect()
 }
 
+fn builder(kind: WorkerKind) -> PoolBuilder {
+    Pool::builder().module_file(guest_tasks::WASM_PATH).workers(2).worker_kind(kind)
+}
+
 fn pool(kind: WorkerKind) -> Pool {
-    Pool::builder().module_file(guest_tasks::WASM_PATH).workers(2).worker_kind(kind).build().expect("the pool builds")
+    builder(kind).build().expect("the pool builds")
 }
 
 /// The bits of `0.0 / 0.0` computed by a task.
@@ -93,13 +98,7 @@ fn zero_over_zero(pool: &Pool) -> u64 {
 fn without_canonicalization_only_nans_follow_the_cpu() {
     for kind in [WorkerKind::Threads, WorkerKind::Processes] {
         let canonical = pool(kind);
-        let cpu = Pool::builder()
-            .module_file(guest_tasks::WASM_PATH)
-            .workers(2)
-            .worker_kind(kind)
-            .canonicalize_nans(false)
-            .build()
-            .expect("the pool builds");
+        let cpu = builder(kind).canonicalize_nans(false).build().expect("the pool builds");
         assert_eq!(zero_over_zero(&canonical), 0x7FF8_0000_0000_0000, "{kind:?}: the canonical NaN");
         // x86 makes a negative NaN; aarch64 happens to make the canonical one.
         let cpu_nan = if cfg!(any(target_arch = "x86", target_arch = "x86_64")) {
@@ -143,15 +142,6 @@ fn results_are_the_same_bytes_on_every_platform() {
          this platform computed:\n{threads}\n\
          (if a task was changed on purpose, replace the file's lines with these)"
     );
-}
-
-/// SplitMix64's next value: well-mixed bit patterns from integer steps.
-fn splitmix64(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// A result's postcard bytes: what a worker sent, bit for bit.
