@@ -229,15 +229,11 @@ fn median(times: &mut [Duration]) -> Duration {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let runs = args
-        .iter()
-        .position(|a| a == "--runs")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(5usize)
-        .max(1);
-    let only = args.iter().position(|a| a == "--only").and_then(|i| args.get(i + 1)).map(|s| s.to_lowercase());
-    let mode_filter = args.iter().position(|a| a == "--mode").and_then(|i| args.get(i + 1)).map(|s| s.to_lowercase());
+    // The value after option `name`, if given.
+    let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    let runs = value("--runs").and_then(|n| n.parse().ok()).unwrap_or(5usize).max(1);
+    let only = value("--only").map(|s| s.to_lowercase());
+    let mode_filter = value("--mode").map(|s| s.to_lowercase());
     let modes: Vec<Mode> = MODES
         .into_iter()
         .filter(|mode| mode_filter.as_ref().is_none_or(|m| format!("{mode:?}").to_lowercase().contains(m.as_str())))
