@@ -45,6 +45,10 @@ pub const HOST_MODULE: &str = "wasmpool";
 /// `i32`: records a panic's message and location just before the guest traps.
 pub const PANIC_IMPORT: &str = "panic";
 
+/// Host function `() -> i64`: the running task's seed (see
+/// `docs/semantics.md`), from which the SDK keys the task's generator.
+pub const TASK_SEED_IMPORT: &str = "task_seed";
+
 /// Size in bytes of the [`ResultHeader`] a task export points to.
 pub const RESULT_HEADER_LEN: usize = 12;
 

@@ -23,6 +23,10 @@
 //!   failure carrying `e.to_string()`;
 //! - a panic reaches the host as an error with its message and location.
 //!
+//! Random numbers: [`rng`] gives a task a generator seeded from the task's
+//! own seed (see [`random`]), so results repeat exactly with the same pool
+//! seed, whatever the number of workers or the order they ran in.
+//!
 //! The contract with the host is described in `docs/abi.md`.
 //!
 //! On `wasm32` the SDK installs a global allocator (feature `allocator`, on
@@ -37,8 +41,12 @@
 mod allocator;
 mod codec;
 mod panic_hook;
+pub mod random;
 mod runtime;
 
+#[cfg(not(target_arch = "wasm32"))]
+pub use random::with_seed;
+pub use random::{TaskRng, rng, seed};
 pub use wasmpool_guest_macros::task;
 
 /// Support code for the `#[task]` expansion. Not a public API: it may change

@@ -52,6 +52,7 @@ pub extern "C" fn alloc_args(len: usize) -> *mut u8 {
 /// side of the ABI.
 pub unsafe fn run_task(args_ptr: *mut u8, args_len: usize, body: impl FnOnce(&[u8]) -> Outcome) -> *const u8 {
     crate::panic_hook::install();
+    crate::random::start_task();
     let outcome = if args_len == 0 {
         body(&[])
     } else {
