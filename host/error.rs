@@ -113,7 +113,8 @@ pub enum ModuleError {
     Compile(String),
     /// It imports something the sandbox does not provide.
     #[error(
-        "it imports `{module}::{name}`, which wasmpool does not provide (only `wasmpool::panic` is available, \
+        "it imports `{module}::{name}`, which wasmpool does not provide (only `wasmpool::panic` and \
+         `wasmpool::task_seed` are available, \
          and `wasi_snapshot_preview1::*` in pools built with `.wasi(...)`)"
     )]
     ForbiddenImport {

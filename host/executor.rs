@@ -30,6 +30,8 @@ pub(crate) struct InitCall {
     pub task: String,
     pub export: String,
     pub args: Vec<u8>,
+    /// The init task's seed: index 0 of the pool's seed.
+    pub seed: u64,
 }
 
 /// Runs tasks for one worker: owns the kept instance, if any.
@@ -46,11 +48,11 @@ impl Executor {
         Executor { instantiator, mode, init, kept: None }
     }
 
-    /// Runs one task under `run`'s limits; a bug in the host (a panic)
-    /// costs this task only.
-    pub fn run(&mut self, export: &str, args: &[u8], run: &RunLimits) -> Outcome {
+    /// Runs one task with its seed under `run`'s limits; a bug in the host
+    /// (a panic) costs this task only.
+    pub fn run(&mut self, export: &str, args: &[u8], seed: u64, run: &RunLimits) -> Outcome {
         let _ticking = self.instantiator.tick_guard(run);
-        match catch_unwind(AssertUnwindSafe(|| self.run_one(export, args, run))) {
+        match catch_unwind(AssertUnwindSafe(|| self.run_one(export, args, seed, run))) {
             Ok(outcome) => outcome,
             Err(panic) => {
                 self.kept = None;
@@ -65,11 +67,11 @@ impl Executor {
         }
     }
 
-    fn run_one(&mut self, export: &str, args: &[u8], run: &RunLimits) -> Outcome {
+    fn run_one(&mut self, export: &str, args: &[u8], seed: u64, run: &RunLimits) -> Outcome {
         match self.mode {
             InstanceMode::FreshPerTask => match self.new_instance(run) {
                 Ok(mut instance) => {
-                    let result = instance.call(export, args);
+                    let result = instance.call(export, args, seed);
                     Outcome { result, output: instance.take_output() }
                 }
                 Err(failure) => Outcome::bare(Err(failure)),
@@ -85,7 +87,7 @@ impl Executor {
                         Err(failure) => return Outcome::bare(Err(failure)),
                     },
                 };
-                let result = instance.call(export, args);
+                let result = instance.call(export, args, seed);
                 let output = instance.take_output();
                 if result.as_ref().is_err_and(leaves_instance_suspect) {
                     // Its memory may be half-updated: start the next task afresh.
@@ -101,7 +103,7 @@ impl Executor {
         let mut instance = self.instantiator.instantiate(run)?;
         if let Some(init) = &self.init {
             instance
-                .call(&init.export, &init.args)
+                .call(&init.export, &init.args, init.seed)
                 .map_err(|failure| TaskFailure::Init { task: init.task.clone(), failure: Box::new(failure) })?;
         }
         Ok(instance)

@@ -7,6 +7,7 @@ use crate::sandbox::interrupt::{Interrupted, RunLimits, TickGuard, Ticker, Watch
 use crate::sandbox::limiter::GuestLimiter;
 use crate::sandbox::limits::{LimitExceeded, Limits};
 use crate::sandbox::wasi::{self, TaskOutput, TaskWasi, WasiConfig};
+use crate::seed::TaskRandom;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use wasmpool_abi as abi;
@@ -31,6 +32,8 @@ pub(crate) struct HostState {
     fuel: Option<u64>,
     /// WASI context and captured output, when the pool enables WASI.
     wasi: Option<TaskWasi>,
+    /// The running task's seed, and WASI's random stream drawn from it.
+    random: TaskRandom,
 }
 
 struct ReportedPanic {
@@ -86,10 +89,20 @@ impl Instantiator {
     ) -> Result<Self, String> {
         let mut linker = Linker::new(engine);
         linker.func_wrap(abi::HOST_MODULE, abi::PANIC_IMPORT, record_panic).map_err(|e| format!("{e:#}"))?;
-        if let Some(wasi) = &config.wasi {
-            wasi::add_to_linker(&mut linker, wasi, |state: &mut HostState| {
-                &mut state.wasi.as_mut().expect("every store of a WASI pool has a WASI context").ctx
+        linker
+            .func_wrap(abi::HOST_MODULE, abi::TASK_SEED_IMPORT, |caller: Caller<'_, HostState>| -> u64 {
+                caller.data().random.seed()
             })
+            .map_err(|e| format!("{e:#}"))?;
+        if let Some(wasi) = &config.wasi {
+            wasi::add_to_linker(
+                &mut linker,
+                wasi,
+                |state: &mut HostState| {
+                    &mut state.wasi.as_mut().expect("every store of a WASI pool has a WASI context").ctx
+                },
+                |state: &mut HostState| &mut state.random,
+            )
             .map_err(|e| format!("{e:#}"))?;
         }
         let pre = linker.instantiate_pre(module).map_err(|e| format!("{e:#}"))?;
@@ -116,6 +129,7 @@ impl Instantiator {
             watch: Watch::default(),
             fuel: None,
             wasi,
+            random: TaskRandom::default(),
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -202,8 +216,8 @@ impl GuestInstance {
     }
 
     /// Calls the task exported as `export` with postcard-encoded `args` and
-    /// returns the postcard-encoded result.
-    pub fn call(&mut self, export: &str, args: &[u8]) -> Result<Vec<u8>, TaskFailure> {
+    /// the task's `seed`, and returns the postcard-encoded result.
+    pub fn call(&mut self, export: &str, args: &[u8], seed: u64) -> Result<Vec<u8>, TaskFailure> {
         let len = i32::try_from(args.len())
             .map_err(|_| TaskFailure::EncodeArguments(format!("{} bytes of arguments exceed 2 GiB", args.len())))?;
         let task = self
@@ -221,6 +235,7 @@ impl GuestInstance {
                 || TaskFailure::Abi(format!("wasmpool_alloc({len}) returned {start:#x}, outside memory")),
             )?;
         dest.copy_from_slice(args);
+        self.store.data_mut().random.start(seed);
 
         let header_ptr = task.call(&mut self.store, (ptr, len)).map_err(|e| self.failure(e))?;
         let header = self.read_header(header_ptr as u32 as usize)?;

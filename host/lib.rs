@@ -34,6 +34,7 @@
 //! - `cache`: the cache of precompiled modules;
 //! - `guest_call`: the host half of the ABI (`docs/abi.md`);
 //! - `module`: loading and checking a module, and its [`TaskInfo`]s;
+//! - [`seed`]: how each task's seed is derived from the pool's;
 //! - [`error`]: [`Error`], [`TaskError`] and [`TaskFailure`].
 #![deny(missing_docs)]
 
@@ -50,6 +51,7 @@ mod probe;
 pub mod process;
 pub mod sandbox;
 pub mod scheduler;
+pub mod seed;
 mod sync;
 pub mod transport;
 mod typecheck;
@@ -64,3 +66,8 @@ pub use pool::{Pool, PoolBuilder, TaskRef, WorkerKind};
 pub use sandbox::{CompileLimits, LimitExceeded, TaskOutput, WasiConfig};
 pub use scheduler::chunking::ChunkSize;
 pub use scheduler::stream::{Imap, ImapUnordered};
+
+/// The examples of `docs/semantics.md`, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/semantics.md")]
+pub struct SemanticsExamples;

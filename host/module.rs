@@ -139,7 +139,8 @@ impl TaskModule {
     }
 }
 
-/// The only import a module may have is the SDK's panic reporter, and WASI
+/// The only imports a module may have are the SDK's host functions (the
+/// panic reporter and the task seed, with their exact signatures), and WASI
 /// where the pool enables it (its linker checks the WASI signatures).
 fn check_imports(module: &Module, wasi: bool) -> Result<(), ModuleError> {
     for import in module.imports() {
@@ -147,9 +148,15 @@ fn check_imports(module: &Module, wasi: bool) -> Result<(), ModuleError> {
             continue;
         }
         let allowed = import.module() == abi::HOST_MODULE
-            && import.name() == abi::PANIC_IMPORT
-            && matches!(import.ty(), ExternType::Func(f)
-                if f.params().len() == 6 && f.params().all(|p| matches!(p, ValType::I32)) && f.results().len() == 0);
+            && match (import.name(), import.ty()) {
+                (abi::PANIC_IMPORT, ExternType::Func(f)) => {
+                    f.params().len() == 6 && f.params().all(|p| matches!(p, ValType::I32)) && f.results().len() == 0
+                }
+                (abi::TASK_SEED_IMPORT, ExternType::Func(f)) => {
+                    f.params().len() == 0 && f.results().len() == 1 && f.results().all(|r| matches!(r, ValType::I64))
+                }
+                _ => false,
+            };
         if !allowed {
             return Err(ModuleError::ForbiddenImport {
                 module: import.module().to_owned(),
@@ -292,6 +299,11 @@ mod tests {
         // The right name with the wrong signature is refused too.
         let c = cause(compile(&format!(r#"(module (import "wasmpool" "panic" (func (param i32))) {FIXED_EXPORTS})"#)));
         assert!(matches!(c, ModuleError::ForbiddenImport { .. }));
+        let c =
+            cause(compile(&format!(r#"(module (import "wasmpool" "task_seed" (func (result i32))) {FIXED_EXPORTS})"#)));
+        assert!(matches!(c, ModuleError::ForbiddenImport { .. }), "{c:?}");
+        // The seed import itself is fine.
+        compile(&format!(r#"(module (import "wasmpool" "task_seed" (func (result i64))) {FIXED_EXPORTS})"#)).unwrap();
     }
 
     #[test]

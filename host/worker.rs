@@ -13,14 +13,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Runs one task input under its limits and returns its encoded result.
+/// Runs one task input, with its seed and under its limits, and returns its
+/// encoded result.
 pub(crate) trait ItemRunner {
-    fn run(&mut self, export: &str, args: &[u8], limits: &RunLimits) -> Outcome;
+    fn run(&mut self, export: &str, args: &[u8], seed: u64, limits: &RunLimits) -> Outcome;
 }
 
 impl ItemRunner for Executor {
-    fn run(&mut self, export: &str, args: &[u8], limits: &RunLimits) -> Outcome {
-        Executor::run(self, export, args, limits)
+    fn run(&mut self, export: &str, args: &[u8], seed: u64, limits: &RunLimits) -> Outcome {
+        Executor::run(self, export, args, seed, limits)
     }
 }
 
@@ -117,7 +118,7 @@ impl<R: ItemRunner> Worker<R> {
                 Outcome::bare(Err(TaskFailure::PoolClosed))
             } else {
                 match args {
-                    Ok(args) => self.runner.run(&task.export, &args, &run),
+                    Ok(args) => self.runner.run(&task.export, &args, task.seed(index), &run),
                     Err(failure) => Outcome::bare(Err(failure)),
                 }
             };

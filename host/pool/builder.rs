@@ -84,6 +84,7 @@ pub struct PoolBuilder {
     max_retries: u32,
     cache: CacheSetting,
     spin: Duration,
+    seed: Option<u64>,
 }
 
 impl Default for PoolBuilder {
@@ -105,6 +106,7 @@ impl Default for PoolBuilder {
             max_retries: DEFAULT_MAX_RETRIES,
             cache: CacheSetting::Default,
             spin: DEFAULT_IDLE_SPIN,
+            seed: None,
         }
     }
 }
@@ -297,6 +299,16 @@ impl PoolBuilder {
         self
     }
 
+    /// The pool's seed, from which every task's own seed is derived (see
+    /// [`crate::seed`]): with the same seed, seeded tasks give the same
+    /// results whatever the worker count, kind, chunking or order. By
+    /// default a random one is drawn; [`Pool::seed`] reports it so a run
+    /// can be repeated.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
     /// Compiles and checks the module, then starts the workers.
     pub fn build(self) -> Result<Pool> {
         let workers = match self.workers {
@@ -317,6 +329,10 @@ impl PoolBuilder {
         // Worker processes are stopped by killing them: their code needs no checks.
         let interruptible = threads && (self.limits.deadline.is_some() || self.interruptible == Some(true));
         let metered = self.limits.fuel.is_some();
+        let seed = match self.seed {
+            Some(seed) => seed,
+            None => crate::seed::random_seed().map_err(Error::Engine)?,
+        };
         let (bytes, origin) = match self.module {
             None => return Err(Error::Config("no task module given: call `module_file` or `module_bytes`".into())),
             Some(ModuleSource::File(path)) => (read_module_file(&path)?, path.display().to_string()),
@@ -382,7 +398,8 @@ impl PoolBuilder {
                     .map_err(|e| failure(crate::error::TaskFailure::ArgumentTypes(e)))?;
                 let args = encoded.map_err(|e| failure(crate::error::TaskFailure::EncodeArguments(e)))?;
                 let export = wasmpool_abi::task_export_name(&task);
-                Some(Arc::new(InitCall { task, export, args }))
+                let seed = crate::seed::task_seed(seed, &task, 0);
+                Some(Arc::new(InitCall { task, export, args, seed }))
             }
         };
 
@@ -393,6 +410,7 @@ impl PoolBuilder {
             stack_size: worker_stack_size(self.limits.max_stack),
         };
         tracing::debug!(workers, ?allocator, kind = ?self.kind, module = %origin, tasks = module.tasks.len(), "starting pool");
+        tracing::info!(seed, "pool seed (repeat this run with `PoolBuilder::seed({seed})`)");
         let backend = match self.kind {
             WorkerKind::Threads => {
                 let run = RunLimits { deadline: self.limits.deadline, fuel: self.limits.fuel, ..RunLimits::default() };
@@ -467,6 +485,7 @@ impl PoolBuilder {
             chunk_size: self.chunk_size,
             sandbox,
             spin: self.spin,
+            seed,
         };
         Pool::start(module, backend, plan)
     }

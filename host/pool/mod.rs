@@ -66,6 +66,8 @@ pub struct Pool {
     pub(crate) sandbox: SandboxInfo,
     /// How long waiting threads spin before they sleep.
     pub(crate) spin: Duration,
+    /// The seed every task's own seed derives from.
+    pub(crate) seed: u64,
 }
 
 /// The settings `build` resolved, for [`Pool::start`].
@@ -77,6 +79,7 @@ pub(crate) struct StartPlan {
     pub chunk_size: ChunkSize,
     pub sandbox: SandboxInfo,
     pub spin: Duration,
+    pub seed: u64,
 }
 
 /// How the workers run tasks, as `build` prepared it.
@@ -100,6 +103,7 @@ impl std::fmt::Debug for Pool {
             .field("allocator", &self.allocator)
             .field("mode", &self.mode)
             .field("kind", &self.kind)
+            .field("seed", &self.seed)
             .finish()
     }
 }
@@ -111,7 +115,7 @@ impl Pool {
     }
 
     fn start(module: TaskModule, backend: Backend, plan: StartPlan) -> Result<Pool> {
-        let StartPlan { allocator, workers, mode, init, chunk_size, sandbox, spin } = plan;
+        let StartPlan { allocator, workers, mode, init, chunk_size, sandbox, spin, seed } = plan;
         let (queue, shared) = unbounded::<Job>();
         let closing = Arc::new(AtomicBool::new(false));
         let kind = match backend {
@@ -132,6 +136,7 @@ impl Pool {
             _scratch: None,
             sandbox,
             spin,
+            seed,
         };
         let origin = pool.module.origin.clone();
         let spinning = Arc::new(AtomicBool::new(false));
@@ -203,6 +208,13 @@ impl Pool {
     /// while one is being replaced). Empty for thread pools.
     pub fn worker_pids(&self) -> Vec<Option<u32>> {
         self.processes.iter().map(|slot| slot.pid()).collect()
+    }
+
+    /// The pool's seed: the one given to
+    /// [`PoolBuilder::seed`](crate::PoolBuilder::seed), or the random one
+    /// drawn at `build`. Build a pool with it to repeat a run.
+    pub fn seed(&self) -> u64 {
+        self.seed
     }
 
     /// The pool's instance mode.

@@ -39,8 +39,11 @@ pub struct TaskRef<'pool> {
 
 impl<'pool> TaskRef<'pool> {
     pub(super) fn new(pool: &'pool Pool, info: &'pool TaskInfo, chunk_size: ChunkSize) -> Self {
-        let target =
-            Arc::new(TaskTarget { name: info.name.clone(), export: wasmpool_abi::task_export_name(&info.name) });
+        let target = Arc::new(TaskTarget {
+            name: info.name.clone(),
+            export: wasmpool_abi::task_export_name(&info.name),
+            seed_key: crate::seed::map_key(pool.seed, &info.name),
+        });
         let limits = CallLimits { deadline: pool.sandbox.deadline, fuel: pool.sandbox.fuel };
         TaskRef { pool, info, target, chunk_size, limits }
     }
@@ -61,6 +64,19 @@ impl<'pool> TaskRef<'pool> {
     /// the module); calls report [`Error::Config`] otherwise.
     pub fn fuel(mut self, fuel: u64) -> Self {
         self.limits.fuel = Some(fuel);
+        self
+    }
+
+    /// The seed of calls made through this reference, instead of the
+    /// pool's: the task at index `i` of a map gets
+    /// [`task_seed(seed, name, i)`](crate::seed::task_seed) (a single call
+    /// or `submit` is index 0, a `broadcast` the worker's number).
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.target = Arc::new(TaskTarget {
+            name: self.target.name.clone(),
+            export: self.target.export.clone(),
+            seed_key: crate::seed::map_key(seed, &self.target.name),
+        });
         self
     }
 

@@ -84,12 +84,12 @@ fn serve(
 
     // Requests are read on a thread of their own, so that the end of stdin
     // (the host closed it, or died) ends the process even mid-task.
-    let (requests, incoming) = crossbeam_channel::bounded::<(String, Vec<u8>, Option<u64>)>(1);
+    let (requests, incoming) = crossbeam_channel::bounded::<(String, Vec<u8>, u64, Option<u64>)>(1);
     std::thread::spawn(move || {
         loop {
             match read_frame::<Request, _>(&mut input, MAX_FRAME_LEN) {
-                Ok(Request::Run { export, args, fuel }) => {
-                    if requests.send((export, args, fuel)).is_err() {
+                Ok(Request::Run { export, args, seed, fuel }) => {
+                    if requests.send((export, args, seed, fuel)).is_err() {
                         break;
                     }
                 }
@@ -108,10 +108,10 @@ fn serve(
             }
         }
     });
-    for (export, args, fuel) in incoming {
+    for (export, args, seed, fuel) in incoming {
         // Deadlines and cancellation are the host's: it kills this process.
         let run = RunLimits { fuel, ..RunLimits::default() };
-        let outcome = executor.run(&export, &args, &run);
+        let outcome = executor.run(&export, &args, seed, &run);
         if let Err(TaskFailure::Abi(reason)) = &outcome.result {
             // A guest that breaks the ABI may have left this process in a
             // state nobody can vouch for: report, then let the host replace

@@ -258,14 +258,14 @@ impl ProcessRunner {
     /// One attempt: `Ok` with the task's outcome (the watchdog's verdict if
     /// it killed the process), or `Err` with why the worker process is
     /// unusable (it died, or broke the protocol).
-    fn attempt(&mut self, export: &str, args: &[u8], run: &RunLimits) -> Result<Outcome, String> {
+    fn attempt(&mut self, export: &str, args: &[u8], seed: u64, run: &RunLimits) -> Result<Outcome, String> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
             None => self
                 .connection
                 .insert(self.spawner.spawn(self.id, &self.slot, &self.closing).map_err(|e| e.to_string())?),
         };
-        let request = Request::Run { export: export.to_owned(), args: args.to_vec(), fuel: run.fuel };
+        let request = Request::Run { export: export.to_owned(), args: args.to_vec(), seed, fuel: run.fuel };
         write_frame(&mut connection.requests, &request).map_err(|e| format!("worker {}: {e}", self.id))?;
         let (reply, interrupted) = self.spawner.read_watched(&self.slot, connection, run);
         if let Some(why) = interrupted {
@@ -287,13 +287,13 @@ impl ProcessRunner {
 }
 
 impl ItemRunner for ProcessRunner {
-    fn run(&mut self, export: &str, args: &[u8], run: &RunLimits) -> Outcome {
+    fn run(&mut self, export: &str, args: &[u8], seed: u64, run: &RunLimits) -> Outcome {
         let mut attempts = 0u32;
         loop {
             if self.closing.load(Ordering::SeqCst) {
                 return Outcome::bare(Err(TaskFailure::PoolClosed));
             }
-            let cause = match self.attempt(export, args, run) {
+            let cause = match self.attempt(export, args, seed, run) {
                 Ok(outcome) => return outcome,
                 Err(cause) => cause,
             };

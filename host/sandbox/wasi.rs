@@ -9,12 +9,16 @@
 //!   [`TaskRef::call_captured`](crate::TaskRef::call_captured);
 //! - stdin is empty; there are no arguments, no environment variables, no
 //!   preopened directories and no sockets, unless granted one by one;
-//! - the clocks answer `ENOTCAPABLE` (76) unless granted.
+//! - the clocks answer `ENOTCAPABLE` (76) unless granted;
+//! - `random_get` gives the task's own seeded stream (see [`crate::seed`]),
+//!   not the host's entropy, so seeded results repeat; `HashMap`'s hash
+//!   keys come from it too.
 //!
 //! The implementation is wasmtime's own (`wasmtime-wasi`); wasmpool only
 //! decides what each task is given.
 
 use super::limits::LimitExceeded;
+use crate::seed::TaskRandom;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -178,15 +182,32 @@ impl TaskOutput {
     }
 }
 
-/// Links WASI into `linker`, with the clocks answering as `config` grants.
+/// Links WASI into `linker`, with the clocks answering as `config` grants
+/// and `random_get` drawing from the task's seeded stream.
 pub(crate) fn add_to_linker<T: Send + 'static>(
     linker: &mut Linker<T>,
     config: &WasiConfig,
     wasi: impl Fn(&mut T) -> &mut WasiP1Ctx + Copy + Send + Sync + 'static,
+    random: impl Fn(&mut T) -> &mut TaskRandom + Copy + Send + Sync + 'static,
 ) -> wasmtime::Result<()> {
     wasmtime_wasi::p1::add_to_linker_sync(linker, wasi)?;
-    // The clocks are replaced by ones that refuse what was not granted.
+    // The clocks are replaced by ones that refuse what was not granted, and
+    // the random source by the task's own stream.
     linker.allow_shadowing(true);
+    linker.func_wrap(WASI_MODULE, "random_get", move |mut caller: Caller<'_, T>, buf: i32, len: i32| -> i32 {
+        let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
+            return ERRNO_FAULT;
+        };
+        let (data, state) = memory.data_and_store_mut(&mut caller);
+        let (start, len) = (buf as u32 as usize, len as u32 as usize);
+        match start.checked_add(len).and_then(|end| data.get_mut(start..end)) {
+            Some(dest) => {
+                random(state).fill(dest);
+                0
+            }
+            None => ERRNO_FAULT,
+        }
+    })?;
     let (wall, monotonic) = (config.wall_clock, config.monotonic_clock);
     let start = Instant::now();
     linker.func_wrap(

@@ -8,11 +8,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// The task a job runs: its name (for errors) and its export.
+/// The task a job runs: its name (for errors), its export, and the seed key
+/// of its call (see [`crate::seed`]).
 #[derive(Debug)]
 pub(crate) struct TaskTarget {
     pub name: String,
     pub export: String,
+    pub seed_key: u64,
+}
+
+impl TaskTarget {
+    /// The seed of this call's input at `index`.
+    pub fn seed(&self, index: usize) -> u64 {
+        crate::seed::seed_at(self.seed_key, index as u64)
+    }
 }
 
 /// One input of a job: its index in the caller's map and its encoded

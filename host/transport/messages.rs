@@ -6,7 +6,8 @@
 //!  │◀── Reply::Loaded / Refused ───────────│
 //!  │   (the host's watchdog starts)        │ probes one instance
 //!  │◀── Reply::Ready {pid} / ProbeFailed ──│
-//!  │── Request::Run {export, args, fuel} ─▶│ runs one task
+//!  │── Request::Run {export, args, seed, ──▶│ runs one task
+//!  │                 fuel}                 │
 //!  │◀── Reply::Done(outcome) ──────────────│
 //!  │   (or, past its deadline or when      │
 //!  │    cancelled, the host kills it)      │
@@ -22,7 +23,7 @@ use crate::probe::ProbeFailure;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol; host and worker must agree exactly.
-pub(crate) const PROTOCOL_VERSION: u32 = 2;
+pub(crate) const PROTOCOL_VERSION: u32 = 3;
 
 /// What the host sends.
 #[derive(Debug, Serialize, Deserialize)]
@@ -35,6 +36,8 @@ pub(crate) enum Request {
         export: String,
         /// The postcard-encoded arguments.
         args: Vec<u8>,
+        /// The task's seed.
+        seed: u64,
         /// The task's fuel budget, if the pool meters fuel.
         fuel: Option<u64>,
     },
