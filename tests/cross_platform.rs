@@ -64,6 +64,12 @@ fn results(pool: &Pool) -> Vec<(&'static str, Vec<u8>)> {
     let bits: Vec<Vec<u64>> = pool.map("float_bits", pairs).expect("float_bits");
     out.push(("float_bits", encode(&bits)));
 
+    // The tasks' own seeded generators (the pool's seed is fixed below).
+    let hits: Vec<u64> = pool.map("pi_hits_seeded", [50_000u64; 16]).expect("pi_hits_seeded");
+    out.push(("pi_hits_seeded", encode(&hits)));
+    let walks: Vec<(f64, f64)> = pool.map("random_walk", [5_000u32; 16]).expect("random_walk");
+    out.push(("random_walk", encode(&walks)));
+
     let text = "the quick brown fox jumps over the lazy dog the end";
     let words: BTreeMap<String, u32> = pool.call("word_frequencies", text).expect("word_frequencies");
     out.push(("word_frequencies", encode(&words)));
@@ -81,7 +87,7 @@ fn fingerprints(pool: &Pool) -> String {
 }
 
 fn builder(kind: WorkerKind) -> PoolBuilder {
-    Pool::builder().module_file(guest_tasks::WASM_PATH).workers(2).worker_kind(kind)
+    Pool::builder().module_file(guest_tasks::WASM_PATH).workers(2).worker_kind(kind).seed(2026)
 }
 
 fn pool(kind: WorkerKind) -> Pool {

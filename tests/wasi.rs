@@ -102,3 +102,18 @@ fn a_missing_granted_folder_is_a_configuration_error() {
     let e = wasi_pool(WorkerKind::Threads, WasiConfig::new().read_only_dir("/no/such/folder", "data")).build();
     assert!(matches!(e.unwrap_err(), Error::Config(why) if why.contains("/no/such/folder")));
 }
+
+#[test]
+fn random_get_is_the_tasks_seeded_stream() {
+    for kind in KINDS {
+        let draw = |seed: u64| -> Vec<u64> {
+            let pool = wasi_pool(kind, WasiConfig::new()).seed(seed).build().unwrap();
+            pool.map("wasi_random", vec![(); 6]).unwrap()
+        };
+        let first = draw(7);
+        assert_eq!(draw(7), first, "{kind:?}: the same seed drew different numbers");
+        let distinct: std::collections::HashSet<_> = first.iter().collect();
+        assert_eq!(distinct.len(), first.len(), "{kind:?}: two tasks drew the same numbers: {first:?}");
+        assert!(draw(8).iter().zip(&first).all(|(a, b)| a != b), "{kind:?}: seeds 7 and 8 drew the same numbers");
+    }
+}

@@ -10,6 +10,7 @@
 
 pub mod echo;
 pub mod failures;
+pub mod ledger;
 pub mod limits;
 pub mod mandelbrot;
 pub mod math;

@@ -1,4 +1,6 @@
-//! Monte-Carlo estimate of π, seeded explicitly so every run is repeatable.
+//! Monte-Carlo estimate of π and a random walk: seeded explicitly
+//! (`pi_hits`), or with the seed the pool gives each task (`pi_hits_seeded`,
+//! `random_walk`), so every run is repeatable.
 
 use wasmpool_guest::task;
 
@@ -50,4 +52,39 @@ pub fn monte_carlo_pi(samples: u64, seed: u64) -> f64 {
         return 0.0;
     }
     4.0 * pi_hits(samples, seed) as f64 / samples as f64
+}
+
+/// How many of `samples` random points of the unit square fall inside the
+/// quarter circle, drawn from this task's own generator
+/// ([`wasmpool_guest::rng`]): no seed to pass, and still the same count for
+/// the same pool seed, whatever the workers or their order.
+#[task]
+pub fn pi_hits_seeded(samples: u64) -> u64 {
+    let mut rng = wasmpool_guest::rng();
+    let mut hits = 0;
+    for _ in 0..samples {
+        let (x, y) = (rng.next_f64(), rng.next_f64());
+        if x * x + y * y < 1.0 {
+            hits += 1;
+        }
+    }
+    hits
+}
+
+/// A random walk of `steps` normally distributed steps (Box-Muller: `ln`,
+/// `sqrt`, `cos`) with this task's generator: where it ends, and the
+/// farthest it got from 0. Float-heavy, so its bits show whether every
+/// platform and worker computes the same.
+#[task]
+pub fn random_walk(steps: u32) -> (f64, f64) {
+    let mut rng = wasmpool_guest::rng();
+    let (mut position, mut farthest) = (0.0f64, 0.0f64);
+    for _ in 0..steps {
+        // 1 - u lies in (0, 1]: its logarithm is finite.
+        let (u, v) = (1.0 - rng.next_f64(), rng.next_f64());
+        let step = (-2.0 * u.ln()).sqrt() * (core::f64::consts::TAU * v).cos();
+        position += step;
+        farthest = farthest.max(position.abs());
+    }
+    (position, farthest)
 }

@@ -47,3 +47,13 @@ pub fn read_file(path: String) -> Result<String, String> {
 pub fn write_file(path: String, text: String) -> Result<(), String> {
     std::fs::write(&path, text).map_err(|e| format!("{path}: {e}"))
 }
+
+/// A number drawn through WASI's `random_get`, as any `std` program draws
+/// it: the keys of `HashMap`'s `RandomState`. The pool gives `random_get`
+/// the task's seeded stream, so the same seed gives the same number (and
+/// the same `HashMap` iteration order).
+#[task]
+pub fn wasi_random() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(0u64)
+}
