@@ -49,6 +49,23 @@ pub const PANIC_IMPORT: &str = "panic";
 /// `docs/semantics.md`), from which the SDK keys the task's generator.
 pub const TASK_SEED_IMPORT: &str = "task_seed";
 
+/// Host function `(msg_ptr, msg_len: i32) -> i32`: sends one
+/// postcard-encoded message to the host while the task runs. Returns one of
+/// [`send_status`]; the host may make the guest wait for room first.
+pub const SEND_IMPORT: &str = "send";
+
+/// Host function `(done, total: i64)`: reports the running task's
+/// progress (unsigned numbers in the task's own units).
+pub const PROGRESS_IMPORT: &str = "progress";
+
+/// What [`SEND_IMPORT`] returns.
+pub mod send_status {
+    /// The host took the message.
+    pub const DELIVERED: i32 = 0;
+    /// Nobody listens to this task's messages: the host dropped it.
+    pub const NOBODY_LISTENS: i32 = 1;
+}
+
 /// Size in bytes of the [`ResultHeader`] a task export points to.
 pub const RESULT_HEADER_LEN: usize = 12;
 

@@ -23,6 +23,10 @@
 //!   failure carrying `e.to_string()`;
 //! - a panic reaches the host as an error with its message and location.
 //!
+//! Messages while running: a task taking a [`Sender<T>`] argument sends
+//! typed values to the host as it goes, and [`progress`] reports how far it
+//! is (see [`channel`]).
+//!
 //! Random numbers: [`rng`] gives a task a generator seeded from the task's
 //! own seed (see [`random`]), so results repeat exactly with the same pool
 //! seed, whatever the number of workers or the order they ran in.
@@ -39,11 +43,13 @@
 
 #[cfg(all(target_arch = "wasm32", feature = "allocator"))]
 mod allocator;
+pub mod channel;
 mod codec;
 mod panic_hook;
 pub mod random;
 mod runtime;
 
+pub use channel::{NobodyListens, Sender, progress};
 #[cfg(not(target_arch = "wasm32"))]
 pub use random::with_seed;
 pub use random::{TaskRng, rng, seed};

@@ -51,6 +51,10 @@ fn expand(function: &ItemFn) -> syn::Result<TokenStream2> {
 
     let mut params = Vec::new();
     let mut types = Vec::new();
+    // What the task function is called with: the decoded arguments, and the
+    // SDK's sender where the function takes one.
+    let mut call_args = Vec::new();
+    let mut sender = None;
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(r) => {
@@ -60,7 +64,16 @@ fn expand(function: &ItemFn) -> syn::Result<TokenStream2> {
                 if let Type::ImplTrait(_) = *typed.ty {
                     return Err(syn::Error::new(typed.ty.span(), "a #[task] argument cannot be `impl Trait`"));
                 }
+                if is_sender_type(&typed.ty) {
+                    if sender.replace(typed.ty.span()).is_some() {
+                        return Err(syn::Error::new(typed.ty.span(), "a #[task] takes at most one `Sender`"));
+                    }
+                    call_args.push(quote! { ::wasmpool_guest::Sender::__for_task() });
+                    continue;
+                }
                 params.push(ParamDescriptor { name: param_name(&typed.pat), ty: type_name(&typed.ty) });
+                let arg = format_ident!("__wasmpool_arg{}", types.len());
+                call_args.push(quote! { #arg });
                 types.push((*typed.ty).clone());
             }
         }
@@ -88,7 +101,7 @@ fn expand(function: &ItemFn) -> syn::Result<TokenStream2> {
     let export_fn = format_ident!("__wasmpool_task_{}", name);
     let record_static = format_ident!("__WASMPOOL_TASK_RECORD_{}", name.to_uppercase());
     let arg_idents: Vec<_> = (0..types.len()).map(|i| format_ident!("__wasmpool_arg{}", i)).collect();
-    let call = quote! { #ident(#(#arg_idents),*) };
+    let call = quote! { #ident(#(#call_args),*) };
     let finish = if fallible {
         quote! {
             match #call {
@@ -168,6 +181,21 @@ fn tidy(mut text: String) -> String {
     text
 }
 
+/// Whether an argument is spelled `…Sender<…>`: the SDK's channel to the
+/// host, passed by the SDK rather than decoded from the caller's arguments.
+fn is_sender_type(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|s| s.ident == "Sender" && matches!(s.arguments, syn::PathArguments::AngleBracketed(_))),
+        Type::Paren(inner) => is_sender_type(&inner.elem),
+        Type::Group(inner) => is_sender_type(&inner.elem),
+        _ => false,
+    }
+}
+
 /// Whether the return type is spelled `…Result<…>`, whose `Err` the host
 /// should see as a task failure.
 fn is_result_type(ty: &Type) -> bool {
@@ -228,6 +256,22 @@ mod tests {
         let out = expand(&f).unwrap().to_string();
         assert!(out.contains("\"wasmpool_task_add\""), "{out}");
         assert_eq!(doc_comment(&f), "Adds.\nTwice.");
+    }
+
+    #[test]
+    fn a_sender_argument_is_passed_by_the_sdk_not_decoded() {
+        let f: ItemFn =
+            syn::parse_str("fn walk(n: u32, out: wasmpool_guest::Sender<f64>, k: u8) -> u64 { 0 }").unwrap();
+        let out = expand(&f).unwrap().to_string();
+        assert!(
+            out.contains("walk (__wasmpool_arg0 , :: wasmpool_guest :: Sender :: __for_task () , __wasmpool_arg1)"),
+            "{out}"
+        );
+        assert!(is_sender_type(&ty("Sender<Vec<u8>>")));
+        assert!(!is_sender_type(&ty("Sender")));
+        assert!(!is_sender_type(&ty("Vec<Sender<u8>>")));
+        let two: ItemFn = syn::parse_str("fn f(a: Sender<u8>, b: Sender<u8>) {}").unwrap();
+        assert!(expand(&two).unwrap_err().to_string().contains("at most one"));
     }
 
     #[test]
