@@ -24,6 +24,14 @@ pub(crate) fn decode_result<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, Task
     }
 }
 
+/// Decodes a message a task sent as `M`, as strictly as a result.
+pub(crate) fn decode_message<M: DeserializeOwned>(bytes: &[u8]) -> Result<M, TaskFailure> {
+    decode_result::<M>(bytes).map_err(|failure| match failure {
+        TaskFailure::DecodeResult { expected, reason } => TaskFailure::DecodeMessage { expected, reason },
+        other => other,
+    })
+}
+
 /// Decodes what a worker returned for one input: its failure, or its
 /// result bytes decoded as `R`.
 pub(crate) fn decode_item<R: DeserializeOwned>(result: ItemResult) -> Result<R, TaskFailure> {

@@ -113,8 +113,8 @@ pub enum ModuleError {
     Compile(String),
     /// It imports something the sandbox does not provide.
     #[error(
-        "it imports `{module}::{name}`, which wasmpool does not provide (only `wasmpool::panic` and \
-         `wasmpool::task_seed` are available, \
+        "it imports `{module}::{name}`, which wasmpool does not provide (only `wasmpool::panic`, \
+         `wasmpool::task_seed`, `wasmpool::send` and `wasmpool::progress` are available, \
          and `wasi_snapshot_preview1::*` in pools built with `.wasi(...)`)"
     )]
     ForbiddenImport {
@@ -189,6 +189,15 @@ pub enum TaskFailure {
     #[error("the result could not be decoded as `{expected}`: {reason}")]
     DecodeResult {
         /// The Rust type the caller asked for.
+        expected: String,
+        /// The decoder's complaint.
+        reason: String,
+    },
+    /// A message the task sent could not be decoded into the exchange's
+    /// message type (the task still runs; this is the message's event).
+    #[error("a message could not be decoded as `{expected}`: {reason}")]
+    DecodeMessage {
+        /// The Rust type the exchange expects.
         expected: String,
         /// The decoder's complaint.
         reason: String,

@@ -2,6 +2,7 @@
 //! the [`InstanceMode`] calls for. Thread workers and worker processes both
 //! run tasks through an [`Executor`].
 
+use crate::channel::Outbox;
 use crate::error::TaskFailure;
 use crate::guest_call::{GuestInstance, Instantiator, Outcome};
 use crate::sandbox::interrupt::RunLimits;
@@ -48,11 +49,19 @@ impl Executor {
         Executor { instantiator, mode, init, kept: None }
     }
 
-    /// Runs one task with its seed under `run`'s limits; a bug in the host
-    /// (a panic) costs this task only.
-    pub fn run(&mut self, export: &str, args: &[u8], seed: u64, run: &RunLimits) -> Outcome {
+    /// Runs one task with its seed and outbox (where its messages go)
+    /// under `run`'s limits; a bug in the host (a panic) costs this task
+    /// only.
+    pub fn run(
+        &mut self,
+        export: &str,
+        args: &[u8],
+        seed: u64,
+        outbox: Option<Box<dyn Outbox>>,
+        run: &RunLimits,
+    ) -> Outcome {
         let _ticking = self.instantiator.tick_guard(run);
-        match catch_unwind(AssertUnwindSafe(|| self.run_one(export, args, seed, run))) {
+        match catch_unwind(AssertUnwindSafe(|| self.run_one(export, args, seed, outbox, run))) {
             Ok(outcome) => outcome,
             Err(panic) => {
                 self.kept = None;
@@ -67,11 +76,18 @@ impl Executor {
         }
     }
 
-    fn run_one(&mut self, export: &str, args: &[u8], seed: u64, run: &RunLimits) -> Outcome {
+    fn run_one(
+        &mut self,
+        export: &str,
+        args: &[u8],
+        seed: u64,
+        outbox: Option<Box<dyn Outbox>>,
+        run: &RunLimits,
+    ) -> Outcome {
         match self.mode {
             InstanceMode::FreshPerTask => match self.new_instance(run) {
                 Ok(mut instance) => {
-                    let result = instance.call(export, args, seed);
+                    let result = instance.call(export, args, seed, outbox);
                     Outcome { result, output: instance.take_output() }
                 }
                 Err(failure) => Outcome::bare(Err(failure)),
@@ -87,7 +103,7 @@ impl Executor {
                         Err(failure) => return Outcome::bare(Err(failure)),
                     },
                 };
-                let result = instance.call(export, args, seed);
+                let result = instance.call(export, args, seed, outbox);
                 let output = instance.take_output();
                 if result.as_ref().is_err_and(leaves_instance_suspect) {
                     // Its memory may be half-updated: start the next task afresh.
@@ -103,7 +119,7 @@ impl Executor {
         let mut instance = self.instantiator.instantiate(run)?;
         if let Some(init) = &self.init {
             instance
-                .call(&init.export, &init.args, init.seed)
+                .call(&init.export, &init.args, init.seed, None)
                 .map_err(|failure| TaskFailure::Init { task: init.task.clone(), failure: Box::new(failure) })?;
         }
         Ok(instance)

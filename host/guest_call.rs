@@ -2,6 +2,7 @@
 //! in an instance, with every pointer the guest hands back checked and every
 //! sandbox limit applied (see [`crate::sandbox`]).
 
+use crate::channel::{Outbox, Sent};
 use crate::error::TaskFailure;
 use crate::sandbox::interrupt::{Interrupted, RunLimits, TickGuard, Ticker, Watch};
 use crate::sandbox::limiter::GuestLimiter;
@@ -34,6 +35,8 @@ pub(crate) struct HostState {
     wasi: Option<TaskWasi>,
     /// The running task's seed, and WASI's random stream drawn from it.
     random: TaskRandom,
+    /// Where the running task's messages go, if anyone listens.
+    outbox: Option<Box<dyn Outbox>>,
 }
 
 struct ReportedPanic {
@@ -94,6 +97,13 @@ impl Instantiator {
                 caller.data().random.seed()
             })
             .map_err(|e| format!("{e:#}"))?;
+        let max_message = config.limits.max_message;
+        linker
+            .func_wrap(abi::HOST_MODULE, abi::SEND_IMPORT, move |caller: Caller<'_, HostState>, ptr: i32, len: i32| {
+                send_message(caller, ptr, len, max_message)
+            })
+            .map_err(|e| format!("{e:#}"))?;
+        linker.func_wrap(abi::HOST_MODULE, abi::PROGRESS_IMPORT, report_progress).map_err(|e| format!("{e:#}"))?;
         if let Some(wasi) = &config.wasi {
             wasi::add_to_linker(
                 &mut linker,
@@ -130,6 +140,7 @@ impl Instantiator {
             fuel: None,
             wasi,
             random: TaskRandom::default(),
+            outbox: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -215,9 +226,23 @@ impl GuestInstance {
         Ok(version as u32)
     }
 
-    /// Calls the task exported as `export` with postcard-encoded `args` and
-    /// the task's `seed`, and returns the postcard-encoded result.
-    pub fn call(&mut self, export: &str, args: &[u8], seed: u64) -> Result<Vec<u8>, TaskFailure> {
+    /// Calls the task exported as `export` with postcard-encoded `args`, the
+    /// task's `seed` and its `outbox` (where what it sends goes), and
+    /// returns the postcard-encoded result.
+    pub fn call(
+        &mut self,
+        export: &str,
+        args: &[u8],
+        seed: u64,
+        outbox: Option<Box<dyn Outbox>>,
+    ) -> Result<Vec<u8>, TaskFailure> {
+        self.store.data_mut().outbox = outbox;
+        let result = self.call_task(export, args, seed);
+        self.store.data_mut().outbox = None;
+        result
+    }
+
+    fn call_task(&mut self, export: &str, args: &[u8], seed: u64) -> Result<Vec<u8>, TaskFailure> {
         let len = i32::try_from(args.len())
             .map_err(|_| TaskFailure::EncodeArguments(format!("{} bytes of arguments exceed 2 GiB", args.len())))?;
         let task = self
@@ -321,6 +346,55 @@ fn record_panic(
     caller.data_mut().panic.get_or_insert(ReportedPanic { message, location });
 }
 
+/// The `wasmpool.send` host function: hands one message of the running
+/// task to its outbox, waiting for room if the listener is behind. Returns
+/// [`abi::send_status`]; a message over `max_message` bytes stops the task.
+fn send_message(mut caller: Caller<'_, HostState>, ptr: i32, len: i32, max_message: usize) -> wasmtime::Result<i32> {
+    let len = len as u32 as usize;
+    if len > max_message {
+        return Err(wasmtime::Error::new(LimitExceeded::Output {
+            what: "message".into(),
+            len: len as u64,
+            limit: max_message as u64,
+        }));
+    }
+    if caller.data().outbox.is_none() {
+        return Ok(abi::send_status::NOBODY_LISTENS);
+    }
+    let Some(memory) = caller.get_export(abi::MEMORY_EXPORT).and_then(|e| e.into_memory()) else {
+        return Err(wasmtime::Error::new(AbiViolation("the module has no memory export".into())));
+    };
+    let (data, state) = memory.data_and_store_mut(&mut caller);
+    let start = ptr as u32 as usize;
+    let Some(bytes) = start.checked_add(len).and_then(|end| data.get(start..end)) else {
+        return Err(wasmtime::Error::new(AbiViolation(format!(
+            "a message ({len} bytes at {start:#x}) lies outside guest memory ({} bytes)",
+            data.len()
+        ))));
+    };
+    deliver(state, Sent::Message(bytes.to_vec()))
+}
+
+/// The `wasmpool.progress` host function: `done` of `total`, to the
+/// call's progress listeners.
+fn report_progress(mut caller: Caller<'_, HostState>, done: i64, total: i64) -> wasmtime::Result<()> {
+    deliver(caller.data_mut(), Sent::Progress { done: done as u64, total: total as u64 }).map(|_| ())
+}
+
+fn deliver(state: &mut HostState, sent: Sent) -> wasmtime::Result<i32> {
+    let HostState { outbox, watch, .. } = state;
+    match outbox.as_mut().map(|outbox| outbox.deliver(sent, watch)) {
+        Some(Ok(true)) => Ok(abi::send_status::DELIVERED),
+        Some(Ok(false)) | None => Ok(abi::send_status::NOBODY_LISTENS),
+        Some(Err(why)) => Err(wasmtime::Error::new(why)),
+    }
+}
+
+/// A guest broke the ABI inside a host function.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct AbiViolation(String);
+
 /// Turns a failed call into a [`TaskFailure`], most specific first: the
 /// sandbox stopping it (deadline, cancel, fuel, stack, output), a panic the
 /// guest reported, a memory or table growth the sandbox refused, then the
@@ -336,6 +410,12 @@ fn classify(
     let refusal = state.limiter.take_refusal();
     if let Some(&why) = error.downcast_ref::<Interrupted>() {
         return why.into();
+    }
+    if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
+        return TaskFailure::Limit(limit.clone());
+    }
+    if let Some(AbiViolation(reason)) = error.downcast_ref::<AbiViolation>() {
+        return TaskFailure::Abi(reason.clone());
     }
     if let Some(overflow) = state.wasi.as_ref().and_then(TaskWasi::overflow) {
         return TaskFailure::Limit(overflow);

@@ -34,11 +34,14 @@
 //! - `cache`: the cache of precompiled modules;
 //! - `guest_call`: the host half of the ABI (`docs/abi.md`);
 //! - `module`: loading and checking a module, and its [`TaskInfo`]s;
+//! - [`channel`]: messages and progress from running tasks, and the
+//!   [`Exchange`] that waits on many tasks at once;
 //! - [`seed`]: how each task's seed is derived from the pool's;
 //! - [`error`]: [`Error`], [`TaskError`] and [`TaskFailure`].
 #![deny(missing_docs)]
 
 mod cache;
+pub mod channel;
 mod decode;
 mod engine;
 pub mod error;
@@ -57,6 +60,7 @@ pub mod transport;
 mod typecheck;
 mod worker;
 
+pub use channel::exchange::{Event, Exchange};
 pub use engine::{Allocator, AllocatorKind};
 pub use error::{Error, ModuleError, Result, TaskError, TaskFailure};
 pub use executor::InstanceMode;

@@ -140,7 +140,8 @@ impl TaskModule {
 }
 
 /// The only imports a module may have are the SDK's host functions (the
-/// panic reporter and the task seed, with their exact signatures), and WASI
+/// panic reporter, the task seed, send and progress, with their exact
+/// signatures), and WASI
 /// where the pool enables it (its linker checks the WASI signatures).
 fn check_imports(module: &Module, wasi: bool) -> Result<(), ModuleError> {
     for import in module.imports() {
@@ -154,6 +155,15 @@ fn check_imports(module: &Module, wasi: bool) -> Result<(), ModuleError> {
                 }
                 (abi::TASK_SEED_IMPORT, ExternType::Func(f)) => {
                     f.params().len() == 0 && f.results().len() == 1 && f.results().all(|r| matches!(r, ValType::I64))
+                }
+                (abi::SEND_IMPORT, ExternType::Func(f)) => {
+                    f.params().len() == 2
+                        && f.params().all(|p| matches!(p, ValType::I32))
+                        && f.results().len() == 1
+                        && f.results().all(|r| matches!(r, ValType::I32))
+                }
+                (abi::PROGRESS_IMPORT, ExternType::Func(f)) => {
+                    f.params().len() == 2 && f.params().all(|p| matches!(p, ValType::I64)) && f.results().len() == 0
                 }
                 _ => false,
             };

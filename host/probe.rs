@@ -42,7 +42,7 @@ pub(crate) fn probe(instantiator: &Instantiator, init: Option<&InitCall>, run: &
     }
     if let Some(init) = init {
         instance
-            .call(&init.export, &init.args, init.seed)
+            .call(&init.export, &init.args, init.seed, None)
             .map_err(|failure| ProbeFailure::Init { task: init.task.clone(), failure })?;
     }
     Ok(())

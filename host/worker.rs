@@ -2,6 +2,7 @@
 //! broadcasts), runs each input through its [`ItemRunner`] (an [`Executor`]
 //! in thread mode, a worker process in process mode), and replies.
 
+use crate::channel::{ChannelOutbox, Listeners, Outbox};
 use crate::error::TaskFailure;
 use crate::executor::Executor;
 use crate::guest_call::Outcome;
@@ -13,15 +14,35 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// Runs one task input, with its seed and under its limits, and returns its
-/// encoded result.
+/// Runs one task input, in its context and under its limits, and returns
+/// its encoded result.
 pub(crate) trait ItemRunner {
-    fn run(&mut self, export: &str, args: &[u8], seed: u64, limits: &RunLimits) -> Outcome;
+    fn run(&mut self, export: &str, args: &[u8], context: &TaskContext<'_>, limits: &RunLimits) -> Outcome;
+}
+
+/// What one task run knows besides its arguments.
+pub(crate) struct TaskContext<'a> {
+    /// The input's index in its call.
+    pub index: usize,
+    /// The task's seed.
+    pub seed: u64,
+    /// Who receives what the task sends while it runs.
+    pub listeners: &'a Listeners,
+}
+
+impl TaskContext<'_> {
+    /// The outbox for the task's messages, if anyone listens.
+    pub fn outbox(&self) -> Option<Box<dyn Outbox>> {
+        let listened = self.listeners.wants_messages() || self.listeners.wants_progress();
+        listened.then(|| {
+            Box::new(ChannelOutbox { index: self.index, listeners: self.listeners.clone() }) as Box<dyn Outbox>
+        })
+    }
 }
 
 impl ItemRunner for Executor {
-    fn run(&mut self, export: &str, args: &[u8], seed: u64, limits: &RunLimits) -> Outcome {
-        Executor::run(self, export, args, seed, limits)
+    fn run(&mut self, export: &str, args: &[u8], context: &TaskContext<'_>, limits: &RunLimits) -> Outcome {
+        Executor::run(self, export, args, context.seed, context.outbox(), limits)
     }
 }
 
@@ -98,7 +119,7 @@ impl<R: ItemRunner> Worker<R> {
 
     fn serve(&mut self, job: Job) {
         if job.is_cancelled() {
-            return;
+            return job.reply.abandon(Vec::new(), job.items.iter().map(|item| item.index));
         }
         let Job { task, items, reply, cancelled, limits } = job;
         // A dropped pool stops running tasks where it can (interruptible
@@ -110,15 +131,19 @@ impl<R: ItemRunner> Worker<R> {
             closing: Some(self.closing.clone()),
         };
         let mut results = Vec::with_capacity(items.len());
-        for Item { index, args } in items {
+        let mut items = items.into_iter();
+        while let Some(Item { index, args }) = items.next() {
             if cancelled.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
-                return;
+                return reply.abandon(results, std::iter::once(index).chain(items.map(|item| item.index)));
             }
             let outcome = if self.closing.load(Ordering::Relaxed) {
                 Outcome::bare(Err(TaskFailure::PoolClosed))
             } else {
                 match args {
-                    Ok(args) => self.runner.run(&task.export, &args, task.seed(index), &run),
+                    Ok(args) => {
+                        let context = TaskContext { index, seed: task.seed(index), listeners: &task.listeners };
+                        self.runner.run(&task.export, &args, &context, &run)
+                    }
                     Err(failure) => Outcome::bare(Err(failure)),
                 }
             };

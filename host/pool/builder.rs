@@ -250,6 +250,17 @@ impl PoolBuilder {
         self
     }
 
+    /// Largest message a task may send while running, in bytes (default
+    /// [`DEFAULT_MAX_MESSAGE`](crate::channel::DEFAULT_MAX_MESSAGE), 1 MiB).
+    /// A larger one stops the task with
+    /// [`LimitExceeded::Output`](crate::LimitExceeded::Output). With an
+    /// [`Exchange`](crate::Exchange)'s capacity it bounds the memory
+    /// messages can take in the host.
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        self.limits.max_message = bytes;
+        self
+    }
+
     /// Bounds on the module checked before compiling it (size, functions,
     /// locals); see [`CompileLimits`].
     pub fn compile_limits(mut self, limits: CompileLimits) -> Self {

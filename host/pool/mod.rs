@@ -11,6 +11,7 @@ pub use builder::{DEFAULT_MAX_RETRIES, PoolBuilder, WorkerKind};
 pub(crate) use builder::{SandboxInfo, worker_stack_size};
 pub use task_ref::TaskRef;
 
+use crate::channel::exchange::Exchange;
 use crate::engine::AllocatorKind;
 use crate::error::{Error, Result, TaskError};
 use crate::executor::{Executor, InitCall, InstanceMode};
@@ -208,6 +209,24 @@ impl Pool {
     /// while one is being replaced). Empty for thread pools.
     pub fn worker_pids(&self) -> Vec<Option<u32>> {
         self.processes.iter().map(|slot| slot.pid()).collect()
+    }
+
+    /// An [`Exchange`]: start many tasks, then handle their messages,
+    /// progress and results as they arrive. `M` is the type of the tasks'
+    /// messages, `R` of their results. It holds up to
+    /// [`DEFAULT_EXCHANGE_CAPACITY`](crate::channel::exchange::DEFAULT_EXCHANGE_CAPACITY)
+    /// events not yet taken.
+    pub fn exchange<M: DeserializeOwned, R: DeserializeOwned>(&self) -> Exchange<'_, M, R> {
+        Exchange::new(self, crate::channel::exchange::DEFAULT_EXCHANGE_CAPACITY)
+    }
+
+    /// An [`Exchange`] holding up to `capacity` events not yet taken
+    /// (at least 1): a task sending more waits for room.
+    pub fn exchange_with_capacity<M: DeserializeOwned, R: DeserializeOwned>(
+        &self,
+        capacity: usize,
+    ) -> Exchange<'_, M, R> {
+        Exchange::new(self, capacity)
     }
 
     /// The pool's seed: the one given to

@@ -1,6 +1,7 @@
 //! One task of a pool, with per-call options: the calls themselves.
 
 use super::Pool;
+use crate::channel::{Listeners, ProgressFn};
 use crate::decode::encode_args;
 use crate::error::{Error, Result, TaskError, TaskFailure};
 use crate::handle::{Captured, HandleSlot, TaskHandle, closed_slot};
@@ -43,6 +44,7 @@ impl<'pool> TaskRef<'pool> {
             name: info.name.clone(),
             export: wasmpool_abi::task_export_name(&info.name),
             seed_key: crate::seed::map_key(pool.seed, &info.name),
+            listeners: Listeners::default(),
         });
         let limits = CallLimits { deadline: pool.sandbox.deadline, fuel: pool.sandbox.fuel };
         TaskRef { pool, info, target, chunk_size, limits }
@@ -76,8 +78,71 @@ impl<'pool> TaskRef<'pool> {
             name: self.target.name.clone(),
             export: self.target.export.clone(),
             seed_key: crate::seed::map_key(seed, &self.target.name),
+            listeners: self.target.listeners.clone(),
         });
         self
+    }
+
+    /// Calls `callback(index, done, total)` whenever a task of calls made
+    /// through this reference reports `wasmpool_guest::progress(done,
+    /// total)`: `index` is the input's index in its map. It runs on the
+    /// thread tending the worker, while the task waits: keep it short.
+    ///
+    /// ```no_run
+    /// # fn main() -> wasmpool::Result<()> {
+    /// # let pool = wasmpool::Pool::builder().module_file("guest_tasks.wasm").build()?;
+    /// let task = pool.task("slow_sum")?.on_progress(|index, done, total| eprintln!("#{index}: {done}/{total}"));
+    /// let sums: Vec<u64> = task.map([1_000_000u64, 2_000_000])?;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_progress(mut self, callback: impl Fn(usize, u64, u64) + Send + Sync + 'static) -> Self {
+        let listeners = Listeners { events: None, progress: Some(Arc::new(callback)) };
+        self.target = Arc::new(TaskTarget {
+            name: self.target.name.clone(),
+            export: self.target.export.clone(),
+            seed_key: self.target.seed_key,
+            listeners,
+        });
+        self
+    }
+
+    /// The progress callback set with [`on_progress`](Self::on_progress).
+    pub(crate) fn progress_callback(&self) -> Option<ProgressFn> {
+        self.target.listeners.progress.clone()
+    }
+
+    /// Starts one task as number `index` of an exchange, whose queue
+    /// `listeners` carries its messages and its result.
+    pub(crate) fn start_listened<A: Serialize, R: DeserializeOwned>(
+        &self,
+        args: A,
+        index: usize,
+        listeners: Listeners,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<()> {
+        self.check_types::<A, R>()?;
+        self.check_limits()?;
+        let args = encode_args(&args).map_err(|f| self.error(index, f))?;
+        let Some(events) = listeners.events.clone() else {
+            return Err(self.error(index, TaskFailure::PoolClosed));
+        };
+        let target = Arc::new(TaskTarget {
+            name: self.target.name.clone(),
+            export: self.target.export.clone(),
+            seed_key: self.target.seed_key,
+            listeners,
+        });
+        let job = Job {
+            task: target,
+            items: vec![Item { index, args: Ok(args) }],
+            reply: Reply::Events(events),
+            cancelled: Some(cancel),
+            limits: self.limits,
+        };
+        match self.pool.queue() {
+            Some(queue) if queue.send(job).is_ok() => Ok(()),
+            _ => Err(self.error(index, TaskFailure::PoolClosed)),
+        }
     }
 
     /// The task's description from the module.

@@ -1,19 +1,21 @@
 //! The worker process's side: handshake, then one task per request.
 
 use crate::cache;
+use crate::channel::{Outbox, Sent};
 use crate::engine::create_engine;
 use crate::error::TaskFailure;
 use crate::executor::Executor;
 use crate::guest_call::Instantiator;
 use crate::pool::worker_stack_size;
 use crate::probe::probe;
-use crate::sandbox::interrupt::RunLimits;
+use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
+use crate::sync::lock;
 use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
-use crate::transport::messages::{Hello, PROTOCOL_VERSION, Reply, Request};
+use crate::transport::messages::{Hello, PROTOCOL_VERSION, Reply, Request, RunRequest};
 use std::io::{BufReader, BufWriter, Write};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Exit status of a worker whose host sent something it cannot serve.
 const EXIT_PROTOCOL: u8 = 2;
@@ -84,12 +86,12 @@ fn serve(
 
     // Requests are read on a thread of their own, so that the end of stdin
     // (the host closed it, or died) ends the process even mid-task.
-    let (requests, incoming) = crossbeam_channel::bounded::<(String, Vec<u8>, u64, Option<u64>)>(1);
+    let (requests, incoming) = crossbeam_channel::bounded::<RunRequest>(1);
     std::thread::spawn(move || {
         loop {
             match read_frame::<Request, _>(&mut input, MAX_FRAME_LEN) {
-                Ok(Request::Run { export, args, seed, fuel }) => {
-                    if requests.send((export, args, seed, fuel)).is_err() {
+                Ok(Request::Run(request)) => {
+                    if requests.send(request).is_err() {
                         break;
                     }
                 }
@@ -108,10 +110,14 @@ fn serve(
             }
         }
     });
-    for (export, args, seed, fuel) in incoming {
+    let output = Arc::new(Mutex::new(output));
+    for RunRequest { export, args, seed, fuel, messages, progress } in incoming {
         // Deadlines and cancellation are the host's: it kills this process.
         let run = RunLimits { fuel, ..RunLimits::default() };
-        let outcome = executor.run(&export, &args, seed, &run);
+        let outbox = (messages || progress)
+            .then(|| Box::new(PipeOutbox { output: output.clone(), messages, progress }) as Box<dyn Outbox>);
+        let outcome = executor.run(&export, &args, seed, outbox, &run);
+        let mut output = lock(&output);
         if let Err(TaskFailure::Abi(reason)) = &outcome.result {
             // A guest that breaks the ABI may have left this process in a
             // state nobody can vouch for: report, then let the host replace
@@ -119,15 +125,40 @@ fn serve(
             STOPPING.store(true, Ordering::SeqCst);
             eprintln!("stopping: the guest broke the wasmpool ABI: {reason}");
             let reason = format!("the worker stopped itself: the guest broke the wasmpool ABI: {reason}");
-            let _ = write_frame(&mut output, &Reply::Fatal { reason });
+            let _ = write_frame(&mut *output, &Reply::Fatal { reason });
             return ExitCode::from(EXIT_GUEST_ABI);
         }
-        if write_frame(&mut output, &Reply::Done(outcome)).is_err() {
+        if write_frame(&mut *output, &Reply::Done(outcome)).is_err() {
             break;
         }
     }
-    let _ = output.flush();
+    let _ = lock(&output).flush();
     ExitCode::SUCCESS
+}
+
+/// A task's outbox in a worker process: each message becomes a
+/// [`Reply::Sent`] frame on stdout, ahead of the task's result. A full pipe
+/// makes the task wait (the host reads as its listener takes messages).
+struct PipeOutbox {
+    output: Arc<Mutex<BufWriter<std::io::Stdout>>>,
+    messages: bool,
+    progress: bool,
+}
+
+impl Outbox for PipeOutbox {
+    fn deliver(&mut self, sent: Sent, _watch: &Watch) -> Result<bool, Interrupted> {
+        let wanted = match sent {
+            Sent::Message(_) => self.messages,
+            Sent::Progress { .. } => self.progress,
+        };
+        if !wanted {
+            return Ok(false);
+        }
+        let mut output = lock(&self.output);
+        // A host that stopped reading is gone: the task stops as if the
+        // pool had closed.
+        write_frame(&mut *output, &Reply::Sent(sent)).map(|()| true).map_err(|_| Interrupted::PoolClosed)
+    }
 }
 
 /// Checks the handshake and loads the precompiled module.

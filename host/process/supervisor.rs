@@ -2,6 +2,7 @@
 //! time, notice when it dies, replace it and retry.
 
 use super::watchdog::Watchdog;
+use crate::channel::Outbox;
 use crate::error::TaskFailure;
 use crate::guest_call::Outcome;
 use crate::probe::ProbeFailure;
@@ -9,8 +10,8 @@ use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
 use crate::sync::lock;
 use crate::transport::FrameError;
 use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
-use crate::transport::messages::{Hello, Reply, Request};
-use crate::worker::ItemRunner;
+use crate::transport::messages::{Hello, Reply, Request, RunRequest};
+use crate::worker::{ItemRunner, TaskContext};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -196,7 +197,7 @@ impl Spawner {
     /// deadline (a start function that never ends is killed there).
     fn await_probe(&self, id: usize, slot: &ProcessSlot, mut connection: Connection) -> Result<Connection, SpawnError> {
         let run = RunLimits { deadline: self.probe_deadline, ..RunLimits::default() };
-        let (reply, interrupted) = self.read_watched(slot, &mut connection, &run);
+        let (reply, interrupted) = self.read_watched(slot, &mut connection, &run, None);
         if let Some(why) = interrupted {
             return Err(SpawnError::Probe(ProbeFailure::Instantiate(why.into())));
         }
@@ -220,9 +221,25 @@ impl Spawner {
         slot: &ProcessSlot,
         connection: &mut Connection,
         run: &RunLimits,
+        mut outbox: Option<Box<dyn Outbox>>,
     ) -> (Result<Reply, FrameError>, Option<Interrupted>) {
         let watching = self.watchdog.watch(slot, run);
-        let reply = read_frame::<Reply, _>(&mut connection.replies, MAX_FRAME_LEN);
+        // What the task sends comes ahead of its result. Waiting for room
+        // at a slow listener is bounded by the task's deadline: the
+        // watchdog kills the process then, which ends this loop too.
+        let watch = Watch::start(run);
+        let reply = loop {
+            match read_frame::<Reply, _>(&mut connection.replies, MAX_FRAME_LEN) {
+                Ok(Reply::Sent(sent)) => {
+                    // Once the task is past its deadline (or cancelled) while
+                    // waiting, the rest of what it sent is dropped unread.
+                    if outbox.as_mut().is_some_and(|outbox| outbox.deliver(sent, &watch).is_err()) {
+                        outbox = None;
+                    }
+                }
+                other => break other,
+            }
+        };
         drop(watching);
         (reply, slot.take_interrupted())
     }
@@ -258,16 +275,29 @@ impl ProcessRunner {
     /// One attempt: `Ok` with the task's outcome (the watchdog's verdict if
     /// it killed the process), or `Err` with why the worker process is
     /// unusable (it died, or broke the protocol).
-    fn attempt(&mut self, export: &str, args: &[u8], seed: u64, run: &RunLimits) -> Result<Outcome, String> {
+    fn attempt(
+        &mut self,
+        export: &str,
+        args: &[u8],
+        context: &TaskContext<'_>,
+        run: &RunLimits,
+    ) -> Result<Outcome, String> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
             None => self
                 .connection
                 .insert(self.spawner.spawn(self.id, &self.slot, &self.closing).map_err(|e| e.to_string())?),
         };
-        let request = Request::Run { export: export.to_owned(), args: args.to_vec(), seed, fuel: run.fuel };
+        let request = Request::Run(RunRequest {
+            export: export.to_owned(),
+            args: args.to_vec(),
+            seed: context.seed,
+            fuel: run.fuel,
+            messages: context.listeners.wants_messages(),
+            progress: context.listeners.wants_progress(),
+        });
         write_frame(&mut connection.requests, &request).map_err(|e| format!("worker {}: {e}", self.id))?;
-        let (reply, interrupted) = self.spawner.read_watched(&self.slot, connection, run);
+        let (reply, interrupted) = self.spawner.read_watched(&self.slot, connection, run, context.outbox());
         if let Some(why) = interrupted {
             // The process is dead or dying: replace it before the next task.
             self.connection = None;
@@ -287,13 +317,13 @@ impl ProcessRunner {
 }
 
 impl ItemRunner for ProcessRunner {
-    fn run(&mut self, export: &str, args: &[u8], seed: u64, run: &RunLimits) -> Outcome {
+    fn run(&mut self, export: &str, args: &[u8], context: &TaskContext<'_>, run: &RunLimits) -> Outcome {
         let mut attempts = 0u32;
         loop {
             if self.closing.load(Ordering::SeqCst) {
                 return Outcome::bare(Err(TaskFailure::PoolClosed));
             }
-            let cause = match self.attempt(export, args, seed, run) {
+            let cause = match self.attempt(export, args, context, run) {
                 Ok(outcome) => return outcome,
                 Err(cause) => cause,
             };

@@ -42,6 +42,8 @@ pub(crate) struct Limits {
     pub max_table_elements: usize,
     pub max_stack: usize,
     pub max_output: usize,
+    /// Largest message a task may send while running.
+    pub max_message: usize,
 }
 
 impl Default for Limits {
@@ -53,6 +55,7 @@ impl Default for Limits {
             max_table_elements: DEFAULT_MAX_TABLE_ELEMENTS,
             max_stack: DEFAULT_MAX_STACK,
             max_output: DEFAULT_MAX_OUTPUT,
+            max_message: crate::channel::DEFAULT_MAX_MESSAGE,
         }
     }
 }

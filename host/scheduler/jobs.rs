@@ -1,5 +1,6 @@
 //! What travels from the scheduler to the workers and back.
 
+use crate::channel::{Listeners, RawEvent};
 use crate::error::TaskFailure;
 use crate::guest_call::Outcome;
 use crate::handle::HandleSlot;
@@ -8,13 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-/// The task a job runs: its name (for errors), its export, and the seed key
-/// of its call (see [`crate::seed`]).
+/// The task a job runs: its name (for errors), its export, the seed key of
+/// its call (see [`crate::seed`]) and who listens to its messages.
 #[derive(Debug)]
 pub(crate) struct TaskTarget {
     pub name: String,
     pub export: String,
     pub seed_key: u64,
+    pub listeners: Listeners,
 }
 
 impl TaskTarget {
@@ -66,6 +68,8 @@ pub(crate) enum Reply {
     Chunk { seq: usize, to: Sender<ChunkResult> },
     /// To the handle returned by `submit`.
     Handle(Arc<HandleSlot>),
+    /// To an exchange's queue, one `Finished` event per item.
+    Events(Sender<RawEvent>),
 }
 
 /// The results of one job, in the order of its items.
@@ -85,6 +89,21 @@ impl Reply {
                 let outcome = results.pop().map_or_else(|| Outcome::bare(Err(TaskFailure::PoolClosed)), |(_, o)| o);
                 slot.complete(outcome);
             }
+            Reply::Events(to) => {
+                for (index, outcome) in results {
+                    let _ = to.send(RawEvent::Finished { index, outcome });
+                }
+            }
+        }
+    }
+
+    /// The job was cancelled after `done` ran and before `skipped` did. A
+    /// map or handle whose caller cancelled no longer waits; an exchange
+    /// still counts its tasks, so each gets its `Finished` event.
+    pub fn abandon(self, done: Vec<(usize, Outcome)>, skipped: impl Iterator<Item = usize>) {
+        if matches!(self, Reply::Events(_)) {
+            let cancelled = skipped.map(|index| (index, Outcome::bare(Err(TaskFailure::Cancelled))));
+            self.send(done.into_iter().chain(cancelled).collect());
         }
     }
 }

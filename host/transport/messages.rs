@@ -7,7 +7,9 @@
 //!  │   (the host's watchdog starts)        │ probes one instance
 //!  │◀── Reply::Ready {pid} / ProbeFailed ──│
 //!  │── Request::Run {export, args, seed, ──▶│ runs one task
-//!  │                 fuel}                 │
+//!  │            fuel, messages, progress}  │
+//!  │◀── Reply::Sent(message or progress) ──│ (any number, as the task
+//!  │                                       │  sends them, if wanted)
 //!  │◀── Reply::Done(outcome) ──────────────│
 //!  │   (or, past its deadline or when      │
 //!  │    cancelled, the host kills it)      │
@@ -16,6 +18,7 @@
 //!  │   stdin closed ──────────────────────▶│ exits
 //! ```
 
+use crate::channel::Sent;
 use crate::engine::EngineSettings;
 use crate::executor::{InitCall, InstanceMode};
 use crate::guest_call::{InstanceConfig, Outcome};
@@ -23,24 +26,33 @@ use crate::probe::ProbeFailure;
 use serde::{Deserialize, Serialize};
 
 /// Version of this protocol; host and worker must agree exactly.
-pub(crate) const PROTOCOL_VERSION: u32 = 3;
+pub(crate) const PROTOCOL_VERSION: u32 = 4;
 
 /// What the host sends.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Request {
     /// The first message: who the worker is and what it runs.
     Hello(Box<Hello>),
-    /// Run one task and reply with [`Reply::Done`].
-    Run {
-        /// The task's export name.
-        export: String,
-        /// The postcard-encoded arguments.
-        args: Vec<u8>,
-        /// The task's seed.
-        seed: u64,
-        /// The task's fuel budget, if the pool meters fuel.
-        fuel: Option<u64>,
-    },
+    /// Run one task and reply with [`Reply::Done`] (after any
+    /// [`Reply::Sent`]).
+    Run(RunRequest),
+}
+
+/// One task for a worker process.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct RunRequest {
+    /// The task's export name.
+    pub export: String,
+    /// The postcard-encoded arguments.
+    pub args: Vec<u8>,
+    /// The task's seed.
+    pub seed: u64,
+    /// The task's fuel budget, if the pool meters fuel.
+    pub fuel: Option<u64>,
+    /// Whether the host wants the task's messages (else `send` drops them).
+    pub messages: bool,
+    /// Whether the host wants the task's progress reports.
+    pub progress: bool,
 }
 
 /// Everything a worker process needs to serve a pool.
@@ -77,6 +89,9 @@ pub(crate) enum Reply {
         /// Why, for the host's error message.
         reason: String,
     },
+    /// Something the running task sent; a task's [`Reply::Done`] follows
+    /// all of its own.
+    Sent(Sent),
     /// One task's result and output.
     Done(Outcome),
     /// The worker is about to exit on purpose: the guest broke the ABI, so
