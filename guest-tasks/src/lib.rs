@@ -8,6 +8,7 @@
 //! the build script put the compiled module.
 #![deny(missing_docs)]
 
+pub mod channels;
 pub mod echo;
 pub mod failures;
 pub mod ledger;

@@ -15,7 +15,7 @@ mod bombs;
 mod common;
 
 use std::time::{Duration, Instant};
-use wasmpool::{Error, LimitExceeded, ModuleError, Pool, PoolBuilder, TaskFailure, WorkerKind};
+use wasmpool::{Error, Event, LimitExceeded, ModuleError, Pool, PoolBuilder, TaskFailure, WorkerKind};
 
 /// Every hostile pool's deadline: 400 ms, scaled under an emulator.
 fn deadline() -> Duration {
@@ -197,6 +197,37 @@ fn growing_memory_until_refused_is_a_memory_limit() {
 #[test]
 fn a_result_outside_memory_is_an_abi_violation() {
     attack_task("result_outside_memory", (), |kind, f| abi_violation(kind, f, "outside guest memory"));
+}
+
+#[test]
+fn a_4_gib_message_is_refused_before_it_is_read() {
+    attack_task(
+        "message_4gib",
+        (),
+        |_, f| matches!(f, TaskFailure::Limit(LimitExceeded::Output { what, len, .. }) if what == "message" && *len == u64::from(u32::MAX)),
+    );
+}
+
+#[test]
+fn calling_send_forever_is_stopped_at_the_deadline() {
+    attack_task("send_forever", (), |_, f| matches!(f, TaskFailure::Limit(LimitExceeded::Deadline { .. })));
+}
+
+#[test]
+fn a_message_outside_memory_is_an_abi_violation_when_someone_listens() {
+    for kind in KINDS {
+        let pool = hostile_pool(kind, module("message_outside_memory")).build().expect("the pool builds");
+        let mut exchange = pool.exchange::<(), ()>();
+        exchange.start("attack", ()).expect("the attack starts");
+        let events: Vec<_> = exchange.by_ref().collect();
+        match events.as_slice() {
+            [Event::Finished { result: Err(e), .. }] => {
+                assert!(abi_violation(kind, &e.failure, "outside guest memory"), "{kind:?}: {}", e.failure)
+            }
+            other => panic!("{kind:?}: expected only the task's failure, got {other:?}"),
+        }
+        assert_eq!(pool.call::<_, u32>("ok", ()).expect("the pool serves on"), 42, "{kind:?}");
+    }
 }
 
 #[test]
