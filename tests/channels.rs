@@ -67,7 +67,7 @@ fn messages_arrive_while_the_task_still_runs() {
         // `send_then_spin` never returns: its message can only arrive mid-task.
         let pool = builder(kind).interruptible(true).build().unwrap();
         let mut exchange = pool.exchange::<u32, u64>();
-        exchange.start("send_then_spin", ()).unwrap();
+        exchange.start("send_then_spin", 1u32).unwrap();
         match exchange.next_timeout(PATIENCE) {
             Some(Event::Message { task: 0, message: Ok(1) }) => {}
             other => panic!("{kind:?}: expected the task's message, got {other:?}"),
@@ -202,8 +202,8 @@ fn dropping_an_exchange_cancels_its_tasks_and_frees_the_workers() {
             .unwrap();
         {
             let mut exchange = pool.exchange::<u32, u64>();
-            exchange.start("send_then_spin", ()).unwrap();
-            exchange.start("send_then_spin", ()).unwrap();
+            exchange.start("send_then_spin", 1u32).unwrap();
+            exchange.start("send_then_spin", 1u32).unwrap();
             assert!(matches!(exchange.next_timeout(PATIENCE), Some(Event::Message { .. })), "{kind:?}");
         }
         // The only worker was spinning: it must be free again.

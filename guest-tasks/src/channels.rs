@@ -42,11 +42,11 @@ pub fn flood(count: u32, size: u32, out: Sender<Vec<u8>>) -> u32 {
     (0..count).filter(|_| out.send(&message).is_ok()).count() as u32
 }
 
-/// Sends `1`, then computes forever: a host sees the message while the
+/// Sends `value`, then computes forever: a host sees the message while the
 /// task still runs, and must cancel the task (or let its deadline stop it).
 #[task]
-pub fn send_then_spin(out: Sender<u32>) -> u64 {
-    let _ = out.send(&1);
+pub fn send_then_spin(value: u32, out: Sender<u32>) -> u64 {
+    let _ = out.send(&value);
     let mut x = 0u64;
     loop {
         x = core::hint::black_box(x.wrapping_add(1));
