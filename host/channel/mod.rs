@@ -3,12 +3,12 @@
 //!
 //! A task's messages travel while it runs, not at its end:
 //! - in a thread worker, the host function the guest calls hands each one
-//!   to an [`Outbox`] at once;
+//!   to an outbox at once;
 //! - in a worker process, the process writes each one to its pipe as a
 //!   frame ahead of the task's result, and the worker thread tending it
 //!   hands them to the same kind of outbox on the host's side.
 //!
-//! The outbox delivers into the call's [`Listeners`]: an
+//! The outbox delivers into the call's listeners: an
 //! [`Exchange`](exchange::Exchange)'s bounded queue (a task whose messages
 //! are not read fast enough waits for room, up to its deadline: it is
 //! slowed, and host memory stays bounded) and a progress callback.
