@@ -35,9 +35,15 @@ impl SplitMix64 {
 #[task]
 pub fn pi_hits(samples: u64, seed: u64) -> u64 {
     let mut rng = SplitMix64::new(seed);
+    count_hits(samples, || rng.next_f64())
+}
+
+/// How many of `samples` points, each drawn as x then y from `next_f64`,
+/// fall inside the quarter circle.
+fn count_hits(samples: u64, mut next_f64: impl FnMut() -> f64) -> u64 {
     let mut hits = 0;
     for _ in 0..samples {
-        let (x, y) = (rng.next_f64(), rng.next_f64());
+        let (x, y) = (next_f64(), next_f64());
         if x * x + y * y < 1.0 {
             hits += 1;
         }
@@ -61,14 +67,7 @@ pub fn monte_carlo_pi(samples: u64, seed: u64) -> f64 {
 #[task]
 pub fn pi_hits_seeded(samples: u64) -> u64 {
     let mut rng = wasmpool_guest::rng();
-    let mut hits = 0;
-    for _ in 0..samples {
-        let (x, y) = (rng.next_f64(), rng.next_f64());
-        if x * x + y * y < 1.0 {
-            hits += 1;
-        }
-    }
-    hits
+    count_hits(samples, || rng.next_f64())
 }
 
 /// A random walk of `steps` normally distributed steps (Box-Muller: `ln`,

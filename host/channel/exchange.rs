@@ -77,7 +77,9 @@ pub enum Event<M, R> {
 /// Dropping the exchange cancels its unfinished tasks.
 ///
 /// Task `n` of an exchange runs with the seed of index `n` (see
-/// [`crate::seed`]), so a run started in the same order repeats.
+/// [`crate::seed`]), so a run started in the same order repeats. Every
+/// event names its task; to follow one task alone, give it an exchange of
+/// its own.
 pub struct Exchange<'pool, M, R> {
     pool: &'pool Pool,
     events: Sender<RawEvent>,
@@ -139,9 +141,11 @@ impl<'pool, M: DeserializeOwned, R: DeserializeOwned> Exchange<'pool, M, R> {
         }
     }
 
-    /// Stops the unfinished tasks: queued ones never start, running ones
-    /// stop where the pool can stop them, and each still ends with a
-    /// `Finished` event (cancelled).
+    /// Stops the unfinished tasks: queued ones never start, and running
+    /// ones stop where the pool can stop them (worker processes, and
+    /// interruptible thread pools; a task waiting for room in this exchange
+    /// stops in any pool). Each still ends with a `Finished` event: failed
+    /// with `Cancelled`, or with its own result if it ran to the end.
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::Relaxed);
     }

@@ -74,12 +74,8 @@ impl<'pool> TaskRef<'pool> {
     /// [`task_seed(seed, name, i)`](crate::seed::task_seed) (a single call
     /// or `submit` is index 0, a `broadcast` the worker's number).
     pub fn seed(mut self, seed: u64) -> Self {
-        self.target = Arc::new(TaskTarget {
-            name: self.target.name.clone(),
-            export: self.target.export.clone(),
-            seed_key: crate::seed::map_key(seed, &self.target.name),
-            listeners: self.target.listeners.clone(),
-        });
+        let seed_key = crate::seed::map_key(seed, &self.target.name);
+        self.target = self.target.with(seed_key, self.target.listeners.clone());
         self
     }
 
@@ -97,12 +93,7 @@ impl<'pool> TaskRef<'pool> {
     /// ```
     pub fn on_progress(mut self, callback: impl Fn(usize, u64, u64) + Send + Sync + 'static) -> Self {
         let listeners = Listeners { events: None, progress: Some(Arc::new(callback)) };
-        self.target = Arc::new(TaskTarget {
-            name: self.target.name.clone(),
-            export: self.target.export.clone(),
-            seed_key: self.target.seed_key,
-            listeners,
-        });
+        self.target = self.target.with(self.target.seed_key, listeners);
         self
     }
 
@@ -126,14 +117,8 @@ impl<'pool> TaskRef<'pool> {
         let Some(events) = listeners.events.clone() else {
             return Err(self.error(index, TaskFailure::PoolClosed));
         };
-        let target = Arc::new(TaskTarget {
-            name: self.target.name.clone(),
-            export: self.target.export.clone(),
-            seed_key: self.target.seed_key,
-            listeners,
-        });
         let job = Job {
-            task: target,
+            task: self.target.with(self.target.seed_key, listeners),
             items: vec![Item { index, args: Ok(args) }],
             reply: Reply::Events(events),
             cancelled: Some(cancel),

@@ -20,6 +20,11 @@ pub(crate) struct TaskTarget {
 }
 
 impl TaskTarget {
+    /// The same task with another seed key and other listeners.
+    pub fn with(&self, seed_key: u64, listeners: Listeners) -> Arc<TaskTarget> {
+        Arc::new(TaskTarget { name: self.name.clone(), export: self.export.clone(), seed_key, listeners })
+    }
+
     /// The seed of this call's input at `index`.
     pub fn seed(&self, index: usize) -> u64 {
         crate::seed::seed_at(self.seed_key, index as u64)
