@@ -35,6 +35,13 @@ pub const MEMORY_EXPORT: &str = "memory";
 /// Prefix of each task's export `(args_ptr: i32, args_len: i32) -> i32`.
 pub const TASK_EXPORT_PREFIX: &str = "wasmpool_task_";
 
+/// Prefix of each task's optional JSON entry point, with the same type and
+/// result header as the task's own export: its arguments are UTF-8 JSON (the
+/// bare value for one argument, an array for several, `null` or `[]` for
+/// none) and so is its result. The Rust SDK adds one per task; the host uses
+/// it for callers that speak JSON, such as the `wasmpool` command.
+pub const JSON_EXPORT_PREFIX: &str = "wasmpool_json_";
+
 /// Name of the custom section holding the module's [`TaskDescriptor`]s.
 pub const TASKS_SECTION: &str = "wasmpool.tasks";
 
@@ -86,6 +93,14 @@ pub mod status {
 pub fn task_export_name(task: &str) -> String {
     let mut name = String::with_capacity(TASK_EXPORT_PREFIX.len() + task.len());
     name.push_str(TASK_EXPORT_PREFIX);
+    name.push_str(task);
+    name
+}
+
+/// The export name of the JSON entry point of the task called `task`.
+pub fn json_export_name(task: &str) -> String {
+    let mut name = String::with_capacity(JSON_EXPORT_PREFIX.len() + task.len());
+    name.push_str(JSON_EXPORT_PREFIX);
     name.push_str(task);
     name
 }
@@ -300,6 +315,7 @@ mod tests {
         assert!(!is_valid_task_name("9lives"));
         assert!(!is_valid_task_name("a b"));
         assert_eq!(task_export_name("sqrt"), "wasmpool_task_sqrt");
+        assert_eq!(json_export_name("sqrt"), "wasmpool_json_sqrt");
     }
 
     proptest! {

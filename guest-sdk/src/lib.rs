@@ -31,6 +31,11 @@
 //! own seed (see [`random`]), so results repeat exactly with the same pool
 //! seed, whatever the number of workers or the order they ran in.
 //!
+//! JSON: with the `json` feature (on by default) every task also gets a
+//! JSON entry point, decoding its arguments and encoding its result with
+//! the task's own serde types, so JSON callers such as the `wasmpool`
+//! command need no glue per task.
+//!
 //! The contract with the host is described in `docs/abi.md`.
 //!
 //! On `wasm32` the SDK installs a global allocator (feature `allocator`, on
@@ -45,6 +50,9 @@
 mod allocator;
 pub mod channel;
 mod codec;
+#[cfg(feature = "json")]
+#[doc(hidden)]
+pub mod json;
 mod panic_hook;
 pub mod random;
 mod runtime;
@@ -60,5 +68,25 @@ pub use wasmpool_guest_macros::task;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::codec::{Outcome, bad_arguments, decode_args, failed, ok};
+    #[cfg(feature = "json")]
+    pub use crate::json;
     pub use crate::runtime::run_task;
+}
+
+/// Expands to its input when the SDK's `json` feature is on, else to
+/// nothing: how `#[task]` adds JSON entry points only on request.
+#[cfg(feature = "json")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_json {
+    ($($item:tt)*) => { $($item)* };
+}
+
+/// Expands to its input when the SDK's `json` feature is on, else to
+/// nothing: how `#[task]` adds JSON entry points only on request.
+#[cfg(not(feature = "json"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __if_json {
+    ($($item:tt)*) => {};
 }

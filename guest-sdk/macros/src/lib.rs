@@ -8,7 +8,9 @@ use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{ToTokens, format_ident, quote};
 use syn::{FnArg, ItemFn, Pat, ReturnType, Type, parse_macro_input, spanned::Spanned};
-use wasmpool_abi::{DESCRIPTOR_VERSION, ParamDescriptor, TaskDescriptor, is_valid_task_name, task_export_name};
+use wasmpool_abi::{
+    DESCRIPTOR_VERSION, ParamDescriptor, TaskDescriptor, is_valid_task_name, json_export_name, task_export_name,
+};
 
 /// Most arguments a task may take (serde implements tuples up to 16).
 const MAX_PARAMS: usize = 16;
@@ -18,7 +20,9 @@ const MAX_PARAMS: usize = 16;
 /// On `wasm32` it adds an export `wasmpool_task_<name>` that decodes the
 /// arguments, calls the function and encodes its result, plus a record in
 /// the module's `wasmpool.tasks` section naming the task and its parameter
-/// and result types. Elsewhere the function is left as it is.
+/// and result types, and (with the SDK's `json` feature) an export
+/// `wasmpool_json_<name>` doing the same with JSON instead of postcard.
+/// Elsewhere the function is left as it is.
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     if !attr.is_empty() {
@@ -99,6 +103,8 @@ fn expand(function: &ItemFn) -> syn::Result<TokenStream2> {
 
     let export_name = task_export_name(&name);
     let export_fn = format_ident!("__wasmpool_task_{}", name);
+    let json_export_name = json_export_name(&name);
+    let json_export_fn = format_ident!("__wasmpool_json_{}", name);
     let record_static = format_ident!("__WASMPOOL_TASK_RECORD_{}", name.to_uppercase());
     let arg_idents: Vec<_> = (0..types.len()).map(|i| format_ident!("__wasmpool_arg{}", i)).collect();
     let call = quote! { #ident(#(#call_args),*) };
@@ -112,7 +118,27 @@ fn expand(function: &ItemFn) -> syn::Result<TokenStream2> {
     } else {
         quote! { ::wasmpool_guest::__private::ok(&#call) }
     };
-
+    let json_finish = if fallible {
+        quote! {
+            match #call {
+                ::core::result::Result::Ok(value) => ::wasmpool_guest::__private::json::ok(&value),
+                ::core::result::Result::Err(error) => ::wasmpool_guest::__private::failed(error),
+            }
+        }
+    } else {
+        quote! { ::wasmpool_guest::__private::json::ok(&#call) }
+    };
+    // JSON carries one argument as its bare value, several as an array.
+    let json_decode = match types.as_slice() {
+        [] => quote! { ::wasmpool_guest::__private::json::no_args(__wasmpool_bytes) },
+        [only] => quote! {
+            ::wasmpool_guest::__private::json::decode_args::<#only>(__wasmpool_bytes, 1).map(|arg| (arg,))
+        },
+        many => {
+            let arity = many.len();
+            quote! { ::wasmpool_guest::__private::json::decode_args(__wasmpool_bytes, #arity) }
+        }
+    };
     Ok(quote! {
         #function
 
@@ -134,6 +160,27 @@ fn expand(function: &ItemFn) -> syn::Result<TokenStream2> {
                         };
                     #finish
                 })
+            }
+        }
+
+        ::wasmpool_guest::__if_json! {
+            #[cfg(target_arch = "wasm32")]
+            #[doc(hidden)]
+            #[allow(non_snake_case)]
+            #[unsafe(export_name = #json_export_name)]
+            extern "C" fn #json_export_fn(args_ptr: *mut u8, args_len: usize) -> *const u8 {
+                // SAFETY: as for the task's own export above.
+                unsafe {
+                    ::wasmpool_guest::__private::run_task(args_ptr, args_len, |__wasmpool_bytes: &[u8]| {
+                        let (#(#arg_idents,)*): (#(#types,)*) = match #json_decode {
+                            ::core::result::Result::Ok(args) => args,
+                            ::core::result::Result::Err(message) => {
+                                return ::wasmpool_guest::__private::bad_arguments(message);
+                            }
+                        };
+                        #json_finish
+                    })
+                }
             }
         }
 
