@@ -75,6 +75,15 @@ pub enum Error {
         /// The names the module does have, sorted.
         available: Vec<String>,
     },
+    /// The task exists but its module has no JSON entry point for it.
+    #[error(
+        "task `{task}` has no JSON entry point: build its module with the wasmpool-guest SDK's `json` feature \
+         (on by default), which adds `wasmpool_json_{task}`"
+    )]
+    NoJsonEntry {
+        /// The task's name.
+        task: String,
+    },
     /// One task call failed.
     #[error(transparent)]
     Task(#[from] TaskError),
@@ -257,6 +266,10 @@ pub enum TaskFailure {
     /// The caller cancelled the task.
     #[error("cancelled")]
     Cancelled,
+    /// A JSON input is not JSON, or not the task's arguments (the wrong
+    /// number of them); found by the host before the task ran.
+    #[error("invalid JSON input: {0}")]
+    InvalidJson(String),
 }
 
 /// Formats trap frames as an indented list after the trap kind.

@@ -37,6 +37,9 @@
 //! - [`channel`]: messages and progress from running tasks, and the
 //!   [`Exchange`] that waits on many tasks at once;
 //! - [`seed`]: how each task's seed is derived from the pool's;
+//! - [`stats`]: what each worker has done (tasks, busy time, retries);
+//! - [`json`]: calling tasks with JSON arguments and results, through the
+//!   JSON entry point the guest SDK gives every task;
 //! - [`error`]: [`Error`], [`TaskError`] and [`TaskFailure`].
 #![deny(missing_docs)]
 
@@ -48,6 +51,7 @@ pub mod error;
 mod executor;
 mod guest_call;
 mod handle;
+pub mod json;
 mod module;
 pub mod pool;
 mod probe;
@@ -55,6 +59,7 @@ pub mod process;
 pub mod sandbox;
 pub mod scheduler;
 pub mod seed;
+pub mod stats;
 mod sync;
 pub mod transport;
 mod typecheck;
@@ -65,11 +70,13 @@ pub use engine::{Allocator, AllocatorKind};
 pub use error::{Error, ModuleError, Result, TaskError, TaskFailure};
 pub use executor::InstanceMode;
 pub use handle::{Captured, TaskHandle};
+pub use json::JsonTask;
 pub use module::{ParamInfo, TaskInfo};
 pub use pool::{Pool, PoolBuilder, TaskRef, WorkerKind};
 pub use sandbox::{CompileLimits, LimitExceeded, TaskOutput, WasiConfig};
 pub use scheduler::chunking::ChunkSize;
 pub use scheduler::stream::{Imap, ImapUnordered};
+pub use stats::{PoolStats, WorkerStats};
 
 /// The examples of `docs/semantics.md`, compiled and run as doctests.
 #[cfg(doctest)]

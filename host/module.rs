@@ -23,6 +23,10 @@ pub struct TaskInfo {
     pub result: String,
     /// The task's doc comment (may be empty).
     pub doc: String,
+    /// Whether the module also offers the task's JSON entry point
+    /// (`wasmpool_json_<name>`, added by the Rust SDK's `json` feature),
+    /// which [`TaskRef::json`](crate::TaskRef::json) calls.
+    pub json: bool,
 }
 
 /// One parameter of a task.
@@ -55,6 +59,7 @@ impl From<abi::TaskDescriptor> for TaskInfo {
             params: d.params.into_iter().map(|p| ParamInfo { name: p.name, ty: p.ty }).collect(),
             result: d.result,
             doc: d.doc,
+            json: false,
         }
     }
 }
@@ -116,15 +121,16 @@ impl TaskModule {
         let module = module.map_err(|e| invalid(ModuleError::Compile(format!("{e:#}"))))?;
         check_imports(&module, rules.wasi).map_err(invalid)?;
         check_fixed_exports(&module).map_err(invalid)?;
-        let Sections { tasks, stack_pointer } = read_sections(bytes).map_err(invalid)?;
-        for task in &tasks {
-            check_func_export(
-                &module,
-                &abi::task_export_name(&task.name),
-                &[ValType::I32, ValType::I32],
-                "a function (i32, i32) -> i32",
-            )
-            .map_err(invalid)?;
+        let Sections { mut tasks, stack_pointer } = read_sections(bytes).map_err(invalid)?;
+        let task_type = [ValType::I32, ValType::I32];
+        for task in &mut tasks {
+            check_func_export(&module, &abi::task_export_name(&task.name), &task_type, "a function (i32, i32) -> i32")
+                .map_err(invalid)?;
+            let json = abi::json_export_name(&task.name);
+            if module.get_export(&json).is_some() {
+                check_func_export(&module, &json, &task_type, "a function (i32, i32) -> i32").map_err(invalid)?;
+                task.json = true;
+            }
         }
         Ok((TaskModule { module, tasks, origin, stack_pointer }, artifact))
     }
@@ -367,6 +373,7 @@ mod tests {
             ],
             result: "i64".into(),
             doc: String::new(),
+            json: false,
         };
         assert_eq!(t.to_string(), "add(a: i64, b: i64) -> i64");
     }

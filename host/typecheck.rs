@@ -162,6 +162,7 @@ mod tests {
             params: params.iter().map(|(n, t)| ParamInfo { name: (*n).into(), ty: (*t).into() }).collect(),
             result: result.into(),
             doc: String::new(),
+            json: false,
         }
     }
 

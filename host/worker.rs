@@ -9,10 +9,11 @@ use crate::guest_call::Outcome;
 use crate::sandbox::interrupt::RunLimits;
 use crate::scheduler::jobs::{Item, Job};
 use crate::scheduler::spin::spin_for;
+use crate::stats::WorkerCounters;
 use crossbeam_channel::{Receiver, RecvError, TryRecvError, select};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Runs one task input, in its context and under its limits, and returns
 /// its encoded result.
@@ -57,6 +58,8 @@ pub(crate) struct Worker<R> {
     /// is enough to pick up the next call at once, and more would take the
     /// cores the caller and the busy workers need.
     pub spinning: Arc<AtomicBool>,
+    /// What this worker has done, for [`Pool::stats`](crate::Pool::stats).
+    pub counters: Arc<WorkerCounters>,
 }
 
 /// What a worker expects next, from the queue it last took a job from.
@@ -142,7 +145,10 @@ impl<R: ItemRunner> Worker<R> {
                 match args {
                     Ok(args) => {
                         let context = TaskContext { index, seed: task.seed(index), listeners: &task.listeners };
-                        self.runner.run(&task.export, &args, &context, &run)
+                        let started = Instant::now();
+                        let outcome = self.runner.run(&task.export, &args, &context, &run);
+                        self.counters.ran(started.elapsed());
+                        outcome
                     }
                     Err(failure) => Outcome::bare(Err(failure)),
                 }

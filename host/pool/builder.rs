@@ -24,6 +24,7 @@ use crate::scheduler::spin::DEFAULT_IDLE_SPIN;
 use crate::transport::messages::{Hello, PROTOCOL_VERSION};
 use crate::typecheck;
 use serde::Serialize;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -81,6 +82,7 @@ pub struct PoolBuilder {
     wasi: Option<WasiConfig>,
     kind: WorkerKind,
     worker_executable: Option<PathBuf>,
+    worker_args: Vec<OsString>,
     max_retries: u32,
     cache: CacheSetting,
     spin: Duration,
@@ -103,6 +105,7 @@ impl Default for PoolBuilder {
             wasi: None,
             kind: WorkerKind::Threads,
             worker_executable: None,
+            worker_args: Vec::new(),
             max_retries: DEFAULT_MAX_RETRIES,
             cache: CacheSetting::Default,
             spin: DEFAULT_IDLE_SPIN,
@@ -285,6 +288,16 @@ impl PoolBuilder {
     /// looking for it (see [`find_worker_executable`](crate::process::locate::find_worker_executable)).
     pub fn worker_executable(mut self, path: impl Into<PathBuf>) -> Self {
         self.worker_executable = Some(path.into());
+        self
+    }
+
+    /// Process mode: the arguments the worker executable is started with
+    /// (none by default), for a program that serves as its own worker
+    /// executable, as the `wasmpool` command does with `wasmpool worker`.
+    /// Such a program calls [`worker_main`](crate::process::worker_main)
+    /// when it sees them, before writing anything to stdout.
+    pub fn worker_args<S: Into<OsString>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
+        self.worker_args = args.into_iter().map(Into::into).collect();
         self
     }
 
@@ -482,7 +495,13 @@ impl PoolBuilder {
                 let watchdog = Watchdog::start()
                     .map_err(|e| Error::Engine(format!("cannot start the worker processes' watchdog: {e}")))?;
                 Backend::Processes {
-                    spawner: Arc::new(Spawner { executable, hello, watchdog, probe_deadline: self.limits.deadline }),
+                    spawner: Arc::new(Spawner {
+                        executable,
+                        args: self.worker_args.clone(),
+                        hello,
+                        watchdog,
+                        probe_deadline: self.limits.deadline,
+                    }),
                     max_retries: self.max_retries,
                     scratch,
                 }

@@ -23,6 +23,7 @@ use crate::process::supervisor::{ProcessRunner, ProcessSlot, SpawnError, Spawner
 use crate::scheduler::chunking::ChunkSize;
 use crate::scheduler::jobs::Job;
 use crate::scheduler::stream::{Imap, ImapUnordered};
+use crate::stats::{PoolStats, WorkerCounters};
 use crate::worker::{ItemRunner, Worker};
 use crossbeam_channel::{Sender, unbounded};
 use serde::Serialize;
@@ -69,6 +70,8 @@ pub struct Pool {
     pub(crate) spin: Duration,
     /// The seed every task's own seed derives from.
     pub(crate) seed: u64,
+    /// Each worker's counters, for [`Pool::stats`].
+    counters: Vec<Arc<WorkerCounters>>,
 }
 
 /// The settings `build` resolved, for [`Pool::start`].
@@ -138,6 +141,7 @@ impl Pool {
             sandbox,
             spin,
             seed,
+            counters: Vec::with_capacity(workers),
         };
         let origin = pool.module.origin.clone();
         let spinning = Arc::new(AtomicBool::new(false));
@@ -145,6 +149,8 @@ impl Pool {
             let (own_tx, own_rx) = unbounded::<Job>();
             let shared = shared.clone();
             let closing = closing.clone();
+            let counters = Arc::new(WorkerCounters::default());
+            pool.counters.push(counters.clone());
             // On error `pool` is dropped, which stops the workers already started.
             let thread = match &backend {
                 Backend::Threads { instantiators } => {
@@ -153,7 +159,7 @@ impl Pool {
                         .ok_or_else(|| Error::Engine(format!("no engine was prepared for worker {id}")))?;
                     let runner = Executor::new(instantiator.clone(), mode, init.clone());
                     spawn_worker(
-                        Worker { id, runner, closing, spin, spinning: spinning.clone() },
+                        Worker { id, runner, closing, spin, spinning: spinning.clone(), counters },
                         shared,
                         own_rx,
                         sandbox.stack_size,
@@ -162,13 +168,20 @@ impl Pool {
                 Backend::Processes { spawner, max_retries, .. } => {
                     let slot = Arc::new(ProcessSlot::default());
                     pool.processes.push(slot.clone());
-                    let runner = ProcessRunner::start(id, spawner.clone(), slot, closing.clone(), *max_retries)
-                        .map_err(|e| match e {
-                            SpawnError::Start(reason) => Error::WorkerStart { worker: id, reason },
-                            SpawnError::Probe(failure) => probe_error(&origin, failure),
-                        })?;
+                    let runner = ProcessRunner::start(
+                        id,
+                        spawner.clone(),
+                        slot,
+                        closing.clone(),
+                        *max_retries,
+                        counters.clone(),
+                    )
+                    .map_err(|e| match e {
+                        SpawnError::Start(reason) => Error::WorkerStart { worker: id, reason },
+                        SpawnError::Probe(failure) => probe_error(&origin, failure),
+                    })?;
                     spawn_worker(
-                        Worker { id, runner, closing, spin, spinning: spinning.clone() },
+                        Worker { id, runner, closing, spin, spinning: spinning.clone(), counters },
                         shared,
                         own_rx,
                         256 << 10,
@@ -234,6 +247,12 @@ impl Pool {
     /// drawn at `build`. Build a pool with it to repeat a run.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// What each worker has done so far: tasks run, time busy, and (worker
+    /// processes) retries after a crash.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats { workers: self.counters.iter().map(|c| c.snapshot()).collect() }
     }
 
     /// The pool's instance mode.

@@ -5,10 +5,11 @@ use crate::channel::{Listeners, ProgressFn};
 use crate::decode::encode_args;
 use crate::error::{Error, Result, TaskError, TaskFailure};
 use crate::handle::{Captured, HandleSlot, TaskHandle, closed_slot};
+use crate::json::JsonTask;
 use crate::module::TaskInfo;
 use crate::scheduler::chunking::ChunkSize;
 use crate::scheduler::jobs::{CallLimits, Item, Job, Reply, TaskTarget};
-use crate::scheduler::stream::{Dispatch, Imap, ImapUnordered};
+use crate::scheduler::stream::{Dispatch, Encoder, Imap, ImapUnordered};
 use crate::typecheck;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -130,6 +131,22 @@ impl<'pool> TaskRef<'pool> {
         }
     }
 
+    /// The same task called through its JSON entry point: arguments and
+    /// results as JSON text (see [`crate::json`]). Fails with
+    /// [`Error::NoJsonEntry`] if the module has none for this task.
+    pub fn json(self) -> Result<JsonTask<'pool>> {
+        if !self.info.json {
+            return Err(Error::NoJsonEntry { task: self.info.name.clone() });
+        }
+        let target = Arc::new(TaskTarget {
+            name: self.target.name.clone(),
+            export: wasmpool_abi::json_export_name(&self.info.name),
+            seed_key: self.target.seed_key,
+            listeners: self.target.listeners.clone(),
+        });
+        Ok(JsonTask::new(TaskRef { target, ..self }))
+    }
+
     /// The task's description from the module.
     pub fn info(&self) -> &TaskInfo {
         self.info
@@ -229,7 +246,7 @@ impl<'pool> TaskRef<'pool> {
         while let Some(chunk) = dispatch.next_chunk(0) {
             for (index, mut outcome) in chunk.results {
                 let output = std::mem::take(&mut outcome.output);
-                let result = dispatch.decode::<R>(index, outcome);
+                let result = dispatch.decode(index, outcome, crate::decode::decode_result::<R>);
                 if slots.len() <= index {
                     slots.resize_with(index + 1, || None);
                 }
@@ -308,13 +325,18 @@ impl<'pool> TaskRef<'pool> {
         R: DeserializeOwned,
     {
         self.check_types::<I::Item, R>()?;
+        self.dispatch_with(inputs.into_iter(), |input| encode_args(&input))
+    }
+
+    /// A map's dispatch of `inputs`, each encoded by `encode` (no type
+    /// check: the caller's encoding is its own).
+    pub(crate) fn dispatch_with<I: Iterator>(&self, inputs: I, encode: Encoder<I::Item>) -> Result<Dispatch<I>> {
         self.check_limits()?;
-        let inputs = inputs.into_iter();
         let workers = self.pool.workers();
         let chunk = self.chunk_size.resolve(inputs.size_hint(), workers);
         let queue = self.pool.queue().cloned().ok_or_else(|| self.error(0, TaskFailure::PoolClosed))?;
         let window = workers * CHUNKS_IN_FLIGHT_PER_WORKER;
-        Ok(Dispatch::new(queue, self.target.clone(), inputs, chunk, window, self.limits, self.pool.spin))
+        Ok(Dispatch::new(queue, self.target.clone(), inputs, encode, chunk, window, self.limits, self.pool.spin))
     }
 
     /// Refuses limits the pool cannot enforce, rather than ignoring them.

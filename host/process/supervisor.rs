@@ -7,11 +7,13 @@ use crate::error::TaskFailure;
 use crate::guest_call::Outcome;
 use crate::probe::ProbeFailure;
 use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
+use crate::stats::WorkerCounters;
 use crate::sync::lock;
 use crate::transport::FrameError;
 use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
 use crate::transport::messages::{Hello, Reply, Request, RunRequest};
 use crate::worker::{ItemRunner, TaskContext};
+use std::ffi::OsString;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -26,6 +28,8 @@ const EXIT_GRACE: Duration = Duration::from_millis(200);
 /// Starts worker processes for one pool.
 pub(crate) struct Spawner {
     pub executable: PathBuf,
+    /// The arguments it is started with.
+    pub args: Vec<OsString>,
     /// The handshake, the same for every worker but for its number.
     pub hello: Hello,
     /// Kills processes past their deadline or cancelled.
@@ -150,6 +154,7 @@ impl Spawner {
     /// Starts the process and waits until it has loaded the module.
     fn start_process(&self, id: usize, slot: &ProcessSlot, closing: &AtomicBool) -> Result<Connection, String> {
         let mut child = Command::new(&self.executable)
+            .args(&self.args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -253,6 +258,8 @@ pub(crate) struct ProcessRunner {
     pub closing: Arc<AtomicBool>,
     /// How many times a task is run again after its worker died.
     pub max_retries: u32,
+    /// Where retries are counted.
+    pub counters: Arc<WorkerCounters>,
     connection: Option<Connection>,
 }
 
@@ -264,12 +271,13 @@ impl ProcessRunner {
         slot: Arc<ProcessSlot>,
         closing: Arc<AtomicBool>,
         max_retries: u32,
+        counters: Arc<WorkerCounters>,
     ) -> Result<Self, SpawnError> {
         spawner.watchdog.register(&slot);
         let connection = spawner.spawn(id, &slot, &closing).inspect_err(|_| {
             slot.reap();
         })?;
-        Ok(ProcessRunner { id, spawner, slot, closing, max_retries, connection: Some(connection) })
+        Ok(ProcessRunner { id, spawner, slot, closing, max_retries, counters, connection: Some(connection) })
     }
 
     /// One attempt: `Ok` with the task's outcome (the watchdog's verdict if
@@ -346,6 +354,7 @@ impl ItemRunner for ProcessRunner {
                 }
                 return Outcome::bare(Err(TaskFailure::WorkerCrashed { worker: self.id, attempts, status, cause }));
             }
+            self.counters.retried();
             tracing::warn!(worker = self.id, attempts, %status, %cause, "worker process died; retrying the task on a new one");
         }
     }

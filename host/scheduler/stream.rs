@@ -8,11 +8,10 @@
 use super::chunking::CHUNK_BYTE_BUDGET;
 use super::jobs::{CallLimits, ChunkResult, Item, Job, Reply, TaskTarget};
 use super::spin::spin_for;
-use crate::decode::{decode_item, encode_args};
-use crate::error::TaskError;
+use crate::decode::decode_result;
+use crate::error::{TaskError, TaskFailure};
 use crate::guest_call::Outcome;
 use crossbeam_channel::{Receiver, Sender, unbounded};
-use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, VecDeque};
 use std::iter::Fuse;
@@ -21,11 +20,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// Turns one input into the bytes its task export takes (postcard, or JSON
+/// for a task's JSON entry point).
+pub(crate) type Encoder<T> = fn(T) -> Result<Vec<u8>, TaskFailure>;
+
+/// Turns a task export's result bytes into the caller's value.
+pub(crate) type Decoder<R> = fn(&[u8]) -> Result<R, TaskFailure>;
+
 /// The sending half of a map: inputs in, chunk results out.
 pub(crate) struct Dispatch<I: Iterator> {
     queue: Sender<Job>,
     task: Arc<TaskTarget>,
     inputs: Fuse<I>,
+    encode: Encoder<I::Item>,
     chunk_size: usize,
     window: usize,
     next_index: usize,
@@ -42,15 +49,13 @@ pub(crate) struct Dispatch<I: Iterator> {
     short_waits: bool,
 }
 
-impl<I> Dispatch<I>
-where
-    I: Iterator,
-    I::Item: Serialize,
-{
+impl<I: Iterator> Dispatch<I> {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         queue: Sender<Job>,
         task: Arc<TaskTarget>,
         inputs: I,
+        encode: Encoder<I::Item>,
         chunk_size: usize,
         window: usize,
         limits: CallLimits,
@@ -61,6 +66,7 @@ where
             queue,
             task,
             inputs: inputs.fuse(),
+            encode,
             chunk_size: chunk_size.max(1),
             window: window.max(1),
             next_index: 0,
@@ -83,7 +89,7 @@ where
             let mut bytes = 0;
             while items.len() < self.chunk_size && bytes < CHUNK_BYTE_BUDGET {
                 let Some(input) = self.inputs.next() else { break };
-                let args = encode_args(&input);
+                let args = (self.encode)(input);
                 bytes += args.as_ref().map_or(0, Vec::len);
                 items.push(Item { index: self.next_index, args });
                 self.next_index += 1;
@@ -140,8 +146,8 @@ where
         TaskError { task: self.task.name.clone(), index, failure }
     }
 
-    pub fn decode<R: DeserializeOwned>(&self, index: usize, outcome: Outcome) -> Result<R, TaskError> {
-        decode_item::<R>(outcome.result).map_err(|f| self.task_error(index, f))
+    pub fn decode<R>(&self, index: usize, outcome: Outcome, decode: Decoder<R>) -> Result<R, TaskError> {
+        outcome.result.and_then(|bytes| decode(&bytes)).map_err(|f| self.task_error(index, f))
     }
 
     /// Stops dispatching further inputs; queued chunks are skipped and
@@ -164,6 +170,7 @@ type Borrows<'pool, R> = PhantomData<(&'pool (), fn() -> R)>;
 /// Results in input order; see [`Pool::imap`](crate::Pool::imap).
 pub struct Imap<'pool, I: Iterator, R> {
     dispatch: Dispatch<I>,
+    decode: Decoder<R>,
     /// Finished chunks that arrived ahead of their turn, by sequence number.
     ahead: BTreeMap<usize, Vec<(usize, Outcome)>>,
     current: VecDeque<(usize, Outcome)>,
@@ -171,28 +178,27 @@ pub struct Imap<'pool, I: Iterator, R> {
     _pool: Borrows<'pool, R>,
 }
 
-impl<I, R> Imap<'_, I, R>
-where
-    I: Iterator,
-    I::Item: Serialize,
-{
+impl<I: Iterator, R: DeserializeOwned> Imap<'_, I, R> {
+    /// Results decoded from postcard.
     pub(crate) fn new(dispatch: Dispatch<I>) -> Self {
-        Imap { dispatch, ahead: BTreeMap::new(), current: VecDeque::new(), next_seq: 0, _pool: PhantomData }
+        Self::with_decoder(dispatch, decode_result::<R>)
     }
 }
 
-impl<I, R> Iterator for Imap<'_, I, R>
-where
-    I: Iterator,
-    I::Item: Serialize,
-    R: DeserializeOwned,
-{
+impl<I: Iterator, R> Imap<'_, I, R> {
+    /// Results decoded by `decode`.
+    pub(crate) fn with_decoder(dispatch: Dispatch<I>, decode: Decoder<R>) -> Self {
+        Imap { dispatch, decode, ahead: BTreeMap::new(), current: VecDeque::new(), next_seq: 0, _pool: PhantomData }
+    }
+}
+
+impl<I: Iterator, R> Iterator for Imap<'_, I, R> {
     type Item = Result<R, TaskError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some((index, result)) = self.current.pop_front() {
-                return Some(self.dispatch.decode(index, result));
+                return Some(self.dispatch.decode(index, result, self.decode));
             }
             if let Some(chunk) = self.ahead.remove(&self.next_seq) {
                 self.current = chunk.into();
@@ -209,17 +215,22 @@ where
 /// [`Pool::imap_unordered`](crate::Pool::imap_unordered).
 pub struct ImapUnordered<'pool, I: Iterator, R> {
     dispatch: Dispatch<I>,
+    decode: Decoder<R>,
     current: VecDeque<(usize, Outcome)>,
     _pool: Borrows<'pool, R>,
 }
 
-impl<I, R> ImapUnordered<'_, I, R>
-where
-    I: Iterator,
-    I::Item: Serialize,
-{
+impl<I: Iterator, R: DeserializeOwned> ImapUnordered<'_, I, R> {
+    /// Results decoded from postcard.
     pub(crate) fn new(dispatch: Dispatch<I>) -> Self {
-        ImapUnordered { dispatch, current: VecDeque::new(), _pool: PhantomData }
+        Self::with_decoder(dispatch, decode_result::<R>)
+    }
+}
+
+impl<I: Iterator, R> ImapUnordered<'_, I, R> {
+    /// Results decoded by `decode`.
+    pub(crate) fn with_decoder(dispatch: Dispatch<I>, decode: Decoder<R>) -> Self {
+        ImapUnordered { dispatch, decode, current: VecDeque::new(), _pool: PhantomData }
     }
 
     /// Stops dispatching further inputs; chunks already queued are skipped.
@@ -228,18 +239,13 @@ where
     }
 }
 
-impl<I, R> Iterator for ImapUnordered<'_, I, R>
-where
-    I: Iterator,
-    I::Item: Serialize,
-    R: DeserializeOwned,
-{
+impl<I: Iterator, R> Iterator for ImapUnordered<'_, I, R> {
     type Item = (usize, Result<R, TaskError>);
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             if let Some((index, result)) = self.current.pop_front() {
-                return Some((index, self.dispatch.decode(index, result)));
+                return Some((index, self.dispatch.decode(index, result, self.decode)));
             }
             let chunk = self.dispatch.next_chunk(0)?;
             self.current = chunk.results.into();

@@ -1,0 +1,215 @@
+//! Calling tasks with JSON: each task's JSON entry point
+//! (`wasmpool_json_<name>`, which the guest SDK adds to every `#[task]`)
+//! decodes the arguments and encodes the result with the task's own serde
+//! types, so a JSON caller needs no glue per task.
+//!
+//! The host checks each input before it is queued: it must be one JSON
+//! value, and for a task of several arguments an array of exactly that many
+//! (one argument: the value itself; none: `null` or `[]`). Results are
+//! checked too, since the guest wrote them: each is one JSON value, handed
+//! back as compact text on a single line.
+//!
+//! ```no_run
+//! # fn main() -> wasmpool::Result<()> {
+//! # let pool = wasmpool::Pool::builder().module_file("guest_tasks.wasm").build()?;
+//! let add = pool.task("add")?.json()?;
+//! assert_eq!(add.call("[2, 40]")?, "42");
+//! let sums: Vec<_> = add.imap(["[1,2]", "[3,4]"])?.collect();
+//! # Ok(()) }
+//! ```
+
+use crate::error::{Result, TaskError, TaskFailure};
+use crate::module::TaskInfo;
+use crate::pool::TaskRef;
+use crate::scheduler::stream::{Imap, ImapUnordered};
+use serde_json::value::RawValue;
+
+/// Longest input text quoted back in an error message, in characters.
+const QUOTED_INPUT_CHARS: usize = 80;
+
+/// A task called through its JSON entry point, from
+/// [`TaskRef::json`](crate::TaskRef::json).
+#[derive(Clone)]
+pub struct JsonTask<'pool> {
+    task: TaskRef<'pool>,
+}
+
+/// The inputs of a JSON map, each checked against the task's arity before
+/// it is queued; see [`JsonTask::imap`].
+pub struct JsonInputs<I> {
+    inputs: I,
+    arity: usize,
+    signature: String,
+}
+
+impl<'pool> JsonTask<'pool> {
+    /// `task` must already target the JSON entry point.
+    pub(crate) fn new(task: TaskRef<'pool>) -> Self {
+        JsonTask { task }
+    }
+
+    /// The task's description from the module.
+    pub fn info(&self) -> &TaskInfo {
+        self.task.info()
+    }
+
+    /// Runs the task once on `args` (JSON text) and returns its result as
+    /// compact JSON text.
+    pub fn call(&self, args: impl AsRef<[u8]>) -> Result<String> {
+        match self.imap(std::iter::once(args))?.next() {
+            Some(result) => Ok(result?),
+            None => {
+                Err(TaskError { task: self.info().name.clone(), index: 0, failure: TaskFailure::PoolClosed }.into())
+            }
+        }
+    }
+
+    /// A lazy map over JSON inputs, yielding each input's result (compact
+    /// JSON text) in input order, with bounded memory like
+    /// [`TaskRef::imap`]. An input that is not valid JSON, or not the
+    /// task's arguments, is that input's [`TaskFailure::InvalidJson`].
+    pub fn imap<I>(&self, inputs: I) -> Result<Imap<'pool, JsonInputs<I::IntoIter>, String>>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let dispatch = self.task.dispatch_with(self.inputs(inputs), |checked| checked)?;
+        Ok(Imap::with_decoder(dispatch, decode_json_result))
+    }
+
+    /// Like [`imap`](Self::imap), yielding `(input index, result)` as soon as
+    /// each result is ready.
+    pub fn imap_unordered<I>(&self, inputs: I) -> Result<ImapUnordered<'pool, JsonInputs<I::IntoIter>, String>>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let dispatch = self.task.dispatch_with(self.inputs(inputs), |checked| checked)?;
+        Ok(ImapUnordered::with_decoder(dispatch, decode_json_result))
+    }
+
+    fn inputs<I: IntoIterator>(&self, inputs: I) -> JsonInputs<I::IntoIter> {
+        let info = self.info();
+        JsonInputs { inputs: inputs.into_iter(), arity: info.params.len(), signature: info.to_string() }
+    }
+}
+
+impl<I> Iterator for JsonInputs<I>
+where
+    I: Iterator,
+    I::Item: AsRef<[u8]>,
+{
+    type Item = Result<Vec<u8>, TaskFailure>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let input = self.inputs.next()?;
+        let bytes = input.as_ref();
+        Some(check_input(bytes, self.arity, &self.signature).map(|()| bytes.to_vec()))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inputs.size_hint()
+    }
+}
+
+/// Checks that `text` is one JSON value (UTF-8) holding `arity` arguments.
+pub(crate) fn check_input(text: &[u8], arity: usize, signature: &str) -> Result<(), TaskFailure> {
+    let invalid = |why: String| TaskFailure::InvalidJson(format!("{why}, in {}", quote(text)));
+    let value: &RawValue = serde_json::from_slice(text).map_err(|e| invalid(format!("not JSON: {e}")))?;
+    let got = match arity {
+        0 if value.get() == "null" => return Ok(()),
+        1 => return Ok(()),
+        _ => match serde_json::from_str::<Vec<&RawValue>>(value.get()) {
+            Ok(items) => items.len(),
+            Err(_) if arity == 0 => {
+                return Err(invalid(format!("`{signature}` takes no arguments: pass `null` or `[]`")));
+            }
+            Err(_) => {
+                return Err(invalid(format!("`{signature}` takes {arity} arguments: pass a JSON array of {arity}")));
+            }
+        },
+    };
+    if got == arity {
+        Ok(())
+    } else {
+        Err(invalid(format!("`{signature}` takes {arity} argument(s), but the array has {got}")))
+    }
+}
+
+/// A task's JSON result, checked and made compact: one value, on one line.
+fn decode_json_result(bytes: &[u8]) -> Result<String, TaskFailure> {
+    let invalid = |reason: String| TaskFailure::DecodeResult { expected: "JSON".into(), reason };
+    let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
+    let value: &RawValue = serde_json::from_str(text).map_err(|e| invalid(format!("not JSON: {e}")))?;
+    if !value.get().contains(['\n', '\r', ' ', '\t']) {
+        return Ok(value.get().to_owned());
+    }
+    // Whitespace between tokens (strings cannot hold raw control
+    // characters): re-encode compactly so the result stays on one line.
+    let parsed: serde_json::Value = serde_json::from_str(value.get()).map_err(|e| invalid(e.to_string()))?;
+    serde_json::to_string(&parsed).map_err(|e| invalid(e.to_string()))
+}
+
+/// `text`, shortened for an error message.
+fn quote(text: &[u8]) -> String {
+    let text = String::from_utf8_lossy(text);
+    let mut chars = text.chars();
+    let head: String = chars.by_ref().take(QUOTED_INPUT_CHARS).collect();
+    if chars.next().is_some() { format!("`{head}…`") } else { format!("`{head}`") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inputs_must_be_json_holding_the_arguments() {
+        assert_eq!(check_input(b"2.5", 1, "sqrt(x: f64) -> f64"), Ok(()));
+        assert_eq!(check_input(b" [1, 2] ", 1, "sum(v: Vec<u8>) -> u8"), Ok(()));
+        assert_eq!(check_input(b"[1, 2]", 2, "add(a: i64, b: i64) -> i64"), Ok(()));
+        assert_eq!(check_input(b"null", 0, "noop() -> ()"), Ok(()));
+        assert_eq!(check_input(b"[]", 0, "noop() -> ()"), Ok(()));
+        let failure = |text: &str, arity| match check_input(text.as_bytes(), arity, "add(a: i64, b: i64) -> i64") {
+            Err(TaskFailure::InvalidJson(why)) => why,
+            other => panic!("{text}: {other:?}"),
+        };
+        assert!(failure("[1, 2", 2).starts_with("not JSON"), "{}", failure("[1, 2", 2));
+        assert!(failure("1 2", 1).contains("not JSON"));
+        assert!(failure("[1, 2, 3]", 2).contains("takes 2 argument(s), but the array has 3"));
+        assert!(failure("7", 2).contains("pass a JSON array of 2"));
+        assert!(failure("7", 0).contains("takes no arguments"));
+        assert!(failure("[7]", 0).contains("but the array has 1"));
+        let Err(TaskFailure::InvalidJson(why)) = check_input(b"\"\xff\"", 1, "f") else { panic!("not UTF-8") };
+        assert!(why.starts_with("not JSON"), "{why}");
+    }
+
+    #[test]
+    fn long_inputs_are_shortened_in_messages() {
+        let long = format!("[{}", "1,".repeat(200));
+        let Err(TaskFailure::InvalidJson(why)) = check_input(long.as_bytes(), 2, "f") else { panic!() };
+        assert!(why.ends_with("…`"), "{why}");
+        assert!(why.len() < 300);
+    }
+
+    #[test]
+    fn results_come_back_compact_and_checked() {
+        assert_eq!(decode_json_result(b"[1,2]"), Ok("[1,2]".to_owned()));
+        assert_eq!(decode_json_result(b" [1,\n 2] "), Ok("[1,2]".to_owned()));
+        assert_eq!(decode_json_result(br#"{"a b": "c d"}"#), Ok(r#"{"a b":"c d"}"#.to_owned()));
+        assert!(matches!(decode_json_result(b"1\n2"), Err(TaskFailure::DecodeResult { .. })));
+        assert!(matches!(decode_json_result(&[0xff]), Err(TaskFailure::DecodeResult { .. })));
+    }
+
+    proptest::proptest! {
+        /// Inputs and results are bytes from a caller or a guest: any of
+        /// them must be accepted or refused, never panic, and an accepted
+        /// result is a single line.
+        #[test]
+        fn arbitrary_text_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..128), arity in 0usize..4) {
+            let _ = check_input(&bytes, arity, "t");
+            if let Ok(line) = decode_json_result(&bytes) {
+                proptest::prop_assert!(!line.contains('\n'));
+            }
+        }
+    }
+}
