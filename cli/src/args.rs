@@ -1,0 +1,242 @@
+//! The command line: every command, option and its help text.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Run WebAssembly tasks in parallel, sandboxed and reproducibly.
+///
+/// A task module is one Wasm file holding every task (build one with the
+/// wasmpool-guest SDK; `wasmpool new` starts a crate). `wasmpool run` feeds
+/// it JSON lines and writes one JSON result per line.
+#[derive(Debug, Parser)]
+#[command(name = "wasmpool", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// More log output on stderr: -v info, -vv debug, -vvv trace
+    /// (RUST_LOG overrides it).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a task over JSON lines: one input per line in, one result per line out.
+    #[command(after_help = RUN_EXAMPLES)]
+    Run(RunArgs),
+    /// List a module's tasks with their argument and result types.
+    #[command(after_help = LIST_EXAMPLES)]
+    List(ListArgs),
+    /// Create a ready-to-build task crate with a sample task.
+    #[command(after_help = NEW_EXAMPLES)]
+    New(NewArgs),
+    /// Serve as a worker process of `run --processes` (started by wasmpool
+    /// itself; it speaks a binary protocol on stdin and stdout).
+    #[command(hide = true)]
+    Worker,
+}
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  # square roots, one number per line
+  seq 0 99 | wasmpool run guest_tasks.wasm sqrt
+
+  # several arguments: a JSON array per line; results in input order
+  wasmpool run tasks.wasm add -i pairs.jsonl -o sums.jsonl
+
+  # keep going past failing lines (each becomes an {\"error\": …} line),
+  # 4 worker processes, at most 2 s and 64 MiB per task
+  wasmpool run tasks.wasm parse -i in.jsonl --on-error continue \\
+      --processes -w 4 --deadline 2s --max-memory 64MiB
+
+Exit status: 0 every line succeeded, 1 some lines failed, 2 could not run.";
+
+const LIST_EXAMPLES: &str = "\
+Examples:
+  wasmpool list guest_tasks.wasm
+  wasmpool list guest_tasks.wasm --json";
+
+const NEW_EXAMPLES: &str = "\
+Examples:
+  wasmpool new my_tasks
+  cd my_tasks
+  cargo build --release --target wasm32-unknown-unknown
+  echo 3 | wasmpool run target/wasm32-unknown-unknown/release/my_tasks.wasm square";
+
+/// `wasmpool run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The task module (a .wasm file).
+    pub module: PathBuf,
+
+    /// The task to run on every line.
+    pub task: String,
+
+    /// Read inputs from this file instead of stdin (`-`: stdin). One JSON
+    /// value per line: the argument itself for a task of one argument, an
+    /// array for several, `null` or `[]` for none. Blank lines are skipped.
+    #[arg(short, long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+
+    /// Write results to this file instead of stdout (`-`: stdout).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Write results as they complete, each as {"line": N, "result": …},
+    /// instead of plain results in input order.
+    #[arg(long)]
+    pub unordered: bool,
+
+    /// What to do when a line fails: stop at once, or write an
+    /// {"error": …} line for it and go on.
+    #[arg(long, value_enum, default_value_t = OnError::Stop, value_name = "POLICY")]
+    pub on_error: OnError,
+
+    /// Number of workers [default: the number of CPUs].
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
+
+    /// Run each worker in a process of its own (a crashed one is replaced
+    /// and its task retried) instead of a thread.
+    #[arg(long)]
+    pub processes: bool,
+
+    /// Inputs sent to a worker at a time [default: 64 from stdin; from a
+    /// file, about four chunks per worker, at most 1024].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub chunk_size: Option<u32>,
+
+    /// The pool's seed: every task's random numbers derive from it and its
+    /// line's index [default: random, printed in the summary].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Don't show the progress bar and the summary.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// The sandbox's limits for every task.
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// What `run` does with a failing line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnError {
+    /// Report the first failing line on stderr and stop (exit status 1).
+    Stop,
+    /// Write {"error": {"line": N, "input": …, "kind": …, "message": …}}
+    /// for it and go on (exit status 1 at the end).
+    Continue,
+}
+
+/// The sandbox limits `run` can set.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Sandbox limits (per task)")]
+pub struct LimitArgs {
+    /// Wall time, e.g. `500ms`, `2s`, `1m` [default: none].
+    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
+    pub deadline: Option<Duration>,
+
+    /// Linear memory, e.g. `64MiB` [default: 256MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub max_memory: Option<usize>,
+
+    /// Wasm instructions' fuel [default: unmetered].
+    #[arg(long, value_name = "N")]
+    pub fuel: Option<u64>,
+
+    /// Wasm stack, e.g. `1MiB` [default: 512KiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub max_stack: Option<usize>,
+
+    /// Size of one result, e.g. `16MiB` [default: 64MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub max_output: Option<usize>,
+
+    /// Elements of each table [default: 100000].
+    #[arg(long, value_name = "N")]
+    pub max_table_elements: Option<usize>,
+}
+
+/// `wasmpool list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The task module (a .wasm file).
+    pub module: PathBuf,
+
+    /// One JSON object per task instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `wasmpool new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The crate's name; also the name of the folder created for it.
+    pub name: String,
+
+    /// Create the crate in this folder instead of `./NAME`.
+    #[arg(long, value_name = "DIR")]
+    pub path: Option<PathBuf>,
+
+    /// Depend on the guest SDK in this folder (a wasmpool checkout's
+    /// `guest-sdk`) [default: the checkout this wasmpool was built from,
+    /// if it is still there, else the published crate].
+    #[arg(long, value_name = "DIR")]
+    pub sdk_path: Option<PathBuf>,
+}
+
+/// A byte size: `4096`, `64KiB`, `64MiB`, `1GiB` (also `KB`, `MB`, `GB`).
+fn parse_bytes(text: &str) -> Result<usize, String> {
+    let bytes = parse_size::Config::new().with_binary().parse_size(text).map_err(|e| format!("{e}"))?;
+    usize::try_from(bytes).map_err(|_| format!("{text} is more than this machine can address"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_take_binary_units() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("1GiB"), Ok(1 << 30));
+        assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn run_takes_limits_and_a_policy() {
+        let cli = Cli::try_parse_from([
+            "wasmpool",
+            "run",
+            "m.wasm",
+            "sqrt",
+            "--deadline",
+            "1.5s",
+            "--max-memory",
+            "64MiB",
+            "--on-error",
+            "continue",
+            "-w",
+            "3",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else { panic!("not run") };
+        assert_eq!(run.limits.deadline, Some(Duration::from_millis(1500)));
+        assert_eq!(run.limits.max_memory, Some(64 << 20));
+        assert_eq!(run.on_error, OnError::Continue);
+        assert_eq!(run.workers, Some(3));
+        assert!(Cli::try_parse_from(["wasmpool", "run", "m.wasm", "t", "-w", "0"]).is_err());
+    }
+}

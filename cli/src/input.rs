@@ -1,0 +1,161 @@
+//! Reading `run`'s input: one JSON value per line, from a file or stdin.
+
+use anyhow::{Context, Result};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+/// Where the inputs come from.
+pub enum Source {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Source {
+    /// `None` and `-` are stdin.
+    pub fn new(path: Option<&Path>) -> Source {
+        match path {
+            Some(path) if path != Path::new("-") => Source::File(path.to_owned()),
+            _ => Source::Stdin,
+        }
+    }
+
+    /// Opens it for reading.
+    pub fn open(&self) -> Result<Box<dyn BufRead>> {
+        Ok(match self {
+            Source::Stdin => Box::new(std::io::stdin().lock()),
+            Source::File(path) => {
+                let file = File::open(path).with_context(|| format!("cannot open input {}", path.display()))?;
+                Box::new(BufReader::with_capacity(1 << 16, file))
+            }
+        })
+    }
+
+    /// The number of non-blank lines, for a file (a first, quick pass);
+    /// `None` for stdin, which can be read only once.
+    pub fn count(&self) -> Result<Option<usize>> {
+        let Source::File(_) = self else { return Ok(None) };
+        let mut reader = self.open()?;
+        let mut line = Vec::new();
+        let mut count = 0;
+        while reader.read_until(b'\n', &mut line).with_context(|| self.describe())? > 0 {
+            count += usize::from(!is_blank(&line));
+            line.clear();
+        }
+        Ok(Some(count))
+    }
+
+    /// Its name in messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Stdin => "cannot read stdin".into(),
+            Source::File(path) => format!("cannot read {}", path.display()),
+        }
+    }
+}
+
+/// One input line: its number in the file (from 1) and its text.
+pub struct Line {
+    pub number: u64,
+    pub text: Vec<u8>,
+}
+
+/// The lines sent to the pool but not yet answered, by input index, so
+/// each result can name its line; bounded by the pool's window.
+pub type Pending = Rc<RefCell<HashMap<usize, Line>>>;
+
+/// The inputs of a run, as the pool pulls them: each non-blank line's
+/// bytes, recorded in [`Pending`] under its index. A read error ends the
+/// inputs and is kept for [`Lines::take_error`].
+pub struct Lines {
+    reader: Box<dyn BufRead>,
+    number: u64,
+    index: usize,
+    remaining: Option<usize>,
+    pending: Pending,
+    error: Rc<RefCell<Option<std::io::Error>>>,
+}
+
+impl Lines {
+    /// `count`, if known, makes the size hint exact (so the pool can size
+    /// its chunks).
+    pub fn new(reader: Box<dyn BufRead>, count: Option<usize>, pending: Pending) -> Lines {
+        Lines { reader, number: 0, index: 0, remaining: count, pending, error: Rc::default() }
+    }
+
+    /// Where a read error will be left.
+    pub fn error_slot(&self) -> Rc<RefCell<Option<std::io::Error>>> {
+        self.error.clone()
+    }
+}
+
+impl Iterator for Lines {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        loop {
+            let mut text = Vec::new();
+            match self.reader.read_until(b'\n', &mut text) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(e) => {
+                    *self.error.borrow_mut() = Some(e);
+                    return None;
+                }
+            }
+            self.number += 1;
+            if is_blank(&text) {
+                continue;
+            }
+            while text.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                text.pop();
+            }
+            self.remaining = self.remaining.map(|n| n.saturating_sub(1));
+            self.pending.borrow_mut().insert(self.index, Line { number: self.number, text: text.clone() });
+            self.index += 1;
+            return Some(text);
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self.remaining {
+            Some(n) => (n, Some(n)),
+            None => (0, None),
+        }
+    }
+}
+
+fn is_blank(line: &[u8]) -> bool {
+    line.iter().all(u8::is_ascii_whitespace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blank_lines_are_skipped_but_counted() {
+        let text = b"1\n\n  \n[2, 3]\r\n4".to_vec();
+        let pending = Pending::default();
+        let lines: Vec<Vec<u8>> = Lines::new(Box::new(std::io::Cursor::new(text)), None, pending.clone()).collect();
+        assert_eq!(lines, vec![b"1".to_vec(), b"[2, 3]".to_vec(), b"4".to_vec()]);
+        let pending = pending.borrow();
+        assert_eq!(pending[&0].number, 1);
+        assert_eq!(pending[&1].number, 4);
+        assert_eq!(pending[&2].number, 5);
+    }
+
+    #[test]
+    fn a_known_count_is_an_exact_size_hint() {
+        let lines = Lines::new(Box::new(std::io::Cursor::new(b"1\n2\n".to_vec())), Some(2), Pending::default());
+        assert_eq!(lines.size_hint(), (2, Some(2)));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        std::fs::write(&path, "1\n\n2\n3").unwrap();
+        assert_eq!(Source::new(Some(&path)).count().unwrap(), Some(3));
+        assert_eq!(Source::new(Some(Path::new("-"))).count().unwrap(), None);
+    }
+}

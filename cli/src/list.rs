@@ -1,0 +1,89 @@
+//! `wasmpool list`: the module's tasks, their argument and result types.
+
+use crate::args::ListArgs;
+use anyhow::Result;
+use serde::Serialize;
+use std::io::Write;
+use wasmpool::TaskInfo;
+
+/// One task in `list --json`.
+#[derive(Serialize)]
+struct TaskRecord<'a> {
+    name: &'a str,
+    params: Vec<Param<'a>>,
+    result: &'a str,
+    doc: &'a str,
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Param<'a> {
+    name: &'a str,
+    ty: &'a str,
+}
+
+/// Prints every task: a signature and the first line of its doc comment,
+/// or one JSON object per line with `--json`.
+pub fn list(args: &ListArgs) -> Result<()> {
+    let pool = crate::pool::for_list(&args.module)?;
+    let mut out = std::io::stdout().lock();
+    for task in pool.tasks() {
+        writeln!(out, "{}", if args.json { json_line(task)? } else { text_line(task) })?;
+    }
+    Ok(())
+}
+
+/// `name(a: T, b: U) -> R`, a note when the task cannot be run from the
+/// command line, and the first line of its doc comment below, indented.
+fn text_line(task: &TaskInfo) -> String {
+    let mut text = task.to_string();
+    if !task.json {
+        text.push_str("  [no JSON entry point: not runnable with `wasmpool run`]");
+    }
+    if let Some(doc) = task.doc.lines().next().filter(|d| !d.is_empty()) {
+        text.push_str("\n    ");
+        text.push_str(doc);
+    }
+    text
+}
+
+fn json_line(task: &TaskInfo) -> Result<String> {
+    let record = TaskRecord {
+        name: &task.name,
+        params: task.params.iter().map(|p| Param { name: &p.name, ty: &p.ty }).collect(),
+        result: &task.result,
+        doc: &task.doc,
+        json: task.json,
+    };
+    Ok(serde_json::to_string(&record)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmpool::ParamInfo;
+
+    fn add() -> TaskInfo {
+        TaskInfo {
+            name: "add".into(),
+            params: vec![
+                ParamInfo { name: "a".into(), ty: "i64".into() },
+                ParamInfo { name: "b".into(), ty: "i64".into() },
+            ],
+            result: "i64".into(),
+            doc: "Adds.\nTwo numbers.".into(),
+            json: true,
+        }
+    }
+
+    #[test]
+    fn a_task_is_its_signature_and_doc() {
+        assert_eq!(text_line(&add()), "add(a: i64, b: i64) -> i64\n    Adds.");
+        let plain = TaskInfo { json: false, doc: String::new(), ..add() };
+        assert!(text_line(&plain).ends_with("not runnable with `wasmpool run`]"));
+        assert_eq!(
+            json_line(&add()).unwrap(),
+            r#"{"name":"add","params":[{"name":"a","ty":"i64"},{"name":"b","ty":"i64"}],"result":"i64","doc":"Adds.\nTwo numbers.","json":true}"#
+        );
+    }
+}

@@ -1,0 +1,62 @@
+//! `wasmpool`: run a task module's tasks over JSON lines (`run`), list its
+//! tasks (`list`), or start a new task crate (`new`). See `docs/cli.md`.
+
+mod args;
+mod input;
+mod list;
+mod new;
+mod pool;
+mod progress;
+mod records;
+mod run;
+
+use args::{Cli, Command};
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Exit status: every line succeeded.
+const EXIT_OK: u8 = 0;
+/// Exit status: some lines failed (the others ran).
+const EXIT_SOME_FAILED: u8 = 1;
+/// Exit status: the command could not run (bad usage, module, task or file).
+const EXIT_CANNOT_RUN: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Worker = cli.command {
+        // Before anything else: stdout is the protocol's channel.
+        return wasmpool::process::worker_main();
+    }
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Run(args) => run::run(args).map(|report| if report.failed == 0 { EXIT_OK } else { EXIT_SOME_FAILED }),
+        Command::List(args) => list::list(&args).map(|()| EXIT_OK),
+        Command::New(args) => new::new(&args).map(|()| EXIT_OK),
+        Command::Worker => unreachable!("handled above"),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(error) => {
+            eprintln!("wasmpool: error: {error:#}");
+            ExitCode::from(EXIT_CANNOT_RUN)
+        }
+    }
+}
+
+/// Logs to stderr: warnings by default, more with each `-v`; `RUST_LOG`
+/// (e.g. `RUST_LOG=wasmpool=debug`) takes precedence.
+fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

@@ -1,0 +1,119 @@
+//! The progress bar on stderr, and the summary at the end of a run.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::io::IsTerminal;
+use std::time::Duration;
+use wasmpool::PoolStats;
+
+/// The bar: shown only when stderr is a terminal and not `--quiet`.
+pub struct Progress {
+    bar: ProgressBar,
+    failed: u64,
+}
+
+impl Progress {
+    /// A bar over `total` lines (a spinner with a count when unknown).
+    pub fn new(total: Option<usize>, quiet: bool) -> Progress {
+        let target = if quiet || !std::io::stderr().is_terminal() {
+            ProgressDrawTarget::hidden()
+        } else {
+            ProgressDrawTarget::stderr_with_hz(10)
+        };
+        let (bar, template) = match total {
+            Some(total) => (
+                ProgressBar::with_draw_target(Some(total as u64), target),
+                "{bar:30} {human_pos}/{human_len} lines  {per_sec}  ETA {eta}  {msg}",
+            ),
+            None => (ProgressBar::with_draw_target(None, target), "{spinner} {human_pos} lines  {per_sec}  {msg}"),
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Progress { bar, failed: 0 }
+    }
+
+    /// One more line answered.
+    pub fn done(&mut self, ok: bool) {
+        if !ok {
+            self.failed += 1;
+            self.bar.set_message(format!("{} failed", self.failed));
+        }
+        self.bar.inc(1);
+    }
+
+    /// Removes the bar.
+    pub fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+}
+
+/// What a run did, for the summary and the exit status.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Lines answered (successfully or not).
+    pub lines: u64,
+    /// Lines that failed.
+    pub failed: u64,
+    /// Whether the run stopped at a failing line.
+    pub stopped: bool,
+    /// Wall time of the run.
+    pub wall: Duration,
+    /// The pool's seed.
+    pub seed: u64,
+    /// What the workers did.
+    pub stats: PoolStats,
+}
+
+impl Report {
+    /// The summary printed on stderr at the end.
+    pub fn summary(&self) -> String {
+        let secs = self.wall.as_secs_f64();
+        let rate = if secs > 0.0 { self.lines as f64 / secs } else { 0.0 };
+        let busy: Vec<String> = self
+            .stats
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(i, w)| format!("#{i} {:.0}%", 100.0 * w.busy.as_secs_f64() / secs.max(f64::MIN_POSITIVE)))
+            .collect();
+        let stopped = if self.stopped { " (stopped at the first failure)" } else { "" };
+        format!(
+            "wasmpool: {} lines, {} failed{stopped}, {} retries, {secs:.2} s wall ({rate:.0} lines/s), seed {}\n\
+             wasmpool: workers busy: {}",
+            self.lines,
+            self.failed,
+            self.stats.retries(),
+            self.seed,
+            busy.join(", ")
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmpool::WorkerStats;
+
+    #[test]
+    fn the_summary_has_counts_time_and_busy_shares() {
+        let report = Report {
+            lines: 1000,
+            failed: 2,
+            stopped: false,
+            wall: Duration::from_secs(2),
+            seed: 42,
+            stats: PoolStats {
+                workers: vec![
+                    WorkerStats { tasks: 600, busy: Duration::from_millis(1900), retries: 1 },
+                    WorkerStats { tasks: 400, busy: Duration::from_secs(1), retries: 0 },
+                ],
+            },
+        };
+        assert_eq!(
+            report.summary(),
+            "wasmpool: 1000 lines, 2 failed, 1 retries, 2.00 s wall (500 lines/s), seed 42\n\
+             wasmpool: workers busy: #0 95%, #1 50%"
+        );
+    }
+}

@@ -1,0 +1,105 @@
+//! `wasmpool run`: a task over JSON lines, in parallel, with bounded memory.
+//!
+//! Lines are pulled from the input only as workers free up (the pool's
+//! streaming map), each result is written as soon as its turn comes, and
+//! only the lines in flight are kept: millions of lines stream through in
+//! the memory of a few thousand.
+
+use crate::args::{OnError, RunArgs};
+use crate::input::{Line, Lines, Pending, Source};
+use crate::progress::{Progress, Report};
+use crate::records::{LineError, error_line, result_line};
+use anyhow::{Context, Result};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::Instant;
+use wasmpool::{ChunkSize, TaskError};
+
+/// Inputs per job when reading stdin, whose length is unknown: enough to
+/// spread the cost of a job over many short tasks, few enough that long
+/// tasks still balance over the workers.
+const STDIN_CHUNK: usize = 16;
+
+/// Runs the task over every line; the report's `failed` decides the exit
+/// status. Errors are what stops the run as a whole (exit status 2).
+pub fn run(args: RunArgs) -> Result<Report> {
+    let source = Source::new(args.input.as_deref());
+    let mut output = open_output(args.output.as_deref())?;
+    let pool = crate::pool::for_run(&args)?;
+    let mut task = pool.task(&args.task)?;
+    let count = source.count()?;
+    task = task.chunk_size(match (args.chunk_size, count) {
+        (Some(n), _) => ChunkSize::from(n as usize),
+        (None, Some(_)) => ChunkSize::Auto,
+        (None, None) => ChunkSize::from(STDIN_CHUNK),
+    });
+    let task = task.json()?;
+
+    let pending = Pending::default();
+    let lines = Lines::new(source.open()?, count, pending.clone());
+    let read_error = lines.error_slot();
+    let mut progress = Progress::new(count, args.quiet);
+    let started = Instant::now();
+    let mut report = Report { seed: pool.seed(), ..Report::default() };
+    let numbered = args.unordered;
+
+    let mut answer = |index: usize, result: Result<String, TaskError>| -> Result<bool> {
+        let line = pending.borrow_mut().remove(&index).unwrap_or(Line { number: index as u64 + 1, text: Vec::new() });
+        report.lines += 1;
+        progress.done(result.is_ok());
+        match result {
+            Ok(json) => writeln!(output, "{}", result_line(line.number, &json, numbered)),
+            Err(error) => {
+                report.failed += 1;
+                let failure = LineError::new(&line, &error);
+                if args.on_error == OnError::Stop {
+                    progress.finish();
+                    eprintln!(
+                        "wasmpool: line {} failed: {}\n  input: {}",
+                        failure.line, failure.message, failure.input
+                    );
+                    report.stopped = true;
+                    return Ok(false);
+                }
+                writeln!(output, "{}", error_line(&failure, numbered))
+            }
+        }
+        .context("cannot write the results")?;
+        Ok(true)
+    };
+    if args.unordered {
+        for (index, result) in task.imap_unordered(lines)? {
+            if !answer(index, result)? {
+                break;
+            }
+        }
+    } else {
+        for (index, result) in task.imap(lines)?.enumerate() {
+            if !answer(index, result)? {
+                break;
+            }
+        }
+    }
+    output.flush().context("cannot write the results")?;
+    progress.finish();
+    if let Some(error) = read_error.borrow_mut().take() {
+        return Err(error).with_context(|| source.describe());
+    }
+    report.wall = started.elapsed();
+    report.stats = pool.stats();
+    if !args.quiet {
+        eprintln!("{}", report.summary());
+    }
+    Ok(report)
+}
+
+fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(path) if path != Path::new("-") => {
+            let file = File::create(path).with_context(|| format!("cannot create output {}", path.display()))?;
+            Box::new(BufWriter::with_capacity(1 << 16, file))
+        }
+        _ => Box::new(BufWriter::with_capacity(1 << 16, std::io::stdout().lock())),
+    })
+}

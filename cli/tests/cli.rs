@@ -1,0 +1,338 @@
+//! End-to-end tests of the `wasmpool` command: the built binary, run on the
+//! demo task module, as a pipeline or a student would run it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const MODULE: &str = guest_tasks::WASM_PATH;
+
+fn wasmpool() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmpool"));
+    // Logging settings of whoever runs the tests must not change the output.
+    command.env_remove("RUST_LOG");
+    command
+}
+
+/// Runs `wasmpool args…` with `stdin` as its input.
+fn run_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = wasmpool()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the wasmpool binary starts");
+    let mut pipe = child.stdin.take().expect("stdin is piped");
+    let input = stdin.to_vec();
+    // Write from another thread: the child's output pipe may fill first.
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&input);
+    });
+    let output = child.wait_with_output().expect("wasmpool runs");
+    writer.join().expect("the writer finishes");
+    output
+}
+
+fn stdout_lines(output: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&output.stdout).lines().map(str::to_owned).collect()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `n` lines of `divide` inputs `[i, 1]`, except line `bad` (from 1): `[7, 0]`.
+fn divide_inputs(n: usize, bad: usize) -> String {
+    let mut text = String::with_capacity(n * 10);
+    for i in 0..n {
+        if i + 1 == bad {
+            text.push_str("[7, 0]\n");
+        } else {
+            text.push_str(&format!("[{i}, 1]\n"));
+        }
+    }
+    text
+}
+
+fn write_input(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("in.jsonl");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Whether these tests run cross-built, under Wine or qemu (set by
+/// `.ci/windows` and `.ci/aarch64`): there the pipelines are ten times
+/// shorter (they check the platform, not the scale), and cargo, a program
+/// of the build machine, is not started.
+fn cross() -> bool {
+    std::env::var_os("WASMPOOL_CROSS_TEST").is_some()
+}
+
+/// The pipeline's length, and its failing line in the middle.
+fn pipeline() -> (usize, usize) {
+    if cross() { (10_000, 5_001) } else { (100_000, 50_001) }
+}
+
+#[test]
+fn a_pipeline_of_100000_lines_goes_on_past_a_failing_line() {
+    let (lines_in, bad) = pipeline();
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), &divide_inputs(lines_in, bad));
+    let output_path = dir.path().join("out.jsonl");
+    let out = wasmpool()
+        .args(["run", MODULE, "divide", "--on-error", "continue", "-i"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&output_path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&output_path).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), lines_in, "one output line per input line");
+    for (i, line) in lines.iter().enumerate() {
+        if i + 1 == bad {
+            let error: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(error["error"]["line"], bad, "{line}");
+            assert_eq!(error["error"]["input"], "[7, 0]");
+            assert_eq!(error["error"]["kind"], "panic");
+            assert!(error["error"]["message"].as_str().unwrap().contains("cannot divide 7 by zero"), "{line}");
+        } else {
+            assert_eq!(*line, i.to_string(), "line {}", i + 1);
+        }
+    }
+    let summary = stderr(&out);
+    assert!(summary.contains(&format!("{lines_in} lines, 1 failed")), "{summary}");
+    assert!(summary.contains("workers busy: #0 "), "{summary}");
+}
+
+#[test]
+fn a_pipeline_of_100000_lines_stops_at_a_failing_line() {
+    let (lines_in, bad) = pipeline();
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), &divide_inputs(lines_in, bad));
+    let out = wasmpool().args(["run", MODULE, "divide", "-i"]).arg(&input).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains(&format!("line {bad} failed")) && message.contains("cannot divide 7 by zero"),
+        "{message}"
+    );
+    assert!(message.contains("(stopped at the first failure)"), "{message}");
+    // In input order, everything before the failing line was written, and
+    // nothing after it.
+    let lines = stdout_lines(&out);
+    assert_eq!(lines.len(), bad - 1);
+    assert!(lines.iter().enumerate().all(|(i, line)| *line == i.to_string()));
+}
+
+#[test]
+fn stdin_to_stdout_in_input_order() {
+    let input: String = (0..100).map(|i| format!("{i}\n")).collect();
+    let out = run_with_stdin(&["run", MODULE, "sqrt", "--quiet"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let roots: Vec<f64> = stdout_lines(&out).iter().map(|l| l.parse().unwrap()).collect();
+    assert_eq!(roots, (0..100).map(|i| f64::from(i).sqrt()).collect::<Vec<_>>());
+    assert_eq!(stderr(&out), "", "--quiet prints nothing on success");
+}
+
+#[test]
+fn unordered_results_carry_their_line_numbers() {
+    let input = "[1, 2]\n\n[3, 4]\n[5, 6]\n";
+    let out = run_with_stdin(&["run", MODULE, "add", "--unordered", "-w", "2"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut results: Vec<(u64, i64)> = stdout_lines(&out)
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (v["line"].as_u64().unwrap(), v["result"].as_i64().unwrap())
+        })
+        .collect();
+    results.sort();
+    // The blank line 2 is skipped, but counts as a line.
+    assert_eq!(results, vec![(1, 3), (3, 7), (4, 11)]);
+}
+
+#[test]
+fn worker_processes_are_this_same_program() {
+    let input = divide_inputs(2_000, 1_000);
+    let out = run_with_stdin(
+        &["run", MODULE, "divide", "--processes", "-w", "2", "--on-error", "continue"],
+        input.as_bytes(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let lines = stdout_lines(&out);
+    assert_eq!(lines.len(), 2_000);
+    assert!(lines[999].contains("cannot divide 7 by zero"), "{}", lines[999]);
+    assert_eq!(lines[1_999], "1999");
+}
+
+#[test]
+fn the_seed_makes_random_tasks_repeat_on_any_number_of_workers() {
+    let input = "1000\n".repeat(40);
+    let one = run_with_stdin(&["run", MODULE, "pi_hits_seeded", "--seed", "7", "-w", "1"], input.as_bytes());
+    let two = run_with_stdin(&["run", MODULE, "pi_hits_seeded", "--seed", "7", "-w", "2"], input.as_bytes());
+    let other = run_with_stdin(&["run", MODULE, "pi_hits_seeded", "--seed", "8", "-w", "2"], input.as_bytes());
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    assert_eq!(one.stdout, two.stdout);
+    assert_ne!(one.stdout, other.stdout);
+    assert!(stderr(&one).contains("seed 7"), "{}", stderr(&one));
+    // Every task of the map draws its own numbers.
+    let hits = stdout_lines(&one);
+    assert!(hits.iter().any(|h| *h != hits[0]), "{hits:?}");
+}
+
+#[test]
+fn structs_and_results_cross_as_json() {
+    // `apply_transfers(balances: Vec<i64>, transfers: Vec<(u32, u32, i64)>) -> Result<Vec<i64>, String>`
+    let input = "[[10, 0], [[0, 1, 4]]]\n[[10, 0], [[0, 1, 40]]]\n";
+    let out = run_with_stdin(&["run", MODULE, "apply_transfers", "--on-error", "continue"], input.as_bytes());
+    let lines = stdout_lines(&out);
+    assert_eq!(lines[0], "[6,4]");
+    let error: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(error["error"]["kind"], "failed", "{}", lines[1]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn sandbox_limits_apply_to_each_line() {
+    let input = "1000\n9223372036854775807\n";
+    let out =
+        run_with_stdin(&["run", MODULE, "spin", "--deadline", "300ms", "--on-error", "continue"], input.as_bytes());
+    let lines = stdout_lines(&out);
+    assert_eq!(lines.len(), 2, "{}", stderr(&out));
+    assert!(lines[0].parse::<u64>().is_ok(), "{}", lines[0]);
+    let error: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(error["error"]["kind"], "limit", "{}", lines[1]);
+    assert!(error["error"]["message"].as_str().unwrap().contains("deadline"), "{}", lines[1]);
+
+    let out = run_with_stdin(&["run", MODULE, "allocate", "--max-memory", "16MiB", "--quiet"], b"67108864\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("line 1 failed"), "{}", stderr(&out));
+}
+
+#[test]
+fn malformed_lines_and_wrong_argument_counts_are_named() {
+    let input = "[1, 2]\n{not json\n[1, 2, 3]\n5\n";
+    let out = run_with_stdin(&["run", MODULE, "add", "--on-error", "continue"], input.as_bytes());
+    assert_eq!(out.status.code(), Some(1));
+    let lines = stdout_lines(&out);
+    assert_eq!(lines[0], "3");
+    let kinds: Vec<serde_json::Value> = lines[1..].iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(kinds[0]["error"]["line"], 2);
+    assert!(kinds[0]["error"]["message"].as_str().unwrap().contains("not JSON"), "{}", lines[1]);
+    assert!(kinds[1]["error"]["message"].as_str().unwrap().contains("takes 2 argument(s), but the array has 3"));
+    assert!(kinds[2]["error"]["message"].as_str().unwrap().contains("pass a JSON array of 2"));
+    assert!(kinds.iter().all(|k| k["error"]["kind"] == "invalid_input"));
+
+    // A value of the wrong type is found by the task's own decoder.
+    let out = run_with_stdin(&["run", MODULE, "add", "--on-error", "continue"], b"[\"one\", 2]\n");
+    let error: serde_json::Value = serde_json::from_str(&stdout_lines(&out)[0]).unwrap();
+    assert_eq!(error["error"]["kind"], "bad_arguments");
+    assert!(error["error"]["message"].as_str().unwrap().contains("invalid type"), "{error}");
+
+    // Stopping at a malformed line says which one and why.
+    let out = run_with_stdin(&["run", MODULE, "add"], b"[1, 2]\n[1,\n");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("line 2 failed: invalid JSON input: not JSON"), "{}", stderr(&out));
+}
+
+#[test]
+fn what_cannot_run_exits_with_2_and_says_why() {
+    let missing = run_with_stdin(&["run", "/no/such/module.wasm", "sqrt"], b"1\n");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("cannot read task module /no/such/module.wasm"), "{}", stderr(&missing));
+
+    let unknown = run_with_stdin(&["run", MODULE, "sqr"], b"1\n");
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(stderr(&unknown).contains("no task `sqr`; the module has:"), "{}", stderr(&unknown));
+
+    let not_wasm = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(not_wasm.path(), "hello").unwrap();
+    let invalid = run_with_stdin(&["run", not_wasm.path().to_str().unwrap(), "sqrt"], b"1\n");
+    assert_eq!(invalid.status.code(), Some(2));
+    assert!(stderr(&invalid).contains("invalid task module"), "{}", stderr(&invalid));
+
+    let no_input = wasmpool().args(["run", MODULE, "sqrt", "-i", "/no/such/input.jsonl"]).output().unwrap();
+    assert_eq!(no_input.status.code(), Some(2));
+    assert!(stderr(&no_input).contains("cannot open input /no/such/input.jsonl"), "{}", stderr(&no_input));
+
+    let usage = wasmpool().args(["run", MODULE]).output().unwrap();
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(stderr(&usage).contains("<TASK>"), "{}", stderr(&usage));
+}
+
+#[test]
+fn list_shows_every_task_with_its_types() {
+    let out = wasmpool().args(["list", MODULE]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("add(a: i64, b: i64) -> i64\n"), "{text}");
+    assert!(text.contains("mandel_row(y: u32, width: u32, height: u32, max_iter: u32) -> Vec<u8>"), "{text}");
+
+    let out = wasmpool().args(["list", MODULE, "--json"]).output().unwrap();
+    let tasks: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let add = tasks.iter().find(|t| t["name"] == "add").expect("add is listed");
+    assert_eq!(add["params"][1]["ty"], "i64");
+    assert_eq!(add["result"], "i64");
+    assert_eq!(add["json"], true);
+}
+
+#[test]
+fn every_command_has_help_with_an_example() {
+    for command in ["run", "list", "new"] {
+        let out = wasmpool().args([command, "--help"]).output().unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(help.contains("Examples:") && help.contains(&format!("wasmpool {command}")), "{help}");
+    }
+}
+
+/// Whether cargo can be started from here: not when the tests run
+/// cross-built, where the cargo that built them belongs to another platform.
+fn cargo_runs() -> bool {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    !cross() && Command::new(cargo).arg("--version").output().is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn new_makes_a_crate_that_builds_and_runs() {
+    if !cargo_runs() {
+        eprintln!("skipped: cargo cannot run here (cross-built tests)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = wasmpool().current_dir(dir.path()).args(["new", "my_tasks"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cargo build --release --target wasm32-unknown-unknown"));
+    let crate_dir = dir.path().join("my_tasks");
+
+    // The README's build command, in a target folder kept between runs.
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("new-crate-target");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let build = Command::new(&cargo)
+        .current_dir(&crate_dir)
+        .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "{}", stderr(&build));
+    let module = target_dir.join("wasm32-unknown-unknown/release/my_tasks.wasm");
+
+    let out = run_with_stdin(&["run", module.to_str().unwrap(), "square", "--quiet"], b"3\n1.5\n");
+    assert_eq!(stdout_lines(&out), ["9.0", "2.25"], "{}", stderr(&out));
+    let out = run_with_stdin(
+        &["run", module.to_str().unwrap(), "summarise", "--on-error", "continue"],
+        b"[\"Ada\", [7, 9, 8]]\n[\"Bob\", []]\n",
+    );
+    let lines = stdout_lines(&out);
+    assert_eq!(lines[0], r#"{"name":"Ada","best":9,"mean":8.0}"#);
+    assert!(lines[1].contains("Bob has no scores"), "{}", lines[1]);
+    let listed = wasmpool().args(["list", module.to_str().unwrap()]).output().unwrap();
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("summarise(name: String, scores: Vec<u32>)"));
+}
