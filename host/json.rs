@@ -141,13 +141,34 @@ fn decode_json_result(bytes: &[u8]) -> Result<String, TaskFailure> {
     let invalid = |reason: String| TaskFailure::DecodeResult { expected: "JSON".into(), reason };
     let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
     let value: &RawValue = serde_json::from_str(text).map_err(|e| invalid(format!("not JSON: {e}")))?;
-    if !value.get().contains(['\n', '\r', ' ', '\t']) {
-        return Ok(value.get().to_owned());
+    Ok(compact(value.get()))
+}
+
+/// Valid JSON `text` without the whitespace between its tokens, so that it
+/// fits on one line (strings cannot hold raw line breaks, only escaped
+/// ones). Numbers and strings are kept exactly as written.
+fn compact(text: &str) -> String {
+    if !text.contains(['\n', '\r', ' ', '\t']) {
+        return text.to_owned();
     }
-    // Whitespace between tokens (strings cannot hold raw control
-    // characters): re-encode compactly so the result stays on one line.
-    let parsed: serde_json::Value = serde_json::from_str(value.get()).map_err(|e| invalid(e.to_string()))?;
-    serde_json::to_string(&parsed).map_err(|e| invalid(e.to_string()))
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped) = (false, false);
+    for c in text.chars() {
+        if in_string {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, '"') => in_string = false,
+                _ => {}
+            }
+        } else if c == '"' {
+            in_string = true;
+        } else if matches!(c, ' ' | '\t' | '\n' | '\r') {
+            continue;
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `text`, shortened for an error message.
@@ -196,11 +217,26 @@ mod tests {
         assert_eq!(decode_json_result(b"[1,2]"), Ok("[1,2]".to_owned()));
         assert_eq!(decode_json_result(b" [1,\n 2] "), Ok("[1,2]".to_owned()));
         assert_eq!(decode_json_result(br#"{"a b": "c d"}"#), Ok(r#"{"a b":"c d"}"#.to_owned()));
+        assert_eq!(
+            decode_json_result(br#"[ "q\" \\", 1e400 ,  340282366920938463463374607431768211455 ]"#),
+            Ok(r#"["q\" \\",1e400,340282366920938463463374607431768211455]"#.to_owned())
+        );
         assert!(matches!(decode_json_result(b"1\n2"), Err(TaskFailure::DecodeResult { .. })));
         assert!(matches!(decode_json_result(&[0xff]), Err(TaskFailure::DecodeResult { .. })));
     }
 
     proptest::proptest! {
+        /// Pretty-printed JSON comes back as serde's compact form, strings
+        /// with spaces, quotes and escaped line breaks included.
+        #[test]
+        fn pretty_results_come_back_compact(
+            entries in proptest::collection::vec(("[ a-z\\\\\"\n]{0,8}", proptest::prelude::any::<i64>(), proptest::option::of(-1e9f64..1e9)), 0..6),
+        ) {
+            let value = serde_json::json!(entries);
+            let pretty = serde_json::to_string_pretty(&value).unwrap();
+            proptest::prop_assert_eq!(decode_json_result(pretty.as_bytes()).unwrap(), serde_json::to_string(&value).unwrap());
+        }
+
         /// Inputs and results are bytes from a caller or a guest: any of
         /// them must be accepted or refused, never panic, and an accepted
         /// result is a single line.
@@ -209,6 +245,11 @@ mod tests {
             let _ = check_input(&bytes, arity, "t");
             if let Ok(line) = decode_json_result(&bytes) {
                 proptest::prop_assert!(!line.contains('\n'));
+                // Compacting keeps the value: the same JSON, without spaces.
+                // (Where serde's own `Value` can hold it: not `1e400`.)
+                if let Ok(before) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                    proptest::prop_assert_eq!(Some(before), serde_json::from_str(&line).ok());
+                }
             }
         }
     }

@@ -161,6 +161,10 @@ fn a_task_that_kills_its_worker_every_time_fails_alone() {
     // The pool is still whole: the worker that gave up has a new process.
     assert_eq!(pool.worker_pids().iter().flatten().count(), 2);
     pool.call::<_, ()>("ok", ()).unwrap();
+    // The statistics count the 2 retries, and every task run once.
+    let stats = pool.stats();
+    assert_eq!(stats.retries(), 2, "{stats:?}");
+    assert_eq!(stats.tasks(), 6, "{stats:?}");
 }
 
 #[test]

@@ -48,6 +48,15 @@ impl Source {
         Ok(Some(count))
     }
 
+    /// Whether this is the file at `path`.
+    pub fn is_file(&self, path: &Path) -> bool {
+        let Source::File(own) = self else { return false };
+        match (own.canonicalize(), path.canonicalize()) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        }
+    }
+
     /// Its name in messages.
     pub fn describe(&self) -> String {
         match self {

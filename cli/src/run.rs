@@ -11,7 +11,7 @@ use crate::progress::{Progress, Report};
 use crate::records::{LineError, error_line, result_line};
 use anyhow::{Context, Result};
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, ErrorKind, Write};
 use std::path::Path;
 use std::time::Instant;
 use wasmpool::{ChunkSize, TaskError};
@@ -21,14 +21,21 @@ use wasmpool::{ChunkSize, TaskError};
 /// tasks still balance over the workers.
 const STDIN_CHUNK: usize = 16;
 
+/// Whether to go on with the next result.
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Go,
+    Stop,
+}
+
 /// Runs the task over every line; the report's `failed` decides the exit
 /// status. Errors are what stops the run as a whole (exit status 2).
 pub fn run(args: RunArgs) -> Result<Report> {
     let source = Source::new(args.input.as_deref());
-    let mut output = open_output(args.output.as_deref())?;
     let pool = crate::pool::for_run(&args)?;
     let mut task = pool.task(&args.task)?;
     let count = source.count()?;
+    let mut output = open_output(args.output.as_deref(), &source)?;
     task = task.chunk_size(match (args.chunk_size, count) {
         (Some(n), _) => ChunkSize::from(n as usize),
         (None, Some(_)) => ChunkSize::Auto,
@@ -44,11 +51,14 @@ pub fn run(args: RunArgs) -> Result<Report> {
     let mut report = Report { seed: pool.seed(), ..Report::default() };
     let numbered = args.unordered;
 
-    let mut answer = |index: usize, result: Result<String, TaskError>| -> Result<bool> {
+    // Whether whoever reads the output has gone (`wasmpool run … | head`):
+    // the run then stops quietly, as command-line tools do.
+    let mut closed = false;
+    let mut answer = |index: usize, result: Result<String, TaskError>| -> Result<Flow> {
         let line = pending.borrow_mut().remove(&index).unwrap_or(Line { number: index as u64 + 1, text: Vec::new() });
         report.lines += 1;
         progress.done(result.is_ok());
-        match result {
+        let written = match result {
             Ok(json) => writeln!(output, "{}", result_line(line.number, &json, numbered)),
             Err(error) => {
                 report.failed += 1;
@@ -60,28 +70,41 @@ pub fn run(args: RunArgs) -> Result<Report> {
                         failure.line, failure.message, failure.input
                     );
                     report.stopped = true;
-                    return Ok(false);
+                    return Ok(Flow::Stop);
                 }
                 writeln!(output, "{}", error_line(&failure, numbered))
             }
+        };
+        match written {
+            Ok(()) => Ok(Flow::Go),
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => {
+                closed = true;
+                Ok(Flow::Stop)
+            }
+            Err(e) => Err(e).context("cannot write the results"),
         }
-        .context("cannot write the results")?;
-        Ok(true)
     };
     if args.unordered {
         for (index, result) in task.imap_unordered(lines)? {
-            if !answer(index, result)? {
+            if answer(index, result)? == Flow::Stop {
                 break;
             }
         }
     } else {
         for (index, result) in task.imap(lines)?.enumerate() {
-            if !answer(index, result)? {
+            if answer(index, result)? == Flow::Stop {
                 break;
             }
         }
     }
-    output.flush().context("cannot write the results")?;
+    if closed {
+        tracing::info!("the output was closed; stopping");
+    } else {
+        match output.flush() {
+            Err(e) if e.kind() != ErrorKind::BrokenPipe => return Err(e).context("cannot write the results"),
+            _ => {}
+        }
+    }
     progress.finish();
     if let Some(error) = read_error.borrow_mut().take() {
         return Err(error).with_context(|| source.describe());
@@ -94,9 +117,13 @@ pub fn run(args: RunArgs) -> Result<Report> {
     Ok(report)
 }
 
-fn open_output(path: Option<&Path>) -> Result<Box<dyn Write>> {
+/// The output file (created only once everything else is ready), or stdout.
+fn open_output(path: Option<&Path>, source: &Source) -> Result<Box<dyn Write>> {
     Ok(match path {
         Some(path) if path != Path::new("-") => {
+            if source.is_file(path) {
+                anyhow::bail!("the output {} is the input: it would be emptied before it is read", path.display());
+            }
             let file = File::create(path).with_context(|| format!("cannot create output {}", path.display()))?;
             Box::new(BufWriter::with_capacity(1 << 16, file))
         }

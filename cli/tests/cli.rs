@@ -138,6 +138,43 @@ fn stdin_to_stdout_in_input_order() {
 }
 
 #[test]
+fn a_closed_output_stops_the_run_quietly() {
+    // `wasmpool run … | head -1`: the reader goes after one line.
+    let mut child = wasmpool()
+        .args(["run", MODULE, "sqrt"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        for i in 0..1_000_000 {
+            if writeln!(stdin, "{i}").is_err() {
+                break;
+            }
+        }
+    });
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut first).unwrap();
+    assert_eq!(first, "0.0\n");
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("error"), "{}", stderr(&out));
+}
+
+#[test]
+fn the_output_cannot_be_the_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), "1\n2\n");
+    let out = wasmpool().args(["run", MODULE, "sqrt", "-i"]).arg(&input).arg("-o").arg(&input).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("is the input"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&input).unwrap(), "1\n2\n", "the input is untouched");
+}
+
+#[test]
 fn unordered_results_carry_their_line_numbers() {
     let input = "[1, 2]\n\n[3, 4]\n[5, 6]\n";
     let out = run_with_stdin(&["run", MODULE, "add", "--unordered", "-w", "2"], input.as_bytes());
