@@ -106,7 +106,7 @@ pub struct RunArgs {
     pub processes: bool,
 
     /// Inputs sent to a worker at a time [default: from a file, about four
-    /// chunks per worker, at most 1024; from stdin, 16].
+    /// chunks per worker, at most 64; from stdin, 16].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub chunk_size: Option<u32>,
 

@@ -78,7 +78,7 @@ pub type Pending = Rc<RefCell<HashMap<usize, Line>>>;
 
 /// The inputs of a run, as the pool pulls them: each non-blank line's
 /// bytes, recorded in [`Pending`] under its index. A read error ends the
-/// inputs and is kept for [`Lines::take_error`].
+/// inputs and is kept in [`Lines::error_slot`].
 pub struct Lines {
     reader: Box<dyn BufRead>,
     number: u64,

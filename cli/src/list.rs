@@ -3,7 +3,7 @@
 use crate::args::ListArgs;
 use anyhow::Result;
 use serde::Serialize;
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 use wasmpool::TaskInfo;
 
 /// One task in `list --json`.
@@ -26,25 +26,46 @@ struct Param<'a> {
 /// or one JSON object per line with `--json`.
 pub fn list(args: &ListArgs) -> Result<()> {
     let pool = crate::pool::for_list(&args.module)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for task in pool.tasks() {
-        writeln!(out, "{}", if args.json { json_line(task)? } else { text_line(task) })?;
+        let line = if args.json { json_line(task)? } else { text_line(task) };
+        match writeln!(out, "{line}") {
+            Ok(()) => {}
+            // The reader has gone (`wasmpool list … | head`): stop quietly.
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
     }
-    Ok(())
+    match out.flush() {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
+    }
 }
 
 /// `name(a: T, b: U) -> R`, a note when the task cannot be run from the
-/// command line, and the first line of its doc comment below, indented.
+/// command line, and the summary of its doc comment below, indented.
 fn text_line(task: &TaskInfo) -> String {
     let mut text = task.to_string();
     if !task.json {
         text.push_str("  [no JSON entry point: not runnable with `wasmpool run`]");
     }
-    if let Some(doc) = task.doc.lines().next().filter(|d| !d.is_empty()) {
+    let summary = summary(&task.doc);
+    if !summary.is_empty() {
         text.push_str("\n    ");
-        text.push_str(doc);
+        text.push_str(&summary);
     }
     text
+}
+
+/// A doc comment's first sentence (its first paragraph, as one line, if
+/// that has no sentence end).
+fn summary(doc: &str) -> String {
+    let paragraph: Vec<&str> = doc.lines().map(str::trim).take_while(|line| !line.is_empty()).collect();
+    let paragraph = paragraph.join(" ");
+    match paragraph.find(". ") {
+        Some(end) => paragraph[..=end].to_owned(),
+        None => paragraph,
+    }
 }
 
 fn json_line(task: &TaskInfo) -> Result<String> {
@@ -74,6 +95,16 @@ mod tests {
             doc: "Adds.\nTwo numbers.".into(),
             json: true,
         }
+    }
+
+    #[test]
+    fn the_summary_is_the_first_sentence() {
+        assert_eq!(
+            summary("Sorts its copy of `values` to find their median (`0.0` for none). The\ncopy is its own."),
+            "Sorts its copy of `values` to find their median (`0.0` for none)."
+        );
+        assert_eq!(summary("Adds a\nand b\n\nMore."), "Adds a and b");
+        assert_eq!(summary(""), "");
     }
 
     #[test]

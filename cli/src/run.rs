@@ -21,6 +21,12 @@ use wasmpool::{ChunkSize, TaskError};
 /// tasks still balance over the workers.
 const STDIN_CHUNK: usize = 16;
 
+/// Most inputs per job from a file. Larger chunks were slower: with 1024,
+/// a million `sqrt` lines took 5.4 s against 4.7 s with 64, as the reader,
+/// the writer and the workers take turns rather than overlap
+/// (docs/benchmarks.md).
+const FILE_CHUNK_MAX: usize = 64;
+
 /// Whether to go on with the next result.
 #[derive(PartialEq, Eq)]
 enum Flow {
@@ -36,10 +42,12 @@ pub fn run(args: RunArgs) -> Result<Report> {
     let mut task = pool.task(&args.task)?;
     let count = source.count()?;
     let mut output = open_output(args.output.as_deref(), &source)?;
+    // From a file: the library's four chunks per worker, at most
+    // FILE_CHUNK_MAX inputs each.
     task = task.chunk_size(match (args.chunk_size, count) {
-        (Some(n), _) => ChunkSize::from(n as usize),
-        (None, Some(_)) => ChunkSize::Auto,
-        (None, None) => ChunkSize::from(STDIN_CHUNK),
+        (Some(n), _) => n as usize,
+        (None, Some(n)) => ChunkSize::Auto.resolve((n, Some(n)), pool.workers()).min(FILE_CHUNK_MAX),
+        (None, None) => STDIN_CHUNK,
     });
     let task = task.json()?;
 

@@ -34,8 +34,9 @@ impl From<usize> for ChunkSize {
 }
 
 impl ChunkSize {
-    /// Inputs per job for a map over `size_hint`-many inputs on `workers`.
-    pub(crate) fn resolve(self, size_hint: (usize, Option<usize>), workers: usize) -> usize {
+    /// Inputs per job for a map over `size_hint`-many inputs (an
+    /// iterator's `size_hint()`) on `workers` workers.
+    pub fn resolve(self, size_hint: (usize, Option<usize>), workers: usize) -> usize {
         match self {
             ChunkSize::Fixed(n) => n.get(),
             ChunkSize::Auto => match size_hint {
