@@ -161,6 +161,16 @@ pub struct LimitArgs {
     /// Elements of each table [default: 100000].
     #[arg(long, value_name = "N")]
     pub max_table_elements: Option<usize>,
+
+    /// One message a task sends while it runs (the command drops them,
+    /// but a task past this size still fails) [default: 1MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub max_message: Option<usize>,
+
+    /// The module file itself: a larger one is refused before it is
+    /// compiled [default: 64MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
+    pub max_module_size: Option<usize>,
 }
 
 /// `wasmpool list`.

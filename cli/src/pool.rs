@@ -3,7 +3,7 @@
 use crate::args::{LimitArgs, RunArgs};
 use anyhow::{Context, Result};
 use std::path::Path;
-use wasmpool::{Pool, PoolBuilder, WorkerKind};
+use wasmpool::{CompileLimits, Pool, PoolBuilder, WorkerKind};
 
 /// A pool for `run`: its workers, worker kind, seed and limits.
 pub fn for_run(args: &RunArgs) -> Result<Pool> {
@@ -56,6 +56,12 @@ fn with_limits(mut builder: PoolBuilder, limits: &LimitArgs) -> PoolBuilder {
     }
     if let Some(elements) = limits.max_table_elements {
         builder = builder.max_table_elements(elements);
+    }
+    if let Some(bytes) = limits.max_message {
+        builder = builder.max_message(bytes);
+    }
+    if let Some(bytes) = limits.max_module_size {
+        builder = builder.compile_limits(CompileLimits { max_module_bytes: bytes, ..CompileLimits::default() });
     }
     builder
 }

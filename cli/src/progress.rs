@@ -1,11 +1,12 @@
 //! The progress bar on stderr, and the summary at the end of a run.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Duration;
 use wasmpool::PoolStats;
 
-/// The bar: shown only when stderr is a terminal and not `--quiet`.
+/// The bar: shown only when stderr is a terminal, the results are not
+/// written to one (they would be drawn over), and not `--quiet`.
 pub struct Progress {
     bar: ProgressBar,
     failed: u64,
@@ -13,8 +14,8 @@ pub struct Progress {
 
 impl Progress {
     /// A bar over `total` lines (a spinner with a count when unknown).
-    pub fn new(total: Option<usize>, quiet: bool) -> Progress {
-        let target = if quiet || !std::io::stderr().is_terminal() {
+    pub fn new(total: Option<usize>, quiet: bool, results_to_terminal: bool) -> Progress {
+        let target = if quiet || results_to_terminal || !std::io::stderr().is_terminal() {
             ProgressDrawTarget::hidden()
         } else {
             ProgressDrawTarget::stderr_with_hz(10)
@@ -22,12 +23,15 @@ impl Progress {
         let (bar, template) = match total {
             Some(total) => (
                 ProgressBar::with_draw_target(Some(total as u64), target),
-                "{bar:30} {human_pos}/{human_len} lines  {per_sec}  ETA {eta}  {msg}",
+                "{bar:30} {human_pos}/{human_len} lines  {rate}  ETA {eta}  {msg}",
             ),
-            None => (ProgressBar::with_draw_target(None, target), "{spinner} {human_pos} lines  {per_sec}  {msg}"),
+            None => (ProgressBar::with_draw_target(None, target), "{spinner} {human_pos} lines  {rate}  {msg}"),
         };
         if let Ok(style) = ProgressStyle::with_template(template) {
-            bar.set_style(style);
+            // Whole lines per second (indicatif's own `per_sec` shows four decimals).
+            bar.set_style(style.with_key("rate", |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0} lines/s", state.per_sec());
+            }));
         }
         bar.enable_steady_tick(Duration::from_millis(200));
         Progress { bar, failed: 0 }

@@ -11,7 +11,7 @@ use crate::progress::{Progress, Report};
 use crate::records::{LineError, error_line, result_line};
 use anyhow::{Context, Result};
 use std::fs::File;
-use std::io::{BufWriter, ErrorKind, Write};
+use std::io::{BufWriter, ErrorKind, IsTerminal, Write};
 use std::path::Path;
 use std::time::Instant;
 use wasmpool::{ChunkSize, TaskError};
@@ -54,7 +54,8 @@ pub fn run(args: RunArgs) -> Result<Report> {
     let pending = Pending::default();
     let lines = Lines::new(source.open()?, count, pending.clone());
     let read_error = lines.error_slot();
-    let mut progress = Progress::new(count, args.quiet);
+    let to_stdout = args.output.as_deref().is_none_or(|path| path == Path::new("-"));
+    let mut progress = Progress::new(count, args.quiet, to_stdout && std::io::stdout().is_terminal());
     let started = Instant::now();
     let mut report = Report { seed: pool.seed(), ..Report::default() };
     let numbered = args.unordered;

@@ -295,6 +295,10 @@ fn what_cannot_run_exits_with_2_and_says_why() {
     assert_eq!(no_input.status.code(), Some(2));
     assert!(stderr(&no_input).contains("cannot open input /no/such/input.jsonl"), "{}", stderr(&no_input));
 
+    let too_big = run_with_stdin(&["run", MODULE, "sqrt", "--max-module-size", "1KiB"], b"1\n");
+    assert_eq!(too_big.status.code(), Some(2));
+    assert!(stderr(&too_big).contains("1024"), "the limit is named: {}", stderr(&too_big));
+
     let usage = wasmpool().args(["run", MODULE]).output().unwrap();
     assert_eq!(usage.status.code(), Some(2));
     assert!(stderr(&usage).contains("<TASK>"), "{}", stderr(&usage));

@@ -108,80 +108,39 @@ fn expand(function: &ItemFn) -> syn::Result<TokenStream2> {
     let record_static = format_ident!("__WASMPOOL_TASK_RECORD_{}", name.to_uppercase());
     let arg_idents: Vec<_> = (0..types.len()).map(|i| format_ident!("__wasmpool_arg{}", i)).collect();
     let call = quote! { #ident(#(#call_args),*) };
-    let finish = if fallible {
-        quote! {
-            match #call {
-                ::core::result::Result::Ok(value) => ::wasmpool_guest::__private::ok(&value),
-                ::core::result::Result::Err(error) => ::wasmpool_guest::__private::failed(error),
-            }
-        }
-    } else {
-        quote! { ::wasmpool_guest::__private::ok(&#call) }
-    };
-    let json_finish = if fallible {
-        quote! {
-            match #call {
-                ::core::result::Result::Ok(value) => ::wasmpool_guest::__private::json::ok(&value),
-                ::core::result::Result::Err(error) => ::wasmpool_guest::__private::failed(error),
-            }
-        }
-    } else {
-        quote! { ::wasmpool_guest::__private::json::ok(&#call) }
-    };
+    let args = quote! { (#(#arg_idents,)*): (#(#types,)*) };
+    let private = quote! { ::wasmpool_guest::__private };
+    let postcard_export = export(
+        &export_name,
+        &export_fn,
+        &args,
+        quote! { #private::decode_args(__wasmpool_bytes) },
+        finish(&call, fallible, quote! { #private::ok }),
+    );
     // JSON carries one argument as its bare value, several as an array.
     let json_decode = match types.as_slice() {
-        [] => quote! { ::wasmpool_guest::__private::json::no_args(__wasmpool_bytes) },
-        [only] => quote! {
-            ::wasmpool_guest::__private::json::decode_args::<#only>(__wasmpool_bytes, 1).map(|arg| (arg,))
-        },
+        [] => quote! { #private::json::no_args(__wasmpool_bytes) },
+        [only] => quote! { #private::json::decode_args::<#only>(__wasmpool_bytes, 1).map(|arg| (arg,)) },
         many => {
             let arity = many.len();
-            quote! { ::wasmpool_guest::__private::json::decode_args(__wasmpool_bytes, #arity) }
+            quote! { #private::json::decode_args(__wasmpool_bytes, #arity) }
         }
     };
+    let json_export = export(
+        &json_export_name,
+        &json_export_fn,
+        &args,
+        json_decode,
+        finish(&call, fallible, quote! { #private::json::ok }),
+    );
+
     Ok(quote! {
         #function
 
-        #[cfg(target_arch = "wasm32")]
-        #[doc(hidden)]
-        #[allow(non_snake_case)]
-        #[unsafe(export_name = #export_name)]
-        extern "C" fn #export_fn(args_ptr: *mut u8, args_len: usize) -> *const u8 {
-            // SAFETY: the host's side of the ABI guarantees the buffer came
-            // from `wasmpool_alloc(args_len)` and is used once.
-            unsafe {
-                ::wasmpool_guest::__private::run_task(args_ptr, args_len, |__wasmpool_bytes: &[u8]| {
-                    let (#(#arg_idents,)*): (#(#types,)*) =
-                        match ::wasmpool_guest::__private::decode_args(__wasmpool_bytes) {
-                            ::core::result::Result::Ok(args) => args,
-                            ::core::result::Result::Err(message) => {
-                                return ::wasmpool_guest::__private::bad_arguments(message);
-                            }
-                        };
-                    #finish
-                })
-            }
-        }
+        #postcard_export
 
         ::wasmpool_guest::__if_json! {
-            #[cfg(target_arch = "wasm32")]
-            #[doc(hidden)]
-            #[allow(non_snake_case)]
-            #[unsafe(export_name = #json_export_name)]
-            extern "C" fn #json_export_fn(args_ptr: *mut u8, args_len: usize) -> *const u8 {
-                // SAFETY: as for the task's own export above.
-                unsafe {
-                    ::wasmpool_guest::__private::run_task(args_ptr, args_len, |__wasmpool_bytes: &[u8]| {
-                        let (#(#arg_idents,)*): (#(#types,)*) = match #json_decode {
-                            ::core::result::Result::Ok(args) => args,
-                            ::core::result::Result::Err(message) => {
-                                return ::wasmpool_guest::__private::bad_arguments(message);
-                            }
-                        };
-                        #json_finish
-                    })
-                }
-            }
+            #json_export
         }
 
         #[cfg(target_arch = "wasm32")]
@@ -191,6 +150,53 @@ fn expand(function: &ItemFn) -> syn::Result<TokenStream2> {
         #[unsafe(link_section = "wasmpool.tasks")]
         static #record_static: [u8; #record_len] = [#(#record),*];
     })
+}
+
+/// One task export `export_name`: decodes the argument bytes with `decode`
+/// into `args` (a `let` pattern with its type), then runs `finish`.
+fn export(
+    export_name: &str,
+    export_fn: &syn::Ident,
+    args: &TokenStream2,
+    decode: TokenStream2,
+    finish: TokenStream2,
+) -> TokenStream2 {
+    quote! {
+        #[cfg(target_arch = "wasm32")]
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        #[unsafe(export_name = #export_name)]
+        extern "C" fn #export_fn(args_ptr: *mut u8, args_len: usize) -> *const u8 {
+            // SAFETY: the host's side of the ABI guarantees the buffer came
+            // from `wasmpool_alloc(args_len)` and is used once.
+            unsafe {
+                ::wasmpool_guest::__private::run_task(args_ptr, args_len, |__wasmpool_bytes: &[u8]| {
+                    let #args = match #decode {
+                        ::core::result::Result::Ok(args) => args,
+                        ::core::result::Result::Err(message) => {
+                            return ::wasmpool_guest::__private::bad_arguments(message);
+                        }
+                    };
+                    #finish
+                })
+            }
+        }
+    }
+}
+
+/// Encodes what `call` returns with `ok`; for a task returning `Result`,
+/// its `Err` becomes a task failure.
+fn finish(call: &TokenStream2, fallible: bool, ok: TokenStream2) -> TokenStream2 {
+    if fallible {
+        quote! {
+            match #call {
+                ::core::result::Result::Ok(value) => #ok(&value),
+                ::core::result::Result::Err(error) => ::wasmpool_guest::__private::failed(error),
+            }
+        }
+    } else {
+        quote! { #ok(&#call) }
+    }
 }
 
 /// The parameter's name, or its pattern as written.
@@ -302,7 +308,21 @@ mod tests {
         let f: ItemFn = syn::parse_str("/// Adds.\n/// Twice.\nfn add(a: u32, (b, c): (u8, u8)) -> u64 { 0 }").unwrap();
         let out = expand(&f).unwrap().to_string();
         assert!(out.contains("\"wasmpool_task_add\""), "{out}");
+        assert!(out.contains("\"wasmpool_json_add\""), "{out}");
+        assert!(out.contains("json :: decode_args (__wasmpool_bytes , 2usize)"), "{out}");
         assert_eq!(doc_comment(&f), "Adds.\nTwice.");
+    }
+
+    #[test]
+    fn json_takes_one_argument_bare_and_none_as_null() {
+        let one: ItemFn = syn::parse_str("fn sqrt(x: f64) -> f64 { x }").unwrap();
+        let out = expand(&one).unwrap().to_string();
+        assert!(out.contains("json :: decode_args :: < f64 > (__wasmpool_bytes , 1)"), "{out}");
+        let none: ItemFn = syn::parse_str("fn noop() {}").unwrap();
+        assert!(expand(&none).unwrap().to_string().contains("json :: no_args (__wasmpool_bytes)"));
+        let fallible: ItemFn = syn::parse_str("fn f(x: u8) -> Result<u8, String> { Ok(x) }").unwrap();
+        let out = expand(&fallible).unwrap().to_string();
+        assert!(out.contains("json :: ok (& value)") && out.contains("__private :: ok (& value)"), "{out}");
     }
 
     #[test]
