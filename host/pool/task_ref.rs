@@ -132,8 +132,9 @@ impl<'pool> TaskRef<'pool> {
     }
 
     /// The same task called through its JSON entry point: arguments and
-    /// results as JSON text (see [`crate::json`]). Fails with
-    /// [`Error::NoJsonEntry`] if the module has none for this task.
+    /// results as JSON text (see [`crate::json`]). Per-call options (seed,
+    /// deadline, fuel, chunk size, progress) set before carry over. Fails
+    /// with [`Error::NoJsonEntry`] if the module has none for this task.
     pub fn json(self) -> Result<JsonTask<'pool>> {
         if !self.info.json {
             return Err(Error::NoJsonEntry { task: self.info.name.clone() });
