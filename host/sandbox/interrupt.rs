@@ -113,6 +113,11 @@ pub(crate) struct TickGuard {
 impl Ticker {
     /// Starts the thread.
     pub fn start(name: &str, tick: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+        Self::with_period(name, TICK, tick)
+    }
+
+    /// Starts the thread with a period other than [`TICK`].
+    fn with_period(name: &str, period: Duration, tick: impl Fn() + Send + 'static) -> std::io::Result<Self> {
         let shared = Arc::new(TickerShared { active: AtomicUsize::new(0), stop: AtomicBool::new(false) });
         let state = shared.clone();
         let thread = std::thread::Builder::new().name(name.to_owned()).spawn(move || {
@@ -123,7 +128,7 @@ impl Ticker {
                 }
                 // Parked rather than asleep, so that dropping the ticker
                 // wakes it at once instead of after the rest of a tick.
-                let next = Instant::now() + TICK;
+                let next = Instant::now() + period;
                 while !state.stop.load(Ordering::SeqCst) {
                     let now = Instant::now();
                     if now >= next {
@@ -171,8 +176,9 @@ mod tests {
     #[test]
     fn a_watch_stops_at_its_deadline_or_on_cancel() {
         let cancel = Arc::new(AtomicBool::new(false));
+        // A deadline far enough away that a slow machine never reaches it.
         let limits = RunLimits {
-            deadline: Some(Duration::from_millis(30)),
+            deadline: Some(Duration::from_secs(3600)),
             cancel: Some(cancel.clone()),
             ..RunLimits::default()
         };
@@ -180,7 +186,8 @@ mod tests {
         assert_eq!(watch.check(), None);
         cancel.store(true, Ordering::SeqCst);
         assert_eq!(watch.check(), Some(Interrupted::Cancelled));
-        cancel.store(false, Ordering::SeqCst);
+        let short = RunLimits { deadline: Some(Duration::from_millis(30)), ..RunLimits::default() };
+        let watch = Watch::start(&short);
         std::thread::sleep(Duration::from_millis(40));
         assert_eq!(watch.check(), Some(Interrupted::Deadline(Duration::from_millis(30))));
         assert!(!RunLimits::default().is_watched());
@@ -204,10 +211,20 @@ mod tests {
             std::thread::sleep(TICK);
         }
         drop(guard);
-        // Dropping a ticker mid-tick does not wait for the tick.
-        let _again = ticker.enter();
-        let start = Instant::now();
         drop(ticker);
-        assert!(start.elapsed() < TICK, "dropping took {:?}", start.elapsed());
+    }
+
+    #[test]
+    fn dropping_a_ticker_mid_tick_does_not_wait_for_the_tick() {
+        // With an hour-long period, a drop that waited for the tick would
+        // never come back within the minute allowed here.
+        let ticker = Ticker::with_period("test-ticker", Duration::from_secs(3600), || {}).unwrap();
+        let _guard = ticker.enter();
+        let (done, dropped) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            drop(ticker);
+            let _ = done.send(());
+        });
+        assert!(dropped.recv_timeout(Duration::from_secs(60)).is_ok(), "dropping waited for the tick");
     }
 }
