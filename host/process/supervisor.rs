@@ -22,8 +22,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// How long a worker process that stopped talking gets to exit by itself
-/// (and so report its own exit status) before it is killed.
-const EXIT_GRACE: Duration = Duration::from_millis(200);
+/// (and so report its own exit status) before it is killed. A worker that
+/// has already died is reaped at once; one that reported a fatal error needs
+/// the time its exit takes, which is over 200 ms on a slow or emulated
+/// machine (a worker then showed as killed instead of its own status 3).
+const EXIT_GRACE: Duration = Duration::from_secs(2);
 
 /// Starts worker processes for one pool.
 pub(crate) struct Spawner {
