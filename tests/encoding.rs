@@ -12,7 +12,7 @@ fn pool() -> &'static Pool {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(200))]
+    #![proptest_config(ProptestConfig::with_cases(common::cases(200)))]
 
     #[test]
     fn mixed_arguments_round_trip(a: i64, b: String, c: Vec<f64>, d: Option<u8>) {

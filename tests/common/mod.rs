@@ -13,6 +13,14 @@ pub fn scaled(duration: Duration) -> Duration {
     duration * scale.max(1)
 }
 
+/// How many cases a property test tries: `full`, or a fifth of it (at least
+/// 16) in the emulated cross builds, which set `WASMPOOL_CROSS_TEST`
+/// (`.ci/windows`, `.ci/aarch64`). Those builds check that the same code
+/// behaves the same elsewhere; the full search runs in the native build.
+pub fn cases(full: u32) -> u32 {
+    if std::env::var_os("WASMPOOL_CROSS_TEST").is_some() { (full / 5).max(16) } else { full }
+}
+
 /// A pool of the demo task module with `workers` threads.
 pub fn demo_pool(workers: usize) -> Pool {
     Pool::builder().module_file(guest_tasks::WASM_PATH).workers(workers).build().expect("the demo pool builds")
