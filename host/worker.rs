@@ -18,7 +18,29 @@ use std::time::{Duration, Instant};
 /// Runs one task input, in its context and under its limits, and returns
 /// its encoded result.
 pub(crate) trait ItemRunner {
-    fn run(&mut self, export: &str, args: &[u8], context: &TaskContext<'_>, limits: &RunLimits) -> Outcome;
+    /// Runs one input. `next` is the input of the same job that runs after
+    /// it, if there is one: a runner may send it ahead (a worker process
+    /// then starts it without waiting for the host). Whoever passes a `next`
+    /// must either run exactly that input next or call
+    /// [`forget_next`](Self::forget_next).
+    fn run(
+        &mut self,
+        export: &str,
+        args: &[u8],
+        context: &TaskContext<'_>,
+        limits: &RunLimits,
+        next: Option<Upcoming<'_>>,
+    ) -> Outcome;
+
+    /// The input last passed as `next` will not run (its job was cancelled
+    /// or the pool is closing).
+    fn forget_next(&mut self) {}
+}
+
+/// The input that runs after the current one.
+pub(crate) struct Upcoming<'a> {
+    pub args: &'a [u8],
+    pub context: TaskContext<'a>,
 }
 
 /// What one task run knows besides its arguments.
@@ -42,7 +64,14 @@ impl TaskContext<'_> {
 }
 
 impl ItemRunner for Executor {
-    fn run(&mut self, export: &str, args: &[u8], context: &TaskContext<'_>, limits: &RunLimits) -> Outcome {
+    fn run(
+        &mut self,
+        export: &str,
+        args: &[u8],
+        context: &TaskContext<'_>,
+        limits: &RunLimits,
+        _next: Option<Upcoming<'_>>,
+    ) -> Outcome {
         Executor::run(self, export, args, context.seed, context.outbox(), limits)
     }
 }
@@ -134,19 +163,41 @@ impl<R: ItemRunner> Worker<R> {
             closing: Some(self.closing.clone()),
         };
         let mut results = Vec::with_capacity(items.len());
-        let mut items = items.into_iter();
+        let mut items = items.into_iter().peekable();
+        // Whether the runner was told the current input comes next.
+        let mut announced = false;
         while let Some(Item { index, args }) = items.next() {
             if cancelled.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
+                if announced {
+                    self.runner.forget_next();
+                }
                 return reply.abandon(results, std::iter::once(index).chain(items.map(|item| item.index)));
             }
             let outcome = if self.closing.load(Ordering::Relaxed) {
+                if std::mem::take(&mut announced) {
+                    self.runner.forget_next();
+                }
                 Outcome::bare(Err(TaskFailure::PoolClosed))
             } else {
                 match args {
                     Ok(args) => {
                         let context = TaskContext { index, seed: task.seed(index), listeners: &task.listeners };
+                        // Only an input with arguments runs; one without
+                        // (they failed to encode) is never announced.
+                        let next = match items.peek() {
+                            Some(Item { index, args: Ok(args) }) => Some(Upcoming {
+                                args,
+                                context: TaskContext {
+                                    index: *index,
+                                    seed: task.seed(*index),
+                                    listeners: &task.listeners,
+                                },
+                            }),
+                            _ => None,
+                        };
+                        announced = next.is_some();
                         let started = Instant::now();
-                        let outcome = self.runner.run(&task.export, &args, &context, &run);
+                        let outcome = self.runner.run(&task.export, &args, &context, &run, next);
                         self.counters.ran(started.elapsed());
                         outcome
                     }

@@ -296,3 +296,48 @@ fn process_pools_work_with_their_own_cache_folder_or_none() {
     let uncached = processes(1).disable_cache().build().unwrap();
     assert_eq!(uncached.call::<_, f64>("sqrt", 9.0f64).unwrap(), 3.0);
 }
+
+#[test]
+fn inputs_sent_ahead_keep_their_own_progress_reports() {
+    // One worker, one chunk: each input after the first is sent to the
+    // process while the one before it runs, and starts there before the
+    // host has read the previous result.
+    let pool = processes(1).build().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let task = pool.task("slow_sum").unwrap().chunk_size(6).on_progress(move |index, done, total| {
+        sink.lock().unwrap().push((index, done, total));
+    });
+    let inputs = [100u64, 2000, 300, 4000, 50, 600];
+    let sums: Vec<u64> = task.map(inputs).unwrap();
+    assert_eq!(sums, inputs.map(|n| n * (n - 1) / 2));
+    let seen = seen.lock().unwrap().clone();
+    for (index, n) in inputs.into_iter().enumerate() {
+        let reports: Vec<(u64, u64)> = seen.iter().filter(|r| r.0 == index).map(|r| (r.1, r.2)).collect();
+        assert_eq!(reports.len(), 10, "nine steps and the end, for input {index}: {reports:?}");
+        assert!(reports.iter().all(|&(done, total)| done <= n && total == n), "input {index}: {reports:?}");
+        assert_eq!(reports.last(), Some(&(n, n)), "input {index}");
+    }
+}
+
+#[test]
+fn a_cancelled_map_leaves_no_stale_result_behind() {
+    // Dropping a map mid-chunk stops the input running in the process and
+    // the one sent ahead of it; whatever they would have answered must not
+    // be taken for the answers of the calls that follow.
+    let pool = processes(1).build().unwrap();
+    for round in 0..5u64 {
+        let inputs = (0..64u64).map(|s| (200_000u64, s));
+        let mut results = pool.task("pi_hits").unwrap().chunk_size(16).imap::<_, u64>(inputs).unwrap();
+        let first = results.next().expect("a first result").unwrap();
+        assert_eq!(first, guest_tasks::monte_carlo::pi_hits(200_000, 0), "round {round}");
+        drop(results);
+        for x in [16.0f64, 81.0, 2.25] {
+            assert_eq!(pool.call::<_, f64>("sqrt", x).unwrap(), x.sqrt(), "round {round}");
+        }
+        let roots: Vec<f64> = pool.task("sqrt").unwrap().chunk_size(4).map([1.0f64, 4.0, 9.0, 16.0, 25.0]).unwrap();
+        assert_eq!(roots, [1.0, 2.0, 3.0, 4.0, 5.0], "round {round}");
+        let hits: u64 = pool.call("pi_hits", (1000u64, round)).unwrap();
+        assert_eq!(hits, guest_tasks::monte_carlo::pi_hits(1000, round), "round {round}");
+    }
+}

@@ -12,7 +12,7 @@ use crate::sync::lock;
 use crate::transport::FrameError;
 use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
 use crate::transport::messages::{Hello, Reply, Request, RunRequest};
-use crate::worker::{ItemRunner, TaskContext};
+use crate::worker::{ItemRunner, TaskContext, Upcoming};
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -264,6 +264,9 @@ pub(crate) struct ProcessRunner {
     /// Where retries are counted.
     pub counters: Arc<WorkerCounters>,
     connection: Option<Connection>,
+    /// Whether the request for the next input is already in the pipe: the
+    /// process starts it as soon as it has answered the current one.
+    next_sent: bool,
 }
 
 impl ProcessRunner {
@@ -280,7 +283,35 @@ impl ProcessRunner {
         let connection = spawner.spawn(id, &slot, &closing).inspect_err(|_| {
             slot.reap();
         })?;
-        Ok(ProcessRunner { id, spawner, slot, closing, max_retries, counters, connection: Some(connection) })
+        Ok(ProcessRunner {
+            id,
+            spawner,
+            slot,
+            closing,
+            max_retries,
+            counters,
+            connection: Some(connection),
+            next_sent: false,
+        })
+    }
+
+    /// Drops the pipes to the process (which then exits by itself, unless
+    /// it is killed first); what was sent ahead is lost with them.
+    fn disconnect(&mut self) {
+        self.connection = None;
+        self.next_sent = false;
+    }
+
+    /// The request that runs one input.
+    fn request(export: &str, args: &[u8], context: &TaskContext<'_>, run: &RunLimits) -> Request {
+        Request::Run(RunRequest {
+            export: export.to_owned(),
+            args: args.to_vec(),
+            seed: context.seed,
+            fuel: run.fuel,
+            messages: context.listeners.wants_messages(),
+            progress: context.listeners.wants_progress(),
+        })
     }
 
     /// One attempt: `Ok` with the task's outcome (the watchdog's verdict if
@@ -292,6 +323,7 @@ impl ProcessRunner {
         args: &[u8],
         context: &TaskContext<'_>,
         run: &RunLimits,
+        next: Option<&Upcoming<'_>>,
     ) -> Result<Outcome, String> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
@@ -299,19 +331,24 @@ impl ProcessRunner {
                 .connection
                 .insert(self.spawner.spawn(self.id, &self.slot, &self.closing).map_err(|e| e.to_string())?),
         };
-        let request = Request::Run(RunRequest {
-            export: export.to_owned(),
-            args: args.to_vec(),
-            seed: context.seed,
-            fuel: run.fuel,
-            messages: context.listeners.wants_messages(),
-            progress: context.listeners.wants_progress(),
-        });
-        write_frame(&mut connection.requests, &request).map_err(|e| format!("worker {}: {e}", self.id))?;
+        let id = self.id;
+        let write = |connection: &mut Connection, request: &Request| {
+            write_frame(&mut connection.requests, request).map_err(|e| format!("worker {id}: {e}"))
+        };
+        if !std::mem::take(&mut self.next_sent) {
+            write(connection, &Self::request(export, args, context, run))?;
+        }
+        // One input ahead at most: the process's request reader holds it
+        // while this one runs, so neither side can block the other on a
+        // full pipe whatever the sizes.
+        if let Some(next) = next {
+            write(connection, &Self::request(export, next.args, &next.context, run))?;
+            self.next_sent = true;
+        }
         let (reply, interrupted) = self.spawner.read_watched(&self.slot, connection, run, context.outbox());
         if let Some(why) = interrupted {
             // The process is dead or dying: replace it before the next task.
-            self.connection = None;
+            self.disconnect();
             self.slot.reap();
             return Ok(match reply {
                 Ok(Reply::Done(outcome)) => outcome,
@@ -328,19 +365,27 @@ impl ProcessRunner {
 }
 
 impl ItemRunner for ProcessRunner {
-    fn run(&mut self, export: &str, args: &[u8], context: &TaskContext<'_>, run: &RunLimits) -> Outcome {
+    fn run(
+        &mut self,
+        export: &str,
+        args: &[u8],
+        context: &TaskContext<'_>,
+        run: &RunLimits,
+        next: Option<Upcoming<'_>>,
+    ) -> Outcome {
         let mut attempts = 0u32;
         loop {
             if self.closing.load(Ordering::SeqCst) {
+                self.forget_next();
                 return Outcome::bare(Err(TaskFailure::PoolClosed));
             }
-            let cause = match self.attempt(export, args, context, run) {
+            let cause = match self.attempt(export, args, context, run, next.as_ref()) {
                 Ok(outcome) => return outcome,
                 Err(cause) => cause,
             };
             // Close the pipes first: a live but confused worker then exits by
             // itself within the grace period, with a status of its own.
-            self.connection = None;
+            self.disconnect();
             let status = self.slot.reap();
             attempts += 1;
             if self.closing.load(Ordering::SeqCst) {
@@ -359,6 +404,17 @@ impl ItemRunner for ProcessRunner {
             }
             self.counters.retried();
             tracing::warn!(worker = self.id, attempts, %status, %cause, "worker process died; retrying the task on a new one");
+        }
+    }
+
+    fn forget_next(&mut self) {
+        if self.next_sent {
+            // The process has started that input, or is about to: stop it
+            // rather than wait for a result nobody wants. The next task
+            // starts a new process.
+            self.slot.kill();
+            self.disconnect();
+            self.slot.reap();
         }
     }
 }

@@ -14,9 +14,18 @@
 //!  │   (or, past its deadline or when      │
 //!  │    cancelled, the host kills it)      │
 //!  │◀── or Reply::Fatal {reason}, exit 3 ──│ after an ABI violation
-//!  │   … (one Run at a time) …             │
+//!  │   … (Runs run one at a time, in order)│
 //!  │   stdin closed ──────────────────────▶│ exits
 //! ```
+//!
+//! Within a chunk of a map, the host sends the next input's `Run` while the
+//! current one runs (never more than one ahead), so the process starts it
+//! as soon as it has replied, without waiting for the host. The process
+//! reads requests on a thread of its own and holds that one request until
+//! its task thread is free, so neither side ever blocks the other on a full
+//! pipe. If the process dies, what was sent ahead is sent again to the new
+//! one; if the job is cancelled, the host kills the process rather than
+//! wait for an input nobody wants.
 
 use crate::channel::Sent;
 use crate::engine::EngineSettings;
