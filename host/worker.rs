@@ -7,7 +7,7 @@ use crate::error::TaskFailure;
 use crate::executor::Executor;
 use crate::guest_call::Outcome;
 use crate::sandbox::interrupt::RunLimits;
-use crate::scheduler::jobs::{Item, Job};
+use crate::scheduler::jobs::{Item, Job, TaskTarget};
 use crate::scheduler::spin::spin_for;
 use crate::stats::WorkerCounters;
 use crossbeam_channel::{Receiver, RecvError, TryRecvError, select};
@@ -18,26 +18,49 @@ use std::time::{Duration, Instant};
 /// Runs one task input, in its context and under its limits, and returns
 /// its encoded result.
 pub(crate) trait ItemRunner {
-    /// Runs one input. `next` is the input of the same job that runs after
-    /// it, if there is one: a runner may send it ahead (a worker process
-    /// then starts it without waiting for the host). Whoever passes a `next`
-    /// must either run exactly that input next or call
-    /// [`forget_next`](Self::forget_next).
+    /// Runs one input. `ahead` are the inputs of the same job that run
+    /// after it: a runner may send them ahead (a worker process then starts
+    /// each without waiting for the host). Whoever passes inputs ahead must
+    /// run them next, in order, or call [`forget_ahead`](Self::forget_ahead).
     fn run(
         &mut self,
         export: &str,
         args: &[u8],
         context: &TaskContext<'_>,
         limits: &RunLimits,
-        next: Option<Upcoming<'_>>,
+        ahead: Ahead<'_>,
     ) -> Outcome;
 
-    /// The input last passed as `next` will not run (its job was cancelled
-    /// or the pool is closing).
-    fn forget_next(&mut self) {}
+    /// The inputs passed ahead will not run (their job was cancelled or the
+    /// pool is closing).
+    fn forget_ahead(&mut self) {}
 }
 
-/// The input that runs after the current one.
+/// The inputs of a job after the one running, up to the first whose
+/// arguments failed to encode (that one is never run).
+pub(crate) struct Ahead<'a> {
+    items: &'a [Item],
+    task: &'a TaskTarget,
+}
+
+impl<'a> Ahead<'a> {
+    /// Whether no input runs next.
+    pub fn is_empty(&self) -> bool {
+        self.items.first().is_none_or(|item| item.args.is_err())
+    }
+
+    /// The inputs, in the order they run.
+    pub fn iter(&self) -> impl Iterator<Item = Upcoming<'a>> + use<'a> {
+        let task = self.task;
+        self.items.iter().map_while(move |item| {
+            let args = item.args.as_deref().ok()?;
+            let context = TaskContext { index: item.index, seed: task.seed(item.index), listeners: &task.listeners };
+            Some(Upcoming { args, context })
+        })
+    }
+}
+
+/// An input that runs after the current one.
 pub(crate) struct Upcoming<'a> {
     pub args: &'a [u8],
     pub context: TaskContext<'a>,
@@ -70,7 +93,7 @@ impl ItemRunner for Executor {
         args: &[u8],
         context: &TaskContext<'_>,
         limits: &RunLimits,
-        _next: Option<Upcoming<'_>>,
+        _ahead: Ahead<'_>,
     ) -> Outcome {
         Executor::run(self, export, args, context.seed, context.outbox(), limits)
     }
@@ -163,41 +186,29 @@ impl<R: ItemRunner> Worker<R> {
             closing: Some(self.closing.clone()),
         };
         let mut results = Vec::with_capacity(items.len());
-        let mut items = items.into_iter().peekable();
-        // Whether the runner was told the current input comes next.
+        let mut items = items.into_iter();
+        // Whether the runner was told that the current input comes next.
         let mut announced = false;
         while let Some(Item { index, args }) = items.next() {
             if cancelled.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
                 if announced {
-                    self.runner.forget_next();
+                    self.runner.forget_ahead();
                 }
                 return reply.abandon(results, std::iter::once(index).chain(items.map(|item| item.index)));
             }
             let outcome = if self.closing.load(Ordering::Relaxed) {
                 if std::mem::take(&mut announced) {
-                    self.runner.forget_next();
+                    self.runner.forget_ahead();
                 }
                 Outcome::bare(Err(TaskFailure::PoolClosed))
             } else {
                 match args {
                     Ok(args) => {
                         let context = TaskContext { index, seed: task.seed(index), listeners: &task.listeners };
-                        // Only an input with arguments runs; one without
-                        // (they failed to encode) is never announced.
-                        let next = match items.peek() {
-                            Some(Item { index, args: Ok(args) }) => Some(Upcoming {
-                                args,
-                                context: TaskContext {
-                                    index: *index,
-                                    seed: task.seed(*index),
-                                    listeners: &task.listeners,
-                                },
-                            }),
-                            _ => None,
-                        };
-                        announced = next.is_some();
+                        let ahead = Ahead { items: items.as_slice(), task: &task };
+                        announced = !ahead.is_empty();
                         let started = Instant::now();
-                        let outcome = self.runner.run(&task.export, &args, &context, &run, next);
+                        let outcome = self.runner.run(&task.export, &args, &context, &run, ahead);
                         self.counters.ran(started.elapsed());
                         outcome
                     }

@@ -56,7 +56,7 @@ fn every_worker_stops_its_task_at_the_deadline() {
 #[test]
 fn a_map_with_one_endless_input_loses_only_that_input() {
     // Chunks of one, and one chunk of all: a worker process then has the
-    // next input in its pipe when the endless one is stopped.
+    // inputs after the endless one in its pipe when that one is stopped.
     for kind in KINDS {
         let pool = pool(kind).workers(2).deadline(common::scaled(Duration::from_millis(200))).build().unwrap();
         for chunk in [1, 5] {

@@ -299,9 +299,9 @@ fn process_pools_work_with_their_own_cache_folder_or_none() {
 
 #[test]
 fn inputs_sent_ahead_keep_their_own_progress_reports() {
-    // One worker, one chunk: each input after the first is sent to the
-    // process while the one before it runs, and starts there before the
-    // host has read the previous result.
+    // One worker, one chunk: the inputs after the first are sent to the
+    // process along with it, and each starts there before the host has
+    // read the result of the one before.
     let pool = processes(1).build().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = seen.clone();
@@ -323,8 +323,8 @@ fn inputs_sent_ahead_keep_their_own_progress_reports() {
 #[test]
 fn a_cancelled_map_leaves_no_stale_result_behind() {
     // Dropping a map mid-chunk stops the input running in the process and
-    // the one sent ahead of it; whatever they would have answered must not
-    // be taken for the answers of the calls that follow.
+    // those sent ahead of it; whatever they would have answered must not be
+    // taken for the answers of the calls that follow.
     let pool = processes(1).build().unwrap();
     for round in 0..5u64 {
         let inputs = (0..64u64).map(|s| (200_000u64, s));
@@ -339,5 +339,41 @@ fn a_cancelled_map_leaves_no_stale_result_behind() {
         assert_eq!(roots, [1.0, 2.0, 3.0, 4.0, 5.0], "round {round}");
         let hits: u64 = pool.call("pi_hits", (1000u64, round)).unwrap();
         assert_eq!(hits, guest_tasks::monte_carlo::pi_hits(1000, round), "round {round}");
+    }
+}
+
+/// Bytes that postcard cannot encode when `broken`: a sequence of unknown
+/// length.
+struct Bytes {
+    data: Vec<u8>,
+    broken: bool,
+}
+
+impl serde::Serialize for Bytes {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.broken {
+            serializer.collect_seq(self.data.iter().filter(|_| true))
+        } else {
+            self.data.serialize(serializer)
+        }
+    }
+}
+
+#[test]
+fn inputs_that_cannot_be_encoded_fail_alone_inside_a_chunk() {
+    // The inputs around them are sent ahead to the process and run there,
+    // and each result lands at its own index.
+    let pool = processes(1).build().unwrap();
+    let inputs: Vec<Bytes> = (0..7).map(|i| Bytes { data: vec![7; i * 10], broken: i == 2 || i == 5 }).collect();
+    let results: Vec<Result<u64, _>> = pool.task("byte_len").unwrap().chunk_size(7).map_each(&inputs).unwrap();
+    for (i, result) in results.iter().enumerate() {
+        match result {
+            Err(e) if i == 2 || i == 5 => {
+                assert_eq!(e.index, i);
+                assert!(matches!(e.failure, TaskFailure::EncodeArguments(_)), "input {i}: {e}");
+            }
+            Ok(len) => assert_eq!(*len, (i * 10) as u64, "input {i}"),
+            other => panic!("input {i}: {other:?}"),
+        }
     }
 }

@@ -11,7 +11,7 @@ use crate::probe::probe;
 use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
 use crate::sync::lock;
 use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
-use crate::transport::messages::{Hello, PROTOCOL_VERSION, Reply, Request, RunRequest};
+use crate::transport::messages::{Hello, MAX_AHEAD, PROTOCOL_VERSION, Reply, Request, RunRequest};
 use std::io::{BufReader, BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -85,8 +85,10 @@ fn serve(
     }
 
     // Requests are read on a thread of their own, so that the end of stdin
-    // (the host closed it, or died) ends the process even mid-task.
-    let (requests, incoming) = crossbeam_channel::bounded::<RunRequest>(1);
+    // (the host closed it, or died) ends the process even mid-task. The
+    // queue has room for every request the host sends ahead (and the one
+    // running), so reading never waits for the tasks.
+    let (requests, incoming) = crossbeam_channel::bounded::<RunRequest>(MAX_AHEAD + 1);
     std::thread::spawn(move || {
         loop {
             match read_frame::<Request, _>(&mut input, MAX_FRAME_LEN) {

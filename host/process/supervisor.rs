@@ -10,9 +10,9 @@ use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
 use crate::stats::WorkerCounters;
 use crate::sync::lock;
 use crate::transport::FrameError;
-use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
-use crate::transport::messages::{Hello, Reply, Request, RunRequest};
-use crate::worker::{ItemRunner, TaskContext, Upcoming};
+use crate::transport::frame::{MAX_FRAME_LEN, queue_frame, read_frame, write_frame};
+use crate::transport::messages::{AHEAD_BYTES, Hello, MAX_AHEAD, Reply, Request, RunRequest};
+use crate::worker::{Ahead, ItemRunner, TaskContext};
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::PathBuf;
@@ -264,9 +264,10 @@ pub(crate) struct ProcessRunner {
     /// Where retries are counted.
     pub counters: Arc<WorkerCounters>,
     connection: Option<Connection>,
-    /// Whether the request for the next input is already in the pipe: the
-    /// process starts it as soon as it has answered the current one.
-    next_sent: bool,
+    /// How many of the inputs after the current one are already in the
+    /// pipe: the process starts each as soon as it has answered the one
+    /// before.
+    sent_ahead: usize,
 }
 
 impl ProcessRunner {
@@ -291,7 +292,7 @@ impl ProcessRunner {
             max_retries,
             counters,
             connection: Some(connection),
-            next_sent: false,
+            sent_ahead: 0,
         })
     }
 
@@ -299,7 +300,7 @@ impl ProcessRunner {
     /// it is killed first); what was sent ahead is lost with them.
     fn disconnect(&mut self) {
         self.connection = None;
-        self.next_sent = false;
+        self.sent_ahead = 0;
     }
 
     /// The request that runs one input.
@@ -323,7 +324,7 @@ impl ProcessRunner {
         args: &[u8],
         context: &TaskContext<'_>,
         run: &RunLimits,
-        next: Option<&Upcoming<'_>>,
+        ahead: &Ahead<'_>,
     ) -> Result<Outcome, String> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
@@ -331,19 +332,28 @@ impl ProcessRunner {
                 .connection
                 .insert(self.spawner.spawn(self.id, &self.slot, &self.closing).map_err(|e| e.to_string())?),
         };
-        let id = self.id;
-        let write = |connection: &mut Connection, request: &Request| {
-            write_frame(&mut connection.requests, request).map_err(|e| format!("worker {id}: {e}"))
-        };
-        if !std::mem::take(&mut self.next_sent) {
-            write(connection, &Self::request(export, args, context, run))?;
-        }
-        // One input ahead at most: the process's request reader holds it
-        // while this one runs, so neither side can block the other on a
-        // full pipe whatever the sizes.
-        if let Some(next) = next {
-            write(connection, &Self::request(export, next.args, &next.context, run))?;
-            self.next_sent = true;
+        if self.sent_ahead > 0 {
+            // This input is in the pipe already, and may be running.
+            self.sent_ahead -= 1;
+        } else {
+            // The process has answered everything sent so far: send this
+            // input and the next ones, in one write.
+            let id = self.id;
+            let failed = |e| format!("worker {id}: {e}");
+            queue_frame(&mut connection.requests, &Self::request(export, args, context, run)).map_err(failed)?;
+            let mut bytes = 0;
+            let mut sent = 0;
+            for next in ahead.iter().take(MAX_AHEAD) {
+                bytes += next.args.len();
+                if bytes > AHEAD_BYTES {
+                    break;
+                }
+                queue_frame(&mut connection.requests, &Self::request(export, next.args, &next.context, run))
+                    .map_err(failed)?;
+                sent += 1;
+            }
+            connection.requests.flush().map_err(|e| failed(e.into()))?;
+            self.sent_ahead = sent;
         }
         let (reply, interrupted) = self.spawner.read_watched(&self.slot, connection, run, context.outbox());
         if let Some(why) = interrupted {
@@ -371,15 +381,15 @@ impl ItemRunner for ProcessRunner {
         args: &[u8],
         context: &TaskContext<'_>,
         run: &RunLimits,
-        next: Option<Upcoming<'_>>,
+        ahead: Ahead<'_>,
     ) -> Outcome {
         let mut attempts = 0u32;
         loop {
             if self.closing.load(Ordering::SeqCst) {
-                self.forget_next();
+                self.forget_ahead();
                 return Outcome::bare(Err(TaskFailure::PoolClosed));
             }
-            let cause = match self.attempt(export, args, context, run, next.as_ref()) {
+            let cause = match self.attempt(export, args, context, run, &ahead) {
                 Ok(outcome) => return outcome,
                 Err(cause) => cause,
             };
@@ -407,10 +417,10 @@ impl ItemRunner for ProcessRunner {
         }
     }
 
-    fn forget_next(&mut self) {
-        if self.next_sent {
-            // The process has started that input, or is about to: stop it
-            // rather than wait for a result nobody wants. The next task
+    fn forget_ahead(&mut self) {
+        if self.sent_ahead > 0 {
+            // The process has started those inputs, or is about to: stop it
+            // rather than wait for results nobody wants. The next task
             // starts a new process.
             self.slot.kill();
             self.disconnect();

@@ -51,6 +51,14 @@ pub enum FrameError {
 
 /// Writes one message as a frame and flushes.
 pub fn write_frame<T: Serialize, W: Write>(writer: &mut W, message: &T) -> Result<(), FrameError> {
+    queue_frame(writer, message)?;
+    writer.flush()?;
+    Ok(())
+}
+
+/// Writes one message as a frame without flushing, so that several frames
+/// can leave a buffered writer in one write.
+pub fn queue_frame<T: Serialize, W: Write>(writer: &mut W, message: &T) -> Result<(), FrameError> {
     let payload = postcard::to_allocvec(message)
         .map_err(|e| FrameError::Io(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
     let len = u32::try_from(payload.len())
@@ -59,7 +67,6 @@ pub fn write_frame<T: Serialize, W: Write>(writer: &mut W, message: &T) -> Resul
         .ok_or(FrameError::Oversized { len: u32::MAX, max: MAX_FRAME_LEN })?;
     writer.write_all(&len.to_le_bytes())?;
     writer.write_all(&payload)?;
-    writer.flush()?;
     Ok(())
 }
 

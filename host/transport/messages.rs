@@ -18,14 +18,16 @@
 //!  │   stdin closed ──────────────────────▶│ exits
 //! ```
 //!
-//! Within a chunk of a map, the host sends the next input's `Run` while the
-//! current one runs (never more than one ahead), so the process starts it
-//! as soon as it has replied, without waiting for the host. The process
-//! reads requests on a thread of its own and holds that one request until
-//! its task thread is free, so neither side ever blocks the other on a full
-//! pipe. If the process dies, what was sent ahead is sent again to the new
-//! one; if the job is cancelled, the host kills the process rather than
-//! wait for an input nobody wants.
+//! Within a chunk of a map, the host sends the `Run`s of the next inputs
+//! along with the current one (at most [`MAX_AHEAD`] of them, with at most
+//! [`AHEAD_BYTES`] of arguments), so the process starts each as soon as it
+//! has replied to the one before, without waiting for the host; the host
+//! sends more once it has read every reply. The process reads requests on
+//! a thread of its own into a queue with room for all of them, so its
+//! stdin never fills while it writes replies. The host watches each input's
+//! deadline from the reply of the one before it. If the process dies, what
+//! was sent ahead is sent again to the new one; if the job is cancelled,
+//! the host kills the process rather than wait for inputs nobody wants.
 
 use crate::channel::Sent;
 use crate::engine::EngineSettings;
@@ -34,8 +36,15 @@ use crate::guest_call::{InstanceConfig, Outcome};
 use crate::probe::ProbeFailure;
 use serde::{Deserialize, Serialize};
 
+/// How many inputs the host sends ahead of the running one, at most.
+pub(crate) const MAX_AHEAD: usize = 64;
+
+/// How many bytes of arguments the host sends ahead, at most (an input
+/// larger than this is sent when its turn comes).
+pub(crate) const AHEAD_BYTES: usize = 1 << 20;
+
 /// Version of this protocol; host and worker must agree exactly.
-pub(crate) const PROTOCOL_VERSION: u32 = 4;
+pub(crate) const PROTOCOL_VERSION: u32 = 5;
 
 /// What the host sends.
 #[derive(Debug, Serialize, Deserialize)]
