@@ -132,6 +132,21 @@ mod tests {
     }
 
     #[test]
+    fn queued_frames_leave_together_on_flush() {
+        let mut writer = std::io::BufWriter::new(Vec::new());
+        for n in 0..3u32 {
+            queue_frame(&mut writer, &(n, "queued".to_string())).unwrap();
+        }
+        assert!(writer.get_ref().is_empty(), "nothing leaves before the flush");
+        writer.flush().unwrap();
+        let mut reader = writer.get_ref().as_slice();
+        for n in 0..3u32 {
+            assert_eq!(read_frame::<(u32, String), _>(&mut reader, 1024).unwrap(), (n, "queued".into()));
+        }
+        assert!(matches!(read_frame::<(u32, String), _>(&mut reader, 1024), Err(FrameError::Closed)));
+    }
+
+    #[test]
     fn truncated_oversized_and_garbage_frames_are_errors() {
         let whole = framed(&"hello".to_string());
         let cut = &whole[..whole.len() - 2];
