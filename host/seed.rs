@@ -60,7 +60,12 @@ pub(crate) fn seed_at(key: u64, index: u64) -> u64 {
 
 /// A fresh random pool seed, from the operating system.
 pub(crate) fn random_seed() -> Result<u64, String> {
-    getrandom::u64().map_err(|e| format!("cannot draw a random pool seed from the operating system: {e}"))
+    getrandom::u64().map_err(|e| {
+        format!(
+            "cannot draw a random pool seed from the operating system: {e}; \
+             give the pool a seed of its own with PoolBuilder::seed"
+        )
+    })
 }
 
 /// The random bytes WASI's `random_get` gives the running task: its seed's

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -77,10 +77,14 @@ pub struct Line {
 pub type Pending = Rc<RefCell<HashMap<usize, Line>>>;
 
 /// The inputs of a run, as the pool pulls them: each non-blank line's
-/// bytes, recorded in [`Pending`] under its index. A read error ends the
-/// inputs and is kept in [`Lines::error_slot`].
+/// bytes, recorded in [`Pending`] under its index. A read error, or a line
+/// longer than the limit, ends the inputs and is kept in
+/// [`Lines::error_slot`].
 pub struct Lines {
     reader: Box<dyn BufRead>,
+    /// The longest line read, in bytes: the task's memory limit, since a
+    /// longer one could not be copied into the task anyway.
+    max_len: usize,
     number: u64,
     index: usize,
     remaining: Option<usize>,
@@ -90,9 +94,10 @@ pub struct Lines {
 
 impl Lines {
     /// `count`, if known, makes the size hint exact (so the pool can size
-    /// its chunks).
-    pub fn new(reader: Box<dyn BufRead>, count: Option<usize>, pending: Pending) -> Lines {
-        Lines { reader, number: 0, index: 0, remaining: count, pending, error: Rc::default() }
+    /// its chunks). A line over `max_len` bytes is refused before it is
+    /// read whole.
+    pub fn new(reader: Box<dyn BufRead>, count: Option<usize>, max_len: usize, pending: Pending) -> Lines {
+        Lines { reader, max_len, number: 0, index: 0, remaining: count, pending, error: Rc::default() }
     }
 
     /// Where a read error will be left.
@@ -107,7 +112,10 @@ impl Iterator for Lines {
     fn next(&mut self) -> Option<Vec<u8>> {
         loop {
             let mut text = Vec::new();
-            match self.reader.read_until(b'\n', &mut text) {
+            // One byte more than allowed, to tell a line of exactly the
+            // limit from a longer one.
+            let limit = (self.max_len as u64).saturating_add(1);
+            match (&mut self.reader).take(limit).read_until(b'\n', &mut text) {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(e) => {
@@ -116,6 +124,15 @@ impl Iterator for Lines {
                 }
             }
             self.number += 1;
+            if text.len() > self.max_len && text.last() != Some(&b'\n') {
+                let why = format!(
+                    "line {} is longer than {} bytes, the task's memory limit (--max-memory), \
+                     so it cannot be passed to the task",
+                    self.number, self.max_len
+                );
+                *self.error.borrow_mut() = Some(std::io::Error::new(std::io::ErrorKind::InvalidData, why));
+                return None;
+            }
             if is_blank(&text) {
                 continue;
             }
@@ -149,7 +166,8 @@ mod tests {
     fn blank_lines_are_skipped_but_counted() {
         let text = b"1\n\n  \n[2, 3]\r\n4".to_vec();
         let pending = Pending::default();
-        let lines: Vec<Vec<u8>> = Lines::new(Box::new(std::io::Cursor::new(text)), None, pending.clone()).collect();
+        let lines: Vec<Vec<u8>> =
+            Lines::new(Box::new(std::io::Cursor::new(text)), None, 1024, pending.clone()).collect();
         assert_eq!(lines, vec![b"1".to_vec(), b"[2, 3]".to_vec(), b"4".to_vec()]);
         let pending = pending.borrow();
         assert_eq!(pending[&0].number, 1);
@@ -158,8 +176,24 @@ mod tests {
     }
 
     #[test]
+    fn a_line_over_the_limit_ends_the_inputs_with_an_error() {
+        let text = b"12345678\n12345678\r\n123456789\n1\n".to_vec();
+        let mut lines = Lines::new(Box::new(std::io::Cursor::new(text)), None, 8, Pending::default());
+        let error = lines.error_slot();
+        assert_eq!(lines.next(), Some(b"12345678".to_vec()), "exactly the limit, with its newline");
+        assert_eq!(lines.next(), None, "the limit and a carriage return are one byte too many");
+        let message = error.borrow().as_ref().map(ToString::to_string).unwrap_or_default();
+        assert!(message.contains("line 2 is longer than 8 bytes"), "{message}");
+        // Without a newline at the end, a last line of the limit is whole.
+        let mut lines = Lines::new(Box::new(std::io::Cursor::new(b"[1, 2]".to_vec())), None, 6, Pending::default());
+        assert_eq!(lines.next(), Some(b"[1, 2]".to_vec()));
+        assert_eq!(lines.next(), None);
+        assert!(lines.error_slot().borrow().is_none());
+    }
+
+    #[test]
     fn a_known_count_is_an_exact_size_hint() {
-        let lines = Lines::new(Box::new(std::io::Cursor::new(b"1\n2\n".to_vec())), Some(2), Pending::default());
+        let lines = Lines::new(Box::new(std::io::Cursor::new(b"1\n2\n".to_vec())), Some(2), 1024, Pending::default());
         assert_eq!(lines.size_hint(), (2, Some(2)));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.jsonl");

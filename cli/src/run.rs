@@ -52,7 +52,8 @@ pub fn run(args: RunArgs) -> Result<Report> {
     let task = task.json()?;
 
     let pending = Pending::default();
-    let lines = Lines::new(source.open()?, count, pending.clone());
+    let max_len = args.limits.max_memory.unwrap_or(wasmpool::sandbox::limits::DEFAULT_MAX_MEMORY);
+    let lines = Lines::new(source.open()?, count, max_len, pending.clone());
     let read_error = lines.error_slot();
     let to_stdout = args.output.as_deref().is_none_or(|path| path == Path::new("-"));
     let mut progress = Progress::new(count, args.quiet, to_stdout && std::io::stdout().is_terminal());

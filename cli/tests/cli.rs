@@ -299,6 +299,16 @@ fn what_cannot_run_exits_with_2_and_says_why() {
     assert_eq!(too_big.status.code(), Some(2));
     assert!(stderr(&too_big).contains("1024"), "the limit is named: {}", stderr(&too_big));
 
+    // A line longer than the task's memory limit is refused before it is
+    // read whole; what came before it is answered.
+    let mut long = b"1\n".to_vec();
+    long.extend(std::iter::repeat_n(b'7', 9 << 20));
+    long.extend(b"\n4\n");
+    let huge = run_with_stdin(&["run", MODULE, "sqrt", "--max-memory", "8MiB"], &long);
+    assert_eq!(huge.status.code(), Some(2));
+    assert!(stderr(&huge).contains("line 2 is longer than 8388608 bytes"), "{}", stderr(&huge));
+    assert_eq!(stdout_lines(&huge), ["1.0"]);
+
     let usage = wasmpool().args(["run", MODULE]).output().unwrap();
     assert_eq!(usage.status.code(), Some(2));
     assert!(stderr(&usage).contains("<TASK>"), "{}", stderr(&usage));
