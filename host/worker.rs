@@ -21,7 +21,8 @@ pub(crate) trait ItemRunner {
     /// Runs one input. `ahead` are the inputs of the same job that run
     /// after it: a runner may send them ahead (a worker process then starts
     /// each without waiting for the host). Whoever passes inputs ahead must
-    /// run them next, in order, or call [`forget_ahead`](Self::forget_ahead).
+    /// run them next, in order, or call [`forget_ahead`](Self::forget_ahead)
+    /// before anything else.
     fn run(
         &mut self,
         export: &str,
@@ -31,8 +32,8 @@ pub(crate) trait ItemRunner {
         ahead: Ahead<'_>,
     ) -> Outcome;
 
-    /// The inputs passed ahead will not run (their job was cancelled or the
-    /// pool is closing).
+    /// The inputs passed ahead, if any are still owed, will not run (their
+    /// job was cancelled or the pool is closing). A no-op when none are.
     fn forget_ahead(&mut self) {}
 }
 
@@ -44,18 +45,12 @@ pub(crate) struct Ahead<'a> {
 }
 
 impl<'a> Ahead<'a> {
-    /// Whether no input runs next.
-    pub fn is_empty(&self) -> bool {
-        self.items.first().is_none_or(|item| item.args.is_err())
-    }
-
     /// The inputs, in the order they run.
     pub fn iter(&self) -> impl Iterator<Item = Upcoming<'a>> + use<'a> {
         let task = self.task;
         self.items.iter().map_while(move |item| {
             let args = item.args.as_deref().ok()?;
-            let context = TaskContext { index: item.index, seed: task.seed(item.index), listeners: &task.listeners };
-            Some(Upcoming { args, context })
+            Some(Upcoming { args, context: TaskContext::of(task, item.index) })
         })
     }
 }
@@ -76,7 +71,12 @@ pub(crate) struct TaskContext<'a> {
     pub listeners: &'a Listeners,
 }
 
-impl TaskContext<'_> {
+impl<'a> TaskContext<'a> {
+    /// The context of `task`'s input at `index`.
+    pub fn of(task: &'a TaskTarget, index: usize) -> Self {
+        TaskContext { index, seed: task.seed(index), listeners: &task.listeners }
+    }
+
     /// The outbox for the task's messages, if anyone listens.
     pub fn outbox(&self) -> Option<Box<dyn Outbox>> {
         let listened = self.listeners.wants_messages() || self.listeners.wants_progress();
@@ -187,26 +187,21 @@ impl<R: ItemRunner> Worker<R> {
         };
         let mut results = Vec::with_capacity(items.len());
         let mut items = items.into_iter();
-        // Whether the runner was told that the current input comes next.
-        let mut announced = false;
+        // Inputs of this job a runner sent ahead are all run by the job's
+        // end, unless it stops early: then they are forgotten.
         while let Some(Item { index, args }) = items.next() {
             if cancelled.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
-                if announced {
-                    self.runner.forget_ahead();
-                }
+                self.runner.forget_ahead();
                 return reply.abandon(results, std::iter::once(index).chain(items.map(|item| item.index)));
             }
             let outcome = if self.closing.load(Ordering::Relaxed) {
-                if std::mem::take(&mut announced) {
-                    self.runner.forget_ahead();
-                }
+                self.runner.forget_ahead();
                 Outcome::bare(Err(TaskFailure::PoolClosed))
             } else {
                 match args {
                     Ok(args) => {
-                        let context = TaskContext { index, seed: task.seed(index), listeners: &task.listeners };
+                        let context = TaskContext::of(&task, index);
                         let ahead = Ahead { items: items.as_slice(), task: &task };
-                        announced = !ahead.is_empty();
                         let started = Instant::now();
                         let outcome = self.runner.run(&task.export, &args, &context, &run, ahead);
                         self.counters.ran(started.elapsed());
