@@ -14,6 +14,7 @@
 
 extern crate alloc;
 
+use alloc::collections::BTreeSet;
 use alloc::string::String;
 use alloc::vec::Vec;
 use serde::{Deserialize, Serialize};
@@ -189,7 +190,7 @@ pub enum ManifestError {
     },
     /// A task name breaks [`is_valid_task_name`].
     InvalidName {
-        /// The offending name.
+        /// The offending name (its first [`MAX_TASK_NAME_LEN`] characters).
         name: String,
     },
     /// Two records describe the same task.
@@ -223,10 +224,13 @@ impl TaskDescriptor {
 }
 
 /// Reads every record of a [`TASKS_SECTION`] (the concatenation of all such
-/// sections in the module), validating versions and names.
+/// sections in the module), validating versions and names. The section
+/// comes from an untrusted module, so the work is O(n log n) in the number
+/// of records: a set of the names seen finds a repeated one.
 pub fn decode_manifest(mut section: &[u8]) -> Result<Vec<TaskDescriptor>, ManifestError> {
     let total = section.len();
     let mut tasks: Vec<TaskDescriptor> = Vec::new();
+    let mut seen: BTreeSet<String> = BTreeSet::new();
     while !section.is_empty() {
         let offset = total - section.len();
         // Check the version byte first so a future layout gives a clear error.
@@ -236,9 +240,11 @@ pub fn decode_manifest(mut section: &[u8]) -> Result<Vec<TaskDescriptor>, Manife
         let (task, rest) =
             postcard::take_from_bytes::<TaskDescriptor>(section).map_err(|_| ManifestError::Malformed { offset })?;
         if !is_valid_task_name(&task.name) {
-            return Err(ManifestError::InvalidName { name: task.name });
+            // The name may be megabytes long: keep its start.
+            let name = task.name.chars().take(MAX_TASK_NAME_LEN).collect();
+            return Err(ManifestError::InvalidName { name });
         }
-        if tasks.iter().any(|t| t.name == task.name) {
+        if !seen.insert(task.name.clone()) {
             return Err(ManifestError::Duplicate { name: task.name });
         }
         tasks.push(task);
