@@ -56,7 +56,10 @@ fn main() -> anyhow::Result<()> {
     let wasi =
         Pool::builder().module_file(guest_tasks::WASI_WASM_PATH).worker_kind(kind).wasi(WasiConfig::new()).build()?;
     let greeting = wasi.task("greet")?.call_captured::<_, u32>("Ada".to_string())?;
-    println!("\nWASI greet(\"Ada\") printed {:?} (captured, not on our stdout)", greeting.output.stdout_text());
+    println!(
+        "\nWASI greet(\"Ada\") printed \"{}\" (captured, not on our stdout)",
+        greeting.output.stdout_for_terminal().trim_end()
+    );
     let passwd = wasi.call::<_, String>("read_file", "/etc/passwd".to_string());
     println!("WASI read_file(\"/etc/passwd\"): {}", passwd.unwrap_or_else(|e| e.to_string()));
     let clock = wasi.call::<_, u64>("unix_time", ());

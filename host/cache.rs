@@ -1,40 +1,63 @@
-//! The cache of precompiled modules.
+//! The cache of precompiled modules, and why it can be trusted.
 //!
 //! The host compiles a module once and stores wasmtime's serialized machine
 //! code in a file named after the SHA-256 of the module's bytes and of the
 //! engine's compatibility hash (wasmtime version and every setting that
-//! affects code). Worker processes, and later pools, load that file instead
-//! of compiling again, so every worker runs the same machine code.
+//! affects code). Later pools load that file instead of compiling again.
+//!
+//! A precompiled artifact is native code: loading one that someone else
+//! wrote would run their code in the host, outside every limit of the
+//! sandbox. So the cache is a trust boundary (`docs/sandbox.md`), and:
+//! - it lives only in the user's own cache folder (or one the program
+//!   names): never in a shared temporary folder. Without a private folder
+//!   the host compiles without a cache;
+//! - the folder is created private to the user (0700 on Unix), and a folder
+//!   that is not owned by the current user, or that others may write, is
+//!   refused with a warning: the module is compiled without the cache;
+//! - an entry is opened first and then checked through the open file (it
+//!   must be a regular file owned by the current user that others may not
+//!   write), and read from that same file, so it cannot be swapped between
+//!   the check and the read; one that fails is never loaded;
+//! - worker processes never read the cache: the host sends each one the
+//!   compiled code it loaded or compiled itself (`transport/`).
 //!
 //! A cache file is `MAGIC`, then the SHA-256 of the payload, then the
-//! payload. It is checked before it is used: a truncated or corrupted file,
-//! or one wasmtime refuses (another version or configuration), is rebuilt.
-//! The cache directory should be writable by its user only: wasmtime trusts
-//! the machine code it loads.
+//! payload; a truncated or corrupted file, or one wasmtime refuses (another
+//! version or configuration), is rebuilt. Ownership and permission checks
+//! are made on Unix; on Windows the default folder is under
+//! `%LOCALAPPDATA%`, which only its user may write, and a folder given to
+//! [`PoolBuilder::cache_dir`](crate::PoolBuilder::cache_dir) is trusted as
+//! given.
 
 use sha2::{Digest, Sha256};
+use std::fs::File;
 use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use wasmtime::{Engine, Module};
 
 const MAGIC: &[u8; 8] = b"WPCACHE1";
 
-/// A precompiled module on disk.
-#[derive(Debug, Clone)]
-pub(crate) struct Artifact {
-    pub path: PathBuf,
-    pub checksum: [u8; 32],
+/// The default cache directory: `wasmpool` in the user's own cache folder
+/// (`$XDG_CACHE_HOME`, `%LOCALAPPDATA%`, or `$HOME/.cache`), or none if no
+/// such folder is known. Never the shared temporary folder.
+pub(crate) fn default_dir() -> Option<PathBuf> {
+    dir_from_env(|var| std::env::var_os(var))
 }
 
-/// The default cache directory: the user's cache folder, else the temp dir.
-pub(crate) fn default_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("LOCALAPPDATA").map(PathBuf::from))
-        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("wasmpool")
+/// [`default_dir`], reading the environment through `var`. Relative paths
+/// are ignored, as the XDG specification asks.
+fn dir_from_env(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Option<PathBuf> {
+    let absolute = |name: &str| var(name).map(PathBuf::from).filter(|path| path.is_absolute());
+    let base = absolute("XDG_CACHE_HOME")
+        .or_else(|| absolute("LOCALAPPDATA"))
+        .or_else(|| absolute("HOME").map(|home| home.join(".cache")));
+    if base.is_none() {
+        tracing::debug!(
+            "no private cache folder is known (XDG_CACHE_HOME, LOCALAPPDATA, HOME): compiling without a cache"
+        );
+    }
+    base.map(|base| base.join("wasmpool"))
 }
 
 /// Feeds `Hash` output into SHA-256.
@@ -60,30 +83,24 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The module for `wasm`: loaded from the cache if a sound entry exists,
-/// otherwise compiled and stored. Failing to write the cache is not an error
-/// for thread pools (`None` artifact), only a warning.
-pub(crate) fn load_or_compile(
-    engine: &Engine,
-    wasm: &[u8],
-    dir: &Path,
-) -> (wasmtime::Result<Module>, Option<Artifact>) {
-    let path = entry_path(engine, wasm, dir);
-    if let Some((module, checksum)) = load(engine, &path) {
-        return (Ok(module), Some(Artifact { path, checksum }));
+/// The module for `wasm`: loaded from the cache in `dir` if a trusted,
+/// sound entry exists, otherwise compiled and stored there. A folder that
+/// cannot be trusted or written is not an error, only a warning: the
+/// module is compiled without it.
+pub(crate) fn load_or_compile(engine: &Engine, wasm: &[u8], dir: &Path) -> wasmtime::Result<Module> {
+    if let Err(why) = private_dir(dir) {
+        tracing::warn!(dir = %dir.display(), "not using the module cache: {why}; compiling without it");
+        return Module::new(engine, wasm);
     }
-    let module = match Module::new(engine, wasm) {
-        Ok(module) => module,
-        Err(e) => return (Err(e), None),
-    };
-    let artifact = match store_module(engine, &module, wasm, dir) {
-        Ok(artifact) => Some(artifact),
-        Err(e) => {
-            tracing::warn!(dir = %dir.display(), "cannot write the module cache: {e}");
-            None
-        }
-    };
-    (Ok(module), artifact)
+    let path = entry_path(engine, wasm, dir);
+    if let Some(module) = load(engine, &path) {
+        return Ok(module);
+    }
+    let module = Module::new(engine, wasm)?;
+    if let Err(e) = module.serialize().map_err(|e| e.to_string()).and_then(|payload| store(&path, &payload)) {
+        tracing::warn!(dir = %dir.display(), "cannot write the module cache: {e}");
+    }
+    Ok(module)
 }
 
 /// The entry for `wasm` compiled by `engine`, in `dir`.
@@ -91,24 +108,65 @@ fn entry_path(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
     dir.join(format!("{}.cwasm", key(engine, wasm)))
 }
 
-/// Stores `module` (compiled from `wasm` by `engine`) as an entry in `dir`.
-pub(crate) fn store_module(engine: &Engine, module: &Module, wasm: &[u8], dir: &Path) -> Result<Artifact, String> {
-    let path = entry_path(engine, wasm, dir);
-    let payload = module.serialize().map_err(|e| e.to_string())?;
-    let checksum = store(&path, &payload)?;
-    Ok(Artifact { path, checksum })
+/// Creates `dir` private to the user if it is missing, and checks that it
+/// is a folder only the user can write.
+fn private_dir(dir: &Path) -> Result<(), String> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| format!("cannot create it: {e}"))?;
+    let metadata = std::fs::metadata(dir).map_err(|e| format!("cannot look at it: {e}"))?;
+    if !metadata.is_dir() {
+        return Err("it is not a folder".into());
+    }
+    trusted(&metadata, "folder")
 }
 
-/// Loads a cache entry if it is intact and wasmtime accepts it; removes it
-/// if it is not.
-fn load(engine: &Engine, path: &Path) -> Option<(Module, [u8; 32])> {
-    let bytes = std::fs::read(path).ok()?;
+/// Whether a file or folder may be trusted with native code: owned by the
+/// current user, and writable by nobody else (Unix; elsewhere, see the
+/// module's docs).
+#[cfg(unix)]
+fn trusted(metadata: &std::fs::Metadata, what: &str) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: `geteuid` has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if metadata.uid() != me {
+        return Err(format!("the {what} belongs to user {}, not to the current user ({me})", metadata.uid()));
+    }
+    if metadata.mode() & 0o022 != 0 {
+        return Err(format!("other users may write to the {what} (mode {:o})", metadata.mode() & 0o777));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn trusted(_metadata: &std::fs::Metadata, _what: &str) -> Result<(), String> {
+    Ok(())
+}
+
+/// Loads a cache entry if it is trusted, intact and wasmtime accepts it;
+/// removes it if it is corrupt or stale (an untrusted one is left for the
+/// store that follows to replace).
+fn load(engine: &Engine, path: &Path) -> Option<Module> {
+    let mut file = File::open(path).ok()?;
+    // Checked through the open file: what is read below is what was checked.
+    let checked = file.metadata().map_err(|e| e.to_string()).and_then(|metadata| {
+        if !metadata.is_file() { Err("not a regular file".to_owned()) } else { trusted(&metadata, "entry") }
+    });
+    if let Err(why) = checked {
+        tracing::warn!(path = %path.display(), "not loading a module cache entry: {why}");
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes).ok()?;
     match verify(&bytes) {
-        Ok((payload, checksum)) => {
-            // SAFETY: the payload is what `Module::serialize` wrote (its
-            // checksum matches) and wasmtime checks version and settings.
+        Ok(payload) => {
+            // SAFETY: the payload is what `Module::serialize` wrote in a
+            // folder and file only this user can write (checked above), its
+            // checksum matches, and wasmtime checks version and settings.
             match unsafe { Module::deserialize(engine, payload) } {
-                Ok(module) => return Some((module, checksum)),
+                Ok(module) => return Some(module),
                 Err(e) => tracing::info!(path = %path.display(), "stale module cache entry, rebuilding: {e}"),
             }
         }
@@ -118,44 +176,31 @@ fn load(engine: &Engine, path: &Path) -> Option<(Module, [u8; 32])> {
     None
 }
 
-/// The payload of a cache file and its checksum, if the file is intact.
-pub(crate) fn verify(bytes: &[u8]) -> Result<(&[u8], [u8; 32]), String> {
+/// The payload of a cache file, if the file is intact.
+fn verify(bytes: &[u8]) -> Result<&[u8], String> {
     let header = MAGIC.len() + 32;
     if bytes.len() < header || &bytes[..MAGIC.len()] != MAGIC {
         return Err("not a wasmpool cache file".into());
     }
-    let mut checksum = [0u8; 32];
-    checksum.copy_from_slice(&bytes[MAGIC.len()..header]);
     let payload = &bytes[header..];
-    if Sha256::digest(payload).as_slice() != checksum {
+    if Sha256::digest(payload).as_slice() != &bytes[MAGIC.len()..header] {
         return Err("checksum mismatch".into());
     }
-    Ok((payload, checksum))
+    Ok(payload)
 }
 
-/// Reads an artifact and deserializes it, checking it is the one expected.
-pub(crate) fn load_artifact(engine: &Engine, path: &Path, expected: &[u8; 32]) -> Result<Module, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let (payload, checksum) = verify(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
-    if &checksum != expected {
-        return Err(format!("{} changed since the host wrote it", path.display()));
-    }
-    // SAFETY: as in `load`: an intact file written by `Module::serialize`.
-    unsafe { Module::deserialize(engine, payload) }.map_err(|e| format!("{e:#}"))
-}
-
-/// Writes an entry atomically (temporary file, then rename).
-fn store(path: &Path, payload: &[u8]) -> Result<[u8; 32], String> {
+/// Writes an entry atomically (a private temporary file, then rename).
+fn store(path: &Path, payload: &[u8]) -> Result<(), String> {
     let dir = path.parent().ok_or("the cache path has no folder")?;
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     let checksum: [u8; 32] = Sha256::digest(payload).into();
+    // `tempfile` creates the file readable and writable by its user only.
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
     tmp.write_all(MAGIC)
         .and_then(|()| tmp.write_all(&checksum))
         .and_then(|()| tmp.write_all(payload))
         .map_err(|e| e.to_string())?;
     tmp.persist(path).map_err(|e| e.to_string())?;
-    Ok(checksum)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -164,28 +209,31 @@ mod tests {
 
     const WAT: &str = r#"(module (func (export "f") (result i32) i32.const 7))"#;
 
+    fn only_entry(dir: &Path) -> PathBuf {
+        let entries: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        entries[0].clone()
+    }
+
     #[test]
     fn a_second_load_comes_from_the_cache_and_corruption_is_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::default();
         let wasm = wat::parse_str(WAT).unwrap();
-        let (module, artifact) = load_or_compile(&engine, &wasm, dir.path());
-        assert!(module.is_ok());
-        let artifact = artifact.unwrap();
-        assert!(load(&engine, &artifact.path).is_some(), "an intact entry loads");
-        assert!(load_artifact(&engine, &artifact.path, &artifact.checksum).is_ok());
+        assert!(load_or_compile(&engine, &wasm, dir.path()).is_ok());
+        let entry = only_entry(dir.path());
+        assert!(load(&engine, &entry).is_some(), "an intact entry loads");
 
         // Flip one byte of the payload: detected, removed, rebuilt.
-        let mut bytes = std::fs::read(&artifact.path).unwrap();
+        let mut bytes = std::fs::read(&entry).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
-        std::fs::write(&artifact.path, &bytes).unwrap();
-        assert!(load_artifact(&engine, &artifact.path, &artifact.checksum).unwrap_err().contains("checksum"));
-        assert!(load(&engine, &artifact.path).is_none());
-        assert!(!artifact.path.exists(), "a corrupt entry is removed");
-        let (again, rebuilt) = load_or_compile(&engine, &wasm, dir.path());
-        assert!(again.is_ok());
-        assert_eq!(rebuilt.unwrap().checksum, artifact.checksum);
+        std::fs::write(&entry, &bytes).unwrap();
+        assert!(verify(&bytes).unwrap_err().contains("checksum"));
+        assert!(load(&engine, &entry).is_none());
+        assert!(!entry.exists(), "a corrupt entry is removed");
+        assert!(load_or_compile(&engine, &wasm, dir.path()).is_ok());
+        assert!(load(&engine, &only_entry(dir.path())).is_some(), "and written again");
     }
 
     #[test]
@@ -205,5 +253,35 @@ mod tests {
         assert_ne!(key(&engine, &wasm), key(&engine, &other));
         assert_ne!(key(&engine, &wasm), key(&canonical, &wasm));
         assert_eq!(key(&engine, &wasm), key(&Engine::default(), &wasm));
+    }
+
+    #[test]
+    fn the_default_folder_is_the_users_own_or_none() {
+        let env = |vars: Vec<(&'static str, &'static str)>| {
+            move |name: &str| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| std::ffi::OsString::from(v))
+        };
+        let home = if cfg!(windows) { r"C:\Users\me" } else { "/home/me" };
+        let expected = Path::new(home).join(".cache").join("wasmpool");
+        assert_eq!(dir_from_env(env(vec![])), None, "no known folder: no cache, and no temporary folder");
+        assert_eq!(dir_from_env(env(vec![("HOME", home)])), Some(expected.clone()));
+        let relative = env(vec![("XDG_CACHE_HOME", "relative/cache"), ("HOME", home)]);
+        assert_eq!(dir_from_env(relative), Some(expected), "a relative XDG_CACHE_HOME is ignored");
+        assert_eq!(dir_from_env(env(vec![("HOME", "relative")])), None);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_missing_folder_is_created_private_and_an_open_one_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("a/b/wasmpool");
+        private_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let why = private_dir(&dir).unwrap_err();
+        assert!(why.contains("other users may write"), "{why}");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o770)).unwrap();
+        assert!(private_dir(&dir).is_err(), "a folder its group may write is refused too");
     }
 }

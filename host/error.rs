@@ -7,8 +7,10 @@
 //! [`Error`] variants.
 
 pub use crate::sandbox::LimitExceeded;
+use crate::text::{EscapedLine as Line, EscapedText as Text};
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Shorthand for results whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -18,7 +20,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[non_exhaustive]
 pub enum Error {
     /// The module file could not be read.
-    #[error("cannot read task module {}: {source}", path.display())]
+    #[error("cannot read task module {}: {source}", Line(&path.display().to_string()))]
     ModuleFile {
         /// The path given to the builder.
         path: PathBuf,
@@ -26,7 +28,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// The bytes are not a usable task module.
-    #[error("invalid task module {origin}: {cause}")]
+    #[error("invalid task module {}: {cause}", Line(origin))]
     InvalidModule {
         /// Where the module came from (a path, or `<bytes>`).
         origin: String,
@@ -34,10 +36,10 @@ pub enum Error {
         cause: ModuleError,
     },
     /// The builder's settings cannot work.
-    #[error("invalid pool configuration: {0}")]
+    #[error("invalid pool configuration: {}", Text(.0))]
     Config(String),
     /// The Wasm engine could not be created.
-    #[error("cannot create the Wasm engine: {0}")]
+    #[error("cannot create the Wasm engine: {}", Text(.0))]
     Engine(String),
     /// A worker thread could not be started.
     #[error("cannot start worker thread {worker}: {source}")]
@@ -60,7 +62,7 @@ pub enum Error {
         searched: Vec<PathBuf>,
     },
     /// Process mode: a worker process could not be started.
-    #[error("cannot start worker process {worker}: {reason}")]
+    #[error("cannot start worker process {worker}: {}", Text(reason))]
     WorkerStart {
         /// The worker's number.
         worker: usize,
@@ -77,8 +79,10 @@ pub enum Error {
     },
     /// The task exists but its module has no JSON entry point for it.
     #[error(
-        "task `{task}` has no JSON entry point: build its module with the wasmpool-guest SDK's `json` feature \
-         (on by default), which adds `wasmpool_json_{task}`"
+        "task `{}` has no JSON entry point: build its module with the wasmpool-guest SDK's `json` feature \
+         (on by default), which adds `wasmpool_json_{}`",
+        Line(task),
+        Line(task)
     )]
     NoJsonEntry {
         /// The task's name.
@@ -89,12 +93,20 @@ pub enum Error {
     Task(#[from] TaskError),
 }
 
+/// How many of the module's task names an unknown-task error lists.
+const LISTED_TASKS: usize = 20;
+
 fn no_such_task_message(task: &str, available: &[String]) -> String {
+    let task = Line(task);
     if available.is_empty() {
-        format!("no task `{task}`: the module defines no tasks")
-    } else {
-        format!("no task `{task}`; the module has: {}", available.join(", "))
+        return format!("no task `{task}`: the module defines no tasks");
     }
+    let listed: Vec<String> = available.iter().take(LISTED_TASKS).map(|name| Line(name).to_string()).collect();
+    let more = match available.len().saturating_sub(LISTED_TASKS) {
+        0 => String::new(),
+        n => format!(" and {n} more"),
+    };
+    format!("no task `{task}`; the module has: {}{more}", listed.join(", "))
 }
 
 impl Error {
@@ -118,13 +130,15 @@ pub enum ModuleError {
     #[error("not a WebAssembly binary (it does not start with \"\\0asm\"); is this the right file?")]
     NotWasm,
     /// Wasmtime could not validate or compile it.
-    #[error("it does not compile: {0}")]
+    #[error("it does not compile: {}", Text(.0))]
     Compile(String),
     /// It imports something the sandbox does not provide.
     #[error(
-        "it imports `{module}::{name}`, which wasmpool does not provide (only `wasmpool::panic`, \
+        "it imports `{}::{}`, which wasmpool does not provide (only `wasmpool::panic`, \
          `wasmpool::task_seed`, `wasmpool::send` and `wasmpool::progress` are available, \
-         and `wasi_snapshot_preview1::*` in pools built with `.wasi(...)`)"
+         and `wasi_snapshot_preview1::*` in pools built with `.wasi(...)`)",
+        Line(module),
+        Line(name)
     )]
     ForbiddenImport {
         /// The import's module name.
@@ -133,7 +147,7 @@ pub enum ModuleError {
         name: String,
     },
     /// A required export is absent.
-    #[error("it lacks the export `{name}` ({expected}); was it built with the wasmpool guest SDK?")]
+    #[error("it lacks the export `{}` ({expected}); was it built with the wasmpool guest SDK?", Line(name))]
     MissingExport {
         /// The missing export.
         name: String,
@@ -141,7 +155,7 @@ pub enum ModuleError {
         expected: &'static str,
     },
     /// An export exists with the wrong type.
-    #[error("its export `{name}` should be {expected}")]
+    #[error("its export `{}` should be {expected}", Line(name))]
     WrongExportType {
         /// The export.
         name: String,
@@ -149,7 +163,7 @@ pub enum ModuleError {
         expected: &'static str,
     },
     /// The task list (custom section) could not be read.
-    #[error("its task list (custom section `wasmpool.tasks`) is unreadable: {0}")]
+    #[error("its task list (custom section `wasmpool.tasks`) is unreadable: {}", Text(.0))]
     Manifest(String),
     /// The module implements another ABI version.
     #[error("it implements wasmpool ABI version {found}, this host implements version {expected}")]
@@ -159,8 +173,22 @@ pub enum ModuleError {
         /// The host's version.
         expected: u32,
     },
+    /// Guest code that runs while the module is loaded (its start
+    /// function, `_initialize`, `wasmpool_abi_version` or the init task)
+    /// did not return within the load deadline (or the task deadline, when
+    /// that is shorter), and was stopped.
+    #[error(
+        "its {step} did not return within {limit:?}, the time loading may take (the load deadline, \
+         or the task deadline when shorter)"
+    )]
+    LoadTimeout {
+        /// What was running.
+        step: LoadStep,
+        /// The time it had.
+        limit: Duration,
+    },
     /// It compiled but could not be instantiated.
-    #[error("it cannot be instantiated: {0}")]
+    #[error("it cannot be instantiated: {}", Text(.0))]
     Instantiation(String),
     /// It runs past a sandbox limit before serving any task: too large to
     /// compile, or an initial memory, table or start function beyond the
@@ -169,9 +197,34 @@ pub enum ModuleError {
     Limit(LimitExceeded),
 }
 
+/// Guest code that runs while a module is loaded, before it serves tasks.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum LoadStep {
+    /// The module's start function, which instantiation runs.
+    StartFunction,
+    /// `_initialize`, the set-up a WASI reactor module exports.
+    Initialize,
+    /// `wasmpool_abi_version`, which reports the module's ABI version.
+    AbiVersion,
+    /// The pool's init task.
+    InitTask(String),
+}
+
+impl fmt::Display for LoadStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadStep::StartFunction => f.write_str("start function"),
+            LoadStep::Initialize => f.write_str("export `_initialize`"),
+            LoadStep::AbiVersion => write!(f, "export `{}`", wasmpool_abi::ABI_VERSION_EXPORT),
+            LoadStep::InitTask(task) => write!(f, "init task `{}`", Line(task)),
+        }
+    }
+}
+
 /// One failed task call: which task, which input, and what happened.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("task `{task}` (input #{index}): {failure}")]
+#[error("task `{}` (input #{index}): {failure}", Line(task))]
 pub struct TaskError {
     /// The task's name.
     pub task: String,
@@ -186,16 +239,16 @@ pub struct TaskError {
 #[non_exhaustive]
 pub enum TaskFailure {
     /// The host could not encode the arguments.
-    #[error("the arguments could not be encoded: {0}")]
+    #[error("the arguments could not be encoded: {}", Text(.0))]
     EncodeArguments(String),
     /// The argument types do not match the task's parameter types.
-    #[error("argument type mismatch: {0}")]
+    #[error("argument type mismatch: {}", Text(.0))]
     ArgumentTypes(String),
     /// The guest could not decode the arguments.
-    #[error("the task could not decode its arguments: {0}")]
+    #[error("the task could not decode its arguments: {}", Text(.0))]
     BadArguments(String),
     /// The host could not decode the result into the requested type.
-    #[error("the result could not be decoded as `{expected}`: {reason}")]
+    #[error("the result could not be decoded as `{expected}`: {}", Text(reason))]
     DecodeResult {
         /// The Rust type the caller asked for.
         expected: String,
@@ -204,7 +257,7 @@ pub enum TaskFailure {
     },
     /// A message the task sent could not be decoded into the exchange's
     /// message type (the task still runs; this is the message's event).
-    #[error("a message could not be decoded as `{expected}`: {reason}")]
+    #[error("a message could not be decoded as `{expected}`: {}", Text(reason))]
     DecodeMessage {
         /// The Rust type the exchange expects.
         expected: String,
@@ -212,7 +265,7 @@ pub enum TaskFailure {
         reason: String,
     },
     /// The task panicked.
-    #[error("panicked at {location}: {message}")]
+    #[error("panicked at {}: {}", Line(location), Text(message))]
     Panic {
         /// The panic message.
         message: String,
@@ -220,7 +273,7 @@ pub enum TaskFailure {
         location: String,
     },
     /// The guest trapped (without a panic).
-    #[error("trapped: {kind}{}", Backtrace(frames))]
+    #[error("trapped: {}{}", Text(kind), Backtrace(frames))]
     Trap {
         /// The kind of trap, as wasmtime describes it.
         kind: String,
@@ -228,16 +281,16 @@ pub enum TaskFailure {
         frames: Vec<String>,
     },
     /// The task returned `Err`; this is its message.
-    #[error("failed: {0}")]
+    #[error("failed: {}", Text(.0))]
     Failed(String),
     /// The guest broke the ABI (for example, a result outside its memory).
-    #[error("the guest broke the wasmpool ABI: {0}")]
+    #[error("the guest broke the wasmpool ABI: {}", Text(.0))]
     Abi(String),
     /// A fresh instance of the module could not be created for the task.
-    #[error("the module could not be instantiated: {0}")]
+    #[error("the module could not be instantiated: {}", Text(.0))]
     Instantiate(String),
     /// The init task failed on the instance that was to run this task.
-    #[error("init task `{task}` failed: {failure}")]
+    #[error("init task `{}` failed: {failure}", Line(task))]
     Init {
         /// The init task's name.
         task: String,
@@ -246,7 +299,7 @@ pub enum TaskFailure {
     },
     /// Process mode: the worker process died while running this task, on
     /// every attempt the pool's retry limit allowed.
-    #[error("worker process {worker} died running it, {attempts} time(s) (last: {status}; {cause})")]
+    #[error("worker process {worker} died running it, {attempts} time(s) (last: {}; {})", Line(status), Text(cause))]
     WorkerCrashed {
         /// The worker slot whose processes died.
         worker: usize,
@@ -268,7 +321,7 @@ pub enum TaskFailure {
     Cancelled,
     /// A JSON input is not JSON, or not the task's arguments (the wrong
     /// number of them); found by the host before the task ran.
-    #[error("invalid JSON input: {0}")]
+    #[error("invalid JSON input: {}", Text(.0))]
     InvalidJson(String),
 }
 
@@ -282,7 +335,7 @@ impl fmt::Display for Backtrace<'_> {
         }
         write!(f, "\nwasm backtrace:")?;
         for (i, frame) in self.0.iter().enumerate() {
-            write!(f, "\n  {i:>3}: {frame}")?;
+            write!(f, "\n  {i:>3}: {}", Line(frame))?;
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! sandbox limit applied (see [`crate::sandbox`]).
 
 use crate::channel::{Outbox, Sent};
-use crate::error::TaskFailure;
+use crate::error::{LoadStep, TaskFailure};
 use crate::sandbox::interrupt::{Interrupted, RunLimits, TickGuard, Ticker, Watch};
 use crate::sandbox::limiter::GuestLimiter;
 use crate::sandbox::limits::{LimitExceeded, Limits};
@@ -21,6 +21,36 @@ use wasmtime::{
 const MAX_MESSAGE: usize = 64 * 1024;
 /// Longest panic file name kept, in bytes.
 const MAX_PANIC_FILE: usize = 4 * 1024;
+/// Longest function name kept in a trap's backtrace, in bytes (the name
+/// section is the guest's: a name may be megabytes long).
+const MAX_FRAME_NAME: usize = 1024;
+
+/// `text` cut to [`MAX_MESSAGE`] bytes, saying how much was cut.
+fn capped(text: String) -> String {
+    cap(text, MAX_MESSAGE)
+}
+
+/// `text` cut to at most `max` bytes (at a character boundary), saying how
+/// much was cut.
+fn cap(mut text: String, max: usize) -> String {
+    let end = prefix(&text, max).len();
+    if end < text.len() {
+        let cut = text.len() - end;
+        text.truncate(end);
+        text.push_str(&format!(" … ({cut} more bytes cut)"));
+    }
+    text
+}
+
+/// The longest start of `text` of at most `max` bytes that ends at a
+/// character boundary.
+fn prefix(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
 
 /// What the host keeps per instance.
 pub(crate) struct HostState {
@@ -128,9 +158,20 @@ impl Instantiator {
     /// A fresh instance: the module's initial state, nothing else. Its
     /// start function already runs under `run`'s limits.
     pub fn instantiate(&self, run: &RunLimits) -> Result<GuestInstance, TaskFailure> {
+        self.instantiate_reporting(run, &mut |_| {}).map_err(|(_, failure)| failure)
+    }
+
+    /// Like [`instantiate`](Self::instantiate), telling `entering` before
+    /// each step that runs guest code, and naming the step that failed.
+    pub fn instantiate_reporting(
+        &self,
+        run: &RunLimits,
+        entering: &mut dyn FnMut(&LoadStep),
+    ) -> Result<GuestInstance, (LoadStep, TaskFailure)> {
+        let at_start = |failure| (LoadStep::StartFunction, failure);
         let limits = &self.config.limits;
         let wasi = match &self.config.wasi {
-            Some(config) => Some(config.context(limits.max_output).map_err(TaskFailure::Instantiate)?),
+            Some(config) => Some(config.context(limits.max_output).map_err(|e| at_start(TaskFailure::Instantiate(e)))?),
             None => None,
         };
         let state = HostState {
@@ -150,24 +191,27 @@ impl Instantiator {
                 None => Ok(UpdateDeadline::Continue(1)),
             });
         }
-        arm(&mut store, &self.config, run)?;
-        let instance = self
-            .pre
-            .instantiate(&mut store)
-            .map_err(|e| classify(&mut store, &self.config, e, |e| TaskFailure::Instantiate(format!("{e:#}"))))?;
+        arm(&mut store, &self.config, run).map_err(at_start)?;
+        entering(&LoadStep::StartFunction);
+        let instance = self.pre.instantiate(&mut store).map_err(|e| {
+            at_start(classify(&mut store, &self.config, e, |e| TaskFailure::Instantiate(capped(format!("{e:#}")))))
+        })?;
         // A WASI "reactor" module sets itself up (constructors, the C
         // library's state) in `_initialize`, which the host must call first.
         if self.config.wasi.is_some()
             && let Ok(initialize) = instance.get_typed_func::<(), ()>(&mut store, "_initialize")
         {
-            initialize.call(&mut store, ()).map_err(|e| classify(&mut store, &self.config, e, trap_failure))?;
+            entering(&LoadStep::Initialize);
+            initialize
+                .call(&mut store, ())
+                .map_err(|e| (LoadStep::Initialize, classify(&mut store, &self.config, e, trap_failure)))?;
         }
         let memory = instance
             .get_memory(&mut store, abi::MEMORY_EXPORT)
-            .ok_or_else(|| TaskFailure::Instantiate("the instance has no memory export".into()))?;
+            .ok_or_else(|| at_start(TaskFailure::Instantiate("the instance has no memory export".into())))?;
         let alloc = instance
             .get_typed_func::<i32, i32>(&mut store, abi::ALLOC_EXPORT)
-            .map_err(|e| TaskFailure::Instantiate(format!("{e:#}")))?;
+            .map_err(|e| at_start(TaskFailure::Instantiate(format!("{e:#}"))))?;
         Ok(GuestInstance { store, instance, memory, alloc, config: self.config.clone() })
     }
 }
@@ -467,7 +511,10 @@ fn trap_failure(error: wasmtime::Error) -> TaskFailure {
             bt.frames()
                 .iter()
                 .map(|frame| match frame.func_name() {
-                    Some(name) => format!("{:#}", rustc_demangle::demangle(name)),
+                    // Demangling a name is linear in its length: cut it first.
+                    Some(name) => {
+                        cap(format!("{:#}", rustc_demangle::demangle(prefix(name, 4 * MAX_FRAME_NAME))), MAX_FRAME_NAME)
+                    }
                     None => format!("<wasm function {}>", frame.func_index()),
                 })
                 .collect()
@@ -475,7 +522,7 @@ fn trap_failure(error: wasmtime::Error) -> TaskFailure {
         .unwrap_or_default();
     let kind = match error.downcast_ref::<Trap>() {
         Some(trap) => trap.to_string(),
-        None => format!("{error:#}"),
+        None => capped(format!("{error:#}")),
     };
     TaskFailure::Trap { kind, frames }
 }

@@ -22,6 +22,7 @@ use crate::error::{Result, TaskError, TaskFailure};
 use crate::module::TaskInfo;
 use crate::pool::TaskRef;
 use crate::scheduler::stream::{Imap, ImapUnordered};
+use crate::text::is_unsafe;
 use serde_json::value::RawValue;
 
 /// Longest input text quoted back in an error message, in characters.
@@ -146,9 +147,13 @@ fn decode_json_result(bytes: &[u8]) -> Result<String, TaskFailure> {
 
 /// Valid JSON `text` without the whitespace between its tokens, so that it
 /// fits on one line (strings cannot hold raw line breaks, only escaped
-/// ones). Numbers and strings are kept exactly as written.
+/// ones). Numbers and strings keep their values and their text, but for
+/// the characters a terminal could act on that JSON lets a string hold raw
+/// (DEL, the C1 controls, the bidirectional controls: see [`crate::text`]),
+/// which are written as `\uXXXX` escapes. (JSON itself refuses raw C0
+/// controls in strings.)
 fn compact(text: &str) -> String {
-    if !text.contains(['\n', '\r', ' ', '\t']) {
+    if !text.contains(['\n', '\r', ' ', '\t']) && !text.chars().any(is_unsafe) {
         return text.to_owned();
     }
     let mut out = String::with_capacity(text.len());
@@ -159,6 +164,11 @@ fn compact(text: &str) -> String {
                 (true, _) => escaped = false,
                 (false, '\\') => escaped = true,
                 (false, '"') => in_string = false,
+                (false, c) if is_unsafe(c) => {
+                    // Every such character is in the Basic Multilingual Plane.
+                    out.push_str(&format!("\\u{:04x}", c as u32));
+                    continue;
+                }
                 _ => {}
             }
         } else if c == '"' {
@@ -222,6 +232,14 @@ mod tests {
             Ok(r#"["q\" \\",1e400,340282366920938463463374607431768211455]"#.to_owned())
         );
         assert!(matches!(decode_json_result(b"1\n2"), Err(TaskFailure::DecodeResult { .. })));
+        // Raw control characters in a string are not JSON; escaped ones stay escaped.
+        assert!(decode_json_result(b"\"\x1b[2J\"").is_err());
+        assert_eq!(decode_json_result(br#""\u001b[2J\u0000""#), Ok(r#""\u001b[2J\u0000""#.to_owned()));
+        // Those JSON lets a string hold raw are escaped, keeping the value.
+        let raw = "\"del\u{7f} csi\u{9b}31m rlo\u{202e}\"";
+        let kept = decode_json_result(raw.as_bytes()).unwrap();
+        assert_eq!(kept, r#""del\u007f csi\u009b31m rlo\u202e""#);
+        assert_eq!(serde_json::from_str::<String>(&kept).unwrap(), serde_json::from_str::<String>(raw).unwrap());
         assert!(matches!(decode_json_result(&[0xff]), Err(TaskFailure::DecodeResult { .. })));
     }
 
@@ -245,6 +263,7 @@ mod tests {
             let _ = check_input(&bytes, arity, "t");
             if let Ok(line) = decode_json_result(&bytes) {
                 proptest::prop_assert!(!line.contains('\n'));
+                proptest::prop_assert!(!line.chars().any(is_unsafe), "{:?}", line);
                 // Compacting keeps the value: the same JSON, without spaces.
                 // (Where serde's own `Value` can hold it: not `1e400`.)
                 if let Ok(before) = serde_json::from_slice::<serde_json::Value>(&bytes) {

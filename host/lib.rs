@@ -40,7 +40,9 @@
 //! - [`stats`]: what each worker has done (tasks, busy time, retries);
 //! - [`json`]: calling tasks with JSON arguments and results, through the
 //!   JSON entry point the guest SDK gives every task;
-//! - [`error`]: [`Error`], [`TaskError`] and [`TaskFailure`].
+//! - [`error`]: [`Error`], [`TaskError`] and [`TaskFailure`];
+//! - [`text`]: guest text escaped for a terminal, as every error's
+//!   `Display` writes it.
 #![deny(missing_docs)]
 
 mod cache;
@@ -61,13 +63,14 @@ pub mod scheduler;
 pub mod seed;
 pub mod stats;
 mod sync;
+pub mod text;
 pub mod transport;
 mod typecheck;
 mod worker;
 
 pub use channel::exchange::{Event, Exchange};
 pub use engine::{Allocator, AllocatorKind};
-pub use error::{Error, ModuleError, Result, TaskError, TaskFailure};
+pub use error::{Error, LoadStep, ModuleError, Result, TaskError, TaskFailure};
 pub use executor::InstanceMode;
 pub use handle::{Captured, TaskHandle};
 pub use json::JsonTask;

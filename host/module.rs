@@ -1,15 +1,17 @@
 //! Loading a task module: compile it once, check it against the ABI, and
 //! read the list of tasks it describes.
 
-use crate::cache::{Artifact, load_or_compile};
+use crate::cache::load_or_compile;
 use crate::error::{Error, ModuleError, Result};
 use crate::sandbox::compile_limits;
 use crate::sandbox::limits::{CompileLimits, Limits};
 use crate::sandbox::wasi::WASI_MODULE;
+use crate::text::EscapedLine;
+use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
 use wasmpool_abi as abi;
-use wasmtime::wasmparser::{KnownCustom, Name, Parser, Payload, TypeRef};
+use wasmtime::wasmparser::{ExternalKind, FunctionBody, KnownCustom, Name, Operator, Parser, Payload, TypeRef};
 use wasmtime::{Engine, ExternType, Module, ValType};
 
 /// One task the module offers, as its `wasmpool.tasks` section describes it.
@@ -39,16 +41,18 @@ pub struct ParamInfo {
 }
 
 impl fmt::Display for TaskInfo {
-    /// `name(a: T, b: U) -> R`, like the function's signature.
+    /// `name(a: T, b: U) -> R`, like the function's signature, on one line:
+    /// the module wrote every part of it, so each is escaped
+    /// ([`EscapedLine`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}(", self.name)?;
+        write!(f, "{}(", EscapedLine(&self.name))?;
         for (i, p) in self.params.iter().enumerate() {
             if i > 0 {
                 write!(f, ", ")?;
             }
-            write!(f, "{}: {}", p.name, p.ty)?;
+            write!(f, "{}: {}", EscapedLine(&p.name), EscapedLine(&p.ty))?;
         }
-        write!(f, ") -> {}", self.result)
+        write!(f, ") -> {}", EscapedLine(&self.result))
     }
 }
 
@@ -65,14 +69,29 @@ impl From<abi::TaskDescriptor> for TaskInfo {
 }
 
 /// A compiled, checked task module and its task list.
-#[derive(Clone)]
 pub(crate) struct TaskModule {
     pub module: Module,
     pub tasks: Vec<TaskInfo>,
+    /// Each task's position in `tasks`, by name.
+    by_name: HashMap<String, usize>,
     pub origin: String,
     /// Index among the module's defined globals of `__stack_pointer`, the
     /// stack pointer of the stack Rust and C guests keep in linear memory.
     pub stack_pointer: Option<u32>,
+    /// What the module's load-time code may do (see [`LoadCode`]).
+    pub load_code: LoadCode,
+}
+
+/// Whether the guest code that runs while a module loads is sure to return:
+/// code with no loop and no call (such as the SDK's
+/// `wasmpool_abi_version`, a lone `i32.const`) ends within its own length,
+/// anything else may run forever and needs a deadline it cannot escape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct LoadCode {
+    /// The start function or `wasmpool_abi_version` may not return.
+    pub may_hang: bool,
+    /// `_initialize` (called in WASI pools) may not return.
+    pub initialize_may_hang: bool,
 }
 
 /// What a module is checked against before and after compiling.
@@ -94,18 +113,18 @@ impl TaskModule {
     /// running it: the header, imports, exports and the task list.
     #[cfg(test)]
     pub fn compile(engine: &Engine, bytes: &[u8], origin: String) -> Result<TaskModule> {
-        Self::compile_cached(engine, bytes, origin, None, &ModuleRules::default()).map(|(module, _)| module)
+        Self::compile_cached(engine, bytes, origin, None, &ModuleRules::default())
     }
 
     /// Like [`compile`](Self::compile), going through the module cache in
-    /// `cache_dir` if given; also returns the cache entry, if one was written.
+    /// `cache_dir` if given. Runs none of the module's code.
     pub fn compile_cached(
         engine: &Engine,
         bytes: &[u8],
         origin: String,
         cache_dir: Option<&Path>,
         rules: &ModuleRules,
-    ) -> Result<(TaskModule, Option<Artifact>)> {
+    ) -> Result<TaskModule> {
         let invalid = |cause| Error::InvalidModule { origin: origin.clone(), cause };
         if bytes.is_empty() {
             return Err(invalid(ModuleError::Empty));
@@ -114,14 +133,14 @@ impl TaskModule {
             return Err(invalid(ModuleError::NotWasm));
         }
         compile_limits::check(bytes, &rules.compile, &rules.limits).map_err(|l| invalid(ModuleError::Limit(l)))?;
-        let (module, artifact) = match cache_dir {
+        let module = match cache_dir {
             Some(dir) => load_or_compile(engine, bytes, dir),
-            None => (Module::new(engine, bytes), None),
+            None => Module::new(engine, bytes),
         };
         let module = module.map_err(|e| invalid(ModuleError::Compile(format!("{e:#}"))))?;
         check_imports(&module, rules.wasi).map_err(invalid)?;
         check_fixed_exports(&module).map_err(invalid)?;
-        let Sections { mut tasks, stack_pointer } = read_sections(bytes).map_err(invalid)?;
+        let Sections { mut tasks, stack_pointer, load_code } = read_sections(bytes).map_err(invalid)?;
         let task_type = [ValType::I32, ValType::I32];
         for task in &mut tasks {
             check_func_export(&module, &abi::task_export_name(&task.name), &task_type, "a function (i32, i32) -> i32")
@@ -132,14 +151,16 @@ impl TaskModule {
                 task.json = true;
             }
         }
-        Ok((TaskModule { module, tasks, origin, stack_pointer }, artifact))
+        // `decode_manifest` refused repeated names, so every name is one entry.
+        let by_name = tasks.iter().enumerate().map(|(i, task)| (task.name.clone(), i)).collect();
+        Ok(TaskModule { module, tasks, by_name, origin, stack_pointer, load_code })
     }
 
     /// The task called `name`, or the error listing those that exist.
     pub fn task(&self, name: &str) -> Result<&TaskInfo> {
-        self.tasks.iter().find(|t| t.name == name).ok_or_else(|| {
+        self.by_name.get(name).and_then(|&i| self.tasks.get(i)).ok_or_else(|| {
             let mut available: Vec<String> = self.tasks.iter().map(|t| t.name.clone()).collect();
-            available.sort();
+            available.sort_unstable();
             Error::NoSuchTask { task: name.to_owned(), available }
         })
     }
@@ -230,21 +251,58 @@ struct Sections {
     /// The defined-global index of the global the name section calls
     /// `__stack_pointer` (as LLVM's linker names it), if any.
     stack_pointer: Option<u32>,
+    /// Whether the code run at load is sure to return.
+    load_code: LoadCode,
 }
 
-/// Reads the task list (every `wasmpool.tasks` custom section) and finds
-/// the stack pointer in the name section.
+/// Reads the task list (every `wasmpool.tasks` custom section), finds
+/// the stack pointer in the name section, and looks at the code that runs
+/// while the module loads. One pass, linear in the module's size.
 fn read_sections(bytes: &[u8]) -> Result<Sections, ModuleError> {
     let mut tasks_section = Vec::new();
     let mut imported_globals = 0u32;
+    let mut imported_functions = 0u32;
     let mut stack_pointer = None;
+    // Function indices of the start function, `wasmpool_abi_version` and
+    // `_initialize` (sections come in this order: imports, exports, start, code).
+    let mut start = None;
+    let mut abi_version = None;
+    let mut initialize = None;
+    let mut load_code = LoadCode::default();
+    let mut defined = 0u32;
     for payload in Parser::new(0).parse_all(bytes) {
         // Wasmtime has validated the module already, so a parse error here
         // is unexpected; report it rather than trust the rest.
         match payload.map_err(|e| ModuleError::Manifest(e.to_string()))? {
             Payload::ImportSection(reader) => {
-                let imports = reader.into_imports().flatten();
-                imported_globals += imports.filter(|i| matches!(i.ty, TypeRef::Global(_))).count() as u32;
+                for import in reader.into_imports().flatten() {
+                    match import.ty {
+                        TypeRef::Global(_) => imported_globals += 1,
+                        TypeRef::Func(_) => imported_functions += 1,
+                        _ => {}
+                    }
+                }
+            }
+            Payload::StartSection { func, .. } => start = Some(func),
+            Payload::ExportSection(reader) => {
+                for export in reader.into_iter().flatten() {
+                    match (export.kind, export.name) {
+                        (ExternalKind::Func, abi::ABI_VERSION_EXPORT) => abi_version = Some(export.index),
+                        (ExternalKind::Func, "_initialize") => initialize = Some(export.index),
+                        _ => {}
+                    }
+                }
+            }
+            Payload::CodeSectionEntry(body) => {
+                let index = imported_functions + defined;
+                defined += 1;
+                // An imported function (a host function) always returns.
+                if [start, abi_version].contains(&Some(index)) && may_not_return(&body) {
+                    load_code.may_hang = true;
+                }
+                if initialize == Some(index) && may_not_return(&body) {
+                    load_code.initialize_may_hang = true;
+                }
             }
             Payload::CustomSection(custom) if custom.name() == abi::TASKS_SECTION => {
                 tasks_section.extend_from_slice(custom.data());
@@ -264,7 +322,33 @@ fn read_sections(bytes: &[u8]) -> Result<Sections, ModuleError> {
         }
     }
     let descriptors = abi::decode_manifest(&tasks_section).map_err(|e| ModuleError::Manifest(e.to_string()))?;
-    Ok(Sections { tasks: descriptors.into_iter().map(TaskInfo::from).collect(), stack_pointer })
+    Ok(Sections { tasks: descriptors.into_iter().map(TaskInfo::from).collect(), stack_pointer, load_code })
+}
+
+/// Whether a function body might run forever: it has a loop, a call, or an
+/// atomic wait (anything else in Wasm runs forward and ends within the
+/// body's length, bounded memory and table operations included). A body
+/// that does not parse counts as one that might.
+fn may_not_return(body: &FunctionBody<'_>) -> bool {
+    let Ok(mut reader) = body.get_operators_reader() else { return true };
+    while !reader.eof() {
+        match reader.read() {
+            Ok(
+                Operator::Loop { .. }
+                | Operator::Call { .. }
+                | Operator::CallIndirect { .. }
+                | Operator::CallRef { .. }
+                | Operator::ReturnCall { .. }
+                | Operator::ReturnCallIndirect { .. }
+                | Operator::ReturnCallRef { .. }
+                | Operator::MemoryAtomicWait32 { .. }
+                | Operator::MemoryAtomicWait64 { .. },
+            ) => return true,
+            Ok(_) => {}
+            Err(_) => return true,
+        }
+    }
+    false
 }
 
 #[cfg(test)]

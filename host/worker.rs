@@ -45,6 +45,11 @@ pub(crate) struct Ahead<'a> {
 }
 
 impl<'a> Ahead<'a> {
+    /// `items` of `task`, which run after the current input.
+    pub fn new(items: &'a [Item], task: &'a TaskTarget) -> Self {
+        Ahead { items, task }
+    }
+
     /// The inputs, in the order they run.
     pub fn iter(&self) -> impl Iterator<Item = Upcoming<'a>> + use<'a> {
         let task = self.task;
@@ -201,7 +206,7 @@ impl<R: ItemRunner> Worker<R> {
                 match args {
                     Ok(args) => {
                         let context = TaskContext::of(&task, index);
-                        let ahead = Ahead { items: items.as_slice(), task: &task };
+                        let ahead = Ahead::new(items.as_slice(), &task);
                         let started = Instant::now();
                         let outcome = self.runner.run(&task.export, &args, &context, &run, ahead);
                         self.counters.ran(started.elapsed());

@@ -171,6 +171,11 @@ pub struct LimitArgs {
     /// compiled [default: 64MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes)]
     pub max_module_size: Option<usize>,
+
+    /// The module's own set-up code (start function, init), run once as it
+    /// loads: past this it is refused [default: 5s].
+    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
+    pub load_deadline: Option<Duration>,
 }
 
 /// `wasmpool list`.

@@ -5,6 +5,7 @@ use anyhow::Result;
 use serde::Serialize;
 use std::io::{ErrorKind, Write};
 use wasmpool::TaskInfo;
+use wasmpool::text::{escape_json, escape_line};
 
 /// One task in `list --json`.
 #[derive(Serialize)]
@@ -25,9 +26,9 @@ struct Param<'a> {
 /// Prints every task: a signature and the first line of its doc comment,
 /// or one JSON object per line with `--json`.
 pub fn list(args: &ListArgs) -> Result<()> {
-    let pool = crate::pool::for_list(&args.module)?;
+    let tasks = crate::pool::tasks(&args.module)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for task in pool.tasks() {
+    for task in &tasks {
         let line = if args.json { json_line(task)? } else { text_line(task) };
         match writeln!(out, "{line}") {
             Ok(()) => {}
@@ -43,7 +44,9 @@ pub fn list(args: &ListArgs) -> Result<()> {
 }
 
 /// `name(a: T, b: U) -> R`, a note when the task cannot be run from the
-/// command line, and the summary of its doc comment below, indented.
+/// command line, and the summary of its doc comment below, indented. The
+/// module wrote all of it: the signature is escaped by its `Display`, the
+/// summary here, each on its one line.
 fn text_line(task: &TaskInfo) -> String {
     let mut text = task.to_string();
     if !task.json {
@@ -52,7 +55,7 @@ fn text_line(task: &TaskInfo) -> String {
     let summary = summary(&task.doc);
     if !summary.is_empty() {
         text.push_str("\n    ");
-        text.push_str(&summary);
+        text.push_str(&escape_line(&summary));
     }
     text
 }
@@ -76,7 +79,7 @@ fn json_line(task: &TaskInfo) -> Result<String> {
         doc: &task.doc,
         json: task.json,
     };
-    Ok(serde_json::to_string(&record)?)
+    Ok(escape_json(&serde_json::to_string(&record)?).into_owned())
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 use crate::args::{LimitArgs, RunArgs};
 use anyhow::{Context, Result};
 use std::path::Path;
-use wasmpool::{CompileLimits, Pool, PoolBuilder, WorkerKind};
+use wasmpool::text::EscapedLine;
+use wasmpool::{CompileLimits, Pool, PoolBuilder, TaskInfo, WorkerKind};
 
 /// A pool for `run`: its workers, worker kind, seed and limits.
 pub fn for_run(args: &RunArgs) -> Result<Pool> {
@@ -20,13 +21,15 @@ pub fn for_run(args: &RunArgs) -> Result<Pool> {
     build(with_limits(builder, &args.limits), &args.module)
 }
 
-/// A one-worker pool, just to read the module's task list.
-pub fn for_list(module: &Path) -> Result<Pool> {
-    build(Pool::builder().module_file(module).workers(1), module)
+/// The module's task list, read without running any of its code.
+pub fn tasks(module: &Path) -> Result<Vec<TaskInfo>> {
+    let context = || format!("cannot load {}", EscapedLine(&module.display().to_string()));
+    Pool::builder().module_file(module).inspect().with_context(context)
 }
 
 fn build(builder: PoolBuilder, module: &Path) -> Result<Pool> {
-    let pool = builder.build().with_context(|| format!("cannot load {}", module.display()))?;
+    let context = || format!("cannot load {}", EscapedLine(&module.display().to_string()));
+    let pool = builder.build().with_context(context)?;
     tracing::info!(workers = pool.workers(), kind = ?pool.worker_kind(), seed = pool.seed(), "pool ready");
     Ok(pool)
 }
@@ -59,6 +62,9 @@ fn with_limits(mut builder: PoolBuilder, limits: &LimitArgs) -> PoolBuilder {
     }
     if let Some(bytes) = limits.max_message {
         builder = builder.max_message(bytes);
+    }
+    if let Some(deadline) = limits.load_deadline {
+        builder = builder.load_deadline(deadline);
     }
     if let Some(bytes) = limits.max_module_size {
         builder = builder.compile_limits(CompileLimits { max_module_bytes: bytes, ..CompileLimits::default() });

@@ -2,6 +2,7 @@
 
 use crate::input::Line;
 use serde::Serialize;
+use wasmpool::text::escape_json;
 use wasmpool::{TaskError, TaskFailure};
 
 /// Longest input quoted back in an error object, in bytes.
@@ -57,8 +58,12 @@ pub fn error_line(error: &LineError, numbered: bool) -> String {
     } else {
         serde_json::to_string(&Plain { error })
     };
-    // Strings and integers always encode.
-    encoded.unwrap_or_else(|e| format!("{{\"error\":{{\"line\":{},\"message\":\"{e}\"}}}}", error.line))
+    // Strings and integers always encode. The input line and the message
+    // may hold characters JSON lets stand raw: they are escaped.
+    match encoded {
+        Ok(json) => escape_json(&json).into_owned(),
+        Err(e) => format!("{{\"error\":{{\"line\":{},\"message\":\"{e}\"}}}}", error.line),
+    }
 }
 
 /// A stable, machine-readable name for each kind of failure.

@@ -14,6 +14,7 @@ use std::fs::File;
 use std::io::{BufWriter, ErrorKind, IsTerminal, Write};
 use std::path::Path;
 use std::time::Instant;
+use wasmpool::text::EscapedLine;
 use wasmpool::{ChunkSize, TaskError};
 
 /// Inputs per job when reading stdin, whose length is unknown: enough to
@@ -75,9 +76,13 @@ pub fn run(args: RunArgs) -> Result<Report> {
                 let failure = LineError::new(&line, &error);
                 if args.on_error == OnError::Stop {
                     progress.finish();
+                    // The message is escaped already (by the error's
+                    // `Display`); the input is the file's, escaped too.
                     eprintln!(
                         "wasmpool: line {} failed: {}\n  input: {}",
-                        failure.line, failure.message, failure.input
+                        failure.line,
+                        failure.message,
+                        EscapedLine(&failure.input)
                     );
                     report.stopped = true;
                     return Ok(Flow::Stop);

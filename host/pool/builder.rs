@@ -8,11 +8,11 @@ use crate::decode::encode_args;
 use crate::engine::{
     Allocator, AllocatorKind, EngineSettings, SLOTS_PER_WORKER_ENGINE, create_engine, engines_for_workers,
 };
-use crate::error::{Error, ModuleError, Result, TaskError};
+use crate::error::{Error, ModuleError, Result, TaskError, TaskFailure};
 use crate::executor::{InitCall, InstanceMode};
 use crate::guest_call::{InstanceConfig, Instantiator};
-use crate::module::{ModuleRules, TaskModule, read_module_file};
-use crate::probe::{probe, probe_error};
+use crate::module::{ModuleRules, TaskInfo, TaskModule, read_module_file};
+use crate::probe::{interruptible_copy, probe, probe_error};
 use crate::process::locate::find_worker_executable;
 use crate::process::supervisor::Spawner;
 use crate::process::watchdog::Watchdog;
@@ -21,13 +21,14 @@ use crate::sandbox::limits::{CompileLimits, Limits};
 use crate::sandbox::wasi::WasiConfig;
 use crate::scheduler::chunking::ChunkSize;
 use crate::scheduler::spin::DEFAULT_IDLE_SPIN;
-use crate::transport::messages::{Hello, PROTOCOL_VERSION};
+use crate::transport::messages::{Hello, PROTOCOL_VERSION, max_reply_len};
 use crate::typecheck;
 use serde::Serialize;
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use wasmtime::Engine;
 
 /// Where the workers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -42,6 +43,10 @@ pub enum WorkerKind {
 
 /// Default number of times a task is run again after its worker process died.
 pub const DEFAULT_MAX_RETRIES: u32 = 2;
+
+/// Default time the guest code run while a module loads may take (see
+/// [`PoolBuilder::load_deadline`]).
+pub const DEFAULT_LOAD_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Where precompiled modules are kept.
 enum CacheSetting {
@@ -87,6 +92,7 @@ pub struct PoolBuilder {
     cache: CacheSetting,
     spin: Duration,
     seed: Option<u64>,
+    load_deadline: Duration,
 }
 
 impl Default for PoolBuilder {
@@ -110,6 +116,7 @@ impl Default for PoolBuilder {
             cache: CacheSetting::Default,
             spin: DEFAULT_IDLE_SPIN,
             seed: None,
+            load_deadline: DEFAULT_LOAD_DEADLINE,
         }
     }
 }
@@ -309,15 +316,18 @@ impl PoolBuilder {
     }
 
     /// Folder of the precompiled-module cache (default: `wasmpool` in the
-    /// user's cache folder). It should be writable by its user only.
+    /// user's own cache folder; without one, no cache). Created private to
+    /// the user if missing; a folder or entry that is not the user's own, or
+    /// that others may write, is refused with a warning and the module is
+    /// compiled without it, since a precompiled module is native code the
+    /// host runs (see `docs/sandbox.md`).
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache = CacheSetting::Dir(dir.into());
         self
     }
 
     /// Compile the module afresh, without reading or writing the cache
-    /// (process mode still hands workers the compiled code, in a temporary
-    /// folder removed with the pool).
+    /// (worker processes get the compiled code from the host either way).
     pub fn disable_cache(mut self) -> Self {
         self.cache = CacheSetting::Disabled;
         self
@@ -333,14 +343,129 @@ impl PoolBuilder {
         self
     }
 
+    /// How long the guest code that runs while the module loads may take
+    /// (default [`DEFAULT_LOAD_DEADLINE`], 5 s): its start function,
+    /// `_initialize` (WASI), `wasmpool_abi_version` and the init task, run
+    /// once by `build` (in each new process, with worker processes). Past
+    /// it, `build` fails with
+    /// [`ModuleError::LoadTimeout`](crate::ModuleError::LoadTimeout) naming
+    /// what did not return; a task deadline shorter than this bounds
+    /// loading too. This holds whatever the other settings: a thread pool
+    /// without epoch checks probes such code in a copy of the module
+    /// compiled with them (see `docs/sandbox.md`).
+    pub fn load_deadline(mut self, deadline: Duration) -> Self {
+        self.load_deadline = deadline;
+        self
+    }
+
+    /// Compiles and checks the module as [`build`](Self::build) does (its
+    /// header, compile limits, imports, exports and task list, through the
+    /// module cache), without running any of its code or starting any
+    /// worker, and returns its tasks. For tools that only read a module,
+    /// such as `wasmpool list`.
+    pub fn inspect(mut self) -> Result<Vec<TaskInfo>> {
+        Ok(self.compile()?.module.tasks)
+    }
+
     /// Compiles and checks the module, then starts the workers.
-    pub fn build(self) -> Result<Pool> {
+    pub fn build(mut self) -> Result<Pool> {
+        let seed = match self.seed {
+            Some(seed) => seed,
+            None => crate::seed::random_seed().map_err(Error::Engine)?,
+        };
+        let compiled = self.compile()?;
+        let Compiled { ref module, ref settings, threads, interruptible, workers, .. } = compiled;
+        let config = InstanceConfig {
+            limits: self.limits.clone(),
+            interruptible,
+            wasi: self.wasi.clone(),
+            stack_pointer: module.stack_pointer,
+        };
+        let init = self.init_call(module, seed)?;
+        // Loading is bounded by the load deadline, and by the task
+        // deadline when that is shorter (every task instantiates too).
+        let load_limit = self.limits.deadline.map_or(self.load_deadline, |d| d.min(self.load_deadline));
+        let sandbox = SandboxInfo {
+            deadline: self.limits.deadline,
+            fuel: self.limits.fuel,
+            interruptible: interruptible || !threads,
+            stack_size: worker_stack_size(self.limits.max_stack),
+        };
+        tracing::debug!(workers, kind = ?self.kind, module = %compiled.origin, tasks = module.tasks.len(), "starting pool");
+        tracing::info!(seed, "pool seed (repeat this run with `PoolBuilder::seed({seed})`)");
+        let (backend, allocator) = if threads {
+            self.thread_backend(&compiled, config, init.as_deref(), load_limit, sandbox.stack_size)?
+        } else {
+            let max_reply = max_reply_len(&self.limits, self.wasi.is_some()).ok_or_else(|| {
+                Error::Config(format!(
+                    "max_output of {} bytes makes the replies of worker processes larger than 4 GiB{}; \
+                     lower it, or use thread workers",
+                    self.limits.max_output,
+                    if self.wasi.is_some() { " (a result, stdout and stderr)" } else { "" }
+                ))
+            })?;
+            let code = module.module.serialize().map_err(|e| {
+                Error::Engine(format!("cannot serialize the compiled module for worker processes: {e:#}"))
+            })?;
+            let child_engine = EngineSettings {
+                allocator: match compiled.allocator {
+                    AllocatorKind::Pooling => Allocator::Pooling,
+                    AllocatorKind::OnDemand => Allocator::OnDemand,
+                },
+                // One task at a time, as in a thread worker: its
+                // instance and the one replacing it (or the probe's).
+                instance_slots: SLOTS_PER_WORKER_ENGINE,
+                ..settings.clone()
+            };
+            let hello = Hello {
+                protocol: PROTOCOL_VERSION,
+                wasmpool_version: env!("CARGO_PKG_VERSION").to_owned(),
+                worker: 0,
+                code,
+                engine: child_engine,
+                instance: config,
+                mode: self.mode,
+                init: init.as_deref().cloned(),
+            };
+            let executable = find_worker_executable(self.worker_executable.as_deref())
+                .map_err(|searched| Error::WorkerNotFound { searched })?;
+            let watchdog = Watchdog::start()
+                .map_err(|e| Error::Engine(format!("cannot start the worker processes' watchdog: {e}")))?;
+            let spawner = Spawner {
+                executable,
+                args: self.worker_args.clone(),
+                hello,
+                watchdog,
+                load_deadline: load_limit,
+                max_reply,
+            };
+            (Backend::Processes { spawner: Arc::new(spawner), max_retries: self.max_retries }, compiled.allocator)
+        };
+        let plan = StartPlan {
+            allocator,
+            workers,
+            mode: self.mode,
+            init,
+            chunk_size: self.chunk_size,
+            sandbox,
+            spin: self.spin,
+            seed,
+        };
+        Pool::start(compiled.module, backend, plan)
+    }
+
+    /// Resolves the settings, reads the module, and compiles and checks it
+    /// (through the cache) on the engine the settings call for.
+    fn compile(&mut self) -> Result<Compiled> {
         let workers = match self.workers {
             Some(0) => return Err(Error::Config("a pool needs at least one worker".into())),
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         self.limits.validate().map_err(Error::Config)?;
+        if self.load_deadline.is_zero() {
+            return Err(Error::Config("a load deadline of zero would refuse every module".into()));
+        }
         if let Some(wasi) = &self.wasi {
             wasi.validate().map_err(Error::Config)?;
         }
@@ -352,17 +477,11 @@ impl PoolBuilder {
         }
         // Worker processes are stopped by killing them: their code needs no checks.
         let interruptible = threads && (self.limits.deadline.is_some() || self.interruptible == Some(true));
-        let metered = self.limits.fuel.is_some();
-        let seed = match self.seed {
-            Some(seed) => seed,
-            None => crate::seed::random_seed().map_err(Error::Engine)?,
-        };
-        let (bytes, origin) = match self.module {
+        let (bytes, origin) = match self.module.take() {
             None => return Err(Error::Config("no task module given: call `module_file` or `module_bytes`".into())),
             Some(ModuleSource::File(path)) => (read_module_file(&path)?, path.display().to_string()),
             Some(ModuleSource::Bytes(bytes)) => (bytes, "<bytes>".to_owned()),
         };
-
         let settings = EngineSettings {
             allocator: self.allocator,
             // Thread workers each get an engine (see `engines_for_workers`);
@@ -372,34 +491,52 @@ impl PoolBuilder {
             max_table_elements: self.limits.max_table_elements,
             max_stack: self.limits.max_stack,
             epoch_interruption: interruptible,
-            consume_fuel: metered,
+            consume_fuel: self.limits.fuel.is_some(),
             canonicalize_nans: self.canonicalize_nans,
         };
-        let (engine, mut allocator) = create_engine(&settings)?;
+        let (engine, allocator) = create_engine(&settings)?;
         let cache_dir = match &self.cache {
-            CacheSetting::Default => Some(cache::default_dir()),
+            CacheSetting::Default => cache::default_dir(),
             CacheSetting::Dir(dir) => Some(dir.clone()),
             CacheSetting::Disabled => None,
         };
         let rules =
             ModuleRules { compile: self.compile_limits, limits: self.limits.clone(), wasi: self.wasi.is_some() };
-        let (module, artifact) =
-            TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
-        let config = InstanceConfig {
-            limits: self.limits.clone(),
-            interruptible,
-            wasi: self.wasi.clone(),
-            stack_pointer: module.stack_pointer,
-        };
-        let engines = if threads {
-            let (engines, kind) =
-                engines_for_workers((engine.clone(), module.module.clone()), &bytes, &settings, allocator, workers)?;
-            allocator = kind;
-            engines
-        } else {
-            vec![(engine.clone(), module.module.clone())]
-        };
-        let ticker = if interruptible {
+        let module = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
+        Ok(Compiled { bytes, origin, settings, engine, allocator, module, cache_dir, threads, interruptible, workers })
+    }
+
+    /// The init task, checked against the module.
+    fn init_call(&mut self, module: &TaskModule, seed: u64) -> Result<Option<Arc<InitCall>>> {
+        let Some(PendingInit { task, args: encoded, host_type }) = self.init.take() else { return Ok(None) };
+        let info = module.task(&task)?;
+        let failure = |f| Error::Task(TaskError { task: task.clone(), index: 0, failure: f });
+        typecheck::check_args(info, host_type).map_err(|e| failure(TaskFailure::ArgumentTypes(e)))?;
+        let args = encoded.map_err(|e| failure(TaskFailure::EncodeArguments(e)))?;
+        let export = wasmpool_abi::task_export_name(&task);
+        let seed = crate::seed::task_seed(seed, &task, 0);
+        Ok(Some(Arc::new(InitCall { task, export, args, seed })))
+    }
+
+    /// Thread workers: an engine and instantiator each, once the module has
+    /// passed its probe under `load_limit`.
+    fn thread_backend(
+        &self,
+        compiled: &Compiled,
+        config: InstanceConfig,
+        init: Option<&InitCall>,
+        load_limit: Duration,
+        stack_size: usize,
+    ) -> Result<(Backend, AllocatorKind)> {
+        let Compiled { bytes, origin, settings, engine, module, .. } = compiled;
+        let (engines, allocator) = engines_for_workers(
+            (engine.clone(), module.module.clone()),
+            bytes,
+            settings,
+            compiled.allocator,
+            compiled.workers,
+        )?;
+        let ticker = if compiled.interruptible {
             let epochs: Vec<_> = engines.iter().map(|(engine, _)| engine.clone()).collect();
             let ticker = Ticker::start("wasmpool-epoch", move || epochs.iter().for_each(|e| e.increment_epoch()))
                 .map_err(|e| Error::Engine(format!("cannot start the deadline thread: {e}")))?;
@@ -412,113 +549,45 @@ impl PoolBuilder {
             .map(|(engine, compiled)| Instantiator::new(engine, compiled, config.clone(), ticker.clone()))
             .collect::<std::result::Result<Vec<_>, _>>()
             .map_err(|e| Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Instantiation(e) })?;
-
-        let init = match self.init {
-            None => None,
-            Some(PendingInit { task, args: encoded, host_type }) => {
-                let info = module.task(&task)?;
-                let failure = |f| Error::Task(TaskError { task: task.clone(), index: 0, failure: f });
-                typecheck::check_args(info, host_type)
-                    .map_err(|e| failure(crate::error::TaskFailure::ArgumentTypes(e)))?;
-                let args = encoded.map_err(|e| failure(crate::error::TaskFailure::EncodeArguments(e)))?;
-                let export = wasmpool_abi::task_export_name(&task);
-                let seed = crate::seed::task_seed(seed, &task, 0);
-                Some(Arc::new(InitCall { task, export, args, seed }))
-            }
+        // Code without epoch checks cannot be stopped: if guest code run at
+        // load might not return, probe a copy of the module that has them.
+        let load_may_hang = module.load_code.may_hang
+            || (self.wasi.is_some() && module.load_code.initialize_may_hang)
+            || init.is_some();
+        let guarded = if !compiled.interruptible && load_may_hang {
+            Some(interruptible_copy(settings, bytes, compiled.cache_dir.as_deref(), &config, origin)?)
+        } else {
+            None
         };
-
-        let sandbox = SandboxInfo {
-            deadline: self.limits.deadline,
-            fuel: self.limits.fuel,
-            interruptible: interruptible || !threads,
-            stack_size: worker_stack_size(self.limits.max_stack),
-        };
-        tracing::debug!(workers, ?allocator, kind = ?self.kind, module = %origin, tasks = module.tasks.len(), "starting pool");
-        tracing::info!(seed, "pool seed (repeat this run with `PoolBuilder::seed({seed})`)");
-        let backend = match self.kind {
-            WorkerKind::Threads => {
-                let run = RunLimits { deadline: self.limits.deadline, fuel: self.limits.fuel, ..RunLimits::default() };
-                std::thread::scope(|scope| {
-                    std::thread::Builder::new()
-                        .name("wasmpool-probe".into())
-                        .stack_size(sandbox.stack_size)
-                        .spawn_scoped(scope, || probe(&instantiators[0], init.as_deref(), &run))
-                        .map_err(|e| Error::Engine(format!("cannot start the thread checking the module: {e}")))?
-                        .join()
-                        .map_err(|_| Error::Engine("the module check panicked".into()))?
-                        .map_err(|failure| probe_error(&origin, failure))
-                })?;
-                Backend::Threads { instantiators }
-            }
-            WorkerKind::Processes => {
-                let executable = find_worker_executable(self.worker_executable.as_deref())
-                    .map_err(|searched| Error::WorkerNotFound { searched })?;
-                // Workers need the compiled code on disk: the cache entry, or
-                // a private copy when the cache is off or not writable.
-                let (artifact, scratch) = match artifact {
-                    Some(artifact) => (artifact, None),
-                    None => {
-                        let dir = tempfile::tempdir()
-                            .map_err(|e| Error::Engine(format!("cannot create a temporary folder: {e}")))?;
-                        // The module is compiled already: store that, do not compile again.
-                        let artifact =
-                            cache::store_module(&engine, &module.module, &bytes, dir.path()).map_err(|e| {
-                                Error::Engine(format!(
-                                    "cannot store the compiled module in {}: {e}",
-                                    dir.path().display()
-                                ))
-                            })?;
-                        (artifact, Some(dir))
-                    }
-                };
-                let child_engine = EngineSettings {
-                    allocator: match allocator {
-                        AllocatorKind::Pooling => Allocator::Pooling,
-                        AllocatorKind::OnDemand => Allocator::OnDemand,
-                    },
-                    // One task at a time, as in a thread worker: its
-                    // instance and the one replacing it (or the probe's).
-                    instance_slots: SLOTS_PER_WORKER_ENGINE,
-                    ..settings
-                };
-                let hello = Hello {
-                    protocol: PROTOCOL_VERSION,
-                    wasmpool_version: env!("CARGO_PKG_VERSION").to_owned(),
-                    worker: 0,
-                    artifact: artifact.path.to_string_lossy().into_owned(),
-                    checksum: artifact.checksum,
-                    engine: child_engine,
-                    instance: config,
-                    mode: self.mode,
-                    init: init.as_deref().cloned(),
-                };
-                let watchdog = Watchdog::start()
-                    .map_err(|e| Error::Engine(format!("cannot start the worker processes' watchdog: {e}")))?;
-                Backend::Processes {
-                    spawner: Arc::new(Spawner {
-                        executable,
-                        args: self.worker_args.clone(),
-                        hello,
-                        watchdog,
-                        probe_deadline: self.limits.deadline,
-                    }),
-                    max_retries: self.max_retries,
-                    scratch,
-                }
-            }
-        };
-        let plan = StartPlan {
-            allocator,
-            workers,
-            mode: self.mode,
-            init,
-            chunk_size: self.chunk_size,
-            sandbox,
-            spin: self.spin,
-            seed,
-        };
-        Pool::start(module, backend, plan)
+        let prober = guarded.as_ref().unwrap_or(&instantiators[0]);
+        let run = RunLimits { deadline: Some(load_limit), fuel: self.limits.fuel, ..RunLimits::default() };
+        std::thread::scope(|scope| {
+            std::thread::Builder::new()
+                .name("wasmpool-probe".into())
+                .stack_size(stack_size)
+                .spawn_scoped(scope, || probe(prober, init, &run, &mut |_| {}))
+                .map_err(|e| Error::Engine(format!("cannot start the thread checking the module: {e}")))?
+                .join()
+                .map_err(|_| Error::Engine("the module check panicked".into()))?
+                .map_err(|failure| probe_error(origin, failure))
+        })?;
+        Ok((Backend::Threads { instantiators }, allocator))
     }
+}
+
+/// What `build` and `inspect` share: the module compiled and checked on the
+/// engine the settings call for.
+struct Compiled {
+    bytes: Vec<u8>,
+    origin: String,
+    settings: EngineSettings,
+    engine: Engine,
+    allocator: AllocatorKind,
+    module: TaskModule,
+    cache_dir: Option<PathBuf>,
+    threads: bool,
+    interruptible: bool,
+    workers: usize,
 }
 
 /// What calls need to know about the pool's sandbox.

@@ -7,7 +7,7 @@ mod task_ref;
 pub use crate::sandbox::limits::{
     DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_STACK, DEFAULT_MAX_TABLE_ELEMENTS,
 };
-pub use builder::{DEFAULT_MAX_RETRIES, PoolBuilder, WorkerKind};
+pub use builder::{DEFAULT_LOAD_DEADLINE, DEFAULT_MAX_RETRIES, PoolBuilder, WorkerKind};
 pub(crate) use builder::{SandboxInfo, worker_stack_size};
 pub use task_ref::TaskRef;
 
@@ -63,8 +63,6 @@ pub struct Pool {
     kind: WorkerKind,
     /// Process mode: each worker's current process.
     processes: Vec<Arc<ProcessSlot>>,
-    /// Process mode without a cache: the compiled module's private folder.
-    _scratch: Option<tempfile::TempDir>,
     pub(crate) sandbox: SandboxInfo,
     /// How long waiting threads spin before they sleep.
     pub(crate) spin: Duration,
@@ -95,7 +93,6 @@ pub(crate) enum Backend {
     Processes {
         spawner: Arc<Spawner>,
         max_retries: u32,
-        scratch: Option<tempfile::TempDir>,
     },
 }
 
@@ -137,7 +134,6 @@ impl Pool {
             chunk_size,
             kind,
             processes: Vec::new(),
-            _scratch: None,
             sandbox,
             spin,
             seed,
@@ -191,9 +187,6 @@ impl Pool {
             .map_err(|source| Error::Spawn { worker: id, source })?;
             pool.worker_queues.push(own_tx);
             pool.threads.push(thread);
-        }
-        if let Backend::Processes { scratch, .. } = backend {
-            pool._scratch = scratch;
         }
         Ok(pool)
     }

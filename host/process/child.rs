@@ -1,9 +1,8 @@
 //! The worker process's side: handshake, then one task per request.
 
-use crate::cache;
 use crate::channel::{Outbox, Sent};
 use crate::engine::create_engine;
-use crate::error::TaskFailure;
+use crate::error::{LoadStep, TaskFailure};
 use crate::executor::Executor;
 use crate::guest_call::Instantiator;
 use crate::pool::worker_stack_size;
@@ -35,8 +34,8 @@ pub fn worker_main() -> ExitCode {
     let mut output = BufWriter::new(std::io::stdout());
     let hello = match read_frame::<Request, _>(&mut input, MAX_FRAME_LEN) {
         Ok(Request::Hello(hello)) => hello,
-        Ok(other) => {
-            eprintln!("wasmpool-worker: expected a Hello first, got {other:?}");
+        Ok(Request::Run(_)) => {
+            eprintln!("wasmpool-worker: expected a Hello first, got a Run request");
             return ExitCode::from(EXIT_PROTOCOL);
         }
         Err(e) => {
@@ -74,8 +73,13 @@ fn serve(
     mut input: BufReader<std::io::Stdin>,
     mut output: BufWriter<std::io::Stdout>,
 ) -> ExitCode {
+    // The load deadline is the host's: it kills this process. Each step is
+    // announced first, so that the host can name the one that hung.
     let run = RunLimits { fuel: hello.instance.limits.fuel, ..RunLimits::default() };
-    if let Err(failure) = probe(&instantiator, hello.init.as_ref(), &run) {
+    let mut announce = |step: &LoadStep| {
+        let _ = write_frame(&mut output, &Reply::Probing(step.clone()));
+    };
+    if let Err(failure) = probe(&instantiator, hello.init.as_ref(), &run, &mut announce) {
         let _ = write_frame(&mut output, &Reply::ProbeFailed(failure));
         return ExitCode::from(EXIT_PROBE);
     }
@@ -113,11 +117,11 @@ fn serve(
         }
     });
     let output = Arc::new(Mutex::new(output));
-    for RunRequest { export, args, seed, fuel, messages, progress } in incoming {
+    for RunRequest { id, export, args, seed, fuel, messages, progress } in incoming {
         // Deadlines and cancellation are the host's: it kills this process.
         let run = RunLimits { fuel, ..RunLimits::default() };
         let outbox = (messages || progress)
-            .then(|| Box::new(PipeOutbox { output: output.clone(), messages, progress }) as Box<dyn Outbox>);
+            .then(|| Box::new(PipeOutbox { output: output.clone(), id, messages, progress }) as Box<dyn Outbox>);
         let outcome = executor.run(&export, &args, seed, outbox, &run);
         let mut output = lock(&output);
         if let Err(TaskFailure::Abi(reason)) = &outcome.result {
@@ -130,7 +134,7 @@ fn serve(
             let _ = write_frame(&mut *output, &Reply::Fatal { reason });
             return ExitCode::from(EXIT_GUEST_ABI);
         }
-        if write_frame(&mut *output, &Reply::Done(outcome)).is_err() {
+        if write_frame(&mut *output, &Reply::Done { id, outcome }).is_err() {
             break;
         }
     }
@@ -143,6 +147,8 @@ fn serve(
 /// makes the task wait (the host reads as its listener takes messages).
 struct PipeOutbox {
     output: Arc<Mutex<BufWriter<std::io::Stdout>>>,
+    /// The running input's id.
+    id: u64,
     messages: bool,
     progress: bool,
 }
@@ -159,11 +165,13 @@ impl Outbox for PipeOutbox {
         let mut output = lock(&self.output);
         // A host that stopped reading is gone: the task stops as if the
         // pool had closed.
-        write_frame(&mut *output, &Reply::Sent(sent)).map(|()| true).map_err(|_| Interrupted::PoolClosed)
+        write_frame(&mut *output, &Reply::Sent { id: self.id, sent })
+            .map(|()| true)
+            .map_err(|_| Interrupted::PoolClosed)
     }
 }
 
-/// Checks the handshake and loads the precompiled module.
+/// Checks the handshake and loads the compiled module the host sent.
 fn prepare(hello: &Hello) -> Result<Instantiator, String> {
     if hello.protocol != PROTOCOL_VERSION || hello.wasmpool_version != env!("CARGO_PKG_VERSION") {
         return Err(format!(
@@ -175,6 +183,11 @@ fn prepare(hello: &Hello) -> Result<Instantiator, String> {
         ));
     }
     let (engine, _) = create_engine(&hello.engine).map_err(|e| e.to_string())?;
-    let module = cache::load_artifact(&engine, std::path::Path::new(&hello.artifact), &hello.checksum)?;
+    // SAFETY: the code comes from the host that started this process, over
+    // its private pipe: the host serialized it from a module it compiled,
+    // or loaded from its own trusted cache, with an engine of these very
+    // settings (which wasmtime checks again).
+    let module = unsafe { wasmtime::Module::deserialize(&engine, &hello.code) }
+        .map_err(|e| format!("cannot load the compiled module the host sent: {e:#}"))?;
     Instantiator::new(&engine, &module, hello.instance.clone(), None)
 }

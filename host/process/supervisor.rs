@@ -3,20 +3,20 @@
 
 use super::watchdog::Watchdog;
 use crate::channel::Outbox;
-use crate::error::TaskFailure;
+use crate::error::{LoadStep, TaskFailure};
 use crate::guest_call::Outcome;
 use crate::probe::ProbeFailure;
 use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
 use crate::stats::WorkerCounters;
 use crate::sync::lock;
-use crate::transport::FrameError;
-use crate::transport::frame::{MAX_FRAME_LEN, queue_frame, read_frame, write_frame};
+use crate::text::EscapedLine;
+use crate::transport::frame::{queue_frame, read_frame, write_frame};
 use crate::transport::messages::{AHEAD_BYTES, Hello, MAX_AHEAD, Reply, Request, RunRequest};
 use crate::worker::{Ahead, ItemRunner, TaskContext};
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -28,6 +28,12 @@ use std::time::{Duration, Instant};
 /// machine (a worker then showed as killed instead of its own status 3).
 const EXIT_GRACE: Duration = Duration::from_secs(2);
 
+/// How long a new worker process may take to start and load the compiled
+/// module, before any guest code runs (that is the load deadline's). Only
+/// host code runs here, so this is generous: it exists so that a worker
+/// executable that never answers cannot hang the pool.
+const HANDSHAKE_LIMIT: Duration = Duration::from_secs(60);
+
 /// Starts worker processes for one pool.
 pub(crate) struct Spawner {
     pub executable: PathBuf,
@@ -37,8 +43,10 @@ pub(crate) struct Spawner {
     pub hello: Hello,
     /// Kills processes past their deadline or cancelled.
     pub watchdog: Watchdog,
-    /// The pool's deadline, which bounds a new process's probe too.
-    pub probe_deadline: Option<Duration>,
+    /// How long a new process's probe (its load-time guest code) may take.
+    pub load_deadline: Duration,
+    /// The largest reply read (`messages::max_reply_len`).
+    pub max_reply: u32,
 }
 
 /// Why a worker process could not be started.
@@ -141,8 +149,14 @@ impl ProcessSlot {
 
 /// The pipes to a live worker process.
 struct Connection {
-    requests: BufWriter<ChildStdin>,
-    replies: BufReader<ChildStdout>,
+    requests: BufWriter<Box<dyn Write + Send>>,
+    replies: BufReader<Box<dyn Read + Send>>,
+}
+
+impl Connection {
+    fn new(requests: impl Write + Send + 'static, replies: impl Read + Send + 'static) -> Self {
+        Connection { requests: BufWriter::new(Box::new(requests)), replies: BufReader::new(Box::new(replies)) }
+    }
 }
 
 impl Spawner {
@@ -172,8 +186,11 @@ impl Spawner {
             .name(format!("wasmpool-worker-{id}-stderr"))
             .spawn(move || {
                 // Keep draining even if our own stderr is gone, so the worker
-                // never blocks on a full pipe.
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                // never blocks on a full pipe. A line may quote the guest:
+                // it is escaped.
+                for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
+                    let line = String::from_utf8_lossy(&line);
+                    let line = EscapedLine(line.strip_suffix('\r').unwrap_or(&line));
                     let _ = writeln!(std::io::stderr().lock(), "[wasmpool worker {id}] {line}");
                 }
             })
@@ -188,26 +205,46 @@ impl Spawner {
             *guard = Some(child);
         }
 
-        let mut connection = Connection { requests: BufWriter::new(stdin), replies: BufReader::new(stdout) };
+        let mut connection = Connection::new(stdin, stdout);
         let mut hello = self.hello.clone();
         hello.worker = id;
-        write_frame(&mut connection.requests, &Request::Hello(Box::new(hello)))
-            .map_err(|e| format!("handshake with worker {id} failed: {e}"))?;
-        match read_frame::<Reply, _>(&mut connection.replies, MAX_FRAME_LEN) {
-            Ok(Reply::Loaded) => Ok(connection),
-            Ok(Reply::Refused { reason }) => Err(format!("worker {id} refused the pool: {reason}")),
-            Ok(other) => Err(format!("worker {id} answered the handshake with {other:?}")),
-            Err(e) => Err(format!("worker {id} did not complete the handshake: {e}")),
+        // Host code only, but bounded all the same: a process that never
+        // answers is killed.
+        let watching =
+            self.watchdog.watch(slot, &RunLimits { deadline: Some(HANDSHAKE_LIMIT), ..RunLimits::default() });
+        let reply = write_frame(&mut connection.requests, &Request::Hello(Box::new(hello)))
+            .map_err(|e| format!("handshake with worker {id} failed: {e}"))
+            .and_then(|()| {
+                read_frame::<Reply, _>(&mut connection.replies, self.max_reply)
+                    .map_err(|e| format!("worker {id} did not complete the handshake: {e}"))
+            });
+        drop(watching);
+        if slot.take_interrupted().is_some() {
+            return Err(format!("worker {id} did not complete the handshake within {HANDSHAKE_LIMIT:?}"));
+        }
+        match reply? {
+            Reply::Loaded => Ok(connection),
+            Reply::Refused { reason } => Err(format!("worker {id} refused the pool: {reason}")),
+            other => Err(format!("worker {id} answered the handshake with {}", other.kind())),
         }
     }
 
-    /// Waits for the new process's probe of the module, under the pool's
-    /// deadline (a start function that never ends is killed there).
+    /// Waits for the new process's probe of the module, under the load
+    /// deadline: a step of guest code that does not return by then (the
+    /// process names each as it starts it) is killed there.
     fn await_probe(&self, id: usize, slot: &ProcessSlot, mut connection: Connection) -> Result<Connection, SpawnError> {
-        let run = RunLimits { deadline: self.probe_deadline, ..RunLimits::default() };
-        let (reply, interrupted) = self.read_watched(slot, &mut connection, &run, None);
-        if let Some(why) = interrupted {
-            return Err(SpawnError::Probe(ProbeFailure::Instantiate(why.into())));
+        let run = RunLimits { deadline: Some(self.load_deadline), ..RunLimits::default() };
+        let watching = self.watchdog.watch(slot, &run);
+        let mut step = LoadStep::StartFunction;
+        let reply = loop {
+            match read_frame::<Reply, _>(&mut connection.replies, self.max_reply) {
+                Ok(Reply::Probing(next)) => step = next,
+                other => break other,
+            }
+        };
+        drop(watching);
+        if slot.take_interrupted().is_some() {
+            return Err(SpawnError::Probe(ProbeFailure::Timeout { step, limit: self.load_deadline }));
         }
         match reply {
             Ok(Reply::Ready { pid }) => {
@@ -216,40 +253,60 @@ impl Spawner {
                 Ok(connection)
             }
             Ok(Reply::ProbeFailed(failure)) => Err(SpawnError::Probe(failure)),
-            Ok(other) => Err(SpawnError::Start(format!("worker {id} answered the handshake with {other:?}"))),
+            Ok(other) => Err(SpawnError::Start(format!("worker {id} answered the handshake with {}", other.kind()))),
             Err(e) => Err(SpawnError::Start(format!("worker {id} did not complete the handshake: {e}"))),
         }
     }
 
-    /// Reads the process's next reply under the watchdog's eye: the reply
-    /// (or why none came) and, if the watchdog killed the process
+    /// Reads the replies about input `id` under the watchdog's eye: its
+    /// outcome (or why none came) and, if the watchdog killed the process
     /// meanwhile, why.
-    fn read_watched(
+    fn read_outcome(
         &self,
         slot: &ProcessSlot,
         connection: &mut Connection,
         run: &RunLimits,
-        mut outbox: Option<Box<dyn Outbox>>,
-    ) -> (Result<Reply, FrameError>, Option<Interrupted>) {
+        id: u64,
+        outbox: Option<Box<dyn Outbox>>,
+    ) -> (Result<Outcome, String>, Option<Interrupted>) {
         let watching = self.watchdog.watch(slot, run);
-        // What the task sends comes ahead of its result. Waiting for room
-        // at a slow listener is bounded by the task's deadline: the
-        // watchdog kills the process then, which ends this loop too.
-        let watch = Watch::start(run);
-        let reply = loop {
-            match read_frame::<Reply, _>(&mut connection.replies, MAX_FRAME_LEN) {
-                Ok(Reply::Sent(sent)) => {
-                    // Once the task is past its deadline (or cancelled) while
-                    // waiting, the rest of what it sent is dropped unread.
-                    if outbox.as_mut().is_some_and(|outbox| outbox.deliver(sent, &watch).is_err()) {
-                        outbox = None;
-                    }
-                }
-                other => break other,
-            }
-        };
+        let outcome = receive(&mut connection.replies, self.max_reply, id, outbox, &Watch::start(run));
         drop(watching);
-        (reply, slot.take_interrupted())
+        (outcome, slot.take_interrupted())
+    }
+}
+
+/// Reads the replies about input `id` up to its outcome, handing what the
+/// task sends on the way to `outbox`. Anything else (a reply about another
+/// input, a reply out of place, a broken frame, the end of the stream) is
+/// why the process cannot be trusted with more, as an error.
+fn receive(
+    replies: &mut impl Read,
+    max_reply: u32,
+    id: u64,
+    mut outbox: Option<Box<dyn Outbox>>,
+    watch: &Watch,
+) -> Result<Outcome, String> {
+    let out_of_turn =
+        |kind: &str, other: u64| format!("the worker sent a {kind} reply about input {other} while input {id} ran");
+    // What the task sends comes ahead of its result. Waiting for room at a
+    // slow listener is bounded by the task's deadline: the watchdog kills
+    // the process then, which ends this loop too.
+    loop {
+        match read_frame::<Reply, _>(replies, max_reply).map_err(|e| e.to_string())? {
+            Reply::Sent { id: from, sent } if from == id => {
+                // Once the task is past its deadline (or cancelled) while
+                // waiting, the rest of what it sent is dropped unread.
+                if outbox.as_mut().is_some_and(|outbox| outbox.deliver(sent, watch).is_err()) {
+                    outbox = None;
+                }
+            }
+            Reply::Done { id: of, outcome } if of == id => return Ok(outcome),
+            Reply::Sent { id: from, .. } => return Err(out_of_turn("Sent", from)),
+            Reply::Done { id: of, .. } => return Err(out_of_turn("Done", of)),
+            Reply::Fatal { reason } => return Err(reason),
+            other => return Err(format!("the worker sent {} instead of a result", other.kind())),
+        }
     }
 }
 
@@ -268,6 +325,11 @@ pub(crate) struct ProcessRunner {
     /// pipe: the process starts each as soon as it has answered the one
     /// before.
     sent_ahead: usize,
+    /// The id the next input sent on this connection gets.
+    next_id: u64,
+    /// How many inputs the process has answered on this connection: the id
+    /// of the one whose reply comes next.
+    answered: u64,
 }
 
 impl ProcessRunner {
@@ -293,6 +355,8 @@ impl ProcessRunner {
             counters,
             connection: Some(connection),
             sent_ahead: 0,
+            next_id: 0,
+            answered: 0,
         })
     }
 
@@ -301,11 +365,14 @@ impl ProcessRunner {
     fn disconnect(&mut self) {
         self.connection = None;
         self.sent_ahead = 0;
+        self.next_id = 0;
+        self.answered = 0;
     }
 
-    /// The request that runs one input.
-    fn request(export: &str, args: &[u8], context: &TaskContext<'_>, run: &RunLimits) -> Request {
+    /// The request that runs one input as input `id` of the connection.
+    fn request(id: u64, export: &str, args: &[u8], context: &TaskContext<'_>, run: &RunLimits) -> Request {
         Request::Run(RunRequest {
+            id,
             export: export.to_owned(),
             args: args.to_vec(),
             seed: context.seed,
@@ -340,7 +407,9 @@ impl ProcessRunner {
             // input and the next ones, in one write.
             let id = self.id;
             let failed = |e| format!("worker {id}: {e}");
-            queue_frame(&mut connection.requests, &Self::request(export, args, context, run)).map_err(failed)?;
+            let request = Self::request(self.next_id, export, args, context, run);
+            queue_frame(&mut connection.requests, &request).map_err(failed)?;
+            self.next_id += 1;
             let mut bytes = 0;
             let mut sent = 0;
             for next in ahead.iter().take(MAX_AHEAD) {
@@ -348,29 +417,26 @@ impl ProcessRunner {
                 if bytes > AHEAD_BYTES {
                     break;
                 }
-                queue_frame(&mut connection.requests, &Self::request(export, next.args, &next.context, run))
-                    .map_err(failed)?;
+                let request = Self::request(self.next_id, export, next.args, &next.context, run);
+                queue_frame(&mut connection.requests, &request).map_err(failed)?;
+                self.next_id += 1;
                 sent += 1;
             }
             connection.requests.flush().map_err(|e| failed(e.into()))?;
             self.sent_ahead = sent;
         }
-        let (reply, interrupted) = self.spawner.read_watched(&self.slot, connection, run, context.outbox());
+        // Inputs are answered in the order they were sent: this one's id
+        // is the count answered so far.
+        let expected = self.answered;
+        let (outcome, interrupted) = self.spawner.read_outcome(&self.slot, connection, run, expected, context.outbox());
         if let Some(why) = interrupted {
             // The process is dead or dying: replace it before the next task.
             self.disconnect();
             self.slot.reap();
-            return Ok(match reply {
-                Ok(Reply::Done(outcome)) => outcome,
-                _ => Outcome::bare(Err(why.into())),
-            });
+            return Ok(outcome.unwrap_or_else(|_| Outcome::bare(Err(why.into()))));
         }
-        match reply {
-            Ok(Reply::Done(outcome)) => Ok(outcome),
-            Ok(Reply::Fatal { reason }) => Err(reason),
-            Ok(other) => Err(format!("worker {} sent {other:?} instead of a result", self.id)),
-            Err(e) => Err(format!("worker {}: {e}", self.id)),
-        }
+        self.answered += 1;
+        outcome.map_err(|cause| format!("worker {}: {cause}", self.id))
     }
 }
 
@@ -434,5 +500,146 @@ impl Drop for ProcessRunner {
         // Closing stdin asks the worker to exit; reaping makes sure it has.
         self.connection = None;
         self.slot.reap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Allocator, EngineSettings};
+    use crate::executor::InstanceMode;
+    use crate::guest_call::InstanceConfig;
+    use crate::scheduler::jobs::{Item, TaskTarget};
+    use crate::transport::frame::read_frame;
+    use crate::transport::messages::PROTOCOL_VERSION;
+
+    fn framed(replies: &[Reply]) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for reply in replies {
+            write_frame(&mut bytes, reply).unwrap();
+        }
+        bytes
+    }
+
+    fn done(id: u64, byte: u8) -> Reply {
+        Reply::Done { id, outcome: Outcome::bare(Ok(vec![byte])) }
+    }
+
+    #[test]
+    fn only_the_reply_about_the_running_input_is_its_outcome() {
+        let receive_from =
+            |replies: &[Reply], id| receive(&mut framed(replies).as_slice(), 1 << 20, id, None, &Watch::default());
+        assert_eq!(receive_from(&[done(3, 7)], 3).unwrap().result, Ok(vec![7]));
+        let sent = Reply::Sent { id: 3, sent: crate::channel::Sent::Progress { done: 1, total: 2 } };
+        assert_eq!(receive_from(&[sent, done(3, 7)], 3).unwrap().result, Ok(vec![7]));
+
+        let why = receive_from(&[done(4, 7)], 3).unwrap_err();
+        assert!(why.contains("a Done reply about input 4 while input 3 ran"), "{why}");
+        let early = Reply::Sent { id: 4, sent: crate::channel::Sent::Progress { done: 1, total: 2 } };
+        let why = receive_from(&[early, done(3, 7)], 3).unwrap_err();
+        assert!(why.contains("a Sent reply about input 4 while input 3 ran"), "{why}");
+        let why = receive_from(&[Reply::Loaded], 0).unwrap_err();
+        assert!(why.contains("sent Loaded instead of a result"), "{why}");
+        assert!(receive_from(&[], 0).unwrap_err().contains("ended"));
+    }
+
+    #[test]
+    fn the_reply_limit_is_applied_to_outcomes() {
+        let big = Reply::Done { id: 0, outcome: Outcome::bare(Ok(vec![0; 4096])) };
+        let why = receive(&mut framed(&[big]).as_slice(), 1024, 0, None, &Watch::default()).unwrap_err();
+        assert!(why.contains("exceeds the limit of 1024 bytes"), "{why}");
+    }
+
+    /// A runner whose "process" is a thread on the other end of two pipes.
+    fn fake_runner(requests: std::io::PipeWriter, replies: std::io::PipeReader) -> ProcessRunner {
+        let settings = EngineSettings {
+            allocator: Allocator::OnDemand,
+            instance_slots: 1,
+            max_memory: 1 << 20,
+            max_table_elements: 100,
+            max_stack: 1 << 20,
+            epoch_interruption: false,
+            consume_fuel: false,
+            canonicalize_nans: true,
+        };
+        let hello = Hello {
+            protocol: PROTOCOL_VERSION,
+            wasmpool_version: String::new(),
+            worker: 0,
+            code: Vec::new(),
+            engine: settings,
+            instance: InstanceConfig {
+                limits: Default::default(),
+                interruptible: false,
+                wasi: None,
+                stack_pointer: None,
+            },
+            mode: InstanceMode::FreshPerTask,
+            init: None,
+        };
+        let spawner = Spawner {
+            // Never started: a replacement process cannot be had.
+            executable: PathBuf::from("/nonexistent/wasmpool-worker"),
+            args: Vec::new(),
+            hello,
+            watchdog: Watchdog::start().unwrap(),
+            load_deadline: Duration::from_secs(5),
+            max_reply: 1 << 20,
+        };
+        ProcessRunner {
+            id: 0,
+            spawner: Arc::new(spawner),
+            slot: Arc::default(),
+            closing: Arc::default(),
+            max_retries: 0,
+            counters: Arc::default(),
+            connection: Some(Connection::new(requests, replies)),
+            sent_ahead: 0,
+            next_id: 0,
+            answered: 0,
+        }
+    }
+
+    #[test]
+    fn a_worker_answering_out_of_order_is_not_believed() {
+        let (from_host, to_fake) = std::io::pipe().unwrap();
+        let (from_fake, to_host) = std::io::pipe().unwrap();
+        // The fake takes the input and the one sent ahead with it, and
+        // answers the second first.
+        let fake = std::thread::spawn(move || {
+            let mut from_host = from_host;
+            let mut to_host = to_host;
+            let ids: Vec<u64> = (0..2)
+                .map(|_| match read_frame::<Request, _>(&mut from_host, 1 << 20).unwrap() {
+                    Request::Run(run) => run.id,
+                    Request::Hello(_) => panic!("no handshake on this connection"),
+                })
+                .collect();
+            assert_eq!(ids, [0, 1], "inputs are numbered in the order they are sent");
+            write_frame(&mut to_host, &done(1, 11)).unwrap();
+            write_frame(&mut to_host, &done(0, 10)).unwrap();
+        });
+        let mut runner = fake_runner(to_fake, from_fake);
+        let target = TaskTarget {
+            name: "t".into(),
+            export: "wasmpool_task_t".into(),
+            seed_key: 0,
+            listeners: Default::default(),
+        };
+        let next = [Item { index: 1, args: Ok(vec![1]) }];
+        let outcome = runner.run(
+            &target.export,
+            &[0],
+            &TaskContext::of(&target, 0),
+            &RunLimits::default(),
+            Ahead::new(&next, &target),
+        );
+        fake.join().unwrap();
+        match outcome.result {
+            Err(TaskFailure::WorkerCrashed { cause, attempts: 1, .. }) => {
+                assert!(cause.contains("a Done reply about input 1 while input 0 ran"), "{cause}")
+            }
+            other => panic!("the out-of-order answer was taken: {other:?}"),
+        }
     }
 }

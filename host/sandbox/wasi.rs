@@ -19,6 +19,7 @@
 
 use super::limits::LimitExceeded;
 use crate::seed::TaskRandom;
+use crate::text::EscapedText;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -174,6 +175,19 @@ impl TaskOutput {
     /// Stderr as text (invalid UTF-8 replaced).
     pub fn stderr_text(&self) -> String {
         String::from_utf8_lossy(&self.stderr).into_owned()
+    }
+
+    /// Stdout as text safe to print on a terminal: the guest wrote it, so
+    /// control characters and escape sequences are escaped, line breaks
+    /// and tabs kept ([`EscapedText`]).
+    pub fn stdout_for_terminal(&self) -> String {
+        EscapedText(&self.stdout_text()).to_string()
+    }
+
+    /// Stderr as text safe to print on a terminal, as
+    /// [`stdout_for_terminal`](Self::stdout_for_terminal).
+    pub fn stderr_for_terminal(&self) -> String {
+        EscapedText(&self.stderr_text()).to_string()
     }
 
     /// Whether the task wrote nothing.

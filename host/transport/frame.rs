@@ -9,8 +9,10 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::io::{self, Read, Write};
 
-/// Largest frame accepted, in bytes: a result can be as large as a guest's
-/// memory (see `PoolBuilder::max_memory`), plus a little framing.
+/// Largest request frame a worker process accepts, in bytes: a task's
+/// arguments (which must fit in a guest's memory) and the compiled module,
+/// plus a little framing. Replies are read with a limit derived from the
+/// pool's limits instead (`messages::max_reply_len`).
 pub const MAX_FRAME_LEN: u32 = (1 << 30) + 4096;
 
 /// Why a frame could not be read or written.
@@ -57,14 +59,12 @@ pub fn write_frame<T: Serialize, W: Write>(writer: &mut W, message: &T) -> Resul
 }
 
 /// Writes one message as a frame without flushing, so that several frames
-/// can leave a buffered writer in one write.
+/// can leave a buffered writer in one write. Any length a frame can carry
+/// is written; the reader applies its own limit.
 pub fn queue_frame<T: Serialize, W: Write>(writer: &mut W, message: &T) -> Result<(), FrameError> {
     let payload = postcard::to_allocvec(message)
         .map_err(|e| FrameError::Io(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
-    let len = u32::try_from(payload.len())
-        .ok()
-        .filter(|len| *len <= MAX_FRAME_LEN)
-        .ok_or(FrameError::Oversized { len: u32::MAX, max: MAX_FRAME_LEN })?;
+    let len = u32::try_from(payload.len()).map_err(|_| FrameError::Oversized { len: u32::MAX, max: u32::MAX })?;
     writer.write_all(&len.to_le_bytes())?;
     writer.write_all(&payload)?;
     Ok(())

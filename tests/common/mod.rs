@@ -38,3 +38,5 @@ pub fn task_error(error: Error) -> TaskError {
 pub fn failure<T: std::fmt::Debug>(result: wasmpool::Result<T>) -> TaskFailure {
     task_error(result.expect_err("the call should fail")).failure
 }
+
+pub mod records;

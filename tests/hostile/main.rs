@@ -11,8 +11,12 @@
 //! since their point is to be tiny files declaring huge counts.
 
 mod bombs;
+mod cache;
 #[path = "../common/mod.rs"]
 mod common;
+mod load;
+mod scale;
+mod text;
 
 use std::time::{Duration, Instant};
 use wasmpool::{Error, Event, LimitExceeded, ModuleError, Pool, PoolBuilder, TaskFailure, WorkerKind};
@@ -169,8 +173,11 @@ fn an_infinite_loop_is_stopped_at_the_deadline() {
 
 #[test]
 fn an_infinite_loop_in_the_start_function_fails_the_build_at_the_deadline() {
+    // The pool's task deadline is shorter than its load deadline, so it
+    // bounds loading too (more in load.rs).
     attack_build("infinite_loop_in_start", &module("infinite_loop_in_start"), |e| {
-        module_error(e) == Some(&ModuleError::Limit(LimitExceeded::Deadline { limit: deadline() }))
+        module_error(e)
+            == Some(&ModuleError::LoadTimeout { step: wasmpool::LoadStep::StartFunction, limit: deadline() })
     });
 }
 
