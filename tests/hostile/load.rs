@@ -8,9 +8,9 @@ use super::{SLACK, assemble, common, harmless, module, module_error};
 use std::time::{Duration, Instant};
 use wasmpool::{Error, LoadStep, ModuleError, Pool, PoolBuilder, WasiConfig, WorkerKind};
 
-/// The load deadline of these pools: 500 ms, scaled under an emulator.
+/// The load deadline of these pools: 300 ms, scaled under an emulator.
 fn load_deadline() -> Duration {
-    common::scaled(Duration::from_millis(500))
+    common::scaled(Duration::from_millis(300))
 }
 
 /// A pool of `bytes` with no task deadline, in one of the three ways load
