@@ -153,7 +153,8 @@ fn decode_json_result(bytes: &[u8]) -> Result<String, TaskFailure> {
 /// which are written as `\uXXXX` escapes. (JSON itself refuses raw C0
 /// controls in strings.)
 fn compact(text: &str) -> String {
-    if !text.contains(['\n', '\r', ' ', '\t']) && !text.chars().any(is_unsafe) {
+    // One pass: `is_unsafe` covers the whitespace other than a space.
+    if !text.chars().any(|c| c == ' ' || is_unsafe(c)) {
         return text.to_owned();
     }
     let mut out = String::with_capacity(text.len());

@@ -9,6 +9,11 @@
 //! [`assemble`] adds: the memory, the ABI version, an allocator, and a task
 //! `ok` that returns 42. The compile-time bombs are generated as binary,
 //! since their point is to be tiny files declaring huge counts.
+//!
+//! Issue 15's classes have a file each: `load.rs` (guest code run at load
+//! that never returns), `scale.rs` (modules of 100,000 task records),
+//! `text.rs` (escape sequences in everything a guest writes) and
+//! `cache.rs` (planted precompiled modules).
 
 mod bombs;
 mod cache;
