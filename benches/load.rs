@@ -14,6 +14,8 @@
 
 #[path = "../tests/common/records.rs"]
 mod records;
+#[path = "common/runs.rs"]
+mod runs;
 
 use records::{Records, module_with_records, task_name};
 use std::time::{Duration, Instant};
@@ -50,14 +52,7 @@ fn ms(d: Duration) -> String {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let runs = args
-        .iter()
-        .position(|a| a == "--runs")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(5usize)
-        .max(1);
+    let runs = runs::runs(5);
     println!("# Load time against task records (best of {runs}; 1 thread worker, no cache)\n");
     println!(
         "| records | module | load (valid) | refuse (name repeated) | refuse (export missing) | per record (valid) | old duplicate check alone |"

@@ -10,6 +10,8 @@
 //! cargo bench --bench scaling -- --runs 3
 //! ```
 
+#[path = "common/runs.rs"]
+mod runs;
 use std::time::{Duration, Instant};
 use wasmpool::Pool;
 
@@ -28,14 +30,7 @@ fn mandelbrot(pool: &Pool, chunk: usize) -> Duration {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let runs = args
-        .iter()
-        .position(|a| a == "--runs")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(7usize)
-        .max(1);
+    let runs = runs::runs(7);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let build = |workers| Pool::builder().module_file(guest_tasks::WASM_PATH).workers(workers).build().expect("pool");
     let (one, all) = (build(1), build(cores));
