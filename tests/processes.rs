@@ -377,3 +377,27 @@ fn inputs_that_cannot_be_encoded_fail_alone_inside_a_chunk() {
         }
     }
 }
+
+#[test]
+fn an_output_limit_worker_processes_cannot_carry_is_refused_before_compiling() {
+    // With WASI a reply may hold a result, stdout and stderr of max_output
+    // each: 3 × 2 GiB does not fit in a frame.
+    let start = std::time::Instant::now();
+    let error = processes(1)
+        .max_memory(4 << 30)
+        .max_output(2 << 30)
+        .wasi(wasmpool::WasiConfig::new())
+        .build()
+        .expect_err("refused");
+    assert!(matches!(error, wasmpool::Error::Config(_)), "{error}");
+    assert!(error.to_string().contains("larger than 4 GiB"), "{error}");
+    assert!(start.elapsed() < std::time::Duration::from_secs(5), "refused only after compiling");
+    // Thread workers have no frames: the same limits build.
+    let threads = Pool::builder()
+        .module_file(guest_tasks::WASI_WASM_PATH)
+        .workers(1)
+        .max_output(2 << 30)
+        .wasi(wasmpool::WasiConfig::new())
+        .build();
+    assert!(threads.is_ok(), "{:?}", threads.err());
+}

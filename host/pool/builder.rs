@@ -374,7 +374,7 @@ impl PoolBuilder {
             None => crate::seed::random_seed().map_err(Error::Engine)?,
         };
         let compiled = self.compile()?;
-        let Compiled { ref module, ref settings, threads, interruptible, workers, .. } = compiled;
+        let Compiled { ref module, threads, interruptible, workers, .. } = compiled;
         let config = InstanceConfig {
             limits: self.limits.clone(),
             interruptible,
@@ -396,50 +396,7 @@ impl PoolBuilder {
         let (backend, allocator) = if threads {
             self.thread_backend(&compiled, config, init.as_deref(), load_limit, sandbox.stack_size)?
         } else {
-            let max_reply = max_reply_len(&self.limits, self.wasi.is_some()).ok_or_else(|| {
-                Error::Config(format!(
-                    "max_output of {} bytes makes the replies of worker processes larger than 4 GiB{}; \
-                     lower it, or use thread workers",
-                    self.limits.max_output,
-                    if self.wasi.is_some() { " (a result, stdout and stderr)" } else { "" }
-                ))
-            })?;
-            let code = module.module.serialize().map_err(|e| {
-                Error::Engine(format!("cannot serialize the compiled module for worker processes: {e:#}"))
-            })?;
-            let child_engine = EngineSettings {
-                allocator: match compiled.allocator {
-                    AllocatorKind::Pooling => Allocator::Pooling,
-                    AllocatorKind::OnDemand => Allocator::OnDemand,
-                },
-                // One task at a time, as in a thread worker: its
-                // instance and the one replacing it (or the probe's).
-                instance_slots: SLOTS_PER_WORKER_ENGINE,
-                ..settings.clone()
-            };
-            let hello = Hello {
-                protocol: PROTOCOL_VERSION,
-                wasmpool_version: env!("CARGO_PKG_VERSION").to_owned(),
-                worker: 0,
-                code,
-                engine: child_engine,
-                instance: config,
-                mode: self.mode,
-                init: init.as_deref().cloned(),
-            };
-            let executable = find_worker_executable(self.worker_executable.as_deref())
-                .map_err(|searched| Error::WorkerNotFound { searched })?;
-            let watchdog = Watchdog::start()
-                .map_err(|e| Error::Engine(format!("cannot start the worker processes' watchdog: {e}")))?;
-            let spawner = Spawner {
-                executable,
-                args: self.worker_args.clone(),
-                hello,
-                watchdog,
-                load_deadline: load_limit,
-                max_reply,
-            };
-            (Backend::Processes { spawner: Arc::new(spawner), max_retries: self.max_retries }, compiled.allocator)
+            self.process_backend(&compiled, config, init.as_deref(), load_limit)?
         };
         let plan = StartPlan {
             allocator,
@@ -474,6 +431,9 @@ impl PoolBuilder {
             return Err(Error::Config(
                 "a deadline needs interruptible thread workers; drop `.interruptible(false)`".into(),
             ));
+        }
+        if !threads {
+            self.reply_limit()?;
         }
         // Worker processes are stopped by killing them: their code needs no checks.
         let interruptible = threads && (self.limits.deadline.is_some() || self.interruptible == Some(true));
@@ -516,6 +476,69 @@ impl PoolBuilder {
         let export = wasmpool_abi::task_export_name(&task);
         let seed = crate::seed::task_seed(seed, &task, 0);
         Ok(Some(Arc::new(InitCall { task, export, args, seed })))
+    }
+
+    /// Worker processes: the handshake each new process gets (the compiled
+    /// code included), and the watchdog bounding their load and tasks.
+    fn process_backend(
+        &self,
+        compiled: &Compiled,
+        config: InstanceConfig,
+        init: Option<&InitCall>,
+        load_limit: Duration,
+    ) -> Result<(Backend, AllocatorKind)> {
+        let max_reply = self.reply_limit()?;
+        let code =
+            compiled.module.module.serialize().map_err(|e| {
+                Error::Engine(format!("cannot serialize the compiled module for worker processes: {e:#}"))
+            })?;
+        let child_engine = EngineSettings {
+            allocator: match compiled.allocator {
+                AllocatorKind::Pooling => Allocator::Pooling,
+                AllocatorKind::OnDemand => Allocator::OnDemand,
+            },
+            // One task at a time, as in a thread worker: its
+            // instance and the one replacing it (or the probe's).
+            instance_slots: SLOTS_PER_WORKER_ENGINE,
+            ..compiled.settings.clone()
+        };
+        let hello = Hello {
+            protocol: PROTOCOL_VERSION,
+            wasmpool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            worker: 0,
+            code,
+            engine: child_engine,
+            instance: config,
+            mode: self.mode,
+            init: init.cloned(),
+        };
+        let executable = find_worker_executable(self.worker_executable.as_deref())
+            .map_err(|searched| Error::WorkerNotFound { searched })?;
+        let watchdog = Watchdog::start()
+            .map_err(|e| Error::Engine(format!("cannot start the worker processes' watchdog: {e}")))?;
+        let spawner = Spawner {
+            executable,
+            args: self.worker_args.clone(),
+            hello,
+            watchdog,
+            load_deadline: load_limit,
+            max_reply,
+        };
+        Ok((Backend::Processes { spawner: Arc::new(spawner), max_retries: self.max_retries }, compiled.allocator))
+    }
+
+    /// The largest reply a worker process may send under the pool's limits
+    /// (`messages::max_reply_len`), or the configuration error saying why
+    /// they cannot work with worker processes.
+    fn reply_limit(&self) -> Result<u32> {
+        max_reply_len(&self.limits, self.wasi.is_some()).ok_or_else(|| {
+            Error::Config(format!(
+                "max_output of {} bytes makes the replies of worker processes larger than 4 GiB{}; \
+                 lower it, or use thread workers",
+                self.limits.max_output,
+                if self.wasi.is_some() { " (a result, stdout and stderr)" } else { "" }
+            ))
+        })
     }
 
     /// Thread workers: an engine and instantiator each, once the module has
