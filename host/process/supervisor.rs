@@ -617,7 +617,9 @@ mod tests {
                 .collect();
             assert_eq!(ids, [0, 1], "inputs are numbered in the order they are sent");
             write_frame(&mut to_host, &done(1, 11)).unwrap();
-            write_frame(&mut to_host, &done(0, 10)).unwrap();
+            // The host may have dropped the pipes by now (it should: the
+            // first answer was about the wrong input), so this may fail.
+            let _ = write_frame(&mut to_host, &done(0, 10));
         });
         let mut runner = fake_runner(to_fake, from_fake);
         let target = TaskTarget {
