@@ -83,11 +83,20 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The module for `wasm` compiled by `engine`: through the cache in `dir`
+/// if there is one (see [`load_or_compile`]), else compiled afresh.
+pub(crate) fn compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> wasmtime::Result<Module> {
+    match dir {
+        Some(dir) => load_or_compile(engine, wasm, dir),
+        None => Module::new(engine, wasm),
+    }
+}
+
 /// The module for `wasm`: loaded from the cache in `dir` if a trusted,
 /// sound entry exists, otherwise compiled and stored there. A folder that
 /// cannot be trusted or written is not an error, only a warning: the
 /// module is compiled without it.
-pub(crate) fn load_or_compile(engine: &Engine, wasm: &[u8], dir: &Path) -> wasmtime::Result<Module> {
+fn load_or_compile(engine: &Engine, wasm: &[u8], dir: &Path) -> wasmtime::Result<Module> {
     if let Err(why) = private_dir(dir) {
         tracing::warn!(dir = %dir.display(), "not using the module cache: {why}; compiling without it");
         return Module::new(engine, wasm);

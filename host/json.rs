@@ -22,7 +22,7 @@ use crate::error::{Result, TaskError, TaskFailure};
 use crate::module::TaskInfo;
 use crate::pool::TaskRef;
 use crate::scheduler::stream::{Imap, ImapUnordered};
-use crate::text::is_unsafe;
+use crate::text::{is_unsafe, push_json_escape};
 use serde_json::value::RawValue;
 
 /// Longest input text quoted back in an error message, in characters.
@@ -166,8 +166,7 @@ fn compact(text: &str) -> String {
                 (false, '\\') => escaped = true,
                 (false, '"') => in_string = false,
                 (false, c) if is_unsafe(c) => {
-                    // Every such character is in the Basic Multilingual Plane.
-                    out.push_str(&format!("\\u{:04x}", c as u32));
+                    push_json_escape(&mut out, c);
                     continue;
                 }
                 _ => {}

@@ -1,7 +1,7 @@
 //! Loading a task module: compile it once, check it against the ABI, and
 //! read the list of tasks it describes.
 
-use crate::cache::load_or_compile;
+use crate::cache;
 use crate::error::{Error, ModuleError, Result};
 use crate::sandbox::compile_limits;
 use crate::sandbox::limits::{CompileLimits, Limits};
@@ -133,10 +133,7 @@ impl TaskModule {
             return Err(invalid(ModuleError::NotWasm));
         }
         compile_limits::check(bytes, &rules.compile, &rules.limits).map_err(|l| invalid(ModuleError::Limit(l)))?;
-        let module = match cache_dir {
-            Some(dir) => load_or_compile(engine, bytes, dir),
-            None => Module::new(engine, bytes),
-        };
+        let module = cache::compile(engine, bytes, cache_dir);
         let module = module.map_err(|e| invalid(ModuleError::Compile(format!("{e:#}"))))?;
         check_imports(&module, rules.wasi).map_err(invalid)?;
         check_fixed_exports(&module).map_err(invalid)?;

@@ -98,11 +98,10 @@ pub(crate) fn interruptible_copy(
 ) -> Result<Instantiator> {
     let settings = EngineSettings { epoch_interruption: true, instance_slots: 1, ..settings.clone() };
     let (engine, _) = create_engine(&settings)?;
-    let module = match cache_dir {
-        Some(dir) => crate::cache::load_or_compile(&engine, wasm, dir),
-        None => wasmtime::Module::new(&engine, wasm),
-    }
-    .map_err(|e| Error::InvalidModule { origin: origin.to_owned(), cause: ModuleError::Compile(format!("{e:#}")) })?;
+    let module = crate::cache::compile(&engine, wasm, cache_dir).map_err(|e| Error::InvalidModule {
+        origin: origin.to_owned(),
+        cause: ModuleError::Compile(format!("{e:#}")),
+    })?;
     let epochs = engine.clone();
     let ticker = Ticker::start("wasmpool-load-probe", move || epochs.increment_epoch())
         .map_err(|e| Error::Engine(format!("cannot start the load deadline's thread: {e}")))?;

@@ -71,14 +71,16 @@ pub fn escape_json(json: &str) -> std::borrow::Cow<'_, str> {
     }
     let mut out = String::with_capacity(json.len() + 16);
     for c in json.chars() {
-        if is_unsafe(c) {
-            // Every such character is in the Basic Multilingual Plane.
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
-            out.push(c);
-        }
+        if is_unsafe(c) { push_json_escape(&mut out, c) } else { out.push(c) }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Appends `c` as a JSON `\uXXXX` escape (every character [`is_unsafe`]
+/// names is in the Basic Multilingual Plane, so four digits suffice).
+pub(crate) fn push_json_escape(out: &mut String, c: char) {
+    use std::fmt::Write;
+    let _ = write!(out, "\\u{:04x}", c as u32);
 }
 
 /// Whether a character is escaped (newlines and tabs aside, which
