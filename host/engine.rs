@@ -191,3 +191,14 @@ fn pooling_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
         pooling(false)
     })
 }
+
+/// A digest of what decides the code `engine` compiles: wasmtime's
+/// version, the engine's settings and the CPU features it targets. Two
+/// engines with the same digest run a module identically; cluster ranks
+/// compare theirs.
+pub(crate) fn compatibility_hash(engine: &Engine) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::hash::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    hasher.finish()
+}

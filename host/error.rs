@@ -69,6 +69,9 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// Cluster mode: the cluster could not start, or lost a rank.
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The module has no task of that name.
     #[error("{}", no_such_task_message(task, available))]
     NoSuchTask {
@@ -319,6 +322,18 @@ pub enum TaskFailure {
     /// The caller cancelled the task.
     #[error("cancelled")]
     Cancelled,
+    /// Cluster mode: the rank holding this input was lost (silent past the
+    /// rank timeout, or its messages broke the protocol) before it answered.
+    /// Not the input's fault: run the job again (`wasmpool run --resume`).
+    #[error("rank {rank} (host {}) was lost before it answered: {}", Line(host), Line(reason))]
+    RankLost {
+        /// The rank.
+        rank: usize,
+        /// Its host name.
+        host: String,
+        /// What happened to it.
+        reason: String,
+    },
     /// A JSON input is not JSON, or not the task's arguments (the wrong
     /// number of them); found by the host before the task ran.
     #[error("invalid JSON input: {}", Text(.0))]

@@ -89,6 +89,39 @@ impl<'pool> JsonTask<'pool> {
         Ok(ImapUnordered::with_decoder(dispatch, decode_json_result))
     }
 
+    /// Like [`imap`](Self::imap), but each input comes with its own index:
+    /// its seed derives from that index instead of its position, as if it
+    /// stood there in a longer map. For resuming a map part-way, or over
+    /// the gaps another run left. Results come in the order given.
+    /// Indices should be distinct: two inputs of one index get one seed.
+    pub fn imap_indexed<I, B>(&self, inputs: I) -> Result<Imap<'pool, IndexedJsonInputs<I::IntoIter>, String>>
+    where
+        I: IntoIterator<Item = (usize, B)>,
+        B: AsRef<[u8]>,
+    {
+        let dispatch = self.task.dispatch_with(self.indexed(inputs), |(_, checked)| checked)?;
+        Ok(Imap::with_decoder(dispatch.with_indices(|(index, _)| *index), decode_json_result))
+    }
+
+    /// Like [`imap_unordered`](Self::imap_unordered), with each input's own
+    /// index as in [`imap_indexed`](Self::imap_indexed); yields that index
+    /// with each result.
+    pub fn imap_unordered_indexed<I, B>(
+        &self,
+        inputs: I,
+    ) -> Result<ImapUnordered<'pool, IndexedJsonInputs<I::IntoIter>, String>>
+    where
+        I: IntoIterator<Item = (usize, B)>,
+        B: AsRef<[u8]>,
+    {
+        let dispatch = self.task.dispatch_with(self.indexed(inputs), |(_, checked)| checked)?;
+        Ok(ImapUnordered::with_decoder(dispatch.with_indices(|(index, _)| *index), decode_json_result))
+    }
+
+    fn indexed<I: IntoIterator>(&self, inputs: I) -> IndexedJsonInputs<I::IntoIter> {
+        IndexedJsonInputs { inner: self.inputs(inputs) }
+    }
+
     fn inputs<I: IntoIterator>(&self, inputs: I) -> JsonInputs<I::IntoIter> {
         let info = self.info();
         JsonInputs { inputs: inputs.into_iter(), arity: info.params.len(), signature: info.to_string() }
@@ -110,6 +143,30 @@ where
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         self.inputs.size_hint()
+    }
+}
+
+/// The inputs of an indexed JSON map ([`JsonTask::imap_indexed`]): each
+/// input's index, and the input checked as in [`JsonInputs`].
+pub struct IndexedJsonInputs<I> {
+    inner: JsonInputs<I>,
+}
+
+impl<I, B> Iterator for IndexedJsonInputs<I>
+where
+    I: Iterator<Item = (usize, B)>,
+    B: AsRef<[u8]>,
+{
+    type Item = (usize, Result<Vec<u8>, TaskFailure>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (index, input) = self.inner.inputs.next()?;
+        let bytes = input.as_ref();
+        Some((index, check_input(bytes, self.inner.arity, &self.inner.signature).map(|()| bytes.to_vec())))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.inputs.size_hint()
     }
 }
 

@@ -36,6 +36,7 @@
 //! - `module`: loading and checking a module, and its [`TaskInfo`]s;
 //! - [`channel`]: messages and progress from running tasks, and the
 //!   [`Exchange`] that waits on many tasks at once;
+//! - [`cluster`]: one pool over the ranks of an MPI job (feature `mpi`);
 //! - [`seed`]: how each task's seed is derived from the pool's;
 //! - [`stats`]: what each worker has done (tasks, busy time, retries);
 //! - [`json`]: calling tasks with JSON arguments and results, through the
@@ -47,6 +48,7 @@
 
 mod cache;
 pub mod channel;
+pub mod cluster;
 mod decode;
 mod engine;
 pub mod error;

@@ -27,7 +27,7 @@ pub struct Cli {
 pub enum Command {
     /// Run a task over JSON lines: one input per line in, one result per line out.
     #[command(after_help = RUN_EXAMPLES)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List a module's tasks with their argument and result types.
     #[command(after_help = LIST_EXAMPLES)]
     List(ListArgs),
@@ -53,7 +53,12 @@ Examples:
   wasmpool run tasks.wasm parse -i in.jsonl --on-error continue \\
       --processes -w 4 --deadline 2s --max-memory 64MiB
 
-Exit status: 0 every line succeeded, 1 some lines failed, 2 could not run.";
+  # on every core of a cluster, and again after a crash or a walltime kill
+  mpirun -np 64 wasmpool run tasks.wasm simulate -i params.jsonl -o out.jsonl --seed 7
+  mpirun -np 64 wasmpool run tasks.wasm simulate -i params.jsonl -o out.jsonl --seed 7 --resume
+
+Exit status: 0 every line succeeded, 1 some lines failed, 2 could not run,
+75 a cluster rank was lost (run again with --resume).";
 
 const LIST_EXAMPLES: &str = "\
 Examples:
@@ -118,6 +123,20 @@ pub struct RunArgs {
     /// Don't show the progress bar and the summary.
     #[arg(short, long)]
     pub quiet: bool,
+
+    /// Go on with a run that was cut short (crash, kill, lost rank,
+    /// walltime): keep the results its journal (`OUTPUT.journal`, written
+    /// beside every `-o FILE`) vouches for, run only the other lines, and
+    /// finish the file with each line's result exactly once. Refused if the
+    /// journal was made with another module, task, seed or settings.
+    #[arg(long, requires = "output")]
+    pub resume: bool,
+
+    /// Under mpirun or srun: how long a rank may stay silent (hung,
+    /// stopped, cut off) before the job stops with status 75, its finished
+    /// results saved for --resume [default: 10s].
+    #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
+    pub rank_timeout: Option<Duration>,
 
     /// The sandbox's limits for every task.
     #[command(flatten)]

@@ -1,5 +1,6 @@
 //! Reading `run`'s input: one JSON value per line, from a file or stdin.
 
+use crate::journal::Done;
 use anyhow::{Context, Result};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -89,6 +90,8 @@ pub struct Lines {
     index: usize,
     remaining: Option<usize>,
     pending: Pending,
+    /// Inputs a resumed run has already: skipped.
+    done: Done,
     error: Rc<RefCell<Option<std::io::Error>>>,
 }
 
@@ -96,8 +99,10 @@ impl Lines {
     /// `count`, if known, makes the size hint exact (so the pool can size
     /// its chunks). A line over `max_len` bytes is refused before it is
     /// read whole.
-    pub fn new(reader: Box<dyn BufRead>, count: Option<usize>, max_len: usize, pending: Pending) -> Lines {
-        Lines { reader, max_len, number: 0, index: 0, remaining: count, pending, error: Rc::default() }
+    /// Lines whose index is in `done` are skipped (they keep their index,
+    /// so the others keep theirs).
+    pub fn new(reader: Box<dyn BufRead>, count: Option<usize>, max_len: usize, pending: Pending, done: Done) -> Lines {
+        Lines { reader, max_len, number: 0, index: 0, remaining: count, pending, done, error: Rc::default() }
     }
 
     /// Where a read error will be left.
@@ -107,9 +112,10 @@ impl Lines {
 }
 
 impl Iterator for Lines {
-    type Item = Vec<u8>;
+    /// The input's index (among the non-blank lines) and its text.
+    type Item = (usize, Vec<u8>);
 
-    fn next(&mut self) -> Option<Vec<u8>> {
+    fn next(&mut self) -> Option<(usize, Vec<u8>)> {
         loop {
             let mut text = Vec::new();
             // One byte more than allowed, to tell a line of exactly the
@@ -136,13 +142,17 @@ impl Iterator for Lines {
             if is_blank(&text) {
                 continue;
             }
+            if self.done.contains(self.index) {
+                self.index += 1;
+                continue;
+            }
             while text.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
                 text.pop();
             }
             self.remaining = self.remaining.map(|n| n.saturating_sub(1));
             self.pending.borrow_mut().insert(self.index, Line { number: self.number, text: text.clone() });
             self.index += 1;
-            return Some(text);
+            return Some((self.index - 1, text));
         }
     }
 
@@ -166,9 +176,9 @@ mod tests {
     fn blank_lines_are_skipped_but_counted() {
         let text = b"1\n\n  \n[2, 3]\r\n4".to_vec();
         let pending = Pending::default();
-        let lines: Vec<Vec<u8>> =
-            Lines::new(Box::new(std::io::Cursor::new(text)), None, 1024, pending.clone()).collect();
-        assert_eq!(lines, vec![b"1".to_vec(), b"[2, 3]".to_vec(), b"4".to_vec()]);
+        let lines: Vec<(usize, Vec<u8>)> =
+            Lines::new(Box::new(std::io::Cursor::new(text)), None, 1024, pending.clone(), Done::default()).collect();
+        assert_eq!(lines, vec![(0, b"1".to_vec()), (1, b"[2, 3]".to_vec()), (2, b"4".to_vec())]);
         let pending = pending.borrow();
         assert_eq!(pending[&0].number, 1);
         assert_eq!(pending[&1].number, 4);
@@ -178,22 +188,34 @@ mod tests {
     #[test]
     fn a_line_over_the_limit_ends_the_inputs_with_an_error() {
         let text = b"12345678\n12345678\r\n123456789\n1\n".to_vec();
-        let mut lines = Lines::new(Box::new(std::io::Cursor::new(text)), None, 8, Pending::default());
+        let mut lines = Lines::new(Box::new(std::io::Cursor::new(text)), None, 8, Pending::default(), Done::default());
         let error = lines.error_slot();
-        assert_eq!(lines.next(), Some(b"12345678".to_vec()), "exactly the limit, with its newline");
+        assert_eq!(lines.next(), Some((0, b"12345678".to_vec())), "exactly the limit, with its newline");
         assert_eq!(lines.next(), None, "the limit and a carriage return are one byte too many");
         let message = error.borrow().as_ref().map(ToString::to_string).unwrap_or_default();
         assert!(message.contains("line 2 is longer than 8 bytes"), "{message}");
         // Without a newline at the end, a last line of the limit is whole.
-        let mut lines = Lines::new(Box::new(std::io::Cursor::new(b"[1, 2]".to_vec())), None, 6, Pending::default());
-        assert_eq!(lines.next(), Some(b"[1, 2]".to_vec()));
+        let mut lines = Lines::new(
+            Box::new(std::io::Cursor::new(b"[1, 2]".to_vec())),
+            None,
+            6,
+            Pending::default(),
+            Done::default(),
+        );
+        assert_eq!(lines.next(), Some((0, b"[1, 2]".to_vec())));
         assert_eq!(lines.next(), None);
         assert!(lines.error_slot().borrow().is_none());
     }
 
     #[test]
     fn a_known_count_is_an_exact_size_hint() {
-        let lines = Lines::new(Box::new(std::io::Cursor::new(b"1\n2\n".to_vec())), Some(2), 1024, Pending::default());
+        let lines = Lines::new(
+            Box::new(std::io::Cursor::new(b"1\n2\n".to_vec())),
+            Some(2),
+            1024,
+            Pending::default(),
+            Done::default(),
+        );
         assert_eq!(lines.size_hint(), (2, Some(2)));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.jsonl");

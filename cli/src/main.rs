@@ -3,6 +3,7 @@
 
 mod args;
 mod input;
+mod journal;
 mod list;
 mod new;
 mod pool;
@@ -29,7 +30,7 @@ fn main() -> ExitCode {
     }
     init_logging(cli.verbose);
     let result = match cli.command {
-        Command::Run(args) => run::run(args).map(|report| if report.failed == 0 { EXIT_OK } else { EXIT_SOME_FAILED }),
+        Command::Run(args) => run::run(*args).map(|report| if report.failed == 0 { EXIT_OK } else { EXIT_SOME_FAILED }),
         Command::List(args) => list::list(&args).map(|()| EXIT_OK),
         Command::New(args) => new::new(&args).map(|()| EXIT_OK),
         Command::Worker => unreachable!("handled above"),

@@ -6,8 +6,10 @@ use std::path::Path;
 use wasmpool::text::EscapedLine;
 use wasmpool::{CompileLimits, Pool, PoolBuilder, TaskInfo, WorkerKind};
 
-/// A pool for `run`: its workers, worker kind, seed and limits.
-pub fn for_run(args: &RunArgs) -> Result<Pool> {
+/// A pool for `run`: its workers, worker kind, seed (`seed` if given, the
+/// one being resumed) and limits. Under an MPI launcher, the pool spans
+/// every rank: rank 0 gets it, the others serve it and get `None`.
+pub fn for_run(args: &RunArgs, seed: Option<u64>) -> Result<Option<Pool>> {
     let mut builder = Pool::builder().module_file(&args.module);
     if let Some(workers) = args.workers {
         builder = builder.workers(usize::from(workers));
@@ -15,10 +17,50 @@ pub fn for_run(args: &RunArgs) -> Result<Pool> {
     if args.processes {
         builder = self_as_worker(builder.worker_kind(WorkerKind::Processes))?;
     }
-    if let Some(seed) = args.seed {
+    if let Some(seed) = seed.or(args.seed) {
         builder = builder.seed(seed);
     }
-    build(with_limits(builder, &args.limits), &args.module)
+    let builder = with_limits(builder, &args.limits);
+    match wasmpool::cluster::launcher() {
+        Some(variable) => in_cluster(builder, args, variable),
+        None => build(builder, &args.module).map(Some),
+    }
+}
+
+/// Under an MPI launcher: the pool over every rank.
+#[cfg(feature = "mpi")]
+fn in_cluster(builder: PoolBuilder, args: &RunArgs, _variable: &str) -> Result<Option<Pool>> {
+    let mut cluster = wasmpool::cluster::Cluster::join()?;
+    if let Some(timeout) = args.rank_timeout {
+        cluster = cluster.rank_timeout(timeout);
+    }
+    let (rank, size) = (cluster.rank(), cluster.size());
+    let context = || format!("cannot load {}", EscapedLine(&args.module.display().to_string()));
+    let pool = builder.cluster(cluster).build_or_serve().with_context(context)?;
+    if let Some(pool) = &pool {
+        tracing::info!(ranks = size, workers = pool.workers(), seed = pool.seed(), "cluster pool ready");
+    } else {
+        tracing::info!(rank, "served rank 0");
+    }
+    Ok(pool)
+}
+
+/// Under an MPI launcher, in a build without cluster support: every rank
+/// would run the whole job and write the same output, so it refuses (one
+/// rank alone is harmless and runs).
+#[cfg(not(feature = "mpi"))]
+fn in_cluster(builder: PoolBuilder, args: &RunArgs, variable: &str) -> Result<Option<Pool>> {
+    let size = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"]
+        .iter()
+        .find_map(|name| std::env::var(name).ok()?.parse::<u64>().ok());
+    if size == Some(1) {
+        return build(builder, &args.module).map(Some);
+    }
+    anyhow::bail!(
+        "started by an MPI launcher ({variable} is set), but this wasmpool was built without cluster support: \
+         every rank would run the whole job. Build it with the `mpi` feature (`cargo install --path cli \
+         --features mpi`, which needs Open MPI's development files), or run it without mpirun or srun"
+    )
 }
 
 /// The module's task list, read without running any of its code.

@@ -4,6 +4,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use std::io::IsTerminal;
 use std::time::Duration;
 use wasmpool::PoolStats;
+use wasmpool::cluster::RankStats;
 
 /// The bar: shown only when stderr is a terminal, the results are not
 /// written to one (they would be drawn over), and not `--quiet`.
@@ -67,6 +68,10 @@ pub struct Report {
     pub seed: u64,
     /// What the workers did.
     pub stats: PoolStats,
+    /// Lines a resumed run found done already.
+    pub resumed: u64,
+    /// Cluster mode: what each rank did.
+    pub ranks: Option<Vec<RankStats>>,
 }
 
 impl Report {
@@ -82,16 +87,43 @@ impl Report {
             .map(|(i, w)| format!("#{i} {:.0}%", 100.0 * w.busy.as_secs_f64() / secs.max(f64::MIN_POSITIVE)))
             .collect();
         let stopped = if self.stopped { " (stopped at the first failure)" } else { "" };
-        format!(
-            "wasmpool: {} lines, {} failed{stopped}, {} retries, {secs:.2} s wall ({rate:.0} lines/s), seed {}\n\
+        let resumed = if self.resumed > 0 { format!(" (and {} done before)", self.resumed) } else { String::new() };
+        let mut summary = format!(
+            "wasmpool: {} lines{resumed}, {} failed{stopped}, {} retries, {secs:.2} s wall ({rate:.0} lines/s), seed {}\n\
              wasmpool: workers busy: {}",
             self.lines,
             self.failed,
             self.stats.retries(),
             self.seed,
             busy.join(", ")
-        )
+        );
+        if let Some(ranks) = &self.ranks {
+            summary.push_str(&rank_summary(ranks, self.wall));
+        }
+        summary
     }
+}
+
+/// Cluster mode: each rank's share of the tasks, how busy its workers
+/// were, and its retries (after a worker crash; after a stalled deadline).
+fn rank_summary(ranks: &[RankStats], wall: Duration) -> String {
+    let total: u64 = ranks.iter().map(|r| r.tasks).sum::<u64>().max(1);
+    let secs = wall.as_secs_f64().max(f64::MIN_POSITIVE);
+    let mut text = format!("\nwasmpool: {} ranks:", ranks.len());
+    for rank in ranks {
+        let busy = 100.0 * rank.busy.as_secs_f64() / (secs * rank.workers.max(1) as f64);
+        text.push_str(&format!(
+            "\nwasmpool:   #{} {}: {} workers, {} tasks ({:.0}%), busy {busy:.0}%, {} retries, {} deadline retries",
+            rank.rank,
+            wasmpool::text::escape_line(&rank.host),
+            rank.workers,
+            rank.tasks,
+            100.0 * rank.tasks as f64 / total as f64,
+            rank.retries,
+            rank.deadline_retries
+        ));
+    }
+    text
 }
 
 #[cfg(test)]
@@ -113,11 +145,43 @@ mod tests {
                     WorkerStats { tasks: 400, busy: Duration::from_secs(1), retries: 0 },
                 ],
             },
+            resumed: 0,
+            ranks: None,
         };
         assert_eq!(
             report.summary(),
             "wasmpool: 1000 lines, 2 failed, 1 retries, 2.00 s wall (500 lines/s), seed 42\n\
              wasmpool: workers busy: #0 95%, #1 50%"
+        );
+    }
+
+    #[test]
+    fn a_cluster_summary_has_each_rank_s_share() {
+        let rank = |rank: usize, tasks: u64, busy: u64| RankStats {
+            rank,
+            host: format!("node{rank}"),
+            workers: 2,
+            tasks,
+            busy: Duration::from_secs(busy),
+            retries: 0,
+            deadline_retries: u64::from(rank == 1),
+        };
+        let report = Report {
+            lines: 100,
+            wall: Duration::from_secs(2),
+            resumed: 5,
+            ranks: Some(vec![rank(0, 25, 1), rank(1, 75, 4)]),
+            ..Report::default()
+        };
+        let summary = report.summary();
+        assert!(summary.contains("100 lines (and 5 done before)"), "{summary}");
+        assert!(
+            summary.contains("#0 node0: 2 workers, 25 tasks (25%), busy 25%, 0 retries, 0 deadline retries"),
+            "{summary}"
+        );
+        assert!(
+            summary.contains("#1 node1: 2 workers, 75 tasks (75%), busy 100%, 0 retries, 1 deadline retries"),
+            "{summary}"
         );
     }
 }

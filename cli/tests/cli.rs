@@ -387,3 +387,133 @@ fn new_makes_a_crate_that_builds_and_runs() {
     let listed = wasmpool().args(["list", module.to_str().unwrap()]).output().unwrap();
     assert!(String::from_utf8_lossy(&listed.stdout).contains("summarise(name: String, scores: Vec<u32>)"));
 }
+
+/// `wasmpool run MODULE random_walk` over `lines` lines into `output`, with
+/// `extra` arguments.
+fn walk(input: &Path, output: &Path, extra: &[&str]) -> Command {
+    let mut command = wasmpool();
+    command.args(["run", MODULE, "random_walk", "--seed", "7", "-q", "-i"]).arg(input).arg("-o").arg(output);
+    command.args(extra);
+    command
+}
+
+fn walk_inputs(n: usize) -> String {
+    (0..n).map(|i| format!("{}\n", 10 + i % 50)).collect()
+}
+
+#[test]
+fn a_killed_run_resumes_with_each_line_once_and_the_same_bytes() {
+    let n = if cross() { 20_000 } else { 100_000 };
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), &walk_inputs(n));
+    let whole = dir.path().join("whole.jsonl");
+    let out = walk(&input, &whole, &[]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for unordered in [false, true] {
+        let extra: &[&str] = if unordered { &["--unordered"] } else { &[] };
+        let cut = dir.path().join(format!("cut-{unordered}.jsonl"));
+        let mut child = walk(&input, &cut, extra).stderr(Stdio::null()).spawn().unwrap();
+        // Killed once some results are out, but long before the end.
+        let started = std::time::Instant::now();
+        while std::fs::metadata(&cut).map_or(0, |m| m.len()) < 4096 && started.elapsed().as_secs() < 60 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let kept = std::fs::read(&cut).unwrap().iter().filter(|b| **b == b'\n').count();
+        assert!(kept < n, "the run was killed before its end");
+        // A torn last line, as a kill in the middle of a write leaves it.
+        std::fs::OpenOptions::new().append(true).open(&cut).unwrap().write_all(b"[0.12").unwrap();
+        let out = walk(&input, &cut, extra).arg("--resume").output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let mut resumed = std::fs::read_to_string(&cut).unwrap().lines().map(str::to_owned).collect::<Vec<_>>();
+        let mut expected = std::fs::read_to_string(&whole).unwrap().lines().map(str::to_owned).collect::<Vec<_>>();
+        if unordered {
+            // The same records, each once, in another order: `{"line":N,"result":…}`.
+            let numbered = |line: &String| -> (u64, String) {
+                let value: serde_json::Value = serde_json::from_str(line).unwrap();
+                (value["line"].as_u64().unwrap(), value["result"].to_string())
+            };
+            let mut records: Vec<(u64, String)> = resumed.iter().map(numbered).collect();
+            records.sort();
+            resumed = records.into_iter().map(|(_, result)| result).collect();
+            expected = expected
+                .iter()
+                .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap().to_string())
+                .collect();
+            assert_eq!(resumed, expected, "unordered: each line's result exactly once");
+        } else {
+            assert!(resumed == expected, "ordered: the resumed file is byte for byte the whole run's");
+            assert_eq!(std::fs::read(&cut).unwrap(), std::fs::read(&whole).unwrap());
+        }
+        // Resuming a finished run runs nothing.
+        let out = walk(&input, &cut, extra).args(["--resume"]).arg("-v").output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn resume_refuses_a_journal_of_another_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = write_input(dir.path(), &walk_inputs(100));
+    let output = dir.path().join("out.jsonl");
+    assert!(walk(&input, &output, &[]).output().unwrap().status.success());
+    let refused = |extra: &[&str]| {
+        let mut command = wasmpool();
+        command.args(["run", MODULE]).args(extra).arg("-i").arg(&input).arg("-o").arg(&output).arg("--resume");
+        let out = command.output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        stderr(&out)
+    };
+    assert!(refused(&["random_walk", "--seed", "8"]).contains("another seed (7"));
+    assert!(refused(&["pi_hits_seeded", "--seed", "7"]).contains("another task"));
+    assert!(refused(&["random_walk", "--seed", "7", "--unordered"]).contains("other settings"));
+    assert!(refused(&["random_walk", "--max-memory", "32MiB"]).contains("other settings"));
+    // Without --seed, the journal's seed is the run's.
+    let out = wasmpool()
+        .args(["run", MODULE, "random_walk", "-i"])
+        .arg(&input)
+        .arg("-o")
+        .arg(&output)
+        .arg("--resume")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("seed 7"), "{}", stderr(&out));
+    let missing = dir.path().join("never.jsonl");
+    let out = walk(&input, &missing, &["--resume"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no journal"), "{}", stderr(&out));
+}
+
+#[cfg(not(feature = "mpi"))]
+#[test]
+fn under_mpirun_a_build_without_cluster_support_refuses() {
+    let out = wasmpool()
+        .args(["run", MODULE, "sqrt"])
+        .env("OMPI_COMM_WORLD_SIZE", "4")
+        .env("OMPI_COMM_WORLD_RANK", "0")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("built without cluster support"), "{}", stderr(&out));
+    // One rank alone is harmless.
+    let out = run_with_stdin_env(&["run", MODULE, "sqrt"], b"4\n", ("OMPI_COMM_WORLD_SIZE", "1"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout_lines(&out), ["2.0"]);
+}
+
+#[cfg(not(feature = "mpi"))]
+fn run_with_stdin_env(args: &[&str], stdin: &[u8], (key, value): (&str, &str)) -> Output {
+    let mut child = wasmpool()
+        .args(args)
+        .env(key, value)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}

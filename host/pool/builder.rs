@@ -65,6 +65,12 @@ struct PendingInit {
 enum ModuleSource {
     File(PathBuf),
     Bytes(Vec<u8>),
+    /// Cluster mode: the bytes rank 0 read from `origin`.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    Received {
+        bytes: Vec<u8>,
+        origin: String,
+    },
 }
 
 /// Settings for a [`Pool`]; start from [`Pool::builder`].
@@ -93,6 +99,8 @@ pub struct PoolBuilder {
     spin: Duration,
     seed: Option<u64>,
     load_deadline: Duration,
+    #[cfg(feature = "mpi")]
+    cluster: Option<crate::cluster::Cluster>,
 }
 
 impl Default for PoolBuilder {
@@ -117,6 +125,8 @@ impl Default for PoolBuilder {
             spin: DEFAULT_IDLE_SPIN,
             seed: None,
             load_deadline: DEFAULT_LOAD_DEADLINE,
+            #[cfg(feature = "mpi")]
+            cluster: None,
         }
     }
 }
@@ -367,8 +377,118 @@ impl PoolBuilder {
         Ok(self.compile()?.module.tasks)
     }
 
-    /// Compiles and checks the module, then starts the workers.
-    pub fn build(mut self) -> Result<Pool> {
+    /// Compiles and checks the module, then starts the workers. With a
+    /// [`cluster`](Self::cluster), on rank 0 only: other ranks call
+    /// [`build_or_serve`](Self::build_or_serve).
+    pub fn build(self) -> Result<Pool> {
+        #[cfg(feature = "mpi")]
+        if let Some(cluster) = &self.cluster {
+            if !cluster.is_leader() {
+                return Err(Error::Config(format!(
+                    "rank {} of the cluster has no pool of its own: it serves rank 0 through \
+                     `build_or_serve`",
+                    cluster.rank()
+                )));
+            }
+            return self.build_or_serve()?.ok_or_else(|| Error::Config("rank 0 built no pool".into()));
+        }
+        self.build_here()
+    }
+
+    /// Cluster mode: one pool over every rank of the MPI job `cluster`
+    /// joined. On rank 0, [`build_or_serve`](Self::build_or_serve) returns
+    /// the pool; on the others it serves rank 0. Every rank uses its own
+    /// builder's settings, which must agree with rank 0's on everything
+    /// that changes results (limits, instance mode, init task, WASI, NaN
+    /// canonicalisation); the module's bytes come from rank 0 (the other
+    /// ranks need no copy of the file). The number of workers is per rank;
+    /// by default every CPU, less one on rank 0 of a job of several ranks
+    /// (it reads, dispatches and writes). See [`crate::cluster`].
+    #[cfg(feature = "mpi")]
+    pub fn cluster(mut self, cluster: crate::cluster::Cluster) -> Self {
+        self.cluster = Some(cluster);
+        self
+    }
+
+    /// Cluster mode: on rank 0, builds the pool that spans every rank
+    /// (`Some`); on the others, serves rank 0 until it drops that pool and
+    /// returns `None`. Without a cluster, the same as
+    /// [`build`](Self::build). A rank whose module, engine or settings
+    /// differ from rank 0's stops the job at set-up with
+    /// [`ClusterError::Refused`](crate::cluster::ClusterError::Refused),
+    /// naming the rank and its host.
+    #[cfg(feature = "mpi")]
+    pub fn build_or_serve(mut self) -> Result<Option<Pool>> {
+        let Some(cluster) = self.cluster.take() else { return self.build_here().map(Some) };
+        let settings = self.result_settings();
+        if cluster.is_leader() {
+            let seed = match self.seed {
+                Some(seed) => seed,
+                None => crate::seed::random_seed().map_err(Error::Engine)?,
+            };
+            self.seed = Some(seed);
+            let (bytes, origin) = match self.module.take() {
+                None => {
+                    return Err(Error::Config("no task module given: call `module_file` or `module_bytes`".into()));
+                }
+                Some(ModuleSource::File(path)) => (read_module_file(&path)?, path.display().to_string()),
+                Some(ModuleSource::Bytes(bytes)) => (bytes, "<bytes>".to_owned()),
+                Some(ModuleSource::Received { bytes, origin }) => (bytes, origin),
+            };
+            crate::cluster::lead(&cluster, &bytes, &origin, seed)?;
+            self.module = Some(ModuleSource::Received { bytes, origin });
+            if self.workers.is_none() && cluster.size() > 1 {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                self.workers = Some(cpus.saturating_sub(1).max(1));
+            }
+            let built = self.build_here();
+            let own = match &built {
+                Ok(pool) => Ok((pool.engine_hash, settings.as_str())),
+                Err(error) => Err(format!("rank 0 could not build its pool: {error}")),
+            };
+            let ranks = crate::cluster::gather(&cluster, own)?;
+            let mut pool = built?;
+            if !ranks.is_empty() {
+                let leader = crate::cluster::Leader::start(cluster, ranks, pool.jobs.clone())
+                    .map_err(|source| Error::Spawn { worker: pool.threads.len(), source })?;
+                pool.leader = Some(leader);
+            }
+            Ok(Some(pool))
+        } else {
+            let received = crate::cluster::follow(&cluster)?;
+            self.module = Some(ModuleSource::Received { bytes: received.module, origin: received.origin });
+            self.seed = Some(received.seed);
+            let built = self.build_here();
+            let joined = match &built {
+                Ok(pool) => Ok(crate::cluster::wire::JoinedPool {
+                    workers: u32::try_from(pool.workers()).unwrap_or(u32::MAX),
+                    engine: pool.engine_hash,
+                    settings: settings.clone(),
+                }),
+                Err(error) => Err(error.to_string()),
+            };
+            crate::cluster::report(&cluster, joined)?;
+            let pool = built?;
+            crate::cluster::serve(&cluster, &pool)?;
+            drop(pool);
+            drop(cluster);
+            Ok(None)
+        }
+    }
+
+    /// The settings that change a task's result, as text that ranks of a
+    /// cluster compare.
+    #[cfg(feature = "mpi")]
+    fn result_settings(&self) -> String {
+        let init = self.init.as_ref().map(|init| (&init.task, &init.args));
+        format!(
+            "limits {:?}, mode {:?}, init {:?}, wasi {:?}, canonicalize_nans {}, compile limits {:?}",
+            self.limits, self.mode, init, self.wasi, self.canonicalize_nans, self.compile_limits
+        )
+    }
+
+    /// [`build`](Self::build) on this machine alone.
+    fn build_here(mut self) -> Result<Pool> {
         let seed = match self.seed {
             Some(seed) => seed,
             None => crate::seed::random_seed().map_err(Error::Engine)?,
@@ -408,7 +528,9 @@ impl PoolBuilder {
             spin: self.spin,
             seed,
         };
-        Pool::start(compiled.module, backend, plan)
+        let mut pool = Pool::start(compiled.module, backend, plan)?;
+        pool.engine_hash = crate::engine::compatibility_hash(&compiled.engine);
+        Ok(pool)
     }
 
     /// Resolves the settings, reads the module, and compiles and checks it
@@ -441,6 +563,7 @@ impl PoolBuilder {
             None => return Err(Error::Config("no task module given: call `module_file` or `module_bytes`".into())),
             Some(ModuleSource::File(path)) => (read_module_file(&path)?, path.display().to_string()),
             Some(ModuleSource::Bytes(bytes)) => (bytes, "<bytes>".to_owned()),
+            Some(ModuleSource::Received { bytes, origin }) => (bytes, origin),
         };
         let settings = EngineSettings {
             allocator: self.allocator,

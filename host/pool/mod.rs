@@ -70,6 +70,15 @@ pub struct Pool {
     pub(crate) seed: u64,
     /// Each worker's counters, for [`Pool::stats`].
     counters: Vec<Arc<WorkerCounters>>,
+    /// The receiving end of `queue`, for a cluster's dispatcher.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    jobs: crossbeam_channel::Receiver<Job>,
+    /// The engine's compatibility hash (see `engine::compatibility_hash`).
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    engine_hash: u64,
+    /// Cluster mode, on rank 0: the dispatcher serving the other ranks.
+    #[cfg(feature = "mpi")]
+    leader: Option<crate::cluster::Leader>,
 }
 
 /// The settings `build` resolved, for [`Pool::start`].
@@ -138,6 +147,10 @@ impl Pool {
             spin,
             seed,
             counters: Vec::with_capacity(workers),
+            jobs: shared.clone(),
+            engine_hash: 0,
+            #[cfg(feature = "mpi")]
+            leader: None,
         };
         let origin = pool.module.origin.clone();
         let spinning = Arc::new(AtomicBool::new(false));
@@ -196,9 +209,65 @@ impl Pool {
         &self.module.tasks
     }
 
-    /// Number of workers (threads, or processes and the threads that tend them).
+    /// Number of workers (threads, or processes and the threads that tend
+    /// them); in cluster mode, those of every rank.
     pub fn workers(&self) -> usize {
-        self.threads.len()
+        self.threads.len() + self.remote_workers()
+    }
+
+    /// Cluster mode: workers on the other ranks.
+    fn remote_workers(&self) -> usize {
+        #[cfg(feature = "mpi")]
+        if let Some(leader) = &self.leader {
+            return leader.remote_workers();
+        }
+        0
+    }
+
+    /// Cluster mode: what every rank has done so far (rank 0 first), as
+    /// last heard (every rank reports at least once a second). `None` for
+    /// a pool on one machine.
+    pub fn cluster_stats(&self) -> Option<Vec<crate::cluster::RankStats>> {
+        #[cfg(feature = "mpi")]
+        if let Some(leader) = &self.leader {
+            let own = self.stats();
+            let mut ranks = vec![crate::cluster::RankStats {
+                rank: 0,
+                host: leader.host().to_owned(),
+                workers: self.threads.len(),
+                tasks: own.tasks(),
+                busy: own.workers.iter().map(|w| w.busy).sum(),
+                retries: own.workers.iter().map(|w| w.retries).sum(),
+                deadline_retries: 0,
+            }];
+            ranks.extend(leader.ranks());
+            return Some(ranks);
+        }
+        None
+    }
+
+    /// Ends the process with exit status `code`; in cluster mode, the
+    /// whole MPI job (`MPI_Abort`): for a program that cannot go on after a
+    /// lost rank (the job cannot be finalised cleanly then), once it has
+    /// saved what it must.
+    pub fn abort_cluster(&self, code: u8) -> ! {
+        #[cfg(feature = "mpi")]
+        if let Some(leader) = &self.leader {
+            leader.abort(i32::from(code));
+        }
+        std::process::exit(i32::from(code))
+    }
+
+    /// Cluster mode: the ranks lost so far (silent past the rank timeout,
+    /// or broken messages). Their inputs failed with
+    /// [`TaskFailure::RankLost`](crate::TaskFailure::RankLost); the pool goes
+    /// on with the others. Empty for a pool on one machine.
+    pub fn lost_ranks(&self) -> Vec<crate::cluster::ClusterError> {
+        #[cfg(feature = "mpi")]
+        if let Some(leader) = &self.leader {
+            return leader.lost();
+        }
+        Vec::new()
     }
 
     /// The instance allocator in use (pooling, or the on-demand fallback).
@@ -347,6 +416,10 @@ impl Drop for Pool {
         for thread in self.threads.drain(..) {
             // A worker that panicked has already reported its tasks' failure.
             let _ = thread.join();
+        }
+        #[cfg(feature = "mpi")]
+        if let Some(mut leader) = self.leader.take() {
+            leader.close();
         }
     }
 }

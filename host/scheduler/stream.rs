@@ -33,6 +33,9 @@ pub(crate) struct Dispatch<I: Iterator> {
     task: Arc<TaskTarget>,
     inputs: Fuse<I>,
     encode: Encoder<I::Item>,
+    /// Where each input's index comes from: the input itself, or (`None`)
+    /// its position in the iterator.
+    index_of: Option<fn(&I::Item) -> usize>,
     chunk_size: usize,
     window: usize,
     next_index: usize,
@@ -67,6 +70,7 @@ impl<I: Iterator> Dispatch<I> {
             task,
             inputs: inputs.fuse(),
             encode,
+            index_of: None,
             chunk_size: chunk_size.max(1),
             window: window.max(1),
             next_index: 0,
@@ -81,6 +85,13 @@ impl<I: Iterator> Dispatch<I> {
         }
     }
 
+    /// Takes each input's index from the input itself (its seed derives
+    /// from it, and results carry it), not from its position.
+    pub fn with_indices(mut self, index_of: fn(&I::Item) -> usize) -> Self {
+        self.index_of = Some(index_of);
+        self
+    }
+
     /// Sends chunks until `held` (chunks the caller still buffers) plus the
     /// chunks in flight fill the window, or the inputs run out.
     fn fill(&mut self, held: usize) {
@@ -89,9 +100,10 @@ impl<I: Iterator> Dispatch<I> {
             let mut bytes = 0;
             while items.len() < self.chunk_size && bytes < CHUNK_BYTE_BUDGET {
                 let Some(input) = self.inputs.next() else { break };
+                let index = self.index_of.map_or(self.next_index, |index_of| index_of(&input));
                 let args = (self.encode)(input);
                 bytes += args.as_ref().map_or(0, Vec::len);
-                items.push(Item { index: self.next_index, args });
+                items.push(Item { index, args });
                 self.next_index += 1;
             }
             if items.is_empty() {

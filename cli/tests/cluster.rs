@@ -1,0 +1,346 @@
+//! Cluster mode end to end: `wasmpool run` under `mpirun` (Open MPI), on
+//! one machine with `--oversubscribe`, against `wasmpool run` alone.
+//! Built only with the `mpi` feature (`cargo test -p wasmpool-cli
+//! --features mpi --test cluster -- --test-threads 1`, as `.ci/cluster`
+//! runs it). Without `mpirun` on the PATH each test says it is skipped,
+//! unless WASMPOOL_REQUIRE_MPI is set (CI), where that is a failure.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const MODULE: &str = guest_tasks::WASM_PATH;
+const LINES: usize = 100_000;
+
+fn have_mpirun(test: &str) -> bool {
+    let found = Command::new("mpirun").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("WASMPOOL_REQUIRE_MPI").is_none(), "mpirun is not installed, and CI requires it");
+        eprintln!("skipped: {test}: mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev)");
+    }
+    found
+}
+
+fn wasmpool() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmpool"));
+    command.env_remove("RUST_LOG");
+    command
+}
+
+/// `mpirun -np ranks wasmpool …`, allowed to run as root and to put more
+/// ranks than cores on this machine.
+fn mpirun(ranks: usize) -> Command {
+    let mut command = Command::new("mpirun");
+    command
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env_remove("RUST_LOG")
+        .args(["--oversubscribe", "-np", &ranks.to_string(), env!("CARGO_BIN_EXE_wasmpool")]);
+    command
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+struct Job {
+    dir: tempfile::TempDir,
+    input: PathBuf,
+}
+
+impl Job {
+    fn new(task_inputs: impl Fn(usize) -> String) -> Job {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.jsonl");
+        let text: String = (0..LINES).map(|i| task_inputs(i) + "\n").collect();
+        std::fs::write(&input, text).unwrap();
+        Job { dir, input }
+    }
+
+    fn walks() -> Job {
+        Job::new(|i| format!("{}", 10 + i % 50))
+    }
+
+    fn out(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `run MODULE task -i input -o output --seed 7 …`.
+    fn args(&self, command: &mut Command, task: &str, output: &Path, extra: &[&str]) {
+        command.args(["run", MODULE, task, "--seed", "7", "-i"]).arg(&self.input).arg("-o").arg(output).args(extra);
+    }
+
+    /// The run on this machine alone.
+    fn local(&self, task: &str, name: &str, extra: &[&str]) -> Vec<u8> {
+        let output = self.out(name);
+        let mut command = wasmpool();
+        self.args(&mut command, task, &output, extra);
+        let out = command.arg("-q").output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        std::fs::read(output).unwrap()
+    }
+
+    fn cluster(&self, ranks: usize, task: &str, output: &Path, extra: &[&str]) -> Command {
+        let mut command = mpirun(ranks);
+        self.args(&mut command, task, output, extra);
+        command
+    }
+}
+
+/// The records of an unordered output, sorted by line.
+fn sorted(bytes: &[u8]) -> Vec<String> {
+    let mut lines: Vec<String> = String::from_utf8_lossy(bytes).lines().map(str::to_owned).collect();
+    // `{"line":N,…`: the number, without parsing all of the JSON.
+    let line_number = |line: &String| -> u64 {
+        let rest = line.strip_prefix("{\"line\":").unwrap_or_else(|| panic!("not a numbered record: {line}"));
+        rest.split(',').next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no line number: {line}"))
+    };
+    lines.sort_by_key(line_number);
+    lines
+}
+
+#[test]
+fn output_is_the_same_bytes_on_1_2_and_3_ranks() {
+    if !have_mpirun("output_is_the_same_bytes_on_1_2_and_3_ranks") {
+        return;
+    }
+    // A seeded task and a float-heavy one.
+    let cases = [("random_walk", Job::walks()), ("oscillator", Job::new(|i| format!("[{}, 0.01]", 100 + i % 200)))];
+    for (task, job) in &cases {
+        for unordered in [false, true] {
+            let order: &[&str] = if unordered { &["--unordered"] } else { &[] };
+            let local = job.local(task, "local.jsonl", order);
+            for ranks in 1..=3 {
+                for processes in [false, true] {
+                    let mut extra = order.to_vec();
+                    if processes {
+                        extra.push("--processes");
+                    }
+                    let output = job.out(&format!("{task}-{ranks}-{processes}-{unordered}.jsonl"));
+                    let started = Instant::now();
+                    let out = job.cluster(ranks, task, &output, &extra).output().unwrap();
+                    let case = format!("{task}, {ranks} rank(s), processes {processes}, unordered {unordered}");
+                    assert!(out.status.success(), "{case}: {}", stderr(&out));
+                    let summary = stderr(&out);
+                    if ranks > 1 {
+                        assert!(summary.contains(&format!("{ranks} ranks:")), "{case}: {summary}");
+                    }
+                    let bytes = std::fs::read(&output).unwrap();
+                    if unordered {
+                        assert!(sorted(&bytes) == sorted(&local), "{case}: other records than on one machine");
+                    } else {
+                        assert!(bytes == local, "{case}: other bytes than on one machine");
+                    }
+                    eprintln!("{case}: {LINES} lines equal in {:.1} s", started.elapsed().as_secs_f64());
+                }
+            }
+        }
+    }
+}
+
+/// This test's processes of `rank`: the rank itself (a command line with
+/// `marker`) and, with `workers`, its worker processes.
+fn pids_of_rank(rank: usize, marker: &Path, workers: bool) -> Vec<u32> {
+    let marker = marker.to_string_lossy().into_owned();
+    let mut ranks = Vec::new();
+    let mut all = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let wanted = format!("OMPI_COMM_WORLD_RANK={rank}");
+        if !environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes()) {
+            continue;
+        }
+        let cmdline = String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default())
+            .replace('\0', " ");
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let parent = stat.rsplit(") ").next().and_then(|rest| rest.split(' ').nth(1)).and_then(|p| p.parse().ok());
+        all.push((pid, parent.unwrap_or(0u32), cmdline.clone()));
+        if cmdline.contains(&marker) {
+            ranks.push(pid);
+        }
+    }
+    if !workers {
+        return ranks;
+    }
+    all.into_iter()
+        .filter(|(_, parent, cmd)| ranks.contains(parent) && cmd.contains(" worker"))
+        .map(|(p, ..)| p)
+        .collect()
+}
+
+/// Waits until `output` holds at least `bytes`.
+fn wait_for_output(output: &Path, bytes: u64) {
+    let started = Instant::now();
+    while std::fs::metadata(output).map_or(0, |m| m.len()) < bytes {
+        assert!(started.elapsed() < Duration::from_secs(120), "no output in 2 minutes");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill -{signal} {pid}");
+}
+
+/// Runs the job on 3 ranks, sends `sig` to `rank` once some results are
+/// out, and returns mpirun's exit status and stderr, and how long the job
+/// took to end after the signal.
+fn interrupt(job: &Job, output: &Path, extra: &[&str], rank: usize, sig: &str) -> (Option<i32>, String, Duration) {
+    let mut child = job
+        .cluster(3, "random_walk", output, extra)
+        .arg("-q")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_output(output, 64 << 10);
+    let pids = pids_of_rank(rank, output, false);
+    assert_eq!(pids.len(), 1, "rank {rank}'s process: {pids:?}");
+    signal(pids[0], sig);
+    let signalled = Instant::now();
+    let status = child.wait().unwrap();
+    let took = signalled.elapsed();
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut text).unwrap();
+    if sig == "STOP" {
+        // Whatever mpirun left behind must not stay stopped.
+        let _ = Command::new("kill").args(["-CONT", &pids[0].to_string()]).status();
+    }
+    (status.code(), text, took)
+}
+
+fn resume(job: &Job, output: &Path, extra: &[&str]) -> String {
+    let out = job.cluster(3, "random_walk", output, extra).arg("--resume").output().unwrap();
+    assert!(out.status.success(), "resume: {}", stderr(&out));
+    stderr(&out)
+}
+
+#[test]
+fn a_killed_rank_ends_the_job_and_resume_finishes_it() {
+    if !have_mpirun("a_killed_rank_ends_the_job_and_resume_finishes_it") {
+        return;
+    }
+    let job = Job::walks();
+    let whole = job.local("random_walk", "whole.jsonl", &[]);
+    for rank in [1, 0] {
+        let output = job.out(&format!("killed-{rank}.jsonl"));
+        let (code, text, took) = interrupt(&job, &output, &[], rank, "KILL");
+        assert_ne!(code, Some(0), "killing rank {rank} fails the job: {text}");
+        assert!(took < Duration::from_secs(15), "the job ended {took:?} after rank {rank} was killed");
+        let kept = std::fs::read(&output).unwrap();
+        assert!(kept.len() < whole.len(), "rank {rank} was killed before the end");
+        // As a kill in the middle of a write leaves it: a torn last line.
+        std::fs::OpenOptions::new().append(true).open(&output).unwrap().write_all(b"[-1.5,").unwrap();
+        let summary = resume(&job, &output, &[]);
+        assert!(summary.contains("done before"), "{summary}");
+        assert!(std::fs::read(&output).unwrap() == whole, "after rank {rank} was killed and the job resumed");
+    }
+}
+
+#[test]
+fn a_stopped_rank_is_found_within_the_rank_timeout() {
+    if !have_mpirun("a_stopped_rank_is_found_within_the_rank_timeout") {
+        return;
+    }
+    let job = Job::walks();
+    let whole = job.local("random_walk", "whole.jsonl", &["--unordered"]);
+    let output = job.out("stopped.jsonl");
+    let extra = ["--unordered", "--rank-timeout", "3s"];
+    let (code, text, took) = interrupt(&job, &output, &extra, 2, "STOP");
+    assert_eq!(code, Some(75), "a lost rank ends the job with EX_TEMPFAIL: {text}");
+    assert!(text.contains("rank 2 (host") && text.contains("went silent"), "{text}");
+    assert!(text.contains("--resume"), "{text}");
+    // 3 s of silence, then the journal is synced and MPI_Abort ends the job.
+    assert!(took < Duration::from_secs(8), "found {took:?} after the rank was stopped");
+    resume(&job, &output, &["--unordered"]);
+    assert!(sorted(&std::fs::read(&output).unwrap()) == sorted(&whole), "every line exactly once after the resume");
+}
+
+#[test]
+fn a_crashed_worker_process_inside_a_rank_is_retried() {
+    if !have_mpirun("a_crashed_worker_process_inside_a_rank_is_retried") {
+        return;
+    }
+    let job = Job::walks();
+    let whole = job.local("random_walk", "whole.jsonl", &[]);
+    let output = job.out("crashed.jsonl");
+    let child = job.cluster(3, "random_walk", &output, &["--processes"]).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for_output(&output, 64 << 10);
+    let workers = pids_of_rank(1, &output, true);
+    assert!(!workers.is_empty(), "rank 1 has worker processes");
+    signal(workers[0], "KILL");
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = stderr(&out);
+    assert!(std::fs::read(&output).unwrap() == whole, "a crash inside a rank changes nothing: {summary}");
+    let rank1 = summary.lines().find(|l| l.contains("#1 ")).unwrap_or_default().to_owned();
+    assert!(!rank1.contains(" 0 retries"), "rank 1 retried the crashed input: {summary}");
+}
+
+#[test]
+fn a_deadline_failure_runs_once_more_on_another_rank_then_is_reported() {
+    if !have_mpirun("a_deadline_failure_runs_once_more_on_another_rank_then_is_reported") {
+        return;
+    }
+    // Every tenth input never ends: a poison input, not a stalled node.
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    let text: String =
+        (0..200).map(|i| if i % 10 == 3 { "18446744073709551615\n".to_owned() } else { format!("{i}\n") }).collect();
+    std::fs::write(&input, text).unwrap();
+    let args = |command: &mut Command, output: &Path| {
+        command
+            .args(["run", MODULE, "spin", "--deadline", "300ms", "--on-error", "continue", "-w", "2", "-i"])
+            .arg(&input)
+            .arg("-o")
+            .arg(output);
+    };
+    let local = dir.path().join("local.jsonl");
+    let mut command = wasmpool();
+    args(&mut command, &local);
+    assert_eq!(command.output().unwrap().status.code(), Some(1));
+    let spread = dir.path().join("spread.jsonl");
+    let mut command = mpirun(3);
+    args(&mut command, &spread);
+    let out = command.output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        std::fs::read(&spread).unwrap() == std::fs::read(&local).unwrap(),
+        "the same error lines as on one machine"
+    );
+    // Each poison input ran once more elsewhere, and no more: the 20 that
+    // rank 0's own workers ran are reported as they are, the others were
+    // retried once each.
+    let summary = stderr(&out);
+    let retried: u64 =
+        summary.lines().filter_map(|l| l.split(" retries, ").nth(1)?.split(' ').next()?.parse::<u64>().ok()).sum();
+    assert!(retried <= 20, "at most one retry per poison input: {summary}");
+    assert!(retried >= 1, "poison inputs on other ranks were retried: {summary}");
+}
+
+#[test]
+fn ranks_need_no_copy_of_the_module_but_must_agree_on_settings() {
+    if !have_mpirun("ranks_need_no_copy_of_the_module_but_must_agree_on_settings") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "1\n4\n9\n").unwrap();
+    let mpmd = |rest: &[&str]| {
+        let mut command = mpirun(1);
+        command.args(["run", MODULE, "sqrt", "-i"]).arg(&input).args([":", "-np", "2", env!("CARGO_BIN_EXE_wasmpool")]);
+        command.args(rest).arg("-i").arg(&input);
+        command.output().unwrap()
+    };
+    // Ranks 1 and 2 are pointed at a module that is not there: rank 0 sends its own.
+    let out = mpmd(&["run", "/nowhere/tasks.wasm", "sqrt"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "1.0\n2.0\n3.0\n");
+    // Another memory limit would change what fails: refused, by rank and host.
+    let out = mpmd(&["run", MODULE, "sqrt", "--max-memory", "32MiB"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(message.contains("rank 1 (host") && message.contains("other pool settings"), "{message}");
+}

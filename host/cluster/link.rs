@@ -1,0 +1,158 @@
+//! Messages between ranks over MPI: sends that never block the sender (so
+//! a stalled receiver cannot stall rank 0), polled receives, and the
+//! backoff with which a waiting rank sleeps instead of spinning.
+
+use mpi::point_to_point::{MatchedReceiveVec, Source};
+use mpi::request::{Request, StaticScope};
+use mpi::topology::{Communicator, SimpleCommunicator};
+use mpi::traits::Destination;
+use std::time::Duration;
+
+/// Set-up messages: [`Joined`](super::wire::Joined) and [`Go`](super::wire::Go).
+pub(crate) const TAG_SETUP: i32 = 1;
+/// Rank 0 to the others: [`Down`](super::wire::Down).
+pub(crate) const TAG_DOWN: i32 = 2;
+/// The others to rank 0: [`Up`](super::wire::Up).
+pub(crate) const TAG_UP: i32 = 3;
+
+/// How often a rank makes itself heard when it has nothing else to say.
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// A message on its way out: its bytes stay alive, untouched, until MPI
+/// reports the send complete.
+pub(crate) struct Sending {
+    request: Option<Request<'static, [u8], StaticScope>>,
+    buffer: *mut [u8],
+}
+
+impl Sending {
+    /// Starts sending `bytes` to `rank` under `tag`; returns at once.
+    pub fn start(world: &SimpleCommunicator, rank: i32, tag: i32, bytes: Vec<u8>) -> Sending {
+        let buffer = Box::into_raw(bytes.into_boxed_slice());
+        // SAFETY: `buffer` is a live allocation that nothing else touches
+        // until `done` frees it, after MPI has finished reading it; if the
+        // send never completes, `drop` leaks it rather than free it under MPI.
+        let shared: &'static [u8] = unsafe { &*buffer };
+        let request = world.process_at_rank(rank).immediate_send_with_tag(StaticScope, shared, tag);
+        Sending { request: Some(request), buffer }
+    }
+
+    /// Whether the send is complete (its buffer is then freed).
+    pub fn done(&mut self) -> bool {
+        let Some(request) = self.request.take() else { return true };
+        match request.test() {
+            Ok(_) => {
+                // SAFETY: MPI is done with the buffer (see `start`), and the
+                // request that borrowed it is gone.
+                drop(unsafe { Box::from_raw(self.buffer) });
+                true
+            }
+            Err(request) => {
+                self.request = Some(request);
+                false
+            }
+        }
+    }
+}
+
+impl Drop for Sending {
+    fn drop(&mut self) {
+        if !self.done() {
+            // MPI may still read the buffer: leak it, and the request (whose
+            // own drop would panic). Only a rank given up for lost, or a
+            // pool dropped mid-send, leaves one behind.
+            std::mem::forget(self.request.take());
+        }
+    }
+}
+
+/// Sends `bytes` and waits, polling, until the send completes or `limit`
+/// passes; whether it completed.
+pub(crate) fn send_within(world: &SimpleCommunicator, rank: i32, tag: i32, bytes: Vec<u8>, limit: Duration) -> bool {
+    let mut sending = Sending::start(world, rank, tag, bytes);
+    let until = std::time::Instant::now() + limit;
+    let mut backoff = Backoff::new(Duration::from_millis(1));
+    while !sending.done() {
+        if std::time::Instant::now() >= until {
+            return false;
+        }
+        backoff.sleep();
+    }
+    true
+}
+
+/// The next message with `tag` from `from` (any rank if `None`), if one
+/// has arrived: its sender's rank and its bytes.
+pub(crate) fn try_receive(world: &SimpleCommunicator, from: Option<i32>, tag: i32) -> Option<(usize, Vec<u8>)> {
+    let probed = match from {
+        Some(rank) => world.process_at_rank(rank).immediate_matched_probe_with_tag(tag),
+        None => world.any_process().immediate_matched_probe_with_tag(tag),
+    }?;
+    let (bytes, status) = probed.matched_receive_vec::<u8>();
+    Some((usize::try_from(status.source_rank()).unwrap_or(usize::MAX), bytes))
+}
+
+/// Waits, polling and sleeping, for a message with `tag` from `from`, at
+/// most `limit`.
+pub(crate) fn receive_within(
+    world: &SimpleCommunicator,
+    from: Option<i32>,
+    tag: i32,
+    limit: Duration,
+) -> Option<(usize, Vec<u8>)> {
+    let until = std::time::Instant::now() + limit;
+    let mut backoff = Backoff::new(Duration::from_millis(2));
+    loop {
+        if let Some(message) = try_receive(world, from, tag) {
+            return Some(message);
+        }
+        if std::time::Instant::now() >= until {
+            return None;
+        }
+        backoff.sleep();
+    }
+}
+
+/// Pauses between polls that found nothing: from 20 µs, doubling up to a
+/// ceiling, so a busy rank answers at once and an idle one sleeps (a rank
+/// polling every 2 ms uses well under 1 % of a core).
+pub(crate) struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    const FIRST: Duration = Duration::from_micros(20);
+
+    /// A backoff that sleeps at most `max` at a time.
+    pub fn new(max: Duration) -> Self {
+        Backoff { next: Self::FIRST, max }
+    }
+
+    /// The pause to take now (the next one is twice as long, up to `max`).
+    pub fn next(&mut self) -> Duration {
+        let now = self.next;
+        self.next = (self.next * 2).min(self.max);
+        now
+    }
+
+    /// Sleeps for [`next`](Self::next).
+    pub fn sleep(&mut self) {
+        std::thread::sleep(self.next());
+    }
+
+    /// Something happened: the next pause is short again.
+    pub fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+/// This rank's number as MPI counts it.
+pub(crate) fn mpi_rank(rank: usize) -> i32 {
+    i32::try_from(rank).unwrap_or(i32::MAX)
+}
+
+/// The number of ranks in `world`.
+pub(crate) fn size(world: &SimpleCommunicator) -> usize {
+    usize::try_from(world.size()).unwrap_or(0)
+}
