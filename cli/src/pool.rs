@@ -36,7 +36,16 @@ fn in_cluster(builder: PoolBuilder, args: &RunArgs, _variable: &str) -> Result<O
     }
     let (rank, size) = (cluster.rank(), cluster.size());
     let context = || format!("cannot load {}", EscapedLine(&args.module.display().to_string()));
-    let pool = builder.cluster(cluster).build_or_serve().with_context(context)?;
+    let pool = match builder.cluster(cluster).build_or_serve() {
+        // Rank 0 says why, and its exit status is the job's: the others
+        // end quietly, as a failing exit would make mpirun kill rank 0
+        // before it has said anything.
+        Err(wasmpool::Error::Cluster(wasmpool::cluster::ClusterError::Stopped(_))) if rank != 0 => {
+            tracing::info!(rank, "rank 0 stopped the job at set-up");
+            return Ok(None);
+        }
+        built => built.with_context(context)?,
+    };
     if let Some(pool) = &pool {
         tracing::info!(ranks = size, workers = pool.workers(), seed = pool.seed(), "cluster pool ready");
     } else {

@@ -31,12 +31,19 @@ fn wasmpool() -> Command {
 /// `mpirun -np ranks wasmpool …`, allowed to run as root and to put more
 /// ranks than cores on this machine.
 fn mpirun(ranks: usize) -> Command {
+    mpirun_with(ranks, &[])
+}
+
+/// [`mpirun`] with more of mpirun's own options.
+fn mpirun_with(ranks: usize, options: &[&str]) -> Command {
     let mut command = Command::new("mpirun");
     command
         .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
         .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         .env_remove("RUST_LOG")
-        .args(["--oversubscribe", "-np", &ranks.to_string(), env!("CARGO_BIN_EXE_wasmpool")]);
+        .args(["--oversubscribe", "-np", &ranks.to_string()])
+        .args(options)
+        .arg(env!("CARGO_BIN_EXE_wasmpool"));
     command
 }
 
@@ -343,4 +350,156 @@ fn ranks_need_no_copy_of_the_module_but_must_agree_on_settings() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let message = stderr(&out);
     assert!(message.contains("rank 1 (host") && message.contains("other pool settings"), "{message}");
+    assert!(message.contains("max_memory: 33554432 against rank 0's max_memory: 268435456"), "{message}");
+}
+
+/// Two test "hosts": network namespaces joined by a bridge, each with an
+/// address of its own, so ranks talk TCP through veth links that can be
+/// cut. Removed on drop.
+struct Hosts {
+    names: [String; 2],
+    bridge: String,
+    links: [String; 2],
+    agent: PathBuf,
+}
+
+impl Hosts {
+    /// Needs root and iproute2; `None` (the test is skipped) otherwise.
+    fn new(dir: &Path) -> Option<Hosts> {
+        let tag = std::process::id() % 10_000;
+        let hosts = Hosts {
+            names: [format!("wp{tag}a"), format!("wp{tag}b")],
+            bridge: format!("wpbr{tag}"),
+            links: [format!("wpv{tag}a"), format!("wpv{tag}b")],
+            agent: dir.join("netns-agent"),
+        };
+        let ip = |args: &str| Command::new("ip").args(args.split(' ')).output().is_ok_and(|o| o.status.success());
+        if !ip(&format!("link add {} type bridge", hosts.bridge)) {
+            return None;
+        }
+        let subnet = 70 + tag % 100;
+        let mut ok = ip(&format!("addr add 10.{subnet}.0.1/24 dev {}", hosts.bridge))
+            && ip(&format!("link set {} up", hosts.bridge));
+        for (i, (name, link)) in hosts.names.iter().zip(&hosts.links).enumerate() {
+            let address = format!("10.{subnet}.0.{}", 11 + i);
+            ok = ok
+                && ip(&format!("netns add {name}"))
+                && ip(&format!("link add {link} type veth peer name eth0 netns {name}"))
+                && ip(&format!("link set {link} master {} up", hosts.bridge))
+                && ip(&format!("netns exec {name} ip addr add {address}/24 dev eth0"))
+                && ip(&format!("netns exec {name} ip link set eth0 up"))
+                && ip(&format!("netns exec {name} ip link set lo up"));
+        }
+        // mpirun's "rsh": runs a command on a "host" (an address) in its namespace.
+        let script = format!(
+            "#!/bin/sh\nhost=$1; shift\ncase $host in\n  10.{subnet}.0.11) ns={};;\n  10.{subnet}.0.12) ns={};;\n  \
+             *) echo \"no such test host: $host\" >&2; exit 1;;\nesac\nexec ip netns exec \"$ns\" sh -c \"$*\"\n",
+            hosts.names[0], hosts.names[1]
+        );
+        std::fs::write(&hosts.agent, script).unwrap();
+        ok &= Command::new("chmod").arg("+x").arg(&hosts.agent).status().is_ok_and(|s| s.success());
+        ok.then_some(hosts)
+    }
+
+    fn subnet(&self) -> String {
+        format!("10.{}.0", 70 + std::process::id() % 10_000 % 100)
+    }
+
+    /// `mpirun` with ranks 0 and 1 on the first host and rank 2 on the
+    /// second, over TCP only.
+    fn mpirun(&self) -> Command {
+        let subnet = self.subnet();
+        mpirun_with(
+            3,
+            &[
+                "--mca",
+                "routed",
+                "direct",
+                "--mca",
+                "plm_rsh_agent",
+                &self.agent.to_string_lossy(),
+                "--host",
+                &format!("{subnet}.11:2,{subnet}.12:1"),
+                "--mca",
+                "btl",
+                "tcp,self",
+                "--mca",
+                "btl_tcp_if_include",
+                &format!("{subnet}.0/24"),
+                "--mca",
+                "oob_tcp_if_include",
+                &format!("{subnet}.0/24"),
+            ],
+        )
+    }
+
+    fn set_link(&self, host: usize, up: bool) {
+        let state = if up { "up" } else { "down" };
+        let status = Command::new("ip").args(["link", "set", &self.links[host], state]).status().unwrap();
+        assert!(status.success(), "ip link set {} {state}", self.links[host]);
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = Command::new("ip").args(["netns", "del", name]).status();
+        }
+        let _ = Command::new("ip").args(["link", "del", &self.bridge]).status();
+    }
+}
+
+#[test]
+fn ranks_on_separate_hosts_over_tcp_and_a_cut_link() {
+    if !have_mpirun("ranks_on_separate_hosts_over_tcp_and_a_cut_link") {
+        return;
+    }
+    let job = Job::walks();
+    let Some(hosts) = Hosts::new(job.dir.path()) else {
+        assert!(std::env::var_os("WASMPOOL_REQUIRE_MPI").is_none(), "CI needs network namespaces (root, iproute2)");
+        eprintln!("skipped: ranks_on_separate_hosts_over_tcp_and_a_cut_link: needs root and iproute2 (ip netns)");
+        return;
+    };
+    let whole = job.local("random_walk", "whole.jsonl", &[]);
+    let run = |output: &Path, extra: &[&str]| {
+        let mut command = hosts.mpirun();
+        command.args(["run", MODULE, "random_walk", "--seed", "7", "-q", "-i"]).arg(&job.input).arg("-o").arg(output);
+        command.args(extra);
+        command
+    };
+    // Whole, over TCP between the two hosts.
+    let output = job.out("tcp.jsonl");
+    let out = run(&output, &[]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read(&output).unwrap() == whole, "over TCP between hosts: the same bytes");
+    // The second host's link cut mid-run: rank 0 finds rank 2 silent,
+    // saves what it has, and ends the job with status 75. mpirun itself
+    // can only finish once it reaches that host's daemon again, so the
+    // link comes back once rank 0 has given up.
+    let output = job.out("cut.jsonl");
+    let log = job.out("cut.log");
+    let mut child = run(&output, &["--rank-timeout", "3s"])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for_output(&output, 64 << 10);
+    hosts.set_link(1, false);
+    let cut = Instant::now();
+    let text = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("--resume to finish") || cut.elapsed() > Duration::from_secs(20) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let found = cut.elapsed();
+    hosts.set_link(1, true);
+    let status = child.wait().unwrap();
+    assert!(text.contains("rank 2 (host") && text.contains("went silent"), "{text}");
+    assert!(found < Duration::from_secs(8), "the cut link was found {found:?} after it was cut");
+    assert_eq!(status.code(), Some(75), "{text}");
+    let out = run(&output, &["--resume"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(std::fs::read(&output).unwrap() == whole, "after the cut and the resume: the same bytes");
 }

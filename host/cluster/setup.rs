@@ -128,6 +128,7 @@ pub(crate) fn gather(cluster: &Cluster, own: Result<(u64, &str), String>) -> Res
     let world = cluster.world();
     let mut ranks = Vec::with_capacity(cluster.size.saturating_sub(1));
     let mut refused: Option<ClusterError> = own.as_ref().err().map(|why| ClusterError::Stopped(why.clone()));
+    let mut refusals = Vec::new();
     for _ in 1..cluster.size {
         let Some((rank, bytes)) = link::receive_within(&world, None, TAG_SETUP, SETUP_LIMIT) else {
             refused.get_or_insert(ClusterError::Stopped(format!(
@@ -141,10 +142,13 @@ pub(crate) fn gather(cluster: &Cluster, own: Result<(u64, &str), String>) -> Res
         };
         match answer {
             Ok(info) => ranks.push(info),
-            Err(error) => {
-                refused.get_or_insert(error);
-            }
+            Err(error) => refusals.push((rank, error)),
         }
+    }
+    // The lowest rank refused, whatever order the answers came in.
+    refusals.sort_by_key(|(rank, _)| *rank);
+    if let Some((_, error)) = refusals.into_iter().next() {
+        refused.get_or_insert(error);
     }
     let verdict = match &refused {
         None => Go::Serve,
@@ -185,12 +189,45 @@ fn check(rank: usize, joined: Joined, own: Option<(u64, &str)>) -> Result<RankIn
         ));
     }
     if pool.settings != settings {
+        let (theirs, ours) = difference(&pool.settings, settings);
         return Err(refuse(format!(
-            "it was started with other pool settings than rank 0: {} against rank 0's {}",
-            pool.settings, settings
+            "it was started with other pool settings than rank 0: {theirs} against rank 0's {ours}"
         )));
     }
     Ok(RankInfo { rank, host, workers: pool.workers as usize })
+}
+
+/// Where two settings texts differ: the differing middle of each, from
+/// the start of the field where they part (at a `, ` or `{ `).
+fn difference<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
+    let mut start = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
+    while start > 0
+        && !(a.is_char_boundary(start) && matches!(&a[..start], p if p.ends_with(", ") || p.ends_with("{ ")))
+    {
+        start -= 1;
+    }
+    let tail = a[start..].bytes().rev().zip(b[start..].bytes().rev()).take_while(|(x, y)| x == y).count();
+    let (mut end_a, mut end_b) = (a.len() - tail, b.len() - tail);
+    while !a.is_char_boundary(end_a) || !b.is_char_boundary(end_b) {
+        end_a += 1;
+        end_b += 1;
+    }
+    let field_end = |text: &'a str, end: usize| {
+        let rest = &text[end..];
+        end + rest.find([',', ' ', '}']).unwrap_or(rest.len())
+    };
+    (&a[start..field_end(a, end_a)], &b[start..field_end(b, end_b)])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn settings_differences_name_the_field() {
+        let a = "limits Limits { deadline: None, max_memory: 33554432, max_stack: 1 }, mode A";
+        let b = "limits Limits { deadline: None, max_memory: 268435456, max_stack: 1 }, mode A";
+        assert_eq!(super::difference(a, b), ("max_memory: 33554432", "max_memory: 268435456"));
+        assert_eq!(super::difference("mode A", "mode B"), ("mode A", "mode B"));
+    }
 }
 
 /// What another rank receives at set-up.
