@@ -219,17 +219,6 @@ fn difference<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
     (&a[start..field_end(a, end_a)], &b[start..field_end(b, end_b)])
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn settings_differences_name_the_field() {
-        let a = "limits Limits { deadline: None, max_memory: 33554432, max_stack: 1 }, mode A";
-        let b = "limits Limits { deadline: None, max_memory: 268435456, max_stack: 1 }, mode A";
-        assert_eq!(super::difference(a, b), ("max_memory: 33554432", "max_memory: 268435456"));
-        assert_eq!(super::difference("mode A", "mode B"), ("mode A", "mode B"));
-    }
-}
-
 /// What another rank receives at set-up.
 pub(crate) struct Received {
     pub module: Vec<u8>,
@@ -280,5 +269,16 @@ pub(crate) fn report(cluster: &Cluster, pool: Result<JoinedPool, String>) -> Res
         Ok(Go::Serve) => Ok(()),
         Ok(Go::Stop(why)) => Err(ClusterError::Stopped(why)),
         Err(reason) => Err(ClusterError::Protocol { rank: 0, host: "rank 0".into(), reason }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn settings_differences_name_the_field() {
+        let a = "limits Limits { deadline: None, max_memory: 33554432, max_stack: 1 }, mode A";
+        let b = "limits Limits { deadline: None, max_memory: 268435456, max_stack: 1 }, mode A";
+        assert_eq!(super::difference(a, b), ("max_memory: 33554432", "max_memory: 268435456"));
+        assert_eq!(super::difference("mode A", "mode B"), ("mode A", "mode B"));
     }
 }
