@@ -54,13 +54,16 @@ fn main() -> anyhow::Result<()> {
     drop(pool);
 
     let output = dir.path().join("out.jsonl");
-    for (name, processes, stdin) in [
-        ("wasmpool run -i FILE -o FILE", false, false),
-        ("wasmpool run < FILE > FILE", false, true),
-        ("wasmpool run -i FILE -o FILE --processes", true, false),
+    // `-o FILE` keeps a journal beside the output (for --resume); `> FILE`
+    // is a stream, not journaled: the two rows side by side are its cost.
+    for (name, processes, io) in [
+        ("wasmpool run -i FILE -o FILE (journaled)", false, Io::Files),
+        ("wasmpool run -i FILE > FILE (no journal)", false, Io::ToStdout),
+        ("wasmpool run < FILE > FILE", false, Io::Std),
+        ("wasmpool run -i FILE -o FILE --processes", true, Io::Files),
     ] {
         let run =
-            |input: &Path| -> anyhow::Result<(Duration, Option<u64>)> { command_run(input, &output, processes, stdin) };
+            |input: &Path| -> anyhow::Result<(Duration, Option<u64>)> { command_run(input, &output, processes, io) };
         let (elapsed, rss) = run(&input)?;
         check(&std::fs::read(&output)?, &expected, name)?;
         let (_, small_rss) = run(&small_input)?;
@@ -77,8 +80,19 @@ fn write_lines(path: &Path, lines: usize) -> anyhow::Result<()> {
     Ok(file.flush()?)
 }
 
+/// How the command reads and writes.
+#[derive(Clone, Copy)]
+enum Io {
+    /// `-i FILE -o FILE`: the output journaled.
+    Files,
+    /// `-i FILE`, stdout to a file.
+    ToStdout,
+    /// stdin and stdout.
+    Std,
+}
+
 /// Runs the command on `input`; its wall time and peak RSS in KiB.
-fn command_run(input: &Path, output: &Path, processes: bool, stdin: bool) -> anyhow::Result<(Duration, Option<u64>)> {
+fn command_run(input: &Path, output: &Path, processes: bool, io: Io) -> anyhow::Result<(Duration, Option<u64>)> {
     let time = Path::new("/usr/bin/time");
     let mut command = if time.exists() {
         let mut c = Command::new(time);
@@ -91,11 +105,11 @@ fn command_run(input: &Path, output: &Path, processes: bool, stdin: bool) -> any
     if processes {
         command.arg("--processes");
     }
-    if stdin {
-        command.stdin(std::fs::File::open(input)?).stdout(std::fs::File::create(output)?);
-    } else {
-        command.arg("-i").arg(input).arg("-o").arg(output);
-    }
+    match io {
+        Io::Files => command.arg("-i").arg(input).arg("-o").arg(output),
+        Io::ToStdout => command.arg("-i").arg(input).stdout(std::fs::File::create(output)?),
+        Io::Std => command.stdin(std::fs::File::open(input)?).stdout(std::fs::File::create(output)?),
+    };
     let started = Instant::now();
     let result = command.output()?;
     let elapsed = started.elapsed();

@@ -19,7 +19,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-/// Chunks out at once per worker of a rank (sent, queued there or running).
+/// Chunks out at once per worker of a rank (sent, queued there or running):
+/// one running and one waiting, so a worker finds its next chunk there when
+/// it finishes one, without a round trip to rank 0.
 const CHUNKS_PER_WORKER: usize = 2;
 /// Most bytes of arguments in one batch message.
 const BATCH_BYTES: usize = 8 << 20;
@@ -98,6 +100,10 @@ impl Leader {
     /// Ends the whole MPI job with exit status `code` (`MPI_Abort`, called
     /// by the dispatcher thread); never returns.
     pub fn abort(&self, code: i32) -> ! {
+        if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
+            // No dispatcher calls MPI any more: this thread may.
+            mpi::topology::Communicator::abort(&SimpleCommunicator::world(), code);
+        }
         self.shared.abort.store(code.max(1), Ordering::SeqCst);
         // The dispatcher polls at least every millisecond; if it is gone,
         // this process ends on its own (mpirun then ends the others).
@@ -247,9 +253,11 @@ impl Dispatcher {
             active |= self.dispatch();
             self.check_silence();
             self.ping();
-            let all_lost = self.ranks.iter().all(|r| r.lost);
-            if all_lost {
-                active |= self.fail_queued();
+            if self.ranks.iter().all(|r| r.lost) {
+                // Nobody left to send to: rank 0's own workers serve the
+                // queue from now on.
+                self.give_up();
+                break;
             }
             if self.closed && self.held.is_none() && self.flights.is_empty() {
                 break;
@@ -376,6 +384,14 @@ impl Dispatcher {
             kept.extend(self.retries.drain(..));
             self.retries = kept;
             while credit > 0 && bytes < BATCH_BYTES {
+                // Past one chunk per worker, a rank gets more only while
+                // others wait behind it: at the tail of a map the last
+                // chunks stay in the queue for whichever worker frees first,
+                // rather than wait behind a running chunk on one rank.
+                let rank = &self.ranks[slot];
+                if rank.out >= rank.info.workers && self.held.is_none() && self.jobs.len() <= 1 {
+                    break;
+                }
                 let job = match self.held.take() {
                     Some(job) => job,
                     None => match self.jobs.try_recv() {
@@ -534,14 +550,10 @@ impl Dispatcher {
         self.ranks[slot].out = 0;
     }
 
-    /// With every other rank lost, jobs left in the queue would wait for
-    /// rank 0's own workers; with none, they would wait forever: this
-    /// leaves them to the local workers if there are any (the queue is
-    /// shared), and answers retries that have nowhere to go.
-    fn fail_queued(&mut self) -> bool {
-        let mut any = false;
+    /// With every other rank lost: answers the inputs waiting to run again
+    /// (their deadline failure stands) and the job taken but not sent.
+    fn give_up(&mut self) {
         while let Some(retry) = self.retries.pop_front() {
-            any = true;
             if let Some(flight) = self.flights.get_mut(&retry.flight) {
                 let stalled = Outcome::bare(Err(TaskFailure::Limit(LimitExceeded::Deadline {
                     limit: flight.limits.deadline.unwrap_or_default(),
@@ -549,26 +561,21 @@ impl Dispatcher {
                 if flight.outcomes[retry.position].replace(stalled).is_none() {
                     flight.left -= 1;
                 }
-                let id = retry.flight;
-                self.land(id);
+                self.land(retry.flight);
             }
         }
         if let Some(job) = self.held.take() {
-            let closed = job.items.iter().map(|i| (i.index, Outcome::bare(Err(TaskFailure::PoolClosed)))).collect();
-            job.reply.send(closed);
+            let failure = match self.ranks.last() {
+                Some(rank) => TaskFailure::RankLost {
+                    rank: rank.info.rank,
+                    host: rank.info.host.clone(),
+                    reason: "every other rank was lost before this input was sent".into(),
+                },
+                None => TaskFailure::PoolClosed,
+            };
+            let failed = job.items.iter().map(|i| (i.index, Outcome::bare(Err(failure.clone())))).collect();
+            job.reply.send(failed);
         }
-        if self.jobs.is_empty() && !self.closed {
-            match self.jobs.try_recv() {
-                Err(TryRecvError::Disconnected) => self.closed = true,
-                Ok(job) => {
-                    let closed =
-                        job.items.iter().map(|i| (i.index, Outcome::bare(Err(TaskFailure::PoolClosed)))).collect();
-                    job.reply.send(closed);
-                }
-                Err(TryRecvError::Empty) => {}
-            }
-        }
-        any
     }
 
     /// Waits a little for a job (if any rank has room) or a message.

@@ -1,11 +1,11 @@
 //! Cluster mode: one pool over the ranks of an MPI job (`mpirun`, `srun`).
 //!
-//! Rank 0 builds its pool with [`PoolBuilder::cluster`](crate::PoolBuilder::cluster)
+//! Rank 0 builds its pool with `PoolBuilder::cluster`
 //! and uses it as any pool (`map`, `map_each`, `imap`, `imap_unordered`,
 //! `call`, `submit`): its queue is served by its own workers and by every
 //! other rank, each running a local pool of thread or process workers. The
 //! other ranks run the same program; their
-//! [`build_or_serve`](crate::PoolBuilder::build_or_serve) serves rank 0 until
+//! `PoolBuilder::build_or_serve` serves rank 0 until
 //! it drops its pool.
 //!
 //! ```no_run
@@ -34,15 +34,16 @@
 //!   come back in batches. Each input keeps its index in its call, so its
 //!   seed, and its result, do not depend on the rank that ran it;
 //! - liveness: every rank hears from the other side at least once a second;
-//!   a rank silent for the [rank timeout](Cluster::rank_timeout) fails the
+//!   a rank silent for the rank timeout (`Cluster::rank_timeout`) fails the
 //!   inputs it held with [`TaskFailure::RankLost`](crate::TaskFailure::RankLost).
 //!   Waiting ranks sleep between polls rather than spin;
 //! - a wall-time deadline failure is run once more on another rank before
 //!   it is reported (a stalled node is not the input's fault); fuel, memory
 //!   and every other failure are deterministic and reported as they are.
 //!
-//! [`launcher`] and the wire format need no MPI; the rest needs the `mpi`
-//! cargo feature.
+//! [`launcher`], [`launched_rank`], the errors and the wire format need no
+//! MPI; `Cluster` and the builder's `cluster` and `build_or_serve` need the
+//! `mpi` cargo feature (documented when it is on: `cargo doc --features mpi`).
 
 #[cfg(feature = "mpi")]
 mod follower;
@@ -72,7 +73,7 @@ use std::time::Duration;
 pub const EXIT_RANK_LOST: u8 = 75;
 
 /// How long rank 0 waits to hear from a rank before it counts it as lost,
-/// unless [`Cluster::rank_timeout`] says otherwise. Healthy ranks are heard
+/// unless `Cluster::rank_timeout` says otherwise. Healthy ranks are heard
 /// from every second.
 pub const DEFAULT_RANK_TIMEOUT: Duration = Duration::from_secs(10);
 

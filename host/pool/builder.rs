@@ -378,8 +378,8 @@ impl PoolBuilder {
     }
 
     /// Compiles and checks the module, then starts the workers. With a
-    /// [`cluster`](Self::cluster), on rank 0 only: other ranks call
-    /// [`build_or_serve`](Self::build_or_serve).
+    /// cluster (`cluster`, feature `mpi`), on rank 0 only: other ranks call
+    /// `build_or_serve`.
     pub fn build(self) -> Result<Pool> {
         #[cfg(feature = "mpi")]
         if let Some(cluster) = &self.cluster {
@@ -446,8 +446,10 @@ impl PoolBuilder {
                 Ok(pool) => Ok((pool.engine_hash, settings.as_str())),
                 Err(error) => Err(format!("rank 0 could not build its pool: {error}")),
             };
-            let ranks = crate::cluster::gather(&cluster, own)?;
+            let ranks = crate::cluster::gather(&cluster, own);
+            // Rank 0's own failure first: it is the reason the others were stopped.
             let mut pool = built?;
+            let ranks = ranks?;
             if !ranks.is_empty() {
                 let leader = crate::cluster::Leader::start(cluster, ranks, pool.jobs.clone())
                     .map_err(|source| Error::Spawn { worker: pool.threads.len(), source })?;
