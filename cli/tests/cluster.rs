@@ -334,6 +334,31 @@ fn a_deadline_failure_runs_once_more_on_another_rank_then_is_reported() {
 }
 
 #[test]
+fn a_stopped_worker_process_s_input_runs_again_on_another_rank() {
+    if !have_mpirun("a_stopped_worker_process_s_input_runs_again_on_another_rank") {
+        return;
+    }
+    // A stalled node, not a poison input: rank 1's worker process is
+    // stopped, its input meets its deadline there, runs again on another
+    // rank and succeeds, so the output is that of an undisturbed run.
+    let job = Job::walks();
+    let extra = ["--processes", "--deadline", "2s", "--on-error", "continue"];
+    let whole = job.local("random_walk", "whole.jsonl", &extra);
+    let output = job.out("stalled.jsonl");
+    let child = job.cluster(3, "random_walk", &output, &extra).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for_output(&output, 64 << 10);
+    let workers = pids_of_rank(1, &output, true);
+    assert!(!workers.is_empty(), "rank 1 has worker processes");
+    signal(workers[0], "STOP");
+    let out = child.wait_with_output().unwrap();
+    let summary = stderr(&out);
+    assert!(out.status.success(), "{summary}");
+    assert!(std::fs::read(&output).unwrap() == whole, "the stalled input's result, not its deadline: {summary}");
+    let rank1 = summary.lines().find(|l| l.contains("#1 ")).unwrap_or_default().to_owned();
+    assert!(!rank1.ends_with(" 0 deadline retries"), "rank 1's stalled input ran again elsewhere: {summary}");
+}
+
+#[test]
 fn ranks_need_no_copy_of_the_module_but_must_agree_on_settings() {
     if !have_mpirun("ranks_need_no_copy_of_the_module_but_must_agree_on_settings") {
         return;
@@ -357,6 +382,11 @@ fn ranks_need_no_copy_of_the_module_but_must_agree_on_settings() {
     let message = stderr(&out);
     assert!(message.contains("rank 1 (host") && message.contains("other pool settings"), "{message}");
     assert!(message.contains("max_memory: 33554432 against rank 0's max_memory: 268435456"), "{message}");
+    // Fuel metering is compiled into the code: another engine, refused as such.
+    let out = mpmd(&["run", MODULE, "sqrt", "--fuel", "1000000000"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(message.contains("rank 1 (host") && message.contains("compiles code differently"), "{message}");
 }
 
 /// Two test "hosts": network namespaces joined by a bridge, each with an

@@ -304,12 +304,14 @@ impl Dispatcher {
 
     /// Files the results of one message's part of a flight.
     fn finish(&mut self, slot: usize, result: RemoteResult) -> Result<(), String> {
-        let part =
-            self.parts.remove(&result.id).ok_or_else(|| format!("results for job {} it was not sent", result.id))?;
+        // A part stays filed until its results are known good: if they are
+        // not, losing the rank that holds it answers its inputs.
+        let Some(part) = self.parts.get(&result.id) else {
+            return Err(format!("results for job {} it was not sent", result.id));
+        };
         if part.rank != slot {
             return Err(format!("results for job {} that another rank holds", result.id));
         }
-        self.ranks[slot].out = self.ranks[slot].out.saturating_sub(1);
         if result.outcomes.len() != part.positions.len() {
             return Err(format!(
                 "{} results for job {} of {} inputs",
@@ -318,11 +320,12 @@ impl Dispatcher {
                 part.positions.len()
             ));
         }
-        let others = self.ranks.iter().filter(|r| !r.lost).count();
+        let Some(part) = self.parts.remove(&result.id) else { return Ok(()) };
+        self.ranks[slot].out = self.ranks[slot].out.saturating_sub(1);
         let Some(flight) = self.flights.get_mut(&part.flight) else { return Ok(()) };
         for (position, outcome) in part.positions.into_iter().zip(result.outcomes) {
             let stalled = matches!(outcome.result, Err(TaskFailure::Limit(LimitExceeded::Deadline { .. })));
-            if stalled && flight.tries[position] < DEADLINE_RETRIES && others > 0 {
+            if stalled && flight.tries[position] < DEADLINE_RETRIES {
                 flight.tries[position] += 1;
                 self.ranks[slot].deadline_retries += 1;
                 self.retries.push_back(Retry { flight: part.flight, position, failed_on: slot });
