@@ -183,6 +183,7 @@ impl Journal {
         let mut reader = BufReader::new(&mut index);
         let (theirs, header_len) = read_header(&mut reader, &path)?;
         refuse_other(&theirs, identity, &path)?;
+        let output_len = out.metadata().with_context(|| format!("cannot read output {}", output.display()))?.len();
         let mut records = BufReader::with_capacity(1 << 16, &mut out);
         let mut done = Done::default();
         let mut entries = 0u64;
@@ -200,7 +201,8 @@ impl Journal {
             index_bytes.copy_from_slice(&entry[..8]);
             let input = u64::from_le_bytes(index_bytes);
             let len = word(8) as usize;
-            if crc32fast::hash(&entry[..16]) != word(16) || len < 2 {
+            // A record can be no longer than what is left of the output.
+            if crc32fast::hash(&entry[..16]) != word(16) || len < 2 || end + len as u64 > output_len {
                 break;
             }
             record.resize(len, 0);
@@ -379,6 +381,21 @@ mod tests {
         assert_eq!(done.len(), 1);
         let header = MAGIC.len() + serde_json::to_vec(&identity()).unwrap().len() + 1;
         assert_eq!(std::fs::metadata(path_for(&output)).unwrap().len(), (header + ENTRY) as u64, "cut off");
+    }
+
+    #[test]
+    fn an_entry_longer_than_the_output_does_not_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let output = write(dir.path(), &[(0, "1")]);
+        // A well-formed entry claiming a record of 4 GiB - 1 bytes.
+        let mut entry = [0u8; ENTRY];
+        entry[..8].copy_from_slice(&1u64.to_le_bytes());
+        entry[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
+        let check = crc32fast::hash(&entry[..16]);
+        entry[16..].copy_from_slice(&check.to_le_bytes());
+        OpenOptions::new().append(true).open(path_for(&output)).unwrap().write_all(&entry).unwrap();
+        let (_, done) = Journal::resume(&output, &identity(), true).unwrap();
+        assert_eq!(done.len(), 1);
     }
 
     #[test]
