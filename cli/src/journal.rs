@@ -87,6 +87,40 @@ fn read_header(reader: &mut impl BufRead, path: &Path) -> Result<(Identity, u64)
     Ok((identity, (MAGIC.len() + line.len()) as u64))
 }
 
+/// One entry of the journal: an input, its record's length (newline
+/// included) and the record's CRC-32; on disk followed by a CRC-32 of its
+/// own 16 bytes.
+#[derive(Debug, PartialEq, Eq)]
+struct Entry {
+    input: u64,
+    len: u32,
+    crc: u32,
+}
+
+impl Entry {
+    fn encode(&self) -> [u8; ENTRY] {
+        let mut bytes = [0u8; ENTRY];
+        bytes[..8].copy_from_slice(&self.input.to_le_bytes());
+        bytes[8..12].copy_from_slice(&self.len.to_le_bytes());
+        bytes[12..16].copy_from_slice(&self.crc.to_le_bytes());
+        let check = crc32fast::hash(&bytes[..16]);
+        bytes[16..].copy_from_slice(&check.to_le_bytes());
+        bytes
+    }
+
+    /// The entry, or `None` if its own checksum does not match (torn).
+    fn decode(bytes: &[u8; ENTRY]) -> Option<Entry> {
+        let word = |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+        let mut input = [0u8; 8];
+        input.copy_from_slice(&bytes[..8]);
+        (crc32fast::hash(&bytes[..16]) == word(16)).then(|| Entry {
+            input: u64::from_le_bytes(input),
+            len: word(8),
+            crc: word(12),
+        })
+    }
+}
+
 /// The inputs a journal holds results for.
 #[derive(Debug, Default)]
 pub struct Done {
@@ -196,17 +230,14 @@ impl Journal {
                 Err(e) if e.kind() == ErrorKind::UnexpectedEof => break,
                 Err(e) => return Err(e).with_context(|| format!("cannot read journal {}", path.display())),
             }
-            let word = |at: usize| u32::from_le_bytes([entry[at], entry[at + 1], entry[at + 2], entry[at + 3]]);
-            let mut index_bytes = [0u8; 8];
-            index_bytes.copy_from_slice(&entry[..8]);
-            let input = u64::from_le_bytes(index_bytes);
-            let len = word(8) as usize;
+            let Some(Entry { input, len, crc }) = Entry::decode(&entry) else { break };
+            let len = len as usize;
             // A record can be no longer than what is left of the output.
-            if crc32fast::hash(&entry[..16]) != word(16) || len < 2 || end + len as u64 > output_len {
+            if len < 2 || end + len as u64 > output_len {
                 break;
             }
             record.resize(len, 0);
-            if records.read_exact(&mut record).is_err() || crc32fast::hash(&record) != word(12) {
+            if records.read_exact(&mut record).is_err() || crc32fast::hash(&record) != crc {
                 break;
             }
             let Ok(input) = usize::try_from(input) else { break };
@@ -272,15 +303,10 @@ impl Journal {
         let mut hasher = crc32fast::Hasher::new();
         hasher.update(line.as_bytes());
         hasher.update(b"\n");
-        let mut entry = [0u8; ENTRY];
-        entry[..8].copy_from_slice(&(index as u64).to_le_bytes());
-        entry[8..12].copy_from_slice(&len32.to_le_bytes());
-        entry[12..16].copy_from_slice(&hasher.finalize().to_le_bytes());
-        let check = crc32fast::hash(&entry[..16]);
-        entry[16..].copy_from_slice(&check.to_le_bytes());
+        let entry = Entry { input: index as u64, len: len32, crc: hasher.finalize() };
         files.output.write_all(line.as_bytes())?;
         files.output.write_all(b"\n")?;
-        files.index.write_all(&entry)?;
+        files.index.write_all(&entry.encode())?;
         files.dirty = true;
         Ok(())
     }
@@ -388,12 +414,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let output = write(dir.path(), &[(0, "1")]);
         // A well-formed entry claiming a record of 4 GiB - 1 bytes.
-        let mut entry = [0u8; ENTRY];
-        entry[..8].copy_from_slice(&1u64.to_le_bytes());
-        entry[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
-        let check = crc32fast::hash(&entry[..16]);
-        entry[16..].copy_from_slice(&check.to_le_bytes());
-        OpenOptions::new().append(true).open(path_for(&output)).unwrap().write_all(&entry).unwrap();
+        let entry = Entry { input: 1, len: u32::MAX, crc: 0 };
+        assert_eq!(Entry::decode(&entry.encode()), Some(Entry { input: 1, len: u32::MAX, crc: 0 }));
+        OpenOptions::new().append(true).open(path_for(&output)).unwrap().write_all(&entry.encode()).unwrap();
         let (_, done) = Journal::resume(&output, &identity(), true).unwrap();
         assert_eq!(done.len(), 1);
     }

@@ -271,6 +271,22 @@ fn a_stopped_rank_is_found_within_the_rank_timeout() {
     assert!(sorted(&std::fs::read(&output).unwrap()) == sorted(&whole), "every line exactly once after the resume");
 }
 
+/// Runs the job on 3 ranks with worker processes, sends `sig` to one of
+/// rank 1's worker processes once some results are out, and waits for a
+/// successful end: the summary, and its line for rank 1.
+fn signal_a_worker_of_rank_1(job: &Job, output: &Path, extra: &[&str], sig: &str) -> (String, String) {
+    let child = job.cluster(3, "random_walk", output, extra).stderr(Stdio::piped()).spawn().unwrap();
+    wait_for_output(output, 64 << 10);
+    let workers = pids_of_rank(1, output, true);
+    assert!(!workers.is_empty(), "rank 1 has worker processes");
+    signal(workers[0], sig);
+    let out = child.wait_with_output().unwrap();
+    let summary = stderr(&out);
+    assert!(out.status.success(), "{summary}");
+    let rank1 = summary.lines().find(|l| l.contains("#1 ")).unwrap_or_default().to_owned();
+    (summary, rank1)
+}
+
 #[test]
 fn a_crashed_worker_process_inside_a_rank_is_retried() {
     if !have_mpirun("a_crashed_worker_process_inside_a_rank_is_retried") {
@@ -279,16 +295,8 @@ fn a_crashed_worker_process_inside_a_rank_is_retried() {
     let job = Job::walks();
     let whole = job.local("random_walk", "whole.jsonl", &[]);
     let output = job.out("crashed.jsonl");
-    let child = job.cluster(3, "random_walk", &output, &["--processes"]).stderr(Stdio::piped()).spawn().unwrap();
-    wait_for_output(&output, 64 << 10);
-    let workers = pids_of_rank(1, &output, true);
-    assert!(!workers.is_empty(), "rank 1 has worker processes");
-    signal(workers[0], "KILL");
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let summary = stderr(&out);
+    let (summary, rank1) = signal_a_worker_of_rank_1(&job, &output, &["--processes"], "KILL");
     assert!(std::fs::read(&output).unwrap() == whole, "a crash inside a rank changes nothing: {summary}");
-    let rank1 = summary.lines().find(|l| l.contains("#1 ")).unwrap_or_default().to_owned();
     assert!(!rank1.contains(" 0 retries"), "rank 1 retried the crashed input: {summary}");
 }
 
@@ -345,16 +353,8 @@ fn a_stopped_worker_process_s_input_runs_again_on_another_rank() {
     let extra = ["--processes", "--deadline", "2s", "--on-error", "continue"];
     let whole = job.local("random_walk", "whole.jsonl", &extra);
     let output = job.out("stalled.jsonl");
-    let child = job.cluster(3, "random_walk", &output, &extra).stderr(Stdio::piped()).spawn().unwrap();
-    wait_for_output(&output, 64 << 10);
-    let workers = pids_of_rank(1, &output, true);
-    assert!(!workers.is_empty(), "rank 1 has worker processes");
-    signal(workers[0], "STOP");
-    let out = child.wait_with_output().unwrap();
-    let summary = stderr(&out);
-    assert!(out.status.success(), "{summary}");
+    let (summary, rank1) = signal_a_worker_of_rank_1(&job, &output, &extra, "STOP");
     assert!(std::fs::read(&output).unwrap() == whole, "the stalled input's result, not its deadline: {summary}");
-    let rank1 = summary.lines().find(|l| l.contains("#1 ")).unwrap_or_default().to_owned();
     assert!(!rank1.ends_with(" 0 deadline retries"), "rank 1's stalled input ran again elsewhere: {summary}");
 }
 

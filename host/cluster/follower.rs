@@ -69,11 +69,7 @@ pub(crate) fn serve(cluster: &Cluster, pool: &Pool) -> Result<(), ClusterError> 
         }
         sending.retain_mut(|s| !s.done());
         if closing && ids.is_empty() {
-            let until = Instant::now() + cluster.rank_timeout;
-            while !sending.is_empty() && Instant::now() < until {
-                sending.retain_mut(|s| !s.done());
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            link::finish_sends(&mut sending, cluster.rank_timeout);
             return Ok(());
         }
         if last_heard.elapsed() > cluster.rank_timeout {

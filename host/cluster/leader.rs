@@ -379,7 +379,7 @@ impl Dispatcher {
                     continue;
                 }
                 if let Some(job) = self.retry_job(&retry, slot) {
-                    bytes += job.items.iter().map(|i| i.args.as_ref().map_or(0, |a| a.len())).sum::<usize>();
+                    bytes += job.arg_bytes();
                     batch.push(job);
                     credit -= 1;
                 }
@@ -412,7 +412,7 @@ impl Dispatcher {
                     continue;
                 }
                 let remote = self.take_flight(job, slot);
-                bytes += remote.items.iter().map(|i| i.args.as_ref().map_or(0, |a| a.len())).sum::<usize>();
+                bytes += remote.arg_bytes();
                 batch.push(remote);
                 credit -= 1;
             }
@@ -429,21 +429,7 @@ impl Dispatcher {
     fn take_flight(&mut self, job: Job, slot: usize) -> RemoteJob {
         let id = self.new_id();
         let Job { task, items, reply, limits, .. } = job;
-        let remote = RemoteJob {
-            id,
-            task: task.name.clone(),
-            export: task.export.clone(),
-            seed_key: task.seed_key,
-            deadline: limits.deadline,
-            fuel: limits.fuel,
-            items: items
-                .iter()
-                .map(|item| RemoteItem {
-                    index: item.index as u64,
-                    args: item.args.clone().map(serde_bytes::ByteBuf::from),
-                })
-                .collect(),
-        };
+        let remote = remote_job(id, &task, limits, items.iter().map(|item| (item.index, &item.args)));
         let count = items.len();
         self.parts.insert(id, Part { flight: id, positions: (0..count).collect(), rank: slot });
         self.flights.insert(
@@ -467,15 +453,7 @@ impl Dispatcher {
         let id = self.new_id();
         let flight = self.flights.get(&retry.flight)?;
         let (index, args) = flight.items.get(retry.position)?;
-        let remote = RemoteJob {
-            id,
-            task: flight.task.name.clone(),
-            export: flight.task.export.clone(),
-            seed_key: flight.task.seed_key,
-            deadline: flight.limits.deadline,
-            fuel: flight.limits.fuel,
-            items: vec![RemoteItem { index: *index as u64, args: args.clone().map(serde_bytes::ByteBuf::from) }],
-        };
+        let remote = remote_job(id, &flight.task, flight.limits, std::iter::once((*index, args)));
         self.parts.insert(id, Part { flight: retry.flight, positions: vec![retry.position], rank: slot });
         self.ranks[slot].out += 1;
         Some(remote)
@@ -602,11 +580,7 @@ impl Dispatcher {
             if rank.lost {
                 continue;
             }
-            let deadline = Instant::now() + self.timeout;
-            while !rank.sending.is_empty() && Instant::now() < deadline {
-                rank.sending.retain_mut(|s| !s.done());
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            link::finish_sends(&mut rank.sending, self.timeout);
             link::send_within(&self.world, link::mpi_rank(rank.info.rank), TAG_DOWN, bytes.clone(), self.timeout);
         }
     }
@@ -627,5 +601,25 @@ impl Dispatcher {
             })
             .collect();
         *self.shared.ranks.lock().unwrap_or_else(PoisonError::into_inner) = stats;
+    }
+}
+
+/// The message form of inputs of `task` under `limits`, numbered `id`.
+fn remote_job<'a>(
+    id: u64,
+    task: &TaskTarget,
+    limits: CallLimits,
+    items: impl Iterator<Item = (usize, &'a Result<Vec<u8>, TaskFailure>)>,
+) -> RemoteJob {
+    RemoteJob {
+        id,
+        task: task.name.clone(),
+        export: task.export.clone(),
+        seed_key: task.seed_key,
+        deadline: limits.deadline,
+        fuel: limits.fuel,
+        items: items
+            .map(|(index, args)| RemoteItem { index: index as u64, args: args.clone().map(serde_bytes::ByteBuf::from) })
+            .collect(),
     }
 }

@@ -66,19 +66,24 @@ impl Drop for Sending {
     }
 }
 
+/// Waits, polling, until every send of `sending` completes or `limit`
+/// passes.
+pub(crate) fn finish_sends(sending: &mut Vec<Sending>, limit: Duration) {
+    let until = std::time::Instant::now() + limit;
+    let mut backoff = Backoff::new(Duration::from_millis(1));
+    sending.retain_mut(|s| !s.done());
+    while !sending.is_empty() && std::time::Instant::now() < until {
+        backoff.sleep();
+        sending.retain_mut(|s| !s.done());
+    }
+}
+
 /// Sends `bytes` and waits, polling, until the send completes or `limit`
 /// passes; whether it completed.
 pub(crate) fn send_within(world: &SimpleCommunicator, rank: i32, tag: i32, bytes: Vec<u8>, limit: Duration) -> bool {
-    let mut sending = Sending::start(world, rank, tag, bytes);
-    let until = std::time::Instant::now() + limit;
-    let mut backoff = Backoff::new(Duration::from_millis(1));
-    while !sending.done() {
-        if std::time::Instant::now() >= until {
-            return false;
-        }
-        backoff.sleep();
-    }
-    true
+    let mut sending = vec![Sending::start(world, rank, tag, bytes)];
+    finish_sends(&mut sending, limit);
+    sending.is_empty()
 }
 
 /// The next message with `tag` from `from` (any rank if `None`), if one

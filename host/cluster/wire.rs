@@ -95,6 +95,13 @@ pub(crate) struct RemoteJob {
     pub items: Vec<RemoteItem>,
 }
 
+impl RemoteJob {
+    /// The bytes of its inputs' arguments.
+    pub fn arg_bytes(&self) -> usize {
+        self.items.iter().map(|item| item.args.as_ref().map_or(0, |args| args.len())).sum()
+    }
+}
+
 /// One input of a [`RemoteJob`].
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct RemoteItem {

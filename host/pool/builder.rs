@@ -422,19 +422,9 @@ impl PoolBuilder {
         let Some(cluster) = self.cluster.take() else { return self.build_here().map(Some) };
         let settings = self.result_settings();
         if cluster.is_leader() {
-            let seed = match self.seed {
-                Some(seed) => seed,
-                None => crate::seed::random_seed().map_err(Error::Engine)?,
-            };
+            let seed = self.resolve_seed()?;
             self.seed = Some(seed);
-            let (bytes, origin) = match self.module.take() {
-                None => {
-                    return Err(Error::Config("no task module given: call `module_file` or `module_bytes`".into()));
-                }
-                Some(ModuleSource::File(path)) => (read_module_file(&path)?, path.display().to_string()),
-                Some(ModuleSource::Bytes(bytes)) => (bytes, "<bytes>".to_owned()),
-                Some(ModuleSource::Received { bytes, origin }) => (bytes, origin),
-            };
+            let (bytes, origin) = self.take_module()?;
             crate::cluster::lead(&cluster, &bytes, &origin, seed)?;
             self.module = Some(ModuleSource::Received { bytes, origin });
             if self.workers.is_none() && cluster.size() > 1 {
@@ -491,10 +481,7 @@ impl PoolBuilder {
 
     /// [`build`](Self::build) on this machine alone.
     fn build_here(mut self) -> Result<Pool> {
-        let seed = match self.seed {
-            Some(seed) => seed,
-            None => crate::seed::random_seed().map_err(Error::Engine)?,
-        };
+        let seed = self.resolve_seed()?;
         let compiled = self.compile()?;
         let Compiled { ref module, threads, interruptible, workers, .. } = compiled;
         let config = InstanceConfig {
@@ -561,12 +548,7 @@ impl PoolBuilder {
         }
         // Worker processes are stopped by killing them: their code needs no checks.
         let interruptible = threads && (self.limits.deadline.is_some() || self.interruptible == Some(true));
-        let (bytes, origin) = match self.module.take() {
-            None => return Err(Error::Config("no task module given: call `module_file` or `module_bytes`".into())),
-            Some(ModuleSource::File(path)) => (read_module_file(&path)?, path.display().to_string()),
-            Some(ModuleSource::Bytes(bytes)) => (bytes, "<bytes>".to_owned()),
-            Some(ModuleSource::Received { bytes, origin }) => (bytes, origin),
-        };
+        let (bytes, origin) = self.take_module()?;
         let settings = EngineSettings {
             allocator: self.allocator,
             // Thread workers each get an engine (see `engines_for_workers`);
@@ -589,6 +571,25 @@ impl PoolBuilder {
             ModuleRules { compile: self.compile_limits, limits: self.limits.clone(), wasi: self.wasi.is_some() };
         let module = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
         Ok(Compiled { bytes, origin, settings, engine, allocator, module, cache_dir, threads, interruptible, workers })
+    }
+
+    /// The seed given, or a random one.
+    fn resolve_seed(&self) -> Result<u64> {
+        match self.seed {
+            Some(seed) => Ok(seed),
+            None => crate::seed::random_seed().map_err(Error::Engine),
+        }
+    }
+
+    /// The module's bytes (read from its file if need be) and where they
+    /// came from, for messages.
+    fn take_module(&mut self) -> Result<(Vec<u8>, String)> {
+        Ok(match self.module.take() {
+            None => return Err(Error::Config("no task module given: call `module_file` or `module_bytes`".into())),
+            Some(ModuleSource::File(path)) => (read_module_file(&path)?, path.display().to_string()),
+            Some(ModuleSource::Bytes(bytes)) => (bytes, "<bytes>".to_owned()),
+            Some(ModuleSource::Received { bytes, origin }) => (bytes, origin),
+        })
     }
 
     /// The init task, checked against the module.
