@@ -44,8 +44,6 @@ pub(crate) struct EngineSettings {
     pub epoch_interruption: bool,
     /// Compile fuel metering into the code.
     pub consume_fuel: bool,
-    /// Give every NaN a float operation makes the same bits on every CPU.
-    pub canonicalize_nans: bool,
 }
 
 /// Creates the engine, falling back from pooling to on-demand allocation
@@ -137,10 +135,11 @@ fn base_config(settings: &EngineSettings) -> Config {
     config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
     // Results that do not depend on the host CPU: Wasm leaves the sign and
     // payload of a NaN result to the hardware (x86-64 gives 0/0 a negative
-    // NaN, aarch64 a positive one) and relaxed SIMD's rounding too; both are
-    // pinned here (tests/cross_platform.rs), NaNs unless the pool opts out
-    // (docs/benchmarks.md has the cost).
-    config.cranelift_nan_canonicalization(settings.canonicalize_nans);
+    // NaN, aarch64 a positive one) and relaxed SIMD's rounding too. NaNs are
+    // pinned by rewriting the module where their bits can be observed
+    // (canonical_nans.rs), not by Cranelift's canonicalization after every
+    // float operation; relaxed SIMD here (tests/cross_platform.rs).
+    config.cranelift_nan_canonicalization(false);
     config.relaxed_simd_deterministic(true);
     // A trap's core dump gives the host the guest's globals, so that a
     // Rust guest overflowing the stack it keeps in linear memory is told

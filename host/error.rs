@@ -193,6 +193,14 @@ pub enum ModuleError {
     /// It compiled but could not be instantiated.
     #[error("it cannot be instantiated: {}", Text(.0))]
     Instantiation(String),
+    /// It is valid, but the rewrite that gives its NaNs the same bits on
+    /// every CPU could not be made (a function at the limit of locals, say).
+    #[error(
+        "its NaNs cannot be given the same bits on every CPU: {}; `canonicalize_nans(false)` \
+         runs it with the CPU's NaNs",
+        Text(.0)
+    )]
+    NanRewrite(String),
     /// It runs past a sandbox limit before serving any task: too large to
     /// compile, or an initial memory, table or start function beyond the
     /// pool's limits.

@@ -47,6 +47,8 @@
 #![deny(missing_docs)]
 
 mod cache;
+#[doc(hidden)]
+pub mod canonical_nans;
 pub mod channel;
 pub mod cluster;
 mod decode;

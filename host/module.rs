@@ -80,6 +80,9 @@ pub(crate) struct TaskModule {
     pub stack_pointer: Option<u32>,
     /// What the module's load-time code may do (see [`LoadCode`]).
     pub load_code: LoadCode,
+    /// The bytes compiled: the module's own, or rewritten so that every
+    /// NaN that can be observed is canonical ([`crate::canonical_nans`]).
+    pub code: Vec<u8>,
 }
 
 /// Whether the guest code that runs while a module loads is sure to return:
@@ -101,6 +104,9 @@ pub(crate) struct ModuleRules {
     pub limits: Limits,
     /// Whether WASI imports are allowed.
     pub wasi: bool,
+    /// Whether every NaN a task can observe must have the same bits on
+    /// every CPU (the module is then rewritten before compiling).
+    pub canonicalize_nans: bool,
 }
 
 /// Reads a module file, mapping I/O failures to [`Error::ModuleFile`].
@@ -133,7 +139,9 @@ impl TaskModule {
             return Err(invalid(ModuleError::NotWasm));
         }
         compile_limits::check(bytes, &rules.compile, &rules.limits).map_err(|l| invalid(ModuleError::Limit(l)))?;
-        let module = cache::compile(engine, bytes, cache_dir);
+        let code =
+            if rules.canonicalize_nans { canonical_code(bytes, &origin).map_err(invalid)? } else { bytes.to_vec() };
+        let module = cache::compile(engine, &code, cache_dir);
         let module = module.map_err(|e| invalid(ModuleError::Compile(format!("{e:#}"))))?;
         check_imports(&module, rules.wasi).map_err(invalid)?;
         check_fixed_exports(&module).map_err(invalid)?;
@@ -150,7 +158,7 @@ impl TaskModule {
         }
         // `decode_manifest` refused repeated names, so every name is one entry.
         let by_name = tasks.iter().enumerate().map(|(i, task)| (task.name.clone(), i)).collect();
-        Ok(TaskModule { module, tasks, by_name, origin, stack_pointer, load_code })
+        Ok(TaskModule { module, tasks, by_name, origin, stack_pointer, load_code, code })
     }
 
     /// The task called `name`, or the error listing those that exist.
@@ -160,6 +168,28 @@ impl TaskModule {
             available.sort_unstable();
             Error::NoSuchTask { task: name.to_owned(), available }
         })
+    }
+}
+
+/// `bytes` rewritten so that every NaN a task can observe is canonical
+/// (see [`crate::canonical_nans`]). Bytes that are not valid Wasm are
+/// compiled as they are, for the compiler to say why precisely (nothing of
+/// theirs runs); a valid module the rewrite fails on is refused, never run
+/// with the CPU's NaNs unasked.
+fn canonical_code(bytes: &[u8], origin: &str) -> Result<Vec<u8>, ModuleError> {
+    match crate::canonical_nans::rewrite(bytes) {
+        Ok((code, report)) => {
+            tracing::debug!(
+                module = %crate::text::escape_line(origin),
+                lazy = report.lazy,
+                eager = report.eager,
+                checks = report.checks,
+                "NaNs canonicalized where observable"
+            );
+            Ok(code)
+        }
+        Err(_) if crate::canonical_nans::validate(bytes).is_err() => Ok(bytes.to_vec()),
+        Err(why) => Err(ModuleError::NanRewrite(why)),
     }
 }
 

@@ -235,11 +235,13 @@ impl PoolBuilder {
     /// CPU (default `true`). Wasm leaves a new NaN's sign and payload to the
     /// hardware: `0.0 / 0.0` is a negative NaN on x86-64 and a positive one
     /// on aarch64, so a result holding a NaN, or a task that looks at a
-    /// NaN's bits, would differ between machines. Canonicalizing costs a
-    /// compare and a select after each float operation: float-heavy tasks
-    /// ran 3.4 to 4.4 times slower with it (docs/benchmarks.md). `false`
-    /// gives that speed back where no NaN's bits matter; every result that
-    /// is not a NaN stays bit-identical across platforms either way.
+    /// NaN's bits, would differ between machines. The module is rewritten
+    /// at load so that a NaN is made canonical only where its bits can be
+    /// observed (stored, reinterpreted, passed to a call or a global…), with
+    /// the bits wasmtime's canonicalization after every float operation
+    /// would give it; float loops that keep their floats in locals pay
+    /// nothing (docs/benchmarks.md). `false` skips the rewrite; every result
+    /// that is not a NaN stays bit-identical across platforms either way.
     pub fn canonicalize_nans(mut self, canonicalize: bool) -> Self {
         self.canonicalize_nans = canonicalize;
         self
@@ -559,7 +561,6 @@ impl PoolBuilder {
             max_stack: self.limits.max_stack,
             epoch_interruption: interruptible,
             consume_fuel: self.limits.fuel.is_some(),
-            canonicalize_nans: self.canonicalize_nans,
         };
         let (engine, allocator) = create_engine(&settings)?;
         let cache_dir = match &self.cache {
@@ -567,9 +568,15 @@ impl PoolBuilder {
             CacheSetting::Dir(dir) => Some(dir.clone()),
             CacheSetting::Disabled => None,
         };
-        let rules =
-            ModuleRules { compile: self.compile_limits, limits: self.limits.clone(), wasi: self.wasi.is_some() };
+        let rules = ModuleRules {
+            compile: self.compile_limits,
+            limits: self.limits.clone(),
+            wasi: self.wasi.is_some(),
+            canonicalize_nans: self.canonicalize_nans,
+        };
         let module = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
+        // From here on, the bytes compiled (rewritten for canonical NaNs).
+        let bytes = module.code.clone();
         Ok(Compiled { bytes, origin, settings, engine, allocator, module, cache_dir, threads, interruptible, workers })
     }
 

@@ -560,7 +560,6 @@ mod tests {
             max_stack: 1 << 20,
             epoch_interruption: false,
             consume_fuel: false,
-            canonicalize_nans: true,
         };
         let hello = Hello {
             protocol: PROTOCOL_VERSION,
