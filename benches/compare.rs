@@ -14,6 +14,7 @@
 //! cargo bench --bench compare -- --runs 3   # runs per mode (default 5; Python 3)
 //! cargo bench --bench compare -- --only mandel   # workloads whose name contains this
 //! cargo bench --bench compare -- --mode threads   # modes whose name contains this
+//! cargo bench --bench compare -- --mode rayon,threads,cpunans,kept   # or any of these
 //! ```
 //!
 //! Workloads: Hinsen's map (`sqrt` over 1,000,000 numbers, chunk size 1
@@ -233,10 +234,15 @@ fn main() {
     let value = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
     let runs = value("--runs").and_then(|n| n.parse().ok()).unwrap_or(5usize).max(1);
     let only = value("--only").map(|s| s.to_lowercase());
-    let mode_filter = value("--mode").map(|s| s.to_lowercase());
+    // Comma-separated: a mode is run if its name contains any of them.
+    let mode_filter: Option<Vec<String>> =
+        value("--mode").map(|s| s.to_lowercase().split(',').map(String::from).collect());
     let modes: Vec<Mode> = MODES
         .into_iter()
-        .filter(|mode| mode_filter.as_ref().is_none_or(|m| format!("{mode:?}").to_lowercase().contains(m.as_str())))
+        .filter(|mode| {
+            let name = format!("{mode:?}").to_lowercase();
+            mode_filter.as_ref().is_none_or(|wanted| wanted.iter().any(|m| name.contains(m.as_str())))
+        })
         .collect();
     let scale = |n: u32| if quick { n / 10 } else { n };
     let workloads = [
