@@ -16,7 +16,7 @@
 //! # How
 //!
 //! Every float value on the operand stack and in every local is given a
-//! [`Kind`]: `Plain` (never a NaN), `Exact` (bits Wasm defines exactly:
+//! kind: `Plain` (never a NaN), `Exact` (bits Wasm defines exactly:
 //! loaded, constant, a parameter, a call's result, or already canonical),
 //! `Arith` (made by arithmetic: a NaN here has the CPU's bits, where
 //! Cranelift would have the positive canonical NaN) or `ArithNeg` (the
@@ -25,7 +25,7 @@
 //! select (`x == x ? x : NaN`) turn it into what Cranelift would have made.
 //!
 //! A local gets the kinds of every value written to it, found by passes
-//! over the function until nothing changes (at most [`MAX_PASSES`]; then
+//! over the function until nothing changes (if five passes still add some,
 //! every float local is treated as mixed, which is always sound). A local
 //! written both arithmetic and exact values ("mixed") is canonicalized
 //! where arithmetic values are written to it, so that an exact NaN stored
@@ -38,7 +38,7 @@
 //! it has under Cranelift's canonicalization (the property test in
 //! `tests.rs` beside this file compares the two on random programs).
 //!
-//! The work is linear in the module's size: at most [`MAX_PASSES`] + 1
+//! The work is linear in the module's size: at most five
 //! analysing passes over each function, each one validating it, and one
 //! or two that write it; a function that needs no check is copied as it is.
 
