@@ -43,6 +43,7 @@
 //! or two that write it; a function that needs no check is copied as it is.
 
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
+use wasm_encoder::{Ieee32, Ieee64};
 use wasmtime::wasmparser::{
     BlockType, CompositeInnerType, FuncToValidate, FuncType, FuncValidator, FuncValidatorAllocations, FunctionBody,
     Operator, Parser, Payload, ValType, ValidPayload, Validator, ValidatorResources, WasmFeatures, WasmModuleResources,
@@ -437,32 +438,17 @@ impl Function {
     /// for `ArithNeg`). Vector types get the same lane by lane.
     fn check(&mut self, ty: ValType, kind: Kind) {
         use wasm_encoder::Instruction as I;
-        if !is_float(ty) {
-            return;
-        }
-        let t = self.temp(ty, 0);
         let negative = kind == Kind::ArithNeg;
-        self.checks += 1;
-        self.emit(I::LocalTee(t));
-        match ty {
-            ValType::F32 => {
-                let nan = F32_NAN | if negative { 1 << 31 } else { 0 };
-                self.emit(I::F32Const(wasm_encoder::Ieee32::new(nan)));
-                self.emit(I::LocalGet(t));
-                self.emit(I::LocalGet(t));
-                self.emit(I::F32Eq);
-                self.emit(I::Select);
-            }
-            ValType::F64 => {
-                let nan = F64_NAN | if negative { 1 << 63 } else { 0 };
-                self.emit(I::F64Const(wasm_encoder::Ieee64::new(nan)));
-                self.emit(I::LocalGet(t));
-                self.emit(I::LocalGet(t));
-                self.emit(I::F64Eq);
-                self.emit(I::Select);
-            }
+        let (nan, eq) = match ty {
+            ValType::F32 => (I::F32Const(Ieee32::new(F32_NAN | if negative { 1 << 31 } else { 0 })), I::F32Eq),
+            ValType::F64 => (I::F64Const(Ieee64::new(F64_NAN | if negative { 1 << 63 } else { 0 })), I::F64Eq),
             // Only floats are ever unpinned; nothing else is checked.
-            _ => {}
+            _ => return,
+        };
+        let t = self.temp(ty, 0);
+        self.checks += 1;
+        for instruction in [I::LocalTee(t), nan, I::LocalGet(t), I::LocalGet(t), eq, I::Select] {
+            self.emit(instruction);
         }
     }
 
