@@ -137,7 +137,7 @@ fn base_config(settings: &EngineSettings) -> Config {
     // payload of a NaN result to the hardware (x86-64 gives 0/0 a negative
     // NaN, aarch64 a positive one) and relaxed SIMD's rounding too. NaNs are
     // pinned by rewriting the module where their bits can be observed
-    // (canonical_nans.rs), not by Cranelift's canonicalization after every
+    // (host/canonical_nans/), not by Cranelift's canonicalization after every
     // float operation; relaxed SIMD here (tests/cross_platform.rs).
     config.cranelift_nan_canonicalization(false);
     config.relaxed_simd_deterministic(true);

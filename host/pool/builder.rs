@@ -239,8 +239,8 @@ impl PoolBuilder {
     /// at load so that a NaN is made canonical only where its bits can be
     /// observed (stored, reinterpreted, passed to a call or a global…), with
     /// the bits wasmtime's canonicalization after every float operation
-    /// would give it; float loops that keep their floats in locals pay
-    /// nothing (docs/benchmarks.md). `false` skips the rewrite; every result
+    /// would give it; float loops that keep their floats in locals get no
+    /// check at all (docs/benchmarks.md). `false` skips the rewrite; every result
     /// that is not a NaN stays bit-identical across platforms either way.
     pub fn canonicalize_nans(mut self, canonicalize: bool) -> Self {
         self.canonicalize_nans = canonicalize;
