@@ -526,6 +526,13 @@ impl Function {
         self.stack.push(kind);
     }
 
+    /// An operator that takes `pops` operands and makes one value of `kind`.
+    fn replace(&mut self, pops: usize, kind: Kind) -> Result<(), Failure> {
+        self.pop(pops)?;
+        self.push(kind);
+        Ok(())
+    }
+
     fn top(&self) -> Kind {
         self.stack.last().copied().unwrap_or(Kind::Plain)
     }
@@ -636,8 +643,7 @@ impl Function {
                 self.push(if f64::from_bits(value.bits()).is_nan() { Kind::Exact } else { Kind::Plain })
             }
             O::F32Load { .. } | O::F64Load { .. } | O::F32ReinterpretI32 | O::F64ReinterpretI64 => {
-                self.pop(1)?;
-                self.push(Kind::Exact);
+                self.replace(1, Kind::Exact)?
             }
             O::F32ConvertI32S
             | O::F32ConvertI32U
@@ -646,36 +652,17 @@ impl Function {
             | O::F64ConvertI32S
             | O::F64ConvertI32U
             | O::F64ConvertI64S
-            | O::F64ConvertI64U => {
-                self.pop(1)?;
-                self.push(Kind::Plain);
-            }
-            op if arithmetic(op) == Some(2) => {
-                self.pop(2)?;
-                self.push(Kind::Arith);
-            }
-            op if arithmetic(op) == Some(1) => {
-                self.pop(1)?;
-                self.push(Kind::Arith);
-            }
-            O::F32Abs | O::F64Abs => {
-                let kind = self.top().abs();
-                self.pop(1)?;
-                self.push(kind);
-            }
-            O::F32Neg | O::F64Neg => {
-                let kind = self.top().neg();
-                self.pop(1)?;
-                self.push(kind);
-            }
+            | O::F64ConvertI64U => self.replace(1, Kind::Plain)?,
+            op if let Some(pops) = arithmetic(op) => self.replace(pops, Kind::Arith)?,
+            O::F32Abs | O::F64Abs => self.replace(1, self.top().abs())?,
+            O::F32Neg | O::F64Neg => self.replace(1, self.top().neg())?,
             O::F32Copysign | O::F64Copysign => {
                 // The sign operand (top) always; the magnitude if it is
                 // arithmetic (its NaN's payload would show).
                 self.pin(2, |_| true)?;
                 let height = self.stack.len();
                 let magnitude = self.stack.get(height.wrapping_sub(2)).copied().unwrap_or(Kind::Plain);
-                self.pop(2)?;
-                self.push(magnitude);
+                self.replace(2, magnitude)?;
             }
             O::F32Eq
             | O::F32Ne
@@ -688,10 +675,7 @@ impl Function {
             | O::F64Lt
             | O::F64Gt
             | O::F64Le
-            | O::F64Ge => {
-                self.pop(2)?;
-                self.push(Kind::Plain);
-            }
+            | O::F64Ge => self.replace(2, Kind::Plain)?,
             O::I32TruncF32S
             | O::I32TruncF32U
             | O::I32TruncF64S
@@ -707,18 +691,14 @@ impl Function {
             | O::I64TruncSatF32S
             | O::I64TruncSatF32U
             | O::I64TruncSatF64S
-            | O::I64TruncSatF64U => {
-                self.pop(1)?;
-                self.push(Kind::Plain);
-            }
+            | O::I64TruncSatF64U => self.replace(1, Kind::Plain)?,
             O::F32Store { .. } | O::F64Store { .. } => {
                 self.pin(1, |_| true)?;
                 self.pop(2)?;
             }
             O::I32ReinterpretF32 | O::I64ReinterpretF64 => {
                 self.pin(1, |_| true)?;
-                self.pop(1)?;
-                self.push(Kind::Plain);
+                self.replace(1, Kind::Plain)?;
             }
             O::LocalGet { local_index } => {
                 let kind =
@@ -755,8 +735,7 @@ impl Function {
                         Kind::Exact
                     }
                 };
-                self.pop(3)?;
-                self.push(kind);
+                self.replace(3, kind)?;
             }
             O::Call { function_index } | O::ReturnCall { function_index } => {
                 let index = self

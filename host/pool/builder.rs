@@ -575,9 +575,7 @@ impl PoolBuilder {
             canonicalize_nans: self.canonicalize_nans,
         };
         let module = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
-        // From here on, the bytes compiled (rewritten for canonical NaNs).
-        let bytes = module.code.clone();
-        Ok(Compiled { bytes, origin, settings, engine, allocator, module, cache_dir, threads, interruptible, workers })
+        Ok(Compiled { origin, settings, engine, allocator, module, cache_dir, threads, interruptible, workers })
     }
 
     /// The seed given, or a random one.
@@ -684,7 +682,10 @@ impl PoolBuilder {
         load_limit: Duration,
         stack_size: usize,
     ) -> Result<(Backend, AllocatorKind)> {
-        let Compiled { bytes, origin, settings, engine, module, .. } = compiled;
+        let Compiled { origin, settings, engine, module, .. } = compiled;
+        // The bytes compiled (rewritten for canonical NaNs), for the other
+        // engines and the probe's copy.
+        let bytes = &module.code;
         let (engines, allocator) = engines_for_workers(
             (engine.clone(), module.module.clone()),
             bytes,
@@ -734,7 +735,6 @@ impl PoolBuilder {
 /// What `build` and `inspect` share: the module compiled and checked on the
 /// engine the settings call for.
 struct Compiled {
-    bytes: Vec<u8>,
     origin: String,
     settings: EngineSettings,
     engine: Engine,
