@@ -47,18 +47,25 @@ enum Mode {
     /// wasmpool thread workers without NaN canonicalization
     /// (`canonicalize_nans(false)`): what bit-identical NaNs cost.
     CpuNans,
+    /// wasmpool thread workers creating a new instance for every task
+    /// (`reset_in_place(false)`): what resetting one in place saves.
+    NewInstance,
     Processes,
+    /// Worker processes creating a new instance for every task.
+    ProcessesNewInstance,
     Python,
 }
 
-const MODES: [Mode; 8] = [
+const MODES: [Mode; 10] = [
     Mode::Native,
     Mode::Rayon,
     Mode::Threads,
     Mode::OneWorker,
     Mode::Kept,
     Mode::CpuNans,
+    Mode::NewInstance,
     Mode::Processes,
+    Mode::ProcessesNewInstance,
     Mode::Python,
 ];
 
@@ -178,8 +185,15 @@ fn measure(mode: Mode, workload: Workload, runs: usize, cores: usize) -> Result<
     match mode {
         Mode::Native => Ok(timed(&mut || native(workload, false))),
         Mode::Rayon => Ok(timed(&mut || native(workload, true))),
-        Mode::Threads | Mode::OneWorker | Mode::Kept | Mode::CpuNans | Mode::Processes => {
-            let kind = if mode == Mode::Processes { WorkerKind::Processes } else { WorkerKind::Threads };
+        Mode::Threads
+        | Mode::OneWorker
+        | Mode::Kept
+        | Mode::CpuNans
+        | Mode::NewInstance
+        | Mode::Processes
+        | Mode::ProcessesNewInstance => {
+            let processes = matches!(mode, Mode::Processes | Mode::ProcessesNewInstance);
+            let kind = if processes { WorkerKind::Processes } else { WorkerKind::Threads };
             let instances = if mode == Mode::Kept { InstanceMode::PerWorker } else { InstanceMode::FreshPerTask };
             let pool = Pool::builder()
                 .module_file(guest_tasks::WASM_PATH)
@@ -187,6 +201,7 @@ fn measure(mode: Mode, workload: Workload, runs: usize, cores: usize) -> Result<
                 .worker_kind(kind)
                 .instance_mode(instances)
                 .canonicalize_nans(mode != Mode::CpuNans)
+                .reset_in_place(!matches!(mode, Mode::NewInstance | Mode::ProcessesNewInstance))
                 .build()
                 .map_err(|e| e.to_string())?;
             Ok(timed(&mut || wasm(&pool, workload)))

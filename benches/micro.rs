@@ -16,12 +16,29 @@ use wasmpool::{Event, InstanceMode, Pool, WorkerKind};
 
 const KINDS: [(&str, WorkerKind); 2] = [("threads", WorkerKind::Threads), ("processes", WorkerKind::Processes)];
 
-fn pool(kind: WorkerKind, mode: InstanceMode) -> Pool {
+/// How each task gets its state: the default (a fresh state, the instance
+/// reset in place), the opt-out creating an instance per task, and the
+/// opt-out keeping one instance per worker.
+#[derive(Clone, Copy)]
+enum State {
+    Fresh,
+    NewInstance,
+    Kept,
+}
+
+const STATES: [(&str, State); 3] = [
+    ("fresh_state", State::Fresh),
+    ("new_instance_opt_out", State::NewInstance),
+    ("kept_instance_opt_out", State::Kept),
+];
+
+fn pool(kind: WorkerKind, state: State) -> Pool {
     Pool::builder()
         .module_file(guest_tasks::WASM_PATH)
         .workers(1)
         .worker_kind(kind)
-        .instance_mode(mode)
+        .instance_mode(if matches!(state, State::Kept) { InstanceMode::PerWorker } else { InstanceMode::FreshPerTask })
+        .reset_in_place(!matches!(state, State::NewInstance))
         .build()
         .expect("pool builds")
 }
@@ -30,11 +47,9 @@ fn pool(kind: WorkerKind, mode: InstanceMode) -> Pool {
 fn trivial_call(c: &mut Criterion) {
     let mut group = c.benchmark_group("trivial_call");
     for (name, kind) in KINDS {
-        for (mode_name, mode) in
-            [("fresh_instance", InstanceMode::FreshPerTask), ("kept_instance", InstanceMode::PerWorker)]
-        {
-            let pool = pool(kind, mode);
-            group.bench_function(BenchmarkId::new(mode_name, name), |b| {
+        for (state_name, state) in STATES {
+            let pool = pool(kind, state);
+            group.bench_function(BenchmarkId::new(state_name, name), |b| {
                 b.iter(|| pool.call::<_, ()>("noop", ()).expect("noop"))
             });
         }
@@ -46,7 +61,7 @@ fn trivial_call(c: &mut Criterion) {
 fn small_round_trip(c: &mut Criterion) {
     let mut group = c.benchmark_group("small_round_trip");
     for (name, kind) in KINDS {
-        let pool = pool(kind, InstanceMode::FreshPerTask);
+        let pool = pool(kind, State::Fresh);
         let args = (-7i64, "seven".to_string(), vec![1.0f64, 2.5, -3.0], Some(9u8));
         group.bench_function(BenchmarkId::new("echo_mixed", name), |b| {
             b.iter(|| {
@@ -58,16 +73,15 @@ fn small_round_trip(c: &mut Criterion) {
     group.finish();
 }
 
-/// One task per fresh instance against the same task on a kept instance,
-/// in a map of 1000: the difference is the instance's creation and reset.
+/// A map of 1000 `noop`s with a fresh state per task (the default: reset
+/// in place), a new instance per task and a kept instance: the
+/// differences are what giving each task a fresh state costs.
 fn instantiation_per_task(c: &mut Criterion) {
     let mut group = c.benchmark_group("instantiation_per_task");
     group.throughput(criterion::Throughput::Elements(1000));
-    for (mode_name, mode) in
-        [("fresh_instance", InstanceMode::FreshPerTask), ("kept_instance", InstanceMode::PerWorker)]
-    {
-        let pool = pool(WorkerKind::Threads, mode);
-        group.bench_function(BenchmarkId::new("map_1000_noop", mode_name), |b| {
+    for (state_name, state) in STATES {
+        let pool = pool(WorkerKind::Threads, state);
+        group.bench_function(BenchmarkId::new("map_1000_noop", state_name), |b| {
             b.iter(|| pool.map::<_, ()>("noop", vec![(); 1000]).expect("map"))
         });
     }
@@ -79,10 +93,8 @@ fn pool_build(c: &mut Criterion) {
     let mut group = c.benchmark_group("pool_build");
     group.sample_size(20).measurement_time(Duration::from_secs(5));
     for (name, kind) in KINDS {
-        drop(pool(kind, InstanceMode::FreshPerTask));
-        group.bench_function(BenchmarkId::new("1_worker", name), |b| {
-            b.iter(|| drop(pool(kind, InstanceMode::FreshPerTask)))
-        });
+        drop(pool(kind, State::Fresh));
+        group.bench_function(BenchmarkId::new("1_worker", name), |b| b.iter(|| drop(pool(kind, State::Fresh))));
     }
     group.finish();
 }
@@ -95,7 +107,7 @@ fn messages(c: &mut Criterion) {
     let mut group = c.benchmark_group("messages");
     group.throughput(Throughput::Elements(u64::from(COUNT)));
     for (name, kind) in KINDS {
-        let pool = pool(kind, InstanceMode::FreshPerTask);
+        let pool = pool(kind, State::Fresh);
         group.bench_function(BenchmarkId::new("to_exchange", name), |b| {
             b.iter(|| {
                 let mut exchange = pool.exchange::<Vec<u8>, u32>();

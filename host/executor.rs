@@ -4,6 +4,7 @@
 
 use crate::channel::Outbox;
 use crate::error::TaskFailure;
+use crate::fresh_state::Snapshot;
 use crate::guest_call::{GuestInstance, Instantiator, Outcome};
 use crate::sandbox::interrupt::RunLimits;
 use serde::{Deserialize, Serialize};
@@ -13,9 +14,11 @@ use std::sync::Arc;
 /// Which instance a task runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum InstanceMode {
-    /// Every task gets a freshly instantiated module (the default): no task
+    /// Every task gets the module's initial state (the default): no task
     /// sees another's globals or heap, a failed task leaves nothing behind,
-    /// and results cannot depend on which worker ran what.
+    /// and results cannot depend on which worker ran what. Where it can,
+    /// a worker resets one instance in place between tasks rather than
+    /// creating one per task (see `PoolBuilder::reset_in_place`).
     #[default]
     FreshPerTask,
     /// Each worker keeps one instance and runs all its tasks in it, so
@@ -42,11 +45,19 @@ pub(crate) struct Executor {
     pub init: Option<Arc<InitCall>>,
     /// The instance kept in [`InstanceMode::PerWorker`].
     kept: Option<GuestInstance>,
+    /// In [`InstanceMode::FreshPerTask`], the instance reset in place
+    /// between tasks and the state it returns to.
+    reused: Option<(GuestInstance, Snapshot)>,
+    /// Whether `reused` ran a task since its last reset.
+    dirty: bool,
+    /// Whether instances may be reset in place: cleared for good when a
+    /// snapshot cannot be taken.
+    may_reset: bool,
 }
 
 impl Executor {
     pub fn new(instantiator: Instantiator, mode: InstanceMode, init: Option<Arc<InitCall>>) -> Self {
-        Executor { instantiator, mode, init, kept: None }
+        Executor { instantiator, mode, init, kept: None, reused: None, dirty: false, may_reset: true }
     }
 
     /// Runs one task with its seed and outbox (where its messages go)
@@ -65,6 +76,7 @@ impl Executor {
             Ok(outcome) => outcome,
             Err(panic) => {
                 self.kept = None;
+                self.reused = None;
                 let message = panic
                     .downcast_ref::<&str>()
                     .map(|s| s.to_string())
@@ -81,17 +93,22 @@ impl Executor {
         export: &str,
         args: &[u8],
         seed: u64,
-        outbox: Option<Box<dyn Outbox>>,
+        mut outbox: Option<Box<dyn Outbox>>,
         run: &RunLimits,
     ) -> Outcome {
         match self.mode {
-            InstanceMode::FreshPerTask => match self.new_instance(run) {
-                Ok(mut instance) => {
-                    let result = instance.call(export, args, seed, outbox);
-                    Outcome { result, output: instance.take_output() }
+            InstanceMode::FreshPerTask => {
+                if let Some(outcome) = self.run_in_reset_instance(export, args, seed, &mut outbox, run) {
+                    return outcome;
                 }
-                Err(failure) => Outcome::bare(Err(failure)),
-            },
+                match self.new_instance(run) {
+                    Ok(mut instance) => {
+                        let result = instance.call(export, args, seed, outbox);
+                        Outcome { result, output: instance.take_output() }
+                    }
+                    Err(failure) => Outcome::bare(Err(failure)),
+                }
+            }
             InstanceMode::PerWorker => {
                 let instance = match &mut self.kept {
                     Some(instance) => match instance.rearm(run) {
@@ -114,6 +131,62 @@ impl Executor {
         }
     }
 
+    /// Runs the task in the instance reset in place, creating it (and its
+    /// snapshot) first if need be. `None` (with `outbox` untouched) if
+    /// instances are not reset in place: the caller creates one.
+    fn run_in_reset_instance(
+        &mut self,
+        export: &str,
+        args: &[u8],
+        seed: u64,
+        outbox: &mut Option<Box<dyn Outbox>>,
+        run: &RunLimits,
+    ) -> Option<Outcome> {
+        if !self.may_reset || self.instantiator.image().is_none() {
+            return None;
+        }
+        if self.dirty
+            && let Some((instance, snapshot)) = &mut self.reused
+        {
+            self.dirty = false;
+            if let Err(why) = instance.restore(snapshot) {
+                tracing::debug!("a new instance replaces the one that cannot be reset: {}", why.0);
+                self.reused = None;
+            }
+        }
+        let (instance, _) = match &mut self.reused {
+            Some(reused) => match reused.0.rearm(run) {
+                Ok(()) => reused,
+                Err(failure) => return Some(Outcome::bare(Err(failure))),
+            },
+            None => {
+                let mut instance = match self.new_instance(run) {
+                    Ok(instance) => instance,
+                    Err(failure) => return Some(Outcome::bare(Err(failure))),
+                };
+                match instance.snapshot(self.instantiator.image()) {
+                    Ok(Some(snapshot)) => self.reused.insert((instance, snapshot)),
+                    Ok(None) | Err(_) => {
+                        // No scanner, or an instance the reset cannot
+                        // handle: a new instance for every task from now on.
+                        tracing::debug!("instances are not reset in place on this worker");
+                        self.may_reset = false;
+                        let result = instance.call(export, args, seed, outbox.take());
+                        return Some(Outcome { result, output: instance.take_output() });
+                    }
+                }
+            }
+        };
+        let result = instance.call(export, args, seed, outbox.take());
+        let output = instance.take_output();
+        if result.as_ref().is_err_and(leaves_instance_suspect) {
+            self.reused = None;
+        } else {
+            self.dirty = true;
+        }
+        Some(Outcome { result, output })
+    }
+
     /// A new instance, with the init task (if any) already run in it.
     fn new_instance(&self, run: &RunLimits) -> Result<GuestInstance, TaskFailure> {
         let mut instance = self.instantiator.instantiate(run)?;
@@ -121,6 +194,8 @@ impl Executor {
             instance
                 .call(&init.export, &init.args, init.seed, None)
                 .map_err(|failure| TaskFailure::Init { task: init.task.clone(), failure: Box::new(failure) })?;
+            // What the init task printed is not the next task's output.
+            instance.take_output();
         }
         Ok(instance)
     }
@@ -139,4 +214,83 @@ fn leaves_instance_suspect(failure: &TaskFailure) -> bool {
             | TaskFailure::Limit(_)
             | TaskFailure::Cancelled
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{Allocator, EngineSettings, create_engine};
+    use crate::fresh_state::dirty_pages::DirtyPages;
+    use crate::guest_call::InstanceConfig;
+    use crate::module::TaskModule;
+    use crate::sandbox::limits::Limits;
+
+    /// An executor of the demo module's tasks giving each a fresh state,
+    /// resetting its instance in place if `reset`.
+    fn executor(reset: bool) -> Executor {
+        let limits = Limits::default();
+        let settings = EngineSettings {
+            allocator: Allocator::Auto,
+            instance_slots: 2,
+            max_memory: limits.max_memory,
+            max_table_elements: limits.max_table_elements,
+            max_stack: limits.max_stack,
+            epoch_interruption: false,
+            consume_fuel: false,
+        };
+        let engine = create_engine(&settings).unwrap().0;
+        let wasm = std::fs::read(guest_tasks::WASM_PATH).unwrap();
+        let module = TaskModule::compile(&engine, &wasm, "guest_tasks".into()).unwrap();
+        let plan = module.reset.clone().expect("the demo module can be reset in place");
+        let config = InstanceConfig {
+            limits,
+            interruptible: false,
+            wasi: None,
+            stack_pointer: module.stack_pointer,
+            reset: reset.then_some(plan),
+        };
+        let instantiator = Instantiator::new(&engine, &module.module, config, None).unwrap();
+        Executor::new(instantiator, InstanceMode::FreshPerTask, None)
+    }
+
+    fn run<A: Serialize>(executor: &mut Executor, task: &str, args: A) -> Vec<u8> {
+        let args = postcard::to_allocvec(&args).unwrap();
+        let export = wasmpool_abi::task_export_name(task);
+        executor.run(&export, &args, 1, None, &RunLimits::default()).result.unwrap()
+    }
+
+    #[test]
+    fn the_instance_is_reset_in_place_and_tasks_see_a_fresh_state() {
+        if DirtyPages::get().is_none() {
+            eprintln!("SKIPPED: this system has no PAGEMAP_SCAN, so instances are never reset in place");
+            return;
+        }
+        let mut executor = executor(true);
+        let pages = run(&mut executor, "memory_pages", ());
+        for round in 0..5 {
+            assert_eq!(run(&mut executor, "counter_next", ()), [1], "round {round}");
+            assert!(executor.reused.is_some() && executor.may_reset, "round {round}: the instance is kept");
+        }
+        // A task that grows the memory leaves an instance that cannot be
+        // reset: the next task gets a new one, with the initial size.
+        run(&mut executor, "allocate", 8u64 << 20);
+        assert_eq!(run(&mut executor, "memory_pages", ()), pages);
+        assert_eq!(run(&mut executor, "counter_next", ()), [1]);
+        // So does a task that panics.
+        let export = wasmpool_abi::task_export_name("divide");
+        let args = postcard::to_allocvec(&(1i64, 0i64)).unwrap();
+        assert!(executor.run(&export, &args, 1, None, &RunLimits::default()).result.is_err());
+        assert!(executor.reused.is_none());
+        assert_eq!(run(&mut executor, "counter_next", ()), [1]);
+        assert!(executor.reused.is_some());
+    }
+
+    #[test]
+    fn without_a_reset_plan_every_task_gets_a_new_instance() {
+        let mut executor = executor(false);
+        for _ in 0..3 {
+            assert_eq!(run(&mut executor, "counter_next", ()), [1]);
+            assert!(executor.reused.is_none());
+        }
+    }
 }

@@ -4,6 +4,7 @@
 
 use crate::channel::{Outbox, Sent};
 use crate::error::{LoadStep, TaskFailure};
+use crate::fresh_state::{InitialImage, NotRestored, ResetPlan, Snapshot};
 use crate::sandbox::interrupt::{Interrupted, RunLimits, TickGuard, Ticker, Watch};
 use crate::sandbox::limiter::GuestLimiter;
 use crate::sandbox::limits::{LimitExceeded, Limits};
@@ -85,6 +86,9 @@ pub(crate) struct InstanceConfig {
     pub wasi: Option<WasiConfig>,
     /// The module's `__stack_pointer` (see `TaskModule::stack_pointer`).
     pub stack_pointer: Option<u32>,
+    /// How to reset an instance between tasks, if instances are reset in
+    /// place ([`crate::fresh_state`]).
+    pub reset: Option<ResetPlan>,
 }
 
 /// One task's result and whatever it wrote (WASI tasks only).
@@ -109,6 +113,8 @@ pub(crate) struct Instantiator {
     config: Arc<InstanceConfig>,
     /// Thread workers with epoch checks: bumps the epoch while tasks run.
     ticker: Option<Arc<Ticker>>,
+    /// The memory's initial image, if instances are reset in place.
+    image: Option<Arc<InitialImage>>,
 }
 
 impl Instantiator {
@@ -146,7 +152,13 @@ impl Instantiator {
             .map_err(|e| format!("{e:#}"))?;
         }
         let pre = linker.instantiate_pre(module).map_err(|e| format!("{e:#}"))?;
-        Ok(Instantiator { engine: engine.clone(), pre, config: Arc::new(config), ticker })
+        let image = config.reset.as_ref().map(|plan| Arc::new(InitialImage::new(plan)));
+        Ok(Instantiator { engine: engine.clone(), pre, config: Arc::new(config), ticker, image })
+    }
+
+    /// The memory image instances are reset to, if they are reset in place.
+    pub fn image(&self) -> Option<&Arc<InitialImage>> {
+        self.image.as_ref()
     }
 
     /// Keeps the epoch ticking while a task with a deadline or a cancel flag
@@ -258,6 +270,25 @@ impl GuestInstance {
     /// empty for the next task.
     pub fn take_output(&mut self) -> TaskOutput {
         self.store.data_mut().wasi.as_mut().map(TaskWasi::take_output).unwrap_or_default()
+    }
+
+    /// A snapshot of this instance's state, to return to with
+    /// [`restore`](Self::restore) after each task; `None` if instances are
+    /// not reset in place (or this system cannot scan for dirty pages).
+    pub fn snapshot(&mut self, image: Option<&Arc<InitialImage>>) -> Result<Option<Snapshot>, NotRestored> {
+        let (Some(plan), Some(image)) = (&self.config.reset, image) else { return Ok(None) };
+        Snapshot::take(&mut self.store, &self.instance, self.memory, plan, image.clone())
+    }
+
+    /// Puts the instance back in the state `snapshot` holds, with a new WASI
+    /// context (its descriptors as a new instance has them).
+    pub fn restore(&mut self, snapshot: &Snapshot) -> Result<(), NotRestored> {
+        snapshot.restore(&mut self.store, self.memory)?;
+        if let Some(config) = &self.config.wasi {
+            let context = config.context(self.config.limits.max_output).map_err(NotRestored)?;
+            self.store.data_mut().wasi = Some(context);
+        }
+        Ok(())
     }
 
     /// The ABI version the module reports.

@@ -55,6 +55,7 @@ mod decode;
 mod engine;
 pub mod error;
 mod executor;
+mod fresh_state;
 mod guest_call;
 mod handle;
 pub mod json;

@@ -80,9 +80,12 @@ pub(crate) struct TaskModule {
     pub stack_pointer: Option<u32>,
     /// What the module's load-time code may do (see [`LoadCode`]).
     pub load_code: LoadCode,
-    /// The bytes compiled: the module's own, or rewritten so that every
-    /// NaN that can be observed is canonical ([`crate::canonical_nans`]).
+    /// The bytes compiled: the module's own, rewritten so that every NaN
+    /// that can be observed is canonical ([`crate::canonical_nans`]) and
+    /// its mutable globals exported for resets ([`crate::fresh_state`]).
     pub code: Vec<u8>,
+    /// How to reset an instance in place between tasks, or why it cannot be.
+    pub reset: std::result::Result<crate::fresh_state::ResetPlan, String>,
 }
 
 /// Whether the guest code that runs while a module loads is sure to return:
@@ -141,6 +144,10 @@ impl TaskModule {
         compile_limits::check(bytes, &rules.compile, &rules.limits).map_err(|l| invalid(ModuleError::Limit(l)))?;
         let code =
             if rules.canonicalize_nans { canonical_code(bytes, &origin).map_err(invalid)? } else { bytes.to_vec() };
+        let (code, reset) = crate::fresh_state::prepare(&code);
+        if let Err(why) = &reset {
+            tracing::debug!(module = %crate::text::escape_line(&origin), "every task gets a new instance: {}", crate::text::escape_line(why));
+        }
         let module = cache::compile(engine, &code, cache_dir);
         let module = module.map_err(|e| invalid(ModuleError::Compile(format!("{e:#}"))))?;
         check_imports(&module, rules.wasi).map_err(invalid)?;
@@ -158,7 +165,7 @@ impl TaskModule {
         }
         // `decode_manifest` refused repeated names, so every name is one entry.
         let by_name = tasks.iter().enumerate().map(|(i, task)| (task.name.clone(), i)).collect();
-        Ok(TaskModule { module, tasks, by_name, origin, stack_pointer, load_code, code })
+        Ok(TaskModule { module, tasks, by_name, origin, stack_pointer, load_code, code, reset })
     }
 
     /// The task called `name`, or the error listing those that exist.

@@ -65,3 +65,27 @@ fn an_err_result_keeps_the_worker_instance() {
     assert!(pool.call::<_, u32>("fail_if_odd", 3u32).is_err());
     assert_eq!(pool.call::<_, u64>("counter_next", ()).unwrap(), 2);
 }
+
+/// Between tasks a worker resets its instance in place (where the kernel
+/// can tell which pages a task wrote) or creates a new one: either way each
+/// task sees the module's initial state, whatever the task before it did
+/// (changed statics, grew the memory, panicked), in both worker kinds.
+#[test]
+fn a_fresh_state_is_the_same_whether_instances_are_reset_or_created() {
+    for kind in [wasmpool::WorkerKind::Threads, wasmpool::WorkerKind::Processes] {
+        for reset in [true, false] {
+            let pool = pool(InstanceMode::FreshPerTask, 1).worker_kind(kind).reset_in_place(reset).build().unwrap();
+            let initial_pages: u64 = pool.call("memory_pages", ()).unwrap();
+            for round in 0..3 {
+                let what = format!("{kind:?}, reset {reset}, round {round}");
+                assert_eq!(pool.call::<_, u64>("counter_next", ()).unwrap(), 1, "{what}");
+                assert_eq!(pool.call::<_, u64>("allocate", 4u64 << 20).unwrap(), 1024, "{what}");
+                assert_eq!(pool.call::<_, u64>("memory_pages", ()).unwrap(), initial_pages, "{what}");
+                assert!(pool.call::<_, i64>("divide", (1i64, 0i64)).is_err(), "{what}");
+                assert_eq!(pool.call::<_, u64>("counter_next", ()).unwrap(), 1, "{what}");
+            }
+            let counts: Vec<u64> = pool.task("counter_next").unwrap().chunk_size(1).map(vec![(); 100]).unwrap();
+            assert!(counts.iter().all(|&c| c == 1), "{kind:?}, reset {reset}: {counts:?}");
+        }
+    }
+}

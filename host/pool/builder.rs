@@ -90,6 +90,7 @@ pub struct PoolBuilder {
     compile_limits: CompileLimits,
     interruptible: Option<bool>,
     canonicalize_nans: bool,
+    reset_in_place: bool,
     wasi: Option<WasiConfig>,
     kind: WorkerKind,
     worker_executable: Option<PathBuf>,
@@ -116,6 +117,7 @@ impl Default for PoolBuilder {
             compile_limits: CompileLimits::default(),
             interruptible: None,
             canonicalize_nans: true,
+            reset_in_place: true,
             wasi: None,
             kind: WorkerKind::Threads,
             worker_executable: None,
@@ -162,10 +164,12 @@ impl PoolBuilder {
         self
     }
 
-    /// A task to run on every new instance before it serves tasks: once per
-    /// worker in [`InstanceMode::PerWorker`], before every task in
-    /// [`InstanceMode::FreshPerTask`]. It also runs once while building, so a
-    /// failing init is reported by `build`.
+    /// A task to run on every new instance before it serves tasks. In
+    /// [`InstanceMode::PerWorker`] it runs once per worker; in
+    /// [`InstanceMode::FreshPerTask`] every task starts from the state it
+    /// leaves, as if it ran before each task (it runs on each new instance,
+    /// and an instance reset in place returns to that state). It also runs
+    /// once while building, so a failing init is reported by `build`.
     pub fn init_task<A: Serialize>(mut self, task: &str, args: A) -> Self {
         let args = encode_args(&args).map_err(|e| e.to_string());
         self.init = Some(PendingInit { task: task.to_owned(), args, host_type: std::any::type_name::<A>() });
@@ -244,6 +248,20 @@ impl PoolBuilder {
     /// that is not a NaN stays bit-identical across platforms either way.
     pub fn canonicalize_nans(mut self, canonicalize: bool) -> Self {
         self.canonicalize_nans = canonicalize;
+        self
+    }
+
+    /// How [`InstanceMode::FreshPerTask`] gives every task a fresh state
+    /// (default `true`): each worker keeps one instance and, between tasks,
+    /// restores the memory pages the last task wrote and the module's
+    /// globals, which costs a fraction of creating an instance. A task sees
+    /// exactly the state a new instance has either way. Instances are still
+    /// created afresh where a reset cannot give that state: a module whose
+    /// code can change its tables or drop segments, an instance whose memory
+    /// grew, a system without Linux's `PAGEMAP_SCAN` (Windows, macOS, Linux
+    /// before 6.7). `false` creates a new instance for every task.
+    pub fn reset_in_place(mut self, reset: bool) -> Self {
+        self.reset_in_place = reset;
         self
     }
 
@@ -481,6 +499,12 @@ impl PoolBuilder {
         )
     }
 
+    /// The plan to reset instances in place, if tasks get fresh instances,
+    /// the builder allows it and the module can be reset.
+    fn reset_plan(&self, module: &TaskModule) -> Option<crate::fresh_state::ResetPlan> {
+        (self.mode == InstanceMode::FreshPerTask && self.reset_in_place).then(|| module.reset.clone().ok()).flatten()
+    }
+
     /// [`build`](Self::build) on this machine alone.
     fn build_here(mut self) -> Result<Pool> {
         let seed = self.resolve_seed()?;
@@ -491,6 +515,7 @@ impl PoolBuilder {
             interruptible,
             wasi: self.wasi.clone(),
             stack_pointer: module.stack_pointer,
+            reset: self.reset_plan(module),
         };
         let init = self.init_call(module, seed)?;
         // Loading is bounded by the load deadline, and by the task

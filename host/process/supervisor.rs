@@ -572,6 +572,7 @@ mod tests {
                 interruptible: false,
                 wasi: None,
                 stack_pointer: None,
+                reset: None,
             },
             mode: InstanceMode::FreshPerTask,
             init: None,
