@@ -55,7 +55,8 @@ mod decode;
 mod engine;
 pub mod error;
 mod executor;
-mod fresh_state;
+#[doc(hidden)]
+pub mod fresh_state;
 mod guest_call;
 mod handle;
 pub mod json;

@@ -1,7 +1,7 @@
 //! A fresh state for every task without a new instance: the worker keeps
 //! one instance and, between tasks, puts back exactly what a new instance
 //! would have: every page of linear memory the last task may have changed
-//! (found in the kernel's page tables, see [`dirty_pages`]) and every
+//! (found in the kernel's page tables, see `dirty_pages.rs`) and every
 //! mutable global. Creating and dropping an instance costs several
 //! microseconds (slot allocation, scanning and resetting the whole memory,
 //! registries); a reset costs one page-table scan and a copy of the pages
@@ -10,7 +10,7 @@
 //! What a reset does not restore, the module must not change: tables
 //! (`table.set`, `table.grow`, …), dropped segments (`data.drop`,
 //! `elem.drop`) and the memory's size. A module whose code can change the
-//! first two is never reset ([`plan`] says why); an instance whose memory
+//! first two is never reset (`plan.rs` says why); an instance whose memory
 //! grew is dropped and the next task gets a new one. Where the kernel has
 //! no page scanner (Windows, macOS, Linux before 6.7) every task gets a new
 //! instance, as before.
@@ -142,9 +142,28 @@ impl Snapshot {
             return Err(NotRestored(format!("a page at {start:#x} reaches past the memory's end")));
         }
         for (global, value) in &self.globals {
-            global.set(&mut store, value.clone()).map_err(|e| NotRestored(format!("{e:#}")))?;
+            global.set(&mut store, *value).map_err(|e| NotRestored(format!("{e:#}")))?;
         }
         Ok(())
+    }
+}
+
+/// Fuzzing entry (`fuzz/fuzz_targets/reset_plan.rs`): any bytes either
+/// get no plan (and stay as they are) or, if they are a valid module, a
+/// valid module with the same exports plus those of its mutable globals,
+/// and an image built in time linear in the data.
+#[doc(hidden)]
+pub fn prepare_for_fuzzing(wasm: &[u8]) {
+    use wasmtime::wasmparser::{Validator, WasmFeatures};
+    let (code, plan) = prepare(wasm);
+    let Ok(plan) = plan else {
+        assert_eq!(code, wasm, "a module without a plan is compiled as it is");
+        return;
+    };
+    InitialImage::new(&plan);
+    let valid = |bytes: &[u8]| Validator::new_with_features(WasmFeatures::all()).validate_all(bytes).is_ok();
+    if valid(wasm) {
+        assert!(valid(&code), "a valid module was made invalid by exporting its globals");
     }
 }
 

@@ -246,3 +246,18 @@ fn the_initial_image_is_zero_where_no_segment_writes() {
     assert_eq!(&image.pages[&1][..3], &[3, 4, 0]);
     assert!(!image.pages.contains_key(&2));
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// What the fuzz target checks, on mutations of a real module.
+    #[test]
+    fn mutated_modules_are_refused_or_stay_valid(flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6)) {
+        let mut wasm = wat::parse_str(MODULE).unwrap();
+        for (at, byte) in flips {
+            let at = at.index(wasm.len());
+            wasm[at] = byte;
+        }
+        prepare_for_fuzzing(&wasm);
+    }
+}
