@@ -7,7 +7,14 @@
 //! ```text
 //! cargo bench --bench nan_cost                 # 5 runs of each
 //! cargo bench --bench nan_cost -- --runs 9
+//! cargo bench --bench nan_cost -- --opt-out reset   # against reset_in_place(false) instead
 //! ```
+//!
+//! With `--opt-out reset` the other pool keeps canonical NaNs but creates
+//! a new instance per task (`reset_in_place(false)`), so its code has no
+//! write marks: the rows then show what the marks cost compute-bound maps
+//! (and what resets save them), and the load row what the marks' rewrite
+//! adds to loading.
 //!
 //! Workloads: a map that stores every float it computes (`normalize` of
 //! vectors, whose every element is divided, stored and encoded), a float
@@ -21,14 +28,24 @@ mod runs;
 use std::time::{Duration, Instant};
 use wasmpool::Pool;
 
-fn pool(canonical: bool) -> Pool {
+/// The guarantee whose opt-out the default is measured against.
+#[derive(Clone, Copy, PartialEq)]
+enum OptOut {
+    /// `canonicalize_nans(false)`.
+    Nans,
+    /// `reset_in_place(false)`.
+    Reset,
+}
+
+fn builder(default: bool, opt_out: OptOut) -> wasmpool::PoolBuilder {
     Pool::builder()
         .module_file(guest_tasks::WASM_PATH)
-        .workers(2)
-        .canonicalize_nans(canonical)
-        .seed(7)
-        .build()
-        .expect("the pool builds")
+        .canonicalize_nans(default || opt_out != OptOut::Nans)
+        .reset_in_place(default || opt_out != OptOut::Reset)
+}
+
+fn pool(default: bool, opt_out: OptOut) -> Pool {
+    builder(default, opt_out).workers(2).seed(7).build().expect("the pool builds")
 }
 
 /// One workload: runs its map on `pool` and returns its result as bytes.
@@ -61,14 +78,20 @@ fn median(mut times: Vec<Duration>) -> Duration {
 
 fn main() {
     let runs = runs::runs(5);
-    let (canonical, cpu) = (pool(true), pool(false));
+    let args: Vec<String> = std::env::args().collect();
+    let opt_out = match args.iter().position(|a| a == "--opt-out").and_then(|i| args.get(i + 1)).map(String::as_str) {
+        Some("reset") => OptOut::Reset,
+        _ => OptOut::Nans,
+    };
+    let (canonical, cpu) = (pool(true, opt_out), pool(false, opt_out));
     let workloads = [
         Workload { name: "normalize 200 × 50,000 floats (stores every float)", run: normalize },
         Workload { name: "oscillator 200 × 1,000,000 steps (floats in locals)", run: oscillator },
         Workload { name: "Mandelbrot 1000², 256 iter., row per task", run: mandelbrot },
     ];
-    println!("2 thread workers, median of {runs} runs each, alternated; default = canonical NaNs");
-    println!("{:<55} {:>12} {:>12} {:>8}", "workload", "default", "CPU NaNs", "cost");
+    let other = if opt_out == OptOut::Nans { "CPU NaNs" } else { "new inst." };
+    println!("2 thread workers, median of {runs} runs each, alternated; default against the opt-out ({other})");
+    println!("{:<55} {:>12} {:>12} {:>8}", "workload", "default", other, "cost");
     for workload in &workloads {
         assert!((workload.run)(&canonical) == (workload.run)(&cpu), "{}: the two pools disagree", workload.name);
         let (mut with, mut without) = (Vec::new(), Vec::new());
@@ -81,15 +104,9 @@ fn main() {
         }
         row(workload.name, median(with), median(without));
     }
-    let build = |canonical: bool| {
+    let build = |default: bool| {
         let started = Instant::now();
-        let pool = Pool::builder()
-            .module_file(guest_tasks::WASM_PATH)
-            .workers(1)
-            .canonicalize_nans(canonical)
-            .disable_cache()
-            .build()
-            .expect("the pool builds");
+        let pool = builder(default, opt_out).workers(1).disable_cache().build().expect("the pool builds");
         drop(pool);
         started.elapsed()
     };

@@ -166,12 +166,15 @@ fn pooling_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
     let pooling = |reset_in_place: bool| {
         let mut pool = PoolingAllocationConfig::new();
         let slots = settings.instance_slots.max(1);
+        // Two memories per instance: the module's, and the map in which its
+        // writes mark their pages when instances are reset in place
+        // (host/fresh_state/).
         pool.total_core_instances(slots)
-            .total_memories(slots)
+            .total_memories(2 * slots)
             .total_tables(slots)
             .total_component_instances(0)
             .total_stacks(0)
-            .max_memories_per_module(1)
+            .max_memories_per_module(2)
             .max_tables_per_module(1)
             .max_memory_size(settings.max_memory)
             .table_elements(settings.max_table_elements);

@@ -4,7 +4,7 @@
 
 use crate::channel::{Outbox, Sent};
 use crate::error::{LoadStep, TaskFailure};
-use crate::fresh_state::{InitialImage, NotRestored, ResetPlan, Snapshot};
+use crate::fresh_state::{self, InitialImage, NotRestored, ResetPlan, Snapshot};
 use crate::sandbox::interrupt::{Interrupted, RunLimits, TickGuard, Ticker, Watch};
 use crate::sandbox::limiter::GuestLimiter;
 use crate::sandbox::limits::{LimitExceeded, Limits};
@@ -115,6 +115,9 @@ pub(crate) struct Instantiator {
     ticker: Option<Arc<Ticker>>,
     /// The memory's initial image, if instances are reset in place.
     image: Option<Arc<InitialImage>>,
+    /// Memories of an instance: the module's, and the map its writes mark
+    /// their pages in, if it was prepared so (`fresh_state`).
+    memories: usize,
 }
 
 impl Instantiator {
@@ -153,7 +156,8 @@ impl Instantiator {
         }
         let pre = linker.instantiate_pre(module).map_err(|e| format!("{e:#}"))?;
         let image = config.reset.as_ref().map(|plan| Arc::new(InitialImage::new(plan)));
-        Ok(Instantiator { engine: engine.clone(), pre, config: Arc::new(config), ticker, image })
+        let memories = 1 + usize::from(module.get_export(fresh_state::MAP_EXPORT).is_some());
+        Ok(Instantiator { engine: engine.clone(), pre, config: Arc::new(config), ticker, image, memories })
     }
 
     /// The memory image instances are reset to, if they are reset in place.
@@ -187,7 +191,7 @@ impl Instantiator {
             None => None,
         };
         let state = HostState {
-            limiter: GuestLimiter::new(limits.max_memory, limits.max_table_elements),
+            limiter: GuestLimiter::new(limits.max_memory, limits.max_table_elements, self.memories),
             panic: None,
             watch: Watch::default(),
             fuel: None,
@@ -224,7 +228,8 @@ impl Instantiator {
         let alloc = instance
             .get_typed_func::<i32, i32>(&mut store, abi::ALLOC_EXPORT)
             .map_err(|e| at_start(TaskFailure::Instantiate(format!("{e:#}"))))?;
-        Ok(GuestInstance { store, instance, memory, alloc, config: self.config.clone() })
+        let marks = self.config.reset.as_ref().and_then(|plan| fresh_state::marks_of(&mut store, &instance, plan));
+        Ok(GuestInstance { store, instance, memory, alloc, marks, config: self.config.clone() })
     }
 }
 
@@ -257,6 +262,9 @@ pub(crate) struct GuestInstance {
     instance: Instance,
     memory: Memory,
     alloc: TypedFunc<i32, i32>,
+    /// Where the module's writes mark their pages, if they do: the host
+    /// marks what it writes too.
+    marks: Option<Memory>,
     config: Arc<InstanceConfig>,
 }
 
@@ -282,7 +290,7 @@ impl GuestInstance {
 
     /// Puts the instance back in the state `snapshot` holds, with a new WASI
     /// context (its descriptors as a new instance has them).
-    pub fn restore(&mut self, snapshot: &Snapshot) -> Result<(), NotRestored> {
+    pub fn restore(&mut self, snapshot: &mut Snapshot) -> Result<(), NotRestored> {
         snapshot.restore(&mut self.store, self.memory)?;
         if let Some(config) = &self.config.wasi {
             let context = config.context(self.config.limits.max_output).map_err(NotRestored)?;
@@ -335,6 +343,9 @@ impl GuestInstance {
                 || TaskFailure::Abi(format!("wasmpool_alloc({len}) returned {start:#x}, outside memory")),
             )?;
         dest.copy_from_slice(args);
+        if let Some(map) = self.marks {
+            fresh_state::mark_written(&mut self.store, map, start, args.len());
+        }
         self.store.data_mut().random.start(seed);
 
         let header_ptr = task.call(&mut self.store, (ptr, len)).map_err(|e| self.failure(e))?;

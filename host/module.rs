@@ -110,6 +110,9 @@ pub(crate) struct ModuleRules {
     /// Whether every NaN a task can observe must have the same bits on
     /// every CPU (the module is then rewritten before compiling).
     pub canonicalize_nans: bool,
+    /// Whether the module's writes should mark their pages, for instances
+    /// reset in place between tasks ([`crate::fresh_state`]).
+    pub marks: bool,
 }
 
 /// Reads a module file, mapping I/O failures to [`Error::ModuleFile`].
@@ -144,11 +147,25 @@ impl TaskModule {
         compile_limits::check(bytes, &rules.compile, &rules.limits).map_err(|l| invalid(ModuleError::Limit(l)))?;
         let code =
             if rules.canonicalize_nans { canonical_code(bytes, &origin).map_err(invalid)? } else { bytes.to_vec() };
-        let (code, reset) = crate::fresh_state::prepare(&code);
+        let marks = rules.marks.then_some(rules.limits.max_memory as u64);
+        let (prepared, mut reset) = crate::fresh_state::prepare(&code, marks);
         if let Err(why) = &reset {
             tracing::debug!(module = %crate::text::escape_line(&origin), "every task gets a new instance: {}", crate::text::escape_line(why));
         }
-        let module = cache::compile(engine, &code, cache_dir);
+        let (code, module) = match cache::compile(engine, &prepared, cache_dir) {
+            Ok(module) => (prepared, Ok(module)),
+            // The module as given says best why it does not compile; should
+            // it compile, the preparation was at fault: no resets then.
+            Err(_) if reset.is_ok() => {
+                reset = Err("the module prepared for resets did not compile".into());
+                let module = cache::compile(engine, &code, cache_dir);
+                if module.is_ok() {
+                    tracing::warn!(module = %crate::text::escape_line(&origin), "every task gets a new instance: the module prepared for resets in place did not compile");
+                }
+                (code, module)
+            }
+            Err(e) => (prepared, Err(e)),
+        };
         let module = module.map_err(|e| invalid(ModuleError::Compile(format!("{e:#}"))))?;
         check_imports(&module, rules.wasi).map_err(invalid)?;
         check_fixed_exports(&module).map_err(invalid)?;

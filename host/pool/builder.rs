@@ -254,12 +254,15 @@ impl PoolBuilder {
     /// How [`InstanceMode::FreshPerTask`] gives every task a fresh state
     /// (default `true`): each worker keeps one instance and, between tasks,
     /// restores the memory pages the last task wrote and the module's
-    /// globals, which costs a fraction of creating an instance. A task sees
-    /// exactly the state a new instance has either way. Instances are still
-    /// created afresh where a reset cannot give that state: a module whose
-    /// code can change its tables or drop segments, an instance whose memory
-    /// grew, a system without Linux's `PAGEMAP_SCAN` (Windows, macOS, Linux
-    /// before 6.7). `false` creates a new instance for every task.
+    /// globals, which costs a fraction of creating an instance. The module
+    /// is rewritten at load so that its writes mark the pages they write
+    /// (a few instructions per store); modules importing WASI are reset
+    /// with Linux's `PAGEMAP_SCAN` instead. A task sees exactly the state a
+    /// new instance has either way. Instances are still created afresh
+    /// where a reset cannot give that state: a module whose code can change
+    /// its tables or drop segments, an instance whose memory grew, a WASI
+    /// module on a system without the scan (see docs/instance-modes.md).
+    /// `false` creates a new instance for every task, with no marks.
     pub fn reset_in_place(mut self, reset: bool) -> Self {
         self.reset_in_place = reset;
         self
@@ -598,6 +601,7 @@ impl PoolBuilder {
             limits: self.limits.clone(),
             wasi: self.wasi.is_some(),
             canonicalize_nans: self.canonicalize_nans,
+            marks: self.mode == InstanceMode::FreshPerTask && self.reset_in_place,
         };
         let module = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
         Ok(Compiled { origin, settings, engine, allocator, module, cache_dir, threads, interruptible, workers })

@@ -9,13 +9,18 @@ use wasmtime::ResourceLimiter;
 pub(crate) struct GuestLimiter {
     max_memory: usize,
     max_table_elements: usize,
+    /// Memories an instance may have.
+    memories: usize,
     /// The last growth refused since [`take_refusal`](Self::take_refusal).
     refused: Option<LimitExceeded>,
 }
 
 impl GuestLimiter {
-    pub fn new(max_memory: usize, max_table_elements: usize) -> Self {
-        GuestLimiter { max_memory, max_table_elements, refused: None }
+    /// Caps each memory at `max_memory` bytes and each table at
+    /// `max_table_elements`; an instance may have `memories` memories (the
+    /// module's one, and the host's mark map if it has one).
+    pub fn new(max_memory: usize, max_table_elements: usize, memories: usize) -> Self {
+        GuestLimiter { max_memory, max_table_elements, memories, refused: None }
     }
 
     /// The growth refused since the last call, if any.
@@ -51,7 +56,7 @@ impl ResourceLimiter for GuestLimiter {
     }
 
     fn memories(&self) -> usize {
-        1
+        self.memories
     }
 }
 
@@ -61,7 +66,7 @@ mod tests {
 
     #[test]
     fn growth_past_the_cap_is_refused_and_remembered() {
-        let mut limiter = GuestLimiter::new(1 << 20, 10);
+        let mut limiter = GuestLimiter::new(1 << 20, 10, 1);
         assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
         assert_eq!(limiter.take_refusal(), None);
         assert!(!limiter.memory_growing(1 << 20, 2 << 20, None).unwrap());
