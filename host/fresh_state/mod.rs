@@ -201,6 +201,17 @@ pub(crate) fn marks_of(store: impl AsContextMut, instance: &Instance, plan: &Res
     if plan.marks { marks_map(store, instance).ok() } else { None }
 }
 
+/// Adds the pages (below `pages`) marked in `marks`, which start at page
+/// `at`, to `marked`, and clears the marks.
+fn collect_marks(marks: &mut [u8], at: usize, pages: usize, marked: &mut Vec<u32>) {
+    for (i, mark) in marks.iter_mut().enumerate() {
+        if *mark != 0 && at + i < pages {
+            marked.push((at + i) as u32);
+        }
+        *mark = 0;
+    }
+}
+
 /// Calls `found(memory's bytes, offset)` for every [`PAGE`] of `memory`
 /// that may have been written since the last call, clearing the marks.
 fn for_each_written_page(
@@ -217,18 +228,16 @@ fn for_each_written_page(
             // Only pages in memory can be marked; clear one more to be safe.
             let end = (pages + 1).min(marks.len());
             let marks = &mut marks[..end];
+            // Eight marks at a time: most are clear.
+            let mut words = marks.chunks_exact_mut(8);
             let mut at = 0;
-            for chunk in marks.chunks_mut(8) {
-                if chunk.iter().any(|&m| m != 0) {
-                    for (i, mark) in chunk.iter_mut().enumerate() {
-                        if *mark != 0 && at + i < pages {
-                            marked.push((at + i) as u32);
-                        }
-                        *mark = 0;
-                    }
+            for word in &mut words {
+                if u64::from_ne_bytes([word[0], word[1], word[2], word[3], word[4], word[5], word[6], word[7]]) != 0 {
+                    collect_marks(word, at, pages, marked);
                 }
-                at += chunk.len();
+                at += 8;
             }
+            collect_marks(words.into_remainder(), at, pages, marked);
             let data = memory.data_mut(&mut store);
             for &page in marked.iter() {
                 found(data, page as usize * PAGE);

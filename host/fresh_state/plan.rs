@@ -114,7 +114,10 @@ fn plan(code: &[u8], marks: Option<u64>) -> Result<(ResetPlan, Vec<u8>), String>
                         TypeRef::Func(_) | TypeRef::FuncExact(_) => {
                             seen.imported_functions += 1;
                             if marks.is_some() && import.module != wasmpool_abi::HOST_MODULE {
-                                return Err(format!("it imports {}, whose functions may write its memory", import.module));
+                                return Err(format!(
+                                    "it imports {}, whose functions may write its memory",
+                                    import.module
+                                ));
                             }
                         }
                         TypeRef::Tag(_) => {}
