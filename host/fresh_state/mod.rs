@@ -29,7 +29,6 @@ pub(crate) use plan::{ResetPlan, prepare};
 pub(crate) use write_marks::MAP_EXPORT;
 
 use dirty_pages::DirtyPages;
-use std::collections::HashMap;
 use std::sync::Arc;
 use wasmtime::{AsContextMut, Global, Instance, Memory, Val};
 
@@ -39,45 +38,56 @@ const PAGE: usize = 4096;
 /// A linear memory's initial contents, by page: the pages the module's
 /// data segments write. Every other page starts as zeros.
 pub(crate) struct InitialImage {
-    /// Each page's contents, by page number.
-    pages: HashMap<u64, Box<[u8]>>,
+    /// By page number: 0 for a page of zeros, else 1 + its index in `pages`.
+    index: Vec<u32>,
+    pages: Vec<Box<[u8]>>,
 }
 
 impl InitialImage {
-    /// The image `plan`'s data segments make, in time linear in their size.
+    /// The image `plan`'s data segments make, in time linear in their size
+    /// and in the number of pages below the last one they write (at most
+    /// 2^20 for a 32-bit memory).
     pub fn new(plan: &ResetPlan) -> InitialImage {
-        let mut pages: HashMap<u64, Box<[u8]>> = HashMap::new();
+        let mut image = InitialImage { index: Vec::new(), pages: Vec::new() };
         for segment in &plan.segments {
             let mut at = segment.offset;
             let mut bytes = segment.bytes.as_slice();
-            while !bytes.is_empty() {
-                let page = at / PAGE as u64;
+            // A segment past 4 GiB cannot be instantiated: nothing to keep.
+            while !bytes.is_empty() && at < 1 << 32 {
+                let page = (at / PAGE as u64) as usize;
                 let within = (at % PAGE as u64) as usize;
                 let n = bytes.len().min(PAGE - within);
-                let contents = pages.entry(page).or_insert_with(|| vec![0; PAGE].into_boxed_slice());
+                if image.index.len() <= page {
+                    image.index.resize(page + 1, 0);
+                }
+                if image.index[page] == 0 {
+                    image.pages.push(vec![0; PAGE].into_boxed_slice());
+                    image.index[page] = image.pages.len() as u32;
+                }
+                let contents = &mut image.pages[image.index[page] as usize - 1];
                 contents[within..within + n].copy_from_slice(&bytes[..n]);
                 bytes = &bytes[n..];
-                let Some(next) = at.checked_add(n as u64) else { break };
-                at = next;
+                at += n as u64;
             }
         }
-        InitialImage { pages }
+        image
     }
 
     /// Page `page`'s initial contents, unless it starts as zeros.
-    fn page(&self, page: u64) -> Option<&[u8]> {
-        self.pages.get(&page).map(|contents| &contents[..])
+    fn page(&self, page: usize) -> Option<&[u8]> {
+        match self.index.get(page) {
+            Some(&i) if i > 0 => self.pages.get(i as usize - 1).map(|contents| &contents[..]),
+            _ => None,
+        }
     }
 }
 
 /// An instance's state before its first task, to return to after each.
 pub(crate) struct Snapshot {
-    /// Every page's contents then, by page number.
-    pages: Vec<Contents>,
-    /// The pages written by the start function, `_initialize` or the
-    /// init task, as they were then.
-    written: Vec<Box<[u8]>>,
     image: Arc<InitialImage>,
+    /// The pages written by the start function, `_initialize` or the init
+    /// task, as they were then, by page number (ascending).
+    written: Vec<(u32, Box<[u8]>)>,
     /// The memory's size in bytes.
     size: usize,
     globals: Vec<(Global, Val)>,
@@ -91,15 +101,6 @@ enum WrittenPages {
     Marks { map: Memory, marked: Vec<u32> },
     /// The kernel's page tables.
     Scan(&'static DirtyPages),
-}
-
-/// Where a page's contents at the snapshot are kept.
-#[derive(Clone, Copy)]
-enum Contents {
-    Zeros,
-    Image,
-    /// An index into [`Snapshot::written`].
-    Written(u32),
 }
 
 /// Why an instance cannot be put back: it must be dropped.
@@ -134,17 +135,12 @@ impl Snapshot {
         }
         // What the start function, `_initialize` and the init task wrote.
         let size = memory.data_size(&store);
-        let mut pages: Vec<Contents> = (0..(size / PAGE) as u64)
-            .map(|page| if image.page(page).is_some() { Contents::Image } else { Contents::Zeros })
-            .collect();
         let mut written = Vec::new();
         for_each_written_page(&mut store, memory, &mut written_pages, |data, start| {
-            if let Some(contents) = pages.get_mut(start / PAGE) {
-                *contents = Contents::Written(written.len() as u32);
-                written.push(data[start..start + PAGE].into());
-            }
+            written.push(((start / PAGE) as u32, data[start..start + PAGE].into()));
         })?;
-        Ok(Some(Snapshot { pages, written, image, size, globals, written_pages }))
+        written.sort_unstable_by_key(|(page, _)| *page);
+        Ok(Some(Snapshot { image, written, size, globals, written_pages }))
     }
 
     /// Puts `memory` and the globals back as they were when the snapshot
@@ -154,14 +150,13 @@ impl Snapshot {
         if size != self.size {
             return Err(NotRestored(format!("its memory grew from {} to {size} bytes", self.size)));
         }
-        let Snapshot { pages, written, image, written_pages, .. } = self;
+        let Snapshot { written, image, written_pages, .. } = self;
         for_each_written_page(&mut store, memory, written_pages, |data, start| {
             let page = start / PAGE;
             let target = &mut data[start..start + PAGE];
-            let contents = match pages.get(page) {
-                Some(Contents::Written(i)) => written.get(*i as usize).map(|c| &c[..]),
-                Some(Contents::Image) => image.page(page as u64),
-                _ => None,
+            let contents = match written.binary_search_by_key(&(page as u32), |(p, _)| *p) {
+                Ok(i) => Some(&written[i].1[..]),
+                Err(_) => image.page(page),
             };
             match contents {
                 Some(contents) => target.copy_from_slice(contents),

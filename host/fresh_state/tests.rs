@@ -356,6 +356,7 @@ fn the_initial_image_is_zero_where_no_segment_writes() {
             plan::DataSegment { offset: 4094, bytes: vec![1, 2, 3, 4] },
             plan::DataSegment { offset: 4095, bytes: vec![9] },
             plan::DataSegment { offset: u64::MAX - 1, bytes: vec![5, 6, 7] },
+            plan::DataSegment { offset: (1 << 32) - 2, bytes: vec![8, 9, 10] },
         ],
         globals: Vec::new(),
         marks: false,
@@ -364,6 +365,8 @@ fn the_initial_image_is_zero_where_no_segment_writes() {
     assert_eq!(&image.page(0).unwrap()[4094..], &[1, 9]);
     assert_eq!(&image.page(1).unwrap()[..3], &[3, 4, 0]);
     assert!(image.page(2).is_none());
+    assert_eq!(&image.page((1 << 20) - 1).unwrap()[4094..], &[8, 9], "what lies past 4 GiB is left out");
+    assert_eq!(image.pages.len(), 3);
 }
 
 proptest! {
