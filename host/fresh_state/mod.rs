@@ -275,10 +275,10 @@ pub fn prepare_for_fuzzing(wasm: &[u8]) {
         return;
     };
     InitialImage::new(&plan);
-    if Validator::new_with_features(WasmFeatures::all()).validate_all(wasm).is_ok() {
-        if let Err(e) = Validator::new_with_features(WasmFeatures::all()).validate_all(&code) {
-            panic!("a valid module was made invalid: {e}");
-        }
+    if Validator::new_with_features(WasmFeatures::all()).validate_all(wasm).is_ok()
+        && let Err(e) = Validator::new_with_features(WasmFeatures::all()).validate_all(&code)
+    {
+        panic!("a valid module was made invalid: {e}");
     }
 }
 
