@@ -145,10 +145,14 @@ impl TaskModule {
             return Err(invalid(ModuleError::NotWasm));
         }
         compile_limits::check(bytes, &rules.compile, &rules.limits).map_err(|l| invalid(ModuleError::Limit(l)))?;
-        let code =
-            if rules.canonicalize_nans { canonical_code(bytes, &origin).map_err(invalid)? } else { bytes.to_vec() };
+        // Whether `code` is known to be valid (the NaN rewrite validated it).
+        let (code, validated) = if rules.canonicalize_nans {
+            canonical_code(bytes, &origin).map_err(invalid)?
+        } else {
+            (bytes.to_vec(), false)
+        };
         let marks = rules.marks.then_some(rules.limits.max_memory as u64);
-        let (prepared, mut reset) = crate::fresh_state::prepare(&code, marks);
+        let (prepared, mut reset) = crate::fresh_state::prepare(&code, marks, validated);
         if let Err(why) = &reset {
             tracing::debug!(module = %crate::text::escape_line(&origin), "every task gets a new instance: {}", crate::text::escape_line(why));
         }
@@ -200,7 +204,9 @@ impl TaskModule {
 /// compiled as they are, for the compiler to say why precisely (nothing of
 /// theirs runs); a valid module the rewrite fails on is refused, never run
 /// with the CPU's NaNs unasked.
-fn canonical_code(bytes: &[u8], origin: &str) -> Result<Vec<u8>, ModuleError> {
+/// With the rewritten bytes comes whether they are valid (they are, unless
+/// the module as given was not).
+fn canonical_code(bytes: &[u8], origin: &str) -> Result<(Vec<u8>, bool), ModuleError> {
     match crate::canonical_nans::rewrite(bytes) {
         Ok((code, report)) => {
             tracing::debug!(
@@ -210,9 +216,9 @@ fn canonical_code(bytes: &[u8], origin: &str) -> Result<Vec<u8>, ModuleError> {
                 checks = report.checks,
                 "NaNs canonicalized where observable"
             );
-            Ok(code)
+            Ok((code, true))
         }
-        Err(_) if crate::canonical_nans::validate(bytes).is_err() => Ok(bytes.to_vec()),
+        Err(_) if crate::canonical_nans::validate(bytes).is_err() => Ok((bytes.to_vec(), false)),
         Err(why) => Err(ModuleError::NanRewrite(why)),
     }
 }

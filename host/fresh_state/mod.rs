@@ -269,7 +269,7 @@ fn for_each_written_page(
 #[doc(hidden)]
 pub fn prepare_for_fuzzing(wasm: &[u8]) {
     use wasmtime::wasmparser::{Validator, WasmFeatures};
-    let (code, plan) = prepare(wasm, Some(1 << 30));
+    let (code, plan) = prepare(wasm, Some(1 << 30), false);
     let Ok(plan) = plan else {
         assert_eq!(code, wasm, "a module without a plan is compiled as it is");
         return;

@@ -45,7 +45,15 @@ pub(crate) struct DataSegment {
 /// their pages (see `write_marks.rs`) for memories of up to `max_memory`
 /// bytes, where the module allows; otherwise only its mutable globals are
 /// exported and the kernel's page scan finds the written pages.
-pub(crate) fn prepare(code: &[u8], marks: Option<u64>) -> (Vec<u8>, Result<ResetPlan, String>) {
+///
+/// `validated` says `code` is known to be valid Wasm; otherwise it is
+/// validated here first. An invalid module gets no plan: adding a memory
+/// could make code naming a memory it does not have valid, and let it
+/// write the mark map.
+pub(crate) fn prepare(code: &[u8], marks: Option<u64>, validated: bool) -> (Vec<u8>, Result<ResetPlan, String>) {
+    if !validated && let Err(why) = crate::canonical_nans::validate(code) {
+        return (code.to_vec(), Err(format!("it is not valid: {why}")));
+    }
     if let Some(max_memory) = marks {
         match plan(code, Some(max_memory)) {
             Ok((plan, rewritten)) => return (rewritten, Ok(plan)),

@@ -84,7 +84,7 @@ struct Fixture {
 
 fn fixture(allocator: Allocator, finding: Finding) -> Fixture {
     let marks = (finding == Finding::Marks).then_some(1 << 20);
-    let (code, plan) = prepare(&wat::parse_str(MODULE).unwrap(), marks);
+    let (code, plan) = prepare(&wat::parse_str(MODULE).unwrap(), marks, false);
     let plan = plan.unwrap();
     assert_eq!(plan.marks, finding == Finding::Marks);
     let engine = engine(allocator);
@@ -264,7 +264,7 @@ fn atomic_writes_are_rewritten_into_a_valid_module() {
         (drop (i32.atomic.rmw8.add_u offset=5 (local.get 0) (i32.const 1)))
         (i64.atomic.store32 (local.get 0) (local.get 1))
         (i64.atomic.rmw.cmpxchg offset=8 (local.get 0) (local.get 1) (i64.const 3))))"#;
-    let (code, plan) = prepare(&wat::parse_str(wat).unwrap(), Some(1 << 20));
+    let (code, plan) = prepare(&wat::parse_str(wat).unwrap(), Some(1 << 20), false);
     assert!(plan.unwrap().marks);
     wasmtime::wasmparser::Validator::new_with_features(wasmtime::wasmparser::WasmFeatures::all())
         .validate_all(&code)
@@ -306,7 +306,7 @@ fn a_grown_memory_is_not_restored() {
 
 #[test]
 fn the_plan_exports_mutable_globals_and_reads_the_data() {
-    let (code, plan) = prepare(&wat::parse_str(MODULE).unwrap(), Some(1 << 20));
+    let (code, plan) = prepare(&wat::parse_str(MODULE).unwrap(), Some(1 << 20), false);
     let plan = plan.unwrap();
     assert!(plan.marks);
     assert_eq!(plan.globals, ["__wasmpool_reset_global_0", "__wasmpool_reset_global_1", "__wasmpool_reset_global_2"]);
@@ -339,10 +339,15 @@ fn modules_a_reset_cannot_restore_are_refused_with_the_reason() {
         (r#"(module (memory 1) (export "__wasmpool_reset_global_0" (memory 0)))"#, "__wasmpool_reset_global_"),
         (r#"(module (memory 1) (export "__wasmpool_written_pages" (memory 0)))"#, "reserves"),
         (r#"(module (memory 1) (func))"#, "no export section"),
+        // Invalid (there is no memory 1), and would become valid with the map.
+        (
+            r#"(module (memory 1) (export "m" (memory 0)) (func (export "f") (i32.store8 1 (i32.const 0) (i32.const 0))))"#,
+            "not valid",
+        ),
     ];
     for (wat, reason) in cases {
         let bytes = wat::parse_str(wat).unwrap();
-        let (code, plan) = prepare(&bytes, Some(1 << 20));
+        let (code, plan) = prepare(&bytes, Some(1 << 20), false);
         let why = plan.unwrap_err();
         assert!(why.contains(reason), "{wat}: {why}");
         assert_eq!(code, bytes, "a module that cannot be reset is compiled as it is");
