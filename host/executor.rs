@@ -164,12 +164,17 @@ impl Executor {
                     Ok(instance) => instance,
                     Err(failure) => return Some(Outcome::bare(Err(failure))),
                 };
-                match instance.snapshot(self.instantiator.image()) {
-                    Ok(Some(snapshot)) => self.reused.insert((instance, snapshot)),
-                    Ok(None) | Err(_) => {
+                let unavailable = match instance.snapshot(self.instantiator.image()) {
+                    Ok(Some(snapshot)) => Ok(self.reused.insert((instance, snapshot))),
+                    Ok(None) => Err((instance, "no way to find the pages a task writes".to_string())),
+                    Err(why) => Err((instance, why.0)),
+                };
+                match unavailable {
+                    Ok(reused) => reused,
+                    Err((mut instance, why)) => {
                         // No scanner, or an instance the reset cannot
                         // handle: a new instance for every task from now on.
-                        tracing::debug!("instances are not reset in place on this worker");
+                        tracing::debug!("instances are not reset in place on this worker: {why}");
                         self.may_reset = false;
                         let result = instance.call(export, args, seed, outbox.take());
                         return Some(Outcome { result, output: instance.take_output() });
