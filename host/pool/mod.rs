@@ -48,9 +48,13 @@ use std::time::Duration;
 /// ```
 ///
 /// A `Pool` is `Send + Sync`: share it between threads by reference or in
-/// an `Arc`. Dropping it lets running tasks finish, fails queued ones with
-/// [`TaskFailure::PoolClosed`](crate::TaskFailure::PoolClosed), and joins
-/// the workers.
+/// an `Arc`. Dropping it fails queued tasks with
+/// [`TaskFailure::PoolClosed`](crate::TaskFailure::PoolClosed) and stops
+/// running ones with the same failure where it can: worker processes are
+/// killed, thread workers stop their task at its next epoch check if the
+/// pool is interruptible (a deadline, or
+/// [`interruptible`](crate::PoolBuilder::interruptible)); otherwise a running
+/// task ends first. Then it joins the workers.
 pub struct Pool {
     module: TaskModule,
     queue: Option<Sender<Job>>,
