@@ -64,6 +64,8 @@ mod module;
 pub mod pool;
 mod probe;
 pub mod process;
+#[cfg(test)]
+mod readme_api;
 pub mod sandbox;
 pub mod scheduler;
 pub mod seed;
