@@ -12,7 +12,7 @@
 //! cargo bench --bench load -- --runs 2
 //! ```
 
-#[path = "../tests/common/records.rs"]
+#[path = "../tests/all/common/records.rs"]
 mod records;
 #[path = "common/runs.rs"]
 mod runs;

@@ -138,7 +138,7 @@ fn base_config(settings: &EngineSettings) -> Config {
     // NaN, aarch64 a positive one) and relaxed SIMD's rounding too. NaNs are
     // pinned by rewriting the module where their bits can be observed
     // (host/canonical_nans/), not by Cranelift's canonicalization after every
-    // float operation; relaxed SIMD here (tests/cross_platform.rs).
+    // float operation; relaxed SIMD here (tests/all/cross_platform.rs).
     config.cranelift_nan_canonicalization(false);
     config.relaxed_simd_deterministic(true);
     // A trap's core dump gives the host the guest's globals, so that a

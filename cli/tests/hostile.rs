@@ -4,7 +4,7 @@
 //! cache others may write. Each ends within its bound with a clear message
 //! and the right exit status.
 
-#[path = "../../tests/common/records.rs"]
+#[path = "../../tests/all/common/records.rs"]
 mod records;
 
 use std::path::{Path, PathBuf};

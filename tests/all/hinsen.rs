@@ -8,7 +8,7 @@
 //!    whole before any worker starts and loaded the same way on every
 //!    platform: every task exists in every worker.
 
-mod common;
+use crate::common;
 
 use common::demo_pool;
 use wasmpool::TaskFailure;

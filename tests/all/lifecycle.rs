@@ -1,6 +1,6 @@
 //! Building, sizing and dropping pools; the allocator and its fallback.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use wasmpool::{Allocator, AllocatorKind, Pool, TaskFailure};
@@ -80,7 +80,10 @@ fn run_child_with_address_space(test: &str, limit_kib: u64, what: &str) {
     let me = std::env::current_exe().unwrap();
     let child = Command::new("sh")
         .arg("-c")
-        .arg(format!("ulimit -v {limit_kib} && exec \"$0\" --exact {test} --ignored --test-threads=1"))
+        .arg(format!(
+            "ulimit -v {limit_kib} && exec \"$0\" --exact {} --ignored --test-threads=1",
+            common::this_binarys_test(module_path!(), test)
+        ))
         .arg(&me)
         .output()
         .unwrap();
@@ -135,7 +138,8 @@ fn a_worker_engine_that_cannot_be_reserved_falls_back_alone() {
     // must still build the pool.
     let me = std::env::current_exe().unwrap();
     let measured = Command::new(&me)
-        .args(["--exact", "child_measure_one_engine", "--ignored", "--test-threads=1", "--nocapture"])
+        .args(["--exact", &common::this_binarys_test(module_path!(), "child_measure_one_engine")])
+        .args(["--ignored", "--test-threads=1", "--nocapture"])
         .output()
         .unwrap();
     assert!(measured.status.success(), "{}", String::from_utf8_lossy(&measured.stderr));

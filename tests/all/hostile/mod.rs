@@ -17,8 +17,7 @@
 
 mod bombs;
 mod cache;
-#[path = "../common/mod.rs"]
-mod common;
+use crate::common;
 mod load;
 mod scale;
 mod text;
@@ -55,7 +54,7 @@ const PRELUDE: [(&str, &str); 4] = [
 
 /// The WAT source of `modules/<name>.wat`.
 fn source(name: &str) -> String {
-    let path = format!("{}/tests/hostile/modules/{name}.wat", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/all/hostile/modules/{name}.wat", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

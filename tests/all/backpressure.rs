@@ -1,7 +1,7 @@
 //! Streaming maps pull their inputs lazily: an endless iterator runs in
 //! bounded memory, and dropping a stream stops it.
 
-mod common;
+use crate::common;
 
 use common::demo_pool;
 use std::sync::Arc;

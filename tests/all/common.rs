@@ -40,3 +40,13 @@ pub fn failure<T: std::fmt::Debug>(result: wasmpool::Result<T>) -> TaskFailure {
 }
 
 pub mod records;
+
+/// The name libtest gives the test `name` of the module `module` (pass
+/// `module_path!()`): `lifecycle::child_measure_one_engine`, for running it
+/// alone in a child process with `--exact`.
+pub fn this_binarys_test(module: &str, name: &str) -> String {
+    match module.split_once("::") {
+        Some((_crate, path)) => format!("{path}::{name}"),
+        None => name.to_string(),
+    }
+}

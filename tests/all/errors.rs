@@ -1,7 +1,7 @@
 //! Every kind of error, each naming the task and the input, and none of them
 //! poisoning the pool.
 
-mod common;
+use crate::common;
 
 use common::{demo_pool, failure, task_error};
 use serde::Serialize;

@@ -1,7 +1,7 @@
 //! Every way of calling tasks: call, map, map_each, imap, imap_unordered,
 //! submit (wait, wait_timeout, await) and broadcast.
 
-mod common;
+use crate::common;
 
 use common::demo_pool;
 use std::collections::BTreeMap;

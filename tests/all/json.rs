@@ -1,7 +1,7 @@
 //! Calling tasks with JSON, through the entry point the SDK gives every
 //! task: no glue per task, the task's own types decide what JSON means.
 
-mod common;
+use crate::common;
 
 use wasmpool::{Error, Pool, TaskFailure, WorkerKind};
 

@@ -1,9 +1,9 @@
 //! The sandbox's limits on ordinary Rust tasks (the demo module's
 //! `limits.rs`): deadlines, cancellation, fuel, stack, memory and output,
 //! in thread workers and worker processes. The attacks of hand-written
-//! modules are in `tests/hostile/`.
+//! modules are in `tests/all/hostile/`.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 use wasmpool::{Error, InstanceMode, LimitExceeded, Pool, PoolBuilder, TaskFailure, WorkerKind};

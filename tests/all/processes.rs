@@ -1,7 +1,7 @@
 //! Worker processes: the same results as threads, and a pool that survives
 //! its workers dying.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -204,7 +204,8 @@ fn a_killed_host_leaves_no_worker_process() {
     use std::io::{BufRead, BufReader};
     let me = std::env::current_exe().unwrap();
     let mut host = Command::new(me)
-        .args(["--exact", "child_host_with_worker_processes", "--ignored", "--nocapture", "--test-threads=1"])
+        .args(["--exact", &common::this_binarys_test(module_path!(), "child_host_with_worker_processes")])
+        .args(["--ignored", "--nocapture", "--test-threads=1"])
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -275,7 +276,8 @@ fn worker_stderr_reaches_the_host_with_the_worker_id() {
     // Needs no Unix tool: the child is this very test binary.
     let me = std::env::current_exe().unwrap();
     let output = Command::new(me)
-        .args(["--exact", "child_host_whose_worker_writes_to_stderr", "--ignored", "--nocapture", "--test-threads=1"])
+        .args(["--exact", &common::this_binarys_test(module_path!(), "child_host_whose_worker_writes_to_stderr")])
+        .args(["--ignored", "--nocapture", "--test-threads=1"])
         .output()
         .unwrap();
     assert!(output.status.success());

@@ -1,7 +1,7 @@
 //! Opt-in WASI: a `wasm32-wasip1` module using Rust `std` runs with nothing
 //! granted but what the pool grants, and its output is captured per task.
 
-mod common;
+use crate::common;
 
 use wasmpool::{Error, LimitExceeded, ModuleError, Pool, PoolBuilder, TaskFailure, WasiConfig, WorkerKind};
 

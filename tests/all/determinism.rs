@@ -4,7 +4,7 @@
 //! every task of a map draws its own stream; and a task's seed can be
 //! computed outside the pool to replay one input natively.
 
-mod common;
+use crate::common;
 
 use guest_tasks::monte_carlo::{pi_hits_seeded, random_walk};
 use std::collections::HashSet;

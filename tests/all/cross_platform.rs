@@ -3,7 +3,7 @@
 //!
 //! The test runs a fixed set of maps, float-heavy ones and the IEEE 754
 //! edge cases whose NaNs Wasm leaves to the CPU, and compares a SHA-256 of
-//! each map's results with `tests/data/result_fingerprints.txt`, computed
+//! each map's results with `tests/all/data/result_fingerprints.txt`, computed
 //! once and committed. With `WASMPOOL_FINGERPRINTS=FILE` it also writes its
 //! lines to `FILE`; `.ci/run` compares the files of the Linux, Windows and
 //! aarch64 builds with each other.
@@ -144,7 +144,7 @@ fn results_are_the_same_bytes_on_every_platform() {
         actual.iter().filter(|line| !expected.contains(line)).map(|l| l.split(' ').next().unwrap_or(l)).collect();
     assert!(
         differing.is_empty() && actual.len() == expected.len(),
-        "results differ from tests/data/result_fingerprints.txt in: {differing:?}\n\
+        "results differ from tests/all/data/result_fingerprints.txt in: {differing:?}\n\
          this platform computed:\n{threads}\n\
          (if a task was changed on purpose, replace the file's lines with these)"
     );

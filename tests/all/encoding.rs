@@ -1,6 +1,6 @@
 //! Property tests: any arguments cross into the guest and back intact.
 
-mod common;
+use crate::common;
 
 use proptest::prelude::*;
 use std::sync::OnceLock;

@@ -3,7 +3,7 @@
 //! back, not buffered; oversized messages stop their task; a progress
 //! callback hears every report. Thread and process workers alike.
 
-mod common;
+use crate::common;
 
 use common::scaled;
 use guest_tasks::channels::collatz;

@@ -1,7 +1,7 @@
 //! The two instance modes: a fresh instance per task (the default) and one
 //! instance per worker with an init task.
 
-mod common;
+use crate::common;
 
 use wasmpool::{InstanceMode, Pool, TaskFailure};
 
