@@ -13,7 +13,6 @@ use std::time::Duration;
 use wasmpool::{Event, LimitExceeded, Pool, PoolBuilder, TaskFailure, WorkerKind};
 use wasmpool_guest::Sender;
 
-const KINDS: [WorkerKind; 2] = [WorkerKind::Threads, WorkerKind::Processes];
 /// Long enough for any event in these tests, even under emulation.
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -28,9 +27,8 @@ fn sequence(n: u64) -> Vec<u64> {
     values.sent()
 }
 
-#[test]
-fn an_exchange_gets_every_message_in_order_and_then_the_result() {
-    for kind in KINDS {
+each_kind! {
+    fn an_exchange_gets_every_message_in_order_and_then_the_result(kind) {
         let pool = builder(kind).build().unwrap();
         let mut exchange = pool.exchange::<u64, u32>();
         let starts = [27u64, 6, 97, 1];
@@ -61,9 +59,8 @@ fn an_exchange_gets_every_message_in_order_and_then_the_result() {
     }
 }
 
-#[test]
-fn messages_arrive_while_the_task_still_runs() {
-    for kind in KINDS {
+each_kind! {
+    fn messages_arrive_while_the_task_still_runs(kind) {
         // `send_then_spin` never returns: its message can only arrive mid-task.
         let pool = builder(kind).interruptible(true).build().unwrap();
         let mut exchange = pool.exchange::<u32, u64>();
@@ -84,10 +81,9 @@ fn messages_arrive_while_the_task_still_runs() {
     }
 }
 
-#[test]
-fn a_flooding_task_waits_for_room_and_host_memory_stays_bounded() {
-    const CAPACITY: usize = 4;
-    for kind in KINDS {
+each_kind! {
+    fn a_flooding_task_waits_for_room_and_host_memory_stays_bounded(kind) {
+        const CAPACITY: usize = 4;
         let deadline = scaled(Duration::from_millis(400));
         let pool = builder(kind).deadline(deadline).build().unwrap();
         let mut exchange = pool.exchange_with_capacity::<Vec<u8>, u32>(CAPACITY);
@@ -108,9 +104,8 @@ fn a_flooding_task_waits_for_room_and_host_memory_stays_bounded() {
     }
 }
 
-#[test]
-fn an_oversized_message_stops_its_task_with_a_limit_error() {
-    for kind in KINDS {
+each_kind! {
+    fn an_oversized_message_stops_its_task_with_a_limit_error(kind) {
         let pool = builder(kind).max_message(1000).build().unwrap();
         let mut exchange = pool.exchange::<Vec<u8>, u32>();
         exchange.start("flood", (3u32, 100u32)).unwrap();
@@ -133,9 +128,8 @@ fn an_oversized_message_stops_its_task_with_a_limit_error() {
     }
 }
 
-#[test]
-fn without_a_listener_messages_are_dropped_and_the_task_is_told() {
-    for kind in KINDS {
+each_kind! {
+    fn without_a_listener_messages_are_dropped_and_the_task_is_told(kind) {
         let pool = builder(kind).build().unwrap();
         let delivered: Vec<u32> = pool.map("flood", [(5u32, 10u32), (0, 10)]).unwrap();
         assert_eq!(delivered, [0, 0]);
@@ -144,9 +138,8 @@ fn without_a_listener_messages_are_dropped_and_the_task_is_told() {
     }
 }
 
-#[test]
-fn progress_reaches_the_callback_and_the_exchange() {
-    for kind in KINDS {
+each_kind! {
+    fn progress_reaches_the_callback_and_the_exchange(kind) {
         let pool = builder(kind).build().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sink = seen.clone();
@@ -190,9 +183,8 @@ fn a_message_of_the_wrong_type_is_an_error_event_and_the_task_goes_on() {
     assert_eq!(events.last(), Some(&Event::Finished { task: 0, result: Ok(8) }));
 }
 
-#[test]
-fn dropping_an_exchange_cancels_its_tasks_and_frees_the_workers() {
-    for kind in KINDS {
+each_kind! {
+    fn dropping_an_exchange_cancels_its_tasks_and_frees_the_workers(kind) {
         let pool = Pool::builder()
             .module_file(guest_tasks::WASM_PATH)
             .workers(1)

@@ -50,3 +50,39 @@ pub fn this_binarys_test(module: &str, name: &str) -> String {
         None => name.to_string(),
     }
 }
+
+/// One test per worker kind:
+///
+/// ```ignore
+/// each_kind! {
+///     /// Docs and attributes apply to both tests.
+///     fn a_task_fails_cleanly(kind) { let pool = builder(kind).build().unwrap(); … }
+/// }
+/// ```
+///
+/// defines `a_task_fails_cleanly::threads` and
+/// `a_task_fails_cleanly::processes`, each running the body with `kind`
+/// bound to its [`WorkerKind`](wasmpool::WorkerKind), so a failure in one
+/// kind neither hides nor stops the other.
+macro_rules! each_kind {
+    ($(#[$attr:meta])* fn $name:ident($kind:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(#[$attr])*
+            #[test]
+            fn threads() {
+                let $kind = wasmpool::WorkerKind::Threads;
+                $body
+            }
+
+            $(#[$attr])*
+            #[test]
+            fn processes() {
+                let $kind = wasmpool::WorkerKind::Processes;
+                $body
+            }
+        }
+    };
+}

@@ -100,9 +100,8 @@ fn zero_over_zero(pool: &Pool) -> u64 {
     bits[3]
 }
 
-#[test]
-fn without_canonicalization_only_nans_follow_the_cpu() {
-    for kind in [WorkerKind::Threads, WorkerKind::Processes] {
+each_kind! {
+    fn without_canonicalization_only_nans_follow_the_cpu(kind) {
         let canonical = pool(kind);
         let cpu = builder(kind).canonicalize_nans(false).build().expect("the pool builds");
         assert_eq!(zero_over_zero(&canonical), 0x7FF8_0000_0000_0000, "{kind:?}: the canonical NaN");

@@ -36,10 +36,9 @@ fn run(pool: &Pool, chunk: ChunkSize) -> (Vec<u8>, Vec<u8>) {
     (postcard::to_allocvec(&hits).unwrap(), postcard::to_allocvec(&walks).unwrap())
 }
 
-#[test]
-fn the_same_seed_gives_the_same_bytes_for_any_workers_kind_and_chunking() {
-    let reference = run(&pool(WorkerKind::Threads, 1, SEED), ChunkSize::from(1));
-    for kind in [WorkerKind::Threads, WorkerKind::Processes] {
+each_kind! {
+    fn the_same_seed_gives_the_same_bytes_for_any_workers_kind_and_chunking(kind) {
+        let reference = run(&pool(WorkerKind::Threads, 1, SEED), ChunkSize::from(1));
         for workers in [1, 2, 4] {
             let pool = pool(kind, workers, SEED);
             for chunk in [ChunkSize::from(1), ChunkSize::from(7), ChunkSize::Auto] {

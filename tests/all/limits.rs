@@ -8,8 +8,6 @@ use crate::common;
 use std::time::{Duration, Instant};
 use wasmpool::{Error, InstanceMode, LimitExceeded, Pool, PoolBuilder, TaskFailure, WorkerKind};
 
-const KINDS: [WorkerKind; 2] = [WorkerKind::Threads, WorkerKind::Processes];
-
 fn pool(kind: WorkerKind) -> PoolBuilder {
     Pool::builder().module_file(guest_tasks::WASM_PATH).workers(1).worker_kind(kind)
 }
@@ -21,10 +19,9 @@ fn limit(result: wasmpool::Result<impl std::fmt::Debug>) -> LimitExceeded {
     }
 }
 
-#[test]
-fn a_task_past_its_deadline_is_stopped_and_its_worker_serves_on() {
-    let deadline = common::scaled(Duration::from_millis(300));
-    for kind in KINDS {
+each_kind! {
+    fn a_task_past_its_deadline_is_stopped_and_its_worker_serves_on(kind) {
+        let deadline = common::scaled(Duration::from_millis(300));
         let pool = pool(kind).deadline(deadline).build().unwrap();
         let start = Instant::now();
         assert_eq!(limit(pool.call::<_, u64>("spin", u64::MAX)), LimitExceeded::Deadline { limit: deadline });
@@ -36,11 +33,10 @@ fn a_task_past_its_deadline_is_stopped_and_its_worker_serves_on() {
     }
 }
 
-#[test]
-fn every_worker_stops_its_task_at_the_deadline() {
-    // Thread workers each have their own engine: the deadline thread must
-    // reach all of them, not only the first.
-    for kind in KINDS {
+each_kind! {
+    fn every_worker_stops_its_task_at_the_deadline(kind) {
+        // Thread workers each have their own engine: the deadline thread must
+        // reach all of them, not only the first.
         let pool = pool(kind).workers(2).deadline(common::scaled(Duration::from_millis(150))).build().unwrap();
         let results: Vec<Result<u64, _>> =
             pool.task("spin").unwrap().chunk_size(1).map_each([u64::MAX, u64::MAX, u64::MAX, u64::MAX]).unwrap();
@@ -53,11 +49,10 @@ fn every_worker_stops_its_task_at_the_deadline() {
     }
 }
 
-#[test]
-fn a_map_with_one_endless_input_loses_only_that_input() {
-    // Chunks of one, and one chunk of all: a worker process then has the
-    // inputs after the endless one in its pipe when that one is stopped.
-    for kind in KINDS {
+each_kind! {
+    fn a_map_with_one_endless_input_loses_only_that_input(kind) {
+        // Chunks of one, and one chunk of all: a worker process then has the
+        // inputs after the endless one in its pipe when that one is stopped.
         let pool = pool(kind).workers(2).deadline(common::scaled(Duration::from_millis(200))).build().unwrap();
         for chunk in [1, 5] {
             let inputs = [10u64, 20, u64::MAX, 30, 40];
@@ -77,9 +72,8 @@ fn a_map_with_one_endless_input_loses_only_that_input() {
     }
 }
 
-#[test]
-fn a_per_call_deadline_overrides_the_pool_deadline() {
-    for kind in KINDS {
+each_kind! {
+    fn a_per_call_deadline_overrides_the_pool_deadline(kind) {
         let pool = pool(kind).deadline(Duration::from_secs(60)).build().unwrap();
         let short = Duration::from_millis(150);
         let start = Instant::now();
@@ -87,6 +81,10 @@ fn a_per_call_deadline_overrides_the_pool_deadline() {
         assert_eq!(limit(result), LimitExceeded::Deadline { limit: short });
         assert!(start.elapsed() < Duration::from_secs(10));
     }
+}
+
+#[test]
+fn a_per_call_deadline_needs_no_pool_deadline_in_worker_processes() {
     // Worker processes need no instrumentation: a per-call deadline works
     // in a pool built without any.
     let pool = pool(WorkerKind::Processes).build().unwrap();
@@ -174,9 +172,8 @@ fn fuel_stops_a_task_at_the_same_point_in_every_kind_of_worker() {
     assert!(pool.task("spin").unwrap().fuel(u64::MAX).call::<_, u64>(spins[19]).is_ok());
 }
 
-#[test]
-fn deep_recursion_is_a_stack_limit_and_the_cap_is_configurable() {
-    for kind in KINDS {
+each_kind! {
+    fn deep_recursion_is_a_stack_limit_and_the_cap_is_configurable(kind) {
         let small = pool(kind).build().unwrap();
         assert_eq!(small.call::<_, u64>("recurse", 100u64).unwrap(), 100);
         assert!(matches!(limit(small.call::<_, u64>("recurse", 50_000u64)), LimitExceeded::Stack { limit: 524_288 }));
@@ -185,11 +182,10 @@ fn deep_recursion_is_a_stack_limit_and_the_cap_is_configurable() {
     }
 }
 
-#[test]
-fn overflowing_the_stack_a_rust_guest_keeps_in_linear_memory_is_a_stack_limit_too() {
-    // `recurse_with_buffer` keeps a 1 KiB array per frame in linear memory,
-    // so Rust's 1 MiB stack there runs out before the Wasm stack does.
-    for kind in KINDS {
+each_kind! {
+    fn overflowing_the_stack_a_rust_guest_keeps_in_linear_memory_is_a_stack_limit_too(kind) {
+        // `recurse_with_buffer` keeps a 1 KiB array per frame in linear memory,
+        // so Rust's 1 MiB stack there runs out before the Wasm stack does.
         let pool = pool(kind).max_stack(16 << 20).build().unwrap();
         assert_eq!(pool.call::<_, u64>("recurse_with_buffer", 100u64).unwrap(), 100);
         assert_eq!(limit(pool.call::<_, u64>("recurse_with_buffer", 5_000u64)), LimitExceeded::LinearStack, "{kind:?}");
@@ -197,9 +193,8 @@ fn overflowing_the_stack_a_rust_guest_keeps_in_linear_memory_is_a_stack_limit_to
     }
 }
 
-#[test]
-fn an_allocation_past_the_memory_cap_is_a_memory_limit() {
-    for kind in KINDS {
+each_kind! {
+    fn an_allocation_past_the_memory_cap_is_a_memory_limit(kind) {
         let pool = pool(kind).max_memory(16 << 20).build().unwrap();
         assert_eq!(pool.call::<_, u64>("allocate", 1u64 << 20).unwrap(), 256);
         assert!(matches!(
@@ -210,9 +205,8 @@ fn an_allocation_past_the_memory_cap_is_a_memory_limit() {
     }
 }
 
-#[test]
-fn a_result_past_the_output_cap_is_refused() {
-    for kind in KINDS {
+each_kind! {
+    fn a_result_past_the_output_cap_is_refused(kind) {
         let pool = pool(kind).max_output(1 << 20).build().unwrap();
         assert_eq!(pool.call::<_, Vec<u8>>("big_result", 1000u32).unwrap().len(), 1000);
         assert!(matches!(
@@ -222,9 +216,8 @@ fn a_result_past_the_output_cap_is_refused() {
     }
 }
 
-#[test]
-fn a_panic_inside_the_panic_hook_fails_that_task_only() {
-    for kind in KINDS {
+each_kind! {
+    fn a_panic_inside_the_panic_hook_fails_that_task_only(kind) {
         let pool = pool(kind).build().unwrap();
         let failure = common::failure(pool.call::<_, ()>("panic_in_panic_hook", ()));
         assert!(matches!(failure, TaskFailure::Panic { .. } | TaskFailure::Trap { .. }), "{failure}");

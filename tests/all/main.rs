@@ -4,15 +4,20 @@
 //! covers; run one with `cargo test --test all <module>::`, e.g.
 //! `cargo test --test all hostile::`.
 //!
-//! Tests that run a test of this binary in a child process (to limit its
-//! address space, or to kill its host) name it with [`common::this_binarys_test`].
+//! A test that covers both worker kinds is written once, in `each_kind!`
+//! (`common.rs`), which makes it two tests: `name::threads` and
+//! `name::processes`. Tests that run a test of this binary in a child
+//! process (to limit its address space, or to kill its host) name it with
+//! [`common::this_binarys_test`].
+
+#[macro_use]
+mod common;
 
 mod allocator;
 mod backpressure;
 mod c_guest;
 mod calls;
 mod channels;
-mod common;
 mod cross_platform;
 mod determinism;
 mod encoding;

@@ -66,13 +66,12 @@ fn an_err_result_keeps_the_worker_instance() {
     assert_eq!(pool.call::<_, u64>("counter_next", ()).unwrap(), 2);
 }
 
-/// Between tasks a worker resets its instance in place (where the kernel
-/// can tell which pages a task wrote) or creates a new one: either way each
-/// task sees the module's initial state, whatever the task before it did
-/// (changed statics, grew the memory, panicked), in both worker kinds.
-#[test]
-fn a_fresh_state_is_the_same_whether_instances_are_reset_or_created() {
-    for kind in [wasmpool::WorkerKind::Threads, wasmpool::WorkerKind::Processes] {
+each_kind! {
+    /// Between tasks a worker resets its instance in place (restoring the
+    /// pages the task's writes marked) or creates a new one: either way each
+    /// task sees the module's initial state, whatever the task before it did
+    /// (changed statics, grew the memory, panicked).
+    fn a_fresh_state_is_the_same_whether_instances_are_reset_or_created(kind) {
         for reset in [true, false] {
             let pool = pool(InstanceMode::FreshPerTask, 1).worker_kind(kind).reset_in_place(reset).build().unwrap();
             let initial_pages: u64 = pool.call("memory_pages", ()).unwrap();

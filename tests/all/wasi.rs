@@ -5,15 +5,12 @@ use crate::common;
 
 use wasmpool::{Error, LimitExceeded, ModuleError, Pool, PoolBuilder, TaskFailure, WasiConfig, WorkerKind};
 
-const KINDS: [WorkerKind; 2] = [WorkerKind::Threads, WorkerKind::Processes];
-
 fn wasi_pool(kind: WorkerKind, wasi: WasiConfig) -> PoolBuilder {
     Pool::builder().module_file(guest_tasks::WASI_WASM_PATH).workers(2).worker_kind(kind).wasi(wasi)
 }
 
-#[test]
-fn println_output_is_captured_per_task_and_kept_from_the_host() {
-    for kind in KINDS {
+each_kind! {
+    fn println_output_is_captured_per_task_and_kept_from_the_host(kind) {
         let pool = wasi_pool(kind, WasiConfig::new()).build().unwrap();
         let greeting = pool.task("greet").unwrap().call_captured::<_, u32>("Ada".to_string()).unwrap();
         assert_eq!(greeting.result.unwrap(), 11);
@@ -44,9 +41,8 @@ fn a_wasi_module_is_refused_without_wasi_naming_an_import() {
     }
 }
 
-#[test]
-fn nothing_is_granted_by_default() {
-    for kind in KINDS {
+each_kind! {
+    fn nothing_is_granted_by_default(kind) {
         let pool = wasi_pool(kind, WasiConfig::new()).build().unwrap();
         assert_eq!(pool.call::<_, Option<String>>("env_var", "HOME".to_string()).unwrap(), None);
         let denied = pool.call::<_, String>("read_file", "/etc/passwd".to_string()).unwrap_err();
@@ -59,11 +55,10 @@ fn nothing_is_granted_by_default() {
     }
 }
 
-#[test]
-fn grants_are_given_one_by_one() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("input.txt"), "data for the task").unwrap();
-    for kind in KINDS {
+each_kind! {
+    fn grants_are_given_one_by_one(kind) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("input.txt"), "data for the task").unwrap();
         let config = WasiConfig::new().env("GREETING", "hi").wall_clock().read_only_dir(dir.path(), "data");
         let pool = wasi_pool(kind, config).build().unwrap();
         assert_eq!(pool.call::<_, Option<String>>("env_var", "GREETING".to_string()).unwrap().as_deref(), Some("hi"));
@@ -75,15 +70,14 @@ fn grants_are_given_one_by_one() {
         let write = pool.call::<_, ()>("write_file", ("data/out.txt".to_string(), "x".to_string()));
         assert!(matches!(common::failure(write), TaskFailure::Failed(_)), "{kind:?}");
         assert!(!dir.path().join("out.txt").exists());
+        let writable = wasi_pool(kind, WasiConfig::new().writable_dir(dir.path(), "out")).build().unwrap();
+        writable.call::<_, ()>("write_file", ("out/result.txt".to_string(), "42".to_string())).unwrap();
+        assert_eq!(std::fs::read_to_string(dir.path().join("result.txt")).unwrap(), "42");
     }
-    let writable = wasi_pool(WorkerKind::Threads, WasiConfig::new().writable_dir(dir.path(), "out")).build().unwrap();
-    writable.call::<_, ()>("write_file", ("out/result.txt".to_string(), "42".to_string())).unwrap();
-    assert_eq!(std::fs::read_to_string(dir.path().join("result.txt")).unwrap(), "42");
 }
 
-#[test]
-fn a_task_flooding_stdout_is_stopped_at_the_output_cap() {
-    for kind in KINDS {
+each_kind! {
+    fn a_task_flooding_stdout_is_stopped_at_the_output_cap(kind) {
         let pool = wasi_pool(kind, WasiConfig::new()).max_output(64 << 10).build().unwrap();
         let flood = pool.task("shout").unwrap().call_captured::<_, ()>((10_000u32, 100u32)).unwrap();
         let failure = flood.result.unwrap_err().failure;
@@ -103,9 +97,8 @@ fn a_missing_granted_folder_is_a_configuration_error() {
     assert!(matches!(e.unwrap_err(), Error::Config(why) if why.contains("/no/such/folder")));
 }
 
-#[test]
-fn random_get_is_the_tasks_seeded_stream() {
-    for kind in KINDS {
+each_kind! {
+    fn random_get_is_the_tasks_seeded_stream(kind) {
         let draw = |seed: u64| -> Vec<u64> {
             let pool = wasi_pool(kind, WasiConfig::new()).seed(seed).build().unwrap();
             pool.map("wasi_random", vec![(); 6]).unwrap()

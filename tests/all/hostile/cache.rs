@@ -4,7 +4,7 @@
 //! compiled from another module (whose `ok` answers 7, not 42) under the
 //! name of the real module's entry: a pool that loaded it would answer 7.
 
-use super::{KINDS, assemble, harmless};
+use super::{assemble, harmless};
 use std::path::{Path, PathBuf};
 use wasmpool::{Pool, PoolBuilder, WorkerKind};
 
@@ -47,11 +47,10 @@ fn planted(kind: WorkerKind) -> (tempfile::TempDir, PathBuf) {
     (real, entry)
 }
 
-#[test]
-fn a_planted_entry_in_the_users_own_folder_is_what_the_cache_trusts() {
-    // The control for the tests below: the plant works, so their 42s mean
-    // the planted code was refused, not that it failed to load.
-    for kind in KINDS {
+each_kind! {
+    fn a_planted_entry_in_the_users_own_folder_is_what_the_cache_trusts(kind) {
+        // The control for the tests below: the plant works, so their 42s mean
+        // the planted code was refused, not that it failed to load.
         let (dir, _) = planted(kind);
         assert_eq!(answer(kind, dir.path()), 7, "{kind:?}: the user's own cache is trusted");
     }
@@ -79,9 +78,8 @@ mod unix {
     /// Someone else: `nobody` on most systems.
     const OTHER_USER: u32 = 65534;
 
-    #[test]
-    fn a_planted_entry_in_a_folder_others_may_write_is_never_loaded() {
-        for kind in KINDS {
+    each_kind! {
+        fn a_planted_entry_in_a_folder_others_may_write_is_never_loaded(kind) {
             let (dir, entry) = planted(kind);
             set_mode(dir.path(), 0o777);
             assert_eq!(answer(kind, dir.path()), 42, "{kind:?}");
@@ -91,9 +89,8 @@ mod unix {
         }
     }
 
-    #[test]
-    fn a_planted_entry_others_may_write_is_never_loaded() {
-        for kind in KINDS {
+    each_kind! {
+        fn a_planted_entry_others_may_write_is_never_loaded(kind) {
             let (dir, entry) = planted(kind);
             set_mode(&entry, 0o666);
             assert_eq!(answer(kind, dir.path()), 42, "{kind:?}");
@@ -103,24 +100,22 @@ mod unix {
         }
     }
 
-    #[test]
-    fn a_planted_entry_owned_by_another_user_is_never_loaded() {
-        if !can_chown() {
-            return;
-        }
-        for kind in KINDS {
+    each_kind! {
+        fn a_planted_entry_owned_by_another_user_is_never_loaded(kind) {
+            if !can_chown() {
+                return;
+            }
             let (dir, entry) = planted(kind);
             chown(&entry, Some(OTHER_USER), Some(OTHER_USER)).unwrap();
             assert_eq!(answer(kind, dir.path()), 42, "{kind:?}");
         }
     }
 
-    #[test]
-    fn a_cache_folder_owned_by_another_user_is_never_used() {
-        if !can_chown() {
-            return;
-        }
-        for kind in KINDS {
+    each_kind! {
+        fn a_cache_folder_owned_by_another_user_is_never_used(kind) {
+            if !can_chown() {
+                return;
+            }
             let (dir, _) = planted(kind);
             chown(dir.path(), Some(OTHER_USER), Some(OTHER_USER)).unwrap();
             assert_eq!(answer(kind, dir.path()), 42, "{kind:?}");

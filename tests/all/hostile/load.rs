@@ -108,10 +108,9 @@ fn an_initialize_that_never_returns_is_stopped_at_the_load_deadline() {
     );
 }
 
-#[test]
-fn a_task_deadline_shorter_than_the_load_deadline_bounds_loading_too() {
-    let short = common::scaled(Duration::from_millis(200));
-    for kind in [WorkerKind::Threads, WorkerKind::Processes] {
+each_kind! {
+    fn a_task_deadline_shorter_than_the_load_deadline_bounds_loading_too(kind) {
+        let short = common::scaled(Duration::from_millis(200));
         let start = Instant::now();
         let error = pool(Way::PlainThreads, module("infinite_loop_in_start"))
             .worker_kind(kind)

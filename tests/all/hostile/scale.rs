@@ -6,7 +6,7 @@
 //! this debug build. `cargo bench --bench load` records the growth.
 
 use super::common::records::{Records, module_with_records, task_name};
-use super::{KINDS, common, module_error};
+use super::{common, module_error};
 use std::time::{Duration, Instant};
 use wasmpool::{Error, ModuleError, Pool};
 
@@ -25,9 +25,8 @@ fn load(shape: Records, kind: wasmpool::WorkerKind) -> (wasmpool::Result<Pool>, 
     (pool, start.elapsed())
 }
 
-#[test]
-fn a_module_of_100000_tasks_loads_and_serves_every_one() {
-    for kind in KINDS {
+each_kind! {
+    fn a_module_of_100000_tasks_loads_and_serves_every_one(kind) {
         let (pool, took) = load(Records::Valid, kind);
         let pool = pool.unwrap_or_else(|e| panic!("{kind:?}: {e}"));
         assert!(took < bound(), "{kind:?}: loading took {took:?}");

@@ -88,9 +88,8 @@ fn an_unknown_task_name_is_quoted_escaped() {
     assert_eq!(error.to_string(), "no task `\\u{1b}[2Jok`; the module has: ok");
 }
 
-#[test]
-fn captured_stdout_is_kept_as_written_and_escaped_for_a_terminal() {
-    for kind in KINDS {
+each_kind! {
+    fn captured_stdout_is_kept_as_written_and_escaped_for_a_terminal(kind) {
         let pool = Pool::builder()
             .module_bytes(module("escapes_in_stdout"))
             .workers(1)
