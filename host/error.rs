@@ -348,6 +348,89 @@ pub enum TaskFailure {
     InvalidJson(String),
 }
 
+impl TaskFailure {
+    /// Which kind of failure this is: a stable, coarse grouping for
+    /// programs that react to failures (report, retry, stop) without
+    /// matching every variant, as `JoinError::is_panic` does in tokio.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            TaskFailure::InvalidJson(_) => FailureKind::InvalidInput,
+            TaskFailure::EncodeArguments(_) | TaskFailure::ArgumentTypes(_) | TaskFailure::BadArguments(_) => {
+                FailureKind::BadArguments
+            }
+            TaskFailure::DecodeResult { .. } | TaskFailure::DecodeMessage { .. } => FailureKind::BadResult,
+            TaskFailure::Panic { .. } => FailureKind::Panic,
+            TaskFailure::Trap { .. } => FailureKind::Trap,
+            TaskFailure::Failed(_) => FailureKind::Failed,
+            TaskFailure::Limit(_) => FailureKind::Limit,
+            TaskFailure::WorkerCrashed { .. } => FailureKind::WorkerCrashed,
+            TaskFailure::Abi(_) | TaskFailure::Instantiate(_) | TaskFailure::Init { .. } => FailureKind::Module,
+            TaskFailure::PoolClosed | TaskFailure::Cancelled => FailureKind::Cancelled,
+            TaskFailure::RankLost { .. } => FailureKind::RankLost,
+        }
+    }
+}
+
+/// The kind of a [`TaskFailure`] ([`TaskFailure::kind`]). Each has a stable
+/// name ([`as_str`](Self::as_str)), which the `wasmpool` command writes in
+/// its error objects. New kinds may be added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The input is not the task's arguments: not JSON, or the wrong
+    /// number of them (found by the host before the task ran).
+    InvalidInput,
+    /// The arguments could not be encoded, or the task's types refused them.
+    BadArguments,
+    /// The result, or a message, could not be decoded into the type asked for.
+    BadResult,
+    /// The task panicked.
+    Panic,
+    /// The guest trapped without a panic.
+    Trap,
+    /// The task returned `Err`.
+    Failed,
+    /// A sandbox limit stopped the task.
+    Limit,
+    /// Its worker process died on every attempt the retry limit allowed.
+    WorkerCrashed,
+    /// The module failed around the task: it broke the ABI, no instance
+    /// could be made, or the init task failed.
+    Module,
+    /// The caller cancelled the task, or the pool closed first.
+    Cancelled,
+    /// Cluster mode: the rank holding the input was lost. Not the input's
+    /// fault: running it again can succeed.
+    RankLost,
+}
+
+impl FailureKind {
+    /// The kind's stable name: `invalid_input`, `bad_arguments`,
+    /// `bad_result`, `panic`, `trap`, `failed`, `limit`, `worker_crashed`,
+    /// `module`, `cancelled` or `rank_lost`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::InvalidInput => "invalid_input",
+            FailureKind::BadArguments => "bad_arguments",
+            FailureKind::BadResult => "bad_result",
+            FailureKind::Panic => "panic",
+            FailureKind::Trap => "trap",
+            FailureKind::Failed => "failed",
+            FailureKind::Limit => "limit",
+            FailureKind::WorkerCrashed => "worker_crashed",
+            FailureKind::Module => "module",
+            FailureKind::Cancelled => "cancelled",
+            FailureKind::RankLost => "rank_lost",
+        }
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Formats trap frames as an indented list after the trap kind.
 struct Backtrace<'a>(&'a [String]);
 
@@ -382,6 +465,18 @@ mod tests {
     fn traps_list_their_frames() {
         let f = TaskFailure::Trap { kind: "unreachable".into(), frames: vec!["a".into(), "b".into()] };
         assert_eq!(f.to_string(), "trapped: unreachable\nwasm backtrace:\n    0: a\n    1: b");
+    }
+
+    #[test]
+    fn every_failure_has_a_kind_with_a_stable_name() {
+        let limit = TaskFailure::Limit(LimitExceeded::Fuel { limit: 1 });
+        assert_eq!(limit.kind(), FailureKind::Limit);
+        assert_eq!(limit.kind().to_string(), "limit");
+        assert_eq!(TaskFailure::InvalidJson("x".into()).kind().as_str(), "invalid_input");
+        assert_eq!(TaskFailure::ArgumentTypes("x".into()).kind().as_str(), "bad_arguments");
+        assert_eq!(TaskFailure::PoolClosed.kind(), FailureKind::Cancelled);
+        let lost = TaskFailure::RankLost { rank: 1, host: "h".into(), reason: "silent".into() };
+        assert_eq!(lost.kind().as_str(), "rank_lost");
     }
 
     #[test]

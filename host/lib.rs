@@ -78,7 +78,7 @@ mod worker;
 
 pub use channel::exchange::{Event, Exchange};
 pub use engine::{Allocator, AllocatorKind};
-pub use error::{Error, LoadStep, ModuleError, Result, TaskError, TaskFailure};
+pub use error::{Error, FailureKind, LoadStep, ModuleError, Result, TaskError, TaskFailure};
 pub use executor::InstanceMode;
 pub use handle::{Captured, TaskHandle};
 pub use json::JsonTask;

@@ -2,8 +2,8 @@
 
 use crate::input::Line;
 use serde::Serialize;
+use wasmpool::TaskError;
 use wasmpool::text::escape_json;
-use wasmpool::{TaskError, TaskFailure};
 
 /// Longest input quoted back in an error object, in bytes.
 const QUOTED_INPUT_BYTES: usize = 200;
@@ -29,7 +29,7 @@ impl LineError {
             line: line.number,
             input: shorten(&line.text),
             task: error.task.clone(),
-            kind: kind(&error.failure),
+            kind: error.failure.kind().as_str(),
             message: error.failure.to_string(),
         }
     }
@@ -66,25 +66,6 @@ pub fn error_line(error: &LineError, numbered: bool) -> String {
     }
 }
 
-/// A stable, machine-readable name for each kind of failure.
-pub fn kind(failure: &TaskFailure) -> &'static str {
-    match failure {
-        TaskFailure::InvalidJson(_) => "invalid_input",
-        TaskFailure::EncodeArguments(_) | TaskFailure::ArgumentTypes(_) | TaskFailure::BadArguments(_) => {
-            "bad_arguments"
-        }
-        TaskFailure::DecodeResult { .. } | TaskFailure::DecodeMessage { .. } => "bad_result",
-        TaskFailure::Panic { .. } => "panic",
-        TaskFailure::Trap { .. } => "trap",
-        TaskFailure::Failed(_) => "failed",
-        TaskFailure::Limit(_) => "limit",
-        TaskFailure::WorkerCrashed { .. } => "worker_crashed",
-        TaskFailure::Abi(_) | TaskFailure::Instantiate(_) | TaskFailure::Init { .. } => "module",
-        TaskFailure::PoolClosed | TaskFailure::Cancelled => "cancelled",
-        _ => "other",
-    }
-}
-
 /// The line's text for an error object: lossy UTF-8, at most
 /// [`QUOTED_INPUT_BYTES`] bytes, cut at a character boundary.
 fn shorten(text: &[u8]) -> String {
@@ -102,6 +83,7 @@ fn shorten(text: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmpool::TaskFailure;
 
     fn failed_line() -> LineError {
         let line = Line { number: 7, text: b"[1, 0]".to_vec() };
