@@ -1,7 +1,7 @@
 //! Encoding arguments and decoding results: postcard, strictly.
 
 use crate::error::TaskFailure;
-use crate::scheduler::jobs::ItemResult;
+use crate::worker::jobs::ItemResult;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 

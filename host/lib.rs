@@ -21,73 +21,57 @@
 //! }
 //! ```
 //!
-//! Where things live:
+//! The API is what this root re-exports; the modules behind it are the
+//! library's layers, each calling only those below it (the diagram is in
+//! `docs/architecture.md`; `python3 .ci/layers` checks it):
 //! - [`pool`]: the [`Pool`], its builder and the calls (`call`, `map`,
-//!   `map_each`, `imap`, `imap_unordered`, `submit`, `broadcast`);
+//!   `map_each`, `imap`, `imap_unordered`, `submit`, `broadcast`), the
+//!   [`Exchange`], [`JsonTask`]; [`cluster`]: one pool over the ranks of an
+//!   MPI job (feature `mpi`);
 //! - [`scheduler`]: chunking and the backpressured streams behind the maps;
-//! - `worker`: the worker threads; `executor`: running a task in the
-//!   instance its [`InstanceMode`] calls for;
-//! - [`process`]: worker processes (`wasmpool-worker`), their supervision
-//!   and the `transport` (frames over pipes) they speak;
-//! - [`sandbox`]: the limits every task runs under (deadline, memory,
-//!   fuel, stack, output, compile limits) and the opt-in WASI capabilities;
-//! - `cache`: the cache of precompiled modules;
-//! - `guest_call`: the host half of the ABI (`docs/abi.md`);
-//! - `module`: loading and checking a module, and its [`TaskInfo`]s;
-//! - [`channel`]: messages and progress from running tasks, and the
-//!   [`Exchange`] that waits on many tasks at once;
-//! - [`cluster`]: one pool over the ranks of an MPI job (feature `mpi`);
-//! - [`seed`]: how each task's seed is derived from the pool's;
-//! - [`stats`]: what each worker has done (tasks, busy time, retries);
-//! - [`json`]: calling tasks with JSON arguments and results, through the
-//!   JSON entry point the guest SDK gives every task;
-//! - [`error`]: [`Error`], [`TaskError`] and [`TaskFailure`];
-//! - [`text`]: guest text escaped for a terminal, as every error's
-//!   `Display` writes it.
+//! - `worker`: the worker threads, running a task in the instance its
+//!   [`InstanceMode`] calls for, and what each worker has done
+//!   ([`PoolStats`]); [`process`] and [`transport`]: worker processes
+//!   (`wasmpool-worker`) and the frames they speak over pipes;
+//! - [`runtime`]: engines, modules ([`TaskInfo`]), the compiled-module
+//!   cache, an instance and the host half of the ABI (`docs/abi.md`), the
+//!   load-time rewrites;
+//! - [`sandbox`]: the limits every task runs under and the opt-in WASI
+//!   capabilities;
+//! - leaves: [`error`] ([`Error`], [`TaskError`], [`TaskFailure`]),
+//!   [`text`] (guest text escaped for a terminal), [`seed`] (each task's
+//!   seed from the pool's).
 #![deny(missing_docs)]
 
-mod cache;
-#[doc(hidden)]
-pub mod canonical_nans;
-pub mod channel;
 pub mod cluster;
 mod decode;
-mod engine;
 pub mod error;
-mod executor;
-#[doc(hidden)]
-pub mod fresh_state;
-mod guest_call;
-mod handle;
-pub mod json;
-mod module;
 pub mod pool;
-mod probe;
 pub mod process;
 #[cfg(test)]
 mod readme_api;
+pub mod runtime;
 pub mod sandbox;
 pub mod scheduler;
 pub mod seed;
-pub mod stats;
+mod spin;
 mod sync;
 pub mod text;
 pub mod transport;
-mod typecheck;
 mod worker;
 
-pub use channel::exchange::{Event, Exchange};
-pub use engine::{Allocator, AllocatorKind};
 pub use error::{Error, FailureKind, LoadStep, ModuleError, Result, TaskError, TaskFailure};
-pub use executor::InstanceMode;
-pub use handle::{Captured, TaskHandle};
-pub use json::JsonTask;
-pub use module::{ParamInfo, TaskInfo};
+pub use pool::exchange::{Event, Exchange};
+pub use pool::handle::{Captured, TaskHandle};
+pub use pool::json::JsonTask;
 pub use pool::{Pool, PoolBuilder, TaskRef, WorkerKind};
+pub use runtime::engine::{Allocator, AllocatorKind};
+pub use runtime::module::{ParamInfo, TaskInfo};
 pub use sandbox::{CompileLimits, LimitExceeded, TaskOutput, WasiConfig};
 pub use scheduler::chunking::ChunkSize;
 pub use scheduler::stream::{Imap, ImapUnordered};
-pub use stats::{PoolStats, WorkerStats};
+pub use worker::executor::InstanceMode;
+pub use worker::stats::{PoolStats, WorkerStats};
 
 /// The examples of `docs/semantics.md`, compiled and run as doctests.
 #[cfg(doctest)]

@@ -17,9 +17,9 @@ const SOURCES: [(&str, &str, &[&str]); 7] = [
     ("pool/builder.rs", include_str!("pool/builder.rs"), &["PoolBuilder"]),
     ("pool/mod.rs", include_str!("pool/mod.rs"), &["Pool"]),
     ("pool/task_ref.rs", include_str!("pool/task_ref.rs"), &["TaskRef"]),
-    ("json.rs", include_str!("json.rs"), &["JsonTask"]),
-    ("handle.rs", include_str!("handle.rs"), &["TaskHandle"]),
-    ("channel/exchange.rs", include_str!("channel/exchange.rs"), &["Exchange"]),
+    ("pool/json.rs", include_str!("pool/json.rs"), &["JsonTask"]),
+    ("pool/handle.rs", include_str!("pool/handle.rs"), &["TaskHandle"]),
+    ("pool/exchange.rs", include_str!("pool/exchange.rs"), &["Exchange"]),
     ("cluster/setup.rs", include_str!("cluster/setup.rs"), &["Cluster"]),
 ];
 

@@ -4,7 +4,7 @@
 //! compact. Either must be accepted or refused with a typed error, never
 //! panic, and an accepted result must be one line holding the same JSON.
 //! (Results that are not JSON at all are the proptests' part, in
-//! `host/json.rs`: here the host refuses such inputs before the guest.)
+//! `host/pool/json.rs`: here the host refuses such inputs before the guest.)
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

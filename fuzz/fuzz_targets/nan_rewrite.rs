@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    wasmpool::canonical_nans::rewrite_for_fuzzing(data);
+    wasmpool::runtime::canonical_nans::rewrite_for_fuzzing(data);
 });

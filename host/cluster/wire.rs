@@ -9,7 +9,7 @@
 //! that does not decode is that rank's protocol error, not a crash.
 
 use crate::error::TaskFailure;
-use crate::guest_call::Outcome;
+use crate::runtime::instance::Outcome;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

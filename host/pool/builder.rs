@@ -3,26 +3,26 @@
 use super::Backend;
 use super::Pool;
 use super::StartPlan;
-use crate::cache;
 use crate::decode::encode_args;
-use crate::engine::{
-    Allocator, AllocatorKind, EngineSettings, SLOTS_PER_WORKER_ENGINE, create_engine, engines_for_workers,
-};
 use crate::error::{Error, ModuleError, Result, TaskError, TaskFailure};
-use crate::executor::{InitCall, InstanceMode};
-use crate::guest_call::{InstanceConfig, Instantiator};
-use crate::module::{ModuleRules, TaskInfo, TaskModule, read_module_file};
-use crate::probe::{interruptible_copy, probe, probe_error};
 use crate::process::locate::find_worker_executable;
 use crate::process::supervisor::Spawner;
 use crate::process::watchdog::Watchdog;
+use crate::runtime::cache;
+use crate::runtime::engine::{
+    Allocator, AllocatorKind, EngineSettings, SLOTS_PER_WORKER_ENGINE, create_engine, engines_for_workers,
+};
+use crate::runtime::instance::{InstanceConfig, Instantiator};
+use crate::runtime::module::{ModuleRules, TaskInfo, TaskModule, read_module_file};
+use crate::runtime::typecheck;
 use crate::sandbox::interrupt::{RunLimits, Ticker};
 use crate::sandbox::limits::{CompileLimits, Limits};
 use crate::sandbox::wasi::WasiConfig;
 use crate::scheduler::chunking::ChunkSize;
-use crate::scheduler::spin::DEFAULT_IDLE_SPIN;
+use crate::spin::DEFAULT_IDLE_SPIN;
 use crate::transport::messages::{Hello, PROTOCOL_VERSION, max_reply_len};
-use crate::typecheck;
+use crate::worker::executor::{InitCall, InstanceMode};
+use crate::worker::probe::{interruptible_copy, probe, probe_error};
 use serde::Serialize;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -185,7 +185,7 @@ impl PoolBuilder {
 
     /// How long an idle worker, and a caller waiting for a result, keep
     /// checking before they sleep (default
-    /// [`DEFAULT_IDLE_SPIN`](crate::scheduler::spin::DEFAULT_IDLE_SPIN),
+    /// [`DEFAULT_IDLE_SPIN`](crate::pool::DEFAULT_IDLE_SPIN),
     /// 50 µs). Spinning saves the 5 to 15 µs of waking a sleeping thread,
     /// which is most of the cost of a short task. Only one idle worker
     /// spins for lone calls, and a map's caller stops spinning while its
@@ -294,7 +294,7 @@ impl PoolBuilder {
     }
 
     /// Largest message a task may send while running, in bytes (default
-    /// [`DEFAULT_MAX_MESSAGE`](crate::channel::DEFAULT_MAX_MESSAGE), 1 MiB).
+    /// [`DEFAULT_MAX_MESSAGE`](crate::pool::DEFAULT_MAX_MESSAGE), 1 MiB).
     /// A larger one stops the task with
     /// [`LimitExceeded::Output`](crate::LimitExceeded::Output). With an
     /// [`Exchange`](crate::Exchange)'s capacity it bounds the memory
@@ -504,7 +504,7 @@ impl PoolBuilder {
 
     /// The plan to reset instances in place, if tasks get fresh instances,
     /// the builder allows it and the module can be reset.
-    fn reset_plan(&self, module: &TaskModule) -> Option<crate::fresh_state::ResetPlan> {
+    fn reset_plan(&self, module: &TaskModule) -> Option<crate::runtime::fresh_state::ResetPlan> {
         (self.mode == InstanceMode::FreshPerTask && self.reset_in_place).then(|| module.reset.clone().ok()).flatten()
     }
 
@@ -548,7 +548,7 @@ impl PoolBuilder {
             seed,
         };
         let mut pool = Pool::start(compiled.module, backend, plan)?;
-        pool.engine_hash = crate::engine::compatibility_hash(&compiled.engine);
+        pool.engine_hash = crate::runtime::engine::compatibility_hash(&compiled.engine);
         Ok(pool)
     }
 

@@ -2,28 +2,33 @@
 //! put them to work.
 
 mod builder;
+pub mod exchange;
+pub(crate) mod handle;
+pub mod json;
 mod task_ref;
 
+pub use crate::runtime::outbox::DEFAULT_MAX_MESSAGE;
 pub use crate::sandbox::limits::{
     DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_STACK, DEFAULT_MAX_TABLE_ELEMENTS,
 };
+pub use crate::spin::DEFAULT_IDLE_SPIN;
 pub use builder::{DEFAULT_LOAD_DEADLINE, DEFAULT_MAX_RETRIES, PoolBuilder, WorkerKind};
 pub(crate) use builder::{SandboxInfo, worker_stack_size};
 pub use task_ref::TaskRef;
 
-use crate::channel::exchange::Exchange;
-use crate::engine::AllocatorKind;
 use crate::error::{Error, Result, TaskError};
-use crate::executor::{Executor, InitCall, InstanceMode};
-use crate::guest_call::Instantiator;
-use crate::handle::TaskHandle;
-use crate::module::{TaskInfo, TaskModule};
-use crate::probe::probe_error;
+use crate::pool::exchange::Exchange;
+use crate::pool::handle::TaskHandle;
 use crate::process::supervisor::{ProcessRunner, ProcessSlot, SpawnError, Spawner};
+use crate::runtime::engine::AllocatorKind;
+use crate::runtime::instance::Instantiator;
+use crate::runtime::module::{TaskInfo, TaskModule};
 use crate::scheduler::chunking::ChunkSize;
-use crate::scheduler::jobs::Job;
 use crate::scheduler::stream::{Imap, ImapUnordered};
-use crate::stats::{PoolStats, WorkerCounters};
+use crate::worker::executor::{Executor, InitCall, InstanceMode};
+use crate::worker::jobs::Job;
+use crate::worker::probe::probe_error;
+use crate::worker::stats::{PoolStats, WorkerCounters};
 use crate::worker::{ItemRunner, Worker};
 use crossbeam_channel::{Sender, unbounded};
 use serde::Serialize;
@@ -293,10 +298,10 @@ impl Pool {
     /// An [`Exchange`]: start many tasks, then handle their messages,
     /// progress and results as they arrive. `M` is the type of the tasks'
     /// messages, `R` of their results. It holds up to
-    /// [`DEFAULT_EXCHANGE_CAPACITY`](crate::channel::exchange::DEFAULT_EXCHANGE_CAPACITY)
+    /// [`DEFAULT_EXCHANGE_CAPACITY`](crate::pool::exchange::DEFAULT_EXCHANGE_CAPACITY)
     /// events not yet taken.
     pub fn exchange<M: DeserializeOwned, R: DeserializeOwned>(&self) -> Exchange<'_, M, R> {
-        Exchange::new(self, crate::channel::exchange::DEFAULT_EXCHANGE_CAPACITY)
+        Exchange::new(self, crate::pool::exchange::DEFAULT_EXCHANGE_CAPACITY)
     }
 
     /// An [`Exchange`] holding up to `capacity` events not yet taken

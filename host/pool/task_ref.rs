@@ -1,16 +1,16 @@
 //! One task of a pool, with per-call options: the calls themselves.
 
 use super::Pool;
-use crate::channel::{Listeners, ProgressFn};
 use crate::decode::encode_args;
 use crate::error::{Error, Result, TaskError, TaskFailure};
-use crate::handle::{Captured, HandleSlot, TaskHandle, closed_slot};
-use crate::json::JsonTask;
-use crate::module::TaskInfo;
+use crate::pool::handle::{Captured, HandleSlot, TaskHandle, closed_slot};
+use crate::pool::json::JsonTask;
+use crate::runtime::module::TaskInfo;
+use crate::runtime::outbox::{Listeners, ProgressFn};
+use crate::runtime::typecheck;
 use crate::scheduler::chunking::ChunkSize;
-use crate::scheduler::jobs::{CallLimits, Item, Job, Reply, TaskTarget};
 use crate::scheduler::stream::{Dispatch, Encoder, Imap, ImapUnordered};
-use crate::typecheck;
+use crate::worker::jobs::{CallLimits, Item, Job, Reply, TaskTarget};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -132,7 +132,7 @@ impl<'pool> TaskRef<'pool> {
     }
 
     /// The same task called through its JSON entry point: arguments and
-    /// results as JSON text (see [`crate::json`]). Per-call options (seed,
+    /// results as JSON text (see [`crate::pool::json`]). Per-call options (seed,
     /// deadline, fuel, chunk size, progress) set before carry over. Fails
     /// with [`Error::NoJsonEntry`] if the module has none for this task.
     pub fn json(self) -> Result<JsonTask<'pool>> {

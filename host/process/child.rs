@@ -1,16 +1,16 @@
 //! The worker process's side: handshake, then one task per request.
 
-use crate::channel::{Outbox, Sent};
-use crate::engine::create_engine;
 use crate::error::{LoadStep, TaskFailure};
-use crate::executor::Executor;
-use crate::guest_call::Instantiator;
 use crate::pool::worker_stack_size;
-use crate::probe::probe;
+use crate::runtime::engine::create_engine;
+use crate::runtime::instance::Instantiator;
+use crate::runtime::outbox::{Outbox, Sent};
 use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
 use crate::sync::lock;
 use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
 use crate::transport::messages::{Hello, MAX_AHEAD, PROTOCOL_VERSION, Reply, Request, RunRequest};
+use crate::worker::executor::Executor;
+use crate::worker::probe::probe;
 use std::io::{BufReader, BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};

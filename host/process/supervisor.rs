@@ -2,16 +2,16 @@
 //! time, notice when it dies, replace it and retry.
 
 use super::watchdog::Watchdog;
-use crate::channel::Outbox;
 use crate::error::{LoadStep, TaskFailure};
-use crate::guest_call::Outcome;
-use crate::probe::ProbeFailure;
+use crate::runtime::instance::Outcome;
+use crate::runtime::outbox::Outbox;
 use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
-use crate::stats::WorkerCounters;
 use crate::sync::lock;
 use crate::text::EscapedLine;
 use crate::transport::frame::{queue_frame, read_frame, write_frame};
 use crate::transport::messages::{AHEAD_BYTES, Hello, MAX_AHEAD, Reply, Request, RunRequest};
+use crate::worker::probe::ProbeFailure;
+use crate::worker::stats::WorkerCounters;
 use crate::worker::{Ahead, ItemRunner, TaskContext};
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -506,12 +506,12 @@ impl Drop for ProcessRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Allocator, EngineSettings};
-    use crate::executor::InstanceMode;
-    use crate::guest_call::InstanceConfig;
-    use crate::scheduler::jobs::{Item, TaskTarget};
+    use crate::runtime::engine::{Allocator, EngineSettings};
+    use crate::runtime::instance::InstanceConfig;
     use crate::transport::frame::read_frame;
     use crate::transport::messages::PROTOCOL_VERSION;
+    use crate::worker::executor::InstanceMode;
+    use crate::worker::jobs::{Item, TaskTarget};
 
     fn framed(replies: &[Reply]) -> Vec<u8> {
         let mut bytes = Vec::new();
@@ -530,12 +530,12 @@ mod tests {
         let receive_from =
             |replies: &[Reply], id| receive(&mut framed(replies).as_slice(), 1 << 20, id, None, &Watch::default());
         assert_eq!(receive_from(&[done(3, 7)], 3).unwrap().result, Ok(vec![7]));
-        let sent = Reply::Sent { id: 3, sent: crate::channel::Sent::Progress { done: 1, total: 2 } };
+        let sent = Reply::Sent { id: 3, sent: crate::runtime::outbox::Sent::Progress { done: 1, total: 2 } };
         assert_eq!(receive_from(&[sent, done(3, 7)], 3).unwrap().result, Ok(vec![7]));
 
         let why = receive_from(&[done(4, 7)], 3).unwrap_err();
         assert!(why.contains("a Done reply about input 4 while input 3 ran"), "{why}");
-        let early = Reply::Sent { id: 4, sent: crate::channel::Sent::Progress { done: 1, total: 2 } };
+        let early = Reply::Sent { id: 4, sent: crate::runtime::outbox::Sent::Progress { done: 1, total: 2 } };
         let why = receive_from(&[early, done(3, 7)], 3).unwrap_err();
         assert!(why.contains("a Sent reply about input 4 while input 3 ran"), "{why}");
         let why = receive_from(&[Reply::Loaded], 0).unwrap_err();

@@ -55,7 +55,7 @@ impl Default for Limits {
             max_table_elements: DEFAULT_MAX_TABLE_ELEMENTS,
             max_stack: DEFAULT_MAX_STACK,
             max_output: DEFAULT_MAX_OUTPUT,
-            max_message: crate::channel::DEFAULT_MAX_MESSAGE,
+            max_message: crate::runtime::outbox::DEFAULT_MAX_MESSAGE,
         }
     }
 }

@@ -2,6 +2,4 @@
 //! backpressure, and putting results back in order.
 
 pub mod chunking;
-pub(crate) mod jobs;
-pub mod spin;
 pub mod stream;

@@ -6,11 +6,11 @@
 //! this is the backpressure behind `imap` and `imap_unordered`.
 
 use super::chunking::CHUNK_BYTE_BUDGET;
-use super::jobs::{CallLimits, ChunkResult, Item, Job, Reply, TaskTarget};
-use super::spin::spin_for;
 use crate::decode::decode_result;
 use crate::error::{TaskError, TaskFailure};
-use crate::guest_call::Outcome;
+use crate::runtime::instance::Outcome;
+use crate::spin::spin_for;
+use crate::worker::jobs::{CallLimits, ChunkResult, Item, Job, Reply, TaskTarget};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, VecDeque};

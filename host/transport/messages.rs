@@ -40,13 +40,13 @@
 //! ([`max_reply_len`]), so that every reply a sound worker can send fits,
 //! and nothing larger is ever read.
 
-use crate::channel::Sent;
-use crate::engine::EngineSettings;
 use crate::error::LoadStep;
-use crate::executor::{InitCall, InstanceMode};
-use crate::guest_call::{InstanceConfig, Outcome};
-use crate::probe::ProbeFailure;
+use crate::runtime::engine::EngineSettings;
+use crate::runtime::instance::{InstanceConfig, Outcome};
+use crate::runtime::outbox::Sent;
 use crate::sandbox::limits::Limits;
+use crate::worker::executor::{InitCall, InstanceMode};
+use crate::worker::probe::ProbeFailure;
 use serde::{Deserialize, Serialize};
 
 /// How many inputs the host sends ahead of the running one, at most.

@@ -1,10 +1,10 @@
 //! [`Exchange`]: wait on many running tasks at once and handle whichever
 //! has a message, progress or a result ready, in arrival order.
 
-use super::{Listeners, RawEvent, Sent};
 use crate::decode::{decode_item, decode_message};
 use crate::error::{Result, TaskError};
 use crate::pool::{Pool, TaskRef};
+use crate::runtime::outbox::{Listeners, RawEvent, Sent};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use serde::Serialize;
 use serde::de::DeserializeOwned;

@@ -51,7 +51,7 @@ pub(crate) struct DataSegment {
 /// could make code naming a memory it does not have valid, and let it
 /// write the mark map.
 pub(crate) fn prepare(code: &[u8], marks: Option<u64>, validated: bool) -> (Vec<u8>, Result<ResetPlan, String>) {
-    if !validated && let Err(why) = crate::canonical_nans::validate(code) {
+    if !validated && let Err(why) = crate::runtime::canonical_nans::validate(code) {
         return (code.to_vec(), Err(format!("it is not valid: {why}")));
     }
     if let Some(max_memory) = marks {

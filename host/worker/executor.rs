@@ -2,10 +2,10 @@
 //! the [`InstanceMode`] calls for. Thread workers and worker processes both
 //! run tasks through an [`Executor`].
 
-use crate::channel::Outbox;
 use crate::error::TaskFailure;
-use crate::fresh_state::Snapshot;
-use crate::guest_call::{GuestInstance, Instantiator, Outcome};
+use crate::runtime::fresh_state::Snapshot;
+use crate::runtime::instance::{GuestInstance, Instantiator, Outcome};
+use crate::runtime::outbox::Outbox;
 use crate::sandbox::interrupt::RunLimits;
 use serde::{Deserialize, Serialize};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -224,10 +224,10 @@ fn leaves_instance_suspect(failure: &TaskFailure) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::{Allocator, EngineSettings, create_engine};
-    use crate::fresh_state::dirty_pages::DirtyPages;
-    use crate::guest_call::InstanceConfig;
-    use crate::module::TaskModule;
+    use crate::runtime::engine::{Allocator, EngineSettings, create_engine};
+    use crate::runtime::fresh_state::dirty_pages::DirtyPages;
+    use crate::runtime::instance::InstanceConfig;
+    use crate::runtime::module::TaskModule;
     use crate::sandbox::limits::Limits;
 
     /// An executor of the demo module's tasks giving each a fresh state,
@@ -246,7 +246,7 @@ mod tests {
         };
         let engine = create_engine(&settings).unwrap().0;
         let wasm = std::fs::read(guest_tasks::WASM_PATH).unwrap();
-        let rules = crate::module::ModuleRules { limits: limits.clone(), marks, ..Default::default() };
+        let rules = crate::runtime::module::ModuleRules { limits: limits.clone(), marks, ..Default::default() };
         let module = TaskModule::compile_cached(&engine, &wasm, "guest_tasks".into(), None, &rules).unwrap();
         let plan = module.reset.clone().expect("the demo module can be reset in place");
         assert_eq!(plan.marks, marks);

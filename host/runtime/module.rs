@@ -1,8 +1,8 @@
 //! Loading a task module: compile it once, check it against the ABI, and
 //! read the list of tasks it describes.
 
-use crate::cache;
 use crate::error::{Error, ModuleError, Result};
+use crate::runtime::cache;
 use crate::sandbox::compile_limits;
 use crate::sandbox::limits::{CompileLimits, Limits};
 use crate::sandbox::wasi::WASI_MODULE;
@@ -81,11 +81,11 @@ pub(crate) struct TaskModule {
     /// What the module's load-time code may do (see [`LoadCode`]).
     pub load_code: LoadCode,
     /// The bytes compiled: the module's own, rewritten so that every NaN
-    /// that can be observed is canonical ([`crate::canonical_nans`]) and
-    /// its mutable globals exported for resets ([`crate::fresh_state`]).
+    /// that can be observed is canonical ([`crate::runtime::canonical_nans`]) and
+    /// its mutable globals exported for resets ([`crate::runtime::fresh_state`]).
     pub code: Vec<u8>,
     /// How to reset an instance in place between tasks, or why it cannot be.
-    pub reset: std::result::Result<crate::fresh_state::ResetPlan, String>,
+    pub reset: std::result::Result<crate::runtime::fresh_state::ResetPlan, String>,
 }
 
 /// Whether the guest code that runs while a module loads is sure to return:
@@ -111,7 +111,7 @@ pub(crate) struct ModuleRules {
     /// every CPU (the module is then rewritten before compiling).
     pub canonicalize_nans: bool,
     /// Whether the module's writes should mark their pages, for instances
-    /// reset in place between tasks ([`crate::fresh_state`]).
+    /// reset in place between tasks ([`crate::runtime::fresh_state`]).
     pub marks: bool,
 }
 
@@ -152,7 +152,7 @@ impl TaskModule {
             (bytes.to_vec(), false)
         };
         let marks = rules.marks.then_some(rules.limits.max_memory as u64);
-        let (prepared, mut reset) = crate::fresh_state::prepare(&code, marks, validated);
+        let (prepared, mut reset) = crate::runtime::fresh_state::prepare(&code, marks, validated);
         if let Err(why) = &reset {
             tracing::debug!(module = %crate::text::escape_line(&origin), "every task gets a new instance: {}", crate::text::escape_line(why));
         }
@@ -200,14 +200,14 @@ impl TaskModule {
 }
 
 /// `bytes` rewritten so that every NaN a task can observe is canonical
-/// (see [`crate::canonical_nans`]). Bytes that are not valid Wasm are
+/// (see [`crate::runtime::canonical_nans`]). Bytes that are not valid Wasm are
 /// compiled as they are, for the compiler to say why precisely (nothing of
 /// theirs runs); a valid module the rewrite fails on is refused, never run
 /// with the CPU's NaNs unasked.
 /// With the rewritten bytes comes whether they are valid (they are, unless
 /// the module as given was not).
 fn canonical_code(bytes: &[u8], origin: &str) -> Result<(Vec<u8>, bool), ModuleError> {
-    match crate::canonical_nans::rewrite(bytes) {
+    match crate::runtime::canonical_nans::rewrite(bytes) {
         Ok((code, report)) => {
             tracing::debug!(
                 module = %crate::text::escape_line(origin),
@@ -218,7 +218,7 @@ fn canonical_code(bytes: &[u8], origin: &str) -> Result<(Vec<u8>, bool), ModuleE
             );
             Ok((code, true))
         }
-        Err(_) if crate::canonical_nans::validate(bytes).is_err() => Ok((bytes.to_vec(), false)),
+        Err(_) if crate::runtime::canonical_nans::validate(bytes).is_err() => Ok((bytes.to_vec(), false)),
         Err(why) => Err(ModuleError::NanRewrite(why)),
     }
 }

@@ -2,9 +2,9 @@
 
 use crate::decode::decode_item;
 use crate::error::{TaskError, TaskFailure};
-use crate::guest_call::Outcome;
+use crate::runtime::instance::Outcome;
 use crate::sandbox::TaskOutput;
-use crate::scheduler::spin::spin_for;
+use crate::spin::spin_for;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::marker::PhantomData;

@@ -2,9 +2,9 @@
 //! in an instance, with every pointer the guest hands back checked and every
 //! sandbox limit applied (see [`crate::sandbox`]).
 
-use crate::channel::{Outbox, Sent};
 use crate::error::{LoadStep, TaskFailure};
-use crate::fresh_state::{self, InitialImage, NotRestored, ResetPlan, Snapshot};
+use crate::runtime::fresh_state::{self, InitialImage, NotRestored, ResetPlan, Snapshot};
+use crate::runtime::outbox::{Outbox, Sent};
 use crate::sandbox::interrupt::{Interrupted, RunLimits, TickGuard, Ticker, Watch};
 use crate::sandbox::limiter::GuestLimiter;
 use crate::sandbox::limits::{LimitExceeded, Limits};
@@ -87,7 +87,7 @@ pub(crate) struct InstanceConfig {
     /// The module's `__stack_pointer` (see `TaskModule::stack_pointer`).
     pub stack_pointer: Option<u32>,
     /// How to reset an instance between tasks, if instances are reset in
-    /// place ([`crate::fresh_state`]).
+    /// place ([`crate::runtime::fresh_state`]).
     pub reset: Option<ResetPlan>,
 }
 

@@ -137,7 +137,7 @@ fn base_config(settings: &EngineSettings) -> Config {
     // payload of a NaN result to the hardware (x86-64 gives 0/0 a negative
     // NaN, aarch64 a positive one) and relaxed SIMD's rounding too. NaNs are
     // pinned by rewriting the module where their bits can be observed
-    // (host/canonical_nans/), not by Cranelift's canonicalization after every
+    // (host/runtime/canonical_nans/), not by Cranelift's canonicalization after every
     // float operation; relaxed SIMD here (tests/all/cross_platform.rs).
     config.cranelift_nan_canonicalization(false);
     config.relaxed_simd_deterministic(true);
@@ -168,7 +168,7 @@ fn pooling_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
         let slots = settings.instance_slots.max(1);
         // Two memories per instance: the module's, and the map in which its
         // writes mark their pages when instances are reset in place
-        // (host/fresh_state/).
+        // (host/runtime/fresh_state/).
         pool.total_core_instances(slots)
             .total_memories(2 * slots)
             .total_tables(slots)

@@ -19,8 +19,8 @@
 //! ```
 
 use crate::error::{Result, TaskError, TaskFailure};
-use crate::module::TaskInfo;
 use crate::pool::TaskRef;
+use crate::runtime::module::TaskInfo;
 use crate::scheduler::stream::{Imap, ImapUnordered};
 use crate::text::{is_unsafe, push_json_escape};
 use serde_json::value::RawValue;

@@ -11,12 +11,12 @@
 //! them ([`interruptible_copy`]), unless its load-time code is sure to
 //! return (`LoadCode`); worker processes are killed at the deadline.
 
-use crate::engine::{EngineSettings, create_engine};
 use crate::error::{Error, LoadStep, ModuleError, Result, TaskError, TaskFailure};
-use crate::executor::InitCall;
-use crate::guest_call::{InstanceConfig, Instantiator};
+use crate::runtime::engine::{EngineSettings, create_engine};
+use crate::runtime::instance::{InstanceConfig, Instantiator};
 use crate::sandbox::interrupt::{RunLimits, Ticker};
 use crate::sandbox::limits::LimitExceeded;
+use crate::worker::executor::InitCall;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -98,7 +98,7 @@ pub(crate) fn interruptible_copy(
 ) -> Result<Instantiator> {
     let settings = EngineSettings { epoch_interruption: true, instance_slots: 1, ..settings.clone() };
     let (engine, _) = create_engine(&settings)?;
-    let module = crate::cache::compile(&engine, wasm, cache_dir).map_err(|e| Error::InvalidModule {
+    let module = crate::runtime::cache::compile(&engine, wasm, cache_dir).map_err(|e| Error::InvalidModule {
         origin: origin.to_owned(),
         cause: ModuleError::Compile(format!("{e:#}")),
     })?;

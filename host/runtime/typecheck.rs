@@ -7,7 +7,7 @@
 //! tuple of the wrong length, the mismatch is reported before anything runs.
 //! Anything else (structs, collections, aliases) is left to the decoder.
 
-use crate::module::TaskInfo;
+use crate::runtime::module::TaskInfo;
 
 /// Checks the argument type `host` (from `std::any::type_name`) against the
 /// task's parameters.
@@ -154,7 +154,7 @@ fn split_top_level(text: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::module::ParamInfo;
+    use crate::runtime::module::ParamInfo;
 
     fn task(params: &[(&str, &str)], result: &str) -> TaskInfo {
         TaskInfo {

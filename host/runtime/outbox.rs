@@ -13,9 +13,7 @@
 //! are not read fast enough waits for room, up to its deadline: it is
 //! slowed, and host memory stays bounded) and a progress callback.
 
-pub mod exchange;
-
-use crate::guest_call::Outcome;
+use crate::runtime::instance::Outcome;
 use crate::sandbox::interrupt::{Interrupted, TICK, Watch};
 use crossbeam_channel::{SendTimeoutError, Sender};
 use serde::{Deserialize, Serialize};

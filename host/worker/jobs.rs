@@ -1,9 +1,9 @@
 //! What travels from the scheduler to the workers and back.
 
-use crate::channel::{Listeners, RawEvent};
 use crate::error::TaskFailure;
-use crate::guest_call::Outcome;
-use crate::handle::HandleSlot;
+use crate::pool::handle::HandleSlot;
+use crate::runtime::instance::Outcome;
+use crate::runtime::outbox::{Listeners, RawEvent};
 use crossbeam_channel::Sender;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

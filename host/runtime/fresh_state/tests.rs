@@ -3,7 +3,7 @@
 //! globals their values; which modules can be reset at all.
 
 use super::*;
-use crate::engine::{Allocator, EngineSettings, create_engine};
+use crate::runtime::engine::{Allocator, EngineSettings, create_engine};
 use proptest::prelude::*;
 use wasmtime::{Engine, Module, Store};
 

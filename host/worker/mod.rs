@@ -1,15 +1,23 @@
 //! A worker thread: takes jobs from the pool's queue (and its own queue, for
 //! broadcasts), runs each input through its [`ItemRunner`] (an [`Executor`]
 //! in thread mode, a worker process in process mode), and replies.
+//!
+//! `executor` runs one task in the instance its [`InstanceMode`](executor::InstanceMode)
+//! calls for; `probe` checks a module's ABI in a first instance at load.
 
-use crate::channel::{ChannelOutbox, Listeners, Outbox};
+pub(crate) mod executor;
+pub(crate) mod jobs;
+pub(crate) mod probe;
+pub(crate) mod stats;
+
 use crate::error::TaskFailure;
-use crate::executor::Executor;
-use crate::guest_call::Outcome;
+use crate::runtime::instance::Outcome;
+use crate::runtime::outbox::{ChannelOutbox, Listeners, Outbox};
 use crate::sandbox::interrupt::RunLimits;
-use crate::scheduler::jobs::{Item, Job, TaskTarget};
-use crate::scheduler::spin::spin_for;
-use crate::stats::WorkerCounters;
+use crate::spin::spin_for;
+use crate::worker::executor::Executor;
+use crate::worker::jobs::{Item, Job, TaskTarget};
+use crate::worker::stats::WorkerCounters;
 use crossbeam_channel::{Receiver, RecvError, TryRecvError, select};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,0 +1,24 @@
+//! The runtime: everything between a module's bytes and one call into one
+//! instance. The layer below the workers; it knows nothing of pools,
+//! queues or processes.
+//!
+//! - `engine`: wasmtime engines and their instance allocators;
+//! - [`module`]: loading and checking a module, its task records;
+//! - `typecheck`: a call's argument types against a task's parameters;
+//! - `cache`: precompiled modules on disk, a trust boundary;
+//! - [`canonical_nans`] and [`fresh_state`]: the load-time rewrites (NaN
+//!   bits fixed where observable; writes that mark their pages);
+//! - `instance`: an instance and the host half of the ABI (arguments in,
+//!   results out, the host functions a task may call);
+//! - `outbox`: where a running task's messages and progress go.
+
+pub(crate) mod cache;
+#[doc(hidden)]
+pub mod canonical_nans;
+pub(crate) mod engine;
+#[doc(hidden)]
+pub mod fresh_state;
+pub(crate) mod instance;
+pub mod module;
+pub(crate) mod outbox;
+pub(crate) mod typecheck;
