@@ -1,7 +1,6 @@
 //! Encoding arguments and decoding results: postcard, strictly.
 
 use crate::error::TaskFailure;
-use crate::worker::jobs::ItemResult;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -34,7 +33,7 @@ pub(crate) fn decode_message<M: DeserializeOwned>(bytes: &[u8]) -> Result<M, Tas
 
 /// Decodes what a worker returned for one input: its failure, or its
 /// result bytes decoded as `R`.
-pub(crate) fn decode_item<R: DeserializeOwned>(result: ItemResult) -> Result<R, TaskFailure> {
+pub(crate) fn decode_item<R: DeserializeOwned>(result: Result<Vec<u8>, TaskFailure>) -> Result<R, TaskFailure> {
     result.and_then(|bytes| decode_result::<R>(&bytes))
 }
 

@@ -6,8 +6,8 @@
 //! module, a bad configuration, an unknown task name) are the other
 //! [`Error`] variants.
 
-pub use crate::sandbox::LimitExceeded;
 use crate::text::{EscapedLine as Line, EscapedText as Text};
+use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -243,6 +243,87 @@ pub struct TaskError {
     pub index: usize,
     /// What happened.
     pub failure: TaskFailure,
+}
+
+/// The limit a task (or a module, at build time) ran into.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum LimitExceeded {
+    /// It ran longer than its deadline and was stopped.
+    #[error("stopped at its deadline of {limit:?}")]
+    Deadline {
+        /// The deadline.
+        limit: Duration,
+    },
+    /// It tried to grow its linear memory past the cap.
+    #[error("tried to grow its memory to {requested} bytes, past the limit of {limit} bytes")]
+    Memory {
+        /// The size asked for, in bytes.
+        requested: u64,
+        /// The cap, in bytes.
+        limit: u64,
+    },
+    /// It tried to grow a table past the cap.
+    #[error("tried to grow a table to {requested} elements, past the limit of {limit}")]
+    Table {
+        /// The size asked for, in elements.
+        requested: u64,
+        /// The cap, in elements.
+        limit: u64,
+    },
+    /// It used up its fuel (instruction budget).
+    #[error("ran out of fuel (its budget was {limit} units)")]
+    Fuel {
+        /// The budget.
+        limit: u64,
+    },
+    /// It recursed past the Wasm stack cap.
+    #[error("overflowed its stack (limit {limit} bytes)")]
+    Stack {
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// It overflowed the stack it keeps in its own linear memory (Rust and
+    /// C guests keep there the locals whose address is taken). Its size is
+    /// fixed when the guest is linked: 1 MiB for Rust, or
+    /// `-C link-arg=-zstack-size=<bytes>`.
+    #[error("overflowed the stack it keeps in linear memory (its size is set when the guest is linked)")]
+    LinearStack,
+    /// It handed back more bytes than the output cap (`what`: a result,
+    /// stdout, …); the host refused them without copying.
+    #[error("its {what} of {len} bytes is over the output limit of {limit} bytes")]
+    Output {
+        /// Which buffer.
+        what: String,
+        /// Its length, as the guest claimed it.
+        len: u64,
+        /// The cap, in bytes.
+        limit: u64,
+    },
+    /// The module file is larger than the compile limits allow.
+    #[error("the module is {len} bytes, over the limit of {limit}")]
+    ModuleSize {
+        /// Its size.
+        len: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The module defines more functions than the compile limits allow.
+    #[error("the module defines {count} functions, over the limit of {limit}")]
+    Functions {
+        /// How many it defines (counted up to the limit and one past).
+        count: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The module's functions declare more locals than the compile limits allow.
+    #[error("the module's functions declare {count} locals in all, over the limit of {limit}")]
+    Locals {
+        /// How many (counted until past the limit).
+        count: u64,
+        /// The limit.
+        limit: u64,
+    },
 }
 
 /// What went wrong in one task call.

@@ -60,14 +60,14 @@ pub mod text;
 pub mod transport;
 mod worker;
 
-pub use error::{Error, FailureKind, LoadStep, ModuleError, Result, TaskError, TaskFailure};
+pub use error::{Error, FailureKind, LimitExceeded, LoadStep, ModuleError, Result, TaskError, TaskFailure};
 pub use pool::exchange::{Event, Exchange};
 pub use pool::handle::{Captured, TaskHandle};
 pub use pool::json::JsonTask;
 pub use pool::{Pool, PoolBuilder, TaskRef, WorkerKind};
 pub use runtime::engine::{Allocator, AllocatorKind};
 pub use runtime::module::{ParamInfo, TaskInfo};
-pub use sandbox::{CompileLimits, LimitExceeded, TaskOutput, WasiConfig};
+pub use sandbox::{CompileLimits, TaskOutput, WasiConfig};
 pub use scheduler::chunking::ChunkSize;
 pub use scheduler::stream::{Imap, ImapUnordered};
 pub use worker::executor::InstanceMode;

@@ -23,6 +23,7 @@ use crate::spin::DEFAULT_IDLE_SPIN;
 use crate::transport::messages::{Hello, PROTOCOL_VERSION, max_reply_len};
 use crate::worker::executor::{InitCall, InstanceMode};
 use crate::worker::probe::{interruptible_copy, probe, probe_error};
+use crate::worker::worker_stack_size;
 use serde::Serialize;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -784,9 +785,4 @@ pub(crate) struct SandboxInfo {
     pub interruptible: bool,
     /// Native stack of a worker thread: room for the Wasm stack and the host.
     pub stack_size: usize,
-}
-
-/// A worker thread's native stack: the Wasm stack cap plus room for the host.
-pub(crate) fn worker_stack_size(max_wasm_stack: usize) -> usize {
-    max_wasm_stack.saturating_add(2 << 20)
 }

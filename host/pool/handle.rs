@@ -5,6 +5,7 @@ use crate::error::{TaskError, TaskFailure};
 use crate::runtime::instance::Outcome;
 use crate::sandbox::TaskOutput;
 use crate::spin::spin_for;
+use crate::worker::jobs::Completion;
 use serde::de::DeserializeOwned;
 use std::future::Future;
 use std::marker::PhantomData;
@@ -53,6 +54,12 @@ impl HandleSlot {
 
     fn lock(&self) -> MutexGuard<'_, SlotState> {
         crate::sync::lock(&self.state)
+    }
+}
+
+impl Completion for HandleSlot {
+    fn complete(&self, outcome: Outcome) {
+        HandleSlot::complete(self, outcome);
     }
 }
 

@@ -5,15 +5,15 @@ mod builder;
 pub mod exchange;
 pub(crate) mod handle;
 pub mod json;
+
 mod task_ref;
 
-pub use crate::runtime::outbox::DEFAULT_MAX_MESSAGE;
 pub use crate::sandbox::limits::{
-    DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_STACK, DEFAULT_MAX_TABLE_ELEMENTS,
+    DEFAULT_MAX_MEMORY, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_STACK, DEFAULT_MAX_TABLE_ELEMENTS,
 };
 pub use crate::spin::DEFAULT_IDLE_SPIN;
+pub(crate) use builder::SandboxInfo;
 pub use builder::{DEFAULT_LOAD_DEADLINE, DEFAULT_MAX_RETRIES, PoolBuilder, WorkerKind};
-pub(crate) use builder::{SandboxInfo, worker_stack_size};
 pub use task_ref::TaskRef;
 
 use crate::error::{Error, Result, TaskError};

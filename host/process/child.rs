@@ -1,7 +1,6 @@
 //! The worker process's side: handshake, then one task per request.
 
 use crate::error::{LoadStep, TaskFailure};
-use crate::pool::worker_stack_size;
 use crate::runtime::engine::create_engine;
 use crate::runtime::instance::Instantiator;
 use crate::runtime::outbox::{Outbox, Sent};
@@ -11,6 +10,7 @@ use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
 use crate::transport::messages::{Hello, MAX_AHEAD, PROTOCOL_VERSION, Reply, Request, RunRequest};
 use crate::worker::executor::Executor;
 use crate::worker::probe::probe;
+use crate::worker::worker_stack_size;
 use std::io::{BufReader, BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,12 +2,13 @@
 //! in an instance, with every pointer the guest hands back checked and every
 //! sandbox limit applied (see [`crate::sandbox`]).
 
+use crate::error::LimitExceeded;
 use crate::error::{LoadStep, TaskFailure};
 use crate::runtime::fresh_state::{self, InitialImage, NotRestored, ResetPlan, Snapshot};
 use crate::runtime::outbox::{Outbox, Sent};
 use crate::sandbox::interrupt::{Interrupted, RunLimits, TickGuard, Ticker, Watch};
 use crate::sandbox::limiter::GuestLimiter;
-use crate::sandbox::limits::{LimitExceeded, Limits};
+use crate::sandbox::limits::Limits;
 use crate::sandbox::wasi::{self, TaskOutput, TaskWasi, WasiConfig};
 use crate::seed::TaskRandom;
 use serde::{Deserialize, Serialize};

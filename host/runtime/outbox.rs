@@ -19,10 +19,6 @@ use crossbeam_channel::{SendTimeoutError, Sender};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
-/// Default cap on one message, in bytes (see
-/// [`PoolBuilder::max_message`](crate::PoolBuilder::max_message)).
-pub const DEFAULT_MAX_MESSAGE: usize = 1 << 20;
-
 /// One thing a running task sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Sent {

@@ -6,7 +6,8 @@
 //! section headers and local declarations, so it costs microseconds; a
 //! module it cannot parse is left for the compiler to report precisely.
 
-use super::limits::{CompileLimits, LimitExceeded, Limits};
+use super::limits::{CompileLimits, Limits};
+use crate::error::LimitExceeded;
 use wasmtime::wasmparser::{Parser, Payload, TypeRef};
 
 /// Checks `bytes` against the compile limits, and its declared initial

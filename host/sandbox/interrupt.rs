@@ -9,7 +9,7 @@
 //! - worker processes run uninstrumented code: the ticker asks each busy
 //!   process's watch instead, and kills the process when it says stop.
 
-use super::limits::LimitExceeded;
+use crate::error::LimitExceeded;
 use crate::error::TaskFailure;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -2,7 +2,7 @@
 //! the trap a guest raises after a refused allocation is reported as the
 //! limit it ran into rather than as a bare `unreachable`.
 
-use super::limits::LimitExceeded;
+use crate::error::LimitExceeded;
 use wasmtime::ResourceLimiter;
 
 /// The resource limiter of one store.

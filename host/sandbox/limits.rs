@@ -11,6 +11,9 @@ pub const DEFAULT_MAX_TABLE_ELEMENTS: usize = 100_000;
 pub const DEFAULT_MAX_STACK: usize = 512 << 10;
 /// Default cap on a result (or any buffer a guest hands back): 64 MiB.
 pub const DEFAULT_MAX_OUTPUT: usize = 64 << 20;
+/// Default cap on one message a running task sends, in bytes: 1 MiB (see
+/// [`PoolBuilder::max_message`](crate::PoolBuilder::max_message)).
+pub const DEFAULT_MAX_MESSAGE: usize = 1 << 20;
 
 /// Bounds on what the host agrees to compile: a module past them is
 /// refused before compilation starts, so a "compile-time bomb" (a small
@@ -55,7 +58,7 @@ impl Default for Limits {
             max_table_elements: DEFAULT_MAX_TABLE_ELEMENTS,
             max_stack: DEFAULT_MAX_STACK,
             max_output: DEFAULT_MAX_OUTPUT,
-            max_message: crate::runtime::outbox::DEFAULT_MAX_MESSAGE,
+            max_message: DEFAULT_MAX_MESSAGE,
         }
     }
 }
@@ -79,90 +82,10 @@ impl Limits {
     }
 }
 
-/// The limit a task (or a module, at build time) ran into.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-#[non_exhaustive]
-pub enum LimitExceeded {
-    /// It ran longer than its deadline and was stopped.
-    #[error("stopped at its deadline of {limit:?}")]
-    Deadline {
-        /// The deadline.
-        limit: Duration,
-    },
-    /// It tried to grow its linear memory past the cap.
-    #[error("tried to grow its memory to {requested} bytes, past the limit of {limit} bytes")]
-    Memory {
-        /// The size asked for, in bytes.
-        requested: u64,
-        /// The cap, in bytes.
-        limit: u64,
-    },
-    /// It tried to grow a table past the cap.
-    #[error("tried to grow a table to {requested} elements, past the limit of {limit}")]
-    Table {
-        /// The size asked for, in elements.
-        requested: u64,
-        /// The cap, in elements.
-        limit: u64,
-    },
-    /// It used up its fuel (instruction budget).
-    #[error("ran out of fuel (its budget was {limit} units)")]
-    Fuel {
-        /// The budget.
-        limit: u64,
-    },
-    /// It recursed past the Wasm stack cap.
-    #[error("overflowed its stack (limit {limit} bytes)")]
-    Stack {
-        /// The cap, in bytes.
-        limit: usize,
-    },
-    /// It overflowed the stack it keeps in its own linear memory (Rust and
-    /// C guests keep there the locals whose address is taken). Its size is
-    /// fixed when the guest is linked: 1 MiB for Rust, or
-    /// `-C link-arg=-zstack-size=<bytes>`.
-    #[error("overflowed the stack it keeps in linear memory (its size is set when the guest is linked)")]
-    LinearStack,
-    /// It handed back more bytes than the output cap (`what`: a result,
-    /// stdout, …); the host refused them without copying.
-    #[error("its {what} of {len} bytes is over the output limit of {limit} bytes")]
-    Output {
-        /// Which buffer.
-        what: String,
-        /// Its length, as the guest claimed it.
-        len: u64,
-        /// The cap, in bytes.
-        limit: u64,
-    },
-    /// The module file is larger than the compile limits allow.
-    #[error("the module is {len} bytes, over the limit of {limit}")]
-    ModuleSize {
-        /// Its size.
-        len: u64,
-        /// The limit.
-        limit: u64,
-    },
-    /// The module defines more functions than the compile limits allow.
-    #[error("the module defines {count} functions, over the limit of {limit}")]
-    Functions {
-        /// How many it defines (counted up to the limit and one past).
-        count: u64,
-        /// The limit.
-        limit: u64,
-    },
-    /// The module's functions declare more locals than the compile limits allow.
-    #[error("the module's functions declare {count} locals in all, over the limit of {limit}")]
-    Locals {
-        /// How many (counted until past the limit).
-        count: u64,
-        /// The limit.
-        limit: u64,
-    },
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::LimitExceeded;
 
     #[test]
     fn nonsense_settings_are_refused() {

@@ -3,8 +3,8 @@
 //! enforced. `docs/sandbox.md` describes each limit, its default and its
 //! cost.
 //!
-//! - [`limits`]: the limits themselves and [`LimitExceeded`], the error
-//!   naming the one a task ran into;
+//! - [`limits`]: the limits themselves (the error naming the one a task ran
+//!   into is [`LimitExceeded`](crate::LimitExceeded));
 //! - `compile_limits`: refusing modules that would take too long to compile;
 //! - `limiter`: memory and table growth, refused with a typed error;
 //! - `interrupt`: stopping a running task at its deadline or on
@@ -17,5 +17,5 @@ pub(crate) mod limiter;
 pub mod limits;
 pub mod wasi;
 
-pub use limits::{CompileLimits, LimitExceeded};
+pub use limits::CompileLimits;
 pub use wasi::{TaskOutput, WasiConfig};

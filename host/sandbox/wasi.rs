@@ -17,7 +17,7 @@
 //! The implementation is wasmtime's own (`wasmtime-wasi`); wasmpool only
 //! decides what each task is given.
 
-use super::limits::LimitExceeded;
+use crate::error::LimitExceeded;
 use crate::seed::TaskRandom;
 use crate::text::EscapedText;
 use bytes::Bytes;

@@ -1,7 +1,6 @@
 //! What travels from the scheduler to the workers and back.
 
 use crate::error::TaskFailure;
-use crate::pool::handle::HandleSlot;
 use crate::runtime::instance::Outcome;
 use crate::runtime::outbox::{Listeners, RawEvent};
 use crossbeam_channel::Sender;
@@ -38,9 +37,6 @@ pub(crate) struct Item {
     pub args: Result<Vec<u8>, TaskFailure>,
 }
 
-/// The encoded result of one item.
-pub(crate) type ItemResult = Result<Vec<u8>, TaskFailure>;
-
 /// A chunk of inputs of one task, run in order by one worker.
 pub(crate) struct Job {
     pub task: Arc<TaskTarget>,
@@ -72,9 +68,17 @@ pub(crate) enum Reply {
     /// To a map's results channel, tagged with the chunk's sequence number.
     Chunk { seq: usize, to: Sender<ChunkResult> },
     /// To the handle returned by `submit`.
-    Handle(Arc<HandleSlot>),
+    Handle(Arc<dyn Completion>),
     /// To an exchange's queue, one `Finished` event per item.
     Events(Sender<RawEvent>),
+}
+
+/// Where the one result of a `submit` is left: the slot behind its
+/// `TaskHandle`, which lives in the layer above.
+pub(crate) trait Completion: Send + Sync {
+    /// Stores `outcome` if it is the first one given, and wakes whoever
+    /// waits for it.
+    fn complete(&self, outcome: Outcome);
 }
 
 /// The results of one job, in the order of its items.

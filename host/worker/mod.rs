@@ -23,6 +23,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// A worker thread's native stack: the Wasm stack cap plus room for the host.
+pub(crate) fn worker_stack_size(max_wasm_stack: usize) -> usize {
+    max_wasm_stack.saturating_add(2 << 20)
+}
+
 /// Runs one task input, in its context and under its limits, and returns
 /// its encoded result.
 pub(crate) trait ItemRunner {

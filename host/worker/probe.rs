@@ -11,11 +11,11 @@
 //! them ([`interruptible_copy`]), unless its load-time code is sure to
 //! return (`LoadCode`); worker processes are killed at the deadline.
 
+use crate::error::LimitExceeded;
 use crate::error::{Error, LoadStep, ModuleError, Result, TaskError, TaskFailure};
 use crate::runtime::engine::{EngineSettings, create_engine};
 use crate::runtime::instance::{InstanceConfig, Instantiator};
 use crate::sandbox::interrupt::{RunLimits, Ticker};
-use crate::sandbox::limits::LimitExceeded;
 use crate::worker::executor::InitCall;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
