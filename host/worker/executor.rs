@@ -164,16 +164,13 @@ impl Executor {
                     Ok(instance) => instance,
                     Err(failure) => return Some(Outcome::bare(Err(failure))),
                 };
-                let unavailable = match instance.snapshot(self.instantiator.image()) {
-                    Ok(Some(snapshot)) => Ok(self.reused.insert((instance, snapshot))),
-                    Ok(None) => Err((instance, "no way to find the pages a task writes".to_string())),
-                    Err(why) => Err((instance, why.0)),
-                };
-                match unavailable {
-                    Ok(reused) => reused,
-                    Err((mut instance, why)) => {
+                match instance.snapshot(self.instantiator.image()) {
+                    Ok(Some(snapshot)) => self.reused.insert((instance, snapshot)),
+                    unavailable => {
                         // No scanner, or an instance the reset cannot
                         // handle: a new instance for every task from now on.
+                        let why =
+                            unavailable.err().map_or_else(|| "no way to find the pages a task writes".into(), |e| e.0);
                         tracing::debug!("instances are not reset in place on this worker: {why}");
                         self.may_reset = false;
                         let result = instance.call(export, args, seed, outbox.take());
