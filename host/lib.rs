@@ -21,57 +21,77 @@
 //! }
 //! ```
 //!
-//! The API is what this root re-exports; the modules behind it are the
-//! library's layers, each calling only those below it (the diagram is in
-//! `docs/architecture.md`; `python3 .ci/layers` checks it):
-//! - [`pool`]: the [`Pool`], its builder and the calls (`call`, `map`,
+//! The API is what this root makes public: the items re-exported here and
+//! two namespaces, [`cluster`] (one pool over the ranks of an MPI job,
+//! feature `mpi`) and [`text`] (guest text escaped for a terminal). The
+//! modules behind it are private; they are the library's layers, each
+//! calling only those below it (the diagram is in `docs/architecture.md`;
+//! `python3 .ci/layers` checks it):
+//! - `pool`: the [`Pool`], its builder and the calls (`call`, `map`,
 //!   `map_each`, `imap`, `imap_unordered`, `submit`, `broadcast`), the
-//!   [`Exchange`], [`JsonTask`]; [`cluster`]: one pool over the ranks of an
-//!   MPI job (feature `mpi`);
-//! - [`scheduler`]: chunking and the backpressured streams behind the maps;
+//!   [`Exchange`], [`JsonTask`]; `cluster`: the pool over MPI ranks;
+//! - `scheduler`: chunking ([`ChunkSize`]) and the backpressured streams
+//!   behind the maps ([`Imap`], [`ImapUnordered`]);
 //! - `worker`: the worker threads, running a task in the instance its
 //!   [`InstanceMode`] calls for, and what each worker has done
-//!   ([`PoolStats`]); [`process`] and [`transport`]: worker processes
+//!   ([`PoolStats`]); `process` and `transport`: worker processes
 //!   (`wasmpool-worker`) and the frames they speak over pipes;
-//! - [`runtime`]: engines, modules ([`TaskInfo`]), the compiled-module
-//!   cache, an instance and the host half of the ABI (`docs/abi.md`), the
-//!   load-time rewrites;
-//! - [`sandbox`]: the limits every task runs under and the opt-in WASI
-//!   capabilities;
-//! - leaves: [`error`] ([`Error`], [`TaskError`], [`TaskFailure`]),
-//!   [`text`] (guest text escaped for a terminal), [`seed`] (each task's
-//!   seed from the pool's).
-#![deny(missing_docs)]
+//! - `runtime`: engines ([`Allocator`]), modules ([`TaskInfo`]), the
+//!   compiled-module cache, an instance and the host half of the ABI
+//!   (`docs/abi.md`), the load-time rewrites;
+//! - `sandbox`: the limits every task runs under ([`CompileLimits`] and
+//!   the `DEFAULT_*` constants) and the opt-in WASI capabilities
+//!   ([`WasiConfig`]);
+//! - leaves: `error` ([`Error`], [`TaskError`], [`TaskFailure`]), `text`,
+//!   `seed` ([`task_seed`]: each task's seed from the pool's).
+// Every public item is documented and reachable by the path the API gives
+// it: a `pub` in a private module that is not re-exported is `pub(crate)`.
+#![deny(missing_docs, unreachable_pub, unnameable_types)]
 
 pub mod cluster;
 mod decode;
-pub mod error;
-pub mod pool;
-pub mod process;
+mod error;
+mod pool;
+mod process;
 #[cfg(test)]
 mod readme_api;
-pub mod runtime;
-pub mod sandbox;
-pub mod scheduler;
-pub mod seed;
+mod runtime;
+mod sandbox;
+mod scheduler;
+mod seed;
 mod spin;
 mod sync;
 pub mod text;
-pub mod transport;
+mod transport;
 mod worker;
 
 pub use error::{Error, FailureKind, LimitExceeded, LoadStep, ModuleError, Result, TaskError, TaskFailure};
-pub use pool::exchange::{Event, Exchange};
+pub use pool::exchange::{DEFAULT_EXCHANGE_CAPACITY, Event, Exchange};
 pub use pool::handle::{Captured, TaskHandle};
-pub use pool::json::JsonTask;
-pub use pool::{Pool, PoolBuilder, TaskRef, WorkerKind};
+pub use pool::json::{IndexedJsonInputs, JsonInputs, JsonTask};
+pub use pool::{DEFAULT_IDLE_SPIN, DEFAULT_LOAD_DEADLINE, DEFAULT_MAX_RETRIES, Pool, PoolBuilder, TaskRef, WorkerKind};
 pub use runtime::engine::{Allocator, AllocatorKind};
 pub use runtime::module::{ParamInfo, TaskInfo};
+pub use sandbox::limits::{
+    DEFAULT_MAX_MEMORY, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_STACK, DEFAULT_MAX_TABLE_ELEMENTS,
+};
 pub use sandbox::{CompileLimits, TaskOutput, WasiConfig};
-pub use scheduler::chunking::ChunkSize;
+pub use scheduler::chunking::{ChunkSize, MAX_AUTO_CHUNK};
 pub use scheduler::stream::{Imap, ImapUnordered};
+pub use seed::task_seed;
 pub use worker::executor::InstanceMode;
 pub use worker::stats::{PoolStats, WorkerStats};
+
+/// For wasmpool's own binaries and fuzz targets only: not part of the API,
+/// and may change in any release.
+#[doc(hidden)]
+pub mod __internal {
+    pub use crate::cluster::wire::decode_messages_for_fuzzing;
+    pub use crate::process::worker_main;
+    pub use crate::runtime::canonical_nans::rewrite_for_fuzzing;
+    pub use crate::runtime::fresh_state::prepare_for_fuzzing;
+    pub use crate::transport::decode_frames_for_fuzzing;
+}
 
 /// The examples of `docs/semantics.md`, compiled and run as doctests.
 #[cfg(doctest)]

@@ -33,10 +33,10 @@ const WASI_STREAM: u64 = u64::MAX;
 /// (the pool's seed unless the call set its own).
 ///
 /// ```
-/// let a = wasmpool::seed::task_seed(42, "pi_hits", 0);
-/// assert_ne!(a, wasmpool::seed::task_seed(42, "pi_hits", 1));
-/// assert_ne!(a, wasmpool::seed::task_seed(43, "pi_hits", 0));
-/// assert_eq!(a, wasmpool::seed::task_seed(42, "pi_hits", 0));
+/// let a = wasmpool::task_seed(42, "pi_hits", 0);
+/// assert_ne!(a, wasmpool::task_seed(42, "pi_hits", 1));
+/// assert_ne!(a, wasmpool::task_seed(43, "pi_hits", 0));
+/// assert_eq!(a, wasmpool::task_seed(42, "pi_hits", 0));
 /// ```
 pub fn task_seed(base: u64, task: &str, index: u64) -> u64 {
     seed_at(map_key(base, task), index)
@@ -79,18 +79,18 @@ pub(crate) struct TaskRandom {
 
 impl TaskRandom {
     /// Starts the stream of a task with this seed.
-    pub fn start(&mut self, seed: u64) {
+    pub(crate) fn start(&mut self, seed: u64) {
         self.seed = seed;
         self.stream = None;
     }
 
     /// The running task's seed.
-    pub fn seed(&self) -> u64 {
+    pub(crate) fn seed(&self) -> u64 {
         self.seed
     }
 
     /// The next bytes of the task's WASI stream.
-    pub fn fill(&mut self, dest: &mut [u8]) {
+    pub(crate) fn fill(&mut self, dest: &mut [u8]) {
         let seed = self.seed;
         self.stream
             .get_or_insert_with(|| {

@@ -95,7 +95,7 @@ pub fn run(args: RunArgs) -> Result<Report> {
     let task = task.json()?;
 
     let pending = Pending::default();
-    let max_len = args.limits.max_memory.unwrap_or(wasmpool::sandbox::limits::DEFAULT_MAX_MEMORY);
+    let max_len = args.limits.max_memory.unwrap_or(wasmpool::DEFAULT_MAX_MEMORY);
     let resumed = done.len();
     let first = if args.unordered { 0 } else { resumed };
     let lines = Lines::new(source.open()?, count, max_len, pending.clone(), done);

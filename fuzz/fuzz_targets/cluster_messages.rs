@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    wasmpool::cluster::decode_messages_for_fuzzing(data);
+    wasmpool::__internal::decode_messages_for_fuzzing(data);
 });

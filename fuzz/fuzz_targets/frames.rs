@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = wasmpool::transport::decode_frames_for_fuzzing(data);
+    let _ = wasmpool::__internal::decode_frames_for_fuzzing(data);
 });

@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    wasmpool::runtime::canonical_nans::rewrite_for_fuzzing(data);
+    wasmpool::__internal::rewrite_for_fuzzing(data);
 });

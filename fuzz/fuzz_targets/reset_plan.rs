@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    wasmpool::runtime::fresh_state::prepare_for_fuzzing(data);
+    wasmpool::__internal::prepare_for_fuzzing(data);
 });

@@ -52,7 +52,7 @@ struct Shared {
 
 impl Leader {
     /// Starts the dispatcher for the other `ranks`, taking jobs from `jobs`.
-    pub fn start(cluster: Cluster, ranks: Vec<RankInfo>, jobs: Receiver<Job>) -> std::io::Result<Leader> {
+    pub(crate) fn start(cluster: Cluster, ranks: Vec<RankInfo>, jobs: Receiver<Job>) -> std::io::Result<Leader> {
         let shared = Arc::new(Shared::default());
         let remote_workers = ranks.iter().map(|r| r.workers).sum();
         *shared.ranks.lock().unwrap_or_else(PoisonError::into_inner) = ranks
@@ -78,28 +78,28 @@ impl Leader {
     }
 
     /// Workers on the other ranks.
-    pub fn remote_workers(&self) -> usize {
+    pub(crate) fn remote_workers(&self) -> usize {
         self.remote_workers
     }
 
     /// Rank 0's host name.
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         &self.host
     }
 
     /// What each other rank has done, as last heard.
-    pub fn ranks(&self) -> Vec<RankStats> {
+    pub(crate) fn ranks(&self) -> Vec<RankStats> {
         self.shared.ranks.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The ranks lost so far.
-    pub fn lost(&self) -> Vec<ClusterError> {
+    pub(crate) fn lost(&self) -> Vec<ClusterError> {
         self.shared.lost.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// Ends the whole MPI job with exit status `code` (`MPI_Abort`, called
     /// by the dispatcher thread); never returns.
-    pub fn abort(&self, code: i32) -> ! {
+    pub(crate) fn abort(&self, code: i32) -> ! {
         if self.thread.as_ref().is_none_or(|t| t.is_finished()) {
             // No dispatcher calls MPI any more: this thread may.
             mpi::topology::Communicator::abort(&SimpleCommunicator::world(), code);
@@ -114,7 +114,7 @@ impl Leader {
     /// Waits for the dispatcher to finish (the pool's queue is closed by
     /// now), then finalises MPI, unless a rank was lost: finalising would
     /// wait for it forever, so MPI is left for the process's end.
-    pub fn close(&mut self) {
+    pub(crate) fn close(&mut self) {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }

@@ -27,7 +27,7 @@ pub(crate) struct Sending {
 
 impl Sending {
     /// Starts sending `bytes` to `rank` under `tag`; returns at once.
-    pub fn start(world: &SimpleCommunicator, rank: i32, tag: i32, bytes: Vec<u8>) -> Sending {
+    pub(super) fn start(world: &SimpleCommunicator, rank: i32, tag: i32, bytes: Vec<u8>) -> Sending {
         let buffer = Box::into_raw(bytes.into_boxed_slice());
         // SAFETY: `buffer` is a live allocation that nothing else touches
         // until `done` frees it, after MPI has finished reading it; if the
@@ -38,7 +38,7 @@ impl Sending {
     }
 
     /// Whether the send is complete (its buffer is then freed).
-    pub fn done(&mut self) -> bool {
+    pub(super) fn done(&mut self) -> bool {
         let Some(request) = self.request.take() else { return true };
         match request.test() {
             Ok(_) => {
@@ -130,24 +130,24 @@ impl Backoff {
     const FIRST: Duration = Duration::from_micros(20);
 
     /// A backoff that sleeps at most `max` at a time.
-    pub fn new(max: Duration) -> Self {
+    pub(super) fn new(max: Duration) -> Self {
         Backoff { next: Self::FIRST, max }
     }
 
     /// The pause to take now (the next one is twice as long, up to `max`).
-    pub fn next(&mut self) -> Duration {
+    pub(super) fn next(&mut self) -> Duration {
         let now = self.next;
         self.next = (self.next * 2).min(self.max);
         now
     }
 
     /// Sleeps for [`next`](Self::next).
-    pub fn sleep(&mut self) {
+    pub(super) fn sleep(&mut self) {
         std::thread::sleep(self.next());
     }
 
     /// Something happened: the next pause is short again.
-    pub fn reset(&mut self) {
+    pub(super) fn reset(&mut self) {
         self.next = Self::FIRST;
     }
 }

@@ -159,17 +159,6 @@ pub fn launcher() -> Option<&'static str> {
     ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"].into_iter().find(|name| std::env::var_os(name).is_some())
 }
 
-/// The fuzz target's entry point: any bytes, decoded as every message a
-/// rank can receive, must decode or fail cleanly.
-#[doc(hidden)]
-pub fn decode_messages_for_fuzzing(bytes: &[u8]) {
-    let _ = wire::decode::<wire::Down>(bytes);
-    let _ = wire::decode::<wire::Up>(bytes);
-    let _ = wire::decode::<wire::Setup>(bytes);
-    let _ = wire::decode::<wire::Joined>(bytes);
-    let _ = wire::decode::<wire::Go>(bytes);
-}
-
 /// This process's rank as its MPI launcher set it in the environment
 /// (`OMPI_COMM_WORLD_RANK`, `PMIX_RANK` or `PMI_RANK`), if any: for what
 /// must be decided before MPI starts, such as whether to read files only

@@ -97,7 +97,7 @@ pub(crate) struct RemoteJob {
 
 impl RemoteJob {
     /// The bytes of its inputs' arguments.
-    pub fn arg_bytes(&self) -> usize {
+    pub(crate) fn arg_bytes(&self) -> usize {
         self.items.iter().map(|item| item.args.as_ref().map_or(0, |args| args.len())).sum()
     }
 }
@@ -152,6 +152,16 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
         Ok((_, rest)) => Err(format!("a cluster message has {} bytes past its end", rest.len())),
         Err(e) => Err(format!("a cluster message does not decode: {e}")),
     }
+}
+
+/// The fuzz target's entry point: any bytes, decoded as every message a
+/// rank can receive, must decode or fail cleanly.
+pub fn decode_messages_for_fuzzing(bytes: &[u8]) {
+    let _ = decode::<Down>(bytes);
+    let _ = decode::<Up>(bytes);
+    let _ = decode::<Setup>(bytes);
+    let _ = decode::<Joined>(bytes);
+    let _ = decode::<Go>(bytes);
 }
 
 #[cfg(test)]

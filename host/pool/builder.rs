@@ -38,7 +38,7 @@ pub enum WorkerKind {
     #[default]
     Threads,
     /// One `wasmpool-worker` process per worker: a crashed or killed worker
-    /// is replaced and its task retried; see [`crate::process`].
+    /// is replaced and its task retried (`docs/processes.md`).
     Processes,
 }
 
@@ -186,7 +186,7 @@ impl PoolBuilder {
 
     /// How long an idle worker, and a caller waiting for a result, keep
     /// checking before they sleep (default
-    /// [`DEFAULT_IDLE_SPIN`](crate::pool::DEFAULT_IDLE_SPIN),
+    /// [`DEFAULT_IDLE_SPIN`](crate::DEFAULT_IDLE_SPIN),
     /// 50 µs). Spinning saves the 5 to 15 µs of waking a sleeping thread,
     /// which is most of the cost of a short task. Only one idle worker
     /// spins for lone calls, and a map's caller stops spinning while its
@@ -295,7 +295,7 @@ impl PoolBuilder {
     }
 
     /// Largest message a task may send while running, in bytes (default
-    /// [`DEFAULT_MAX_MESSAGE`](crate::pool::DEFAULT_MAX_MESSAGE), 1 MiB).
+    /// [`DEFAULT_MAX_MESSAGE`](crate::DEFAULT_MAX_MESSAGE), 1 MiB).
     /// A larger one stops the task with
     /// [`LimitExceeded::Output`](crate::LimitExceeded::Output). With an
     /// [`Exchange`](crate::Exchange)'s capacity it bounds the memory
@@ -326,7 +326,9 @@ impl PoolBuilder {
     }
 
     /// Process mode: the `wasmpool-worker` executable to start, instead of
-    /// looking for it (see [`find_worker_executable`](crate::process::locate::find_worker_executable)).
+    /// looking for it: by default `$WASMPOOL_WORKER`, else next to the
+    /// running program or in its parent folder (cargo's `deps/` and
+    /// `examples/`), else on `PATH`.
     pub fn worker_executable(mut self, path: impl Into<PathBuf>) -> Self {
         self.worker_executable = Some(path.into());
         self
@@ -368,7 +370,7 @@ impl PoolBuilder {
     }
 
     /// The pool's seed, from which every task's own seed is derived (see
-    /// [`crate::seed`]): with the same seed, seeded tasks give the same
+    /// [`task_seed`](crate::task_seed)): with the same seed, seeded tasks give the same
     /// results whatever the worker count, kind, chunking or order. By
     /// default a random one is drawn; [`Pool::seed`] reports it so a run
     /// can be repeated.

@@ -77,7 +77,7 @@ pub enum Event<M, R> {
 /// Dropping the exchange cancels its unfinished tasks.
 ///
 /// Task `n` of an exchange runs with the seed of index `n` (see
-/// [`crate::seed`]), so a run started in the same order repeats. Every
+/// [`task_seed`](crate::task_seed)), so a run started in the same order repeats. Every
 /// event names its task; to follow one task alone, give it an exchange of
 /// its own.
 pub struct Exchange<'pool, M, R> {

@@ -35,7 +35,7 @@ struct SlotState {
 
 impl HandleSlot {
     /// Stores the first result it is given and wakes whoever waits.
-    pub fn complete(&self, outcome: Outcome) {
+    pub(crate) fn complete(&self, outcome: Outcome) {
         let waker = {
             let mut state = self.lock();
             if state.done {

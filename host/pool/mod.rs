@@ -2,15 +2,12 @@
 //! put them to work.
 
 mod builder;
-pub mod exchange;
+pub(crate) mod exchange;
 pub(crate) mod handle;
-pub mod json;
+pub(crate) mod json;
 
 mod task_ref;
 
-pub use crate::sandbox::limits::{
-    DEFAULT_MAX_MEMORY, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_STACK, DEFAULT_MAX_TABLE_ELEMENTS,
-};
 pub use crate::spin::DEFAULT_IDLE_SPIN;
 pub(crate) use builder::SandboxInfo;
 pub use builder::{DEFAULT_LOAD_DEADLINE, DEFAULT_MAX_RETRIES, PoolBuilder, WorkerKind};
@@ -298,7 +295,7 @@ impl Pool {
     /// An [`Exchange`]: start many tasks, then handle their messages,
     /// progress and results as they arrive. `M` is the type of the tasks'
     /// messages, `R` of their results. It holds up to
-    /// [`DEFAULT_EXCHANGE_CAPACITY`](crate::pool::exchange::DEFAULT_EXCHANGE_CAPACITY)
+    /// [`DEFAULT_EXCHANGE_CAPACITY`](crate::DEFAULT_EXCHANGE_CAPACITY)
     /// events not yet taken.
     pub fn exchange<M: DeserializeOwned, R: DeserializeOwned>(&self) -> Exchange<'_, M, R> {
         Exchange::new(self, crate::pool::exchange::DEFAULT_EXCHANGE_CAPACITY)

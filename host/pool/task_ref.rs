@@ -132,7 +132,7 @@ impl<'pool> TaskRef<'pool> {
     }
 
     /// The same task called through its JSON entry point: arguments and
-    /// results as JSON text (see [`crate::pool::json`]). Per-call options (seed,
+    /// results as JSON text (see [`JsonTask`](crate::JsonTask)). Per-call options (seed,
     /// deadline, fuel, chunk size, progress) set before carry over. Fails
     /// with [`Error::NoJsonEntry`] if the module has none for this task.
     pub fn json(self) -> Result<JsonTask<'pool>> {

@@ -108,7 +108,7 @@ fn serve(
                 // Once the main thread is stopping with a status of its own,
                 // the host closing stdin must not replace that status with 0.
                 Err(_) if STOPPING.load(Ordering::SeqCst) => break,
-                Err(crate::transport::FrameError::Closed) => std::process::exit(0),
+                Err(crate::transport::frame::FrameError::Closed) => std::process::exit(0),
                 Err(e) => {
                     eprintln!("wasmpool-worker: bad request from the host: {e}");
                     std::process::exit(i32::from(EXIT_PROTOCOL));

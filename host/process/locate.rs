@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 
 /// The environment variable that names the worker executable.
-pub const WORKER_ENV: &str = "WASMPOOL_WORKER";
+pub(crate) const WORKER_ENV: &str = "WASMPOOL_WORKER";
 
 /// The executable's file name on this platform.
-pub fn worker_file_name() -> String {
+pub(crate) fn worker_file_name() -> String {
     format!("wasmpool-worker{}", std::env::consts::EXE_SUFFIX)
 }
 
@@ -15,7 +15,7 @@ pub fn worker_file_name() -> String {
 /// folder (cargo puts tests in `target/<profile>/deps` and examples in
 /// `target/<profile>/examples`, binaries in `target/<profile>`), else on
 /// `PATH`. On failure, returns every place it looked.
-pub fn find_worker_executable(explicit: Option<&Path>) -> Result<PathBuf, Vec<PathBuf>> {
+pub(crate) fn find_worker_executable(explicit: Option<&Path>) -> Result<PathBuf, Vec<PathBuf>> {
     if let Some(path) = explicit {
         return if path.is_file() { Ok(path.to_owned()) } else { Err(vec![path.to_owned()]) };
     }

@@ -22,7 +22,7 @@
 //! reports ready, so a start function that never ends is caught there.
 
 mod child;
-pub mod locate;
+pub(crate) mod locate;
 pub(crate) mod supervisor;
 pub(crate) mod watchdog;
 

@@ -87,17 +87,17 @@ struct SlotWatch {
 
 impl ProcessSlot {
     /// Starts watching the running task.
-    pub fn arm(&self, watch: Watch) {
+    pub(crate) fn arm(&self, watch: Watch) {
         lock(&self.watch).armed = Some(watch);
     }
 
     /// Stops watching.
-    pub fn disarm(&self) {
+    pub(crate) fn disarm(&self) {
         lock(&self.watch).armed = None;
     }
 
     /// The watchdog's check: kills the process if its task must stop.
-    pub fn check_watch(&self) {
+    pub(crate) fn check_watch(&self) {
         let mut watch = lock(&self.watch);
         if let Some(why) = watch.armed.as_ref().and_then(Watch::check) {
             watch.interrupted = Some(why);
@@ -115,12 +115,12 @@ impl ProcessSlot {
     }
 
     /// The process id of the live worker, if any.
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         Some(self.pid.load(Ordering::SeqCst)).filter(|&pid| pid != 0)
     }
 
     /// Kills the process (if any) without waiting for it.
-    pub fn kill(&self) {
+    pub(crate) fn kill(&self) {
         if let Some(child) = self.lock().as_mut() {
             let _ = child.kill();
         }
@@ -129,7 +129,7 @@ impl ProcessSlot {
     /// Waits for the process, killing it if it has not exited within
     /// [`EXIT_GRACE`]; describes how it ended, e.g. "signal: 9 (SIGKILL)" or
     /// "exit status: 3".
-    pub fn reap(&self) -> String {
+    pub(crate) fn reap(&self) -> String {
         self.pid.store(0, Ordering::SeqCst);
         let Some(mut child) = self.lock().take() else { return "no process".into() };
         let deadline = Instant::now() + EXIT_GRACE;
@@ -334,7 +334,7 @@ pub(crate) struct ProcessRunner {
 
 impl ProcessRunner {
     /// A runner for worker `id`, starting its process now.
-    pub fn start(
+    pub(crate) fn start(
         id: usize,
         spawner: Arc<Spawner>,
         slot: Arc<ProcessSlot>,

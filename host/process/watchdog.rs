@@ -22,7 +22,7 @@ pub(crate) struct Watching<'a> {
 
 impl Watchdog {
     /// Starts the watchdog's thread (idle until something is watched).
-    pub fn start() -> std::io::Result<Self> {
+    pub(crate) fn start() -> std::io::Result<Self> {
         let watched: Arc<Mutex<Vec<Weak<ProcessSlot>>>> = Arc::default();
         let slots = watched.clone();
         let ticker = Ticker::start("wasmpool-watchdog", move || {
@@ -36,13 +36,13 @@ impl Watchdog {
     }
 
     /// Includes `slot` among the processes the watchdog looks at.
-    pub fn register(&self, slot: &Arc<ProcessSlot>) {
+    pub(crate) fn register(&self, slot: &Arc<ProcessSlot>) {
         lock(&self.watched).push(Arc::downgrade(slot));
     }
 
     /// Watches `slot`'s process under `run`'s deadline and cancel flag,
     /// from now until the returned guard is dropped.
-    pub fn watch<'a>(&self, slot: &'a ProcessSlot, run: &RunLimits) -> Option<Watching<'a>> {
+    pub(crate) fn watch<'a>(&self, slot: &'a ProcessSlot, run: &RunLimits) -> Option<Watching<'a>> {
         if !run.is_watched() {
             return None;
         }

@@ -101,7 +101,7 @@ pub(crate) struct Outcome {
 
 impl Outcome {
     /// An outcome with no output.
-    pub fn bare(result: Result<Vec<u8>, TaskFailure>) -> Self {
+    pub(crate) fn bare(result: Result<Vec<u8>, TaskFailure>) -> Self {
         Outcome { result, output: TaskOutput::default() }
     }
 }
@@ -124,7 +124,7 @@ pub(crate) struct Instantiator {
 impl Instantiator {
     /// Links the module against the SDK's host functions (and WASI, if
     /// enabled).
-    pub fn new(
+    pub(crate) fn new(
         engine: &Engine,
         module: &wasmtime::Module,
         config: InstanceConfig,
@@ -162,25 +162,25 @@ impl Instantiator {
     }
 
     /// The memory image instances are reset to, if they are reset in place.
-    pub fn image(&self) -> Option<&Arc<InitialImage>> {
+    pub(crate) fn image(&self) -> Option<&Arc<InitialImage>> {
         self.image.as_ref()
     }
 
     /// Keeps the epoch ticking while a task with a deadline or a cancel flag
     /// runs (thread workers only).
-    pub fn tick_guard(&self, run: &RunLimits) -> Option<TickGuard> {
+    pub(crate) fn tick_guard(&self, run: &RunLimits) -> Option<TickGuard> {
         self.ticker.as_ref().filter(|_| run.is_watched()).map(|ticker| ticker.enter())
     }
 
     /// A fresh instance: the module's initial state, nothing else. Its
     /// start function already runs under `run`'s limits.
-    pub fn instantiate(&self, run: &RunLimits) -> Result<GuestInstance, TaskFailure> {
+    pub(crate) fn instantiate(&self, run: &RunLimits) -> Result<GuestInstance, TaskFailure> {
         self.instantiate_reporting(run, &mut |_| {}).map_err(|(_, failure)| failure)
     }
 
     /// Like [`instantiate`](Self::instantiate), telling `entering` before
     /// each step that runs guest code, and naming the step that failed.
-    pub fn instantiate_reporting(
+    pub(crate) fn instantiate_reporting(
         &self,
         run: &RunLimits,
         entering: &mut dyn FnMut(&LoadStep),
@@ -271,27 +271,27 @@ pub(crate) struct GuestInstance {
 
 impl GuestInstance {
     /// Prepares a kept instance for its next task, under `run`'s limits.
-    pub fn rearm(&mut self, run: &RunLimits) -> Result<(), TaskFailure> {
+    pub(crate) fn rearm(&mut self, run: &RunLimits) -> Result<(), TaskFailure> {
         arm(&mut self.store, &self.config, run)
     }
 
     /// What the current task has written (WASI only), leaving the pipes
     /// empty for the next task.
-    pub fn take_output(&mut self) -> TaskOutput {
+    pub(crate) fn take_output(&mut self) -> TaskOutput {
         self.store.data_mut().wasi.as_mut().map(TaskWasi::take_output).unwrap_or_default()
     }
 
     /// A snapshot of this instance's state, to return to with
     /// [`restore`](Self::restore) after each task; `None` if instances are
     /// not reset in place (or this system cannot scan for dirty pages).
-    pub fn snapshot(&mut self, image: Option<&Arc<InitialImage>>) -> Result<Option<Snapshot>, NotRestored> {
+    pub(crate) fn snapshot(&mut self, image: Option<&Arc<InitialImage>>) -> Result<Option<Snapshot>, NotRestored> {
         let (Some(plan), Some(image)) = (&self.config.reset, image) else { return Ok(None) };
         Snapshot::take(&mut self.store, &self.instance, self.memory, plan, image.clone())
     }
 
     /// Puts the instance back in the state `snapshot` holds, with a new WASI
     /// context (its descriptors as a new instance has them).
-    pub fn restore(&mut self, snapshot: &mut Snapshot) -> Result<(), NotRestored> {
+    pub(crate) fn restore(&mut self, snapshot: &mut Snapshot) -> Result<(), NotRestored> {
         snapshot.restore(&mut self.store, self.memory)?;
         if let Some(config) = &self.config.wasi {
             let context = config.context(self.config.limits.max_output).map_err(NotRestored)?;
@@ -301,7 +301,7 @@ impl GuestInstance {
     }
 
     /// The ABI version the module reports.
-    pub fn abi_version(&mut self) -> Result<u32, TaskFailure> {
+    pub(crate) fn abi_version(&mut self) -> Result<u32, TaskFailure> {
         let f = self
             .instance
             .get_typed_func::<(), i32>(&mut self.store, abi::ABI_VERSION_EXPORT)
@@ -313,7 +313,7 @@ impl GuestInstance {
     /// Calls the task exported as `export` with postcard-encoded `args`, the
     /// task's `seed` and its `outbox` (where what it sends goes), and
     /// returns the postcard-encoded result.
-    pub fn call(
+    pub(crate) fn call(
         &mut self,
         export: &str,
         args: &[u8],

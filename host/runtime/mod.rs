@@ -14,11 +14,11 @@
 
 pub(crate) mod cache;
 #[doc(hidden)]
-pub mod canonical_nans;
+pub(crate) mod canonical_nans;
 pub(crate) mod engine;
 #[doc(hidden)]
-pub mod fresh_state;
+pub(crate) mod fresh_state;
 pub(crate) mod instance;
-pub mod module;
+pub(crate) mod module;
 pub(crate) mod outbox;
 pub(crate) mod typecheck;

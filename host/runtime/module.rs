@@ -124,13 +124,13 @@ impl TaskModule {
     /// Compiles `bytes` and checks everything that can be checked without
     /// running it: the header, imports, exports and the task list.
     #[cfg(test)]
-    pub fn compile(engine: &Engine, bytes: &[u8], origin: String) -> Result<TaskModule> {
+    pub(crate) fn compile(engine: &Engine, bytes: &[u8], origin: String) -> Result<TaskModule> {
         Self::compile_cached(engine, bytes, origin, None, &ModuleRules::default())
     }
 
     /// Like [`compile`](Self::compile), going through the module cache in
     /// `cache_dir` if given. Runs none of the module's code.
-    pub fn compile_cached(
+    pub(crate) fn compile_cached(
         engine: &Engine,
         bytes: &[u8],
         origin: String,
@@ -190,7 +190,7 @@ impl TaskModule {
     }
 
     /// The task called `name`, or the error listing those that exist.
-    pub fn task(&self, name: &str) -> Result<&TaskInfo> {
+    pub(crate) fn task(&self, name: &str) -> Result<&TaskInfo> {
         self.by_name.get(name).and_then(|&i| self.tasks.get(i)).ok_or_else(|| {
             let mut available: Vec<String> = self.tasks.iter().map(|t| t.name.clone()).collect();
             available.sort_unstable();

@@ -52,12 +52,12 @@ impl std::fmt::Debug for Listeners {
 
 impl Listeners {
     /// Whether a task's messages would reach anyone.
-    pub fn wants_messages(&self) -> bool {
+    pub(crate) fn wants_messages(&self) -> bool {
         self.events.is_some()
     }
 
     /// Whether a task's progress would reach anyone.
-    pub fn wants_progress(&self) -> bool {
+    pub(crate) fn wants_progress(&self) -> bool {
         self.events.is_some() || self.progress.is_some()
     }
 }

@@ -34,7 +34,7 @@ pub(crate) struct RunLimits {
 
 impl RunLimits {
     /// Whether anything must be watched while the task runs.
-    pub fn is_watched(&self) -> bool {
+    pub(crate) fn is_watched(&self) -> bool {
         self.deadline.is_some() || self.cancel.is_some() || self.closing.is_some()
     }
 }
@@ -70,7 +70,7 @@ pub(crate) struct Watch {
 
 impl Watch {
     /// Starts watching a task that begins now.
-    pub fn start(limits: &RunLimits) -> Self {
+    pub(crate) fn start(limits: &RunLimits) -> Self {
         Watch {
             deadline: limits.deadline.map(|d| (Instant::now() + d, d)),
             cancel: limits.cancel.clone(),
@@ -79,7 +79,7 @@ impl Watch {
     }
 
     /// Whether the task must stop now, and why.
-    pub fn check(&self) -> Option<Interrupted> {
+    pub(crate) fn check(&self) -> Option<Interrupted> {
         if self.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
             return Some(Interrupted::Cancelled);
         }
@@ -112,7 +112,7 @@ pub(crate) struct TickGuard {
 
 impl Ticker {
     /// Starts the thread.
-    pub fn start(name: &str, tick: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+    pub(crate) fn start(name: &str, tick: impl Fn() + Send + 'static) -> std::io::Result<Self> {
         Self::with_period(name, TICK, tick)
     }
 
@@ -143,7 +143,7 @@ impl Ticker {
     }
 
     /// Ticks until the returned guard is dropped.
-    pub fn enter(&self) -> TickGuard {
+    pub(crate) fn enter(&self) -> TickGuard {
         if self.shared.active.fetch_add(1, Ordering::SeqCst) == 0
             && let Some(thread) = &self.thread
         {

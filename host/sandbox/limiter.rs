@@ -19,12 +19,12 @@ impl GuestLimiter {
     /// Caps each memory at `max_memory` bytes and each table at
     /// `max_table_elements`; an instance may have `memories` memories (the
     /// module's one, and the host's mark map if it has one).
-    pub fn new(max_memory: usize, max_table_elements: usize, memories: usize) -> Self {
+    pub(crate) fn new(max_memory: usize, max_table_elements: usize, memories: usize) -> Self {
         GuestLimiter { max_memory, max_table_elements, memories, refused: None }
     }
 
     /// The growth refused since the last call, if any.
-    pub fn take_refusal(&mut self) -> Option<LimitExceeded> {
+    pub(crate) fn take_refusal(&mut self) -> Option<LimitExceeded> {
         self.refused.take()
     }
 }

@@ -65,7 +65,7 @@ impl Default for Limits {
 
 impl Limits {
     /// Checks the settings make sense together.
-    pub fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), String> {
         if self.max_memory < 64 * 1024 {
             return Err(format!("max_memory of {} bytes is below one Wasm page (65536 bytes)", self.max_memory));
         }

@@ -14,8 +14,8 @@
 pub(crate) mod compile_limits;
 pub(crate) mod interrupt;
 pub(crate) mod limiter;
-pub mod limits;
-pub mod wasi;
+pub(crate) mod limits;
+pub(crate) mod wasi;
 
 pub use limits::CompileLimits;
 pub use wasi::{TaskOutput, WasiConfig};

@@ -147,12 +147,12 @@ pub(crate) struct TaskWasi {
 impl TaskWasi {
     /// What the task wrote since the last call, leaving the pipes empty
     /// (and forgetting any overflow).
-    pub fn take_output(&mut self) -> TaskOutput {
+    pub(crate) fn take_output(&mut self) -> TaskOutput {
         TaskOutput { stdout: self.stdout.take(), stderr: self.stderr.take() }
     }
 
     /// The output limit a write ran into, if one did.
-    pub fn overflow(&self) -> Option<LimitExceeded> {
+    pub(crate) fn overflow(&self) -> Option<LimitExceeded> {
         self.stdout.overflow().or_else(|| self.stderr.overflow())
     }
 }

@@ -1,5 +1,5 @@
 //! Scheduling: splitting maps into jobs, feeding them to the workers with
 //! backpressure, and putting results back in order.
 
-pub mod chunking;
-pub mod stream;
+pub(crate) mod chunking;
+pub(crate) mod stream;

@@ -54,7 +54,7 @@ pub(crate) struct Dispatch<I: Iterator> {
 
 impl<I: Iterator> Dispatch<I> {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         queue: Sender<Job>,
         task: Arc<TaskTarget>,
         inputs: I,
@@ -87,7 +87,7 @@ impl<I: Iterator> Dispatch<I> {
 
     /// Takes each input's index from the input itself (its seed derives
     /// from it, and results carry it), not from its position.
-    pub fn with_indices(mut self, index_of: fn(&I::Item) -> usize) -> Self {
+    pub(crate) fn with_indices(mut self, index_of: fn(&I::Item) -> usize) -> Self {
         self.index_of = Some(index_of);
         self
     }
@@ -131,7 +131,7 @@ impl<I: Iterator> Dispatch<I> {
 
     /// The next finished chunk (in completion order), or `None` when every
     /// input has been dispatched and answered.
-    pub fn next_chunk(&mut self, held: usize) -> Option<ChunkResult> {
+    pub(crate) fn next_chunk(&mut self, held: usize) -> Option<ChunkResult> {
         self.fill(held);
         if self.in_flight == 0 {
             return None;
@@ -154,17 +154,17 @@ impl<I: Iterator> Dispatch<I> {
         Some(chunk)
     }
 
-    pub fn task_error(&self, index: usize, failure: crate::error::TaskFailure) -> TaskError {
+    pub(crate) fn task_error(&self, index: usize, failure: crate::error::TaskFailure) -> TaskError {
         TaskError { task: self.task.name.clone(), index, failure }
     }
 
-    pub fn decode<R>(&self, index: usize, outcome: Outcome, decode: Decoder<R>) -> Result<R, TaskError> {
+    pub(crate) fn decode<R>(&self, index: usize, outcome: Outcome, decode: Decoder<R>) -> Result<R, TaskError> {
         outcome.result.and_then(|bytes| decode(&bytes)).map_err(|f| self.task_error(index, f))
     }
 
     /// Stops dispatching further inputs; queued chunks are skipped and
     /// running ones interrupted where the pool can.
-    pub fn cancel(&self) {
+    pub(crate) fn cancel(&self) {
         self.cancelled.store(true, Ordering::Relaxed);
     }
 }

@@ -13,12 +13,12 @@ use std::io::{self, Read, Write};
 /// arguments (which must fit in a guest's memory) and the compiled module,
 /// plus a little framing. Replies are read with a limit derived from the
 /// pool's limits instead (`messages::max_reply_len`).
-pub const MAX_FRAME_LEN: u32 = (1 << 30) + 4096;
+pub(crate) const MAX_FRAME_LEN: u32 = (1 << 30) + 4096;
 
 /// Why a frame could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
-pub enum FrameError {
+pub(crate) enum FrameError {
     /// The stream ended cleanly between frames.
     #[error("the stream ended")]
     Closed,
@@ -52,7 +52,7 @@ pub enum FrameError {
 }
 
 /// Writes one message as a frame and flushes.
-pub fn write_frame<T: Serialize, W: Write>(writer: &mut W, message: &T) -> Result<(), FrameError> {
+pub(crate) fn write_frame<T: Serialize, W: Write>(writer: &mut W, message: &T) -> Result<(), FrameError> {
     queue_frame(writer, message)?;
     writer.flush()?;
     Ok(())
@@ -61,7 +61,7 @@ pub fn write_frame<T: Serialize, W: Write>(writer: &mut W, message: &T) -> Resul
 /// Writes one message as a frame without flushing, so that several frames
 /// can leave a buffered writer in one write. Any length a frame can carry
 /// is written; the reader applies its own limit.
-pub fn queue_frame<T: Serialize, W: Write>(writer: &mut W, message: &T) -> Result<(), FrameError> {
+pub(crate) fn queue_frame<T: Serialize, W: Write>(writer: &mut W, message: &T) -> Result<(), FrameError> {
     let payload = postcard::to_allocvec(message)
         .map_err(|e| FrameError::Io(io::Error::new(io::ErrorKind::InvalidData, e.to_string())))?;
     let len = u32::try_from(payload.len()).map_err(|_| FrameError::Oversized { len: u32::MAX, max: u32::MAX })?;
@@ -71,7 +71,7 @@ pub fn queue_frame<T: Serialize, W: Write>(writer: &mut W, message: &T) -> Resul
 }
 
 /// Reads one frame and decodes its message, refusing frames over `max`.
-pub fn read_frame<T: DeserializeOwned, R: Read>(reader: &mut R, max: u32) -> Result<T, FrameError> {
+pub(crate) fn read_frame<T: DeserializeOwned, R: Read>(reader: &mut R, max: u32) -> Result<T, FrameError> {
     let mut prefix = [0u8; 4];
     let got = read_full(reader, &mut prefix)?;
     if got == 0 {

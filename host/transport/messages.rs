@@ -187,7 +187,7 @@ pub(crate) enum Reply {
 impl Reply {
     /// The reply's kind, for messages about a reply that came out of turn
     /// (its contents may be large, and are the guest's).
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Reply::Loaded => "Loaded",
             Reply::Probing(_) => "Probing",

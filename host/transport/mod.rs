@@ -4,7 +4,7 @@
 pub(crate) mod frame;
 pub(crate) mod messages;
 
-pub use frame::{FrameError, MAX_FRAME_LEN, read_frame, write_frame};
+use frame::read_frame;
 
 /// Decodes a byte stream as the worker protocol's frames, both directions,
 /// until the first error; returns how many frames decoded. For the fuzz

@@ -56,14 +56,14 @@ pub(crate) struct Executor {
 }
 
 impl Executor {
-    pub fn new(instantiator: Instantiator, mode: InstanceMode, init: Option<Arc<InitCall>>) -> Self {
+    pub(crate) fn new(instantiator: Instantiator, mode: InstanceMode, init: Option<Arc<InitCall>>) -> Self {
         Executor { instantiator, mode, init, kept: None, reused: None, dirty: false, may_reset: true }
     }
 
     /// Runs one task with its seed and outbox (where its messages go)
     /// under `run`'s limits; a bug in the host (a panic) costs this task
     /// only.
-    pub fn run(
+    pub(crate) fn run(
         &mut self,
         export: &str,
         args: &[u8],

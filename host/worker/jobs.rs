@@ -20,12 +20,12 @@ pub(crate) struct TaskTarget {
 
 impl TaskTarget {
     /// The same task with another seed key and other listeners.
-    pub fn with(&self, seed_key: u64, listeners: Listeners) -> Arc<TaskTarget> {
+    pub(crate) fn with(&self, seed_key: u64, listeners: Listeners) -> Arc<TaskTarget> {
         Arc::new(TaskTarget { name: self.name.clone(), export: self.export.clone(), seed_key, listeners })
     }
 
     /// The seed of this call's input at `index`.
-    pub fn seed(&self, index: usize) -> u64 {
+    pub(crate) fn seed(&self, index: usize) -> u64 {
         crate::seed::seed_at(self.seed_key, index as u64)
     }
 }
@@ -58,7 +58,7 @@ pub(crate) struct CallLimits {
 
 impl Job {
     /// Whether the caller has given up on this job.
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.cancelled.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
     }
 }
@@ -89,7 +89,7 @@ pub(crate) struct ChunkResult {
 
 impl Reply {
     /// Delivers the results; a caller that stopped listening is not an error.
-    pub fn send(self, mut results: Vec<(usize, Outcome)>) {
+    pub(crate) fn send(self, mut results: Vec<(usize, Outcome)>) {
         match self {
             Reply::Chunk { seq, to } => {
                 let _ = to.send(ChunkResult { seq, results });
@@ -109,7 +109,7 @@ impl Reply {
     /// The job was cancelled after `done` ran and before `skipped` did. A
     /// map or handle whose caller cancelled no longer waits; an exchange
     /// still counts its tasks, so each gets its `Finished` event.
-    pub fn abandon(self, done: Vec<(usize, Outcome)>, skipped: impl Iterator<Item = usize>) {
+    pub(crate) fn abandon(self, done: Vec<(usize, Outcome)>, skipped: impl Iterator<Item = usize>) {
         if matches!(self, Reply::Events(_)) {
             let cancelled = skipped.map(|index| (index, Outcome::bare(Err(TaskFailure::Cancelled))));
             self.send(done.into_iter().chain(cancelled).collect());

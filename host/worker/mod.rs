@@ -59,12 +59,12 @@ pub(crate) struct Ahead<'a> {
 
 impl<'a> Ahead<'a> {
     /// `items` of `task`, which run after the current input.
-    pub fn new(items: &'a [Item], task: &'a TaskTarget) -> Self {
+    pub(crate) fn new(items: &'a [Item], task: &'a TaskTarget) -> Self {
         Ahead { items, task }
     }
 
     /// The inputs, in the order they run.
-    pub fn iter(&self) -> impl Iterator<Item = Upcoming<'a>> + use<'a> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = Upcoming<'a>> + use<'a> {
         let task = self.task;
         self.items.iter().map_while(move |item| {
             let args = item.args.as_deref().ok()?;
@@ -91,12 +91,12 @@ pub(crate) struct TaskContext<'a> {
 
 impl<'a> TaskContext<'a> {
     /// The context of `task`'s input at `index`.
-    pub fn of(task: &'a TaskTarget, index: usize) -> Self {
+    pub(crate) fn of(task: &'a TaskTarget, index: usize) -> Self {
         TaskContext { index, seed: task.seed(index), listeners: &task.listeners }
     }
 
     /// The outbox for the task's messages, if anyone listens.
-    pub fn outbox(&self) -> Option<Box<dyn Outbox>> {
+    pub(crate) fn outbox(&self) -> Option<Box<dyn Outbox>> {
         let listened = self.listeners.wants_messages() || self.listeners.wants_progress();
         listened.then(|| {
             Box::new(ChannelOutbox { index: self.index, listeners: self.listeners.clone() }) as Box<dyn Outbox>
@@ -144,7 +144,7 @@ enum Expect {
 
 impl<R: ItemRunner> Worker<R> {
     /// Serves jobs until the pool closes its queues.
-    pub fn run(mut self, shared: Receiver<Job>, own: Receiver<Job>) {
+    pub(crate) fn run(mut self, shared: Receiver<Job>, own: Receiver<Job>) {
         let mut expect = Expect::Lone;
         loop {
             let job = self.spin_for_job(&own, &shared, expect).unwrap_or_else(|| {

@@ -45,19 +45,19 @@ pub(crate) struct WorkerCounters {
 
 impl WorkerCounters {
     /// Counts one task run that took `busy`.
-    pub fn ran(&self, busy: Duration) {
+    pub(crate) fn ran(&self, busy: Duration) {
         self.tasks.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(busy.as_nanos()).unwrap_or(u64::MAX);
         self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
     /// Counts one retry of a task on a new worker process.
-    pub fn retried(&self) {
+    pub(crate) fn retried(&self) {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The counters now.
-    pub fn snapshot(&self) -> WorkerStats {
+    pub(crate) fn snapshot(&self) -> WorkerStats {
         WorkerStats {
             tasks: self.tasks.load(Ordering::Relaxed),
             busy: Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed)),

@@ -8,7 +8,7 @@ use crate::common;
 
 use guest_tasks::monte_carlo::{pi_hits_seeded, random_walk};
 use std::collections::HashSet;
-use wasmpool::seed::task_seed;
+use wasmpool::task_seed;
 use wasmpool::{ChunkSize, InstanceMode, Pool, WorkerKind};
 
 const SEED: u64 = 2026;

@@ -25,7 +25,7 @@ pub(crate) struct ScanFailed(pub String);
 
 impl DirtyPages {
     /// The process's scanner, if this kernel has one (checked once).
-    pub fn get() -> Option<&'static DirtyPages> {
+    pub(crate) fn get() -> Option<&'static DirtyPages> {
         static SCANNER: std::sync::OnceLock<Option<DirtyPages>> = std::sync::OnceLock::new();
         SCANNER.get_or_init(DirtyPages::open).as_ref()
     }
@@ -55,7 +55,7 @@ impl DirtyPages {
     /// come in increasing order and do not overlap. (Only the address
     /// range is read, so `found` may write to the memory.)
     #[cfg(target_os = "linux")]
-    pub fn for_each(&self, memory: *const [u8], mut found: impl FnMut(Range<usize>)) -> Result<(), ScanFailed> {
+    pub(crate) fn for_each(&self, memory: *const [u8], mut found: impl FnMut(Range<usize>)) -> Result<(), ScanFailed> {
         use linux::*;
         use std::os::fd::AsRawFd;
         let base = memory.cast::<u8>() as u64;
@@ -110,7 +110,7 @@ impl DirtyPages {
     }
 
     #[cfg(not(target_os = "linux"))]
-    pub fn for_each(&self, _memory: *const [u8], _found: impl FnMut(Range<usize>)) -> Result<(), ScanFailed> {
+    pub(crate) fn for_each(&self, _memory: *const [u8], _found: impl FnMut(Range<usize>)) -> Result<(), ScanFailed> {
         Err(ScanFailed("no page scanner on this system".into()))
     }
 }
@@ -119,25 +119,25 @@ impl DirtyPages {
 #[cfg(target_os = "linux")]
 mod linux {
     /// Runs reported per ioctl.
-    pub const REGIONS: usize = 32;
-    pub const PAGE_IS_FILE: u64 = 1 << 2;
-    pub const PAGE_IS_PRESENT: u64 = 1 << 3;
-    pub const PAGE_IS_SWAPPED: u64 = 1 << 4;
-    pub const PAGE_IS_PFNZERO: u64 = 1 << 5;
+    pub(super) const REGIONS: usize = 32;
+    pub(super) const PAGE_IS_FILE: u64 = 1 << 2;
+    pub(super) const PAGE_IS_PRESENT: u64 = 1 << 3;
+    pub(super) const PAGE_IS_SWAPPED: u64 = 1 << 4;
+    pub(super) const PAGE_IS_PFNZERO: u64 = 1 << 5;
     /// `_IOWR('f', 16, struct pm_scan_arg)`.
-    pub const PAGEMAP_SCAN: u64 =
+    pub(super) const PAGEMAP_SCAN: u64 =
         (3 << 30) | ((std::mem::size_of::<PmScanArg>() as u64) << 16) | ((b'f' as u64) << 8) | 16;
 
     #[repr(C)]
     #[derive(Clone, Copy, Default)]
-    pub struct PageRegion {
+    pub(super) struct PageRegion {
         pub start: u64,
         pub end: u64,
         pub categories: u64,
     }
 
     #[repr(C)]
-    pub struct PmScanArg {
+    pub(super) struct PmScanArg {
         pub size: u64,
         pub flags: u64,
         pub start: u64,

@@ -47,7 +47,7 @@ impl InitialImage {
     /// The image `plan`'s data segments make, in time linear in their size
     /// and in the number of pages below the last one they write (at most
     /// 2^20 for a 32-bit memory).
-    pub fn new(plan: &ResetPlan) -> InitialImage {
+    pub(crate) fn new(plan: &ResetPlan) -> InitialImage {
         let mut image = InitialImage { index: Vec::new(), pages: Vec::new() };
         for segment in &plan.segments {
             let mut at = segment.offset;
@@ -110,7 +110,7 @@ pub(crate) struct NotRestored(pub String);
 impl Snapshot {
     /// Takes the snapshot of `instance`, which has run no task yet. `None`
     /// if its writes leave no marks and this system has no page scanner.
-    pub fn take(
+    pub(crate) fn take(
         mut store: impl AsContextMut,
         instance: &Instance,
         memory: Memory,
@@ -145,7 +145,7 @@ impl Snapshot {
 
     /// Puts `memory` and the globals back as they were when the snapshot
     /// was taken.
-    pub fn restore(&mut self, mut store: impl AsContextMut, memory: Memory) -> Result<(), NotRestored> {
+    pub(crate) fn restore(&mut self, mut store: impl AsContextMut, memory: Memory) -> Result<(), NotRestored> {
         let size = memory.data_size(&store);
         if size != self.size {
             return Err(NotRestored(format!("its memory grew from {} to {size} bytes", self.size)));

@@ -211,7 +211,7 @@ const WAYS: [(Allocator, Finding); 4] = [
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(64))]
+    #![proptest_config(ProptestConfig::with_cases(if std::env::var_os("WASMPOOL_CROSS_TEST").is_some() { 16 } else { 64 }))]
 
     #[test]
     fn a_reset_instance_equals_a_new_one(tasks in proptest::collection::vec(task(), 1..6)) {

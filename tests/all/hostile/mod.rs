@@ -333,7 +333,7 @@ each_kind! {
             module_error(e)
                 == Some(&ModuleError::Limit(LimitExceeded::Table {
                     requested: 10_000_000,
-                    limit: wasmpool::pool::DEFAULT_MAX_TABLE_ELEMENTS as u64,
+                    limit: wasmpool::DEFAULT_MAX_TABLE_ELEMENTS as u64,
                 }))
         });
     }
