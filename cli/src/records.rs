@@ -17,7 +17,7 @@ pub struct LineError {
     pub input: String,
     /// The task.
     pub task: String,
-    /// A stable name for the kind of failure (see [`kind`]).
+    /// A stable name for the kind of failure (`wasmpool::FailureKind::as_str`).
     pub kind: &'static str,
     /// The failure in words.
     pub message: String,
