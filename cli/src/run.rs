@@ -19,7 +19,7 @@ use std::io::{BufWriter, ErrorKind, IsTerminal, Write};
 use std::path::Path;
 use std::time::Instant;
 use wasmpool::text::EscapedLine;
-use wasmpool::{ChunkSize, TaskError, TaskFailure};
+use wasmpool::{ChunkSize, JsonTask, TaskError, TaskFailure, TaskRef};
 
 /// Inputs per job when reading stdin, whose length is unknown: enough to
 /// spread the cost of a job over many short tasks, few enough that long
@@ -66,113 +66,51 @@ impl Output {
 pub fn run(args: RunArgs) -> Result<Report> {
     let source = Source::new(args.input.as_deref());
     let output_file = args.output.as_deref().filter(|path| *path != Path::new("-"));
-    // Only rank 0 (or a run on one machine) has the output; the other
-    // ranks get the seed from rank 0.
-    let follower = wasmpool::cluster::launched_rank().is_some_and(|rank| rank != 0);
-    let resumed_seed = match output_file {
-        Some(path) if args.resume && !follower => Some(journal::identity(path)?.seed),
-        _ => None,
-    };
-    let Some(pool) = crate::pool::for_run(&args, args.seed.or(resumed_seed))? else {
+    let Some(pool) = start_pool(&args, output_file)? else {
         return Ok(Report::default());
     };
-    let mut task = pool.task(&args.task)?;
+    // Before the output is created: a task the module lacks leaves no file.
+    let task = pool.task(&args.task)?;
     let identity = Identity {
         module_sha256: module_sha256(&args.module)?,
         task: args.task.clone(),
         seed: pool.seed(),
         settings: format!("{:?}, unordered: {}", args.limits, args.unordered),
     };
-    let (mut output, done) = open_output(output_file, &source, &identity, &args)?;
-    let count = source.count()?.map(|n| n.saturating_sub(done.len()));
-    // From a file: the library's four chunks per worker, at most
-    // FILE_CHUNK_MAX inputs each.
-    task = task.chunk_size(match (args.chunk_size, count) {
-        (Some(n), _) => n as usize,
-        (None, Some(n)) => ChunkSize::Auto.resolve((n, Some(n)), pool.workers()).min(FILE_CHUNK_MAX),
-        (None, None) => STDIN_CHUNK,
-    });
-    let task = task.json()?;
+    let (output, done) = open_output(output_file, &source, &identity, &args)?;
+    let resumed = done.len();
+    let count = source.count()?.map(|n| n.saturating_sub(resumed));
+    let task = json_task(task, pool.workers(), &args, count)?;
 
     let pending = Pending::default();
     let max_len = args.limits.max_memory.unwrap_or(wasmpool::DEFAULT_MAX_MEMORY);
-    let resumed = done.len();
-    let first = if args.unordered { 0 } else { resumed };
     let lines = Lines::new(source.open()?, count, max_len, pending.clone(), done);
     let read_error = lines.error_slot();
-    let to_stdout = output_file.is_none();
-    let mut progress = Progress::new(count, args.quiet, to_stdout && std::io::stdout().is_terminal());
     let started = Instant::now();
-    let mut report = Report { seed: pool.seed(), resumed: resumed as u64, ..Report::default() };
-    let numbered = args.unordered;
-
-    // Whether whoever reads the output has gone (`wasmpool run … | head`):
-    // the run then stops quietly, as command-line tools do.
-    let mut closed = false;
-    // Cluster mode: a rank lost before it answered this input.
-    let mut lost: Option<TaskError> = None;
-    let mut answer = |index: usize, result: Result<String, TaskError>| -> Result<Flow> {
-        if let Err(error) = &result
-            && matches!(error.failure, TaskFailure::RankLost { .. })
-        {
-            lost = Some(error.clone());
-            return Ok(Flow::Stop);
-        }
-        let line = pending.borrow_mut().remove(&index).unwrap_or(Line { number: index as u64 + 1, text: Vec::new() });
-        report.lines += 1;
-        progress.done(result.is_ok());
-        let written = match result {
-            Ok(json) => output.write(index, &result_line(line.number, &json, numbered)),
-            Err(error) => {
-                report.failed += 1;
-                let failure = LineError::new(&line, &error);
-                if args.on_error == OnError::Stop {
-                    progress.finish();
-                    // The message is escaped already (by the error's
-                    // `Display`); the input is the file's, escaped too.
-                    eprintln!(
-                        "wasmpool: line {} failed: {}\n  input: {}",
-                        failure.line,
-                        failure.message,
-                        EscapedLine(&failure.input)
-                    );
-                    report.stopped = true;
-                    return Ok(Flow::Stop);
-                }
-                output.write(index, &error_line(&failure, numbered))
-            }
-        };
-        match written {
-            Ok(()) => Ok(Flow::Go),
-            Err(e) if e.kind() == ErrorKind::BrokenPipe => {
-                closed = true;
-                Ok(Flow::Stop)
-            }
-            Err(e) => Err(e).context("cannot write the results"),
-        }
+    let mut results = Results {
+        args: &args,
+        pending,
+        output,
+        progress: Progress::new(count, args.quiet, output_file.is_none() && std::io::stdout().is_terminal()),
+        report: Report { seed: pool.seed(), resumed: resumed as u64, ..Report::default() },
+        closed: false,
+        lost: None,
     };
     if args.unordered {
         for (index, result) in task.imap_unordered_indexed(lines)? {
-            if answer(index, result)? == Flow::Stop {
+            if results.take(index, result)? == Flow::Stop {
                 break;
             }
         }
     } else {
         for (n, result) in task.imap_indexed(lines)?.enumerate() {
-            if answer(first + n, result)? == Flow::Stop {
+            if results.take(resumed + n, result)? == Flow::Stop {
                 break;
             }
         }
     }
-    if closed {
-        tracing::info!("the output was closed; stopping");
-    } else {
-        match output.finish() {
-            Err(e) if e.kind() != ErrorKind::BrokenPipe => return Err(e).context("cannot write the results"),
-            _ => {}
-        }
-    }
-    progress.finish();
+    results.finish()?;
+    let Results { mut report, lost, .. } = results;
     if let Some(error) = lost {
         eprintln!(
             "wasmpool: {error}\nwasmpool: {} results are saved; run the same command with --resume to finish",
@@ -190,6 +128,115 @@ pub fn run(args: RunArgs) -> Result<Report> {
         eprintln!("{}", report.summary());
     }
     Ok(report)
+}
+
+/// The pool for this run (`None` on a rank other than 0 of a cluster, once
+/// it has served rank 0). Resuming an output file reuses its seed; only
+/// rank 0 (or a run on one machine) has the output, and the other ranks
+/// get the seed from rank 0.
+fn start_pool(args: &RunArgs, output_file: Option<&Path>) -> Result<Option<wasmpool::Pool>> {
+    let follower = wasmpool::cluster::launched_rank().is_some_and(|rank| rank != 0);
+    let resumed_seed = match output_file {
+        Some(path) if args.resume && !follower => Some(journal::identity(path)?.seed),
+        _ => None,
+    };
+    crate::pool::for_run(args, args.seed.or(resumed_seed))
+}
+
+/// The task, through its JSON entry point, with its chunk size: the one
+/// asked for; from a file of `count` lines, the library's four chunks per
+/// worker (of `workers`), at most [`FILE_CHUNK_MAX`] inputs each; from stdin,
+/// [`STDIN_CHUNK`].
+fn json_task<'pool>(
+    task: TaskRef<'pool>,
+    workers: usize,
+    args: &RunArgs,
+    count: Option<usize>,
+) -> Result<JsonTask<'pool>> {
+    let chunk = match (args.chunk_size, count) {
+        (Some(n), _) => n as usize,
+        (None, Some(n)) => ChunkSize::Auto.resolve((n, Some(n)), workers).min(FILE_CHUNK_MAX),
+        (None, None) => STDIN_CHUNK,
+    };
+    Ok(task.chunk_size(chunk).json()?)
+}
+
+/// Where each result goes as it arrives: the output, the report's counts
+/// and the progress bar.
+struct Results<'a> {
+    args: &'a RunArgs,
+    /// The lines in flight, by index, for their number and text.
+    pending: Pending,
+    output: Output,
+    progress: Progress,
+    report: Report,
+    /// Whether whoever reads the output has gone (`wasmpool run … | head`):
+    /// the run then stops quietly, as command-line tools do.
+    closed: bool,
+    /// Cluster mode: a rank lost before it answered this input.
+    lost: Option<TaskError>,
+}
+
+impl Results<'_> {
+    /// Writes the result of the input at `index` (its line, or its error
+    /// record), and says whether to go on.
+    fn take(&mut self, index: usize, result: Result<String, TaskError>) -> Result<Flow> {
+        if let Err(error) = &result
+            && matches!(error.failure, TaskFailure::RankLost { .. })
+        {
+            self.lost = Some(error.clone());
+            return Ok(Flow::Stop);
+        }
+        let numbered = self.args.unordered;
+        let line =
+            self.pending.borrow_mut().remove(&index).unwrap_or(Line { number: index as u64 + 1, text: Vec::new() });
+        self.report.lines += 1;
+        self.progress.done(result.is_ok());
+        let written = match result {
+            Ok(json) => self.output.write(index, &result_line(line.number, &json, numbered)),
+            Err(error) => {
+                self.report.failed += 1;
+                let failure = LineError::new(&line, &error);
+                if self.args.on_error == OnError::Stop {
+                    self.progress.finish();
+                    // The message is escaped already (by the error's
+                    // `Display`); the input is the file's, escaped too.
+                    eprintln!(
+                        "wasmpool: line {} failed: {}\n  input: {}",
+                        failure.line,
+                        failure.message,
+                        EscapedLine(&failure.input)
+                    );
+                    self.report.stopped = true;
+                    return Ok(Flow::Stop);
+                }
+                self.output.write(index, &error_line(&failure, numbered))
+            }
+        };
+        match written {
+            Ok(()) => Ok(Flow::Go),
+            Err(e) if e.kind() == ErrorKind::BrokenPipe => {
+                self.closed = true;
+                Ok(Flow::Stop)
+            }
+            Err(e) => Err(e).context("cannot write the results"),
+        }
+    }
+
+    /// Flushes the output (unless its reader has gone) and ends the
+    /// progress bar.
+    fn finish(&mut self) -> Result<()> {
+        if self.closed {
+            tracing::info!("the output was closed; stopping");
+        } else {
+            match self.output.finish() {
+                Err(e) if e.kind() != ErrorKind::BrokenPipe => return Err(e).context("cannot write the results"),
+                _ => {}
+            }
+        }
+        self.progress.finish();
+        Ok(())
+    }
 }
 
 /// The output (created only once everything else is ready), or stdout,
