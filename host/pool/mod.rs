@@ -99,6 +99,10 @@ pub(crate) struct StartPlan {
     pub seed: u64,
 }
 
+/// The stack of a worker process's thread in the host, which only tends
+/// the process (tasks run in the process, on its own worker stack).
+const TENDER_STACK_SIZE: usize = 256 << 10;
+
 /// How the workers run tasks, as `build` prepared it.
 pub(crate) enum Backend {
     /// One instantiator per worker, each on its own engine.
@@ -132,8 +136,7 @@ impl Pool {
 
     fn start(module: TaskModule, backend: Backend, plan: StartPlan) -> Result<Pool> {
         let StartPlan { allocator, workers, mode, init, chunk_size, sandbox, spin, seed } = plan;
-        let (queue, shared) = unbounded::<Job>();
-        let closing = Arc::new(AtomicBool::new(false));
+        let (queue, jobs) = unbounded::<Job>();
         let kind = match backend {
             Backend::Threads { .. } => WorkerKind::Threads,
             Backend::Processes { .. } => WorkerKind::Processes,
@@ -143,7 +146,7 @@ impl Pool {
             queue: Some(queue),
             worker_queues: Vec::with_capacity(workers),
             threads: Vec::with_capacity(workers),
-            closing: closing.clone(),
+            closing: Arc::new(AtomicBool::new(false)),
             allocator,
             mode,
             chunk_size,
@@ -153,61 +156,58 @@ impl Pool {
             spin,
             seed,
             counters: Vec::with_capacity(workers),
-            jobs: shared.clone(),
+            jobs,
             engine_hash: 0,
             #[cfg(feature = "mpi")]
             leader: None,
         };
-        let origin = pool.module.origin.clone();
         let spinning = Arc::new(AtomicBool::new(false));
         for id in 0..workers {
-            let (own_tx, own_rx) = unbounded::<Job>();
-            let shared = shared.clone();
-            let closing = closing.clone();
-            let counters = Arc::new(WorkerCounters::default());
-            pool.counters.push(counters.clone());
             // On error `pool` is dropped, which stops the workers already started.
-            let thread = match &backend {
-                Backend::Threads { instantiators } => {
-                    let instantiator = instantiators
-                        .get(id)
-                        .ok_or_else(|| Error::Engine(format!("no engine was prepared for worker {id}")))?;
-                    let runner = Executor::new(instantiator.clone(), mode, init.clone());
-                    spawn_worker(
-                        Worker { id, runner, closing, spin, spinning: spinning.clone(), counters },
-                        shared,
-                        own_rx,
-                        sandbox.stack_size,
-                    )
-                }
-                Backend::Processes { spawner, max_retries, .. } => {
-                    let slot = Arc::new(ProcessSlot::default());
-                    pool.processes.push(slot.clone());
-                    let runner = ProcessRunner::start(
-                        id,
-                        spawner.clone(),
-                        slot,
-                        closing.clone(),
-                        *max_retries,
-                        counters.clone(),
-                    )
-                    .map_err(|e| match e {
-                        SpawnError::Start(reason) => Error::WorkerStart { worker: id, reason },
-                        SpawnError::Probe(failure) => probe_error(&origin, failure),
-                    })?;
-                    spawn_worker(
-                        Worker { id, runner, closing, spin, spinning: spinning.clone(), counters },
-                        shared,
-                        own_rx,
-                        256 << 10,
-                    )
-                }
-            }
-            .map_err(|source| Error::Spawn { worker: id, source })?;
-            pool.worker_queues.push(own_tx);
-            pool.threads.push(thread);
+            pool.start_worker(id, &backend, init.as_ref(), &spinning)?;
         }
         Ok(pool)
+    }
+
+    /// Starts worker `id`'s thread: running tasks on its own engine, or
+    /// tending its worker process (started and probed here).
+    fn start_worker(
+        &mut self,
+        id: usize,
+        backend: &Backend,
+        init: Option<&Arc<InitCall>>,
+        spinning: &Arc<AtomicBool>,
+    ) -> Result<()> {
+        let (own_tx, own_rx) = unbounded::<Job>();
+        let counters = Arc::new(WorkerCounters::default());
+        self.counters.push(counters.clone());
+        let (closing, spin, spinning) = (self.closing.clone(), self.spin, spinning.clone());
+        let thread = match backend {
+            Backend::Threads { instantiators } => {
+                let instantiator = instantiators
+                    .get(id)
+                    .ok_or_else(|| Error::Engine(format!("no engine was prepared for worker {id}")))?;
+                let runner = Executor::new(instantiator.clone(), self.mode, init.cloned());
+                let worker = Worker { id, runner, closing, spin, spinning, counters };
+                spawn_worker(worker, self.jobs.clone(), own_rx, self.sandbox.stack_size)
+            }
+            Backend::Processes { spawner, max_retries } => {
+                let slot = Arc::new(ProcessSlot::default());
+                self.processes.push(slot.clone());
+                let runner =
+                    ProcessRunner::start(id, spawner.clone(), slot, closing.clone(), *max_retries, counters.clone())
+                        .map_err(|e| match e {
+                            SpawnError::Start(reason) => Error::WorkerStart { worker: id, reason },
+                            SpawnError::Probe(failure) => probe_error(&self.module.origin, failure),
+                        })?;
+                let worker = Worker { id, runner, closing, spin, spinning, counters };
+                spawn_worker(worker, self.jobs.clone(), own_rx, TENDER_STACK_SIZE)
+            }
+        }
+        .map_err(|source| Error::Spawn { worker: id, source })?;
+        self.worker_queues.push(own_tx);
+        self.threads.push(thread);
+        Ok(())
     }
 
     /// The tasks the module offers, in the module's order.

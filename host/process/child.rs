@@ -70,52 +70,14 @@ pub fn worker_main() -> ExitCode {
 fn serve(
     hello: &Hello,
     instantiator: Instantiator,
-    mut input: BufReader<std::io::Stdin>,
+    input: BufReader<std::io::Stdin>,
     mut output: BufWriter<std::io::Stdout>,
 ) -> ExitCode {
-    // The load deadline is the host's: it kills this process. Each step is
-    // announced first, so that the host can name the one that hung.
-    let run = RunLimits { fuel: hello.instance.limits.fuel, ..RunLimits::default() };
-    let mut announce = |step: &LoadStep| {
-        let _ = write_frame(&mut output, &Reply::Probing(step.clone()));
+    let mut executor = match load(hello, instantiator, &mut output) {
+        Ok(executor) => executor,
+        Err(status) => return status,
     };
-    if let Err(failure) = probe(&instantiator, hello.init.as_ref(), &run, &mut announce) {
-        let _ = write_frame(&mut output, &Reply::ProbeFailed(failure));
-        return ExitCode::from(EXIT_PROBE);
-    }
-    let mut executor = Executor::new(instantiator, hello.mode, hello.init.clone().map(Arc::new));
-    if write_frame(&mut output, &Reply::Ready { pid: std::process::id() }).is_err() {
-        return ExitCode::SUCCESS; // The host is gone already.
-    }
-
-    // Requests are read on a thread of their own, so that the end of stdin
-    // (the host closed it, or died) ends the process even mid-task. The
-    // queue has room for every request the host sends ahead (and the one
-    // running), so reading never waits for the tasks.
-    let (requests, incoming) = crossbeam_channel::bounded::<RunRequest>(MAX_AHEAD + 1);
-    std::thread::spawn(move || {
-        loop {
-            match read_frame::<Request, _>(&mut input, MAX_FRAME_LEN) {
-                Ok(Request::Run(request)) => {
-                    if requests.send(request).is_err() {
-                        break;
-                    }
-                }
-                Ok(Request::Hello(_)) => {
-                    eprintln!("wasmpool-worker: unexpected second Hello");
-                    std::process::exit(i32::from(EXIT_PROTOCOL));
-                }
-                // Once the main thread is stopping with a status of its own,
-                // the host closing stdin must not replace that status with 0.
-                Err(_) if STOPPING.load(Ordering::SeqCst) => break,
-                Err(crate::transport::frame::FrameError::Closed) => std::process::exit(0),
-                Err(e) => {
-                    eprintln!("wasmpool-worker: bad request from the host: {e}");
-                    std::process::exit(i32::from(EXIT_PROTOCOL));
-                }
-            }
-        }
-    });
+    let incoming = read_requests(input);
     let output = Arc::new(Mutex::new(output));
     for RunRequest { id, export, args, seed, fuel, messages, progress } in incoming {
         // Deadlines and cancellation are the host's: it kills this process.
@@ -140,6 +102,62 @@ fn serve(
     }
     let _ = lock(&output).flush();
     ExitCode::SUCCESS
+}
+
+/// Probes the module (announcing each step, so that the host can name the
+/// one that hung) and reports ready: the executor for the tasks, or the
+/// status to exit with.
+fn load(
+    hello: &Hello,
+    instantiator: Instantiator,
+    output: &mut BufWriter<std::io::Stdout>,
+) -> Result<Executor, ExitCode> {
+    // The load deadline is the host's: it kills this process.
+    let run = RunLimits { fuel: hello.instance.limits.fuel, ..RunLimits::default() };
+    let mut announce = |step: &LoadStep| {
+        let _ = write_frame(&mut *output, &Reply::Probing(step.clone()));
+    };
+    if let Err(failure) = probe(&instantiator, hello.init.as_ref(), &run, &mut announce) {
+        let _ = write_frame(&mut *output, &Reply::ProbeFailed(failure));
+        return Err(ExitCode::from(EXIT_PROBE));
+    }
+    let executor = Executor::new(instantiator, hello.mode, hello.init.clone().map(Arc::new));
+    if write_frame(&mut *output, &Reply::Ready { pid: std::process::id() }).is_err() {
+        return Err(ExitCode::SUCCESS); // The host is gone already.
+    }
+    Ok(executor)
+}
+
+/// The host's run requests, read on a thread of their own, so that the end
+/// of stdin (the host closed it, or died) ends the process even mid-task.
+/// The queue has room for every request the host sends ahead (and the one
+/// running), so reading never waits for the tasks.
+fn read_requests(mut input: BufReader<std::io::Stdin>) -> crossbeam_channel::Receiver<RunRequest> {
+    let (requests, incoming) = crossbeam_channel::bounded::<RunRequest>(MAX_AHEAD + 1);
+    std::thread::spawn(move || {
+        loop {
+            match read_frame::<Request, _>(&mut input, MAX_FRAME_LEN) {
+                Ok(Request::Run(request)) => {
+                    if requests.send(request).is_err() {
+                        break;
+                    }
+                }
+                Ok(Request::Hello(_)) => {
+                    eprintln!("wasmpool-worker: unexpected second Hello");
+                    std::process::exit(i32::from(EXIT_PROTOCOL));
+                }
+                // Once the main thread is stopping with a status of its own,
+                // the host closing stdin must not replace that status with 0.
+                Err(_) if STOPPING.load(Ordering::SeqCst) => break,
+                Err(crate::transport::frame::FrameError::Closed) => std::process::exit(0),
+                Err(e) => {
+                    eprintln!("wasmpool-worker: bad request from the host: {e}");
+                    std::process::exit(i32::from(EXIT_PROTOCOL));
+                }
+            }
+        }
+    });
+    incoming
 }
 
 /// A task's outbox in a worker process: each message becomes a
