@@ -38,9 +38,16 @@ pub enum Error {
     /// The builder's settings cannot work.
     #[error("invalid pool configuration: {}", Text(.0))]
     Config(String),
-    /// The Wasm engine could not be created.
+    /// The Wasm engine could not be created, or could not prepare the
+    /// compiled module for the workers.
     #[error("cannot create the Wasm engine: {}", Text(.0))]
     Engine(String),
+    /// The operating system refused something the pool needs besides the
+    /// engine: one of its threads (the deadline ticker, the watchdog of
+    /// worker processes, the load check) or a random seed. The message
+    /// says which, and why.
+    #[error("{}", Text(.0))]
+    System(String),
     /// A worker thread could not be started.
     #[error("cannot start worker thread {worker}: {source}")]
     Spawn {

@@ -7,7 +7,7 @@ use super::wire::{self, Down, RankCounters, RemoteJob, RemoteResult, Up};
 use super::{ClusterError, EXIT_RANK_LOST};
 use crate::pool::Pool;
 use crate::runtime::outbox::Listeners;
-use crate::worker::jobs::{CallLimits, ChunkResult, Item, Job, Reply, TaskTarget};
+use crate::worker::jobs::{CallLimits, ChunkResult, Item, Job, ReplyTo, TaskTarget};
 use crossbeam_channel::{RecvTimeoutError, unbounded};
 use mpi::topology::Communicator;
 use std::collections::HashMap;
@@ -113,7 +113,7 @@ fn local_job(job: RemoteJob, seq: usize, results: &crossbeam_channel::Sender<Chu
     Job {
         task,
         items,
-        reply: Reply::Chunk { seq, to: results.clone() },
+        reply: ReplyTo::Chunk { seq, to: results.clone() },
         cancelled: None,
         limits: CallLimits { deadline: job.deadline, fuel: job.fuel },
     }

@@ -9,7 +9,7 @@ use super::{ClusterError, DEADLINE_RETRIES, RankStats};
 use crate::error::LimitExceeded;
 use crate::error::TaskFailure;
 use crate::runtime::instance::Outcome;
-use crate::worker::jobs::{CallLimits, Job, Reply, TaskTarget};
+use crate::worker::jobs::{CallLimits, Job, ReplyTo, TaskTarget};
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use mpi::environment::Universe;
 use mpi::topology::SimpleCommunicator;
@@ -160,7 +160,7 @@ impl Rank {
 struct Flight {
     task: Arc<TaskTarget>,
     limits: CallLimits,
-    reply: Option<Reply>,
+    reply: Option<ReplyTo>,
     items: Vec<(usize, Result<Vec<u8>, TaskFailure>)>,
     outcomes: Vec<Option<Outcome>>,
     tries: Vec<u32>,

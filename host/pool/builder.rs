@@ -515,10 +515,10 @@ impl PoolBuilder {
     fn build_here(mut self) -> Result<Pool> {
         let seed = self.resolve_seed()?;
         let compiled = self.compile()?;
-        let Compiled { ref module, threads, interruptible, workers, .. } = compiled;
+        let Compiled { ref module, threads, epoch_checks, workers, .. } = compiled;
         let config = InstanceConfig {
             limits: self.limits.clone(),
-            interruptible,
+            epoch_checks,
             wasi: self.wasi.clone(),
             stack_pointer: module.stack_pointer,
             reset: self.reset_plan(module),
@@ -530,7 +530,7 @@ impl PoolBuilder {
         let sandbox = SandboxInfo {
             deadline: self.limits.deadline,
             fuel: self.limits.fuel,
-            interruptible: interruptible || !threads,
+            stoppable: epoch_checks || !threads,
             stack_size: worker_stack_size(self.limits.max_stack),
         };
         tracing::debug!(workers, kind = ?self.kind, module = %compiled.origin, tasks = module.tasks.len(), "starting pool");
@@ -580,7 +580,7 @@ impl PoolBuilder {
             self.reply_limit()?;
         }
         // Worker processes are stopped by killing them: their code needs no checks.
-        let interruptible = threads && (self.limits.deadline.is_some() || self.interruptible == Some(true));
+        let epoch_checks = threads && (self.limits.deadline.is_some() || self.interruptible == Some(true));
         let (bytes, origin) = self.take_module()?;
         let settings = EngineSettings {
             allocator: self.allocator,
@@ -590,7 +590,7 @@ impl PoolBuilder {
             max_memory: self.limits.max_memory,
             max_table_elements: self.limits.max_table_elements,
             max_stack: self.limits.max_stack,
-            epoch_interruption: interruptible,
+            epoch_interruption: epoch_checks,
             consume_fuel: self.limits.fuel.is_some(),
         };
         let (engine, allocator) = create_engine(&settings)?;
@@ -607,14 +607,14 @@ impl PoolBuilder {
             marks: self.mode == InstanceMode::FreshPerTask && self.reset_in_place,
         };
         let module = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
-        Ok(Compiled { origin, settings, engine, allocator, module, cache_dir, threads, interruptible, workers })
+        Ok(Compiled { origin, settings, engine, allocator, module, cache_dir, threads, epoch_checks, workers })
     }
 
     /// The seed given, or a random one.
     fn resolve_seed(&self) -> Result<u64> {
         match self.seed {
             Some(seed) => Ok(seed),
-            None => crate::seed::random_seed().map_err(Error::Engine),
+            None => crate::seed::random_seed().map_err(Error::System),
         }
     }
 
@@ -678,7 +678,7 @@ impl PoolBuilder {
         let executable = find_worker_executable(self.worker_executable.as_deref())
             .map_err(|searched| Error::WorkerNotFound { searched })?;
         let watchdog = Watchdog::start()
-            .map_err(|e| Error::Engine(format!("cannot start the worker processes' watchdog: {e}")))?;
+            .map_err(|e| Error::System(format!("cannot start the worker processes' watchdog: {e}")))?;
         let spawner = Spawner {
             executable,
             args: self.worker_args.clone(),
@@ -725,10 +725,10 @@ impl PoolBuilder {
             compiled.allocator,
             compiled.workers,
         )?;
-        let ticker = if compiled.interruptible {
+        let ticker = if compiled.epoch_checks {
             let epochs: Vec<_> = engines.iter().map(|(engine, _)| engine.clone()).collect();
             let ticker = Ticker::start("wasmpool-epoch", move || epochs.iter().for_each(|e| e.increment_epoch()))
-                .map_err(|e| Error::Engine(format!("cannot start the deadline thread: {e}")))?;
+                .map_err(|e| Error::System(format!("cannot start the deadline thread: {e}")))?;
             Some(Arc::new(ticker))
         } else {
             None
@@ -743,7 +743,7 @@ impl PoolBuilder {
         let load_may_hang = module.load_code.may_hang
             || (self.wasi.is_some() && module.load_code.initialize_may_hang)
             || init.is_some();
-        let guarded = if !compiled.interruptible && load_may_hang {
+        let guarded = if !compiled.epoch_checks && load_may_hang {
             Some(interruptible_copy(settings, bytes, compiled.cache_dir.as_deref(), &config, origin)?)
         } else {
             None
@@ -755,7 +755,7 @@ impl PoolBuilder {
                 .name("wasmpool-probe".into())
                 .stack_size(stack_size)
                 .spawn_scoped(scope, || probe(prober, init, &run, &mut |_| {}))
-                .map_err(|e| Error::Engine(format!("cannot start the thread checking the module: {e}")))?
+                .map_err(|e| Error::System(format!("cannot start the thread checking the module: {e}")))?
                 .join()
                 .map_err(|_| Error::Engine("the module check panicked".into()))?
                 .map_err(|failure| probe_error(origin, failure))
@@ -774,7 +774,9 @@ struct Compiled {
     module: TaskModule,
     cache_dir: Option<PathBuf>,
     threads: bool,
-    interruptible: bool,
+    /// Whether the compiled code checks the epoch (thread workers that can
+    /// be stopped: `PoolBuilder::interruptible`, or a deadline).
+    epoch_checks: bool,
     workers: usize,
 }
 
@@ -783,8 +785,10 @@ struct Compiled {
 pub(crate) struct SandboxInfo {
     pub deadline: Option<Duration>,
     pub fuel: Option<u64>,
-    /// Whether running tasks can be stopped (deadlines, cancellation).
-    pub interruptible: bool,
+    /// Whether running tasks can be stopped (deadlines, cancellation):
+    /// thread workers whose code checks the epoch, or worker processes
+    /// (killed).
+    pub stoppable: bool,
     /// Native stack of a worker thread: room for the Wasm stack and the host.
     pub stack_size: usize,
 }

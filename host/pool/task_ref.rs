@@ -10,7 +10,7 @@ use crate::runtime::outbox::{Listeners, ProgressFn};
 use crate::runtime::typecheck;
 use crate::scheduler::chunking::ChunkSize;
 use crate::scheduler::stream::{Dispatch, Encoder, Imap, ImapUnordered};
-use crate::worker::jobs::{CallLimits, Item, Job, Reply, TaskTarget};
+use crate::worker::jobs::{CallLimits, Item, Job, ReplyTo, TaskTarget};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -121,7 +121,7 @@ impl<'pool> TaskRef<'pool> {
         let job = Job {
             task: self.target.with(self.target.seed_key, listeners),
             items: vec![Item { index, args: Ok(args) }],
-            reply: Reply::Events(events),
+            reply: ReplyTo::Events(events),
             cancelled: Some(cancel),
             limits: self.limits,
         };
@@ -180,7 +180,7 @@ impl<'pool> TaskRef<'pool> {
         let job = Job {
             task: self.target.clone(),
             items: vec![Item { index: 0, args: Ok(args) }],
-            reply: Reply::Handle(slot.clone()),
+            reply: ReplyTo::Handle(slot.clone()),
             cancelled: Some(cancel.clone()),
             limits: self.limits,
         };
@@ -300,7 +300,7 @@ impl<'pool> TaskRef<'pool> {
             let job = Job {
                 task: self.target.clone(),
                 items: vec![Item { index: worker, args: Ok(args.clone()) }],
-                reply: Reply::Chunk { seq: worker, to: tx.clone() },
+                reply: ReplyTo::Chunk { seq: worker, to: tx.clone() },
                 cancelled: None,
                 limits: self.limits,
             };
@@ -346,7 +346,7 @@ impl<'pool> TaskRef<'pool> {
         if self.limits.deadline.is_some_and(|d| d.is_zero()) {
             return Err(Error::Config("a deadline of zero would stop every task before it starts".into()));
         }
-        if self.limits.deadline.is_some() && !sandbox.interruptible {
+        if self.limits.deadline.is_some() && !sandbox.stoppable {
             return Err(Error::Config(format!(
                 "task `{}`: a per-call deadline needs a pool whose thread workers can be interrupted: build it \
                  with `.deadline(...)` or `.interruptible(true)`, or use worker processes",

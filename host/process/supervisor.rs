@@ -569,7 +569,7 @@ mod tests {
             engine: settings,
             instance: InstanceConfig {
                 limits: Default::default(),
-                interruptible: false,
+                epoch_checks: false,
                 wasi: None,
                 stack_pointer: None,
                 reset: None,

@@ -83,7 +83,7 @@ pub(crate) struct InstanceConfig {
     pub limits: Limits,
     /// Whether the engine checks epochs (deadlines and cancellation in code).
     /// (Fuel is metered exactly when `limits.fuel` is set.)
-    pub interruptible: bool,
+    pub epoch_checks: bool,
     pub wasi: Option<WasiConfig>,
     /// The module's `__stack_pointer` (see `TaskModule::stack_pointer`).
     pub stack_pointer: Option<u32>,
@@ -202,7 +202,7 @@ impl Instantiator {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        if self.config.interruptible {
+        if self.config.epoch_checks {
             store.epoch_deadline_callback(|ctx| match ctx.data().watch.check() {
                 Some(why) => Err(wasmtime::Error::new(why)),
                 None => Ok(UpdateDeadline::Continue(1)),
@@ -246,7 +246,7 @@ fn arm(store: &mut Store<HostState>, config: &InstanceConfig, run: &RunLimits) -
         wasi.take_output();
     }
     state.watch = Watch::start(run);
-    if config.interruptible {
+    if config.epoch_checks {
         store.set_epoch_deadline(1);
     }
     if config.limits.fuel.is_some() {

@@ -10,7 +10,7 @@ use crate::decode::decode_result;
 use crate::error::{TaskError, TaskFailure};
 use crate::runtime::instance::Outcome;
 use crate::spin::spin_for;
-use crate::worker::jobs::{CallLimits, ChunkResult, Item, Job, Reply, TaskTarget};
+use crate::worker::jobs::{CallLimits, ChunkResult, Item, Job, ReplyTo, TaskTarget};
 use crossbeam_channel::{Receiver, Sender, unbounded};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, VecDeque};
@@ -112,7 +112,7 @@ impl<I: Iterator> Dispatch<I> {
             let job = Job {
                 task: self.task.clone(),
                 items,
-                reply: Reply::Chunk { seq: self.next_seq, to: self.results_tx.clone() },
+                reply: ReplyTo::Chunk { seq: self.next_seq, to: self.results_tx.clone() },
                 cancelled: Some(self.cancelled.clone()),
                 limits: self.limits,
             };

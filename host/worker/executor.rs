@@ -249,7 +249,7 @@ mod tests {
         assert_eq!(plan.marks, marks);
         let config = InstanceConfig {
             limits,
-            interruptible: false,
+            epoch_checks: false,
             wasi: None,
             stack_pointer: module.stack_pointer,
             reset: reset.then_some(plan),

@@ -41,7 +41,7 @@ pub(crate) struct Item {
 pub(crate) struct Job {
     pub task: Arc<TaskTarget>,
     pub items: Vec<Item>,
-    pub reply: Reply,
+    pub reply: ReplyTo,
     /// Set when the caller has stopped waiting: the worker skips the job,
     /// and stops its running task where it can.
     pub cancelled: Option<Arc<AtomicBool>>,
@@ -64,7 +64,7 @@ impl Job {
 }
 
 /// Where a job's results go.
-pub(crate) enum Reply {
+pub(crate) enum ReplyTo {
     /// To a map's results channel, tagged with the chunk's sequence number.
     Chunk { seq: usize, to: Sender<ChunkResult> },
     /// To the handle returned by `submit`.
@@ -87,18 +87,18 @@ pub(crate) struct ChunkResult {
     pub results: Vec<(usize, Outcome)>,
 }
 
-impl Reply {
+impl ReplyTo {
     /// Delivers the results; a caller that stopped listening is not an error.
     pub(crate) fn send(self, mut results: Vec<(usize, Outcome)>) {
         match self {
-            Reply::Chunk { seq, to } => {
+            ReplyTo::Chunk { seq, to } => {
                 let _ = to.send(ChunkResult { seq, results });
             }
-            Reply::Handle(slot) => {
+            ReplyTo::Handle(slot) => {
                 let outcome = results.pop().map_or_else(|| Outcome::bare(Err(TaskFailure::PoolClosed)), |(_, o)| o);
                 slot.complete(outcome);
             }
-            Reply::Events(to) => {
+            ReplyTo::Events(to) => {
                 for (index, outcome) in results {
                     let _ = to.send(RawEvent::Finished { index, outcome });
                 }
@@ -110,7 +110,7 @@ impl Reply {
     /// map or handle whose caller cancelled no longer waits; an exchange
     /// still counts its tasks, so each gets its `Finished` event.
     pub(crate) fn abandon(self, done: Vec<(usize, Outcome)>, skipped: impl Iterator<Item = usize>) {
-        if matches!(self, Reply::Events(_)) {
+        if matches!(self, ReplyTo::Events(_)) {
             let cancelled = skipped.map(|index| (index, Outcome::bare(Err(TaskFailure::Cancelled))));
             self.send(done.into_iter().chain(cancelled).collect());
         }

@@ -104,8 +104,8 @@ pub(crate) fn interruptible_copy(
     })?;
     let epochs = engine.clone();
     let ticker = Ticker::start("wasmpool-load-probe", move || epochs.increment_epoch())
-        .map_err(|e| Error::Engine(format!("cannot start the load deadline's thread: {e}")))?;
-    let config = InstanceConfig { interruptible: true, ..config.clone() };
+        .map_err(|e| Error::System(format!("cannot start the load deadline's thread: {e}")))?;
+    let config = InstanceConfig { epoch_checks: true, ..config.clone() };
     Instantiator::new(&engine, &module, config, Some(Arc::new(ticker)))
         .map_err(|e| Error::InvalidModule { origin: origin.to_owned(), cause: ModuleError::Instantiation(e) })
 }
