@@ -264,3 +264,143 @@ impl<I: Iterator, R> Iterator for ImapUnordered<'_, I, R> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The dispatch with the test standing in for the workers: how many
+    //! inputs it pulls, how it chunks them, and what a caller sees when the
+    //! workers are gone.
+
+    use super::*;
+    use crate::runtime::outbox::Listeners;
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    fn target() -> Arc<TaskTarget> {
+        Arc::new(TaskTarget { name: "t".into(), export: "e".into(), seed_key: 1, listeners: Listeners::default() })
+    }
+
+    fn encode(x: u32) -> Result<Vec<u8>, TaskFailure> {
+        if x == u32::MAX { Err(TaskFailure::EncodeArguments("too big".into())) } else { Ok(x.to_le_bytes().to_vec()) }
+    }
+
+    /// A dispatch over 0, 1, 2, … (as many as `count`, or endless), counting
+    /// the inputs it has pulled.
+    fn dispatch(
+        count: Option<u32>,
+        chunk_size: usize,
+        window: usize,
+    ) -> (Dispatch<impl Iterator<Item = u32>>, Receiver<Job>, Rc<Cell<u32>>) {
+        let (queue, jobs) = unbounded();
+        let pulled = Rc::new(Cell::new(0));
+        let counter = pulled.clone();
+        let inputs = (0..count.unwrap_or(u32::MAX - 1)).inspect(move |_| counter.set(counter.get() + 1));
+        let dispatch =
+            Dispatch::new(queue, target(), inputs, encode, chunk_size, window, CallLimits::default(), Duration::ZERO);
+        (dispatch, jobs, pulled)
+    }
+
+    /// Answers a job as a worker would: each input's arguments as its result.
+    fn answer(job: Job) {
+        let results = job.items.into_iter().map(|item| (item.index, Outcome::bare(item.args))).collect();
+        job.reply.send(results);
+    }
+
+    fn indexes(job: &Job) -> Vec<usize> {
+        job.items.iter().map(|item| item.index).collect()
+    }
+
+    #[test]
+    fn an_endless_input_is_pulled_only_as_far_as_the_window() {
+        let (mut dispatch, jobs, pulled) = dispatch(None, 3, 2);
+        dispatch.fill(0);
+        assert_eq!(pulled.get(), 6, "two chunks of three");
+        let queued: Vec<Job> = jobs.try_iter().collect();
+        assert_eq!(queued.iter().map(indexes).collect::<Vec<_>>(), [vec![0, 1, 2], vec![3, 4, 5]]);
+
+        // Chunks the caller still holds count against the window too.
+        dispatch.fill(2);
+        assert_eq!(pulled.get(), 6);
+
+        // A chunk consumed makes room for one more, pulled when the next
+        // result is asked for.
+        let mut queued = queued.into_iter();
+        answer(queued.next().unwrap());
+        let chunk = dispatch.next_chunk(0).expect("the answered chunk");
+        assert_eq!(chunk.seq, 0);
+        assert_eq!(pulled.get(), 6);
+        dispatch.fill(0);
+        assert_eq!(pulled.get(), 9);
+        assert_eq!(jobs.try_iter().map(|job| indexes(&job)).collect::<Vec<_>>(), [vec![6, 7, 8]]);
+    }
+
+    #[test]
+    fn every_input_comes_back_once_then_the_stream_ends() {
+        let (mut dispatch, jobs, pulled) = dispatch(Some(7), 3, 2);
+        let worker = std::thread::spawn(move || jobs.iter().for_each(answer));
+        let mut seen = Vec::new();
+        while let Some(chunk) = dispatch.next_chunk(0) {
+            seen.extend(chunk.results.into_iter().map(|(index, outcome)| (index, outcome.result)));
+        }
+        seen.sort_by_key(|(index, _)| *index);
+        let expected: Vec<_> = (0..7u32).map(|x| (x as usize, encode(x))).collect();
+        assert_eq!(seen, expected);
+        assert_eq!(pulled.get(), 7);
+        drop(dispatch);
+        worker.join().unwrap();
+    }
+
+    #[test]
+    fn large_inputs_close_a_chunk_at_the_byte_budget() {
+        let (queue, jobs) = unbounded();
+        let big = |_: u8| Ok(vec![0; CHUNK_BYTE_BUDGET / 2 + 1]);
+        let mut dispatch = Dispatch::new(queue, target(), 0..5u8, big, 100, 10, CallLimits::default(), Duration::ZERO);
+        dispatch.fill(0);
+        let sizes: Vec<usize> = jobs.try_iter().map(|job| job.items.len()).collect();
+        assert_eq!(sizes, [2, 2, 1]);
+    }
+
+    #[test]
+    fn indexes_come_from_the_inputs_when_asked_and_encoding_failures_travel_with_their_input() {
+        let (queue, jobs) = unbounded();
+        let inputs = [(10usize, 1u32), (20, u32::MAX), (30, 3)].into_iter();
+        let encode_pair = |(_, x): (usize, u32)| encode(x);
+        let mut dispatch =
+            Dispatch::new(queue, target(), inputs, encode_pair, 8, 1, CallLimits::default(), Duration::ZERO)
+                .with_indices(|(index, _)| *index);
+        dispatch.fill(0);
+        let job = jobs.try_recv().expect("one chunk");
+        assert_eq!(indexes(&job), [10, 20, 30]);
+        assert!(matches!(job.items[1].args, Err(TaskFailure::EncodeArguments(_))));
+    }
+
+    #[test]
+    fn with_the_workers_gone_every_input_is_answered_pool_closed() {
+        let (mut dispatch, jobs, _) = dispatch(Some(5), 2, 2);
+        drop(jobs);
+        let mut seen = Vec::new();
+        while let Some(chunk) = dispatch.next_chunk(0) {
+            for (index, outcome) in chunk.results {
+                assert!(matches!(outcome.result, Err(TaskFailure::PoolClosed)));
+                seen.push(index);
+            }
+        }
+        seen.sort();
+        assert_eq!(seen, [0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn cancelling_or_dropping_the_dispatch_marks_its_queued_jobs_cancelled() {
+        let (mut dispatch, jobs, _) = dispatch(Some(4), 2, 2);
+        dispatch.fill(0);
+        let queued: Vec<Job> = jobs.try_iter().collect();
+        assert!(queued.iter().all(|job| !job.is_cancelled()));
+        dispatch.cancel();
+        assert!(queued.iter().all(Job::is_cancelled));
+
+        let (mut dispatch, jobs, _) = self::dispatch(Some(4), 2, 2);
+        dispatch.fill(0);
+        drop(dispatch);
+        assert!(jobs.try_iter().all(|job| job.is_cancelled()), "an abandoned map's chunks are skipped");
+    }
+}

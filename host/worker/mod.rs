@@ -248,3 +248,211 @@ fn next_ready(own: &Receiver<Job>, shared: &Receiver<Job>) -> Option<Result<Job,
         Err(TryRecvError::Empty) => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The worker loop with a fake runner: which inputs run, in what order,
+    //! with which context, and what each kind of reply receives.
+
+    use super::*;
+    use crate::runtime::outbox::{Listeners, RawEvent};
+    use crate::worker::jobs::{CallLimits, ChunkResult, ReplyTo};
+    use crossbeam_channel::{Sender, unbounded};
+
+    /// What the fake runner saw of one run.
+    #[derive(Debug, PartialEq)]
+    struct Ran {
+        export: String,
+        args: Vec<u8>,
+        index: usize,
+        seed: u64,
+        /// The indexes it was offered to send ahead.
+        ahead: Vec<usize>,
+    }
+
+    /// Answers each input with its arguments reversed, and records it.
+    #[derive(Default)]
+    struct Fake {
+        ran: Vec<Ran>,
+        forgotten: usize,
+        /// Sets this flag while running the input at this index.
+        raise_at: Option<(usize, Arc<AtomicBool>)>,
+    }
+
+    impl ItemRunner for Fake {
+        fn run(
+            &mut self,
+            export: &str,
+            args: &[u8],
+            context: &TaskContext<'_>,
+            _limits: &RunLimits,
+            ahead: Ahead<'_>,
+        ) -> Outcome {
+            self.ran.push(Ran {
+                export: export.to_owned(),
+                args: args.to_vec(),
+                index: context.index,
+                seed: context.seed,
+                ahead: ahead.iter().map(|upcoming| upcoming.context.index).collect(),
+            });
+            if let Some((index, flag)) = &self.raise_at
+                && *index == context.index
+            {
+                flag.store(true, Ordering::SeqCst);
+            }
+            Outcome::bare(Ok(args.iter().rev().copied().collect()))
+        }
+
+        fn forget_ahead(&mut self) {
+            self.forgotten += 1;
+        }
+    }
+
+    fn target() -> Arc<TaskTarget> {
+        Arc::new(TaskTarget {
+            name: "t".into(),
+            export: "__wasmpool_task_t".into(),
+            seed_key: 7,
+            listeners: Listeners::default(),
+        })
+    }
+
+    fn worker(runner: Fake) -> Worker<Fake> {
+        Worker {
+            id: 0,
+            runner,
+            closing: Arc::new(AtomicBool::new(false)),
+            spin: Duration::ZERO,
+            spinning: Arc::new(AtomicBool::new(false)),
+            counters: Arc::new(WorkerCounters::default()),
+        }
+    }
+
+    fn item(index: usize, args: &[u8]) -> Item {
+        Item { index, args: Ok(args.to_vec()) }
+    }
+
+    fn job(items: Vec<Item>, reply: ReplyTo, cancelled: Option<Arc<AtomicBool>>) -> Job {
+        Job { task: target(), items, reply, cancelled, limits: CallLimits::default() }
+    }
+
+    fn chunk(seq: usize) -> (ReplyTo, crossbeam_channel::Receiver<ChunkResult>) {
+        let (to, results) = unbounded();
+        (ReplyTo::Chunk { seq, to }, results)
+    }
+
+    fn results(chunk: ChunkResult) -> Vec<(usize, Result<Vec<u8>, TaskFailure>)> {
+        chunk.results.into_iter().map(|(index, outcome)| (index, outcome.result)).collect()
+    }
+
+    fn finished(events: &crossbeam_channel::Receiver<RawEvent>) -> Vec<(usize, Result<Vec<u8>, TaskFailure>)> {
+        events
+            .try_iter()
+            .map(|event| match event {
+                RawEvent::Finished { index, outcome } => (index, outcome.result),
+                _ => panic!("only Finished events are sent by a worker"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_job_runs_its_inputs_in_order_with_their_own_seeds_and_replies_once() {
+        let mut worker = worker(Fake::default());
+        let (reply, replies) = chunk(5);
+        worker.serve(job(vec![item(3, b"ab"), item(4, b"cd"), item(5, b"ef")], reply, None));
+
+        let chunk = replies.try_recv().expect("one reply");
+        assert!(replies.try_recv().is_err(), "a job is answered once");
+        assert_eq!(chunk.seq, 5);
+        assert_eq!(results(chunk), [(3, Ok(b"ba".to_vec())), (4, Ok(b"dc".to_vec())), (5, Ok(b"fe".to_vec()))]);
+        let task = target();
+        let expected = |index: usize, args: &[u8], ahead: Vec<usize>| Ran {
+            export: "__wasmpool_task_t".into(),
+            args: args.to_vec(),
+            index,
+            seed: task.seed(index),
+            ahead,
+        };
+        assert_eq!(
+            worker.runner.ran,
+            [expected(3, b"ab", vec![4, 5]), expected(4, b"cd", vec![5]), expected(5, b"ef", vec![])]
+        );
+        assert_eq!(worker.counters.snapshot().tasks, 3);
+        assert_eq!(worker.runner.forgotten, 0);
+    }
+
+    #[test]
+    fn an_input_whose_arguments_failed_to_encode_fails_alone_and_is_never_sent_ahead() {
+        let mut worker = worker(Fake::default());
+        let (reply, replies) = chunk(0);
+        let bad = Item { index: 1, args: Err(TaskFailure::EncodeArguments("no".into())) };
+        worker.serve(job(vec![item(0, b"a"), bad, item(2, b"c")], reply, None));
+
+        let results = results(replies.try_recv().expect("one reply"));
+        assert_eq!(results[0], (0, Ok(b"a".to_vec())));
+        assert!(matches!(&results[1], (1, Err(TaskFailure::EncodeArguments(why))) if why == "no"), "{results:?}");
+        assert_eq!(results[2], (2, Ok(b"c".to_vec())));
+        let ran: Vec<_> = worker.runner.ran.iter().map(|ran| (ran.index, ran.ahead.clone())).collect();
+        assert_eq!(ran, [(0, vec![]), (2, vec![])], "the input after a failed one is not offered ahead of it");
+        assert_eq!(worker.counters.snapshot().tasks, 2, "a failed encoding is not a run");
+    }
+
+    #[test]
+    fn a_job_cancelled_while_it_runs_stops_before_its_next_input() {
+        let cancel = Arc::new(AtomicBool::new(false));
+        let mut worker = worker(Fake { raise_at: Some((1, cancel.clone())), ..Fake::default() });
+        let (to, events) = unbounded();
+        let items = (0..4).map(|i| item(i, &[i as u8])).collect();
+        worker.serve(job(items, ReplyTo::Events(to), Some(cancel)));
+
+        assert_eq!(worker.runner.ran.iter().map(|ran| ran.index).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(worker.runner.forgotten, 1, "the inputs sent ahead are forgotten");
+        // An exchange counts its tasks: the skipped ones finish as cancelled.
+        let finished = finished(&events);
+        assert_eq!(finished[..2], [(0, Ok(vec![0])), (1, Ok(vec![1]))]);
+        assert!(matches!(finished[2..], [(2, Err(TaskFailure::Cancelled)), (3, Err(TaskFailure::Cancelled))]));
+    }
+
+    #[test]
+    fn a_map_that_cancelled_gets_no_reply() {
+        let cancel = Arc::new(AtomicBool::new(true));
+        let mut worker = worker(Fake::default());
+        let (reply, replies) = chunk(0);
+        worker.serve(job(vec![item(0, b"a")], reply, Some(cancel)));
+        assert!(worker.runner.ran.is_empty());
+        assert!(replies.try_recv().is_err(), "nobody waits for a cancelled map's chunk");
+    }
+
+    #[test]
+    fn a_closing_pool_answers_pool_closed_without_running_anything() {
+        let mut worker = worker(Fake::default());
+        worker.closing.store(true, Ordering::SeqCst);
+        let (reply, replies) = chunk(0);
+        worker.serve(job(vec![item(0, b"a"), item(1, b"b")], reply, None));
+        assert!(worker.runner.ran.is_empty());
+        let results = results(replies.try_recv().expect("one reply"));
+        assert!(matches!(results[..], [(0, Err(TaskFailure::PoolClosed)), (1, Err(TaskFailure::PoolClosed))]));
+    }
+
+    #[test]
+    fn a_worker_answers_every_queued_job_and_stops_when_its_queues_close() {
+        let (shared_tx, shared) = unbounded::<Job>();
+        let (own_tx, own) = unbounded::<Job>();
+        let (to, replies) = unbounded();
+        let send = |queue: &Sender<Job>, seq: usize| {
+            let reply = ReplyTo::Chunk { seq, to: to.clone() };
+            queue.send(job(vec![item(seq, &[seq as u8])], reply, None)).unwrap();
+        };
+        for seq in 0..3 {
+            send(&shared_tx, seq);
+        }
+        send(&own_tx, 3);
+        drop((shared_tx, own_tx));
+        let runner = std::thread::spawn(move || worker(Fake::default()).run(shared, own));
+        runner.join().expect("the worker stops once its queues close");
+        let mut answered: Vec<_> = replies.try_iter().map(|chunk| (chunk.seq, results(chunk))).collect();
+        answered.sort_by_key(|(seq, _)| *seq);
+        let expected: Vec<_> = (0..4).map(|seq| (seq, vec![(seq, Ok(vec![seq as u8]))])).collect();
+        assert_eq!(answered, expected);
+    }
+}
