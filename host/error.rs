@@ -60,7 +60,7 @@ pub enum Error {
     #[error(
         "cannot find the worker executable `{}` (looked in: {}). It is built with the host: run \
          `cargo build --bin wasmpool-worker` (or `cargo install wasmpool`), or point to it with \
-         `PoolBuilder::worker_executable` or the WASMPOOL_WORKER environment variable",
+         `ProcessConfig::executable` or the WASMPOOL_WORKER environment variable",
         crate::process::locate::worker_file_name(),
         searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     )]

@@ -69,7 +69,9 @@ pub use error::{Error, FailureKind, LimitExceeded, LoadStep, ModuleError, Result
 pub use pool::exchange::{DEFAULT_EXCHANGE_CAPACITY, Event, Exchange};
 pub use pool::handle::{Captured, TaskHandle};
 pub use pool::json::{IndexedJsonInputs, JsonInputs, JsonTask};
-pub use pool::{DEFAULT_IDLE_SPIN, DEFAULT_LOAD_DEADLINE, DEFAULT_MAX_RETRIES, Pool, PoolBuilder, TaskRef, WorkerKind};
+pub use pool::{DEFAULT_IDLE_SPIN, DEFAULT_LOAD_DEADLINE, Pool, PoolBuilder, TaskRef, WorkerKind};
+pub use process::config::{DEFAULT_MAX_RETRIES, ProcessConfig};
+pub use process::worker_main;
 pub use runtime::engine::{Allocator, AllocatorKind};
 pub use runtime::module::{ParamInfo, TaskInfo};
 pub use sandbox::limits::{
@@ -87,7 +89,6 @@ pub use worker::stats::{PoolStats, WorkerStats};
 #[doc(hidden)]
 pub mod __internal {
     pub use crate::cluster::wire::decode_messages_for_fuzzing;
-    pub use crate::process::worker_main;
     pub use crate::runtime::canonical_nans::rewrite_for_fuzzing;
     pub use crate::runtime::fresh_state::prepare_for_fuzzing;
     pub use crate::transport::decode_frames_for_fuzzing;

@@ -13,7 +13,7 @@ fn api_table() -> &'static str {
 }
 
 /// Each source file with the types whose public methods the table lists.
-const SOURCES: [(&str, &str, &[&str]); 7] = [
+const SOURCES: [(&str, &str, &[&str]); 8] = [
     ("pool/builder.rs", include_str!("pool/builder.rs"), &["PoolBuilder"]),
     ("pool/mod.rs", include_str!("pool/mod.rs"), &["Pool"]),
     ("pool/task_ref.rs", include_str!("pool/task_ref.rs"), &["TaskRef"]),
@@ -21,6 +21,7 @@ const SOURCES: [(&str, &str, &[&str]); 7] = [
     ("pool/handle.rs", include_str!("pool/handle.rs"), &["TaskHandle"]),
     ("pool/exchange.rs", include_str!("pool/exchange.rs"), &["Exchange"]),
     ("cluster/setup.rs", include_str!("cluster/setup.rs"), &["Cluster"]),
+    ("process/config.rs", include_str!("process/config.rs"), &["ProcessConfig"]),
 ];
 
 /// The type an inherent `impl` line (at the start of a line) is for, if

@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Worker = cli.command {
         // Before anything else: stdout is the protocol's channel.
-        return wasmpool::__internal::worker_main();
+        return wasmpool::worker_main();
     }
     init_logging(cli.verbose);
     let result = match cli.command {

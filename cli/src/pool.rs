@@ -4,7 +4,7 @@ use crate::args::{LimitArgs, RunArgs};
 use anyhow::{Context, Result};
 use std::path::Path;
 use wasmpool::text::EscapedLine;
-use wasmpool::{CompileLimits, Pool, PoolBuilder, TaskInfo, WorkerKind};
+use wasmpool::{CompileLimits, Pool, PoolBuilder, ProcessConfig, TaskInfo};
 
 /// A pool for `run`: its workers, worker kind, seed (`seed` if given, the
 /// one being resumed) and limits. Under an MPI launcher, the pool spans
@@ -15,7 +15,7 @@ pub fn for_run(args: &RunArgs, seed: Option<u64>) -> Result<Option<Pool>> {
         builder = builder.workers(usize::from(workers));
     }
     if args.processes {
-        builder = self_as_worker(builder.worker_kind(WorkerKind::Processes))?;
+        builder = self_as_worker(builder)?;
     }
     if let Some(seed) = seed.or(args.seed) {
         builder = builder.seed(seed);
@@ -85,11 +85,11 @@ fn build(builder: PoolBuilder, module: &Path) -> Result<Pool> {
     Ok(pool)
 }
 
-/// This very program serves as the worker executable (`wasmpool worker`),
-/// so one file is all a user installs.
+/// Worker processes, served by this very program (`wasmpool worker`), so
+/// one file is all a user installs.
 fn self_as_worker(builder: PoolBuilder) -> Result<PoolBuilder> {
     let me = std::env::current_exe().context("cannot find this program's own path, to start worker processes")?;
-    Ok(builder.worker_executable(me).worker_args(["worker"]))
+    Ok(builder.processes(ProcessConfig::new().executable(me).args(["worker"])))
 }
 
 fn with_limits(mut builder: PoolBuilder, limits: &LimitArgs) -> PoolBuilder {

@@ -2,5 +2,5 @@
 //! not meant to be run by hand (it speaks a binary protocol on stdin/stdout).
 
 fn main() -> std::process::ExitCode {
-    wasmpool::__internal::worker_main()
+    wasmpool::worker_main()
 }

@@ -5,6 +5,7 @@ use super::Pool;
 use super::StartPlan;
 use crate::decode::encode_args;
 use crate::error::{Error, ModuleError, Result, TaskError, TaskFailure};
+use crate::process::config::ProcessConfig;
 use crate::process::locate::find_worker_executable;
 use crate::process::supervisor::Spawner;
 use crate::process::watchdog::Watchdog;
@@ -25,7 +26,6 @@ use crate::worker::executor::{InitCall, InstanceMode};
 use crate::worker::probe::{interruptible_copy, probe, probe_error};
 use crate::worker::worker_stack_size;
 use serde::Serialize;
-use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,9 +41,6 @@ pub enum WorkerKind {
     /// is replaced and its task retried (`docs/processes.md`).
     Processes,
 }
-
-/// Default number of times a task is run again after its worker process died.
-pub const DEFAULT_MAX_RETRIES: u32 = 2;
 
 /// Default time the guest code run while a module loads may take (see
 /// [`PoolBuilder::load_deadline`]).
@@ -94,9 +91,7 @@ pub struct PoolBuilder {
     reset_in_place: bool,
     wasi: Option<WasiConfig>,
     kind: WorkerKind,
-    worker_executable: Option<PathBuf>,
-    worker_args: Vec<OsString>,
-    max_retries: u32,
+    processes: ProcessConfig,
     cache: CacheSetting,
     spin: Duration,
     seed: Option<u64>,
@@ -121,9 +116,7 @@ impl Default for PoolBuilder {
             reset_in_place: true,
             wasi: None,
             kind: WorkerKind::Threads,
-            worker_executable: None,
-            worker_args: Vec::new(),
-            max_retries: DEFAULT_MAX_RETRIES,
+            processes: ProcessConfig::default(),
             cache: CacheSetting::Default,
             spin: DEFAULT_IDLE_SPIN,
             seed: None,
@@ -325,29 +318,12 @@ impl PoolBuilder {
         self
     }
 
-    /// Process mode: the `wasmpool-worker` executable to start, instead of
-    /// looking for it: by default `$WASMPOOL_WORKER`, else next to the
-    /// running program or in its parent folder (cargo's `deps/` and
-    /// `examples/`), else on `PATH`.
-    pub fn worker_executable(mut self, path: impl Into<PathBuf>) -> Self {
-        self.worker_executable = Some(path.into());
-        self
-    }
-
-    /// Process mode: the arguments the worker executable is started with
-    /// (none by default), for a program that serves as its own worker
-    /// executable, as the `wasmpool` command does with `wasmpool worker`.
-    /// Such a program calls [`worker_main`](crate::process::worker_main)
-    /// when it sees them, before writing anything to stdout.
-    pub fn worker_args<S: Into<OsString>>(mut self, args: impl IntoIterator<Item = S>) -> Self {
-        self.worker_args = args.into_iter().map(Into::into).collect();
-        self
-    }
-
-    /// Process mode: how many times a task is run again, on a new process,
-    /// after its worker process died (default [`DEFAULT_MAX_RETRIES`]).
-    pub fn max_retries(mut self, retries: u32) -> Self {
-        self.max_retries = retries;
+    /// Worker processes, started and replaced as `config` says: the same
+    /// as [`worker_kind`](Self::worker_kind)`(WorkerKind::Processes)` with
+    /// settings other than [`ProcessConfig`]'s defaults.
+    pub fn processes(mut self, config: ProcessConfig) -> Self {
+        self.kind = WorkerKind::Processes;
+        self.processes = config;
         self
     }
 
@@ -675,19 +651,22 @@ impl PoolBuilder {
             mode: self.mode,
             init: init.cloned(),
         };
-        let executable = find_worker_executable(self.worker_executable.as_deref())
+        let executable = find_worker_executable(self.processes.explicit_executable())
             .map_err(|searched| Error::WorkerNotFound { searched })?;
         let watchdog = Watchdog::start()
             .map_err(|e| Error::System(format!("cannot start the worker processes' watchdog: {e}")))?;
         let spawner = Spawner {
             executable,
-            args: self.worker_args.clone(),
+            args: self.processes.worker_args().to_vec(),
             hello,
             watchdog,
             load_deadline: load_limit,
             max_reply,
         };
-        Ok((Backend::Processes { spawner: Arc::new(spawner), max_retries: self.max_retries }, compiled.allocator))
+        Ok((
+            Backend::Processes { spawner: Arc::new(spawner), max_retries: self.processes.retries() },
+            compiled.allocator,
+        ))
     }
 
     /// The largest reply a worker process may send under the pool's limits

@@ -10,7 +10,7 @@ mod task_ref;
 
 pub use crate::spin::DEFAULT_IDLE_SPIN;
 pub(crate) use builder::SandboxInfo;
-pub use builder::{DEFAULT_LOAD_DEADLINE, DEFAULT_MAX_RETRIES, PoolBuilder, WorkerKind};
+pub use builder::{DEFAULT_LOAD_DEADLINE, PoolBuilder, WorkerKind};
 pub use task_ref::TaskRef;
 
 use crate::error::{Error, Result, TaskError};

@@ -26,9 +26,11 @@ const EXIT_PROBE: u8 = 4;
 /// Set when the worker is about to exit with [`EXIT_GUEST_ABI`].
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
-/// The `main` of `wasmpool-worker`: serves one pool over stdin/stdout and
-/// exits when stdin closes. Not for use by hand.
-#[doc(hidden)]
+/// The `main` of a worker process: serves one pool's tasks over stdin and
+/// stdout, and exits when stdin closes. `wasmpool-worker` is just this; a
+/// program that serves as its own worker executable (see
+/// [`ProcessConfig::args`](crate::ProcessConfig::args)) calls it when
+/// started with those arguments, before writing anything to stdout.
 pub fn worker_main() -> ExitCode {
     let mut input = BufReader::new(std::io::stdin());
     let mut output = BufWriter::new(std::io::stdout());

@@ -22,6 +22,7 @@
 //! reports ready, so a start function that never ends is caught there.
 
 mod child;
+pub(crate) mod config;
 pub(crate) mod locate;
 pub(crate) mod supervisor;
 pub(crate) mod watchdog;

@@ -6,7 +6,7 @@ use crate::common;
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use wasmpool::{Error, InstanceMode, Pool, PoolBuilder, TaskFailure, WorkerKind};
+use wasmpool::{Error, InstanceMode, Pool, PoolBuilder, ProcessConfig, TaskFailure, WorkerKind};
 
 fn processes(workers: usize) -> PoolBuilder {
     Pool::builder().module_file(guest_tasks::WASM_PATH).workers(workers).worker_kind(WorkerKind::Processes)
@@ -71,7 +71,7 @@ fn process_exists(pid: u32) -> bool {
 #[test]
 #[cfg(unix)] // kills worker processes with `kill -9`
 fn killing_workers_mid_map_loses_and_repeats_nothing() {
-    let pool = processes(2).max_retries(10).build().unwrap();
+    let pool = processes(2).processes(ProcessConfig::new().max_retries(10)).build().unwrap();
     let n = 10_000u64;
     let mut kills = 0;
     let mut seen: BTreeMap<usize, u64> = BTreeMap::new();
@@ -133,13 +133,8 @@ fn a_task_that_kills_its_worker_every_time_fails_alone() {
     let threads = Pool::builder().module_bytes(module.clone()).workers(1).build().unwrap();
     assert!(matches!(common::failure(threads.call::<_, ()>("bad", ())), TaskFailure::Abi(_)));
 
-    let pool = Pool::builder()
-        .module_bytes(module)
-        .workers(2)
-        .worker_kind(WorkerKind::Processes)
-        .max_retries(2)
-        .build()
-        .unwrap();
+    let pool =
+        Pool::builder().module_bytes(module).workers(2).processes(ProcessConfig::new().max_retries(2)).build().unwrap();
     let tasks = ["ok", "bad", "ok", "ok", "ok"];
     let results: Vec<_> =
         tasks.iter().map(|task| pool.submit::<_, ()>(task, ()).unwrap()).map(|handle| handle.wait()).collect();
@@ -237,7 +232,8 @@ fn is_zombie(pid: u32) -> bool {
 
 #[test]
 fn a_missing_worker_executable_says_what_to_do() {
-    let err = processes(1).worker_executable("/nonexistent/wasmpool-worker").build().unwrap_err();
+    let err =
+        processes(1).processes(ProcessConfig::new().executable("/nonexistent/wasmpool-worker")).build().unwrap_err();
     assert!(matches!(err, Error::WorkerNotFound { .. }), "{err}");
     let message = err.to_string();
     assert!(message.contains("/nonexistent/wasmpool-worker"), "{message}");
@@ -247,7 +243,7 @@ fn a_missing_worker_executable_says_what_to_do() {
 #[test]
 #[cfg(unix)] // uses /bin/true as the executable that is not a worker
 fn a_worker_executable_that_is_not_one_is_refused_at_build() {
-    let err = processes(1).worker_executable("/bin/true").build().unwrap_err();
+    let err = processes(1).processes(ProcessConfig::new().executable("/bin/true")).build().unwrap_err();
     match err {
         Error::WorkerStart { worker, reason } => {
             assert_eq!(worker, 0);
@@ -264,8 +260,7 @@ fn child_host_whose_worker_writes_to_stderr() {
     let pool = Pool::builder()
         .module_bytes(abi_breaking_module())
         .workers(1)
-        .worker_kind(WorkerKind::Processes)
-        .max_retries(0)
+        .processes(ProcessConfig::new().max_retries(0))
         .build()
         .unwrap();
     assert!(pool.call::<_, ()>("bad", ()).is_err());

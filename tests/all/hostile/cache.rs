@@ -6,7 +6,7 @@
 
 use super::{assemble, harmless};
 use std::path::{Path, PathBuf};
-use wasmpool::{Pool, PoolBuilder, WorkerKind};
+use wasmpool::{Pool, PoolBuilder, ProcessConfig, WorkerKind};
 
 /// The same prelude as the harmless module, but `ok` answers 7.
 fn impostor() -> Vec<u8> {
@@ -137,7 +137,10 @@ mod unix {
         // replaced and the worker process killed. Its replacement runs the
         // code the host sent it, not the file.
         let dir = tempfile::tempdir().unwrap();
-        let pool = cached(WorkerKind::Processes, harmless(), dir.path()).max_retries(2).build().unwrap();
+        let pool = cached(WorkerKind::Processes, harmless(), dir.path())
+            .processes(ProcessConfig::new().max_retries(2))
+            .build()
+            .unwrap();
         assert_eq!(pool.call::<_, u32>("ok", ()).unwrap(), 42);
         let entry = only_entry(dir.path());
         let other = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@
 
 use super::{SLACK, assemble, common, harmless, module, module_error};
 use std::time::{Duration, Instant};
-use wasmpool::{Error, LoadStep, ModuleError, Pool, PoolBuilder, WasiConfig, WorkerKind};
+use wasmpool::{Error, LoadStep, ModuleError, Pool, PoolBuilder, ProcessConfig, WasiConfig};
 
 /// The load deadline of these pools: 300 ms, scaled under an emulator.
 fn load_deadline() -> Duration {
@@ -16,12 +16,11 @@ fn load_deadline() -> Duration {
 /// A pool of `bytes` with no task deadline, in one of the three ways load
 /// code can run.
 fn pool(way: Way, bytes: Vec<u8>) -> PoolBuilder {
-    let builder =
-        Pool::builder().module_bytes(bytes).workers(1).load_deadline(load_deadline()).max_retries(0).disable_cache();
+    let builder = Pool::builder().module_bytes(bytes).workers(1).load_deadline(load_deadline()).disable_cache();
     match way {
         Way::PlainThreads => builder,
         Way::InterruptibleThreads => builder.interruptible(true),
-        Way::Processes => builder.worker_kind(WorkerKind::Processes),
+        Way::Processes => builder.processes(ProcessConfig::new().max_retries(0)),
     }
 }
 

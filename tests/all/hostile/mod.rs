@@ -23,7 +23,7 @@ mod scale;
 mod text;
 
 use std::time::{Duration, Instant};
-use wasmpool::{Error, Event, LimitExceeded, ModuleError, Pool, PoolBuilder, TaskFailure, WorkerKind};
+use wasmpool::{Error, Event, LimitExceeded, ModuleError, Pool, PoolBuilder, ProcessConfig, TaskFailure, WorkerKind};
 
 /// Every hostile pool's deadline: 400 ms, scaled under an emulator.
 fn deadline() -> Duration {
@@ -81,12 +81,12 @@ fn hostile_pool(kind: WorkerKind, bytes: Vec<u8>) -> PoolBuilder {
     Pool::builder()
         .module_bytes(bytes)
         .workers(1)
-        .worker_kind(kind)
         .deadline(deadline())
         .max_memory(MAX_MEMORY)
         .max_output(MAX_OUTPUT)
-        .max_retries(0)
         .disable_cache()
+        .processes(ProcessConfig::new().max_retries(0))
+        .worker_kind(kind) // Threads, or Processes with the setting above
 }
 
 /// Runs task `attack` of module `name` with `args` in a pool of `kind`,
