@@ -35,7 +35,8 @@
 //! - `worker`: the worker threads, running a task in the instance its
 //!   [`InstanceMode`] calls for, and what each worker has done
 //!   ([`PoolStats`]); `process` and `transport`: worker processes
-//!   (`wasmpool-worker`) and the frames they speak over pipes;
+//!   ([`ProcessConfig`], [`worker_main`]) and the frames they speak over
+//!   pipes;
 //! - `runtime`: engines ([`Allocator`]), modules ([`TaskInfo`]), the
 //!   compiled-module cache, an instance and the host half of the ABI
 //!   (`docs/abi.md`), the load-time rewrites;
@@ -84,8 +85,8 @@ pub use seed::task_seed;
 pub use worker::executor::InstanceMode;
 pub use worker::stats::{PoolStats, WorkerStats};
 
-/// For wasmpool's own binaries and fuzz targets only: not part of the API,
-/// and may change in any release.
+/// For wasmpool's fuzz targets (`fuzz/`) only: not part of the API, and
+/// may change in any release.
 #[doc(hidden)]
 pub mod __internal {
     pub use crate::cluster::wire::decode_messages_for_fuzzing;
