@@ -159,6 +159,18 @@ impl Connection {
     }
 }
 
+/// The pauses before each new try of a worker process the operating
+/// system failed to start: a refusal that may pass (EAGAIN at the process
+/// limit on Linux; an internal error of CreateProcess, seen once under
+/// Wine) should not fail a pool.
+const SPAWN_RETRY_PAUSES: [Duration; 2] = [Duration::from_millis(20), Duration::from_millis(200)];
+
+/// Whether a failure to start a process of this kind may pass: a missing
+/// or forbidden executable will not.
+fn may_pass(kind: std::io::ErrorKind) -> bool {
+    !matches!(kind, std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied)
+}
+
 impl Spawner {
     /// Starts worker `id`'s process, forwards its stderr, and completes the
     /// handshake. The process is stored in `slot` before the handshake, so
@@ -170,13 +182,20 @@ impl Spawner {
 
     /// Starts the process and waits until it has loaded the module.
     fn start_process(&self, id: usize, slot: &ProcessSlot, closing: &AtomicBool) -> Result<Connection, String> {
-        let mut child = Command::new(&self.executable)
-            .args(&self.args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", self.executable.display()))?;
+        let mut command = Command::new(&self.executable);
+        command.args(&self.args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut started = command.spawn();
+        for pause in SPAWN_RETRY_PAUSES {
+            match &started {
+                Err(e) if may_pass(e.kind()) => {
+                    tracing::debug!(worker = id, error = %e, "the worker process did not start; trying again");
+                    std::thread::sleep(pause);
+                    started = command.spawn();
+                }
+                _ => break,
+            }
+        }
+        let mut child = started.map_err(|e| format!("cannot start {}: {e}", self.executable.display()))?;
         let (Some(stdin), Some(stdout), Some(stderr)) = (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
             let _ = child.kill();
@@ -541,6 +560,15 @@ mod tests {
         let why = receive_from(&[Reply::Loaded], 0).unwrap_err();
         assert!(why.contains("sent Loaded instead of a result"), "{why}");
         assert!(receive_from(&[], 0).unwrap_err().contains("ended"));
+    }
+
+    #[test]
+    fn only_a_start_failure_that_may_pass_is_tried_again() {
+        use std::io::ErrorKind;
+        assert!(!may_pass(ErrorKind::NotFound), "a missing executable fails at once");
+        assert!(!may_pass(ErrorKind::PermissionDenied));
+        assert!(may_pass(ErrorKind::WouldBlock), "EAGAIN at the process limit");
+        assert!(may_pass(ErrorKind::Other), "Windows' internal errors");
     }
 
     #[test]
