@@ -106,7 +106,17 @@ pub enum Error {
 /// How many of the module's task names an unknown-task error lists.
 const LISTED_TASKS: usize = 20;
 
+/// Most close names an unknown-task error suggests.
+const SUGGESTED_TASKS: usize = 3;
+
+/// How many of the module's names are compared with an unknown name, and
+/// the longest unknown name compared: the suggestions stay cheap whatever
+/// the module or the caller holds.
+const COMPARED_TASKS: usize = 10_000;
+const COMPARED_NAME_LEN: usize = 64;
+
 fn no_such_task_message(task: &str, available: &[String]) -> String {
+    let suggested = closest_names(task, available);
     let task = Line(task);
     if available.is_empty() {
         return format!("no task `{task}`: the module defines no tasks");
@@ -116,7 +126,36 @@ fn no_such_task_message(task: &str, available: &[String]) -> String {
         0 => String::new(),
         n => format!(" and {n} more"),
     };
-    format!("no task `{task}`; the module has: {}{more}", listed.join(", "))
+    let hint = match suggested.as_slice() {
+        [] => String::new(),
+        names => {
+            let names: Vec<String> = names.iter().map(|name| format!("`{}`", Line(name))).collect();
+            format!(" did you mean {}?", names.join(" or "))
+        }
+    };
+    format!("no task `{task}`;{hint} the module has: {}{more}", listed.join(", "))
+}
+
+/// The names of `available` closest to `task` (a typo's likely intent),
+/// nearest first: an edit distance of at most a third of its length (1 to
+/// 3), or the same name in another case.
+pub(crate) fn closest_names<'a>(task: &str, available: &'a [String]) -> Vec<&'a str> {
+    let len = task.chars().count();
+    if len == 0 || len > COMPARED_NAME_LEN {
+        return Vec::new();
+    }
+    let most = (len / 3).clamp(1, 3);
+    let mut close: Vec<(usize, &str)> = available
+        .iter()
+        .take(COMPARED_TASKS)
+        .filter(|name| name.len().abs_diff(task.len()) <= most && name.as_str() != task)
+        .filter_map(|name| {
+            let distance = if name.eq_ignore_ascii_case(task) { 0 } else { strsim::damerau_levenshtein(task, name) };
+            (distance <= most).then_some((distance, name.as_str()))
+        })
+        .collect();
+    close.sort();
+    close.into_iter().take(SUGGESTED_TASKS).map(|(_, name)| name).collect()
 }
 
 impl Error {
@@ -146,7 +185,7 @@ pub enum ModuleError {
     #[error(
         "it imports `{}::{}`, which wasmpool does not provide (only `wasmpool::panic`, \
          `wasmpool::task_seed`, `wasmpool::send` and `wasmpool::progress` are available, \
-         and `wasi_snapshot_preview1::*` in pools built with `.wasi(...)`)",
+         and WASI preview 1's functions, `wasi_snapshot_preview1::*`)",
         Line(module),
         Line(name)
     )]
@@ -434,6 +473,70 @@ pub enum TaskFailure {
     /// number of them); found by the host before the task ran.
     #[error("invalid JSON input: {}", Text(.0))]
     InvalidJson(String),
+    /// The task asked for something the pool does not grant (a clock, or
+    /// to sleep), was refused, and then failed: usually Rust's `std`
+    /// panicking on the refusal.
+    #[error(
+        "it used {} (`{}`), which this pool does not grant; grant it with `{}`. It then {failure}",
+        capability.what(),
+        capability.example(),
+        capability.grant()
+    )]
+    NotGranted {
+        /// What the task asked for.
+        capability: Capability,
+        /// How the task then failed (the refusal's panic, usually).
+        failure: Box<TaskFailure>,
+    },
+}
+
+/// A capability a task may ask for and a pool grants only on request
+/// ([`WasiConfig`](crate::WasiConfig)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum Capability {
+    /// The wall clock: the date and time of day.
+    WallClock,
+    /// The monotonic clock: measuring elapsed time.
+    MonotonicClock,
+    /// Sleeping (or waiting with a timeout), which needs the monotonic clock.
+    Sleep,
+}
+
+impl Capability {
+    /// The capability in words: "the wall clock", "the monotonic clock", "sleeping".
+    pub fn what(self) -> &'static str {
+        match self {
+            Capability::WallClock => "the wall clock",
+            Capability::MonotonicClock => "the monotonic clock",
+            Capability::Sleep => "sleeping (which needs the monotonic clock)",
+        }
+    }
+
+    /// What in Rust's `std` uses it.
+    pub fn example(self) -> &'static str {
+        match self {
+            Capability::WallClock => "SystemTime::now",
+            Capability::MonotonicClock => "Instant::now",
+            Capability::Sleep => "thread::sleep",
+        }
+    }
+
+    /// The library call that grants it.
+    pub fn grant(self) -> &'static str {
+        match self {
+            Capability::WallClock => "WasiConfig::wall_clock",
+            Capability::MonotonicClock | Capability::Sleep => "WasiConfig::monotonic_clock",
+        }
+    }
+
+    /// The `wasmpool run` option that grants it.
+    pub fn flag(self) -> &'static str {
+        match self {
+            Capability::WallClock => "--allow-wall-clock",
+            Capability::MonotonicClock | Capability::Sleep => "--allow-monotonic-clock",
+        }
+    }
 }
 
 impl TaskFailure {
@@ -455,6 +558,7 @@ impl TaskFailure {
             TaskFailure::Abi(_) | TaskFailure::Instantiate(_) | TaskFailure::Init { .. } => FailureKind::Module,
             TaskFailure::PoolClosed | TaskFailure::Cancelled => FailureKind::Cancelled,
             TaskFailure::RankLost { .. } => FailureKind::RankLost,
+            TaskFailure::NotGranted { .. } => FailureKind::NotGranted,
         }
     }
 }
@@ -490,12 +594,14 @@ pub enum FailureKind {
     /// Cluster mode: the rank holding the input was lost. Not the input's
     /// fault: running it again can succeed.
     RankLost,
+    /// The task failed on a capability the pool does not grant (a clock).
+    NotGranted,
 }
 
 impl FailureKind {
     /// The kind's stable name: `invalid_input`, `bad_arguments`,
     /// `bad_result`, `panic`, `trap`, `failed`, `limit`, `worker_crashed`,
-    /// `module`, `cancelled` or `rank_lost`.
+    /// `module`, `cancelled`, `rank_lost` or `not_granted`.
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::InvalidInput => "invalid_input",
@@ -509,6 +615,7 @@ impl FailureKind {
             FailureKind::Module => "module",
             FailureKind::Cancelled => "cancelled",
             FailureKind::RankLost => "rank_lost",
+            FailureKind::NotGranted => "not_granted",
         }
     }
 }
@@ -570,6 +677,21 @@ mod tests {
     #[test]
     fn unknown_tasks_list_the_known_ones() {
         let e = Error::NoSuchTask { task: "sqr".into(), available: vec!["add".into(), "sqrt".into()] };
-        assert_eq!(e.to_string(), "no task `sqr`; the module has: add, sqrt");
+        assert_eq!(e.to_string(), "no task `sqr`; did you mean `sqrt`? the module has: add, sqrt");
+        let e = Error::NoSuchTask { task: "mul".into(), available: vec!["add".into(), "sqrt".into()] };
+        assert_eq!(e.to_string(), "no task `mul`; the module has: add, sqrt");
+    }
+
+    #[test]
+    fn suggestions_are_the_nearest_names_first() {
+        let names: Vec<String> =
+            ["mandel_row", "mandel_rows", "monte_carlo", "Sqrt", "sqrt", "square"].map(String::from).to_vec();
+        assert_eq!(closest_names("sqr", &names), ["sqrt"]);
+        assert_eq!(closest_names("SQRT", &names), ["Sqrt", "sqrt"]);
+        assert_eq!(closest_names("mandel_rwo", &names), ["mandel_row", "mandel_rows"]);
+        assert_eq!(closest_names("squares", &names), ["square"]);
+        assert!(closest_names("x", &names).is_empty());
+        assert!(closest_names("", &names).is_empty());
+        assert!(closest_names(&"s".repeat(100_000), &names).is_empty());
     }
 }

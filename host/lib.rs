@@ -66,7 +66,7 @@ pub mod text;
 mod transport;
 mod worker;
 
-pub use error::{Error, FailureKind, LimitExceeded, LoadStep, ModuleError, Result, TaskError, TaskFailure};
+pub use error::{Capability, Error, FailureKind, LimitExceeded, LoadStep, ModuleError, Result, TaskError, TaskFailure};
 pub use pool::exchange::{DEFAULT_EXCHANGE_CAPACITY, Event, Exchange};
 pub use pool::handle::{Captured, TaskHandle};
 pub use pool::json::{IndexedJsonInputs, JsonInputs, JsonTask};
@@ -78,7 +78,7 @@ pub use runtime::module::{ParamInfo, TaskInfo};
 pub use sandbox::limits::{
     DEFAULT_MAX_MEMORY, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_STACK, DEFAULT_MAX_TABLE_ELEMENTS,
 };
-pub use sandbox::{CompileLimits, TaskOutput, WasiConfig};
+pub use sandbox::{CompileLimits, OutputFn, OutputSink, TaskOutput, WasiConfig};
 pub use scheduler::chunking::{ChunkSize, MAX_AUTO_CHUNK};
 pub use scheduler::stream::{Imap, ImapUnordered};
 pub use seed::task_seed;

@@ -63,7 +63,7 @@ pub(crate) fn random_seed() -> Result<u64, String> {
     getrandom::u64().map_err(|e| {
         format!(
             "cannot draw a random pool seed from the operating system: {e}; \
-             give the pool a seed of its own with PoolBuilder::seed"
+             give the pool a seed of your own"
         )
     })
 }

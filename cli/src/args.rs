@@ -69,8 +69,8 @@ const NEW_EXAMPLES: &str = "\
 Examples:
   wasmpool new my_tasks
   cd my_tasks
-  cargo build --release --target wasm32-unknown-unknown
-  echo 3 | wasmpool run target/wasm32-unknown-unknown/release/my_tasks.wasm square";
+  cargo build --release --target wasm32-wasip1
+  echo 3 | wasmpool run target/wasm32-wasip1/release/my_tasks.wasm square";
 
 /// `wasmpool run`.
 #[derive(Debug, Args)]
@@ -138,9 +138,70 @@ pub struct RunArgs {
     #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
     pub rank_timeout: Option<Duration>,
 
+    /// Where what a task prints (`println!`, `eprintln!`) goes: on stderr,
+    /// each line marked with its input's line number; into the output, as
+    /// "stdout" and "stderr" fields of each line's record
+    /// ({"result": …, "stdout": …, "stderr": …}); or nowhere.
+    #[arg(long, value_enum, default_value_t = Printed::Stderr, value_name = "WHERE")]
+    pub printed: Printed,
+
     /// The sandbox's limits for every task.
     #[command(flatten)]
     pub limits: LimitArgs,
+
+    /// What tasks may use beyond computing.
+    #[command(flatten)]
+    pub grants: GrantArgs,
+}
+
+/// Where `run` puts what tasks print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Printed {
+    /// On stderr, each line as `[line N] text` (`[line N stderr] text`).
+    Stderr,
+    /// In each line's output record.
+    Records,
+    /// Nowhere.
+    Discard,
+}
+
+/// The capabilities `run` can grant tasks built for `wasm32-wasip1`
+/// (WASI); nothing is granted by default. Mirrors `wasmpool::WasiConfig`.
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Capabilities (tasks built for wasm32-wasip1; none by default)")]
+pub struct GrantArgs {
+    /// An environment variable: NAME=VALUE, or NAME for this shell's value.
+    #[arg(long, value_name = "NAME[=VALUE]")]
+    pub allow_env: Vec<String>,
+
+    /// Read access to a folder, seen by tasks as GUEST (default: the same
+    /// path as given).
+    #[arg(long, value_name = "DIR[::GUEST]")]
+    pub allow_dir: Vec<String>,
+
+    /// Read and write access to a folder, seen by tasks as GUEST (default:
+    /// the same path as given).
+    #[arg(long, value_name = "DIR[::GUEST]")]
+    pub allow_write_dir: Vec<String>,
+
+    /// The wall clock (the date and time: `SystemTime::now`).
+    #[arg(long)]
+    pub allow_wall_clock: bool,
+
+    /// The monotonic clock (`Instant::now`), and sleeping.
+    #[arg(long)]
+    pub allow_monotonic_clock: bool,
+}
+
+impl GrantArgs {
+    /// Whether anything is granted.
+    pub fn any(&self) -> bool {
+        !self.allow_env.is_empty()
+            || !self.allow_dir.is_empty()
+            || !self.allow_write_dir.is_empty()
+            || self.allow_wall_clock
+            || self.allow_monotonic_clock
+    }
 }
 
 /// What `run` does with a failing line.

@@ -1,16 +1,20 @@
 //! Building the pool `run` and `list` use, from the command line's options.
 
-use crate::args::{LimitArgs, RunArgs};
+use crate::args::{GrantArgs, LimitArgs, RunArgs};
 use anyhow::{Context, Result};
 use std::path::Path;
 use wasmpool::text::EscapedLine;
-use wasmpool::{CompileLimits, Pool, PoolBuilder, ProcessConfig, TaskInfo};
+use wasmpool::{CompileLimits, OutputSink, Pool, PoolBuilder, ProcessConfig, TaskInfo, WasiConfig};
 
 /// A pool for `run`: its workers, worker kind, seed (`seed` if given, the
-/// one being resumed) and limits. Under an MPI launcher, the pool spans
-/// every rank: rank 0 gets it, the others serve it and get `None`.
-pub fn for_run(args: &RunArgs, seed: Option<u64>) -> Result<Option<Pool>> {
-    let mut builder = Pool::builder().module_file(&args.module);
+/// one being resumed), limits, grants and where printed output goes. Under
+/// an MPI launcher, the pool spans every rank: rank 0 gets it, the others
+/// serve it and get `None`.
+pub fn for_run(args: &RunArgs, seed: Option<u64>, output: OutputSink) -> Result<Option<Pool>> {
+    let mut builder = Pool::builder().module_file(&args.module).output_sink(output);
+    if args.grants.any() {
+        builder = builder.wasi(grants(&args.grants)?);
+    }
     if let Some(workers) = args.workers {
         builder = builder.workers(usize::from(workers));
     }
@@ -90,6 +94,34 @@ fn build(builder: PoolBuilder, module: &Path) -> Result<Pool> {
 fn self_as_worker(builder: PoolBuilder) -> Result<PoolBuilder> {
     let me = std::env::current_exe().context("cannot find this program's own path, to start worker processes")?;
     Ok(builder.processes(ProcessConfig::new().executable(me).args(["worker"])))
+}
+
+/// What `--allow-…` grants, as the library's WASI settings.
+fn grants(args: &GrantArgs) -> Result<WasiConfig> {
+    let mut config = WasiConfig::new();
+    for env in &args.allow_env {
+        config = match env.split_once('=') {
+            Some((name, value)) => config.env(name, value),
+            None => {
+                let value = std::env::var(env)
+                    .with_context(|| format!("--allow-env {env}: {env} is not set here (give NAME=VALUE)"))?;
+                config.env(env, value)
+            }
+        };
+    }
+    for (dirs, writable) in [(&args.allow_dir, false), (&args.allow_write_dir, true)] {
+        for dir in dirs {
+            let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
+            config = if writable { config.writable_dir(host, guest) } else { config.read_only_dir(host, guest) };
+        }
+    }
+    if args.allow_wall_clock {
+        config = config.wall_clock();
+    }
+    if args.allow_monotonic_clock {
+        config = config.monotonic_clock();
+    }
+    Ok(config)
 }
 
 fn with_limits(mut builder: PoolBuilder, limits: &LimitArgs) -> PoolBuilder {

@@ -47,6 +47,14 @@ impl Progress {
         self.bar.inc(1);
     }
 
+    /// Writes `text` on stderr, above the bar.
+    pub fn print(&self, text: &str) {
+        self.bar.suspend(|| {
+            use std::io::Write;
+            let _ = std::io::stderr().lock().write_all(text.as_bytes());
+        });
+    }
+
     /// Removes the bar.
     pub fn finish(&self) {
         self.bar.finish_and_clear();
@@ -89,7 +97,7 @@ impl Report {
         let stopped = if self.stopped { " (stopped at the first failure)" } else { "" };
         let resumed = if self.resumed > 0 { format!(" (and {} done before)", self.resumed) } else { String::new() };
         let mut summary = format!(
-            "wasmpool: {} lines{resumed}, {} failed{stopped}, {} retries, {secs:.2} s wall ({rate:.0} lines/s), seed {}\n\
+            "wasmpool: {} lines{resumed}, {} failed{stopped}, {} retries, {secs:.2} s wall ({rate:.0} lines/s), --seed {}\n\
              wasmpool: workers busy: {}",
             self.lines,
             self.failed,

@@ -2,8 +2,8 @@
 
 use crate::input::Line;
 use serde::Serialize;
-use wasmpool::TaskError;
 use wasmpool::text::escape_json;
+use wasmpool::{Capability, TaskError, TaskFailure, TaskOutput};
 
 /// Longest input quoted back in an error object, in bytes.
 const QUOTED_INPUT_BYTES: usize = 200;
@@ -30,20 +30,61 @@ impl LineError {
             input: shorten(&line.text),
             task: error.task.clone(),
             kind: error.failure.kind().as_str(),
-            message: error.failure.to_string(),
+            message: describe(&error.failure),
         }
     }
 }
 
+/// A failure in the command's words: a capability the task was refused
+/// names the option granting it.
+pub fn describe(failure: &TaskFailure) -> String {
+    match failure {
+        TaskFailure::NotGranted { capability, failure } => not_granted(*capability, &failure.to_string()),
+        other => other.to_string(),
+    }
+}
+
+fn not_granted(capability: Capability, then: &str) -> String {
+    format!(
+        "it used {} (`{}`), which is not granted; allow it with {}. It then {then}",
+        capability.what(),
+        capability.example(),
+        capability.flag()
+    )
+}
+
 /// A result line: the bare result in input order, or with its line number
-/// when results are written as they complete.
-pub fn result_line(line: u64, result: &str, numbered: bool) -> String {
-    if numbered { format!("{{\"line\":{line},\"result\":{result}}}") } else { result.to_owned() }
+/// when results are written as they complete; with what the task printed
+/// when asked (`printed`), as an object with "result", "stdout" and
+/// "stderr".
+pub fn result_line(line: u64, result: &str, numbered: bool, printed: Option<&TaskOutput>) -> String {
+    match (numbered, printed) {
+        (false, None) => result.to_owned(),
+        (true, None) => format!("{{\"line\":{line},\"result\":{result}}}"),
+        (false, Some(out)) => format!("{{\"result\":{result}{}}}", printed_fields(out)),
+        (true, Some(out)) => format!("{{\"line\":{line},\"result\":{result}{}}}", printed_fields(out)),
+    }
+}
+
+/// `,"stdout":"…","stderr":"…"`: what a task printed, as JSON strings
+/// (invalid UTF-8 replaced, characters JSON lets stand raw escaped).
+fn printed_fields(out: &TaskOutput) -> String {
+    let text = |bytes: &[u8]| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()).to_string();
+    escape_json(&format!(",\"stdout\":{},\"stderr\":{}", text(&out.stdout), text(&out.stderr))).into_owned()
 }
 
 /// An error line: `{"error": {...}}`, with the line number in front when
-/// results are written as they complete.
-pub fn error_line(error: &LineError, numbered: bool) -> String {
+/// results are written as they complete, and what the task printed after
+/// it when asked.
+pub fn error_line(error: &LineError, numbered: bool, printed: Option<&TaskOutput>) -> String {
+    let line = error_object(error, numbered);
+    match printed {
+        Some(out) => format!("{}{}}}", &line[..line.len() - 1], printed_fields(out)),
+        None => line,
+    }
+}
+
+fn error_object(error: &LineError, numbered: bool) -> String {
     #[derive(Serialize)]
     struct Numbered<'a> {
         line: u64,
@@ -83,7 +124,6 @@ fn shorten(text: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wasmpool::TaskFailure;
 
     fn failed_line() -> LineError {
         let line = Line { number: 7, text: b"[1, 0]".to_vec() };
@@ -95,16 +135,41 @@ mod tests {
     #[test]
     fn error_lines_name_the_line_its_input_and_the_cause() {
         assert_eq!(
-            error_line(&failed_line(), false),
+            error_line(&failed_line(), false, None),
             r#"{"error":{"line":7,"input":"[1, 0]","task":"divide","kind":"failed","message":"failed: division by zero"}}"#
         );
-        assert!(error_line(&failed_line(), true).starts_with(r#"{"line":7,"error":{"line":7,"#));
+        assert!(error_line(&failed_line(), true, None).starts_with(r#"{"line":7,"error":{"line":7,"#));
     }
 
     #[test]
     fn results_are_bare_or_numbered() {
-        assert_eq!(result_line(3, "[1,2]", false), "[1,2]");
-        assert_eq!(result_line(3, "[1,2]", true), r#"{"line":3,"result":[1,2]}"#);
+        assert_eq!(result_line(3, "[1,2]", false, None), "[1,2]");
+        assert_eq!(result_line(3, "[1,2]", true, None), r#"{"line":3,"result":[1,2]}"#);
+    }
+
+    #[test]
+    fn printed_output_joins_the_record_when_asked() {
+        let out = TaskOutput { stdout: b"hi \"you\"\n\x1b[2J".to_vec(), stderr: vec![0xff] };
+        let fields = r#""stdout":"hi \"you\"\n\u001b[2J","stderr":"\ufffd""#;
+        assert_eq!(result_line(3, "9", false, Some(&out)), format!(r#"{{"result":9,{fields}}}"#));
+        assert_eq!(result_line(3, "9", true, Some(&out)), format!(r#"{{"line":3,"result":9,{fields}}}"#));
+        let error = error_line(&failed_line(), false, Some(&out));
+        assert!(
+            error.starts_with(r#"{"error":{"line":7,"#) && error.ends_with(&format!(r#""}},{fields}}}"#)),
+            "{error}"
+        );
+        serde_json::from_str::<serde_json::Value>(&error).unwrap();
+    }
+
+    #[test]
+    fn a_refused_clock_names_the_option_granting_it() {
+        let failure = TaskFailure::NotGranted {
+            capability: Capability::MonotonicClock,
+            failure: Box::new(TaskFailure::Panic { message: "boom".into(), location: "time.rs:1:2".into() }),
+        };
+        let text = describe(&failure);
+        assert!(text.contains("--allow-monotonic-clock") && text.contains("Instant::now"), "{text}");
+        assert!(!text.contains("WasiConfig"), "{text}");
     }
 
     #[test]

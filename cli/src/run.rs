@@ -7,19 +7,26 @@
 //! rank; rank 0 reads, schedules and writes, the others serve it. Output
 //! to a file is journaled (see `journal`), so a run cut short can resume.
 
-use crate::args::{OnError, RunArgs};
+use crate::args::{OnError, Printed, RunArgs};
 use crate::input::{Line, Lines, Pending, Source};
 use crate::journal::{self, Done, Identity, Journal};
 use crate::progress::{Progress, Report};
 use crate::records::{LineError, error_line, result_line};
 use anyhow::{Context, Result};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, ErrorKind, IsTerminal, Write};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wasmpool::text::EscapedLine;
-use wasmpool::{ChunkSize, JsonTask, TaskError, TaskFailure, TaskRef};
+use wasmpool::{ChunkSize, JsonTask, OutputSink, TaskError, TaskFailure, TaskOutput, TaskRef};
+
+/// What tasks printed, by input index, from the pool's output sink until
+/// `Results::take` writes the input's result (a moment later, on the same
+/// thread): at most one input's at a time.
+type PrintedByIndex = Arc<Mutex<HashMap<usize, TaskOutput>>>;
 
 /// Inputs per job when reading stdin, whose length is unknown: enough to
 /// spread the cost of a job over many short tasks, few enough that long
@@ -66,7 +73,8 @@ impl Output {
 pub fn run(args: RunArgs) -> Result<Report> {
     let source = Source::new(args.input.as_deref());
     let output_file = args.output.as_deref().filter(|path| *path != Path::new("-"));
-    let Some(pool) = start_pool(&args, output_file)? else {
+    let printed = PrintedByIndex::default();
+    let Some(pool) = start_pool(&args, output_file, sink(args.printed, &printed))? else {
         return Ok(Report::default());
     };
     // Before the output is created: a task the module lacks leaves no file.
@@ -90,6 +98,7 @@ pub fn run(args: RunArgs) -> Result<Report> {
     let mut results = Results {
         args: &args,
         pending,
+        printed,
         output,
         progress: Progress::new(count, args.quiet, output_file.is_none() && std::io::stdout().is_terminal()),
         report: Report { seed: pool.seed(), resumed: resumed as u64, ..Report::default() },
@@ -134,13 +143,24 @@ pub fn run(args: RunArgs) -> Result<Report> {
 /// it has served rank 0). Resuming an output file reuses its seed; only
 /// rank 0 (or a run on one machine) has the output, and the other ranks
 /// get the seed from rank 0.
-fn start_pool(args: &RunArgs, output_file: Option<&Path>) -> Result<Option<wasmpool::Pool>> {
+fn start_pool(args: &RunArgs, output_file: Option<&Path>, output: OutputSink) -> Result<Option<wasmpool::Pool>> {
     let follower = wasmpool::cluster::launched_rank().is_some_and(|rank| rank != 0);
     let resumed_seed = match output_file {
         Some(path) if args.resume && !follower => Some(journal::identity(path)?.seed),
         _ => None,
     };
-    crate::pool::for_run(args, args.seed.or(resumed_seed))
+    crate::pool::for_run(args, args.seed.or(resumed_seed), output)
+}
+
+/// The pool's output sink: what each task printed, kept for its result.
+fn sink(printed: Printed, by_index: &PrintedByIndex) -> OutputSink {
+    if printed == Printed::Discard {
+        return OutputSink::Discard;
+    }
+    let by_index = by_index.clone();
+    OutputSink::call(move |_, index, output| {
+        by_index.lock().unwrap_or_else(|p| p.into_inner()).insert(index, output.clone());
+    })
 }
 
 /// The task, through its JSON entry point, with its chunk size: the one
@@ -167,6 +187,8 @@ struct Results<'a> {
     args: &'a RunArgs,
     /// The lines in flight, by index, for their number and text.
     pending: Pending,
+    /// What their tasks printed.
+    printed: PrintedByIndex,
     output: Output,
     progress: Progress,
     report: Report,
@@ -190,14 +212,25 @@ impl Results<'_> {
         let numbered = self.args.unordered;
         let line =
             self.pending.borrow_mut().remove(&index).unwrap_or(Line { number: index as u64 + 1, text: Vec::new() });
+        let printed = self.printed.lock().unwrap_or_else(|p| p.into_inner()).remove(&index);
+        let stopping = result.is_err() && self.args.on_error == OnError::Stop;
+        let recorded = match &printed {
+            Some(output) if self.args.printed == Printed::Records && !stopping => Some(output),
+            Some(output) => {
+                self.progress.print(&output.marked_lines(&format!("line {}", line.number)));
+                None
+            }
+            None if self.args.printed == Printed::Records => Some(&NOTHING_PRINTED),
+            None => None,
+        };
         self.report.lines += 1;
         self.progress.done(result.is_ok());
         let written = match result {
-            Ok(json) => self.output.write(index, &result_line(line.number, &json, numbered)),
+            Ok(json) => self.output.write(index, &result_line(line.number, &json, numbered, recorded)),
             Err(error) => {
                 self.report.failed += 1;
                 let failure = LineError::new(&line, &error);
-                if self.args.on_error == OnError::Stop {
+                if stopping {
                     self.progress.finish();
                     // The message is escaped already (by the error's
                     // `Display`); the input is the file's, escaped too.
@@ -210,7 +243,7 @@ impl Results<'_> {
                     self.report.stopped = true;
                     return Ok(Flow::Stop);
                 }
-                self.output.write(index, &error_line(&failure, numbered))
+                self.output.write(index, &error_line(&failure, numbered, recorded))
             }
         };
         match written {
@@ -268,6 +301,9 @@ fn open_output(path: Option<&Path>, source: &Source, identity: &Identity, args: 
         Ok((Output::Journaled(Journal::create(path, identity)?), Done::default()))
     }
 }
+
+/// The output of a task that printed nothing.
+static NOTHING_PRINTED: TaskOutput = TaskOutput { stdout: Vec::new(), stderr: Vec::new() };
 
 /// The module file's SHA-256, in hex, for the journal.
 fn module_sha256(path: &Path) -> Result<String> {

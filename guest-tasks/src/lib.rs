@@ -27,7 +27,8 @@ pub mod wasi;
 pub const WASM_PATH: &str = env!("GUEST_TASKS_WASM");
 
 /// Path of the same module built for `wasm32-wasip1`, with the WASI tasks
-/// of `src/wasi.rs` added; it needs a pool built with `PoolBuilder::wasi`.
+/// of `src/wasi.rs` added; pools run it with WASI, granting what
+/// `PoolBuilder::wasi` grants (nothing by default).
 #[cfg(not(target_arch = "wasm32"))]
 pub const WASI_WASM_PATH: &str = env!("GUEST_TASKS_WASI_WASM");
 

@@ -1,7 +1,7 @@
 //! Tasks that use Rust `std` as any program would: print, read the
 //! environment, the clock and files. Built only into the `wasm32-wasip1`
-//! module, which pools run with `PoolBuilder::wasi`; what each task gets
-//! is what the pool grants, and nothing else.
+//! module; what each task gets is what the pool grants
+//! (`PoolBuilder::wasi`), and nothing else.
 
 use wasmpool_guest::task;
 
@@ -56,4 +56,33 @@ pub fn write_file(path: String, text: String) -> Result<(), String> {
 pub fn wasi_random() -> u64 {
     use std::hash::BuildHasher;
     std::collections::hash_map::RandomState::new().hash_one(0u64)
+}
+
+/// Milliseconds measured with `Instant` around a little work: needs the
+/// monotonic clock.
+#[task]
+pub fn elapsed_ms(n: u64) -> u64 {
+    let start = std::time::Instant::now();
+    let sum: u64 = (0..n).map(std::hint::black_box).sum();
+    std::hint::black_box(sum);
+    start.elapsed().as_millis() as u64
+}
+
+/// Sleeps `ms` milliseconds (needs the monotonic clock), then prints.
+#[task]
+pub fn nap(ms: u64) -> u64 {
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    println!("slept {ms} ms");
+    ms
+}
+
+/// 16 bytes from each version of the `getrandom` crate (0.2, 0.3, 0.4), as
+/// crates such as `rand`, `uuid` and `ahash` draw them.
+#[task]
+pub fn getrandom_bytes() -> Result<Vec<[u8; 16]>, String> {
+    let (mut a, mut b, mut c) = ([0u8; 16], [0u8; 16], [0u8; 16]);
+    getrandom_02::getrandom(&mut a).map_err(|e| format!("getrandom 0.2: {e}"))?;
+    getrandom_03::fill(&mut b).map_err(|e| format!("getrandom 0.3: {e}"))?;
+    getrandom_04::fill(&mut c).map_err(|e| format!("getrandom 0.4: {e}"))?;
+    Ok(vec![a, b, c])
 }

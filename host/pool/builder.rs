@@ -18,6 +18,7 @@ use crate::runtime::module::{ModuleRules, TaskInfo, TaskModule, read_module_file
 use crate::runtime::typecheck;
 use crate::sandbox::interrupt::{RunLimits, Ticker};
 use crate::sandbox::limits::{CompileLimits, Limits};
+use crate::sandbox::output::OutputSink;
 use crate::sandbox::wasi::WasiConfig;
 use crate::scheduler::chunking::ChunkSize;
 use crate::spin::DEFAULT_IDLE_SPIN;
@@ -90,6 +91,7 @@ pub struct PoolBuilder {
     canonicalize_nans: bool,
     reset_in_place: bool,
     wasi: Option<WasiConfig>,
+    output: OutputSink,
     kind: WorkerKind,
     processes: ProcessConfig,
     cache: CacheSetting,
@@ -115,6 +117,7 @@ impl Default for PoolBuilder {
             canonicalize_nans: true,
             reset_in_place: true,
             wasi: None,
+            output: OutputSink::default(),
             kind: WorkerKind::Threads,
             processes: ProcessConfig::default(),
             cache: CacheSetting::Default,
@@ -305,10 +308,22 @@ impl PoolBuilder {
         self
     }
 
-    /// Lets the module import WASI preview 1 (`wasm32-wasip1` guests using
-    /// `std`), with only what `config` grants; see [`WasiConfig`].
+    /// What a module built for `wasm32-wasip1` (importing WASI preview 1)
+    /// is granted; see [`WasiConfig`]. Without this call such a module
+    /// still runs, granted nothing: its printed output is captured, its
+    /// random numbers are the task's seeded stream, and clocks, files,
+    /// environment and sleeping are refused.
     pub fn wasi(mut self, config: WasiConfig) -> Self {
         self.wasi = Some(config);
+        self
+    }
+
+    /// Where the output tasks print (`println!` in a `wasm32-wasip1` task)
+    /// goes when the caller does not take it with `call_captured` or
+    /// `map_captured`: by default the host's stderr, each line marked with
+    /// the task and its input ([`OutputSink`]).
+    pub fn output_sink(mut self, sink: OutputSink) -> Self {
+        self.output = sink;
         self
     }
 
@@ -510,7 +525,7 @@ impl PoolBuilder {
             stack_size: worker_stack_size(self.limits.max_stack),
         };
         tracing::debug!(workers, kind = ?self.kind, module = %compiled.origin, tasks = module.tasks.len(), "starting pool");
-        tracing::info!(seed, "pool seed (repeat this run with `PoolBuilder::seed({seed})`)");
+        tracing::info!(seed, "pool seed: the same seed gives every task the same random numbers again");
         let (backend, allocator) = if threads {
             self.thread_backend(&compiled, config, init.as_deref(), load_limit, sandbox.stack_size)?
         } else {
@@ -525,6 +540,7 @@ impl PoolBuilder {
             sandbox,
             spin: self.spin,
             seed,
+            output: self.output.clone(),
         };
         let mut pool = Pool::start(compiled.module, backend, plan)?;
         pool.engine_hash = crate::runtime::engine::compatibility_hash(&compiled.engine);
@@ -552,9 +568,6 @@ impl PoolBuilder {
                 "a deadline needs interruptible thread workers; drop `.interruptible(false)`".into(),
             ));
         }
-        if !threads {
-            self.reply_limit()?;
-        }
         // Worker processes are stopped by killing them: their code needs no checks.
         let epoch_checks = threads && (self.limits.deadline.is_some() || self.interruptible == Some(true));
         let (bytes, origin) = self.take_module()?;
@@ -578,11 +591,18 @@ impl PoolBuilder {
         let rules = ModuleRules {
             compile: self.compile_limits,
             limits: self.limits.clone(),
-            wasi: self.wasi.is_some(),
             canonicalize_nans: self.canonicalize_nans,
             marks: self.mode == InstanceMode::FreshPerTask && self.reset_in_place,
         };
         let module = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
+        // A `wasm32-wasip1` module runs with WASI, granted nothing unless
+        // the builder grants it.
+        if module.wasi && self.wasi.is_none() {
+            self.wasi = Some(WasiConfig::new());
+        }
+        if !threads {
+            self.reply_limit()?;
+        }
         Ok(Compiled { origin, settings, engine, allocator, module, cache_dir, threads, epoch_checks, workers })
     }
 

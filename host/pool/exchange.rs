@@ -161,6 +161,9 @@ impl<'pool, M: DeserializeOwned, R: DeserializeOwned> Exchange<'pool, M, R> {
             }
             RawEvent::Finished { index, outcome } => {
                 self.running = self.running.saturating_sub(1);
+                if let Some(name) = self.names.get(index) {
+                    self.pool.output.deliver(name, index, &outcome.output);
+                }
                 Event::Finished {
                     task: index,
                     result: decode_item::<R>(outcome.result).map_err(|failure| self.error(index, failure)),

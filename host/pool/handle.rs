@@ -4,6 +4,7 @@ use crate::decode::decode_item;
 use crate::error::{TaskError, TaskFailure};
 use crate::runtime::instance::Outcome;
 use crate::sandbox::TaskOutput;
+use crate::sandbox::output::OutputSink;
 use crate::spin::spin_for;
 use crate::worker::jobs::Completion;
 use serde::de::DeserializeOwned;
@@ -78,6 +79,8 @@ pub struct TaskHandle<R> {
     cancel: Arc<AtomicBool>,
     /// How long `wait` checks for the result before it sleeps.
     spin: Duration,
+    /// Where the task's printed output goes, unless taken by `wait_captured`.
+    output: OutputSink,
     _result: PhantomData<fn() -> R>,
 }
 
@@ -98,8 +101,14 @@ impl<R> std::fmt::Debug for TaskHandle<R> {
 }
 
 impl<R> TaskHandle<R> {
-    pub(crate) fn new(slot: Arc<HandleSlot>, task: Arc<str>, cancel: Arc<AtomicBool>, spin: Duration) -> Self {
-        TaskHandle { slot, task, cancel, spin, _result: PhantomData }
+    pub(crate) fn new(
+        slot: Arc<HandleSlot>,
+        task: Arc<str>,
+        cancel: Arc<AtomicBool>,
+        spin: Duration,
+        output: OutputSink,
+    ) -> Self {
+        TaskHandle { slot, task, cancel, spin, output, _result: PhantomData }
     }
 
     /// Whether the result is ready (waiting would not block).
@@ -167,6 +176,7 @@ impl<R: DeserializeOwned> TaskHandle<R> {
     }
 
     fn finish(&self, outcome: Outcome) -> Result<R, TaskError> {
+        self.output.deliver(&self.task, 0, &outcome.output);
         decode_item::<R>(outcome.result).map_err(|failure| TaskError { task: self.task.to_string(), index: 0, failure })
     }
 }

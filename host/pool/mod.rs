@@ -20,6 +20,7 @@ use crate::process::supervisor::{ProcessRunner, ProcessSlot, SpawnError, Spawner
 use crate::runtime::engine::AllocatorKind;
 use crate::runtime::instance::Instantiator;
 use crate::runtime::module::{TaskInfo, TaskModule};
+use crate::sandbox::output::OutputSink;
 use crate::scheduler::chunking::ChunkSize;
 use crate::scheduler::stream::{Imap, ImapUnordered};
 use crate::worker::executor::{Executor, InitCall, InstanceMode};
@@ -74,6 +75,8 @@ pub struct Pool {
     pub(crate) spin: Duration,
     /// The seed every task's own seed derives from.
     pub(crate) seed: u64,
+    /// Where printed output goes when the caller does not take it.
+    pub(crate) output: OutputSink,
     /// Each worker's counters, for [`Pool::stats`].
     counters: Vec<Arc<WorkerCounters>>,
     /// The receiving end of `queue`, for a cluster's dispatcher.
@@ -97,6 +100,7 @@ pub(crate) struct StartPlan {
     pub sandbox: SandboxInfo,
     pub spin: Duration,
     pub seed: u64,
+    pub output: OutputSink,
 }
 
 /// The stack of a worker process's thread in the host, which only tends
@@ -135,7 +139,7 @@ impl Pool {
     }
 
     fn start(module: TaskModule, backend: Backend, plan: StartPlan) -> Result<Pool> {
-        let StartPlan { allocator, workers, mode, init, chunk_size, sandbox, spin, seed } = plan;
+        let StartPlan { allocator, workers, mode, init, chunk_size, sandbox, spin, seed, output } = plan;
         let (queue, jobs) = unbounded::<Job>();
         let kind = match backend {
             Backend::Threads { .. } => WorkerKind::Threads,
@@ -155,6 +159,7 @@ impl Pool {
             sandbox,
             spin,
             seed,
+            output,
             counters: Vec::with_capacity(workers),
             jobs,
             engine_hash: 0,

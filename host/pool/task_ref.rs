@@ -186,7 +186,7 @@ impl<'pool> TaskRef<'pool> {
         };
         let sent = self.pool.queue().is_some_and(|queue| queue.send(job).is_ok());
         let slot = if sent { slot } else { closed_slot() };
-        Ok(TaskHandle::new(slot, self.target.name.as_str().into(), cancel, self.pool.spin))
+        Ok(TaskHandle::new(slot, self.target.name.as_str().into(), cancel, self.pool.spin, self.pool.output.clone()))
     }
 
     /// Runs the task on every input; results in input order. The first
@@ -337,7 +337,8 @@ impl<'pool> TaskRef<'pool> {
         let chunk = self.chunk_size.resolve(inputs.size_hint(), workers);
         let queue = self.pool.queue().cloned().ok_or_else(|| self.error(0, TaskFailure::PoolClosed))?;
         let window = workers * CHUNKS_IN_FLIGHT_PER_WORKER;
-        Ok(Dispatch::new(queue, self.target.clone(), inputs, encode, chunk, window, self.limits, self.pool.spin))
+        Ok(Dispatch::new(queue, self.target.clone(), inputs, encode, chunk, window, self.limits, self.pool.spin)
+            .with_output(self.pool.output.clone()))
     }
 
     /// Refuses limits the pool cannot enforce, rather than ignoring them.

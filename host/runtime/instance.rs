@@ -9,7 +9,7 @@ use crate::runtime::outbox::{Outbox, Sent};
 use crate::sandbox::interrupt::{Interrupted, RunLimits, TickGuard, Ticker, Watch};
 use crate::sandbox::limiter::GuestLimiter;
 use crate::sandbox::limits::Limits;
-use crate::sandbox::wasi::{self, TaskOutput, TaskWasi, WasiConfig};
+use crate::sandbox::wasi::{self, TaskOutput, TaskWasi, WasiConfig, WasiHost};
 use crate::seed::TaskRandom;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -69,6 +69,20 @@ pub(crate) struct HostState {
     random: TaskRandom,
     /// Where the running task's messages go, if anyone listens.
     outbox: Option<Box<dyn Outbox>>,
+}
+
+impl WasiHost for HostState {
+    fn wasi(&mut self) -> &mut TaskWasi {
+        self.wasi.as_mut().expect("every store of a WASI pool has a WASI context")
+    }
+
+    fn random(&mut self) -> &mut TaskRandom {
+        &mut self.random
+    }
+
+    fn watch(&self) -> &Watch {
+        &self.watch
+    }
 }
 
 struct ReportedPanic {
@@ -145,15 +159,7 @@ impl Instantiator {
             .map_err(|e| format!("{e:#}"))?;
         linker.func_wrap(abi::HOST_MODULE, abi::PROGRESS_IMPORT, report_progress).map_err(|e| format!("{e:#}"))?;
         if let Some(wasi) = &config.wasi {
-            wasi::add_to_linker(
-                &mut linker,
-                wasi,
-                |state: &mut HostState| {
-                    &mut state.wasi.as_mut().expect("every store of a WASI pool has a WASI context").ctx
-                },
-                |state: &mut HostState| &mut state.random,
-            )
-            .map_err(|e| format!("{e:#}"))?;
+            wasi::add_to_linker(&mut linker, wasi).map_err(|e| format!("{e:#}"))?;
         }
         let pre = linker.instantiate_pre(module).map_err(|e| format!("{e:#}"))?;
         let image = config.reset.as_ref().map(|plan| Arc::new(InitialImage::new(plan)));
@@ -519,16 +525,23 @@ fn classify(
         }
         _ => {}
     }
-    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
-        return TaskFailure::Failed(format!("the task called exit({})", exit.0));
-    }
-    if let Some(panic) = panic {
-        return TaskFailure::Panic { message: panic.message, location: panic.location };
-    }
-    if let Some(limit) = refusal {
+    let failure = if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        TaskFailure::Failed(format!("the task called exit({})", exit.0))
+    } else if let Some(panic) = panic {
+        TaskFailure::Panic { message: panic.message, location: panic.location }
+    } else if let Some(limit) = refusal {
         return TaskFailure::Limit(limit);
+    } else if error.is::<Trap>() {
+        trap_failure(error)
+    } else {
+        otherwise(error)
+    };
+    // A task refused a clock fails on the refusal, as Rust's `std` panics
+    // on it: the capability is the cause worth naming.
+    match store.data().wasi.as_ref().and_then(TaskWasi::refused) {
+        Some(capability) => TaskFailure::NotGranted { capability, failure: Box::new(failure) },
+        None => failure,
     }
-    if error.is::<Trap>() { trap_failure(error) } else { otherwise(error) }
 }
 
 /// Whether an out-of-bounds access happened because the stack the guest

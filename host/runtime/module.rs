@@ -80,6 +80,9 @@ pub(crate) struct TaskModule {
     pub stack_pointer: Option<u32>,
     /// What the module's load-time code may do (see [`LoadCode`]).
     pub load_code: LoadCode,
+    /// Whether it imports WASI (a `wasm32-wasip1` build): its pool then
+    /// runs it with WASI, granting only what the builder grants.
+    pub wasi: bool,
     /// The bytes compiled: the module's own, rewritten so that every NaN
     /// that can be observed is canonical ([`crate::runtime::canonical_nans`]) and
     /// its mutable globals exported for resets ([`crate::runtime::fresh_state`]).
@@ -105,8 +108,6 @@ pub(crate) struct LoadCode {
 pub(crate) struct ModuleRules {
     pub compile: CompileLimits,
     pub limits: Limits,
-    /// Whether WASI imports are allowed.
-    pub wasi: bool,
     /// Whether every NaN a task can observe must have the same bits on
     /// every CPU (the module is then rewritten before compiling).
     pub canonicalize_nans: bool,
@@ -171,7 +172,7 @@ impl TaskModule {
             Err(e) => (prepared, Err(e)),
         };
         let module = module.map_err(|e| invalid(ModuleError::Compile(format!("{e:#}"))))?;
-        check_imports(&module, rules.wasi).map_err(invalid)?;
+        let wasi = check_imports(&module).map_err(invalid)?;
         check_fixed_exports(&module).map_err(invalid)?;
         let Sections { mut tasks, stack_pointer, load_code } = read_sections(bytes).map_err(invalid)?;
         let task_type = [ValType::I32, ValType::I32];
@@ -186,7 +187,7 @@ impl TaskModule {
         }
         // `decode_manifest` refused repeated names, so every name is one entry.
         let by_name = tasks.iter().enumerate().map(|(i, task)| (task.name.clone(), i)).collect();
-        Ok(TaskModule { module, tasks, by_name, origin, stack_pointer, load_code, code, reset })
+        Ok(TaskModule { module, tasks, by_name, origin, stack_pointer, load_code, wasi, code, reset })
     }
 
     /// The task called `name`, or the error listing those that exist.
@@ -225,11 +226,13 @@ fn canonical_code(bytes: &[u8], origin: &str) -> Result<(Vec<u8>, bool), ModuleE
 
 /// The only imports a module may have are the SDK's host functions (the
 /// panic reporter, the task seed, send and progress, with their exact
-/// signatures), and WASI
-/// where the pool enables it (its linker checks the WASI signatures).
-fn check_imports(module: &Module, wasi: bool) -> Result<(), ModuleError> {
+/// signatures), and WASI preview 1's functions (the linker checks their
+/// signatures). Says whether it imports WASI.
+fn check_imports(module: &Module) -> Result<bool, ModuleError> {
+    let mut wasi = false;
     for import in module.imports() {
-        if wasi && import.module() == WASI_MODULE && matches!(import.ty(), ExternType::Func(_)) {
+        if import.module() == WASI_MODULE && matches!(import.ty(), ExternType::Func(_)) {
+            wasi = true;
             continue;
         }
         let allowed = import.module() == abi::HOST_MODULE
@@ -258,7 +261,7 @@ fn check_imports(module: &Module, wasi: bool) -> Result<(), ModuleError> {
             });
         }
     }
-    Ok(())
+    Ok(wasi)
 }
 
 fn check_fixed_exports(module: &Module) -> Result<(), ModuleError> {

@@ -9,13 +9,16 @@
 //! - `limiter`: memory and table growth, refused with a typed error;
 //! - `interrupt`: stopping a running task at its deadline or on
 //!   cancellation (epoch checks in thread workers);
-//! - [`wasi`]: the opt-in WASI capabilities and captured output.
+//! - [`wasi`]: the WASI capabilities and captured output;
+//! - [`output`]: where captured output goes when the caller does not take it.
 
 pub(crate) mod compile_limits;
 pub(crate) mod interrupt;
 pub(crate) mod limiter;
 pub(crate) mod limits;
+pub(crate) mod output;
 pub(crate) mod wasi;
 
 pub use limits::CompileLimits;
+pub use output::{OutputFn, OutputSink};
 pub use wasi::{TaskOutput, WasiConfig};

@@ -9,7 +9,12 @@
 //!   [`TaskRef::call_captured`](crate::TaskRef::call_captured);
 //! - stdin is empty; there are no arguments, no environment variables, no
 //!   preopened directories and no sockets, unless granted one by one;
-//! - the clocks answer `ENOTCAPABLE` (76) unless granted;
+//! - the clocks answer `ENOTCAPABLE` (76) unless granted, and so does
+//!   sleeping (`poll_oneoff` on a clock), which needs the monotonic clock;
+//!   a task that then fails is reported as
+//!   [`TaskFailure::NotGranted`](crate::TaskFailure::NotGranted), naming
+//!   the capability and how to grant it; a granted sleep still ends at the
+//!   task's deadline;
 //! - `random_get` gives the task's own seeded stream (see [`crate::seed`]),
 //!   not the host's entropy, so seeded results repeat; `HashMap`'s hash
 //!   keys come from it too.
@@ -17,7 +22,8 @@
 //! The implementation is wasmtime's own (`wasmtime-wasi`); wasmpool only
 //! decides what each task is given.
 
-use crate::error::LimitExceeded;
+use crate::error::{Capability, LimitExceeded};
+use crate::sandbox::interrupt::Watch;
 use crate::seed::TaskRandom;
 use crate::text::EscapedText;
 use bytes::Bytes;
@@ -26,7 +32,7 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use wasmtime::{Caller, Linker};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -42,6 +48,8 @@ const ERRNO_NOTCAPABLE: i32 = 76;
 const ERRNO_INVAL: i32 = 28;
 /// WASI errno: "bad address".
 const ERRNO_FAULT: i32 = 21;
+/// WASI errno: "not supported".
+const ERRNO_NOTSUP: i32 = 58;
 
 /// What a WASI task may use beyond computing; nothing by default.
 ///
@@ -133,7 +141,7 @@ impl WasiConfig {
                 .preopened_dir(&dir.host, &dir.guest, perms)
                 .map_err(|e| format!("cannot open WASI folder {}: {e:#}", dir.host.display()))?;
         }
-        Ok(TaskWasi { ctx: builder.build_p1(), stdout, stderr })
+        Ok(TaskWasi { ctx: builder.build_p1(), stdout, stderr, refused: None })
     }
 }
 
@@ -142,13 +150,26 @@ pub(crate) struct TaskWasi {
     pub ctx: WasiP1Ctx,
     stdout: CapturedPipe,
     stderr: CapturedPipe,
+    /// The first capability the task asked for and was refused.
+    refused: Option<Capability>,
 }
 
 impl TaskWasi {
     /// What the task wrote since the last call, leaving the pipes empty
-    /// (and forgetting any overflow).
+    /// (and forgetting any overflow and refusal).
     pub(crate) fn take_output(&mut self) -> TaskOutput {
+        self.refused = None;
         TaskOutput { stdout: self.stdout.take(), stderr: self.stderr.take() }
+    }
+
+    /// The first capability the running task was refused, if any.
+    pub(crate) fn refused(&self) -> Option<Capability> {
+        self.refused
+    }
+
+    fn refuse(&mut self, capability: Capability) -> i32 {
+        self.refused.get_or_insert(capability);
+        ERRNO_NOTCAPABLE
     }
 
     /// The output limit a write ran into, if one did.
@@ -190,23 +211,54 @@ impl TaskOutput {
         EscapedText(&self.stderr_text()).to_string()
     }
 
+    /// Every line written, stdout's then stderr's, each as `[label] text`
+    /// (`[label stderr] text` for stderr) and escaped for a terminal as
+    /// [`stdout_for_terminal`](Self::stdout_for_terminal) is, tabs
+    /// included; a last line without its line break gets one. `label` is
+    /// written as given.
+    ///
+    /// ```
+    /// let output = wasmpool::TaskOutput { stdout: b"hi\n".to_vec(), stderr: b"oops".to_vec() };
+    /// assert_eq!(output.marked_lines("square #3"), "[square #3] hi\n[square #3 stderr] oops\n");
+    /// ```
+    pub fn marked_lines(&self, label: &str) -> String {
+        let mut text = String::new();
+        for (bytes, stream) in [(&self.stdout, ""), (&self.stderr, " stderr")] {
+            if bytes.is_empty() {
+                continue;
+            }
+            let lossy = String::from_utf8_lossy(bytes);
+            for line in lossy.strip_suffix('\n').unwrap_or(&lossy).split('\n') {
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                text.push_str(&format!("[{label}{stream}] {}\n", crate::text::EscapedLine(line)));
+            }
+        }
+        text
+    }
+
     /// Whether the task wrote nothing.
     pub fn is_empty(&self) -> bool {
         self.stdout.is_empty() && self.stderr.is_empty()
     }
 }
 
-/// Links WASI into `linker`, with the clocks answering as `config` grants
-/// and `random_get` drawing from the task's seeded stream.
-pub(crate) fn add_to_linker<T: Send + 'static>(
-    linker: &mut Linker<T>,
-    config: &WasiConfig,
-    wasi: impl Fn(&mut T) -> &mut WasiP1Ctx + Copy + Send + Sync + 'static,
-    random: impl Fn(&mut T) -> &mut TaskRandom + Copy + Send + Sync + 'static,
-) -> wasmtime::Result<()> {
-    wasmtime_wasi::p1::add_to_linker_sync(linker, wasi)?;
-    // The clocks are replaced by ones that refuse what was not granted, and
-    // the random source by the task's own stream.
+/// What the WASI functions need of a store's state.
+pub(crate) trait WasiHost: Send + 'static {
+    /// The task's WASI context. Every store of a WASI pool has one.
+    fn wasi(&mut self) -> &mut TaskWasi;
+    /// The task's seeded random stream.
+    fn random(&mut self) -> &mut TaskRandom;
+    /// The task's deadline and cancel flag, which end a granted sleep.
+    fn watch(&self) -> &Watch;
+}
+
+/// Links WASI into `linker`, with the clocks (and sleeping) answering as
+/// `config` grants and `random_get` drawing from the task's seeded stream.
+pub(crate) fn add_to_linker<T: WasiHost>(linker: &mut Linker<T>, config: &WasiConfig) -> wasmtime::Result<()> {
+    wasmtime_wasi::p1::add_to_linker_sync(linker, |state: &mut T| &mut state.wasi().ctx)?;
+    // The clocks are replaced by ones that refuse what was not granted,
+    // sleeping by one that also ends at the deadline, and the random
+    // source by the task's own stream.
     linker.allow_shadowing(true);
     linker.func_wrap(WASI_MODULE, "random_get", move |mut caller: Caller<'_, T>, buf: i32, len: i32| -> i32 {
         let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else {
@@ -216,54 +268,182 @@ pub(crate) fn add_to_linker<T: Send + 'static>(
         let (start, len) = (buf as u32 as usize, len as u32 as usize);
         match start.checked_add(len).and_then(|end| data.get_mut(start..end)) {
             Some(dest) => {
-                random(state).fill(dest);
+                state.random().fill(dest);
                 0
             }
             None => ERRNO_FAULT,
         }
     })?;
-    let (wall, monotonic) = (config.wall_clock, config.monotonic_clock);
-    let start = Instant::now();
+    let clocks = Clocks { wall: config.wall_clock, monotonic: config.monotonic_clock, start: Instant::now() };
     linker.func_wrap(
         WASI_MODULE,
         "clock_time_get",
         move |mut caller: Caller<'_, T>, id: i32, _precision: i64, out: i32| -> i32 {
-            let nanos = match clock_id(id) {
-                Some(Clock::Wall) if wall => {
-                    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
-                }
-                Some(Clock::Monotonic) if monotonic => start.elapsed().as_nanos() as u64,
-                Some(_) => return ERRNO_NOTCAPABLE,
-                None => return ERRNO_INVAL,
+            let nanos = match clocks.read(id) {
+                Ok(nanos) => nanos,
+                Err(Refusal::NotGranted(capability)) => return caller.data_mut().wasi().refuse(capability),
+                Err(Refusal::Errno(errno)) => return errno,
             };
             write_u64(&mut caller, out, nanos)
         },
     )?;
     linker.func_wrap(WASI_MODULE, "clock_res_get", move |mut caller: Caller<'_, T>, id: i32, out: i32| -> i32 {
-        match clock_id(id) {
-            Some(Clock::Wall) if wall => write_u64(&mut caller, out, 1_000),
-            Some(Clock::Monotonic) if monotonic => write_u64(&mut caller, out, 1),
-            Some(_) => ERRNO_NOTCAPABLE,
-            None => ERRNO_INVAL,
+        match clocks.read(id) {
+            Ok(_) if id == 0 => write_u64(&mut caller, out, 1_000),
+            Ok(_) => write_u64(&mut caller, out, 1),
+            Err(Refusal::NotGranted(capability)) => caller.data_mut().wasi().refuse(capability),
+            Err(Refusal::Errno(errno)) => errno,
         }
     })?;
+    linker.func_wrap(
+        WASI_MODULE,
+        "poll_oneoff",
+        move |mut caller: Caller<'_, T>, subs: i32, events: i32, count: i32, written: i32| -> wasmtime::Result<i32> {
+            poll_oneoff(&mut caller, clocks, [subs, events, count, written].map(|v| v as u32 as usize))
+        },
+    )?;
     linker.allow_shadowing(false);
     Ok(())
 }
 
-enum Clock {
-    Wall,
-    Monotonic,
-    /// Process and thread CPU time: never granted.
-    CpuTime,
+/// The clocks a pool grants, and the start of its monotonic time.
+#[derive(Clone, Copy)]
+struct Clocks {
+    wall: bool,
+    monotonic: bool,
+    start: Instant,
 }
 
-fn clock_id(id: i32) -> Option<Clock> {
-    match id {
-        0 => Some(Clock::Wall),
-        1 => Some(Clock::Monotonic),
-        2 | 3 => Some(Clock::CpuTime),
-        _ => None,
+/// Why a clock was not read.
+enum Refusal {
+    /// The pool does not grant it.
+    NotGranted(Capability),
+    /// Any other WASI errno (an unknown clock, the CPU-time clocks).
+    Errno(i32),
+}
+
+impl Clocks {
+    /// The time on clock `id`, in nanoseconds.
+    fn read(&self, id: i32) -> Result<u64, Refusal> {
+        match id {
+            CLOCK_REALTIME if self.wall => {
+                Ok(SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64))
+            }
+            CLOCK_REALTIME => Err(Refusal::NotGranted(Capability::WallClock)),
+            CLOCK_MONOTONIC if self.monotonic => Ok(self.start.elapsed().as_nanos() as u64),
+            CLOCK_MONOTONIC => Err(Refusal::NotGranted(Capability::MonotonicClock)),
+            // Process and thread CPU time: never granted.
+            2 | 3 => Err(Refusal::Errno(ERRNO_NOTCAPABLE)),
+            _ => Err(Refusal::Errno(ERRNO_INVAL)),
+        }
+    }
+
+    /// When a clock subscription fires, as an instant of the host's
+    /// monotonic clock: `timeout` nanoseconds from now, or at `timeout` on
+    /// clock `id` if `absolute`.
+    fn wake_at(&self, id: i32, timeout: u64, absolute: bool) -> Result<Instant, Refusal> {
+        let now = Instant::now();
+        if !absolute {
+            return match id {
+                CLOCK_REALTIME | CLOCK_MONOTONIC if self.monotonic => Ok(later(now, timeout)),
+                CLOCK_REALTIME | CLOCK_MONOTONIC => Err(Refusal::NotGranted(Capability::Sleep)),
+                _ => self.read(id).map(|_| now),
+            };
+        }
+        let current = match self.read(id) {
+            Ok(current) => current,
+            Err(Refusal::NotGranted(_)) => return Err(Refusal::NotGranted(Capability::Sleep)),
+            Err(other) => return Err(other),
+        };
+        Ok(later(now, timeout.saturating_sub(current)))
+    }
+}
+
+/// WASI's clock ids.
+const CLOCK_REALTIME: i32 = 0;
+const CLOCK_MONOTONIC: i32 = 1;
+
+/// `nanos` after `now`, or far enough in the future for any deadline.
+fn later(now: Instant, nanos: u64) -> Instant {
+    now.checked_add(Duration::from_nanos(nanos)).unwrap_or_else(|| now + Duration::from_secs(u32::MAX.into()))
+}
+
+/// The size of a WASI `subscription` and of an `event`.
+const SUBSCRIPTION_LEN: usize = 48;
+const EVENT_LEN: usize = 32;
+
+/// The longest a sleeping task goes without looking at its deadline and
+/// cancel flag.
+const SLEEP_SLICE: Duration = Duration::from_millis(5);
+
+/// WASI's `poll_oneoff` for clock subscriptions: sleeps until the first
+/// one fires (in slices, ending early at the task's deadline or when it is
+/// cancelled) and reports every one that has. A clock the pool does not
+/// grant is refused; waiting on files is not supported (tasks have no
+/// sockets or pipes to wait on).
+fn poll_oneoff<T: WasiHost>(
+    caller: &mut Caller<'_, T>,
+    clocks: Clocks,
+    [subs, events, count, written]: [usize; 4],
+) -> wasmtime::Result<i32> {
+    let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else { return Ok(ERRNO_FAULT) };
+    if count == 0 {
+        return Ok(ERRNO_INVAL);
+    }
+    let Some(bytes) = count
+        .checked_mul(SUBSCRIPTION_LEN)
+        .and_then(|len| subs.checked_add(len))
+        .and_then(|end| memory.data(&*caller).get(subs..end))
+    else {
+        return Ok(ERRNO_FAULT);
+    };
+    let mut wakes = Vec::with_capacity(count);
+    for sub in bytes.chunks_exact(SUBSCRIPTION_LEN) {
+        let field = |at: usize, len: usize| sub[at..at + len].iter().rev().fold(0u64, |v, &b| v << 8 | u64::from(b));
+        if sub[8] != 0 {
+            return Ok(ERRNO_NOTSUP); // fd_read or fd_write
+        }
+        let (userdata, id, timeout, flags) = (field(0, 8), field(16, 4) as i32, field(24, 8), field(40, 2));
+        match clocks.wake_at(id, timeout, flags & 1 == 1) {
+            Ok(at) => wakes.push((userdata, at)),
+            Err(Refusal::NotGranted(capability)) => return Ok(caller.data_mut().wasi().refuse(capability)),
+            Err(Refusal::Errno(errno)) => return Ok(errno),
+        }
+    }
+    let first = wakes.iter().map(|&(_, at)| at).min().unwrap_or_else(Instant::now);
+    loop {
+        if let Some(why) = caller.data().watch().check() {
+            return Err(wasmtime::Error::new(why));
+        }
+        let now = Instant::now();
+        if now >= first {
+            break;
+        }
+        std::thread::sleep((first - now).min(SLEEP_SLICE));
+    }
+    let now = Instant::now();
+    let mut fired = 0usize;
+    for (userdata, at) in wakes {
+        if at > now {
+            continue;
+        }
+        let mut event = [0u8; EVENT_LEN];
+        event[..8].copy_from_slice(&userdata.to_le_bytes()); // error 0, type 0 (clock)
+        let at = events + fired * EVENT_LEN;
+        if memory.write(&mut *caller, at, &event).is_err() {
+            return Ok(ERRNO_FAULT);
+        }
+        fired += 1;
+    }
+    Ok(write_u32(caller, written, fired as u32))
+}
+
+/// Stores `value` at guest address `at`; a WASI errno.
+fn write_u32<T>(caller: &mut Caller<'_, T>, at: usize, value: u32) -> i32 {
+    let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else { return ERRNO_FAULT };
+    match memory.write(caller, at, &value.to_le_bytes()) {
+        Ok(()) => 0,
+        Err(_) => ERRNO_FAULT,
     }
 }
 

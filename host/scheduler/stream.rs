@@ -9,6 +9,7 @@ use super::chunking::CHUNK_BYTE_BUDGET;
 use crate::decode::decode_result;
 use crate::error::{TaskError, TaskFailure};
 use crate::runtime::instance::Outcome;
+use crate::sandbox::output::OutputSink;
 use crate::spin::spin_for;
 use crate::worker::jobs::{CallLimits, ChunkResult, Item, Job, ReplyTo, TaskTarget};
 use crossbeam_channel::{Receiver, Sender, unbounded};
@@ -47,6 +48,8 @@ pub(crate) struct Dispatch<I: Iterator> {
     limits: CallLimits,
     /// How long to check for a finished chunk before sleeping.
     spin: Duration,
+    /// Where the output of each task goes as its result is decoded.
+    output: OutputSink,
     /// Whether the last wait for a chunk was shorter than `spin`: only then
     /// is spinning for the next one likely to pay (see `next_chunk`).
     short_waits: bool,
@@ -81,8 +84,15 @@ impl<I: Iterator> Dispatch<I> {
             cancelled: Arc::new(AtomicBool::new(false)),
             limits,
             spin,
+            output: OutputSink::Discard,
             short_waits: true,
         }
+    }
+
+    /// Hands each task's printed output to `sink` as its result is decoded.
+    pub(crate) fn with_output(mut self, sink: OutputSink) -> Self {
+        self.output = sink;
+        self
     }
 
     /// Takes each input's index from the input itself (its seed derives
@@ -158,7 +168,10 @@ impl<I: Iterator> Dispatch<I> {
         TaskError { task: self.task.name.clone(), index, failure }
     }
 
+    /// The result of the input at `index`, its printed output handed to
+    /// the map's sink.
     pub(crate) fn decode<R>(&self, index: usize, outcome: Outcome, decode: Decoder<R>) -> Result<R, TaskError> {
+        self.output.deliver(&self.task.name, index, &outcome.output);
         outcome.result.and_then(|bytes| decode(&bytes)).map_err(|f| self.task_error(index, f))
     }
 

@@ -8,14 +8,14 @@ use serde::Serialize;
 use wasmpool::{Error, ModuleError, Pool, TaskFailure};
 
 #[test]
-fn an_unknown_task_lists_the_tasks_that_exist() {
+fn an_unknown_task_suggests_the_closest_names_then_lists_the_tasks_that_exist() {
     let pool = demo_pool(1);
     match pool.call::<_, f64>("sqr", 2.0f64).unwrap_err() {
         Error::NoSuchTask { task, available } => {
             assert_eq!(task, "sqr");
             assert!(available.contains(&"sqrt".to_string()), "{available:?}");
             let message = Error::NoSuchTask { task, available }.to_string();
-            assert!(message.contains("no task `sqr`; the module has: "), "{message}");
+            assert!(message.starts_with("no task `sqr`; did you mean `sqrt`? the module has: add, "), "{message}");
         }
         other => panic!("unexpected: {other}"),
     }
