@@ -32,7 +32,7 @@ pub fn new(args: &NewArgs) -> Result<()> {
     }
     eprintln!(
         "Created the task crate `{}` in {}. Build and run its sample task with:\n\n    cd {}\n    cargo build --release \
-         --target wasm32-unknown-unknown\n    seq 1 10 | wasmpool run target/wasm32-unknown-unknown/release/{file}.wasm square\n",
+         --target wasm32-wasip1\n    seq 1 10 | wasmpool run target/wasm32-wasip1/release/{file}.wasm square\n",
         args.name,
         dir.display(),
         dir.display()
@@ -102,7 +102,15 @@ mod tests {
         assert!(manifest.contains("name = \"my-tasks\"") && manifest.contains("cdylib"), "{manifest}");
         let readme = std::fs::read_to_string(path.join("README.md")).unwrap();
         assert!(readme.contains("release/my_tasks.wasm square"), "{readme}");
-        assert!(std::fs::read_to_string(path.join("src/lib.rs")).unwrap().contains("#[task]"));
+        assert!(readme.contains("--target wasm32-wasip1"), "{readme}");
+        let lib = std::fs::read_to_string(path.join("src/lib.rs")).unwrap();
+        assert!(lib.contains("#[task]") && lib.contains("println!"));
+        // Nothing for the student to fill in or follow nowhere.
+        for text in [&manifest, &readme, &lib] {
+            for placeholder in ["http", "TODO", "example.com", "your-name"] {
+                assert!(!text.contains(placeholder), "`{placeholder}` in:\n{text}");
+            }
+        }
         let again = new(&NewArgs { name: "my-tasks".into(), path: Some(path), sdk_path: None });
         assert!(again.unwrap_err().to_string().contains("already exists"));
     }

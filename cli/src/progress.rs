@@ -158,7 +158,7 @@ mod tests {
         };
         assert_eq!(
             report.summary(),
-            "wasmpool: 1000 lines, 2 failed, 1 retries, 2.00 s wall (500 lines/s), seed 42\n\
+            "wasmpool: 1000 lines, 2 failed, 1 retries, 2.00 s wall (500 lines/s), --seed 42\n\
              wasmpool: workers busy: #0 95%, #1 50%"
         );
     }

@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn printed_output_joins_the_record_when_asked() {
         let out = TaskOutput { stdout: b"hi \"you\"\n\x1b[2J".to_vec(), stderr: vec![0xff] };
-        let fields = r#""stdout":"hi \"you\"\n\u001b[2J","stderr":"\ufffd""#;
+        let fields = "\"stdout\":\"hi \\\"you\\\"\\n\\u001b[2J\",\"stderr\":\"\u{fffd}\"";
         assert_eq!(result_line(3, "9", false, Some(&out)), format!(r#"{{"result":9,{fields}}}"#));
         assert_eq!(result_line(3, "9", true, Some(&out)), format!(r#"{{"line":3,"result":9,{fields}}}"#));
         let error = error_line(&failed_line(), false, Some(&out));

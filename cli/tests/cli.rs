@@ -283,7 +283,7 @@ fn what_cannot_run_exits_with_2_and_says_why() {
 
     let unknown = run_with_stdin(&["run", MODULE, "sqr"], b"1\n");
     assert_eq!(unknown.status.code(), Some(2));
-    assert!(stderr(&unknown).contains("no task `sqr`; the module has:"), "{}", stderr(&unknown));
+    assert!(stderr(&unknown).contains("no task `sqr`; did you mean `sqrt`? the module has:"), "{}", stderr(&unknown));
 
     let not_wasm = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(not_wasm.path(), "hello").unwrap();
@@ -349,7 +349,7 @@ fn cargo_runs() -> bool {
 }
 
 #[test]
-fn new_makes_a_crate_that_builds_and_runs() {
+fn new_makes_a_crate_where_print_rand_uuid_and_clocks_behave() {
     if !cargo_runs() {
         eprintln!("skipped: cargo cannot run here (cross-built tests)");
         return;
@@ -357,15 +357,27 @@ fn new_makes_a_crate_that_builds_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let out = wasmpool().current_dir(dir.path()).args(["new", "my_tasks"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("cargo build --release --target wasm32-unknown-unknown"));
+    assert!(stderr(&out).contains("cargo build --release --target wasm32-wasip1"));
     let crate_dir = dir.path().join("my_tasks");
+
+    // What a student adds: two crates of the registry, and tasks that
+    // print, draw random numbers and read the clock.
+    let manifest = crate_dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "[profile.release]",
+        "rand = \"0.9\"\nuuid = { version = \"1\", features = [\"v4\"] }\n\n[profile.release]",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let mut lib = std::fs::OpenOptions::new().append(true).open(crate_dir.join("src/lib.rs")).unwrap();
+    lib.write_all(STUDENT_TASKS.as_bytes()).unwrap();
+    drop(lib);
 
     // The README's build command, in a target folder kept between runs.
     let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("new-crate-target");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let build = Command::new(&cargo)
         .current_dir(&crate_dir)
-        .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+        .args(["build", "--release", "--target", "wasm32-wasip1"])
         .env("CARGO_TARGET_DIR", &target_dir)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
@@ -373,20 +385,122 @@ fn new_makes_a_crate_that_builds_and_runs() {
         .output()
         .unwrap();
     assert!(build.status.success(), "{}", stderr(&build));
-    let module = target_dir.join("wasm32-unknown-unknown/release/my_tasks.wasm");
+    let module = target_dir.join("wasm32-wasip1/release/my_tasks.wasm");
+    let module = module.to_str().unwrap();
 
-    let out = run_with_stdin(&["run", module.to_str().unwrap(), "square", "--quiet"], b"3\n1.5\n");
+    // The template's own tasks.
+    let out = run_with_stdin(&["run", module, "square", "--quiet"], b"3\n1.5\n");
     assert_eq!(stdout_lines(&out), ["9.0", "2.25"], "{}", stderr(&out));
     let out = run_with_stdin(
-        &["run", module.to_str().unwrap(), "summarise", "--on-error", "continue"],
+        &["run", module, "summarise", "--on-error", "continue"],
         b"[\"Ada\", [7, 9, 8]]\n[\"Bob\", []]\n",
     );
     let lines = stdout_lines(&out);
     assert_eq!(lines[0], r#"{"name":"Ada","best":9,"mean":8.0}"#);
     assert!(lines[1].contains("Bob has no scores"), "{}", lines[1]);
-    let listed = wasmpool().args(["list", module.to_str().unwrap()]).output().unwrap();
+    let listed = wasmpool().args(["list", module]).output().unwrap();
     assert!(String::from_utf8_lossy(&listed.stdout).contains("summarise(name: String, scores: Vec<u32>)"));
+
+    // Printed lines appear on stderr with their input's line; rand's
+    // numbers repeat with the seed on 1 or 2 workers, threads or
+    // processes, and change with another seed.
+    let dice = |extra: &[&str]| {
+        let out = run_with_stdin(&[&["run", module, "dice", "-q"], extra].concat(), b"5\n5\n5\n5\n");
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        out
+    };
+    let one = dice(&["--seed", "5", "-w", "1"]);
+    let throws = stdout_lines(&one);
+    assert_eq!(throws.len(), 4);
+    for (line, result) in throws.iter().enumerate() {
+        let printed = format!("[line {}] threw 5 dice: {}", line + 1, result.replace(',', ", "));
+        assert!(stderr(&one).contains(&printed), "{printed} not in:\n{}", stderr(&one));
+    }
+    assert_ne!(throws[0], throws[1], "two lines threw the same dice");
+    assert_eq!(stdout_lines(&dice(&["--seed", "5", "-w", "2"])), throws);
+    assert_eq!(stdout_lines(&dice(&["--seed", "5", "-w", "2", "--processes"])), throws);
+    assert_ne!(stdout_lines(&dice(&["--seed", "6", "-w", "2"])), throws);
+
+    // Or in the records, when asked.
+    let records = stdout_lines(&dice(&["--seed", "5", "--printed", "records"]));
+    let first: serde_json::Value = serde_json::from_str(&records[0]).unwrap();
+    assert_eq!(first["result"].to_string(), throws[0]);
+    assert_eq!(first["stdout"], format!("threw 5 dice: {}\n", throws[0].replace(',', ", ")));
+
+    // uuid's v4 draws the task's stream too.
+    let tickets = |workers: &str| {
+        let out = run_with_stdin(&["run", module, "ticket", "-q", "--seed", "9", "-w", workers], b"\"Ada\"\n\"Bo\"\n");
+        assert!(stderr(&out).contains("[line 2 stderr] ticket for Bo"), "{}", stderr(&out));
+        stdout_lines(&out)
+    };
+    let issued = tickets("1");
+    assert!(issued[0].starts_with("\"Ada-") && issued[0].len() == "\"Ada-\"".len() + 36, "{}", issued[0]);
+    assert_eq!(issued[0].as_bytes()["\"Ada-".len() + 14], b'4', "a v4 UUID: {}", issued[0]);
+    assert_eq!(tickets("2"), issued);
+
+    // The clock is refused, naming the option that allows it, and allowed.
+    let refused = run_with_stdin(&["run", module, "unix_time", "-q"], b"null\n");
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr(&refused).contains("the wall clock") && stderr(&refused).contains("--allow-wall-clock"),
+        "{}",
+        stderr(&refused)
+    );
+    let allowed = run_with_stdin(&["run", module, "unix_time", "-q", "--allow-wall-clock"], b"null\n");
+    assert!(stdout_lines(&allowed)[0].parse::<u64>().unwrap() > 1_700_000_000, "{}", stderr(&allowed));
+
+    // A typo is answered with the closest name.
+    let typo = run_with_stdin(&["run", module, "dise"], b"5\n");
+    assert!(stderr(&typo).contains("did you mean `dice`?"), "{}", stderr(&typo));
+
+    // The library runs the same module with the same results for the same seed.
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = printed.clone();
+    let pool = wasmpool::Pool::builder()
+        .module_file(module)
+        .workers(2)
+        .seed(5)
+        .output_sink(wasmpool::OutputSink::call(move |_, index, output| {
+            log.lock().unwrap().push((index, output.stdout_text()));
+        }))
+        .build()
+        .unwrap();
+    let from_library: Vec<Vec<u8>> =
+        pool.task("dice").unwrap().map_each(vec![5u32; 4]).unwrap().into_iter().map(Result::unwrap).collect();
+    let as_json: Vec<String> = from_library.iter().map(|t| serde_json::to_string(t).unwrap()).collect();
+    assert_eq!(as_json, throws);
+    let printed = printed.lock().unwrap();
+    assert_eq!(printed.len(), 4);
+    assert_eq!(printed[3], (3, format!("threw 5 dice: {:?}\n", from_library[3])));
 }
+
+/// The tasks `new_makes_a_crate_where_print_rand_uuid_and_clocks_behave`
+/// adds to a new crate, as a student would.
+const STUDENT_TASKS: &str = r#"
+/// Throws `n` dice with `rand`, and says what came up.
+#[task]
+pub fn dice(n: u32) -> Vec<u8> {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    let throws: Vec<u8> = (0..n).map(|_| rng.random_range(1..=6)).collect();
+    println!("threw {n} dice: {throws:?}");
+    throws
+}
+
+/// A ticket for `name` with a random (v4) UUID.
+#[task]
+pub fn ticket(name: String) -> String {
+    eprintln!("ticket for {name}");
+    format!("{name}-{}", uuid::Uuid::new_v4())
+}
+
+/// Seconds since 1970, by the wall clock.
+#[task]
+pub fn unix_time() -> u64 {
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+"#;
 
 /// `wasmpool run MODULE random_walk` over `lines` lines into `output`, with
 /// `extra` arguments.
@@ -516,4 +630,42 @@ fn run_with_stdin_env(args: &[&str], stdin: &[u8], (key, value): (&str, &str)) -
         .unwrap();
     child.stdin.take().unwrap().write_all(stdin).unwrap();
     child.wait_with_output().unwrap()
+}
+
+#[test]
+fn wasi_tasks_get_only_what_the_options_allow() {
+    let module = guest_tasks::WASI_WASM_PATH;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("note.txt"), "from the host").unwrap();
+    let dir_arg = format!("{}::data", dir.path().display());
+    let env = |extra: &[&str]| {
+        stdout_lines(&run_with_stdin(&[&["run", module, "env_var", "-q"], extra].concat(), b"\"GREETING\"\n"))
+    };
+    assert_eq!(env(&[]), ["null"]);
+    assert_eq!(env(&["--allow-env", "GREETING=hi"]), ["\"hi\""]);
+    let read = |extra: &[&str]| {
+        let args = [&["run", module, "read_file", "-q", "--on-error", "continue"], extra].concat();
+        stdout_lines(&run_with_stdin(&args, b"\"data/note.txt\"\n"))
+    };
+    assert!(read(&[])[0].contains("\"error\""), "{:?}", read(&[]));
+    assert_eq!(read(&["--allow-dir", &dir_arg]), ["\"from the host\""]);
+    // Read-only unless allowed to write.
+    let write = |flag: &str| {
+        let args = ["run", module, "write_file", "-q", "--on-error", "continue", flag, &dir_arg];
+        stdout_lines(&run_with_stdin(&args, b"[\"data/out.txt\", \"42\"]\n"))
+    };
+    assert!(write("--allow-dir")[0].contains("\"error\""));
+    assert!(!dir.path().join("out.txt").exists());
+    assert_eq!(write("--allow-write-dir"), ["null"]);
+    assert_eq!(std::fs::read_to_string(dir.path().join("out.txt")).unwrap(), "42");
+    // Sleeping needs the monotonic clock; printed output can be dropped.
+    let nap = run_with_stdin(&["run", module, "nap", "-q"], b"1\n");
+    assert!(stderr(&nap).contains("--allow-monotonic-clock"), "{}", stderr(&nap));
+    let nap = run_with_stdin(&["run", module, "nap", "-q", "--allow-monotonic-clock", "--printed", "discard"], b"1\n");
+    assert_eq!(stdout_lines(&nap), ["1"]);
+    assert!(!stderr(&nap).contains("slept"), "{}", stderr(&nap));
+    let missing =
+        run_with_stdin(&["run", module, "env_var", "--allow-env", "WASMPOOL_SURELY_UNSET_VARIABLE"], b"\"x\"\n");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("WASMPOOL_SURELY_UNSET_VARIABLE is not set"), "{}", stderr(&missing));
 }
