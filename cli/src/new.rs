@@ -20,11 +20,14 @@ pub fn new(args: &NewArgs) -> Result<()> {
     }
     let sdk = sdk_dependency(args.sdk_path.as_deref())?;
     let file = args.name.replace('-', "_");
-    std::fs::create_dir_all(dir.join("src")).with_context(|| format!("cannot create {}", dir.display()))?;
+    for folder in ["src", ".cargo"] {
+        std::fs::create_dir_all(dir.join(folder)).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     for (path, text) in [
         ("Cargo.toml", format!(include_str!("../templates/Cargo.toml.tmpl"), name = args.name, sdk = sdk)),
         ("src/lib.rs", format!(include_str!("../templates/lib.rs.tmpl"), name = args.name)),
         ("README.md", format!(include_str!("../templates/README.md.tmpl"), name = args.name, file = file)),
+        (".cargo/config.toml", include_str!("../templates/cargo-config.toml.tmpl").to_owned()),
         (".gitignore", "/target\n".to_owned()),
     ] {
         let path = dir.join(path);

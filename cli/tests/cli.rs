@@ -472,6 +472,27 @@ fn new_makes_a_crate_where_print_rand_uuid_and_clocks_behave() {
     let printed = printed.lock().unwrap();
     assert_eq!(printed.len(), 4);
     assert_eq!(printed[3], (3, format!("threw 5 dice: {:?}\n", from_library[3])));
+
+    // Built for wasm32-unknown-unknown (the crate's .cargo/config.toml sets
+    // getrandom's source; uuid wants to be told to use getrandom there),
+    // rand and uuid draw the same numbers.
+    let text = std::fs::read_to_string(&manifest).unwrap().replace("[\"v4\"]", "[\"v4\", \"rng-getrandom\"]");
+    std::fs::write(&manifest, text).unwrap();
+    let build = Command::new(&cargo)
+        .current_dir(&crate_dir)
+        .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "{}", stderr(&build));
+    let unknown = target_dir.join("wasm32-unknown-unknown/release/my_tasks.wasm");
+    let out = run_with_stdin(&["run", unknown.to_str().unwrap(), "dice", "-q", "--seed", "5"], b"5\n5\n5\n5\n");
+    assert_eq!(stdout_lines(&out), throws, "{}", stderr(&out));
+    let out = run_with_stdin(&["run", unknown.to_str().unwrap(), "ticket", "-q", "--seed", "9"], b"\"Ada\"\n\"Bo\"\n");
+    assert_eq!(stdout_lines(&out), issued, "{}", stderr(&out));
 }
 
 /// The tasks `new_makes_a_crate_where_print_rand_uuid_and_clocks_behave`

@@ -31,6 +31,12 @@
 //! own seed (see [`random`]), so results repeat exactly with the same pool
 //! seed, whatever the number of workers or the order they ran in.
 //!
+//! System randomness: crates that ask the operating system for random
+//! bytes through `getrandom` (`rand::rng()`, uuid's v4, `HashMap` keys) get
+//! the task's seeded stream too, on `wasm32-wasip1` through WASI and on
+//! `wasm32-unknown-unknown` through the custom sources the SDK defines
+//! (feature `getrandom`, on by default; see `docs/guide-for-students.md`).
+//!
 //! JSON: with the `json` feature (on by default) every task also gets a
 //! JSON entry point, decoding its arguments and encoding its result with
 //! the task's own serde types, so JSON callers such as the `wasmpool`
@@ -56,6 +62,7 @@ pub mod json;
 mod panic_hook;
 pub mod random;
 mod runtime;
+mod system_random;
 
 pub use channel::{NobodyListens, Sender, progress};
 #[cfg(not(target_arch = "wasm32"))]

@@ -53,6 +53,7 @@ pub extern "C" fn alloc_args(len: usize) -> *mut u8 {
 pub unsafe fn run_task(args_ptr: *mut u8, args_len: usize, body: impl FnOnce(&[u8]) -> Outcome) -> *const u8 {
     crate::panic_hook::install();
     crate::random::start_task();
+    crate::system_random::start_task();
     let outcome = if args_len == 0 {
         body(&[])
     } else {

@@ -17,6 +17,8 @@ pub mod mandelbrot;
 pub mod math;
 pub mod monte_carlo;
 pub mod state;
+#[cfg(target_arch = "wasm32")]
+pub mod system_random;
 pub mod text;
 #[cfg(target_os = "wasi")]
 pub mod wasi;

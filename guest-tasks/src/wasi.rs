@@ -75,14 +75,3 @@ pub fn nap(ms: u64) -> u64 {
     println!("slept {ms} ms");
     ms
 }
-
-/// 16 bytes from each version of the `getrandom` crate (0.2, 0.3, 0.4), as
-/// crates such as `rand`, `uuid` and `ahash` draw them.
-#[task]
-pub fn getrandom_bytes() -> Result<Vec<[u8; 16]>, String> {
-    let (mut a, mut b, mut c) = ([0u8; 16], [0u8; 16], [0u8; 16]);
-    getrandom_02::getrandom(&mut a).map_err(|e| format!("getrandom 0.2: {e}"))?;
-    getrandom_03::fill(&mut b).map_err(|e| format!("getrandom 0.3: {e}"))?;
-    getrandom_04::fill(&mut c).map_err(|e| format!("getrandom 0.4: {e}"))?;
-    Ok(vec![a, b, c])
-}
