@@ -2,6 +2,7 @@
 
 use crate::common;
 
+#[cfg(unix)]
 use std::process::Command;
 use wasmpool::{Allocator, AllocatorKind, Pool, TaskFailure};
 

@@ -4,8 +4,12 @@
 use crate::common;
 
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+#[cfg(unix)]
+use std::process::Stdio;
+use std::time::Duration;
+#[cfg(unix)]
+use std::time::Instant;
 use wasmpool::{Error, InstanceMode, Pool, PoolBuilder, ProcessConfig, TaskFailure, WorkerKind};
 
 fn processes(workers: usize) -> PoolBuilder {
@@ -60,10 +64,12 @@ fn per_worker_state_lives_in_the_worker_process() {
     assert_eq!(counts, vec![11, 12, 13]);
 }
 
+#[cfg(unix)]
 fn kill_9(pid: u32) {
-    let _ = Command::new("kill").args(["-9", &pid.to_string()]).stderr(std::process::Stdio::null()).status();
+    let _ = Command::new("kill").args(["-9", &pid.to_string()]).stderr(Stdio::null()).status();
 }
 
+#[cfg(unix)]
 fn process_exists(pid: u32) -> bool {
     Command::new("kill").args(["-0", &pid.to_string()]).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
 }
@@ -224,6 +230,7 @@ fn a_killed_host_leaves_no_worker_process() {
 
 /// A process that has exited but whose parent (here: the killed host, now
 /// reparented to init) has not reaped it yet counts as gone.
+#[cfg(unix)]
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|stat| stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')))

@@ -6,7 +6,9 @@
 
 use super::{assemble, harmless};
 use std::path::{Path, PathBuf};
-use wasmpool::{Pool, PoolBuilder, ProcessConfig, WorkerKind};
+#[cfg(unix)]
+use wasmpool::ProcessConfig;
+use wasmpool::{Pool, PoolBuilder, WorkerKind};
 
 /// The same prelude as the harmless module, but `ok` answers 7.
 fn impostor() -> Vec<u8> {
