@@ -92,6 +92,7 @@ pub mod __internal {
     pub use crate::cluster::wire::decode_messages_for_fuzzing;
     pub use crate::runtime::canonical_nans::rewrite_for_fuzzing;
     pub use crate::runtime::fresh_state::prepare_for_fuzzing;
+    pub use crate::sandbox::wasi::decode_subscriptions_for_fuzzing;
     pub use crate::transport::decode_frames_for_fuzzing;
 }
 

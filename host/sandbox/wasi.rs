@@ -397,15 +397,14 @@ fn poll_oneoff<T: WasiHost>(
     else {
         return Ok(ERRNO_FAULT);
     };
-    let mut wakes = Vec::with_capacity(count);
-    for sub in bytes.chunks_exact(SUBSCRIPTION_LEN) {
-        let field = |at: usize, len: usize| sub[at..at + len].iter().rev().fold(0u64, |v, &b| v << 8 | u64::from(b));
-        if sub[8] != 0 {
-            return Ok(ERRNO_NOTSUP); // fd_read or fd_write
-        }
-        let (userdata, id, timeout, flags) = (field(0, 8), field(16, 4) as i32, field(24, 8), field(40, 2));
-        match clocks.wake_at(id, timeout, flags & 1 == 1) {
-            Ok(at) => wakes.push((userdata, at)),
+    let subscriptions = match decode_subscriptions(bytes) {
+        Ok(subscriptions) => subscriptions,
+        Err(errno) => return Ok(errno),
+    };
+    let mut wakes = Vec::with_capacity(subscriptions.len());
+    for sub in subscriptions {
+        match clocks.wake_at(sub.clock, sub.timeout, sub.absolute) {
+            Ok(at) => wakes.push((sub.userdata, at)),
             Err(Refusal::NotGranted(capability)) => return Ok(caller.data_mut().wasi().refuse(capability)),
             Err(Refusal::Errno(errno)) => return Ok(errno),
         }
@@ -436,6 +435,42 @@ fn poll_oneoff<T: WasiHost>(
         fired += 1;
     }
     Ok(write_u32(caller, written, fired as u32))
+}
+
+/// One clock subscription of `poll_oneoff`, as the guest wrote it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ClockSubscription {
+    userdata: u64,
+    clock: i32,
+    timeout: u64,
+    /// `timeout` is a time on `clock`, not a duration from now.
+    absolute: bool,
+}
+
+/// The subscriptions in `bytes` (whole `subscription` records, as the
+/// guest's memory holds them), or the WASI errno refusing them: waiting on
+/// a file descriptor is not supported.
+pub(crate) fn decode_subscriptions(bytes: &[u8]) -> Result<Vec<ClockSubscription>, i32> {
+    let le = |field: &[u8]| field.iter().rev().fold(0u64, |value, &byte| value << 8 | u64::from(byte));
+    bytes
+        .chunks_exact(SUBSCRIPTION_LEN)
+        .map(|sub| match sub[8] {
+            0 => Ok(ClockSubscription {
+                userdata: le(&sub[0..8]),
+                clock: le(&sub[16..20]) as u32 as i32,
+                timeout: le(&sub[24..32]),
+                absolute: le(&sub[40..42]) & 1 == 1,
+            }),
+            _ => Err(ERRNO_NOTSUP), // fd_read or fd_write
+        })
+        .collect()
+}
+
+/// For the fuzz target `wasi_poll` (`fuzz/`): decodes `bytes` as
+/// `poll_oneoff`'s subscriptions; returns how many there were, or the errno.
+#[doc(hidden)]
+pub fn decode_subscriptions_for_fuzzing(bytes: &[u8]) -> Result<usize, i32> {
+    decode_subscriptions(bytes).map(|subscriptions| subscriptions.len())
 }
 
 /// Stores `value` at guest address `at`; a WASI errno.
@@ -578,6 +613,37 @@ mod tests {
         pipe.append(b"!").unwrap();
         assert_eq!(pipe.lock().bytes, b"hello!");
         assert_eq!(pipe.overflow(), Some(LimitExceeded::Output { what: "stdout".into(), len: 11, limit: 8 }));
+    }
+
+    fn subscription(userdata: u64, tag: u8, clock: u32, timeout: u64, flags: u16) -> [u8; SUBSCRIPTION_LEN] {
+        let mut sub = [0u8; SUBSCRIPTION_LEN];
+        sub[0..8].copy_from_slice(&userdata.to_le_bytes());
+        sub[8] = tag;
+        sub[16..20].copy_from_slice(&clock.to_le_bytes());
+        sub[24..32].copy_from_slice(&timeout.to_le_bytes());
+        sub[40..42].copy_from_slice(&flags.to_le_bytes());
+        sub
+    }
+
+    #[test]
+    fn subscriptions_decode_as_wasi_lays_them_out() {
+        let bytes = [subscription(7, 0, 1, 5_000, 0), subscription(u64::MAX, 0, 0, 9, 1)].concat();
+        let decoded = decode_subscriptions(&bytes).unwrap();
+        assert_eq!(decoded[0], ClockSubscription { userdata: 7, clock: 1, timeout: 5_000, absolute: false });
+        assert_eq!(decoded[1], ClockSubscription { userdata: u64::MAX, clock: 0, timeout: 9, absolute: true });
+        // Waiting on a file is refused as a whole.
+        let with_fd = [subscription(1, 0, 1, 1, 0), subscription(2, 1, 0, 0, 0)].concat();
+        assert_eq!(decode_subscriptions(&with_fd), Err(ERRNO_NOTSUP));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_bytes_decode_or_are_refused_one_record_each(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+            match decode_subscriptions(&bytes) {
+                Ok(subscriptions) => proptest::prop_assert_eq!(subscriptions.len(), bytes.len() / SUBSCRIPTION_LEN),
+                Err(errno) => proptest::prop_assert_eq!(errno, ERRNO_NOTSUP),
+            }
+        }
     }
 
     #[test]
