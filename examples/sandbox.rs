@@ -12,7 +12,7 @@
 //! into the module (about 40 % slower on tight loops). See docs/sandbox.md.
 
 use std::time::{Duration, Instant};
-use wasmpool::{Pool, WasiConfig, WorkerKind};
+use wasmpool::{Pool, WorkerKind};
 
 fn main() -> anyhow::Result<()> {
     let kind = if std::env::args().any(|a| a == "--processes") { WorkerKind::Processes } else { WorkerKind::Threads };
@@ -52,9 +52,9 @@ fn main() -> anyhow::Result<()> {
         endless.wait().map_or_else(|e| e.to_string(), |v| v.to_string())
     );
 
-    // A WASI module, using Rust's std, with nothing granted.
-    let wasi =
-        Pool::builder().module_file(guest_tasks::WASI_WASM_PATH).worker_kind(kind).wasi(WasiConfig::new()).build()?;
+    // A WASI module, using Rust's std, granted nothing (the default; grant
+    // with `.wasi(wasmpool::WasiConfig::new()…)`).
+    let wasi = Pool::builder().module_file(guest_tasks::WASI_WASM_PATH).worker_kind(kind).build()?;
     let greeting = wasi.task("greet")?.call_captured::<_, u32>("Ada".to_string())?;
     println!(
         "\nWASI greet(\"Ada\") printed \"{}\" (captured, not on our stdout)",

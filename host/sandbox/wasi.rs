@@ -289,7 +289,7 @@ pub(crate) fn add_to_linker<T: WasiHost>(linker: &mut Linker<T>, config: &WasiCo
     )?;
     linker.func_wrap(WASI_MODULE, "clock_res_get", move |mut caller: Caller<'_, T>, id: i32, out: i32| -> i32 {
         match clocks.read(id) {
-            Ok(_) if id == 0 => write_u64(&mut caller, out, 1_000),
+            Ok(_) if id == CLOCK_REALTIME => write_u64(&mut caller, out, 1_000),
             Ok(_) => write_u64(&mut caller, out, 1),
             Err(Refusal::NotGranted(capability)) => caller.data_mut().wasi().refuse(capability),
             Err(Refusal::Errno(errno)) => errno,
@@ -372,6 +372,11 @@ fn later(now: Instant, nanos: u64) -> Instant {
 const SUBSCRIPTION_LEN: usize = 48;
 const EVENT_LEN: usize = 32;
 
+/// Most subscriptions one `poll_oneoff` may wait on (Rust's `std` uses
+/// one): the host's work and memory per call stay small whatever the guest
+/// asks.
+const MAX_SUBSCRIPTIONS: usize = 1024;
+
 /// The longest a sleeping task goes without looking at its deadline and
 /// cancel flag.
 const SLEEP_SLICE: Duration = Duration::from_millis(5);
@@ -387,7 +392,7 @@ fn poll_oneoff<T: WasiHost>(
     [subs, events, count, written]: [usize; 4],
 ) -> wasmtime::Result<i32> {
     let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else { return Ok(ERRNO_FAULT) };
-    if count == 0 {
+    if count == 0 || count > MAX_SUBSCRIPTIONS {
         return Ok(ERRNO_INVAL);
     }
     let Some(bytes) = count
