@@ -35,8 +35,16 @@ fn main() {
 /// Builds the module for `target`; returns the path of its copy in `out_dir`.
 fn build_module(manifest_dir: &Path, out_dir: &Path, target: &str) -> PathBuf {
     // A target directory shared by every profile of the outer build, beside
-    // it (OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out).
-    let guest_target_dir = out_dir.ancestors().nth(4).unwrap_or(out_dir).join("wasm-guest");
+    // it (OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out), and by its
+    // cross builds (<target>/<triple>/<profile>/…): the module is the same
+    // whatever the host's platform, so CI's Windows and aarch64 stages find
+    // it built.
+    let mut outer_target_dir = out_dir.ancestors().nth(4).unwrap_or(out_dir);
+    let triple = env::var("TARGET").unwrap_or_default();
+    if outer_target_dir.file_name().is_some_and(|name| name == triple.as_str()) {
+        outer_target_dir = outer_target_dir.parent().unwrap_or(outer_target_dir);
+    }
+    let guest_target_dir = outer_target_dir.join("wasm-guest");
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut build = Command::new(cargo);
     build

@@ -569,6 +569,11 @@ impl PoolBuilder {
             ));
         }
         // Worker processes are stopped by killing them: their code needs no checks.
+        if !threads {
+            // Before compiling, which can take long; again below if the
+            // module turns out to use WASI.
+            self.reply_limit()?;
+        }
         let epoch_checks = threads && (self.limits.deadline.is_some() || self.interruptible == Some(true));
         let (bytes, origin) = self.take_module()?;
         let settings = EngineSettings {
@@ -599,9 +604,9 @@ impl PoolBuilder {
         // the builder grants it.
         if module.wasi && self.wasi.is_none() {
             self.wasi = Some(WasiConfig::new());
-        }
-        if !threads {
-            self.reply_limit()?;
+            if !threads {
+                self.reply_limit()?;
+            }
         }
         Ok(Compiled { origin, settings, engine, allocator, module, cache_dir, threads, epoch_checks, workers })
     }

@@ -404,4 +404,13 @@ fn an_output_limit_worker_processes_cannot_carry_is_refused_before_compiling() {
         .wasi(wasmpool::WasiConfig::new())
         .build();
     assert!(threads.is_ok(), "{:?}", threads.err());
+    // A WASI module runs with WASI without being asked: found once it is
+    // read, the same limits are refused then.
+    let unasked = processes(1)
+        .module_file(guest_tasks::WASI_WASM_PATH)
+        .max_memory(4 << 30)
+        .max_output(2 << 30)
+        .build()
+        .expect_err("refused");
+    assert!(unasked.to_string().contains("(a result, stdout and stderr)"), "{unasked}");
 }
