@@ -374,18 +374,7 @@ fn new_makes_a_crate_where_print_rand_uuid_and_clocks_behave() {
 
     // The README's build command, in a target folder kept between runs.
     let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("new-crate-target");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let build = Command::new(&cargo)
-        .current_dir(&crate_dir)
-        .args(["build", "--release", "--target", "wasm32-wasip1"])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .output()
-        .unwrap();
-    assert!(build.status.success(), "{}", stderr(&build));
-    let module = target_dir.join("wasm32-wasip1/release/my_tasks.wasm");
+    let module = build_crate(&crate_dir, &target_dir, "wasm32-wasip1");
     let module = module.to_str().unwrap();
 
     // The template's own tasks.
@@ -478,21 +467,28 @@ fn new_makes_a_crate_where_print_rand_uuid_and_clocks_behave() {
     // rand and uuid draw the same numbers.
     let text = std::fs::read_to_string(&manifest).unwrap().replace("[\"v4\"]", "[\"v4\", \"rng-getrandom\"]");
     std::fs::write(&manifest, text).unwrap();
-    let build = Command::new(&cargo)
-        .current_dir(&crate_dir)
-        .args(["build", "--release", "--target", "wasm32-unknown-unknown"])
-        .env("CARGO_TARGET_DIR", &target_dir)
+    let unknown = build_crate(&crate_dir, &target_dir, "wasm32-unknown-unknown");
+    let out = run_with_stdin(&["run", unknown.to_str().unwrap(), "dice", "-q", "--seed", "5"], b"5\n5\n5\n5\n");
+    assert_eq!(stdout_lines(&out), throws, "{}", stderr(&out));
+    let out = run_with_stdin(&["run", unknown.to_str().unwrap(), "ticket", "-q", "--seed", "9"], b"\"Ada\"\n\"Bo\"\n");
+    assert_eq!(stdout_lines(&out), issued, "{}", stderr(&out));
+}
+
+/// Builds the crate `my_tasks` in `crate_dir` as its README says, for
+/// `target`, into `target_dir` (kept between runs); returns the module.
+fn build_crate(crate_dir: &Path, target_dir: &Path, target: &str) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let build = Command::new(cargo)
+        .current_dir(crate_dir)
+        .args(["build", "--release", "--target", target])
+        .env("CARGO_TARGET_DIR", target_dir)
         .env_remove("RUSTFLAGS")
         .env_remove("CARGO_ENCODED_RUSTFLAGS")
         .env_remove("RUSTC_WORKSPACE_WRAPPER")
         .output()
         .unwrap();
     assert!(build.status.success(), "{}", stderr(&build));
-    let unknown = target_dir.join("wasm32-unknown-unknown/release/my_tasks.wasm");
-    let out = run_with_stdin(&["run", unknown.to_str().unwrap(), "dice", "-q", "--seed", "5"], b"5\n5\n5\n5\n");
-    assert_eq!(stdout_lines(&out), throws, "{}", stderr(&out));
-    let out = run_with_stdin(&["run", unknown.to_str().unwrap(), "ticket", "-q", "--seed", "9"], b"\"Ada\"\n\"Bo\"\n");
-    assert_eq!(stdout_lines(&out), issued, "{}", stderr(&out));
+    target_dir.join(target).join("release/my_tasks.wasm")
 }
 
 /// The tasks `new_makes_a_crate_where_print_rand_uuid_and_clocks_behave`

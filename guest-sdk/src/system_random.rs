@@ -19,9 +19,8 @@
 //! seed (ChaCha8 keyed with the seed, on stream 2^64 − 1, restarted at each
 //! task), so a crate's random results are the same on either target.
 
-use chacha20::ChaCha8Rng;
+use crate::random::TaskRng;
 use core::cell::RefCell;
-use rand_core::{Rng, SeedableRng};
 
 /// The stream of the task's system randomness, as the host's WASI stream.
 #[cfg_attr(not(all(target_arch = "wasm32", target_os = "unknown")), allow(dead_code))]
@@ -29,7 +28,7 @@ const SYSTEM_STREAM: u64 = u64::MAX;
 
 thread_local! {
     /// The running task's system stream, created at its first use.
-    static SYSTEM: RefCell<Option<ChaCha8Rng>> = const { RefCell::new(None) };
+    static SYSTEM: RefCell<Option<TaskRng>> = const { RefCell::new(None) };
 }
 
 /// Forgets the last task's stream: called as each task starts.
@@ -42,13 +41,7 @@ pub(crate) fn start_task() {
 pub(crate) fn fill(dest: &mut [u8]) {
     SYSTEM.with(|system| {
         let mut system = system.borrow_mut();
-        let stream = system.get_or_insert_with(|| {
-            let mut key = [0u8; 32];
-            key[..8].copy_from_slice(&crate::random::seed().to_le_bytes());
-            let mut rng = ChaCha8Rng::from_seed(key);
-            rng.set_stream(SYSTEM_STREAM);
-            rng
-        });
+        let stream = system.get_or_insert_with(|| TaskRng::new(crate::random::seed(), SYSTEM_STREAM));
         stream.fill_bytes(dest);
     });
 }
@@ -61,13 +54,8 @@ pub(crate) fn fill(dest: &mut [u8]) {
 #[cfg(all(target_arch = "wasm32", target_os = "unknown", feature = "getrandom"))]
 #[unsafe(no_mangle)]
 unsafe fn __getrandom_custom(dest: *mut u8, len: usize) -> u32 {
-    // SAFETY: guaranteed by the caller; zeroed first, as the buffer may be
-    // uninitialized.
-    let buf = unsafe {
-        core::ptr::write_bytes(dest, 0, len);
-        core::slice::from_raw_parts_mut(dest, len)
-    };
-    fill(buf);
+    // SAFETY: guaranteed by the caller.
+    unsafe { fill_raw(dest, len) };
     0
 }
 
@@ -80,19 +68,32 @@ unsafe fn __getrandom_custom(dest: *mut u8, len: usize) -> u32 {
 #[cfg(all(target_arch = "wasm32", target_os = "unknown", feature = "getrandom"))]
 #[unsafe(no_mangle)]
 unsafe extern "Rust" fn __getrandom_v03_custom(dest: *mut u8, len: usize) -> Result<(), core::num::NonZeroI32> {
-    // SAFETY: as above.
+    // SAFETY: guaranteed by the caller.
+    unsafe { fill_raw(dest, len) };
+    Ok(())
+}
+
+/// [`fill`] on a buffer `getrandom` hands over as a pointer and a length,
+/// zeroed first, as it may be uninitialized.
+///
+/// # Safety
+/// `dest` must be valid for writes of `len` bytes.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown", feature = "getrandom"))]
+unsafe fn fill_raw(dest: *mut u8, len: usize) {
+    // SAFETY: guaranteed by the caller.
     let buf = unsafe {
         core::ptr::write_bytes(dest, 0, len);
         core::slice::from_raw_parts_mut(dest, len)
     };
     fill(buf);
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::with_seed;
+    use chacha20::ChaCha8Rng;
+    use rand_core::{Rng, SeedableRng};
 
     fn reference(seed: u64, len: usize) -> Vec<u8> {
         let mut key = [0u8; 32];

@@ -284,13 +284,13 @@ pub(crate) fn add_to_linker<T: WasiHost>(linker: &mut Linker<T>, config: &WasiCo
                 Err(Refusal::NotGranted(capability)) => return caller.data_mut().wasi().refuse(capability),
                 Err(Refusal::Errno(errno)) => return errno,
             };
-            write_u64(&mut caller, out, nanos)
+            write_guest(&mut caller, out as u32 as usize, &nanos.to_le_bytes())
         },
     )?;
     linker.func_wrap(WASI_MODULE, "clock_res_get", move |mut caller: Caller<'_, T>, id: i32, out: i32| -> i32 {
         match clocks.read(id) {
-            Ok(_) if id == CLOCK_REALTIME => write_u64(&mut caller, out, 1_000),
-            Ok(_) => write_u64(&mut caller, out, 1),
+            Ok(_) if id == CLOCK_REALTIME => write_guest(&mut caller, out as u32 as usize, &1_000u64.to_le_bytes()),
+            Ok(_) => write_guest(&mut caller, out as u32 as usize, &1u64.to_le_bytes()),
             Err(Refusal::NotGranted(capability)) => caller.data_mut().wasi().refuse(capability),
             Err(Refusal::Errno(errno)) => errno,
         }
@@ -439,7 +439,7 @@ fn poll_oneoff<T: WasiHost>(
         }
         fired += 1;
     }
-    Ok(write_u32(caller, written, fired as u32))
+    Ok(write_guest(caller, written, &(fired as u32).to_le_bytes()))
 }
 
 /// One clock subscription of `poll_oneoff`, as the guest wrote it.
@@ -478,19 +478,10 @@ pub fn decode_subscriptions_for_fuzzing(bytes: &[u8]) -> Result<usize, i32> {
     decode_subscriptions(bytes).map(|subscriptions| subscriptions.len())
 }
 
-/// Stores `value` at guest address `at`; a WASI errno.
-fn write_u32<T>(caller: &mut Caller<'_, T>, at: usize, value: u32) -> i32 {
+/// Stores `bytes` at guest address `at`; a WASI errno.
+fn write_guest<T>(caller: &mut Caller<'_, T>, at: usize, bytes: &[u8]) -> i32 {
     let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else { return ERRNO_FAULT };
-    match memory.write(caller, at, &value.to_le_bytes()) {
-        Ok(()) => 0,
-        Err(_) => ERRNO_FAULT,
-    }
-}
-
-/// Stores `value` at guest address `at`; a WASI errno.
-fn write_u64<T>(caller: &mut Caller<'_, T>, at: i32, value: u64) -> i32 {
-    let Some(memory) = caller.get_export("memory").and_then(|e| e.into_memory()) else { return ERRNO_FAULT };
-    match memory.write(caller, at as u32 as usize, &value.to_le_bytes()) {
+    match memory.write(caller, at, bytes) {
         Ok(()) => 0,
         Err(_) => ERRNO_FAULT,
     }
