@@ -85,7 +85,11 @@ fn unordered_maps_return_every_index_once() {
     seen.sort();
     assert_eq!(seen, (0..500).map(|i| (i, (i + 1).to_string())).collect::<Vec<_>>());
     assert_eq!(pool.stats().tasks(), 500);
-    assert!(pool.stats().workers.iter().all(|w| w.busy > std::time::Duration::ZERO));
+    // Which worker ran how many is the scheduler's business (on a loaded
+    // machine one worker may take all 500); every worker that ran some was busy.
+    let stats = pool.stats();
+    assert_eq!(stats.workers.iter().map(|w| w.tasks).sum::<u64>(), 500);
+    assert!(stats.workers.iter().filter(|w| w.tasks > 0).all(|w| w.busy > std::time::Duration::ZERO));
 }
 
 #[test]
