@@ -12,13 +12,14 @@ use crate::runtime::instance::Outcome;
 use crate::sandbox::output::OutputSink;
 use crate::spin::spin_for;
 use crate::worker::jobs::{CallLimits, ChunkResult, Item, Job, ReplyTo, TaskTarget};
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, unbounded};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, VecDeque};
 use std::iter::Fuse;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 /// Turns one input into the bytes its task export takes (postcard, or JSON
@@ -142,9 +143,19 @@ impl<I: Iterator> Dispatch<I> {
     /// The next finished chunk (in completion order), or `None` when every
     /// input has been dispatched and answered.
     pub(crate) fn next_chunk(&mut self, held: usize) -> Option<ChunkResult> {
+        match self.next_chunk_within(held, None) {
+            Poll::Ready(chunk) => chunk,
+            Poll::Pending => unreachable!("an unbounded wait cannot time out"),
+        }
+    }
+
+    /// Like [`next_chunk`](Self::next_chunk), but waits at most `timeout`
+    /// (`None`: for as long as it takes); `Pending` when none finished by
+    /// then, with nothing lost: the next call waits for the same chunks.
+    pub(crate) fn next_chunk_within(&mut self, held: usize, timeout: Option<Duration>) -> Poll<Option<ChunkResult>> {
         self.fill(held);
         if self.in_flight == 0 {
-            return None;
+            return Poll::Ready(None);
         }
         // Each job holds a sender clone until it replies, and our own
         // `results_tx` keeps the channel open, so this cannot disconnect.
@@ -154,14 +165,26 @@ impl<I: Iterator> Dispatch<I> {
         // a fifth). A blocking wait that turns out short turns it back on.
         let results = &self.results_rx;
         let waiting = Instant::now();
-        let spun = if self.short_waits { spin_for(self.spin, || results.try_recv().ok()) } else { None };
-        let chunk = match spun {
-            Some(chunk) => chunk,
-            None => results.recv().ok()?,
+        let spin = timeout.map_or(self.spin, |timeout| timeout.min(self.spin));
+        let spun = if self.short_waits { spin_for(spin, || results.try_recv().ok()) } else { None };
+        let chunk = match (spun, timeout) {
+            (Some(chunk), _) => chunk,
+            (None, None) => match results.recv() {
+                Ok(chunk) => chunk,
+                Err(_) => return Poll::Ready(None),
+            },
+            (None, Some(timeout)) => match results.recv_timeout(timeout.saturating_sub(waiting.elapsed())) {
+                Ok(chunk) => chunk,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.short_waits = false;
+                    return Poll::Pending;
+                }
+                Err(RecvTimeoutError::Disconnected) => return Poll::Ready(None),
+            },
         };
         self.short_waits = waiting.elapsed() < self.spin;
         self.in_flight -= 1;
-        Some(chunk)
+        Poll::Ready(Some(chunk))
     }
 
     pub(crate) fn task_error(&self, index: usize, failure: crate::error::TaskFailure) -> TaskError {
@@ -217,21 +240,41 @@ impl<I: Iterator, R> Imap<'_, I, R> {
     }
 }
 
-impl<I: Iterator, R> Iterator for Imap<'_, I, R> {
-    type Item = Result<R, TaskError>;
+impl<I: Iterator, R> Imap<'_, I, R> {
+    /// The next result, waiting at most `timeout` for it: `Pending` if it
+    /// has not come by then (call again to go on waiting; nothing is lost),
+    /// `Ready(None)` at the end. For a caller that must do something else
+    /// while it waits, such as checking for Ctrl-C.
+    pub fn next_timeout(&mut self, timeout: Duration) -> Poll<Option<Result<R, TaskError>>> {
+        self.next_within(Some(timeout))
+    }
 
-    fn next(&mut self) -> Option<Self::Item> {
+    fn next_within(&mut self, timeout: Option<Duration>) -> Poll<Option<Result<R, TaskError>>> {
         loop {
             if let Some((index, result)) = self.current.pop_front() {
-                return Some(self.dispatch.decode(index, result, self.decode));
+                return Poll::Ready(Some(self.dispatch.decode(index, result, self.decode)));
             }
             if let Some(chunk) = self.ahead.remove(&self.next_seq) {
                 self.current = chunk.into();
                 self.next_seq += 1;
                 continue;
             }
-            let chunk = self.dispatch.next_chunk(self.ahead.len())?;
-            self.ahead.insert(chunk.seq, chunk.results);
+            match self.dispatch.next_chunk_within(self.ahead.len(), timeout) {
+                Poll::Ready(Some(chunk)) => self.ahead.insert(chunk.seq, chunk.results),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            };
+        }
+    }
+}
+
+impl<I: Iterator, R> Iterator for Imap<'_, I, R> {
+    type Item = Result<R, TaskError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.next_within(None) {
+            Poll::Ready(item) => item,
+            Poll::Pending => unreachable!("an unbounded wait cannot time out"),
         }
     }
 }
@@ -264,16 +307,35 @@ impl<I: Iterator, R> ImapUnordered<'_, I, R> {
     }
 }
 
+impl<I: Iterator, R> ImapUnordered<'_, I, R> {
+    /// The next `(input index, result)`, waiting at most `timeout`:
+    /// `Pending` if none has come by then (call again; nothing is lost),
+    /// `Ready(None)` at the end. See [`Imap::next_timeout`].
+    pub fn next_timeout(&mut self, timeout: Duration) -> Poll<Option<(usize, Result<R, TaskError>)>> {
+        self.next_within(Some(timeout))
+    }
+
+    fn next_within(&mut self, timeout: Option<Duration>) -> Poll<Option<(usize, Result<R, TaskError>)>> {
+        loop {
+            if let Some((index, result)) = self.current.pop_front() {
+                return Poll::Ready(Some((index, self.dispatch.decode(index, result, self.decode))));
+            }
+            match self.dispatch.next_chunk_within(0, timeout) {
+                Poll::Ready(Some(chunk)) => self.current = chunk.results.into(),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
 impl<I: Iterator, R> Iterator for ImapUnordered<'_, I, R> {
     type Item = (usize, Result<R, TaskError>);
 
     fn next(&mut self) -> Option<Self::Item> {
-        loop {
-            if let Some((index, result)) = self.current.pop_front() {
-                return Some((index, self.dispatch.decode(index, result, self.decode)));
-            }
-            let chunk = self.dispatch.next_chunk(0)?;
-            self.current = chunk.results.into();
+        match self.next_within(None) {
+            Poll::Ready(item) => item,
+            Poll::Pending => unreachable!("an unbounded wait cannot time out"),
         }
     }
 }
@@ -361,6 +423,29 @@ mod tests {
         assert_eq!(pulled.get(), 7);
         drop(dispatch);
         worker.join().unwrap();
+    }
+
+    #[test]
+    fn a_timed_wait_with_no_answer_loses_nothing() {
+        let (dispatch, jobs, pulled) = dispatch(Some(4), 2, 2);
+        let mut stream: Imap<'static, _, u32> = Imap::with_decoder(dispatch, |bytes| {
+            Ok(u32::from_le_bytes(
+                bytes
+                    .try_into()
+                    .map_err(|_| TaskFailure::DecodeResult { expected: "u32".into(), reason: "length".into() })?,
+            ))
+        });
+        assert!(stream.next_timeout(Duration::from_millis(1)).is_pending());
+        assert!(stream.next_timeout(Duration::ZERO).is_pending(), "a zero wait only looks");
+        assert_eq!(pulled.get(), 4, "waiting again pulls no more inputs");
+        // The second chunk answered first: the ordered stream still waits for the first.
+        let mut queued: Vec<Job> = jobs.try_iter().collect();
+        assert_eq!(queued.len(), 2);
+        answer(queued.pop().unwrap());
+        assert!(stream.next_timeout(Duration::from_millis(1)).is_pending());
+        answer(queued.pop().unwrap());
+        let results: Vec<u32> = stream.map(|r| r.unwrap()).collect();
+        assert_eq!(results, [0, 1, 2, 3]);
     }
 
     #[test]
