@@ -1,0 +1,114 @@
+//! The library's errors as Python exceptions. The classes are defined in
+//! Python (`wasmpool/errors.py`, where a reader finds them); this module
+//! picks the class for each error and fills in its attributes. Every
+//! message is the library's, already escaped for a terminal.
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyType};
+use wasmpool::{Error, FailureKind, LimitExceeded, TaskError, TaskFailure};
+
+/// The class of `wasmpool.errors` named `name`.
+fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
+    Ok(py.import("wasmpool.errors")?.getattr(name)?.cast_into::<PyType>()?)
+}
+
+/// An instance of `wasmpool.errors.<name>(message, **attributes)`.
+fn exception<'py>(
+    py: Python<'py>,
+    name: &str,
+    message: String,
+    attributes: &[(&str, Bound<'py, PyAny>)],
+) -> PyResult<Bound<'py, PyAny>> {
+    let kwargs = PyDict::new(py);
+    for (key, value) in attributes {
+        kwargs.set_item(key, value)?;
+    }
+    class(py, name)?.call((message,), Some(&kwargs))
+}
+
+/// A pool-level error as the exception to raise.
+pub(crate) fn pool_error(py: Python<'_>, error: Error) -> PyErr {
+    match pool_exception(py, error) {
+        Ok(exception) => PyErr::from_value(exception),
+        Err(failed) => failed,
+    }
+}
+
+fn pool_exception(py: Python<'_>, error: Error) -> PyResult<Bound<'_, PyAny>> {
+    let message = error.to_string();
+    match error {
+        Error::Task(task) => task_exception(py, &task),
+        Error::ModuleFile { path, .. } => {
+            let path = path.display().to_string().into_pyobject(py)?.into_any();
+            exception(py, "ModuleLoadError", message, &[("path", path)])
+        }
+        Error::InvalidModule { .. } => exception(py, "ModuleLoadError", message, &[]),
+        Error::Config(_) => exception(py, "ConfigError", message, &[]),
+        Error::NoSuchTask { task, available } => {
+            let task = task.into_pyobject(py)?.into_any();
+            let available = available.into_pyobject(py)?.into_any();
+            exception(py, "NoSuchTask", message, &[("task", task), ("available", available)])
+        }
+        Error::NoJsonEntry { task } => {
+            exception(py, "NoJsonEntry", message, &[("task", task.into_pyobject(py)?.into_any())])
+        }
+        _ => exception(py, "PoolError", message, &[]),
+    }
+}
+
+/// `wasmpool.errors.PoolClosed`: a call on a closed pool.
+pub(crate) fn closed_error(py: Python<'_>) -> PyErr {
+    match exception(py, "PoolClosed", "the pool is closed".into(), &[]) {
+        Ok(exception) => PyErr::from_value(exception),
+        Err(failed) => failed,
+    }
+}
+
+/// Builds the exception for one failed task; `Err` only if building it
+/// failed (then that failure is what the caller raises).
+pub(crate) fn task_exception<'py>(py: Python<'py>, error: &TaskError) -> Result<Bound<'py, PyAny>, PyErr> {
+    let kind = error.failure.kind();
+    let name = match kind {
+        FailureKind::InvalidInput => "InvalidInput",
+        FailureKind::BadArguments => "BadArguments",
+        FailureKind::BadResult => "BadResult",
+        FailureKind::Panic => "TaskPanicked",
+        FailureKind::Trap => "TaskTrapped",
+        FailureKind::Failed => "TaskFailed",
+        FailureKind::Limit => "LimitExceeded",
+        FailureKind::WorkerCrashed => "WorkerCrashed",
+        FailureKind::Module => "ModuleFailure",
+        FailureKind::Cancelled => "TaskCancelled",
+        FailureKind::RankLost => "RankLost",
+        FailureKind::NotGranted => "NotGranted",
+        _ => "TaskError",
+    };
+    let mut attributes = vec![
+        ("task", error.task.as_str().into_pyobject(py)?.into_any()),
+        ("index", error.index.into_pyobject(py)?.into_any()),
+        ("kind", kind.as_str().into_pyobject(py)?.into_any()),
+        ("reason", error.failure.to_string().into_pyobject(py)?.into_any()),
+    ];
+    match &error.failure {
+        TaskFailure::Trap { frames, .. } => attributes.push(("frames", frames.clone().into_pyobject(py)?.into_any())),
+        TaskFailure::Panic { location, .. } => {
+            attributes.push(("location", location.as_str().into_pyobject(py)?.into_any()))
+        }
+        TaskFailure::Limit(limit) => attributes.push(("limit", limit_name(limit).into_pyobject(py)?.into_any())),
+        _ => {}
+    }
+    exception(py, name, error.to_string(), &attributes)
+}
+
+/// The limit's short name, as the pool's keyword arguments call it.
+fn limit_name(limit: &LimitExceeded) -> &'static str {
+    match limit {
+        LimitExceeded::Deadline { .. } => "deadline",
+        LimitExceeded::Memory { .. } => "max_memory",
+        LimitExceeded::Table { .. } => "max_table_elements",
+        LimitExceeded::Fuel { .. } => "fuel",
+        LimitExceeded::Stack { .. } | LimitExceeded::LinearStack => "max_stack",
+        LimitExceeded::Output { .. } => "max_output",
+        _ => "compile_limits",
+    }
+}

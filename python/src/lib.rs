@@ -1,0 +1,39 @@
+//! `wasmpool._native`: the extension module under the `wasmpool` Python
+//! package. It wraps the Rust library's [`wasmpool::Pool`] and its JSON
+//! entry points; the pure-Python layer (`python/wasmpool/`) turns Python
+//! values into JSON and back, and gives the API its Python shape.
+//!
+//! - `pool`: the pool and its calls;
+//! - `stream`: a running map, waited on in slices so Ctrl-C is seen;
+//! - `inputs`: a Python iterator of JSON texts as the map's inputs;
+//! - `errors`: the library's errors as the exceptions of `wasmpool.errors`.
+#![deny(missing_docs)]
+
+mod errors;
+mod inputs;
+mod pool;
+mod stream;
+
+use pyo3::prelude::*;
+
+/// Serves a pool's tasks over stdin and stdout: the extension serving as
+/// its own worker process (`python -c "import wasmpool._native as n;
+/// n.worker_main()"`), so a pool of worker processes needs nothing but
+/// this package. Never returns: the process exits with the worker's status.
+#[pyfunction]
+fn worker_main(py: Python<'_>) -> PyResult<()> {
+    let code = py.detach(wasmpool::worker_main);
+    // `ExitCode` keeps its number to itself: find it by comparison.
+    let status = (0..=u8::MAX).find(|&n| std::process::ExitCode::from(n) == code).unwrap_or(1);
+    std::process::exit(i32::from(status))
+}
+
+/// The extension module.
+#[pymodule]
+#[pyo3(name = "_native")]
+fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
+    module.add_class::<pool::NativePool>()?;
+    module.add_class::<stream::Stream>()?;
+    module.add_function(wrap_pyfunction!(worker_main, module)?)?;
+    Ok(())
+}

@@ -1,0 +1,213 @@
+//! The pool: built from a module's path or bytes with the library's
+//! settings, and the calls the Python layer makes on it.
+
+use crate::errors::{closed_error, pool_error};
+use crate::stream::{Stream, StreamSpec};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyList};
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use wasmpool::{Pool, ProcessConfig, WorkerKind};
+
+/// A pool of workers running one Wasm module's tasks. Made by
+/// `wasmpool.Pool`, which documents the settings.
+#[pyclass(module = "wasmpool._native", frozen)]
+pub(crate) struct NativePool {
+    /// `None` once closed. Each running map holds its own reference, so
+    /// the pool ends when it is closed and its last map is gone.
+    pool: RwLock<Option<Arc<Pool>>>,
+}
+
+/// A duration in seconds, from Python, checked.
+fn seconds(name: &str, value: Option<f64>) -> PyResult<Option<Duration>> {
+    value
+        .map(|s| {
+            Duration::try_from_secs_f64(s)
+                .map_err(|_| PyValueError::new_err(format!("{name} must be a number of seconds >= 0, not {s}")))
+        })
+        .transpose()
+}
+
+impl NativePool {
+    fn pool(&self) -> PyResult<Arc<Pool>> {
+        let guard = self.pool.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        guard.clone().ok_or_else(|| Python::attach(closed_error))
+    }
+}
+
+#[pymethods]
+impl NativePool {
+    /// Builds the pool; compiling the module runs with the interpreter
+    /// released.
+    #[new]
+    #[pyo3(signature = (
+        module, *, workers=None, seed=None, worker_command=None, max_retries=None,
+        deadline=None, fuel=None, max_memory=None, max_stack=None, max_output=None,
+        chunk_size=None, interruptible=None, cache_dir=None, cache=true, load_deadline=None,
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        module: &Bound<'_, PyAny>,
+        workers: Option<usize>,
+        seed: Option<u64>,
+        worker_command: Option<Vec<String>>,
+        max_retries: Option<u32>,
+        deadline: Option<f64>,
+        fuel: Option<u64>,
+        max_memory: Option<usize>,
+        max_stack: Option<usize>,
+        max_output: Option<usize>,
+        chunk_size: Option<usize>,
+        interruptible: Option<bool>,
+        cache_dir: Option<PathBuf>,
+        cache: bool,
+        load_deadline: Option<f64>,
+    ) -> PyResult<Self> {
+        let mut builder = Pool::builder();
+        builder = match module.cast::<PyBytes>() {
+            Ok(bytes) => builder.module_bytes(bytes.as_bytes().to_vec()),
+            Err(_) => builder.module_file(module.extract::<PathBuf>()?),
+        };
+        if let Some(n) = workers {
+            builder = builder.workers(n);
+        }
+        if let Some(seed) = seed {
+            builder = builder.seed(seed);
+        }
+        if let Some(command) = worker_command {
+            let Some((program, args)) = command.split_first() else {
+                return Err(PyValueError::new_err("worker_command must name a program"));
+            };
+            let mut config = ProcessConfig::new().executable(program).args(args);
+            if let Some(retries) = max_retries {
+                config = config.max_retries(retries);
+            }
+            builder = builder.worker_kind(WorkerKind::Processes).processes(config);
+        }
+        if let Some(deadline) = seconds("deadline", deadline)? {
+            builder = builder.deadline(deadline);
+        }
+        if let Some(fuel) = fuel {
+            builder = builder.fuel(fuel);
+        }
+        if let Some(bytes) = max_memory {
+            builder = builder.max_memory(bytes);
+        }
+        if let Some(bytes) = max_stack {
+            builder = builder.max_stack(bytes);
+        }
+        if let Some(bytes) = max_output {
+            builder = builder.max_output(bytes);
+        }
+        if let Some(size) = chunk_size {
+            builder = builder.chunk_size(size);
+        }
+        if let Some(interruptible) = interruptible {
+            builder = builder.interruptible(interruptible);
+        }
+        if let Some(dir) = cache_dir {
+            builder = builder.cache_dir(dir);
+        }
+        if !cache {
+            builder = builder.disable_cache();
+        }
+        if let Some(deadline) = seconds("load_deadline", load_deadline)? {
+            builder = builder.load_deadline(deadline);
+        }
+        let pool = py.detach(|| builder.build()).map_err(|e| pool_error(py, e))?;
+        Ok(NativePool { pool: RwLock::new(Some(Arc::new(pool))) })
+    }
+
+    /// The module's tasks: a list of dicts with `name`, `params` (a list
+    /// of `(name, type)`), `result`, `doc` and `json`.
+    fn tasks<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let pool = self.pool()?;
+        let list = PyList::empty(py);
+        for info in pool.tasks() {
+            let task = PyDict::new(py);
+            task.set_item("name", &info.name)?;
+            let params: Vec<(&str, &str)> = info.params.iter().map(|p| (p.name.as_str(), p.ty.as_str())).collect();
+            task.set_item("params", params)?;
+            task.set_item("result", &info.result)?;
+            task.set_item("doc", &info.doc)?;
+            task.set_item("json", info.json)?;
+            list.append(task)?;
+        }
+        Ok(list)
+    }
+
+    /// How many workers the pool has.
+    fn workers(&self) -> PyResult<usize> {
+        Ok(self.pool()?.workers())
+    }
+
+    /// The pool's seed (the one given, or the one drawn).
+    fn seed(&self) -> PyResult<u64> {
+        Ok(self.pool()?.seed())
+    }
+
+    /// `"threads"` or `"processes"`.
+    fn worker_kind(&self) -> PyResult<&'static str> {
+        Ok(match self.pool()?.worker_kind() {
+            WorkerKind::Processes => "processes",
+            _ => "threads",
+        })
+    }
+
+    /// Process mode: each worker's process id (`None` while it restarts).
+    fn worker_pids(&self) -> PyResult<Vec<Option<u32>>> {
+        Ok(self.pool()?.worker_pids())
+    }
+
+    /// What each worker has done: a list of dicts with `tasks`, `busy`
+    /// (seconds) and `retries`.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let stats = self.pool()?.stats();
+        let list = PyList::empty(py);
+        for worker in stats.workers {
+            let entry = PyDict::new(py);
+            entry.set_item("tasks", worker.tasks)?;
+            entry.set_item("busy", worker.busy.as_secs_f64())?;
+            entry.set_item("retries", worker.retries)?;
+            list.append(entry)?;
+        }
+        Ok(list)
+    }
+
+    /// Starts a map of `task` over `inputs` (an iterator of JSON texts),
+    /// in input order or (`ordered=False`) in completion order.
+    #[pyo3(signature = (task, inputs, *, ordered=true, chunk_size=None, deadline=None, fuel=None, seed=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn stream(
+        &self,
+        py: Python<'_>,
+        task: String,
+        inputs: Py<PyAny>,
+        ordered: bool,
+        chunk_size: Option<usize>,
+        deadline: Option<f64>,
+        fuel: Option<u64>,
+        seed: Option<u64>,
+    ) -> PyResult<Stream> {
+        let pool = self.pool()?;
+        let deadline = seconds("deadline", deadline)?;
+        let spec = StreamSpec { task, ordered, chunk_size, deadline, fuel, seed };
+        Stream::start(pool, spec, inputs).map_err(|e| pool_error(py, e))
+    }
+
+    /// Closes the pool: no new calls. Its workers stop (worker processes
+    /// are killed) now, or once the last map still running on it is gone.
+    fn close(&self, py: Python<'_>) {
+        let pool = self.pool.write().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        py.detach(move || drop(pool));
+    }
+
+    /// Whether `close` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.pool.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_none()
+    }
+}

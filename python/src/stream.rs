@@ -1,0 +1,166 @@
+//! A running map, as a Python iterator of `(index, json, error)`.
+//!
+//! The stream owns its pool (an `Arc`, so closing the pool's Python object
+//! does not pull it from under a running map) and the library's map over
+//! it. Each `__next__` waits with the interpreter released, in slices of
+//! [`WAIT_SLICE`], checking between slices for a signal: Ctrl-C raises
+//! `KeyboardInterrupt` within one slice, and dropping the stream cancels
+//! the map (queued inputs are skipped, running ones stopped where the
+//! pool can).
+
+use crate::errors::task_exception;
+use crate::inputs::{InputError, PyInputs};
+use pyo3::exceptions::PyRuntimeError;
+use pyo3::prelude::*;
+use std::sync::{Arc, Mutex, TryLockError};
+use std::task::Poll;
+use std::time::Duration;
+use wasmpool::{Imap, ImapUnordered, JsonInputs, Pool, TaskError};
+
+/// Longest wait between two checks for Ctrl-C.
+const WAIT_SLICE: Duration = Duration::from_millis(50);
+
+type Inputs = JsonInputs<PyInputs>;
+
+/// The library's map, in input order or in completion order.
+pub(crate) enum Flow<'pool> {
+    Ordered { stream: Imap<'pool, Inputs, String>, next_index: usize },
+    Unordered(ImapUnordered<'pool, Inputs, String>),
+}
+
+type Item = (usize, Result<String, TaskError>);
+
+impl Flow<'_> {
+    fn next_timeout(&mut self, timeout: Duration) -> Poll<Option<Item>> {
+        match self {
+            Flow::Ordered { stream, next_index } => stream.next_timeout(timeout).map(|item| {
+                item.map(|result| {
+                    let index = *next_index;
+                    *next_index += 1;
+                    (index, result)
+                })
+            }),
+            Flow::Unordered(stream) => stream.next_timeout(timeout),
+        }
+    }
+}
+
+self_cell::self_cell!(
+    /// A pool and a map running on it.
+    pub(crate) struct Running {
+        owner: Arc<Pool>,
+        #[covariant]
+        dependent: Flow,
+    }
+);
+
+/// What a stream is asked to run.
+pub(crate) struct StreamSpec {
+    pub task: String,
+    pub ordered: bool,
+    pub chunk_size: Option<usize>,
+    pub deadline: Option<Duration>,
+    pub fuel: Option<u64>,
+    pub seed: Option<u64>,
+}
+
+/// A map running on the pool: iterate it for `(index, json, error)`, one
+/// per input, where `json` is the result's JSON text, or `error` the
+/// task's exception (a `wasmpool.errors.TaskError`).
+#[pyclass(module = "wasmpool._native")]
+pub(crate) struct Stream {
+    running: Mutex<Option<Running>>,
+    input_error: InputError,
+}
+
+impl Stream {
+    pub(crate) fn start(pool: Arc<Pool>, spec: StreamSpec, inputs: Py<PyAny>) -> Result<Self, wasmpool::Error> {
+        let input_error = InputError::default();
+        let inputs = PyInputs::new(inputs, input_error.clone());
+        let running = Running::try_new(pool, |pool| -> Result<Flow<'_>, wasmpool::Error> {
+            let mut task = pool.task(&spec.task)?;
+            if let Some(size) = spec.chunk_size {
+                task = task.chunk_size(size);
+            }
+            if let Some(deadline) = spec.deadline {
+                task = task.deadline(deadline);
+            }
+            if let Some(fuel) = spec.fuel {
+                task = task.fuel(fuel);
+            }
+            if let Some(seed) = spec.seed {
+                task = task.seed(seed);
+            }
+            let task = task.json()?;
+            Ok(if spec.ordered {
+                Flow::Ordered { stream: task.imap(inputs)?, next_index: 0 }
+            } else {
+                Flow::Unordered(task.imap_unordered(inputs)?)
+            })
+        })?;
+        Ok(Stream { running: Mutex::new(Some(running)), input_error })
+    }
+}
+
+#[pymethods]
+impl Stream {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// The next `(index, json, error)`; raises `StopIteration` at the end,
+    /// or the exception the inputs' iterator raised, once the inputs
+    /// before it have their results.
+    #[allow(clippy::type_complexity)]
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<(usize, Option<String>, Option<Py<PyAny>>)>> {
+        let mut running = match self.running.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::WouldBlock) => {
+                return Err(PyRuntimeError::new_err("this map is already being iterated by another thread"));
+            }
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        };
+        loop {
+            let Some(flow) = running.as_mut() else { return Ok(None) };
+            let polled = py.detach(|| flow.with_dependent_mut(|_, flow| flow.next_timeout(WAIT_SLICE)));
+            match polled {
+                Poll::Ready(Some((index, Ok(json)))) => return Ok(Some((index, Some(json), None))),
+                Poll::Ready(Some((index, Err(error)))) => {
+                    let exception = task_exception(py, &error)?;
+                    return Ok(Some((index, None, Some(exception.unbind()))));
+                }
+                Poll::Ready(None) => {
+                    *running = None;
+                    let failed = self.input_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+                    return match failed {
+                        Some(error) => Err(error),
+                        None => Ok(None),
+                    };
+                }
+                Poll::Pending => {
+                    if let Err(interrupted) = py.check_signals() {
+                        // Stop the map now, with the interpreter released:
+                        // dropping it may wait for a worker to let go.
+                        let stopped = running.take();
+                        py.detach(move || drop(stopped));
+                        return Err(interrupted);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops the map: inputs not yet run are skipped, running ones stopped
+    /// where the pool can; iterating further ends at once.
+    fn cancel(&self, py: Python<'_>) -> PyResult<()> {
+        let stopped = match self.running.try_lock() {
+            Ok(mut guard) => guard.take(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(PyRuntimeError::new_err("this map is being iterated by another thread"));
+            }
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().take(),
+        };
+        py.detach(move || drop(stopped));
+        Ok(())
+    }
+}

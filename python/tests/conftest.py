@@ -1,0 +1,45 @@
+"""Shared fixtures: the demo task module (guest-tasks/, the one the Rust
+tests use), built with cargo if it is not there yet, and pools of both
+worker kinds."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _module_path() -> Path:
+    given = os.environ.get("WASMPOOL_TEST_MODULE")
+    if given:
+        return Path(given)
+    target = Path(os.environ.get("CARGO_TARGET_DIR", REPO / "target"))
+    path = target / "wasm-guest" / "wasm32-unknown-unknown" / "release" / "guest_tasks.wasm"
+    if not path.is_file():
+        # guest-tasks' build script compiles the module for wasm32.
+        subprocess.run(["cargo", "build", "-p", "guest-tasks"], cwd=REPO, check=True)
+    assert path.is_file(), f"building guest-tasks did not make {path}"
+    return path
+
+
+@pytest.fixture(scope="session")
+def module() -> Path:
+    """The demo module's path."""
+    return _module_path()
+
+
+@pytest.fixture(params=["threads", "processes"])
+def kind(request) -> str:
+    """Each worker kind in turn."""
+    return request.param
+
+
+@pytest.fixture
+def pool(module, kind):
+    """A pool of two workers of each kind over the demo module."""
+    from wasmpool import Pool
+
+    with Pool(module, workers=2, processes=(kind == "processes")) as pool:
+        yield pool

@@ -1,0 +1,105 @@
+"""The calls: map, imap, imap_unordered, map_each, call, submit, with
+ordinary Python values in and out, in both worker kinds."""
+
+import concurrent.futures
+import math
+
+import pytest
+
+from wasmpool import Pool, Task
+from wasmpool.errors import PoolClosed
+
+
+def test_hinsens_slide_sqrt_over_range_100(pool):
+    assert pool.map("sqrt", range(100)) == [math.sqrt(x) for x in range(100)]
+
+
+def test_several_arguments_are_a_tuple_like_a_normal_call(pool):
+    assert pool.call("add", 2, 40) == 42
+    assert pool.map("add", [(1, 2), (3, 4), [5, 6]]) == [3, 7, 11]
+    # A task of no arguments; results of several values come back as lists.
+    assert pool.call("noop") is None
+    assert pool.call("echo_mixed", -3, "ünïcode", [1.5, -0.0], None) == [-3, "ünïcode", [1.5, -0.0], None]
+    assert pool.call("echo_bytes", b"\x00\xffab") == [0, 255, 97, 98]
+    assert pool.call("word_frequencies", "b a b") == {"a": 1, "b": 2}
+
+
+def test_imap_keeps_input_order_and_streams_a_generator(pool):
+    rows = pool.imap("mandel_row", ((y, 40, 30, 64) for y in range(30)), chunksize=1)
+    with pytest.raises(TypeError):
+        len(rows)  # a generator has no length
+    rows = list(rows)
+    assert len(rows) == 30 and all(len(row) == 40 for row in rows)
+    assert rows == pool.map("mandel_row", [(y, 40, 30, 64) for y in range(30)])
+    assert len(pool.imap("sqrt", range(10))) == 10
+
+
+def test_imap_unordered_gives_every_result_once(pool):
+    results = list(pool.imap_unordered("add", ((i, 1) for i in range(200))))
+    assert sorted(results) == list(range(1, 201))
+    pairs = list(pool.imap_unordered("add", [(i, 1) for i in range(50)], with_index=True))
+    assert sorted(pairs) == [(i, i + 1) for i in range(50)]
+
+
+def test_an_endless_generator_streams_through_in_bounded_memory(pool):
+    def endless():
+        i = 0
+        while True:
+            yield float(i)
+            i += 1
+
+    stream = pool.imap("sqrt", endless())
+    first = [next(stream) for _ in range(1000)]
+    stream.close()
+    assert first[999] == math.sqrt(999)
+
+
+def test_submit_returns_a_concurrent_future(pool):
+    futures = [pool.submit("add", i, i) for i in range(20)]
+    assert [f.result(timeout=60) for f in futures] == [2 * i for i in range(20)]
+    assert isinstance(futures[0], concurrent.futures.Future)
+
+
+def test_tasks_lists_names_parameters_and_docs(pool):
+    tasks = {t.name: t for t in pool.tasks()}
+    assert isinstance(tasks["sqrt"], Task)
+    assert tasks["add"].params == (("a", "i64"), ("b", "i64"))
+    assert str(tasks["add"]) == "add(a: i64, b: i64) -> i64"
+    assert "square root" in tasks["sqrt"].doc.lower()
+
+
+def test_stats_count_the_tasks_run(pool):
+    pool.map("add", [(i, i) for i in range(100)])
+    stats = pool.stats()
+    assert stats.tasks == 100
+    assert len(stats.workers) == 2 == pool.workers
+    assert sum(w.tasks for w in stats.workers) == 100
+
+
+def test_progress_callback_sees_every_result(pool):
+    seen = []
+    pool.map("sqrt", range(25), progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(i, 25) for i in range(1, 26)]
+
+
+def test_worker_kinds_are_what_was_asked(pool, kind):
+    assert pool.worker_kind == kind
+    pids = pool.worker_pids()
+    if kind == "processes":
+        assert len(pids) == 2 and all(isinstance(p, int) for p in pids)
+    else:
+        assert pids == []
+
+
+def test_a_closed_pool_refuses_calls(module):
+    with Pool(module, workers=1) as pool:
+        assert pool.call("add", 1, 1) == 2
+    assert pool.closed
+    with pytest.raises(PoolClosed):
+        pool.map("sqrt", [1.0])
+    assert "closed" in repr(pool)
+
+
+def test_module_bytes_work_as_a_path_does(module):
+    with Pool(module.read_bytes(), workers=1) as pool:
+        assert pool.call("sqrt", 16) == 4.0

@@ -1,0 +1,51 @@
+"""Arguments in, results out: Python values as the JSON a task's entry
+point takes, the way docs/abi.md describes it (one argument as itself,
+several as an array, none as ``null``)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+
+def _default(value: Any) -> Any:
+    """What ``json`` cannot encode by itself: bytes as lists of numbers
+    (a task's ``Vec<u8>``), and array-likes with ``tolist`` (numpy)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return list(bytes(value))
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    raise TypeError(
+        f"a {type(value).__name__} cannot be a task's argument: arguments are "
+        "numbers, strings, booleans, None, and lists, tuples and dicts of them"
+    )
+
+
+def dumps(value: Any) -> str:
+    """One value as compact JSON text."""
+    return json.dumps(value, default=_default, separators=(",", ":"))
+
+
+def encode_item(item: Any, arity: int) -> str:
+    """One input of a map: for a task of several parameters, a tuple (or
+    list) of that many arguments; for one parameter, the argument itself."""
+    if arity == 0 and (item is None or item == ()):
+        return "null"
+    if arity >= 2 and isinstance(item, tuple):
+        return dumps(list(item))
+    return dumps(item)
+
+
+def encode_call(args: Sequence[Any], arity: int) -> str:
+    """The arguments of ``call(task, *args)``."""
+    if arity == 1 and len(args) == 1:
+        return dumps(args[0])
+    if arity == 0 and not args:
+        return "null"
+    return dumps(list(args))
+
+
+def loads(text: str) -> Any:
+    """A result's JSON text as a Python value."""
+    return json.loads(text)

@@ -1,0 +1,435 @@
+"""The pool: the Python face of the Rust library's ``wasmpool::Pool``."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import operator
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+
+from . import _args
+from ._native import NativePool
+from .errors import _MISSING
+
+__all__ = ["Pool", "Task", "PoolStats", "WorkerStats", "MapIterator"]
+
+ModuleSource = Union[str, "os.PathLike[str]", bytes]
+Progress = Callable[[int, Optional[int]], Any]
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task of the module: its name, parameters (``(name, type)`` pairs,
+    with Rust's types), result type and doc comment."""
+
+    name: str
+    params: Tuple[Tuple[str, str], ...]
+    result: str
+    doc: str
+
+    def __str__(self) -> str:
+        params = ", ".join(f"{name}: {ty}" for name, ty in self.params)
+        return f"{self.name}({params}) -> {self.result}"
+
+
+@dataclass(frozen=True)
+class WorkerStats:
+    """What one worker has done: task inputs run, seconds busy, and (worker
+    processes) tasks run again after their process died."""
+
+    tasks: int
+    busy: float
+    retries: int
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """What the pool's workers have done since it was built."""
+
+    workers: List[WorkerStats] = field(default_factory=list)
+
+    @property
+    def tasks(self) -> int:
+        """Task inputs run by all workers."""
+        return sum(w.tasks for w in self.workers)
+
+    @property
+    def retries(self) -> int:
+        """Retries by all workers."""
+        return sum(w.retries for w in self.workers)
+
+
+def _worker_command() -> List[str]:
+    """How a worker process starts: this interpreter, isolated from the
+    environment's Python settings, importing this very package (found by
+    its path) and serving as the worker (the extension is its own worker
+    executable, so nothing else needs installing)."""
+    if not sys.executable:
+        raise RuntimeError(
+            "worker processes need the Python interpreter's path, and sys.executable is empty "
+            "(an embedded interpreter?): use processes=False"
+        )
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = (
+        "import sys; sys.path.insert(0, {!r}); "
+        "from wasmpool._native import worker_main; worker_main()"
+    ).format(package_parent)
+    return [sys.executable, "-I", "-c", code]
+
+
+class MapIterator(Iterator[Any]):
+    """The results of ``imap`` or ``imap_unordered``, one per input.
+
+    A failed input raises its :class:`~wasmpool.errors.TaskError` where its
+    result would be; iterating on goes on with the next input's result, as
+    with ``multiprocessing``. ``len()`` works when the inputs had a length
+    (so progress bars such as tqdm show a total). Closing it (or leaving
+    the loop and dropping it) cancels the inputs not yet run.
+    """
+
+    def __init__(self, stream: Any, pending: Dict[int, Any], total: Optional[int], with_index: bool) -> None:
+        self._stream = stream
+        self._pending = pending
+        self._total = total
+        self._with_index = with_index
+
+    def __iter__(self) -> "MapIterator":
+        return self
+
+    def __len__(self) -> int:
+        if self._total is None:
+            raise TypeError("the inputs of this map have no length")
+        return self._total
+
+    def __next__(self) -> Any:
+        index, text, error = next(self._stream)
+        value = self._pending.pop(index, _MISSING)
+        if error is not None:
+            error.input = value
+            raise error
+        result = _args.loads(text)
+        return (index, result) if self._with_index else result
+
+    def close(self) -> None:
+        """Cancels the inputs not yet run."""
+        self._stream.cancel()
+
+    def __enter__(self) -> "MapIterator":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+class _Inputs:
+    """A map's inputs as JSON texts, keeping each input's Python value until
+    its result is taken (for the ``input`` of its error); the map pulls at
+    most a bounded window ahead, so this stays small."""
+
+    def __init__(self, items: Iterable[Any], arity: int, pending: Dict[int, Any]) -> None:
+        self._items = iter(items)
+        self._arity = arity
+        self._pending = pending
+        self._index = 0
+
+    def __iter__(self) -> "_Inputs":
+        return self
+
+    def __next__(self) -> str:
+        item = next(self._items)
+        index = self._index
+        self._index += 1
+        self._pending[index] = item
+        try:
+            return _args.encode_item(item, self._arity)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"input {index} ({item!r:.80}): {e}") from None
+
+
+class Pool:
+    """A pool of workers running the tasks of one WebAssembly module.
+
+    ``module`` is the path of a ``.wasm`` task module (or its bytes). Every
+    worker loads that same module, so every task exists in every worker,
+    whatever the platform or the order things were defined in. Arguments
+    and results are copied in and out as JSON: numbers, strings, booleans,
+    None, lists, tuples and dicts.
+
+    Settings (all optional):
+
+    - ``workers``: how many (default: one per CPU core);
+    - ``processes``: run each worker in its own process (a crashed worker is
+      replaced and its task retried ``max_retries`` times) instead of a thread;
+    - ``seed``: the pool's seed; each task's random stream derives from it
+      and the input's index, so results do not depend on the worker count;
+    - ``deadline`` (seconds), ``fuel`` (instructions), ``max_memory``,
+      ``max_stack``, ``max_output`` (bytes): the sandbox's limits per task;
+    - ``chunksize``: inputs per dispatch (default: chosen per map);
+    - ``interruptible`` (default True): thread workers can stop a running
+      task when its map is cancelled or Ctrl-C is pressed (the cost: tight
+      loops run somewhat slower; worker processes are killed instead and
+      pay nothing);
+    - ``cache_dir``, ``cache``: where compiled modules are kept, or no cache.
+
+    Use it in a ``with`` block, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        module: ModuleSource,
+        *,
+        workers: Optional[int] = None,
+        processes: bool = False,
+        seed: Optional[int] = None,
+        deadline: Optional[float] = None,
+        fuel: Optional[int] = None,
+        max_memory: Optional[int] = None,
+        max_stack: Optional[int] = None,
+        max_output: Optional[int] = None,
+        chunksize: Optional[int] = None,
+        interruptible: bool = True,
+        max_retries: Optional[int] = None,
+        cache_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
+        cache: bool = True,
+    ) -> None:
+        if isinstance(module, (bytes, bytearray, memoryview)):
+            source: Any = bytes(module)
+        else:
+            source = os.fspath(module)
+        self._native = NativePool(
+            source,
+            workers=workers,
+            seed=seed,
+            worker_command=_worker_command() if processes else None,
+            max_retries=max_retries,
+            deadline=deadline,
+            fuel=fuel,
+            max_memory=max_memory,
+            max_stack=max_stack,
+            max_output=max_output,
+            chunk_size=chunksize,
+            interruptible=interruptible,
+            cache_dir=None if cache_dir is None else os.fspath(cache_dir),
+            cache=cache,
+        )
+        self._tasks = {t["name"]: t for t in self._native.tasks()}
+        self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._executor_lock = threading.Lock()
+
+    # -- the module -------------------------------------------------------
+
+    def tasks(self) -> List[Task]:
+        """The module's tasks, in the module's order."""
+        return [Task(t["name"], tuple(map(tuple, t["params"])), t["result"], t["doc"]) for t in self._native.tasks()]
+
+    @property
+    def workers(self) -> int:
+        """How many workers the pool has."""
+        return self._native.workers()
+
+    @property
+    def seed(self) -> int:
+        """The pool's seed: the one given, or the one drawn (pass it back as
+        ``seed=`` to run the same tasks on the same random numbers)."""
+        return self._native.seed()
+
+    @property
+    def worker_kind(self) -> str:
+        """``"threads"`` or ``"processes"``."""
+        return self._native.worker_kind()
+
+    def worker_pids(self) -> List[Optional[int]]:
+        """Worker processes: each worker's process id (empty for threads)."""
+        return self._native.worker_pids()
+
+    def stats(self) -> PoolStats:
+        """What each worker has done so far."""
+        return PoolStats([WorkerStats(w["tasks"], w["busy"], w["retries"]) for w in self._native.stats()])
+
+    # -- calls -------------------------------------------------------------
+
+    def _arity(self, task: str) -> int:
+        info = self._tasks.get(task)
+        # An unknown name: the native call reports it, with suggestions.
+        return len(info["params"]) if info is not None else 1
+
+    def _stream(
+        self,
+        task: str,
+        iterable: Iterable[Any],
+        *,
+        ordered: bool,
+        chunksize: Optional[int],
+        deadline: Optional[float],
+        fuel: Optional[int],
+        seed: Optional[int],
+    ) -> Tuple[Any, Dict[int, Any], Optional[int]]:
+        total = operator.length_hint(iterable, -1)
+        pending: Dict[int, Any] = {}
+        inputs = _Inputs(iterable, self._arity(task), pending)
+        stream = self._native.stream(
+            task, inputs, ordered=ordered, chunk_size=chunksize, deadline=deadline, fuel=fuel, seed=seed
+        )
+        return stream, pending, (total if total >= 0 and hasattr(iterable, "__len__") else None)
+
+    def call(self, task: str, *args: Any, deadline: Optional[float] = None, fuel: Optional[int] = None,
+             seed: Optional[int] = None) -> Any:
+        """Runs ``task(*args)`` once on a worker and returns its result."""
+        text = _args.encode_call(args, self._arity(task))
+        stream = self._native.stream(task, iter([text]), deadline=deadline, fuel=fuel, seed=seed)
+        try:
+            for _, result, error in stream:
+                if error is not None:
+                    error.input = args[0] if len(args) == 1 else args
+                    raise error
+                return _args.loads(result)
+        finally:
+            stream.cancel()
+        raise AssertionError("a call yields one result")  # pragma: no cover
+
+    def map(
+        self,
+        task: str,
+        iterable: Iterable[Any],
+        chunksize: Optional[int] = None,
+        *,
+        progress: Optional[Progress] = None,
+        deadline: Optional[float] = None,
+        fuel: Optional[int] = None,
+        seed: Optional[int] = None,
+    ) -> List[Any]:
+        """Runs ``task`` on every input and returns the results in input
+        order. An input is a task's argument, or a tuple of its arguments
+        for a task of several. The first failure stops the map (inputs not
+        yet run are skipped) and is raised. ``progress(done, total)`` is
+        called after each result (``total`` is None for inputs of unknown
+        length)."""
+        stream, pending, total = self._stream(
+            task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed
+        )
+        results: Dict[int, Any] = {}
+        try:
+            for index, text, error in stream:
+                value = pending.pop(index, _MISSING)
+                if error is not None:
+                    error.input = value
+                    raise error
+                results[index] = _args.loads(text)
+                if progress is not None:
+                    progress(len(results), total)
+        finally:
+            stream.cancel()
+        return [results[i] for i in range(len(results))]
+
+    def map_each(
+        self,
+        task: str,
+        iterable: Iterable[Any],
+        chunksize: Optional[int] = None,
+        *,
+        progress: Optional[Progress] = None,
+        deadline: Optional[float] = None,
+        fuel: Optional[int] = None,
+        seed: Optional[int] = None,
+    ) -> List[Any]:
+        """Like :meth:`map`, but every input gets its own outcome: its result,
+        or the :class:`~wasmpool.errors.TaskError` it failed with (returned,
+        not raised), so one bad input loses nothing else."""
+        stream, pending, total = self._stream(
+            task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed
+        )
+        outcomes: Dict[int, Any] = {}
+        try:
+            for index, text, error in stream:
+                value = pending.pop(index, _MISSING)
+                if error is not None:
+                    error.input = value
+                    outcomes[index] = error
+                else:
+                    outcomes[index] = _args.loads(text)
+                if progress is not None:
+                    progress(len(outcomes), total)
+        finally:
+            stream.cancel()
+        return [outcomes[i] for i in range(len(outcomes))]
+
+    def imap(
+        self,
+        task: str,
+        iterable: Iterable[Any],
+        chunksize: Optional[int] = None,
+        *,
+        deadline: Optional[float] = None,
+        fuel: Optional[int] = None,
+        seed: Optional[int] = None,
+    ) -> MapIterator:
+        """A lazy :meth:`map`: results in input order as they are ready,
+        pulling inputs only as workers have room, so an endless generator
+        streams through in bounded memory."""
+        stream, pending, total = self._stream(
+            task, iterable, ordered=True, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed
+        )
+        return MapIterator(stream, pending, total, with_index=False)
+
+    def imap_unordered(
+        self,
+        task: str,
+        iterable: Iterable[Any],
+        chunksize: Optional[int] = None,
+        *,
+        with_index: bool = False,
+        deadline: Optional[float] = None,
+        fuel: Optional[int] = None,
+        seed: Optional[int] = None,
+    ) -> MapIterator:
+        """Like :meth:`imap`, with results in the order they finish;
+        ``with_index=True`` yields ``(input index, result)`` pairs."""
+        stream, pending, total = self._stream(
+            task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed
+        )
+        return MapIterator(stream, pending, total, with_index=with_index)
+
+    def submit(self, task: str, *args: Any, **options: Any) -> "concurrent.futures.Future[Any]":
+        """Starts ``task(*args)`` and returns a
+        :class:`concurrent.futures.Future` of its result (``options`` as
+        for :meth:`call`). The calls wait on a few Python threads of the
+        pool's own, with the interpreter released."""
+        with self._executor_lock:
+            if self._executor is None:
+                self._native.workers()  # a closed pool raises PoolClosed here
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=max(4, 2 * self.workers), thread_name_prefix="wasmpool-submit"
+                )
+            executor = self._executor
+        return executor.submit(self.call, task, *args, **options)
+
+    # -- lifetime ----------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the pool: its workers stop (worker processes are killed)
+        once the maps still running on it are done. Further calls raise
+        :class:`~wasmpool.errors.PoolClosed`."""
+        with self._executor_lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        self._native.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._native.closed
+
+    def __enter__(self) -> "Pool":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        if self.closed:
+            return "<wasmpool.Pool closed>"
+        return f"<wasmpool.Pool {self.workers} {self.worker_kind}, {len(self._tasks)} tasks, seed {self.seed}>"
