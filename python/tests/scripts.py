@@ -10,14 +10,18 @@ import time
 from pathlib import Path
 from typing import List, Optional, Tuple
 
-PYTHON_DIR = Path(__file__).resolve().parents[1]
+import wasmpool
+
+# The folder holding the `wasmpool` these tests imported: the checkout's
+# python/ (run by .ci/python) or site-packages (an installed wheel).
+PACKAGE_PARENT = Path(wasmpool.__file__).resolve().parents[1]
 
 
 def env() -> dict:
-    """The child's environment: this checkout's package first on its path
-    (the tests may run against the checkout rather than an installed copy)."""
+    """The child's environment: the same `wasmpool` as the tests' first on
+    its path, whether that is the checkout or an installed copy."""
     e = dict(os.environ)
-    e["PYTHONPATH"] = os.pathsep.join(p for p in [os.environ.get("PYTHONPATH", ""), str(PYTHON_DIR)] if p)
+    e["PYTHONPATH"] = os.pathsep.join(p for p in [str(PACKAGE_PARENT), os.environ.get("PYTHONPATH", "")] if p)
     return e
 
 
