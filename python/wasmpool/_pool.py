@@ -106,11 +106,9 @@ class MapIterator(Iterator[Any]):
 
     def __next__(self) -> Any:
         index, text, error = next(self._stream)
-        value = self._pending.pop(index, _MISSING)
+        result = _outcome(self._pending, index, text, error)
         if error is not None:
-            error.input = value
-            raise error
-        result = _args.loads(text)
+            raise result
         return (index, result) if self._with_index else result
 
     def close(self) -> None:
@@ -122,6 +120,35 @@ class MapIterator(Iterator[Any]):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _outcome(pending: Dict[int, Any], index: int, text: Optional[str], error: Optional[Any]) -> Any:
+    """Input ``index``'s result, or its error with the input attached;
+    the input leaves ``pending``."""
+    value = pending.pop(index, _MISSING)
+    if error is not None:
+        error.input = value
+        return error
+    return _args.loads(text)
+
+
+def _collect(stream: Any, pending: Dict[int, Any], total: Optional[int], progress: Optional[Progress],
+             *, raise_first: bool) -> List[Any]:
+    """Every input's outcome, in input order: the first error raised if
+    ``raise_first`` (the inputs not yet run are skipped), else returned in
+    its input's place. The stream is cancelled on the way out."""
+    outcomes: Dict[int, Any] = {}
+    try:
+        for index, text, error in stream:
+            outcome = _outcome(pending, index, text, error)
+            if raise_first and error is not None:
+                raise outcome
+            outcomes[index] = outcome
+            if progress is not None:
+                progress(len(outcomes), total)
+    finally:
+        stream.cancel()
+    return [outcomes[i] for i in range(len(outcomes))]
 
 
 class _Inputs:
@@ -310,19 +337,7 @@ class Pool:
         stream, pending, total = self._stream(
             task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed
         )
-        results: Dict[int, Any] = {}
-        try:
-            for index, text, error in stream:
-                value = pending.pop(index, _MISSING)
-                if error is not None:
-                    error.input = value
-                    raise error
-                results[index] = _args.loads(text)
-                if progress is not None:
-                    progress(len(results), total)
-        finally:
-            stream.cancel()
-        return [results[i] for i in range(len(results))]
+        return _collect(stream, pending, total, progress, raise_first=True)
 
     def map_each(
         self,
@@ -341,20 +356,7 @@ class Pool:
         stream, pending, total = self._stream(
             task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed
         )
-        outcomes: Dict[int, Any] = {}
-        try:
-            for index, text, error in stream:
-                value = pending.pop(index, _MISSING)
-                if error is not None:
-                    error.input = value
-                    outcomes[index] = error
-                else:
-                    outcomes[index] = _args.loads(text)
-                if progress is not None:
-                    progress(len(outcomes), total)
-        finally:
-            stream.cancel()
-        return [outcomes[i] for i in range(len(outcomes))]
+        return _collect(stream, pending, total, progress, raise_first=False)
 
     def imap(
         self,
