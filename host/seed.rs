@@ -92,15 +92,16 @@ impl TaskRandom {
     /// The next bytes of the task's WASI stream.
     pub(crate) fn fill(&mut self, dest: &mut [u8]) {
         let seed = self.seed;
-        self.stream
-            .get_or_insert_with(|| {
-                let mut key = [0u8; 32];
-                key[..8].copy_from_slice(&seed.to_le_bytes());
-                let mut rng = ChaCha8Rng::from_seed(key);
-                rng.set_stream(WASI_STREAM);
-                rng
-            })
-            .fill_bytes(dest);
+        self.stream.get_or_insert_with(|| Self::stream_of(seed)).fill_bytes(dest);
+    }
+
+    /// The WASI stream of the task with this seed, from its start.
+    pub(crate) fn stream_of(seed: u64) -> ChaCha8Rng {
+        let mut key = [0u8; 32];
+        key[..8].copy_from_slice(&seed.to_le_bytes());
+        let mut rng = ChaCha8Rng::from_seed(key);
+        rng.set_stream(WASI_STREAM);
+        rng
     }
 }
 

@@ -560,7 +560,7 @@ fn linear_stack_overflowed(store: &mut Store<HostState>, config: &InstanceConfig
 }
 
 /// A trap with its kind and Wasm backtrace.
-fn trap_failure(error: wasmtime::Error) -> TaskFailure {
+pub(crate) fn trap_failure(error: wasmtime::Error) -> TaskFailure {
     let frames = error
         .downcast_ref::<WasmBacktrace>()
         .map(|bt| {

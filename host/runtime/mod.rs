@@ -2,6 +2,7 @@
 //! instance. The layer below the workers; it knows nothing of pools,
 //! queues or processes.
 //!
+//! - `component`: task components (the `wasmpool:task` WIT world);
 //! - `engine`: wasmtime engines and their instance allocators;
 //! - [`module`]: loading and checking a module, its task records;
 //! - `typecheck`: a call's argument types against a task's parameters;
@@ -15,6 +16,7 @@
 pub(crate) mod cache;
 #[doc(hidden)]
 pub(crate) mod canonical_nans;
+pub(crate) mod component;
 pub(crate) mod engine;
 #[doc(hidden)]
 pub(crate) mod fresh_state;

@@ -5,12 +5,20 @@
 use crate::error::LimitExceeded;
 use wasmtime::ResourceLimiter;
 
+/// Core instances, memories and tables one component instance may have.
+pub(crate) const COMPONENT_PARTS: usize = 32;
+
 /// The resource limiter of one store.
 pub(crate) struct GuestLimiter {
     max_memory: usize,
     max_table_elements: usize,
-    /// Memories an instance may have.
+    /// Core instances a store may have: 1 for a module, more for a
+    /// component (each of its core modules is one).
+    instances: usize,
+    /// Memories a store may have.
     memories: usize,
+    /// Tables a store may have.
+    tables: usize,
     /// The last growth refused since [`take_refusal`](Self::take_refusal).
     refused: Option<LimitExceeded>,
 }
@@ -20,7 +28,16 @@ impl GuestLimiter {
     /// `max_table_elements`; an instance may have `memories` memories (the
     /// module's one, and the host's mark map if it has one).
     pub(crate) fn new(max_memory: usize, max_table_elements: usize, memories: usize) -> Self {
-        GuestLimiter { max_memory, max_table_elements, memories, refused: None }
+        GuestLimiter { max_memory, max_table_elements, instances: 1, memories, tables: 1, refused: None }
+    }
+
+    /// Caps as [`new`](Self::new) for a store holding one component
+    /// instance: up to [`COMPONENT_PARTS`] core instances, memories and
+    /// tables (componentize-py's components have 14 core instances, one
+    /// memory and two tables), each memory and table capped alike.
+    pub(crate) fn for_component(max_memory: usize, max_table_elements: usize) -> Self {
+        let n = COMPONENT_PARTS;
+        GuestLimiter { max_memory, max_table_elements, instances: n, memories: n, tables: n, refused: None }
     }
 
     /// The growth refused since the last call, if any.
@@ -48,11 +65,11 @@ impl ResourceLimiter for GuestLimiter {
     }
 
     fn instances(&self) -> usize {
-        1
+        self.instances
     }
 
     fn tables(&self) -> usize {
-        1
+        self.tables
     }
 
     fn memories(&self) -> usize {

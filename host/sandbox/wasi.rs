@@ -33,11 +33,12 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use wasmtime::component::ResourceTable;
 use wasmtime::{Caller, Linker};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
 /// The import module name of WASI preview 1.
 pub(crate) const WASI_MODULE: &str = "wasi_snapshot_preview1";
@@ -130,6 +131,23 @@ impl WasiConfig {
 
     /// A fresh context for one task, with its output captured up to `max_output` bytes per stream.
     pub(crate) fn context(&self, max_output: usize) -> Result<TaskWasi, String> {
+        let (mut builder, stdout, stderr) = self.builder(max_output)?;
+        Ok(TaskWasi { ctx: builder.build_p1(), stdout, stderr, refused: None })
+    }
+
+    /// A fresh WASI (preview 2) context for one call into a task component:
+    /// as [`context`](Self::context), with `wasi:random` drawing from the
+    /// task's seeded stream. Clocks the pool does not grant are left to the
+    /// linker, which makes them stop the task (`runtime::component`).
+    pub(crate) fn component_context(&self, max_output: usize, seed: u64) -> Result<ComponentWasi, String> {
+        let (mut builder, stdout, stderr) = self.builder(max_output)?;
+        builder.secure_random(TaskRandom::stream_of(seed)).insecure_random(TaskRandom::stream_of(seed));
+        builder.insecure_random_seed(u128::from(seed));
+        Ok(ComponentWasi { ctx: builder.build(), table: ResourceTable::new(), stdout, stderr })
+    }
+
+    /// A builder with this configuration and captured output pipes.
+    fn builder(&self, max_output: usize) -> Result<(WasiCtxBuilder, CapturedPipe, CapturedPipe), String> {
         let stdout = CapturedPipe::new("stdout", max_output);
         let stderr = CapturedPipe::new("stderr", max_output);
         let mut builder = WasiCtxBuilder::new();
@@ -141,7 +159,37 @@ impl WasiConfig {
                 .preopened_dir(&dir.host, &dir.guest, perms)
                 .map_err(|e| format!("cannot open WASI folder {}: {e:#}", dir.host.display()))?;
         }
-        Ok(TaskWasi { ctx: builder.build_p1(), stdout, stderr, refused: None })
+        Ok((builder, stdout, stderr))
+    }
+
+    /// Whether the pool grants the wall clock.
+    pub(crate) fn grants_wall_clock(&self) -> bool {
+        self.wall_clock
+    }
+
+    /// Whether the pool grants the monotonic clock.
+    pub(crate) fn grants_monotonic_clock(&self) -> bool {
+        self.monotonic_clock
+    }
+}
+
+/// One component call's WASI (preview 2) context and its captured output.
+pub(crate) struct ComponentWasi {
+    pub ctx: WasiCtx,
+    pub table: ResourceTable,
+    stdout: CapturedPipe,
+    stderr: CapturedPipe,
+}
+
+impl ComponentWasi {
+    /// What the task wrote.
+    pub(crate) fn take_output(&mut self) -> TaskOutput {
+        TaskOutput { stdout: self.stdout.take(), stderr: self.stderr.take() }
+    }
+
+    /// The output limit a write ran into, if one did.
+    pub(crate) fn overflow(&self) -> Option<LimitExceeded> {
+        self.stdout.overflow().or_else(|| self.stderr.overflow())
     }
 }
 

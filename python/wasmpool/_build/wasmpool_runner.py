@@ -1,0 +1,97 @@
+"""wasmpool's runner for tasks written in Python.
+
+Built into the component with the user's module (componentize-py): every
+public function defined in that module becomes a task of the
+`wasmpool:task` world (wit/wasmpool-task.wit). Arguments and results are
+JSON, as for Rust-written tasks' JSON entry points (docs/abi.md): one
+argument bare, several as an array. Before each call `random` is seeded
+from the host's task seed, so results do not depend on which worker ran
+the task.
+"""
+import inspect
+import json
+import random
+import traceback
+
+import componentize_py_types
+from wit_world import exports
+from wit_world.exports import tasks as wit
+from wit_world.imports import host
+
+
+def _public_functions(module):
+    for name, value in vars(module).items():
+        if name.startswith("_") or not inspect.isfunction(value):
+            continue
+        if value.__module__ != module.__name__:
+            continue  # imported, not defined here
+        yield name, value
+
+
+def _type_name(annotation):
+    if annotation is inspect.Parameter.empty or annotation is inspect.Signature.empty:
+        return "any"
+    if isinstance(annotation, type):
+        return annotation.__name__
+    return str(annotation)
+
+
+def _raise(error):
+    raise componentize_py_types.Err(error)
+
+
+def _exception(module_file):
+    """The exception being handled, as the world's `exception` record."""
+    frames = traceback.extract_tb(__import__("sys").exc_info()[2])
+    own = [f for f in frames if f.filename == module_file] or frames
+    last = own[-1] if own else None
+    location = f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}" if last else ""
+    lines = traceback.format_exc().splitlines()
+    message = lines[-1] if lines else "exception"
+    return wit.Exception(message, location, traceback.format_exc())
+
+
+def make_tasks(module):
+    """The `Tasks` export class for `module`'s public functions."""
+    functions = dict(_public_functions(module))
+    arity = {name: len(inspect.signature(f).parameters) for name, f in functions.items()}
+    module_file = getattr(module, "__file__", "")
+
+    class Tasks(exports.Tasks):
+        def describe(self):
+            infos = []
+            for name, f in functions.items():
+                signature = inspect.signature(f)
+                params = [wit.Param(p.name, _type_name(p.annotation)) for p in signature.parameters.values()]
+                returns = _type_name(signature.return_annotation)
+                infos.append(wit.TaskInfo(name, params, returns, inspect.getdoc(f) or ""))
+            return infos
+
+        def call(self, name, args_json):
+            f = functions.get(name)
+            if f is None:
+                _raise(wit.CallError_NoSuchTask(name))
+            try:
+                args = json.loads(args_json)
+            except ValueError as e:
+                _raise(wit.CallError_BadArguments(f"the arguments are not JSON: {e}"))
+            n = arity[name]
+            if n == 0:
+                if args not in (None, []):
+                    _raise(wit.CallError_BadArguments(f"{name} takes no arguments"))
+                args = []
+            elif n == 1:
+                args = [args]
+            elif not isinstance(args, list) or len(args) != n:
+                _raise(wit.CallError_BadArguments(f"{name} takes {n} arguments, as a JSON array of {n}"))
+            random.seed(host.task_seed())
+            try:
+                result = f(*args)
+            except Exception:
+                _raise(wit.CallError_Raised(_exception(module_file)))
+            try:
+                return json.dumps(result, allow_nan=False)
+            except (TypeError, ValueError) as e:
+                _raise(wit.CallError_BadResult(f"{name} returned {type(result).__name__}, which JSON cannot hold: {e}"))
+
+    return Tasks
