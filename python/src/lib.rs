@@ -35,5 +35,8 @@ fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<pool::NativePool>()?;
     module.add_class::<stream::Stream>()?;
     module.add_function(wrap_pyfunction!(worker_main, module)?)?;
+    // The WIT world of task components, for building tasks written in
+    // Python (`wasmpool._build`): the text the host's bindings come from.
+    module.add("TASK_WORLD_WIT", include_str!("../../wit/wasmpool-task.wit"))?;
     Ok(())
 }

@@ -36,6 +36,7 @@ __all__ = [
     "WasmpoolError",
     "ModuleLoadError",
     "ConfigError",
+    "BuildError",
     "NoSuchTask",
     "NoJsonEntry",
     "PoolClosed",
@@ -74,6 +75,16 @@ class ModuleLoadError(WasmpoolError):
     """The module cannot be read, or is not a usable task module."""
 
     path: Optional[str] = None
+
+
+class BuildError(WasmpoolError):
+    """A module of tasks written in Python could not be built into a component."""
+
+    def __init__(self, message: str) -> None:
+        # The build's output quotes the user's source: keep lines and tabs,
+        # drop other control characters before it reaches a terminal.
+        clean = "".join(c if c in "\n\t" or c.isprintable() else "\ufffd" for c in message)
+        super().__init__(clean)
 
 
 class ConfigError(WasmpoolError, ValueError):

@@ -1,0 +1,25 @@
+"""Tasks written in Python, for the tests: plain functions, one module."""
+import math
+
+
+def sqrt(x):
+    """The square root."""
+    return math.sqrt(x)
+
+
+def pi_hits(samples: int) -> int:
+    import random
+    return sum(random.random() ** 2 + random.random() ** 2 <= 1 for _ in range(samples))
+
+
+def add(a, b):
+    return a + b
+
+
+def boom(x):
+    return 1 / x
+
+
+def now():
+    import time
+    return time.time()

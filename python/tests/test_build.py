@@ -1,0 +1,50 @@
+"""Tasks written in Python: building a module into a task component."""
+import shutil
+import time
+
+import pytest
+
+from wasmpool import _build
+from wasmpool.errors import BuildError
+
+pytestmark = pytest.mark.skipif(
+    _build.componentize_py_version() is None, reason="componentize-py is not installed (pip install componentize-py)"
+)
+
+HERE = __import__("pathlib").Path(__file__).parent
+
+
+def test_a_module_builds_once_then_comes_from_the_cache(tmp_path):
+    source = tmp_path / "tasks.py"
+    shutil.copyfile(HERE / "python_tasks" / "tasks.py", source)
+    cache = tmp_path / "cache"
+    first = _build.build(source, cache_dir=cache)
+    assert first.read_bytes()[:8] == b"\0asm\x0d\0\x01\0"  # a component
+    started = time.monotonic()
+    assert _build.build(source, cache_dir=cache) == first
+    assert time.monotonic() - started < 2, "the second build came from the cache"
+    source.write_text(source.read_text() + "\ndef twice(x):\n    return 2 * x\n")
+    assert _build.build(source, cache_dir=cache) != first
+
+
+def test_a_syntax_error_names_its_line(tmp_path):
+    source = tmp_path / "broken.py"
+    source.write_text("def f(x):\n    return x +\n")
+    with pytest.raises(BuildError) as caught:
+        _build.build(source, cache_dir=tmp_path)
+    assert "SyntaxError" in str(caught.value)
+    assert "line 2" in str(caught.value)
+
+
+def test_numpy_is_refused_with_the_reason(tmp_path):
+    source = tmp_path / "uses_numpy.py"
+    source.write_text("import numpy\n\ndef f(x):\n    return numpy.sqrt(x)\n")
+    with pytest.raises(BuildError, match="no build of it for WebAssembly"):
+        _build.build(source, cache_dir=tmp_path)
+
+
+def test_a_file_name_that_is_no_module_name_is_refused(tmp_path):
+    source = tmp_path / "my-tasks.py"
+    source.write_text("def f(x):\n    return x\n")
+    with pytest.raises(BuildError, match="module name"):
+        _build.build(source, cache_dir=tmp_path)
