@@ -14,7 +14,8 @@ use crate::runtime::engine::{
     Allocator, AllocatorKind, EngineSettings, SLOTS_PER_WORKER_ENGINE, create_engine, engines_for_workers,
 };
 use crate::runtime::instance::{InstanceConfig, Instantiator};
-use crate::runtime::module::{ModuleRules, TaskInfo, TaskModule, read_module_file};
+use crate::runtime::component::{self, TaskComponent};
+use crate::runtime::module::{ModuleRules, TaskCatalog, TaskInfo, TaskModule, read_module_file};
 use crate::runtime::typecheck;
 use crate::sandbox::interrupt::{RunLimits, Ticker};
 use crate::sandbox::limits::{CompileLimits, Limits};
@@ -24,13 +25,14 @@ use crate::scheduler::chunking::ChunkSize;
 use crate::spin::DEFAULT_IDLE_SPIN;
 use crate::transport::messages::{Hello, PROTOCOL_VERSION, max_reply_len};
 use crate::worker::executor::{InitCall, InstanceMode};
-use crate::worker::probe::{interruptible_copy, probe, probe_error};
+use crate::worker::probe::{ProbeFailure, interruptible_copy, probe, probe_error};
 use crate::worker::worker_stack_size;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::Engine;
+use wasmtime::component::Component;
 
 /// Where the workers run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -391,7 +393,10 @@ impl PoolBuilder {
     /// worker, and returns its tasks. For tools that only read a module,
     /// such as `wasmpool list`.
     pub fn inspect(mut self) -> Result<Vec<TaskInfo>> {
-        Ok(self.compile()?.module.tasks)
+        Ok(match self.compile()?.unit {
+            Unit::Module(module) => module.tasks,
+            Unit::Component(component) => component.tasks.tasks,
+        })
     }
 
     /// Compiles and checks the module, then starts the workers. With a
@@ -506,7 +511,11 @@ impl PoolBuilder {
     fn build_here(mut self) -> Result<Pool> {
         let seed = self.resolve_seed()?;
         let compiled = self.compile()?;
-        let Compiled { ref module, threads, epoch_checks, workers, .. } = compiled;
+        let module = match &compiled.unit {
+            Unit::Module(module) => module,
+            Unit::Component(component) => return self.build_components(&compiled, component, seed),
+        };
+        let Compiled { threads, epoch_checks, workers, .. } = compiled;
         let config = InstanceConfig {
             limits: self.limits.clone(),
             epoch_checks,
@@ -527,9 +536,9 @@ impl PoolBuilder {
         tracing::debug!(workers, kind = ?self.kind, module = %compiled.origin, tasks = module.tasks.len(), "starting pool");
         tracing::info!(seed, "pool seed: the same seed gives every task the same random numbers again");
         let (backend, allocator) = if threads {
-            self.thread_backend(&compiled, config, init.as_deref(), load_limit, sandbox.stack_size)?
+            self.thread_backend(&compiled, module, config, init.as_deref(), load_limit, sandbox.stack_size)?
         } else {
-            self.process_backend(&compiled, config, init.as_deref(), load_limit)?
+            self.process_backend(&compiled, module, config, init.as_deref(), load_limit)?
         };
         let plan = StartPlan {
             allocator,
@@ -542,7 +551,7 @@ impl PoolBuilder {
             seed,
             output: self.output.clone(),
         };
-        let mut pool = Pool::start(compiled.module, backend, plan)?;
+        let mut pool = Pool::start(module.catalog(), backend, plan)?;
         pool.engine_hash = crate::runtime::engine::compatibility_hash(&compiled.engine);
         Ok(pool)
     }
@@ -574,10 +583,15 @@ impl PoolBuilder {
             // module turns out to use WASI.
             self.reply_limit()?;
         }
-        let epoch_checks = threads && (self.limits.deadline.is_some() || self.interruptible == Some(true));
         let (bytes, origin) = self.take_module()?;
+        let is_component = component::is_component(&bytes);
+        // A component's load runs CPython's code (its task list): always
+        // with epoch checks, so the load deadline holds.
+        let epoch_checks = threads
+            && (self.limits.deadline.is_some() || self.interruptible == Some(true) || is_component);
         let settings = EngineSettings {
-            allocator: self.allocator,
+            // The pooling allocator's slots are sized for one core module.
+            allocator: if is_component { Allocator::OnDemand } else { self.allocator },
             // Thread workers each get an engine (see `engines_for_workers`);
             // a process pool's own engine only compiles.
             instance_slots: if threads { SLOTS_PER_WORKER_ENGINE } else { 1 },
@@ -599,6 +613,17 @@ impl PoolBuilder {
             canonicalize_nans: self.canonicalize_nans,
             marks: self.mode == InstanceMode::FreshPerTask && self.reset_in_place,
         };
+        if is_component {
+            let compiled = Component::new(&engine, &bytes).map_err(|e| Error::InvalidModule {
+                origin: origin.clone(),
+                cause: ModuleError::Compile(format!("{e:#}")),
+            })?;
+            let unit = Unit::Component(CompiledComponent { component: compiled, tasks: TaskCatalog::new(Vec::new(), origin.clone()) });
+            if self.wasi.is_none() {
+                self.wasi = Some(WasiConfig::new());
+            }
+            return Ok(Compiled { origin, settings, engine, allocator, unit, cache_dir, threads, epoch_checks, workers });
+        }
         let module = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
         // A `wasm32-wasip1` module runs with WASI, granted nothing unless
         // the builder grants it.
@@ -608,7 +633,80 @@ impl PoolBuilder {
                 self.reply_limit()?;
             }
         }
-        Ok(Compiled { origin, settings, engine, allocator, module, cache_dir, threads, epoch_checks, workers })
+        let unit = Unit::Module(module);
+        Ok(Compiled { origin, settings, engine, allocator, unit, cache_dir, threads, epoch_checks, workers })
+    }
+
+    /// Thread workers running a task component: each worker's engine
+    /// gets the compiled component and loads it (asks it for its tasks)
+    /// under the load deadline.
+    fn build_components(&self, compiled: &Compiled, unit: &CompiledComponent, seed: u64) -> Result<Pool> {
+        let unsupported = |what: &str| {
+            Err(Error::Config(format!(
+                "{what} is not available for task components (tasks written in Python) yet; \
+                 see docs/design/python-tasks.md"
+            )))
+        };
+        if !compiled.threads {
+            return unsupported("worker processes");
+        }
+        if self.init.is_some() {
+            return unsupported("an init task");
+        }
+        if self.mode != InstanceMode::FreshPerTask {
+            return unsupported("InstanceMode::PerWorker");
+        }
+        let origin = &compiled.origin;
+        let load_limit = self.limits.deadline.map_or(self.load_deadline, |d| d.min(self.load_deadline));
+        let sandbox = SandboxInfo {
+            deadline: self.limits.deadline,
+            fuel: self.limits.fuel,
+            stoppable: true,
+            stack_size: worker_stack_size(self.limits.max_stack),
+        };
+        let code = unit
+            .component
+            .serialize()
+            .map_err(|e| Error::Engine(format!("cannot copy the compiled component: {e:#}")))?;
+        let mut engines = vec![(compiled.engine.clone(), unit.component.clone())];
+        for _ in 1..compiled.workers {
+            let (engine, _) = create_engine(&compiled.settings)?;
+            // SAFETY: serialized above, in this process, by an engine with
+            // the same settings; it is not read from anywhere else.
+            let copy = unsafe { Component::deserialize(&engine, &code) }
+                .map_err(|e| Error::Engine(format!("cannot load the compiled component into a worker's engine: {e:#}")))?;
+            engines.push((engine, copy));
+        }
+        let epochs: Vec<Engine> = engines.iter().map(|(engine, _)| engine.clone()).collect();
+        let ticker = Ticker::start("wasmpool-epoch", move || epochs.iter().for_each(|e| e.increment_epoch()))
+            .map_err(|e| Error::System(format!("cannot start the deadline thread: {e}")))?;
+        let ticker = Arc::new(ticker);
+        let wasi = self.wasi.clone().unwrap_or_default();
+        let run = RunLimits { deadline: Some(load_limit), fuel: self.limits.fuel, ..RunLimits::default() };
+        let mut components = Vec::with_capacity(engines.len());
+        for (engine, code) in &engines {
+            let _ticking = ticker.enter();
+            let loaded = TaskComponent::new(engine, code, self.limits.clone(), wasi.clone(), true, &run)
+                .map_err(|failure| probe_error(origin, ProbeFailure::Instantiate(failure)))?;
+            components.push(loaded);
+        }
+        let tasks = TaskCatalog::new(components[0].tasks.clone(), origin.clone());
+        tracing::debug!(workers = compiled.workers, module = %crate::text::escape_line(origin), tasks = tasks.tasks.len(), "starting pool of a task component");
+        let plan = StartPlan {
+            allocator: compiled.allocator,
+            workers: compiled.workers,
+            mode: self.mode,
+            init: None,
+            chunk_size: self.chunk_size,
+            sandbox,
+            spin: self.spin,
+            seed,
+            output: self.output.clone(),
+        };
+        let backend = Backend::Components { components, ticker };
+        let mut pool = Pool::start(tasks, backend, plan)?;
+        pool.engine_hash = crate::runtime::engine::compatibility_hash(&compiled.engine);
+        Ok(pool)
     }
 
     /// The seed given, or a random one.
@@ -647,13 +745,14 @@ impl PoolBuilder {
     fn process_backend(
         &self,
         compiled: &Compiled,
+        module: &TaskModule,
         config: InstanceConfig,
         init: Option<&InitCall>,
         load_limit: Duration,
     ) -> Result<(Backend, AllocatorKind)> {
         let max_reply = self.reply_limit()?;
         let code =
-            compiled.module.module.serialize().map_err(|e| {
+            module.module.serialize().map_err(|e| {
                 Error::Engine(format!("cannot serialize the compiled module for worker processes: {e:#}"))
             })?;
         let child_engine = EngineSettings {
@@ -713,12 +812,13 @@ impl PoolBuilder {
     fn thread_backend(
         &self,
         compiled: &Compiled,
+        module: &TaskModule,
         config: InstanceConfig,
         init: Option<&InitCall>,
         load_limit: Duration,
         stack_size: usize,
     ) -> Result<(Backend, AllocatorKind)> {
-        let Compiled { origin, settings, engine, module, .. } = compiled;
+        let Compiled { origin, settings, engine, .. } = compiled;
         // The bytes compiled (rewritten for canonical NaNs), for the other
         // engines and the probe's copy.
         let bytes = &module.code;
@@ -775,13 +875,27 @@ struct Compiled {
     settings: EngineSettings,
     engine: Engine,
     allocator: AllocatorKind,
-    module: TaskModule,
+    unit: Unit,
     cache_dir: Option<PathBuf>,
     threads: bool,
     /// Whether the compiled code checks the epoch (thread workers that can
     /// be stopped: `PoolBuilder::interruptible`, or a deadline).
     epoch_checks: bool,
     workers: usize,
+}
+
+/// What was compiled: a core module (tasks written in Rust, the ABI of
+/// docs/abi.md) or a component (the `wasmpool:task` world: tasks written
+/// in Python).
+enum Unit {
+    Module(TaskModule),
+    Component(CompiledComponent),
+}
+
+/// A compiled task component; its tasks are known once it is loaded.
+struct CompiledComponent {
+    component: Component,
+    tasks: TaskCatalog,
 }
 
 /// What calls need to know about the pool's sandbox.

@@ -17,12 +17,15 @@ use crate::error::{Error, Result, TaskError};
 use crate::pool::exchange::Exchange;
 use crate::pool::handle::TaskHandle;
 use crate::process::supervisor::{ProcessRunner, ProcessSlot, SpawnError, Spawner};
+use crate::runtime::component::TaskComponent;
 use crate::runtime::engine::AllocatorKind;
 use crate::runtime::instance::Instantiator;
-use crate::runtime::module::{TaskInfo, TaskModule};
+use crate::runtime::module::{TaskCatalog, TaskInfo};
 use crate::sandbox::output::OutputSink;
 use crate::scheduler::chunking::ChunkSize;
 use crate::scheduler::stream::{Imap, ImapUnordered};
+use crate::sandbox::interrupt::Ticker;
+use crate::worker::component::ComponentRunner;
 use crate::worker::executor::{Executor, InitCall, InstanceMode};
 use crate::worker::jobs::Job;
 use crate::worker::probe::probe_error;
@@ -59,7 +62,7 @@ use std::time::Duration;
 /// [`interruptible`](crate::PoolBuilder::interruptible)); otherwise a running
 /// task ends first. Then it joins the workers.
 pub struct Pool {
-    module: TaskModule,
+    module: TaskCatalog,
     queue: Option<Sender<Job>>,
     worker_queues: Vec<Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
@@ -117,6 +120,12 @@ pub(crate) enum Backend {
         spawner: Arc<Spawner>,
         max_retries: u32,
     },
+    /// Thread workers running a task component, one loaded copy each, and
+    /// the thread that ticks their engines' epochs.
+    Components {
+        components: Vec<TaskComponent>,
+        ticker: Arc<Ticker>,
+    },
 }
 
 impl std::fmt::Debug for Pool {
@@ -138,11 +147,11 @@ impl Pool {
         PoolBuilder::default()
     }
 
-    fn start(module: TaskModule, backend: Backend, plan: StartPlan) -> Result<Pool> {
+    fn start(module: TaskCatalog, backend: Backend, plan: StartPlan) -> Result<Pool> {
         let StartPlan { allocator, workers, mode, init, chunk_size, sandbox, spin, seed, output } = plan;
         let (queue, jobs) = unbounded::<Job>();
         let kind = match backend {
-            Backend::Threads { .. } => WorkerKind::Threads,
+            Backend::Threads { .. } | Backend::Components { .. } => WorkerKind::Threads,
             Backend::Processes { .. } => WorkerKind::Processes,
         };
         let mut pool = Pool {
@@ -193,6 +202,14 @@ impl Pool {
                     .get(id)
                     .ok_or_else(|| Error::Engine(format!("no engine was prepared for worker {id}")))?;
                 let runner = Executor::new(instantiator.clone(), self.mode, init.cloned());
+                let worker = Worker { id, runner, closing, spin, spinning, counters };
+                spawn_worker(worker, self.jobs.clone(), own_rx, self.sandbox.stack_size)
+            }
+            Backend::Components { components, ticker } => {
+                let component = components
+                    .get(id)
+                    .ok_or_else(|| Error::Engine(format!("no engine was prepared for worker {id}")))?;
+                let runner = ComponentRunner::new(component.clone(), ticker.clone());
                 let worker = Worker { id, runner, closing, spin, spinning, counters };
                 spawn_worker(worker, self.jobs.clone(), own_rx, self.sandbox.stack_size)
             }

@@ -10,8 +10,6 @@
 //! [`WasiConfig`] grants, `wasi:random` drawing from the task's seeded
 //! stream, and output captured up to the output limit. A clock the pool
 //! does not grant stops the task with [`TaskFailure::NotGranted`].
-// Work in progress (issue 20, part 2): the pool does not call it yet.
-#![allow(dead_code)]
 
 use crate::error::{Capability, LimitExceeded, TaskFailure};
 use crate::runtime::instance::trap_failure;
@@ -35,9 +33,6 @@ mod bindings {
         imports: { default: trappable },
     });
 }
-
-/// The WIT package of the wasmpool world, as a component's imports name it.
-pub(crate) const WORLD_PACKAGE: &str = "wasmpool:task";
 
 /// The WASI clock interfaces, as wasmtime-wasi 48 names them (a component
 /// importing an older 0.2 release links to these).
@@ -105,6 +100,7 @@ struct Refused(Capability);
 
 /// A compiled task component, linked and ready to instantiate, with its
 /// task list.
+#[derive(Clone)]
 pub(crate) struct TaskComponent {
     engine: Engine,
     pre: bindings::TaskModulePre<ComponentState>,

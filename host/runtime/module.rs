@@ -192,12 +192,46 @@ impl TaskModule {
 
     /// The task called `name`, or the error listing those that exist.
     pub(crate) fn task(&self, name: &str) -> Result<&TaskInfo> {
-        self.by_name.get(name).and_then(|&i| self.tasks.get(i)).ok_or_else(|| {
-            let mut available: Vec<String> = self.tasks.iter().map(|t| t.name.clone()).collect();
-            available.sort_unstable();
-            Error::NoSuchTask { task: name.to_owned(), available }
-        })
+        find_task(&self.tasks, &self.by_name, name)
     }
+
+    /// The module's tasks and origin, for the pool.
+    pub(crate) fn catalog(&self) -> TaskCatalog {
+        TaskCatalog::new(self.tasks.clone(), self.origin.clone())
+    }
+}
+
+/// What a pool knows of its module's tasks, whatever the module's kind (a
+/// core module or a component): their list, by name, and the module's
+/// origin for messages.
+pub(crate) struct TaskCatalog {
+    pub tasks: Vec<TaskInfo>,
+    by_name: HashMap<String, usize>,
+    pub origin: String,
+}
+
+impl TaskCatalog {
+    /// The catalog of `tasks`. A name given twice keeps its first task.
+    pub(crate) fn new(tasks: Vec<TaskInfo>, origin: String) -> Self {
+        let mut by_name = HashMap::with_capacity(tasks.len());
+        for (i, task) in tasks.iter().enumerate() {
+            by_name.entry(task.name.clone()).or_insert(i);
+        }
+        TaskCatalog { tasks, by_name, origin }
+    }
+
+    /// The task called `name`, or the error listing those that exist.
+    pub(crate) fn task(&self, name: &str) -> Result<&TaskInfo> {
+        find_task(&self.tasks, &self.by_name, name)
+    }
+}
+
+fn find_task<'a>(tasks: &'a [TaskInfo], by_name: &HashMap<String, usize>, name: &str) -> Result<&'a TaskInfo> {
+    by_name.get(name).and_then(|&i| tasks.get(i)).ok_or_else(|| {
+        let mut available: Vec<String> = tasks.iter().map(|t| t.name.clone()).collect();
+        available.sort_unstable();
+        Error::NoSuchTask { task: name.to_owned(), available }
+    })
 }
 
 /// `bytes` rewritten so that every NaN a task can observe is canonical

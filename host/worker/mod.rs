@@ -3,8 +3,10 @@
 //! in thread mode, a worker process in process mode), and replies.
 //!
 //! `executor` runs one task in the instance its [`InstanceMode`](executor::InstanceMode)
-//! calls for; `probe` checks a module's ABI in a first instance at load.
+//! calls for; `probe` checks a module's ABI in a first instance at load;
+//! `component` runs a task component's tasks instead.
 
+pub(crate) mod component;
 pub(crate) mod executor;
 pub(crate) mod jobs;
 pub(crate) mod probe;

@@ -48,3 +48,25 @@ def test_a_file_name_that_is_no_module_name_is_refused(tmp_path):
     source.write_text("def f(x):\n    return x\n")
     with pytest.raises(BuildError, match="module name"):
         _build.build(source, cache_dir=tmp_path)
+
+
+def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
+    from wasmpool import Pool
+    from wasmpool.errors import NotGranted, TaskPanicked
+
+    source = HERE / "python_tasks" / "tasks.py"
+    with Pool(source, workers=2, seed=7) as pool:
+        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now"]
+        assert pool.map("sqrt", [0, 4, 9]) == [0.0, 2.0, 3.0]
+        assert pool.map("add", [(1, 2), (3, 4)]) == [3, 7]
+        two = pool.map("pi_hits", [1000] * 6)
+        with pytest.raises(TaskPanicked) as caught:
+            pool.call("boom", 0)
+        assert caught.value.location == "tasks.py:20"
+        assert "ZeroDivisionError" in str(caught.value)
+        with pytest.raises(NotGranted):
+            pool.call("now")
+    with Pool(source, workers=1, seed=7) as pool:
+        assert pool.map("pi_hits", [1000] * 6) == two
+    with Pool(source, workers=1, seed=8) as pool:
+        assert pool.map("pi_hits", [1000] * 6) != two

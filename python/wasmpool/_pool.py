@@ -179,7 +179,9 @@ class _Inputs:
 class Pool:
     """A pool of workers running the tasks of one WebAssembly module.
 
-    ``module`` is the path of a ``.wasm`` task module (or its bytes). Every
+    ``module`` is the path of a ``.wasm`` task module (or its bytes), or of a
+    ``.py`` module of tasks written in Python (built into a component with
+    componentize-py on first use, then cached). Every
     worker loads that same module, so every task exists in every worker,
     whatever the platform or the order things were defined in. Arguments
     and results are copied in and out as JSON: numbers, strings, booleans,
@@ -226,6 +228,11 @@ class Pool:
             source: Any = bytes(module)
         else:
             source = os.fspath(module)
+            if str(source).endswith(".py"):
+                # Tasks written in Python: built once into a component, cached.
+                from . import _build
+
+                source = os.fspath(_build.build(source))
         self._native = NativePool(
             source,
             workers=workers,
