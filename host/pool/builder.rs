@@ -10,11 +10,11 @@ use crate::process::locate::find_worker_executable;
 use crate::process::supervisor::Spawner;
 use crate::process::watchdog::Watchdog;
 use crate::runtime::cache;
+use crate::runtime::component::{self, TaskComponent};
 use crate::runtime::engine::{
     Allocator, AllocatorKind, EngineSettings, SLOTS_PER_WORKER_ENGINE, create_engine, engines_for_workers,
 };
 use crate::runtime::instance::{InstanceConfig, Instantiator};
-use crate::runtime::component::{self, TaskComponent};
 use crate::runtime::module::{ModuleRules, TaskCatalog, TaskInfo, TaskModule, read_module_file};
 use crate::runtime::typecheck;
 use crate::sandbox::interrupt::{RunLimits, Ticker};
@@ -587,8 +587,8 @@ impl PoolBuilder {
         let is_component = component::is_component(&bytes);
         // A component's load runs CPython's code (its task list): always
         // with epoch checks, so the load deadline holds.
-        let epoch_checks = threads
-            && (self.limits.deadline.is_some() || self.interruptible == Some(true) || is_component);
+        let epoch_checks =
+            threads && (self.limits.deadline.is_some() || self.interruptible == Some(true) || is_component);
         let settings = EngineSettings {
             // The pooling allocator's slots are sized for one core module.
             allocator: if is_component { Allocator::OnDemand } else { self.allocator },
@@ -614,15 +614,27 @@ impl PoolBuilder {
             marks: self.mode == InstanceMode::FreshPerTask && self.reset_in_place,
         };
         if is_component {
-            let compiled = Component::new(&engine, &bytes).map_err(|e| Error::InvalidModule {
-                origin: origin.clone(),
-                cause: ModuleError::Compile(format!("{e:#}")),
+            let compiled = cache::compile::<Component>(&engine, &bytes, cache_dir.as_deref()).map_err(|e| {
+                Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Compile(format!("{e:#}")) }
             })?;
-            let unit = Unit::Component(CompiledComponent { component: compiled, tasks: TaskCatalog::new(Vec::new(), origin.clone()) });
+            let unit = Unit::Component(CompiledComponent {
+                component: compiled,
+                tasks: TaskCatalog::new(Vec::new(), origin.clone()),
+            });
             if self.wasi.is_none() {
                 self.wasi = Some(WasiConfig::new());
             }
-            return Ok(Compiled { origin, settings, engine, allocator, unit, cache_dir, threads, epoch_checks, workers });
+            return Ok(Compiled {
+                origin,
+                settings,
+                engine,
+                allocator,
+                unit,
+                cache_dir,
+                threads,
+                epoch_checks,
+                workers,
+            });
         }
         let module = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
         // A `wasm32-wasip1` module runs with WASI, granted nothing unless
@@ -673,8 +685,9 @@ impl PoolBuilder {
             let (engine, _) = create_engine(&compiled.settings)?;
             // SAFETY: serialized above, in this process, by an engine with
             // the same settings; it is not read from anywhere else.
-            let copy = unsafe { Component::deserialize(&engine, &code) }
-                .map_err(|e| Error::Engine(format!("cannot load the compiled component into a worker's engine: {e:#}")))?;
+            let copy = unsafe { Component::deserialize(&engine, &code) }.map_err(|e| {
+                Error::Engine(format!("cannot load the compiled component into a worker's engine: {e:#}"))
+            })?;
             engines.push((engine, copy));
         }
         let epochs: Vec<Engine> = engines.iter().map(|(engine, _)| engine.clone()).collect();
@@ -751,10 +764,10 @@ impl PoolBuilder {
         load_limit: Duration,
     ) -> Result<(Backend, AllocatorKind)> {
         let max_reply = self.reply_limit()?;
-        let code =
-            module.module.serialize().map_err(|e| {
-                Error::Engine(format!("cannot serialize the compiled module for worker processes: {e:#}"))
-            })?;
+        let code = module
+            .module
+            .serialize()
+            .map_err(|e| Error::Engine(format!("cannot serialize the compiled module for worker processes: {e:#}")))?;
         let child_engine = EngineSettings {
             allocator: match compiled.allocator {
                 AllocatorKind::Pooling => Allocator::Pooling,

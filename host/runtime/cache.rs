@@ -34,6 +34,7 @@ use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
 const MAGIC: &[u8; 8] = b"WPCACHE1";
@@ -83,12 +84,53 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The module for `wasm` compiled by `engine`: through the cache in `dir`
-/// if there is one (see [`load_or_compile`]), else compiled afresh.
-pub(crate) fn compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> wasmtime::Result<Module> {
+/// What the cache holds: wasmtime's compiled core modules and components.
+pub(crate) trait Artifact: Sized {
+    /// Compiles `wasm`.
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self>;
+    /// The compiled code, for the cache.
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
+    /// Loads compiled code.
+    ///
+    /// # Safety
+    /// `bytes` must be what [`serialize`](Self::serialize) wrote, read from
+    /// a place only this user can write (see the module's docs).
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+}
+
+impl Artifact for Module {
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self> {
+        Module::new(engine, wasm)
+    }
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Module::serialize(self)
+    }
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: as the caller promises.
+        unsafe { Module::deserialize(engine, bytes) }
+    }
+}
+
+impl Artifact for Component {
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self> {
+        Component::new(engine, wasm)
+    }
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Component::serialize(self)
+    }
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: as the caller promises.
+        unsafe { Component::deserialize(engine, bytes) }
+    }
+}
+
+/// `wasm` compiled by `engine` (a module or a component): through the
+/// cache in `dir` if there is one (see [`load_or_compile`]), else compiled
+/// afresh.
+pub(crate) fn compile<A: Artifact>(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> wasmtime::Result<A> {
     match dir {
         Some(dir) => load_or_compile(engine, wasm, dir),
-        None => Module::new(engine, wasm),
+        None => A::compile(engine, wasm),
     }
 }
 
@@ -96,16 +138,16 @@ pub(crate) fn compile(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> wasmt
 /// sound entry exists, otherwise compiled and stored there. A folder that
 /// cannot be trusted or written is not an error, only a warning: the
 /// module is compiled without it.
-fn load_or_compile(engine: &Engine, wasm: &[u8], dir: &Path) -> wasmtime::Result<Module> {
+fn load_or_compile<A: Artifact>(engine: &Engine, wasm: &[u8], dir: &Path) -> wasmtime::Result<A> {
     if let Err(why) = private_dir(dir) {
         tracing::warn!(dir = %dir.display(), "not using the module cache: {why}; compiling without it");
-        return Module::new(engine, wasm);
+        return A::compile(engine, wasm);
     }
     let path = entry_path(engine, wasm, dir);
     if let Some(module) = load(engine, &path) {
         return Ok(module);
     }
-    let module = Module::new(engine, wasm)?;
+    let module = A::compile(engine, wasm)?;
     if let Err(e) = module.serialize().map_err(|e| e.to_string()).and_then(|payload| store(&path, &payload)) {
         tracing::warn!(dir = %dir.display(), "cannot write the module cache: {e}");
     }
@@ -157,7 +199,7 @@ fn trusted(_metadata: &std::fs::Metadata, _what: &str) -> Result<(), String> {
 /// Loads a cache entry if it is trusted, intact and wasmtime accepts it;
 /// removes it if it is corrupt or stale (an untrusted one is left for the
 /// store that follows to replace).
-fn load(engine: &Engine, path: &Path) -> Option<Module> {
+fn load<A: Artifact>(engine: &Engine, path: &Path) -> Option<A> {
     let mut file = File::open(path).ok()?;
     // Checked through the open file: what is read below is what was checked.
     let checked = file.metadata().map_err(|e| e.to_string()).and_then(|metadata| {
@@ -174,7 +216,7 @@ fn load(engine: &Engine, path: &Path) -> Option<Module> {
             // SAFETY: the payload is what `Module::serialize` wrote in a
             // folder and file only this user can write (checked above), its
             // checksum matches, and wasmtime checks version and settings.
-            match unsafe { Module::deserialize(engine, payload) } {
+            match unsafe { A::deserialize(engine, payload) } {
                 Ok(module) => return Some(module),
                 Err(e) => tracing::info!(path = %path.display(), "stale module cache entry, rebuilding: {e}"),
             }
@@ -229,9 +271,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::default();
         let wasm = wat::parse_str(WAT).unwrap();
-        assert!(load_or_compile(&engine, &wasm, dir.path()).is_ok());
+        assert!(load_or_compile::<Module>(&engine, &wasm, dir.path()).is_ok());
         let entry = only_entry(dir.path());
-        assert!(load(&engine, &entry).is_some(), "an intact entry loads");
+        assert!(load::<Module>(&engine, &entry).is_some(), "an intact entry loads");
 
         // Flip one byte of the payload: detected, removed, rebuilt.
         let mut bytes = std::fs::read(&entry).unwrap();
@@ -239,10 +281,10 @@ mod tests {
         bytes[last] ^= 0xff;
         std::fs::write(&entry, &bytes).unwrap();
         assert!(verify(&bytes).unwrap_err().contains("checksum"));
-        assert!(load(&engine, &entry).is_none());
+        assert!(load::<Module>(&engine, &entry).is_none());
         assert!(!entry.exists(), "a corrupt entry is removed");
-        assert!(load_or_compile(&engine, &wasm, dir.path()).is_ok());
-        assert!(load(&engine, &only_entry(dir.path())).is_some(), "and written again");
+        assert!(load_or_compile::<Module>(&engine, &wasm, dir.path()).is_ok());
+        assert!(load::<Module>(&engine, &only_entry(dir.path())).is_some(), "and written again");
     }
 
     #[test]
