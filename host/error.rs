@@ -266,6 +266,9 @@ pub enum LoadStep {
     AbiVersion,
     /// The pool's init task.
     InitTask(String),
+    /// `describe`, by which a task component (tasks written in Python)
+    /// lists its tasks; it runs the module's top-level code.
+    TaskList,
 }
 
 impl fmt::Display for LoadStep {
@@ -275,6 +278,7 @@ impl fmt::Display for LoadStep {
             LoadStep::Initialize => f.write_str("export `_initialize`"),
             LoadStep::AbiVersion => write!(f, "export `{}`", wasmpool_abi::ABI_VERSION_EXPORT),
             LoadStep::InitTask(task) => write!(f, "init task `{}`", Line(task)),
+            LoadStep::TaskList => f.write_str("the task list (`describe`, which runs the module's top-level code)"),
         }
     }
 }

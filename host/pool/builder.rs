@@ -23,7 +23,7 @@ use crate::sandbox::output::OutputSink;
 use crate::sandbox::wasi::WasiConfig;
 use crate::scheduler::chunking::ChunkSize;
 use crate::spin::DEFAULT_IDLE_SPIN;
-use crate::transport::messages::{Hello, PROTOCOL_VERSION, max_reply_len};
+use crate::transport::messages::{CodeKind, Hello, PROTOCOL_VERSION, max_reply_len};
 use crate::worker::executor::{InitCall, InstanceMode};
 use crate::worker::probe::{ProbeFailure, interruptible_copy, probe, probe_error};
 use crate::worker::worker_stack_size;
@@ -538,7 +538,10 @@ impl PoolBuilder {
         let (backend, allocator) = if threads {
             self.thread_backend(&compiled, module, config, init.as_deref(), load_limit, sandbox.stack_size)?
         } else {
-            self.process_backend(&compiled, module, config, init.as_deref(), load_limit)?
+            let code = module.module.serialize().map_err(|e| {
+                Error::Engine(format!("cannot serialize the compiled module for worker processes: {e:#}"))
+            })?;
+            self.process_backend(&compiled, (code, CodeKind::Module), config, init.as_deref(), load_limit)?
         };
         let plan = StartPlan {
             allocator,
@@ -588,7 +591,7 @@ impl PoolBuilder {
         // A component's load runs CPython's code (its task list): always
         // with epoch checks, so the load deadline holds.
         let epoch_checks =
-            threads && (self.limits.deadline.is_some() || self.interruptible == Some(true) || is_component);
+            is_component || threads && (self.limits.deadline.is_some() || self.interruptible == Some(true));
         let settings = EngineSettings {
             // The pooling allocator's slots are sized for one core module.
             allocator: if is_component { Allocator::OnDemand } else { self.allocator },
@@ -658,9 +661,10 @@ impl PoolBuilder {
         Ok(Compiled { origin, settings, engine, allocator, unit, cache_dir, threads, epoch_checks, workers })
     }
 
-    /// Thread workers running a task component: each worker's engine
-    /// gets the compiled component and loads it (asks it for its tasks)
-    /// under the load deadline.
+    /// Workers running a task component. Thread workers: each worker's
+    /// engine gets the compiled component and loads it (asks it for its
+    /// tasks) under the load deadline. Worker processes: the host loads it
+    /// once for its task list, and each process loads the code it is sent.
     fn build_components(&self, compiled: &Compiled, unit: &CompiledComponent, seed: u64) -> Result<Pool> {
         let unsupported = |what: &str| {
             Err(Error::Config(format!(
@@ -668,9 +672,6 @@ impl PoolBuilder {
                  see docs/design/python-tasks.md"
             )))
         };
-        if !compiled.threads {
-            return unsupported("worker processes");
-        }
         if self.init.is_some() {
             return unsupported("an init task");
         }
@@ -690,7 +691,8 @@ impl PoolBuilder {
             .serialize()
             .map_err(|e| Error::Engine(format!("cannot copy the compiled component: {e:#}")))?;
         let mut engines = vec![(compiled.engine.clone(), unit.component.clone())];
-        for _ in 1..compiled.workers {
+        let engines_wanted = if compiled.threads { compiled.workers } else { 1 };
+        for _ in 1..engines_wanted {
             let (engine, _) = create_engine(&compiled.settings)?;
             // SAFETY: serialized above, in this process, by an engine with
             // the same settings; it is not read from anywhere else.
@@ -725,7 +727,19 @@ impl PoolBuilder {
             seed,
             output: self.output.clone(),
         };
-        let backend = Backend::Components { components, ticker };
+        let backend = if compiled.threads {
+            Backend::Components { components, ticker }
+        } else {
+            drop(components);
+            let config = InstanceConfig {
+                limits: self.limits.clone(),
+                epoch_checks: compiled.epoch_checks,
+                wasi: Some(wasi),
+                stack_pointer: None,
+                reset: None,
+            };
+            self.process_backend(compiled, (code, CodeKind::Component), config, None, load_limit)?.0
+        };
         let mut pool = Pool::start(tasks, backend, plan)?;
         pool.engine_hash = crate::runtime::engine::compatibility_hash(&compiled.engine);
         Ok(pool)
@@ -767,16 +781,12 @@ impl PoolBuilder {
     fn process_backend(
         &self,
         compiled: &Compiled,
-        module: &TaskModule,
+        (code, unit): (Vec<u8>, CodeKind),
         config: InstanceConfig,
         init: Option<&InitCall>,
         load_limit: Duration,
     ) -> Result<(Backend, AllocatorKind)> {
         let max_reply = self.reply_limit()?;
-        let code = module
-            .module
-            .serialize()
-            .map_err(|e| Error::Engine(format!("cannot serialize the compiled module for worker processes: {e:#}")))?;
         let child_engine = EngineSettings {
             allocator: match compiled.allocator {
                 AllocatorKind::Pooling => Allocator::Pooling,
@@ -792,6 +802,7 @@ impl PoolBuilder {
             wasmpool_version: env!("CARGO_PKG_VERSION").to_owned(),
             worker: 0,
             code,
+            unit,
             engine: child_engine,
             instance: config,
             mode: self.mode,

@@ -2,19 +2,22 @@
 
 use crate::error::{LoadStep, TaskFailure};
 use crate::runtime::engine::create_engine;
-use crate::runtime::instance::Instantiator;
+use crate::runtime::component::TaskComponent;
+use crate::runtime::instance::{Instantiator, Outcome};
 use crate::runtime::outbox::{Outbox, Sent};
 use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
 use crate::sync::lock;
 use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
-use crate::transport::messages::{Hello, MAX_AHEAD, PROTOCOL_VERSION, Reply, Request, RunRequest};
+use crate::transport::messages::{CodeKind, Hello, MAX_AHEAD, PROTOCOL_VERSION, Reply, Request, RunRequest};
 use crate::worker::executor::Executor;
-use crate::worker::probe::probe;
+use crate::worker::component::run_component_task;
+use crate::worker::probe::{ProbeFailure, probe};
 use crate::worker::worker_stack_size;
 use std::io::{BufReader, BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use wasmtime::component::Component;
 
 /// Exit status of a worker whose host sent something it cannot serve.
 const EXIT_PROTOCOL: u8 = 2;
@@ -45,8 +48,8 @@ pub fn worker_main() -> ExitCode {
             return ExitCode::from(EXIT_PROTOCOL);
         }
     };
-    let instantiator = match prepare(&hello) {
-        Ok(instantiator) => instantiator,
+    let prepared = match prepare(&hello) {
+        Ok(prepared) => prepared,
         Err(reason) => {
             let _ = write_frame(&mut output, &Reply::Refused { reason });
             return ExitCode::from(EXIT_PROTOCOL);
@@ -61,7 +64,7 @@ pub fn worker_main() -> ExitCode {
     let server = std::thread::Builder::new()
         .name("wasmpool-worker-tasks".into())
         .stack_size(stack_size)
-        .spawn(move || serve(&hello, instantiator, input, output));
+        .spawn(move || serve(&hello, prepared, input, output));
     match server.map(|thread| thread.join()) {
         Ok(Ok(code)) => code,
         _ => ExitCode::from(EXIT_PROTOCOL),
@@ -71,12 +74,12 @@ pub fn worker_main() -> ExitCode {
 /// Probes the module, then runs tasks until stdin closes.
 fn serve(
     hello: &Hello,
-    instantiator: Instantiator,
+    prepared: Prepared,
     input: BufReader<std::io::Stdin>,
     mut output: BufWriter<std::io::Stdout>,
 ) -> ExitCode {
-    let mut executor = match load(hello, instantiator, &mut output) {
-        Ok(executor) => executor,
+    let mut tasks = match load(hello, prepared, &mut output) {
+        Ok(tasks) => tasks,
         Err(status) => return status,
     };
     let incoming = read_requests(input);
@@ -86,7 +89,7 @@ fn serve(
         let run = RunLimits { fuel, ..RunLimits::default() };
         let outbox = (messages || progress)
             .then(|| Box::new(PipeOutbox { output: output.clone(), id, messages, progress }) as Box<dyn Outbox>);
-        let outcome = executor.run(&export, &args, seed, outbox, &run);
+        let outcome = tasks.run(&export, &args, seed, outbox, &run);
         let mut output = lock(&output);
         if let Err(TaskFailure::Abi(reason)) = &outcome.result {
             // A guest that breaks the ABI may have left this process in a
@@ -107,27 +110,69 @@ fn serve(
 }
 
 /// Probes the module (announcing each step, so that the host can name the
-/// one that hung) and reports ready: the executor for the tasks, or the
-/// status to exit with.
-fn load(
-    hello: &Hello,
-    instantiator: Instantiator,
-    output: &mut BufWriter<std::io::Stdout>,
-) -> Result<Executor, ExitCode> {
+/// one that hung) and reports ready: what serves the tasks, or the status
+/// to exit with.
+fn load(hello: &Hello, prepared: Prepared, output: &mut BufWriter<std::io::Stdout>) -> Result<Served, ExitCode> {
     // The load deadline is the host's: it kills this process.
     let run = RunLimits { fuel: hello.instance.limits.fuel, ..RunLimits::default() };
     let mut announce = |step: &LoadStep| {
         let _ = write_frame(&mut *output, &Reply::Probing(step.clone()));
     };
-    if let Err(failure) = probe(&instantiator, hello.init.as_ref(), &run, &mut announce) {
-        let _ = write_frame(&mut *output, &Reply::ProbeFailed(failure));
-        return Err(ExitCode::from(EXIT_PROBE));
-    }
-    let executor = Executor::new(instantiator, hello.mode, hello.init.clone().map(Arc::new));
+    let probed = match prepared {
+        Prepared::Module(instantiator) => probe(&instantiator, hello.init.as_ref(), &run, &mut announce)
+            .map(|()| Served::Module(Executor::new(instantiator, hello.mode, hello.init.clone().map(Arc::new)))),
+        Prepared::Component { engine, component } => {
+            announce(&LoadStep::TaskList);
+            let config = &hello.instance;
+            let wasi = config.wasi.clone().unwrap_or_default();
+            TaskComponent::new(&engine, &component, config.limits.clone(), wasi, config.epoch_checks, &run)
+                .map(Served::Component)
+                .map_err(|failure| ProbeFailure::at(LoadStep::TaskList, failure))
+        }
+    };
+    let served = match probed {
+        Ok(served) => served,
+        Err(failure) => {
+            let _ = write_frame(&mut *output, &Reply::ProbeFailed(failure));
+            return Err(ExitCode::from(EXIT_PROBE));
+        }
+    };
     if write_frame(&mut *output, &Reply::Ready { pid: std::process::id() }).is_err() {
         return Err(ExitCode::SUCCESS); // The host is gone already.
     }
-    Ok(executor)
+    Ok(served)
+}
+
+/// The compiled code the host sent, loaded into this process's engine.
+enum Prepared {
+    /// A core module, ready to instantiate.
+    Module(Instantiator),
+    /// A task component, to be linked and asked for its tasks.
+    Component { engine: wasmtime::Engine, component: Component },
+}
+
+/// What runs this process's tasks.
+enum Served {
+    /// A core module's tasks, in the instance the pool's mode calls for.
+    Module(Executor),
+    /// A task component's, each in a fresh instance.
+    Component(TaskComponent),
+}
+
+impl Served {
+    fn run(
+        &mut self,
+        export: &str,
+        args: &[u8],
+        seed: u64,
+        outbox: Option<Box<dyn Outbox>>,
+        run: &RunLimits,
+    ) -> Outcome {
+        match self {
+            Served::Module(executor) => executor.run(export, args, seed, outbox, run),
+            Served::Component(component) => run_component_task(component, export, args, seed, outbox, run),
+        }
+    }
 }
 
 /// The host's run requests, read on a thread of their own, so that the end
@@ -191,8 +236,9 @@ impl Outbox for PipeOutbox {
     }
 }
 
-/// Checks the handshake and loads the compiled module the host sent.
-fn prepare(hello: &Hello) -> Result<Instantiator, String> {
+/// Checks the handshake and loads the compiled module or component the
+/// host sent.
+fn prepare(hello: &Hello) -> Result<Prepared, String> {
     if hello.protocol != PROTOCOL_VERSION || hello.wasmpool_version != env!("CARGO_PKG_VERSION") {
         return Err(format!(
             "this wasmpool-worker is version {} (protocol {PROTOCOL_VERSION}), the host is version {} (protocol {}); \
@@ -204,10 +250,19 @@ fn prepare(hello: &Hello) -> Result<Instantiator, String> {
     }
     let (engine, _) = create_engine(&hello.engine).map_err(|e| e.to_string())?;
     // SAFETY: the code comes from the host that started this process, over
-    // its private pipe: the host serialized it from a module it compiled,
-    // or loaded from its own trusted cache, with an engine of these very
-    // settings (which wasmtime checks again).
-    let module = unsafe { wasmtime::Module::deserialize(&engine, &hello.code) }
-        .map_err(|e| format!("cannot load the compiled module the host sent: {e:#}"))?;
-    Instantiator::new(&engine, &module, hello.instance.clone(), None)
+    // its private pipe: the host serialized it from a module or component
+    // it compiled, or loaded from its own trusted cache, with an engine of
+    // these very settings (which wasmtime checks again).
+    match hello.unit {
+        CodeKind::Module => {
+            let module = unsafe { wasmtime::Module::deserialize(&engine, &hello.code) }
+                .map_err(|e| format!("cannot load the compiled module the host sent: {e:#}"))?;
+            Instantiator::new(&engine, &module, hello.instance.clone(), None).map(Prepared::Module)
+        }
+        CodeKind::Component => {
+            let component = unsafe { Component::deserialize(&engine, &hello.code) }
+                .map_err(|e| format!("cannot load the compiled component the host sent: {e:#}"))?;
+            Ok(Prepared::Component { engine, component })
+        }
+    }
 }

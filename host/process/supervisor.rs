@@ -528,7 +528,7 @@ mod tests {
     use crate::runtime::engine::{Allocator, EngineSettings};
     use crate::runtime::instance::InstanceConfig;
     use crate::transport::frame::read_frame;
-    use crate::transport::messages::PROTOCOL_VERSION;
+    use crate::transport::messages::{CodeKind, PROTOCOL_VERSION};
     use crate::worker::executor::InstanceMode;
     use crate::worker::jobs::{Item, TaskTarget};
 
@@ -594,6 +594,7 @@ mod tests {
             wasmpool_version: String::new(),
             worker: 0,
             code: Vec::new(),
+            unit: CodeKind::Module,
             engine: settings,
             instance: InstanceConfig {
                 limits: Default::default(),

@@ -57,7 +57,7 @@ pub(crate) const MAX_AHEAD: usize = 64;
 pub(crate) const AHEAD_BYTES: usize = 1 << 20;
 
 /// Version of this protocol; host and worker must agree exactly.
-pub(crate) const PROTOCOL_VERSION: u32 = 6;
+pub(crate) const PROTOCOL_VERSION: u32 = 7;
 
 /// What the host sends.
 #[derive(Debug, Serialize, Deserialize)]
@@ -103,10 +103,22 @@ pub(crate) struct Hello {
     /// process trusts no file.
     #[serde(with = "serde_bytes")]
     pub code: Vec<u8>,
+    /// What `code` is: a core module's or a task component's compiled code.
+    pub unit: CodeKind,
     pub engine: EngineSettings,
     pub instance: InstanceConfig,
     pub mode: InstanceMode,
     pub init: Option<InitCall>,
+}
+
+/// The kind of compiled code a [`Hello`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum CodeKind {
+    /// A core module of the wasmpool ABI (docs/abi.md).
+    Module,
+    /// A task component of the `wasmpool:task` world
+    /// (`wit/wasmpool-task.wit`), such as tasks written in Python.
+    Component,
 }
 
 impl std::fmt::Debug for Hello {
@@ -117,6 +129,7 @@ impl std::fmt::Debug for Hello {
             .field("wasmpool_version", &self.wasmpool_version)
             .field("worker", &self.worker)
             .field("code", &format_args!("<{} bytes>", self.code.len()))
+            .field("unit", &self.unit)
             .field("engine", &self.engine)
             .field("mode", &self.mode)
             .finish_non_exhaustive()

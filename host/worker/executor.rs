@@ -77,11 +77,7 @@ impl Executor {
             Err(panic) => {
                 self.kept = None;
                 self.reused = None;
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
+                let message = panic_message(&*panic);
                 tracing::error!(%message, "internal error while running a task");
                 Outcome::bare(Err(TaskFailure::Abi(format!("internal error in the wasmpool host: {message}"))))
             }
@@ -218,6 +214,15 @@ fn leaves_instance_suspect(failure: &TaskFailure) -> bool {
     )
 }
 
+/// The message of a caught panic (the host's own bug), if it has one.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -303,3 +308,4 @@ mod tests {
         }
     }
 }
+

@@ -38,7 +38,7 @@ pub(crate) enum ProbeFailure {
 impl ProbeFailure {
     /// The failure of load step `step`: a timeout if it was stopped at its
     /// deadline.
-    fn at(step: LoadStep, failure: TaskFailure) -> Self {
+    pub(crate) fn at(step: LoadStep, failure: TaskFailure) -> Self {
         match (step, failure) {
             (step, TaskFailure::Limit(LimitExceeded::Deadline { limit })) => ProbeFailure::Timeout { step, limit },
             (LoadStep::InitTask(task), failure) => ProbeFailure::Init { task, failure },

@@ -56,7 +56,7 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
 
     source = HERE / "python_tasks" / "tasks.py"
     with Pool(source, workers=2, seed=7) as pool:
-        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now"]
+        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty"]
         assert pool.map("sqrt", [0, 4, 9]) == [0.0, 2.0, 3.0]
         assert pool.map("add", [(1, 2), (3, 4)]) == [3, 7]
         two = pool.map("pi_hits", [1000] * 6)
@@ -70,3 +70,30 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
         assert pool.map("pi_hits", [1000] * 6) == two
     with Pool(source, workers=1, seed=8) as pool:
         assert pool.map("pi_hits", [1000] * 6) != two
+    with Pool(source, workers=2, seed=7, processes=True) as pool:
+        assert pool.worker_kind == "processes"
+        assert all(pool.worker_pids())
+        assert pool.map("pi_hits", [1000] * 6) == two
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_the_sandbox_limits_hold_for_tasks_written_in_python(processes, capfd):
+    from wasmpool import Pool
+    from wasmpool.errors import LimitExceeded, TaskPanicked
+
+    source = HERE / "python_tasks" / "tasks.py"
+    with Pool(source, workers=1, deadline=2.0, max_memory=96 << 20, max_output=4096, processes=processes) as pool:
+        with pytest.raises(LimitExceeded) as caught:
+            pool.call("pi_hits", 10**10)
+        assert caught.value.limit == "deadline"
+        assert pool.call("hog", 8) == 8 << 20
+        # CPython turns a refused memory.grow into MemoryError.
+        with pytest.raises((LimitExceeded, TaskPanicked)) as caught:
+            pool.call("hog", 200)
+        assert "memory" in str(caught.value).lower()
+        assert pool.call("chatty", 3) == 3
+        with pytest.raises(LimitExceeded) as caught:
+            pool.call("chatty", 10_000)
+        assert caught.value.limit == "max_output"
+        assert pool.call("sqrt", 16) == 4.0, "the pool serves on after each limit"
+    assert "line 2" in capfd.readouterr().err

@@ -23,3 +23,14 @@ def boom(x):
 def now():
     import time
     return time.time()
+
+
+def hog(megabytes):
+    """Holds `megabytes` MiB at once."""
+    return len(bytearray(megabytes << 20))
+
+
+def chatty(lines):
+    for line in range(lines):
+        print("line", line)
+    return lines
