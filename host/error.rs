@@ -481,9 +481,9 @@ pub enum TaskFailure {
     /// to sleep), was refused, and then failed: usually Rust's `std`
     /// panicking on the refusal.
     #[error(
-        "it used {} (`{}`), which this pool does not grant; grant it with `{}`. It then {failure}",
+        "it used {} ({}), which this pool does not grant; grant it with `{}`. It then {failure}",
         capability.what(),
-        capability.example(),
+        capability.uses(),
         capability.grant()
     )]
     NotGranted {
@@ -524,6 +524,21 @@ impl Capability {
             Capability::MonotonicClock => "Instant::now",
             Capability::Sleep => "thread::sleep",
         }
+    }
+
+    /// What in Python's standard library uses it (tasks written in Python).
+    pub fn python_example(self) -> &'static str {
+        match self {
+            Capability::WallClock => "time.time()",
+            Capability::MonotonicClock => "time.monotonic()",
+            Capability::Sleep => "time.sleep()",
+        }
+    }
+
+    /// The calls that use it, in words for tasks written in either
+    /// language: "`SystemTime::now` in Rust, `time.time()` in Python".
+    pub fn uses(self) -> String {
+        format!("`{}` in Rust, `{}` in Python", self.example(), self.python_example())
     }
 
     /// The library call that grants it.

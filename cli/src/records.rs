@@ -46,9 +46,9 @@ pub fn describe(failure: &TaskFailure) -> String {
 
 fn not_granted(capability: Capability, then: &str) -> String {
     format!(
-        "it used {} (`{}`), which is not granted; allow it with {}. It then {then}",
+        "it used {} ({}), which is not granted; allow it with {}. It then {then}",
         capability.what(),
-        capability.example(),
+        capability.uses(),
         capability.flag()
     )
 }

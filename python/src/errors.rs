@@ -5,7 +5,7 @@
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
-use wasmpool::{Error, FailureKind, LimitExceeded, TaskError, TaskFailure};
+use wasmpool::{Capability, Error, FailureKind, LimitExceeded, TaskError, TaskFailure};
 
 /// The class of `wasmpool.errors` named `name`.
 fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
@@ -95,9 +95,36 @@ pub(crate) fn task_exception<'py>(py: Python<'py>, error: &TaskError) -> Result<
             attributes.push(("location", location.as_str().into_pyobject(py)?.into_any()))
         }
         TaskFailure::Limit(limit) => attributes.push(("limit", limit_name(limit).into_pyobject(py)?.into_any())),
+        TaskFailure::NotGranted { capability, failure } => {
+            attributes.push(("capability", capability_name(*capability).into_pyobject(py)?.into_any()));
+            let message = not_granted(&error.task, error.index, *capability, failure);
+            return exception(py, name, message, &attributes);
+        }
         _ => {}
     }
     exception(py, name, error.to_string(), &attributes)
+}
+
+/// The `Pool` keyword argument that grants `capability`.
+fn capability_name(capability: Capability) -> &'static str {
+    match capability {
+        Capability::WallClock => "allow_wall_clock",
+        _ => "allow_monotonic_clock",
+    }
+}
+
+/// A refused capability in a Python user's words: the Python call first,
+/// and the `Pool` keyword that grants it.
+fn not_granted(task: &str, index: usize, capability: Capability, then: &TaskFailure) -> String {
+    format!(
+        "task `{}` (input #{index}): it used {} (`{}` in Python, `{}` in Rust), which this pool does not grant; \
+         grant it with Pool(..., {}=True). It then {then}",
+        wasmpool::text::escape_line(task),
+        capability.what(),
+        capability.python_example(),
+        capability.example(),
+        capability_name(capability),
+    )
 }
 
 /// The limit's short name, as the pool's keyword arguments call it.

@@ -9,7 +9,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use wasmpool::{Pool, ProcessConfig, WorkerKind};
+use wasmpool::{Pool, ProcessConfig, WasiConfig, WorkerKind};
 
 /// A pool of workers running one Wasm module's tasks. Made by
 /// `wasmpool.Pool`, which documents the settings.
@@ -46,6 +46,7 @@ impl NativePool {
         module, *, workers=None, seed=None, worker_command=None, max_retries=None,
         deadline=None, fuel=None, max_memory=None, max_stack=None, max_output=None,
         chunk_size=None, interruptible=None, cache_dir=None, cache=true, load_deadline=None,
+        allow_wall_clock=false, allow_monotonic_clock=false,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -65,6 +66,8 @@ impl NativePool {
         cache_dir: Option<PathBuf>,
         cache: bool,
         load_deadline: Option<f64>,
+        allow_wall_clock: bool,
+        allow_monotonic_clock: bool,
     ) -> PyResult<Self> {
         let mut builder = Pool::builder();
         builder = match module.cast::<PyBytes>() {
@@ -116,6 +119,16 @@ impl NativePool {
         }
         if let Some(deadline) = seconds("load_deadline", load_deadline)? {
             builder = builder.load_deadline(deadline);
+        }
+        if allow_wall_clock || allow_monotonic_clock {
+            let mut wasi = WasiConfig::new();
+            if allow_wall_clock {
+                wasi = wasi.wall_clock();
+            }
+            if allow_monotonic_clock {
+                wasi = wasi.monotonic_clock();
+            }
+            builder = builder.wasi(wasi);
         }
         let pool = py.detach(|| builder.build()).map_err(|e| pool_error(py, e))?;
         Ok(NativePool { pool: RwLock::new(Some(Arc::new(pool))) })

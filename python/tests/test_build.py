@@ -64,8 +64,11 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
             pool.call("boom", 0)
         assert caught.value.location == "tasks.py:20"
         assert "ZeroDivisionError" in str(caught.value)
-        with pytest.raises(NotGranted):
+        with pytest.raises(NotGranted) as refused:
             pool.call("now")
+        assert refused.value.capability == "allow_wall_clock"
+        assert "`time.time()` in Python" in str(refused.value)
+        assert "Pool(..., allow_wall_clock=True)" in str(refused.value)
     with Pool(source, workers=1, seed=7) as pool:
         assert pool.map("pi_hits", [1000] * 6) == two
     with Pool(source, workers=1, seed=8) as pool:
@@ -74,6 +77,13 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
         assert pool.worker_kind == "processes"
         assert all(pool.worker_pids())
         assert pool.map("pi_hits", [1000] * 6) == two
+
+
+def test_a_granted_clock_can_be_read():
+    from wasmpool import Pool
+
+    with Pool(HERE / "python_tasks" / "tasks.py", workers=1, allow_wall_clock=True) as pool:
+        assert abs(pool.call("now") - time.time()) < 60
 
 
 @pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])

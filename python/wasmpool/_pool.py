@@ -201,7 +201,13 @@ class Pool:
       task when its map is cancelled or Ctrl-C is pressed (the cost: tight
       loops run somewhat slower; worker processes are killed instead and
       pay nothing);
-    - ``cache_dir``, ``cache``: where compiled modules are kept, or no cache.
+    - ``cache_dir``, ``cache``: where compiled modules are kept, or no cache;
+    - ``allow_wall_clock`` (``time.time()``), ``allow_monotonic_clock``
+      (``time.monotonic()``, ``time.sleep()``): grant a clock to tasks that
+      use WASI (tasks written in Python, Rust tasks built for
+      ``wasm32-wasip1``); a task using one not granted raises
+      :class:`~wasmpool.errors.NotGranted`. Nothing else (files, network,
+      environment) is granted.
 
     Use it in a ``with`` block, or call :meth:`close`.
     """
@@ -223,6 +229,8 @@ class Pool:
         max_retries: Optional[int] = None,
         cache_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
         cache: bool = True,
+        allow_wall_clock: bool = False,
+        allow_monotonic_clock: bool = False,
     ) -> None:
         if isinstance(module, (bytes, bytearray, memoryview)):
             source: Any = bytes(module)
@@ -248,6 +256,8 @@ class Pool:
             interruptible=interruptible,
             cache_dir=None if cache_dir is None else os.fspath(cache_dir),
             cache=cache,
+            allow_wall_clock=allow_wall_clock,
+            allow_monotonic_clock=allow_monotonic_clock,
         )
         self._tasks = {t["name"]: t for t in self._native.tasks()}
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None

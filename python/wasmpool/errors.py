@@ -207,4 +207,7 @@ class RankLost(TaskError):
 
 class NotGranted(TaskError):
     """The task used a capability the pool does not grant (a clock, say),
-    and failed on the refusal."""
+    and failed on the refusal. ``capability`` is the ``Pool`` keyword that
+    grants it (``"allow_wall_clock"`` or ``"allow_monotonic_clock"``)."""
+
+    capability: str = ""
