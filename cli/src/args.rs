@@ -34,11 +34,25 @@ pub enum Command {
     /// Create a ready-to-build task crate with a sample task.
     #[command(after_help = NEW_EXAMPLES)]
     New(NewArgs),
+    /// Build a Python module of tasks (tasks.py) into one task component.
+    #[command(after_help = BUILD_EXAMPLES)]
+    Build(BuildArgs),
     /// Serve as a worker process of `run --processes` (started by wasmpool
     /// itself; it speaks a binary protocol on stdin and stdout).
     #[command(hide = true)]
     Worker,
 }
+
+const BUILD_EXAMPLES: &str = "\
+Each public function of the module is a task. The build needs Python 3 with
+componentize-py (python3 -m pip install componentize-py; WASMPOOL_PYTHON names
+another interpreter) and is cached: `run` and `list` take tasks.py as well and
+build it only when it changed.
+
+Examples:
+  wasmpool build tasks.py -o tasks.wasm
+  seq 0 9 | wasmpool run tasks.py sqrt
+";
 
 const RUN_EXAMPLES: &str = "\
 Examples:
@@ -75,7 +89,8 @@ Examples:
 /// `wasmpool run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// The task module (a .wasm file).
+    /// The task module (a .wasm file, or a .py module of tasks written in
+    /// Python, built first).
     pub module: PathBuf,
 
     /// The task to run on every line.
@@ -258,10 +273,22 @@ pub struct LimitArgs {
     pub load_deadline: Option<Duration>,
 }
 
+/// `wasmpool build`.
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// The Python module of tasks (a .py file).
+    pub source: PathBuf,
+
+    /// Where to write the component [default: the module's name with .wasm].
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
 /// `wasmpool list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
-    /// The task module (a .wasm file).
+    /// The task module (a .wasm file, or a .py module of tasks written in
+    /// Python, built first).
     pub module: PathBuf,
 
     /// One JSON object per task instead of a table.

@@ -1,5 +1,6 @@
 //! `wasmpool`: run a task module's tasks over JSON lines (`run`), list its
-//! tasks (`list`), or start a new task crate (`new`). See `docs/cli.md`.
+//! tasks (`list`), start a new task crate (`new`), or build a Python module
+//! of tasks into a task component (`build`). See `docs/cli.md`.
 
 mod args;
 mod input;
@@ -8,6 +9,7 @@ mod list;
 mod new;
 mod pool;
 mod progress;
+mod python_tasks;
 mod records;
 mod run;
 
@@ -33,6 +35,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(*args).map(|report| if report.failed == 0 { EXIT_OK } else { EXIT_SOME_FAILED }),
         Command::List(args) => list::list(&args).map(|()| EXIT_OK),
         Command::New(args) => new::new(&args).map(|()| EXIT_OK),
+        Command::Build(args) => build(&args).map(|()| EXIT_OK),
         Command::Worker => unreachable!("handled above"),
     };
     match result {
@@ -42,6 +45,17 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_CANNOT_RUN)
         }
     }
+}
+
+/// `wasmpool build`: the component's path on stdout.
+fn build(args: &args::BuildArgs) -> anyhow::Result<()> {
+    if !python_tasks::is_python(&args.source) {
+        anyhow::bail!("{} is not a Python module (.py)", python_tasks::shown(&args.source));
+    }
+    let out = args.output.clone().unwrap_or_else(|| python_tasks::default_output(&args.source));
+    let built = python_tasks::build(&args.source, Some(&out))?;
+    println!("{}", python_tasks::shown(&built));
+    Ok(())
 }
 
 /// Logs to stderr: warnings by default, more with each `-v`; `RUST_LOG`

@@ -76,7 +76,8 @@ fn in_cluster(builder: PoolBuilder, args: &RunArgs, variable: &str) -> Result<Op
     )
 }
 
-/// The module's task list, read without running any of its code.
+/// The module's task list: read without running any of its code, or, for
+/// a task component, as its `describe` gives it under the load deadline.
 pub fn tasks(module: &Path) -> Result<Vec<TaskInfo>> {
     let context = || format!("cannot load {}", EscapedLine(&module.display().to_string()));
     Pool::builder().module_file(module).inspect().with_context(context)

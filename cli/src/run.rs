@@ -70,7 +70,9 @@ impl Output {
 
 /// Runs the task over every line; the report's `failed` decides the exit
 /// status. Errors are what stops the run as a whole (exit status 2).
-pub fn run(args: RunArgs) -> Result<Report> {
+pub fn run(mut args: RunArgs) -> Result<Report> {
+    // Tasks written in Python: the component built from them (cached).
+    args.module = crate::python_tasks::resolve(&args.module)?;
     let source = Source::new(args.input.as_deref());
     let output_file = args.output.as_deref().filter(|path| *path != Path::new("-"));
     let printed = PrintedByIndex::default();

@@ -4,7 +4,7 @@ use super::Backend;
 use super::Pool;
 use super::StartPlan;
 use crate::decode::encode_args;
-use crate::error::{Error, LimitExceeded, ModuleError, Result, TaskError, TaskFailure};
+use crate::error::{Error, LimitExceeded, LoadStep, ModuleError, Result, TaskError, TaskFailure};
 use crate::process::config::ProcessConfig;
 use crate::process::locate::find_worker_executable;
 use crate::process::supervisor::Spawner;
@@ -393,10 +393,15 @@ impl PoolBuilder {
     /// worker, and returns its tasks. For tools that only read a module,
     /// such as `wasmpool list`.
     pub fn inspect(mut self) -> Result<Vec<TaskInfo>> {
-        Ok(match self.compile()?.unit {
-            Unit::Module(module) => module.tasks,
-            Unit::Component(component) => component.tasks.tasks,
-        })
+        let compiled = self.compile()?;
+        match &compiled.unit {
+            Unit::Module(module) => Ok(module.tasks.clone()),
+            Unit::Component(code) => {
+                let engines = [(compiled.engine.clone(), code.clone())];
+                let (loaded, _) = self.load_components(&compiled.origin, &engines)?;
+                Ok(loaded.into_iter().next().map(|c| c.tasks).unwrap_or_default())
+            }
+        }
     }
 
     /// Compiles and checks the module, then starts the workers. With a
@@ -629,10 +634,7 @@ impl PoolBuilder {
             let compiled = cache::compile::<Component>(&engine, &bytes, cache_dir.as_deref()).map_err(|e| {
                 Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Compile(format!("{e:#}")) }
             })?;
-            let unit = Unit::Component(CompiledComponent {
-                component: compiled,
-                tasks: TaskCatalog::new(Vec::new(), origin.clone()),
-            });
+            let unit = Unit::Component(compiled);
             if self.wasi.is_none() {
                 self.wasi = Some(WasiConfig::new());
             }
@@ -665,7 +667,7 @@ impl PoolBuilder {
     /// engine gets the compiled component and loads it (asks it for its
     /// tasks) under the load deadline. Worker processes: the host loads it
     /// once for its task list, and each process loads the code it is sent.
-    fn build_components(&self, compiled: &Compiled, unit: &CompiledComponent, seed: u64) -> Result<Pool> {
+    fn build_components(&self, compiled: &Compiled, component: &Component, seed: u64) -> Result<Pool> {
         let unsupported = |what: &str| {
             Err(Error::Config(format!(
                 "{what} is not available for task components (tasks written in Python) yet; \
@@ -686,11 +688,10 @@ impl PoolBuilder {
             stoppable: true,
             stack_size: worker_stack_size(self.limits.max_stack),
         };
-        let code = unit
-            .component
+        let code = component
             .serialize()
             .map_err(|e| Error::Engine(format!("cannot copy the compiled component: {e:#}")))?;
-        let mut engines = vec![(compiled.engine.clone(), unit.component.clone())];
+        let mut engines = vec![(compiled.engine.clone(), component.clone())];
         let engines_wanted = if compiled.threads { compiled.workers } else { 1 };
         for _ in 1..engines_wanted {
             let (engine, _) = create_engine(&compiled.settings)?;
@@ -701,19 +702,8 @@ impl PoolBuilder {
             })?;
             engines.push((engine, copy));
         }
-        let epochs: Vec<Engine> = engines.iter().map(|(engine, _)| engine.clone()).collect();
-        let ticker = Ticker::start("wasmpool-epoch", move || epochs.iter().for_each(|e| e.increment_epoch()))
-            .map_err(|e| Error::System(format!("cannot start the deadline thread: {e}")))?;
-        let ticker = Arc::new(ticker);
+        let (components, ticker) = self.load_components(origin, &engines)?;
         let wasi = self.wasi.clone().unwrap_or_default();
-        let run = RunLimits { deadline: Some(load_limit), fuel: self.limits.fuel, ..RunLimits::default() };
-        let mut components = Vec::with_capacity(engines.len());
-        for (engine, code) in &engines {
-            let _ticking = ticker.enter();
-            let loaded = TaskComponent::new(engine, code, self.limits.clone(), wasi.clone(), true, &run)
-                .map_err(|failure| probe_error(origin, ProbeFailure::Instantiate(failure)))?;
-            components.push(loaded);
-        }
         let tasks = TaskCatalog::new(components[0].tasks.clone(), origin.clone());
         tracing::debug!(workers = compiled.workers, module = %crate::text::escape_line(origin), tasks = tasks.tasks.len(), "starting pool of a task component");
         let plan = StartPlan {
@@ -743,6 +733,31 @@ impl PoolBuilder {
         let mut pool = Pool::start(tasks, backend, plan)?;
         pool.engine_hash = crate::runtime::engine::compatibility_hash(&compiled.engine);
         Ok(pool)
+    }
+
+    /// Loads the compiled component in each engine (asks it for its
+    /// tasks, which runs the module's top-level code) under the load
+    /// deadline; the ticker that keeps the engines' deadlines.
+    fn load_components(
+        &self,
+        origin: &str,
+        engines: &[(Engine, Component)],
+    ) -> Result<(Vec<TaskComponent>, Arc<Ticker>)> {
+        let load_limit = self.limits.deadline.map_or(self.load_deadline, |d| d.min(self.load_deadline));
+        let epochs: Vec<Engine> = engines.iter().map(|(engine, _)| engine.clone()).collect();
+        let ticker = Ticker::start("wasmpool-epoch", move || epochs.iter().for_each(|e| e.increment_epoch()))
+            .map_err(|e| Error::System(format!("cannot start the deadline thread: {e}")))?;
+        let ticker = Arc::new(ticker);
+        let wasi = self.wasi.clone().unwrap_or_default();
+        let run = RunLimits { deadline: Some(load_limit), fuel: self.limits.fuel, ..RunLimits::default() };
+        let mut components = Vec::with_capacity(engines.len());
+        for (engine, code) in engines {
+            let _ticking = ticker.enter();
+            let loaded = TaskComponent::new(engine, code, self.limits.clone(), wasi.clone(), true, &run)
+                .map_err(|failure| probe_error(origin, ProbeFailure::at(LoadStep::TaskList, failure)))?;
+            components.push(loaded);
+        }
+        Ok((components, ticker))
     }
 
     /// The seed given, or a random one.
@@ -922,13 +937,8 @@ struct Compiled {
 /// in Python).
 enum Unit {
     Module(TaskModule),
-    Component(CompiledComponent),
-}
-
-/// A compiled task component; its tasks are known once it is loaded.
-struct CompiledComponent {
-    component: Component,
-    tasks: TaskCatalog,
+    /// A compiled task component; its tasks are known once it is loaded.
+    Component(Component),
 }
 
 /// What calls need to know about the pool's sandbox.

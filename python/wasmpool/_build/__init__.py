@@ -1,93 +1,19 @@
 """Tasks written in Python: one module built into one WebAssembly component.
 
-`build(path)` turns a plain Python module (``tasks.py``: public functions,
-one per task) into a component of the ``wasmpool:task`` world with
-componentize-py, which packs CPython and the module, pre-initialised, into
-one ``.wasm`` file. The build takes seconds, so its result is cached by
-content: the module's source, the runner, the WIT world and
-componentize-py's version. An edit to ``tasks.py`` rebuilds; nothing else
-does.
-
-The cache lives in the user's own cache folder (``$XDG_CACHE_HOME``,
-``%LOCALAPPDATA%`` or ``~/.cache``, then ``wasmpool/python``), made private
-to the user; a cached file that is not the user's own, or that others may
-write, is ignored and rebuilt.
+The work is in `componentize.py` (standard library only, so that the
+`wasmpool` command can run it as a script too); this package gives it the
+task world the extension was built with and raises `BuildError`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import importlib.metadata
 import os
-import re
-import shutil
-import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 from ..errors import BuildError
+from .componentize import BuildFailed, componentize_py_version, default_cache_dir
 
-_HERE = Path(__file__).resolve().parent
-_RUNNER = _HERE / "wasmpool_runner.py"
-_WORLD = "task-module"
-# Longest build output kept in an error, in characters.
-_MAX_OUTPUT = 8000
-
-
-def componentize_py_version() -> str | None:
-    """The installed componentize-py's version, or None."""
-    try:
-        return importlib.metadata.version("componentize-py")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def default_cache_dir() -> Path | None:
-    """Where built components are kept, or None if no private folder is known."""
-    for name in ("XDG_CACHE_HOME", "LOCALAPPDATA"):
-        value = os.environ.get(name)
-        if value and os.path.isabs(value):
-            return Path(value) / "wasmpool" / "python"
-    home = os.environ.get("HOME")
-    if home and os.path.isabs(home):
-        return Path(home) / ".cache" / "wasmpool" / "python"
-    return None
-
-
-def _world_wit() -> str:
-    from .. import _native
-
-    return _native.TASK_WORLD_WIT
-
-
-def _key(source: bytes, module_name: str, tool: str) -> str:
-    digest = hashlib.sha256()
-    for part in (b"wasmpool python tasks v1", module_name.encode(), source, _RUNNER.read_bytes(),
-                 _world_wit().encode(), tool.encode()):
-        digest.update(len(part).to_bytes(8, "little"))
-        digest.update(part)
-    return digest.hexdigest()
-
-
-def _trusted(path: Path) -> bool:
-    """Whether a cached file is the user's own and only the user may write it."""
-    if not hasattr(os, "getuid"):
-        return True  # Windows: the folder is under the user's profile
-    info = path.lstat()
-    return info.st_uid == os.getuid() and not info.st_mode & 0o022 and path.is_file() and not path.is_symlink()
-
-
-def _private_dir(path: Path) -> Path | None:
-    try:
-        path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError:
-        return None
-    if hasattr(os, "getuid"):
-        info = path.stat()
-        if info.st_uid != os.getuid() or info.st_mode & 0o022:
-            return None
-    return path
+__all__ = ["build", "componentize_py_version", "default_cache_dir"]
 
 
 def build(path: str | os.PathLike, *, out: str | os.PathLike | None = None,
@@ -100,82 +26,10 @@ def build(path: str | os.PathLike, *, out: str | os.PathLike | None = None,
     Raises `BuildError` with the reason (componentize-py missing, a syntax
     error with its line, an import the component cannot contain).
     """
-    source_path = Path(path)
+    from . import componentize
+    from .. import _native
+
     try:
-        source = source_path.read_bytes()
-    except OSError as e:
-        raise BuildError(f"cannot read {source_path}: {e.strerror or e}") from None
-    module_name = source_path.stem
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", module_name) or module_name.startswith("wasmpool_"):
-        raise BuildError(f"{source_path.name}: the file name must be a Python module name (letters, digits, _)")
-    tool = componentize_py_version()
-    if tool is None:
-        raise BuildError("building tasks written in Python needs componentize-py: pip install componentize-py")
-    key = _key(source, module_name, tool)
-    cache = None
-    if cache_dir is True:
-        cache = default_cache_dir()
-    elif cache_dir:
-        cache = Path(cache_dir)
-    if cache is not None:
-        cache = _private_dir(cache)
-    cached = cache / f"{module_name}-{key[:32]}.wasm" if cache is not None else None
-    if cached is not None and cached.exists() and _trusted(cached):
-        if out is None:
-            return cached
-        shutil.copyfile(cached, out)
-        return Path(out)
-    if out is None and cached is None:
-        raise BuildError("no private cache folder is known (XDG_CACHE_HOME, LOCALAPPDATA, HOME): give `out`")
-    with tempfile.TemporaryDirectory(prefix="wasmpool-build-") as tmp:
-        work = Path(tmp)
-        (work / f"{module_name}.py").write_bytes(source)
-        shutil.copyfile(_RUNNER, work / "wasmpool_runner.py")
-        (work / "wasmpool_app.py").write_text(
-            "import wasmpool_runner\n"
-            f"import {module_name} as _user\n"
-            "Tasks = wasmpool_runner.make_tasks(_user)\n"
-        )
-        wit = work / "wit"
-        wit.mkdir()
-        (wit / "wasmpool-task.wit").write_text(_world_wit())
-        target = work / "tasks.wasm"
-        command = [
-            sys.executable, "-c",
-            "import sys, componentize_py; sys.argv[0] = 'componentize-py'; sys.exit(componentize_py.script())",
-            "-d", str(wit), "-w", _WORLD, "componentize", "wasmpool_app", "-p", str(work), "-o", str(target),
-        ]
-        done = subprocess.run(command, cwd=work, capture_output=True, text=True, errors="replace")
-        if done.returncode != 0 or not target.exists():
-            raise BuildError(_explain(source_path, done.stdout + done.stderr, work))
-        destination = Path(out) if out is not None else cached
-        if cached is not None:
-            staged = cached.with_suffix(f".{os.getpid()}.tmp")
-            shutil.copyfile(target, staged)
-            os.replace(staged, cached)
-            if out is not None:
-                shutil.copyfile(cached, out)
-        else:
-            shutil.copyfile(target, destination)
-        return destination
-
-
-def _explain(source_path: Path, output: str, work: Path) -> str:
-    """The reason a build failed, from componentize-py's output."""
-    output = output.replace(str(work) + os.sep, "").replace(str(work), ".")
-    # Only the Python traceback, if there is one: not the Rust backtrace after it.
-    lines = output.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith("Traceback")), None)
-    end = next((i for i, line in enumerate(lines) if line.startswith("Stack backtrace")), len(lines))
-    tail = "\n".join(lines[start:end] if start is not None else lines[:end]).strip()
-    missing = re.search(r"No module named '([^']+)'", tail)
-    hint = ""
-    if missing:
-        name = missing.group(1).split(".")[0]
-        if name in ("numpy", "scipy", "pandas"):
-            hint = (f"\n{name} is a native extension: no build of it for WebAssembly (WASI) is available "
-                    "from the package registries, so tasks written in Python cannot import it")
-        else:
-            hint = f"\nthe component contains only the standard library and {source_path.name}: {name} is neither"
-    text = tail[-_MAX_OUTPUT:]
-    return f"cannot build {source_path.name} into a task component:\n{text}{hint}"
+        return componentize.build(path, wit=_native.TASK_WORLD_WIT, out=out, cache_dir=cache_dir)
+    except BuildFailed as e:
+        raise BuildError(str(e)) from None

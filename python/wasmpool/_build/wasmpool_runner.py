@@ -41,14 +41,23 @@ def _raise(error):
 
 
 def _exception(module_file):
-    """The exception being handled, as the world's `exception` record."""
-    frames = traceback.extract_tb(__import__("sys").exc_info()[2])
+    """The exception being handled, as the world's `exception` record: its
+    traceback from the task down (not this runner's frame), with file names
+    relative to the module's folder."""
+    import sys
+
+    kind, value, tb = sys.exc_info()
+    tb = tb.tb_next or tb  # the first frame is `call`, below
+    frames = traceback.extract_tb(tb)
     own = [f for f in frames if f.filename == module_file] or frames
     last = own[-1] if own else None
     location = f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}" if last else ""
-    lines = traceback.format_exc().splitlines()
-    message = lines[-1] if lines else "exception"
-    return wit.Exception(message, location, traceback.format_exc())
+    text = "".join(traceback.format_exception(kind, value, tb))
+    folder = module_file.rsplit("/", 1)[0] if "/" in module_file else ""
+    if folder:
+        text = text.replace(f'File "{folder}/', 'File "')
+    message = "".join(traceback.format_exception_only(kind, value)).strip() or "exception"
+    return wit.Exception(message, location, text)
 
 
 def make_tasks(module):
