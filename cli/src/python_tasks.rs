@@ -35,7 +35,8 @@ pub fn resolve(module: &Path) -> Result<PathBuf> {
 /// and returns where it is (`out`, or the cached copy).
 pub fn build(source: &Path, out: Option<&Path>) -> Result<PathBuf> {
     let python = find_python()?;
-    let work = tempfile::Builder::new().prefix("wasmpool-build-").tempdir().context("cannot create a temporary folder")?;
+    let work =
+        tempfile::Builder::new().prefix("wasmpool-build-").tempdir().context("cannot create a temporary folder")?;
     let script = work.path().join("componentize.py");
     let world = work.path().join("wasmpool-task.wit");
     for (path, text) in [(&script, SCRIPT), (&work.path().join("wasmpool_runner.py"), RUNNER), (&world, WORLD)] {

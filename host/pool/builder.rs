@@ -688,9 +688,8 @@ impl PoolBuilder {
             stoppable: true,
             stack_size: worker_stack_size(self.limits.max_stack),
         };
-        let code = component
-            .serialize()
-            .map_err(|e| Error::Engine(format!("cannot copy the compiled component: {e:#}")))?;
+        let code =
+            component.serialize().map_err(|e| Error::Engine(format!("cannot copy the compiled component: {e:#}")))?;
         let mut engines = vec![(compiled.engine.clone(), component.clone())];
         let engines_wanted = if compiled.threads { compiled.workers } else { 1 };
         for _ in 1..engines_wanted {

@@ -1,16 +1,16 @@
 //! The worker process's side: handshake, then one task per request.
 
 use crate::error::{LoadStep, TaskFailure};
-use crate::runtime::engine::create_engine;
 use crate::runtime::component::TaskComponent;
+use crate::runtime::engine::create_engine;
 use crate::runtime::instance::{Instantiator, Outcome};
 use crate::runtime::outbox::{Outbox, Sent};
 use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
 use crate::sync::lock;
 use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
 use crate::transport::messages::{CodeKind, Hello, MAX_AHEAD, PROTOCOL_VERSION, Reply, Request, RunRequest};
-use crate::worker::executor::Executor;
 use crate::worker::component::run_component_task;
+use crate::worker::executor::Executor;
 use crate::worker::probe::{ProbeFailure, probe};
 use crate::worker::worker_stack_size;
 use std::io::{BufReader, BufWriter, Write};
@@ -152,6 +152,7 @@ enum Prepared {
 }
 
 /// What runs this process's tasks.
+#[allow(clippy::large_enum_variant, reason = "one per process, never moved in a loop")]
 enum Served {
     /// A core module's tasks, in the instance the pool's mode calls for.
     Module(Executor),

@@ -274,26 +274,38 @@ mod tests {
     use crate::runtime::engine::Allocator;
     use crate::runtime::engine::{EngineSettings, create_engine};
 
-    /// A component built from `python/tests/tasks_py/tasks.py` by
+    /// A component built from `python/tests/python_tasks/tasks.py` by
     /// componentize-py, named by `WASMPOOL_TEST_COMPONENT`.
     fn component() -> Vec<u8> {
         let path = std::env::var("WASMPOOL_TEST_COMPONENT").expect("WASMPOOL_TEST_COMPONENT names a built component");
         std::fs::read(path).expect("the test component can be read")
     }
 
+    /// The test component, compiled once for every test (a debug build
+    /// takes seconds), by an engine that meters fuel: every test sets some.
+    fn compiled() -> &'static (Engine, Component) {
+        static COMPILED: std::sync::OnceLock<(Engine, Component)> = std::sync::OnceLock::new();
+        COMPILED.get_or_init(|| {
+            let limits = Limits::default();
+            let settings = EngineSettings {
+                allocator: Allocator::OnDemand,
+                instance_slots: 2,
+                max_memory: limits.max_memory,
+                max_table_elements: limits.max_table_elements,
+                max_stack: limits.max_stack,
+                epoch_interruption: false,
+                consume_fuel: true,
+            };
+            let (engine, _) = create_engine(&settings).expect("an engine");
+            let component = Component::new(&engine, component()).expect("the component compiles");
+            (engine, component)
+        })
+    }
+
     fn load(limits: Limits, wasi: WasiConfig) -> TaskComponent {
-        let settings = EngineSettings {
-            allocator: Allocator::OnDemand,
-            instance_slots: 2,
-            max_memory: limits.max_memory,
-            max_table_elements: limits.max_table_elements,
-            max_stack: limits.max_stack,
-            epoch_interruption: false,
-            consume_fuel: limits.fuel.is_some(),
-        };
-        let (engine, _) = create_engine(&settings).expect("an engine");
-        let component = Component::new(&engine, component()).expect("the component compiles");
-        TaskComponent::new(&engine, &component, limits, wasi, false, &RunLimits::default()).expect("it loads")
+        let (engine, component) = compiled();
+        let limits = Limits { fuel: limits.fuel.or(Some(u64::MAX / 2)), ..limits };
+        TaskComponent::new(engine, component, limits, wasi, false, &RunLimits::default()).expect("it loads")
     }
 
     #[test]
@@ -308,7 +320,7 @@ mod tests {
     fn a_python_component_lists_and_runs_its_tasks() {
         let tasks = load(Limits::default(), WasiConfig::new());
         let names: Vec<_> = tasks.tasks.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["sqrt", "pi_hits", "add", "boom", "now"]);
+        assert_eq!(names, ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty"]);
         assert_eq!(tasks.tasks[0].doc, "The square root.");
         let run = RunLimits::default();
         assert_eq!(tasks.call_json("sqrt", "2", 0, None, &run).0.unwrap(), "1.4142135623730951");
@@ -319,7 +331,7 @@ mod tests {
         match tasks.call_json("boom", "0", 0, None, &run).0 {
             Err(TaskFailure::Panic { message, location }) => {
                 assert!(message.starts_with("ZeroDivisionError"), "{message}");
-                assert_eq!(location, "tasks.py:15");
+                assert_eq!(location, "tasks.py:20");
             }
             other => panic!("{other:?}"),
         }

@@ -43,3 +43,16 @@ def pool(module, kind):
 
     with Pool(module, workers=2, processes=(kind == "processes")) as pool:
         yield pool
+
+
+def python_tasks_available():
+    """A pytest mark: tests of tasks written in Python need componentize-py.
+    Without it they are skipped, saying so; with WASMPOOL_REQUIRE_PYTHON_TASKS=1
+    (as in CI) its absence is a failure instead."""
+    from wasmpool import _build
+
+    if _build.componentize_py_version() is not None:
+        return pytest.mark.skipif(False, reason="available")
+    if os.environ.get("WASMPOOL_REQUIRE_PYTHON_TASKS") == "1":
+        raise RuntimeError("WASMPOOL_REQUIRE_PYTHON_TASKS=1 but componentize-py is not installed")
+    return pytest.mark.skip(reason="componentize-py is not installed (pip install componentize-py)")

@@ -4,12 +4,11 @@ import time
 
 import pytest
 
+from conftest import python_tasks_available
 from wasmpool import _build
 from wasmpool.errors import BuildError
 
-pytestmark = pytest.mark.skipif(
-    _build.componentize_py_version() is None, reason="componentize-py is not installed (pip install componentize-py)"
-)
+pytestmark = python_tasks_available()
 
 HERE = __import__("pathlib").Path(__file__).parent
 
