@@ -4,7 +4,7 @@ use super::Backend;
 use super::Pool;
 use super::StartPlan;
 use crate::decode::encode_args;
-use crate::error::{Error, LimitExceeded, LoadStep, ModuleError, Result, TaskError, TaskFailure};
+use crate::error::{Error, LoadStep, ModuleError, Result, TaskError, TaskFailure};
 use crate::process::config::ProcessConfig;
 use crate::process::locate::find_worker_executable;
 use crate::process::supervisor::Spawner;
@@ -622,15 +622,12 @@ impl PoolBuilder {
             marks: self.mode == InstanceMode::FreshPerTask && self.reset_in_place,
         };
         if is_component {
-            // The size bound only, so far: compile_limits' other checks
-            // read core modules (docs/design/python-tasks.md, step 7).
-            if bytes.len() > self.compile_limits.max_module_bytes {
-                let limit = LimitExceeded::ModuleSize {
-                    len: bytes.len() as u64,
-                    limit: self.compile_limits.max_module_bytes as u64,
-                };
-                return Err(Error::InvalidModule { origin, cause: ModuleError::Limit(limit) });
-            }
+            // The bounds on compile work, before compiling: the parser
+            // walks every core module inside the component, so functions
+            // and locals are counted over all of them.
+            crate::sandbox::compile_limits::check(&bytes, &self.compile_limits, &self.limits).map_err(|limit| {
+                Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Limit(limit) }
+            })?;
             let compiled = cache::compile::<Component>(&engine, &bytes, cache_dir.as_deref()).map_err(|e| {
                 Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Compile(format!("{e:#}")) }
             })?;
@@ -676,9 +673,6 @@ impl PoolBuilder {
         };
         if self.init.is_some() {
             return unsupported("an init task");
-        }
-        if self.mode != InstanceMode::FreshPerTask {
-            return unsupported("InstanceMode::PerWorker");
         }
         let origin = &compiled.origin;
         let load_limit = self.limits.deadline.map_or(self.load_deadline, |d| d.min(self.load_deadline));

@@ -209,7 +209,7 @@ impl Pool {
                 let component = components
                     .get(id)
                     .ok_or_else(|| Error::Engine(format!("no engine was prepared for worker {id}")))?;
-                let runner = ComponentRunner::new(component.clone(), ticker.clone());
+                let runner = ComponentRunner::new(component.clone(), self.mode, ticker.clone());
                 let worker = Worker { id, runner, closing, spin, spinning, counters };
                 spawn_worker(worker, self.jobs.clone(), own_rx, self.sandbox.stack_size)
             }

@@ -9,7 +9,7 @@ use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
 use crate::sync::lock;
 use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
 use crate::transport::messages::{CodeKind, Hello, MAX_AHEAD, PROTOCOL_VERSION, Reply, Request, RunRequest};
-use crate::worker::component::run_component_task;
+use crate::worker::component::ComponentTasks;
 use crate::worker::executor::Executor;
 use crate::worker::probe::{ProbeFailure, probe};
 use crate::worker::worker_stack_size;
@@ -126,7 +126,7 @@ fn load(hello: &Hello, prepared: Prepared, output: &mut BufWriter<std::io::Stdou
             let config = &hello.instance;
             let wasi = config.wasi.clone().unwrap_or_default();
             TaskComponent::new(&engine, &component, config.limits.clone(), wasi, config.epoch_checks, &run)
-                .map(Served::Component)
+                .map(|component| Served::Component(ComponentTasks::new(component, hello.mode)))
                 .map_err(|failure| ProbeFailure::at(LoadStep::TaskList, failure))
         }
     };
@@ -156,8 +156,8 @@ enum Prepared {
 enum Served {
     /// A core module's tasks, in the instance the pool's mode calls for.
     Module(Executor),
-    /// A task component's, each in a fresh instance.
-    Component(TaskComponent),
+    /// A task component's, in the instance the pool's mode calls for.
+    Component(ComponentTasks),
 }
 
 impl Served {
@@ -171,7 +171,7 @@ impl Served {
     ) -> Outcome {
         match self {
             Served::Module(executor) => executor.run(export, args, seed, outbox, run),
-            Served::Component(component) => run_component_task(component, export, args, seed, outbox, run),
+            Served::Component(tasks) => tasks.run(export, args, seed, outbox, run),
         }
     }
 }

@@ -152,7 +152,7 @@ impl TaskComponent {
             fuel: None,
             seed,
             max_message: limits.max_message,
-            outbox,
+            outbox: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -161,15 +161,37 @@ impl TaskComponent {
                 Some(why) => Err(wasmtime::Error::new(why)),
                 None => Ok(UpdateDeadline::Continue(1)),
             });
+        }
+        self.prepare_call(&mut store, seed, outbox, run)?;
+        let instance = self.pre.instantiate(&mut store).map_err(|e| classify(&mut store, limits, e))?;
+        Ok((store, instance))
+    }
+
+    /// Sets `store` up for one call: the input's seed (the host's
+    /// `task-seed`), its outbox, its deadline and fuel.
+    fn prepare_call(
+        &self,
+        store: &mut Store<ComponentState>,
+        seed: u64,
+        outbox: Option<Box<dyn Outbox>>,
+        run: &RunLimits,
+    ) -> Result<(), TaskFailure> {
+        let state = store.data_mut();
+        state.seed = seed;
+        state.outbox = outbox;
+        state.watch = Watch::start(run);
+        // A growth refused in an earlier call (which Python raised as
+        // MemoryError and survived) is not this call's.
+        state.limiter.take_refusal();
+        if self.epoch_checks {
             store.set_epoch_deadline(1);
         }
-        if limits.fuel.is_some() {
-            let fuel = run.fuel.or(limits.fuel).unwrap_or(u64::MAX);
+        if self.limits.fuel.is_some() {
+            let fuel = run.fuel.or(self.limits.fuel).unwrap_or(u64::MAX);
             store.set_fuel(fuel).map_err(|e| TaskFailure::Instantiate(format!("{e:#}")))?;
             store.data_mut().fuel = Some(fuel);
         }
-        let instance = self.pre.instantiate(&mut store).map_err(|e| classify(&mut store, limits, e))?;
-        Ok((store, instance))
+        Ok(())
     }
 
     /// Calls the task `name` with `args` (JSON) in a fresh instance, with
@@ -183,17 +205,57 @@ impl TaskComponent {
         outbox: Option<Box<dyn Outbox>>,
         run: &RunLimits,
     ) -> (Result<String, TaskFailure>, TaskOutput) {
-        let (mut store, instance) = match self.instantiate(seed, outbox, run) {
-            Ok(pair) => pair,
+        let mut kept = None;
+        self.call_json_in(&mut kept, name, args, seed, outbox, run)
+    }
+
+    /// [`call_json`](Self::call_json) in the instance `kept` holds (a new
+    /// one if it holds none), which it holds again afterwards unless the
+    /// call trapped: module state carries over from call to call
+    /// (`InstanceMode::PerWorker`). An exception the task raised leaves the
+    /// instance sound (the runner caught it); a trap (a limit, a crash in
+    /// the interpreter) may not, so that instance is dropped.
+    pub(crate) fn call_json_in(
+        &self,
+        kept: &mut Option<KeptInstance>,
+        name: &str,
+        args: &str,
+        seed: u64,
+        outbox: Option<Box<dyn Outbox>>,
+        run: &RunLimits,
+    ) -> (Result<String, TaskFailure>, TaskOutput) {
+        let prepared = match kept.take() {
+            Some(mut held) => self.prepare_call(&mut held.store, seed, outbox, run).map(|()| held),
+            None => self.instantiate(seed, outbox, run).map(|(store, instance)| KeptInstance { store, instance }),
+        };
+        let mut held = match prepared {
+            Ok(held) => held,
             Err(failure) => return (Err(failure), TaskOutput::default()),
         };
-        let result = match instance.wasmpool_task_tasks().call_call(&mut store, name, args) {
-            Ok(Ok(json)) => Ok(json),
-            Ok(Err(error)) => Err(call_failure(error)),
-            Err(trap) => Err(classify(&mut store, &self.limits, trap)),
+        // The call draws `wasi:random` from the start of the input's stream,
+        // whatever instantiation drew: the same bytes in a fresh instance
+        // and in a kept one.
+        held.store.data().wasi.reseed(seed);
+        let (result, sound) = match held.instance.wasmpool_task_tasks().call_call(&mut held.store, name, args) {
+            Ok(Ok(json)) => (Ok(json), true),
+            Ok(Err(error)) => (Err(call_failure(error)), true),
+            Err(trap) => (Err(classify(&mut held.store, &self.limits, trap)), false),
         };
-        (result, store.data_mut().wasi.take_output())
+        let state = held.store.data_mut();
+        state.outbox = None;
+        let output = state.wasi.take_output();
+        if sound {
+            *kept = Some(held);
+        }
+        (result, output)
     }
+}
+
+/// A component instance with its store, kept for a worker's next inputs
+/// (`InstanceMode::PerWorker`).
+pub(crate) struct KeptInstance {
+    store: Store<ComponentState>,
+    instance: bindings::TaskModule,
 }
 
 /// Replaces the clocks the pool does not grant with functions that stop
@@ -320,7 +382,7 @@ mod tests {
     fn a_python_component_lists_and_runs_its_tasks() {
         let tasks = load(Limits::default(), WasiConfig::new());
         let names: Vec<_> = tasks.tasks.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty"]);
+        assert_eq!(names, ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash"]);
         assert_eq!(tasks.tasks[0].doc, "The square root.");
         let run = RunLimits::default();
         assert_eq!(tasks.call_json("sqrt", "2", 0, None, &run).0.unwrap(), "1.4142135623730951");

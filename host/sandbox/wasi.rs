@@ -141,9 +141,10 @@ impl WasiConfig {
     /// linker, which makes them stop the task (`runtime::component`).
     pub(crate) fn component_context(&self, max_output: usize, seed: u64) -> Result<ComponentWasi, String> {
         let (mut builder, stdout, stderr) = self.builder(max_output)?;
-        builder.secure_random(TaskRandom::stream_of(seed)).insecure_random(TaskRandom::stream_of(seed));
+        let random = [SeededStream::new(seed), SeededStream::new(seed)];
+        builder.secure_random(random[0].clone()).insecure_random(random[1].clone());
         builder.insecure_random_seed(u128::from(seed));
-        Ok(ComponentWasi { ctx: builder.build(), table: ResourceTable::new(), stdout, stderr })
+        Ok(ComponentWasi { ctx: builder.build(), table: ResourceTable::new(), stdout, stderr, random })
     }
 
     /// A builder with this configuration and captured output pipes.
@@ -179,9 +180,19 @@ pub(crate) struct ComponentWasi {
     pub table: ResourceTable,
     stdout: CapturedPipe,
     stderr: CapturedPipe,
+    /// `wasi:random`'s secure and insecure streams.
+    random: [SeededStream; 2],
 }
 
 impl ComponentWasi {
+    /// Restarts the random streams from `seed`: the next input's, in an
+    /// instance kept for several inputs. (`insecure-seed` keeps the first
+    /// input's value: CPython reads it once, at start-up, which the build
+    /// has already run.)
+    pub(crate) fn reseed(&self, seed: u64) {
+        self.random.iter().for_each(|stream| stream.reseed(seed));
+    }
+
     /// What the task wrote.
     pub(crate) fn take_output(&mut self) -> TaskOutput {
         TaskOutput { stdout: self.stdout.take(), stderr: self.stderr.take() }
@@ -190,6 +201,37 @@ impl ComponentWasi {
     /// The output limit a write ran into, if one did.
     pub(crate) fn overflow(&self) -> Option<LimitExceeded> {
         self.stdout.overflow().or_else(|| self.stderr.overflow())
+    }
+}
+
+/// A task's seeded random stream that the host can restart with another
+/// seed (see [`ComponentWasi::reseed`]).
+#[derive(Clone)]
+struct SeededStream(Arc<Mutex<chacha20::ChaCha8Rng>>);
+
+impl SeededStream {
+    fn new(seed: u64) -> Self {
+        SeededStream(Arc::new(Mutex::new(TaskRandom::stream_of(seed))))
+    }
+
+    fn reseed(&self, seed: u64) {
+        *crate::sync::lock(&self.0) = TaskRandom::stream_of(seed);
+    }
+}
+
+impl rand_core::TryRng for SeededStream {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        crate::sync::lock(&self.0).try_next_u32()
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        crate::sync::lock(&self.0).try_next_u64()
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        crate::sync::lock(&self.0).try_fill_bytes(dst)
     }
 }
 

@@ -9,7 +9,7 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use wasmpool::{Pool, ProcessConfig, WasiConfig, WorkerKind};
+use wasmpool::{InstanceMode, Pool, ProcessConfig, WasiConfig, WorkerKind};
 
 /// A pool of workers running one Wasm module's tasks. Made by
 /// `wasmpool.Pool`, which documents the settings.
@@ -46,7 +46,7 @@ impl NativePool {
         module, *, workers=None, seed=None, worker_command=None, max_retries=None,
         deadline=None, fuel=None, max_memory=None, max_stack=None, max_output=None,
         chunk_size=None, interruptible=None, cache_dir=None, cache=true, load_deadline=None,
-        allow_wall_clock=false, allow_monotonic_clock=false,
+        allow_wall_clock=false, allow_monotonic_clock=false, fresh_state=true,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -68,6 +68,7 @@ impl NativePool {
         load_deadline: Option<f64>,
         allow_wall_clock: bool,
         allow_monotonic_clock: bool,
+        fresh_state: bool,
     ) -> PyResult<Self> {
         let mut builder = Pool::builder();
         builder = match module.cast::<PyBytes>() {
@@ -119,6 +120,9 @@ impl NativePool {
         }
         if let Some(deadline) = seconds("load_deadline", load_deadline)? {
             builder = builder.load_deadline(deadline);
+        }
+        if !fresh_state {
+            builder = builder.instance_mode(InstanceMode::PerWorker);
         }
         if allow_wall_clock || allow_monotonic_clock {
             let mut wasi = WasiConfig::new();

@@ -14,16 +14,21 @@ HERE = __import__("pathlib").Path(__file__).parent
 
 
 def test_a_module_builds_once_then_comes_from_the_cache(tmp_path):
+    # The default cache (CI points XDG_CACHE_HOME into target/): the other
+    # tests' pools have built this very source already, or this builds it.
     source = tmp_path / "tasks.py"
     shutil.copyfile(HERE / "python_tasks" / "tasks.py", source)
-    cache = tmp_path / "cache"
-    first = _build.build(source, cache_dir=cache)
+    first = _build.build(source)
     assert first.read_bytes()[:8] == b"\0asm\x0d\0\x01\0"  # a component
     started = time.monotonic()
-    assert _build.build(source, cache_dir=cache) == first
+    assert _build.build(source) == first
     assert time.monotonic() - started < 2, "the second build came from the cache"
+    assert _build.cache_path(source) == first
+    out = tmp_path / "out.wasm"
+    assert _build.build(source, out=out) == out and out.read_bytes() == first.read_bytes()
+    # An edit is another entry (not built here: a build takes 14 s).
     source.write_text(source.read_text() + "\ndef twice(x):\n    return 2 * x\n")
-    assert _build.build(source, cache_dir=cache) != first
+    assert _build.cache_path(source) != first
 
 
 def test_a_syntax_error_names_its_line(tmp_path):
@@ -37,8 +42,18 @@ def test_a_syntax_error_names_its_line(tmp_path):
 
 def test_numpy_is_refused_with_the_reason(tmp_path):
     source = tmp_path / "uses_numpy.py"
-    source.write_text("import numpy\n\ndef f(x):\n    return numpy.sqrt(x)\n")
-    with pytest.raises(BuildError, match="no build of it for WebAssembly"):
+    source.write_text("import math\nimport numpy\n\ndef f(x):\n    return numpy.sqrt(x)\n")
+    with pytest.raises(BuildError, match="no build of it for WebAssembly") as caught:
+        _build.build(source, cache_dir=tmp_path)
+    assert "line 2 imports numpy" in str(caught.value)
+
+
+def test_another_missing_module_is_named(tmp_path):
+    # Behind `try`, numpy could have had a fallback: the build itself finds
+    # the import missing, and names it.
+    source = tmp_path / "optional.py"
+    source.write_text("try:\n    import numpy\nexcept ImportError:\n    import nosuchmodule\n")
+    with pytest.raises(BuildError, match="nosuchmodule is neither"):
         _build.build(source, cache_dir=tmp_path)
 
 
@@ -55,7 +70,7 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
 
     source = HERE / "python_tasks" / "tasks.py"
     with Pool(source, workers=2, seed=7) as pool:
-        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty"]
+        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash"]
         assert pool.map("sqrt", [0, 4, 9]) == [0.0, 2.0, 3.0]
         assert pool.map("add", [(1, 2), (3, 4)]) == [3, 7]
         two = pool.map("pi_hits", [1000] * 6)
@@ -78,6 +93,49 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
         assert pool.map("pi_hits", [1000] * 6) == two
 
 
+def test_os_urandom_and_string_hashes_repeat_for_any_worker_count_and_kind():
+    from wasmpool import Pool
+
+    source = HERE / "python_tasks" / "tasks.py"
+    words = ["apple", "pear", "plum", "fig"]
+    seen = []
+    for workers, processes in ((1, False), (2, False), (2, True)):
+        with Pool(source, workers=workers, seed=11, processes=processes) as pool:
+            seen.append((pool.map("entropy", [8] * 4), pool.map("str_hash", words)))
+    assert seen[0] == seen[1] == seen[2]
+    entropy, hashes = seen[0]
+    assert len(set(entropy)) == 4, "each input draws its own stream"
+    with Pool(source, workers=1, seed=12) as pool:
+        assert pool.map("entropy", [8] * 4) != entropy
+        assert pool.map("str_hash", words) == hashes, "the hash secret is the build's, not the seed's"
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_fresh_state_false_keeps_module_globals_and_still_seeds_each_input(processes):
+    from wasmpool import Pool
+    from wasmpool.errors import LimitExceeded, TaskPanicked
+
+    source = HERE / "python_tasks" / "tasks.py"
+    with Pool(source, workers=1, seed=7) as pool:
+        assert pool.map("calls_so_far", [None] * 3) == [1, 1, 1]
+        fresh = pool.map("pi_hits", [1000] * 4)
+    with Pool(source, workers=2, seed=7, fresh_state=False, deadline=2.0, processes=processes) as pool:
+        # Which worker ran what varies: some worker ran a whole chunk of 3.
+        assert max(pool.map("calls_so_far", [None] * 6, chunksize=3)) >= 3
+        # `random` is seeded per input by the runner, kept instance or not.
+        assert pool.map("pi_hits", [1000] * 4) == fresh
+    with Pool(source, workers=1, seed=7, fresh_state=False, deadline=2.0, processes=processes) as pool:
+        assert pool.map("calls_so_far", [None] * 3) == [1, 2, 3]
+        # An exception leaves the instance as it was ...
+        with pytest.raises(TaskPanicked):
+            pool.call("boom", 0)
+        assert pool.call("calls_so_far") == 4
+        # ... a trap (here the deadline) replaces it.
+        with pytest.raises(LimitExceeded):
+            pool.call("pi_hits", 10**10)
+        assert pool.call("calls_so_far") == 1
+
+
 def test_a_granted_clock_can_be_read():
     from wasmpool import Pool
 
@@ -91,14 +149,16 @@ def test_the_sandbox_limits_hold_for_tasks_written_in_python(processes, capfd):
     from wasmpool.errors import LimitExceeded, TaskPanicked
 
     source = HERE / "python_tasks" / "tasks.py"
-    with Pool(source, workers=1, deadline=2.0, max_memory=96 << 20, max_output=4096, processes=processes) as pool:
+    # The default max_memory (256 MiB): another would compile the component
+    # again for its memory reservation.
+    with Pool(source, workers=1, deadline=2.0, max_output=4096, processes=processes) as pool:
         with pytest.raises(LimitExceeded) as caught:
             pool.call("pi_hits", 10**10)
         assert caught.value.limit == "deadline"
         assert pool.call("hog", 8) == 8 << 20
         # CPython turns a refused memory.grow into MemoryError.
         with pytest.raises((LimitExceeded, TaskPanicked)) as caught:
-            pool.call("hog", 200)
+            pool.call("hog", 300)
         assert "memory" in str(caught.value).lower()
         assert pool.call("chatty", 3) == 3
         with pytest.raises(LimitExceeded) as caught:

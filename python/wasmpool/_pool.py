@@ -207,7 +207,14 @@ class Pool:
       use WASI (tasks written in Python, Rust tasks built for
       ``wasm32-wasip1``); a task using one not granted raises
       :class:`~wasmpool.errors.NotGranted`. Nothing else (files, network,
-      environment) is granted.
+      environment) is granted;
+    - ``fresh_state`` (default True): each input starts from the module's
+      initial state, so no input sees another's changes to module globals.
+      ``fresh_state=False``: each worker keeps one instance and runs all
+      its inputs in it, globals carrying over from input to input on that
+      worker (an instance whose task trapped is replaced). Much cheaper per
+      call for fine-grained tasks written in Python; ``random`` is still
+      seeded per input.
 
     Use it in a ``with`` block, or call :meth:`close`.
     """
@@ -231,6 +238,7 @@ class Pool:
         cache: bool = True,
         allow_wall_clock: bool = False,
         allow_monotonic_clock: bool = False,
+        fresh_state: bool = True,
     ) -> None:
         if isinstance(module, (bytes, bytearray, memoryview)):
             source: Any = bytes(module)
@@ -258,6 +266,7 @@ class Pool:
             cache=cache,
             allow_wall_clock=allow_wall_clock,
             allow_monotonic_clock=allow_monotonic_clock,
+            fresh_state=fresh_state,
         )
         self._tasks = {t["name"]: t for t in self._native.tasks()}
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None

@@ -34,3 +34,24 @@ def chatty(lines):
     for line in range(lines):
         print("line", line)
     return lines
+
+
+_calls = 0
+
+
+def calls_so_far():
+    """How many inputs this instance has run: 1 with a fresh state per input."""
+    global _calls
+    _calls += 1
+    return _calls
+
+
+def entropy(n):
+    """os.urandom: WASI's random, the task's seeded stream."""
+    import os
+    return os.urandom(n).hex()
+
+
+def str_hash(text):
+    """The interpreter's string hash: fixed by the build."""
+    return hash(text)

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..errors import BuildError
 from .componentize import BuildFailed, componentize_py_version, default_cache_dir
 
-__all__ = ["build", "componentize_py_version", "default_cache_dir"]
+__all__ = ["build", "cache_path", "componentize_py_version", "default_cache_dir"]
 
 
 def build(path: str | os.PathLike, *, out: str | os.PathLike | None = None,
@@ -31,5 +31,16 @@ def build(path: str | os.PathLike, *, out: str | os.PathLike | None = None,
 
     try:
         return componentize.build(path, wit=_native.TASK_WORLD_WIT, out=out, cache_dir=cache_dir)
+    except BuildFailed as e:
+        raise BuildError(str(e)) from None
+
+
+def cache_path(path: str | os.PathLike, *, cache_dir: str | os.PathLike | None | bool = True) -> Path | None:
+    """Where the component built from the module at `path` is (or would be) cached."""
+    from . import componentize
+    from .. import _native
+
+    try:
+        return componentize.cache_path(path, wit=_native.TASK_WORLD_WIT, cache_dir=cache_dir)
     except BuildFailed as e:
         raise BuildError(str(e)) from None

@@ -91,17 +91,10 @@ def _private_dir(path: Path) -> Path | None:
     return path
 
 
-def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = None,
-          cache_dir: str | os.PathLike | None | bool = True) -> Path:
-    """Builds the Python module at `path` into a task component; returns its path.
-
-    `wit`: the text of the `wasmpool:task` world (wit/wasmpool-task.wit).
-    `out`: where to write the component (default: the cache).
-    `cache_dir`: True for the default cache, a folder, or False for none
-    (then `out` is required).
-    Raises `BuildFailed` with the reason (componentize-py missing, a syntax
-    error with its line, an import the component cannot contain).
-    """
+def _plan(path: str | os.PathLike, wit: str, cache_dir: str | os.PathLike | None | bool):
+    """The module's path, source and name, and where its component is
+    cached (None without a cache); `BuildFailed` for what stops a build
+    before it starts."""
     source_path = Path(path)
     try:
         source = source_path.read_bytes()
@@ -115,6 +108,7 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
         python = sys.executable or "python3"
         raise BuildFailed(f"building tasks written in Python needs componentize-py, which {python} does not have: "
                           f"{python} -m pip install componentize-py")
+    _refuse_native_imports(source_path, source)
     key = _key(source, module_name, tool, wit)
     cache = None
     if cache_dir is True:
@@ -124,6 +118,58 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
     if cache is not None:
         cache = _private_dir(cache)
     cached = cache / f"{module_name}-{key[:32]}.wasm" if cache is not None else None
+    return source_path, source, module_name, cached
+
+
+def cache_path(path: str | os.PathLike, *, wit: str, cache_dir: str | os.PathLike | None | bool = True) -> Path | None:
+    """Where the component of the module at `path` is (or would be) cached."""
+    return _plan(path, wit, cache_dir)[3]
+
+
+# Native extensions with no WebAssembly (WASI) build on PyPI.
+_NATIVE = ("numpy", "scipy", "pandas")
+
+
+def _native_hint(name: str) -> str:
+    return (f"{name} is a native extension: no build of it for WebAssembly (WASI) is available "
+            "from the package registries, so tasks written in Python cannot import it")
+
+
+def _refuse_native_imports(source_path: Path, source: bytes) -> None:
+    """Refuses at once a module whose top level imports numpy and the like
+    unconditionally (an import inside `try` may have a fallback). A module
+    this Python cannot parse (newer syntax) is left to the build."""
+    import ast
+
+    try:
+        tree = ast.parse(source, filename=source_path.name)
+    except (SyntaxError, ValueError):
+        return
+    for node in tree.body:
+        names = []
+        if isinstance(node, ast.Import):
+            names = [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [(node.module, node.lineno)]
+        for name, line in names:
+            top = name.split(".")[0]
+            if top in _NATIVE:
+                raise BuildFailed(f"cannot build {source_path.name} into a task component: "
+                                  f"line {line} imports {top}\n{_native_hint(top)}")
+
+
+def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = None,
+          cache_dir: str | os.PathLike | None | bool = True) -> Path:
+    """Builds the Python module at `path` into a task component; returns its path.
+
+    `wit`: the text of the `wasmpool:task` world (wit/wasmpool-task.wit).
+    `out`: where to write the component (default: the cache).
+    `cache_dir`: True for the default cache, a folder, or False for none
+    (then `out` is required).
+    Raises `BuildFailed` with the reason (componentize-py missing, a syntax
+    error with its line, an import the component cannot contain).
+    """
+    source_path, source, module_name, cached = _plan(path, wit, cache_dir)
     if cached is not None and cached.exists() and _trusted(cached):
         if out is None:
             return cached
@@ -172,13 +218,14 @@ def _explain(source_path: Path, output: str, work: Path) -> str:
     start = next((i for i, line in enumerate(lines) if line.startswith("Traceback")), None)
     end = next((i for i, line in enumerate(lines) if line.startswith("Stack backtrace")), len(lines))
     tail = "\n".join(lines[start:end] if start is not None else lines[:end]).strip()
-    missing = re.search(r"No module named '([^']+)'", tail)
+    # The last one: an import that failed while handling another's failure
+    # (a fallback) is the one that stopped the module.
+    missing = re.findall(r"No module named '([^']+)'", tail)
     hint = ""
     if missing:
-        name = missing.group(1).split(".")[0]
-        if name in ("numpy", "scipy", "pandas"):
-            hint = (f"\n{name} is a native extension: no build of it for WebAssembly (WASI) is available "
-                    "from the package registries, so tasks written in Python cannot import it")
+        name = missing[-1].split(".")[0]
+        if name in _NATIVE:
+            hint = "\n" + _native_hint(name)
         else:
             hint = f"\nthe component contains only the standard library and {source_path.name}: {name} is neither"
     text = tail[-_MAX_OUTPUT:]

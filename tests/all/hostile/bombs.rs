@@ -50,3 +50,11 @@ pub fn locals(count: u64, locals: u64) -> Vec<u8> {
     body.extend_from_slice(&[0x7e, 0x0b]);
     module(count, &body)
 }
+
+/// `module` inside a component (tasks written in Python are components):
+/// one core module section, the layer's header before it.
+pub fn in_component(module: &[u8]) -> Vec<u8> {
+    let mut component = b"\0asm\x0d\0\x01\0".to_vec();
+    section(&mut component, 1, module);
+    component
+}

@@ -315,6 +315,15 @@ each_kind! {
 }
 
 each_kind! {
+    fn a_component_holding_a_million_functions_is_refused_before_compiling(kind) {
+        let bytes = bombs::in_component(&bombs::functions(1_000_000));
+        attack_build(kind, "component_of_many_functions", &bytes, |e| {
+            matches!(module_error(e), Some(ModuleError::Limit(LimitExceeded::Functions { limit: 100_000, .. })))
+        });
+    }
+}
+
+each_kind! {
     fn a_module_declaring_millions_of_locals_is_refused_before_compiling(kind) {
         // One function declaring five million locals in a dozen bytes, and 40
         // functions each within the per-function limit whose total is too much.
