@@ -598,8 +598,9 @@ impl PoolBuilder {
         let epoch_checks =
             is_component || threads && (self.limits.deadline.is_some() || self.interruptible == Some(true));
         let settings = EngineSettings {
-            // The pooling allocator's slots are sized for one core module.
-            allocator: if is_component { Allocator::OnDemand } else { self.allocator },
+            allocator: self.allocator,
+            // The pooling allocator's slots are sized for a component then.
+            component: is_component,
             // Thread workers each get an engine (see `engines_for_workers`);
             // a process pool's own engine only compiles.
             instance_slots: if threads { SLOTS_PER_WORKER_ENGINE } else { 1 },
@@ -625,9 +626,8 @@ impl PoolBuilder {
             // The bounds on compile work, before compiling: the parser
             // walks every core module inside the component, so functions
             // and locals are counted over all of them.
-            crate::sandbox::compile_limits::check(&bytes, &self.compile_limits, &self.limits).map_err(|limit| {
-                Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Limit(limit) }
-            })?;
+            crate::sandbox::compile_limits::check(&bytes, &self.compile_limits, &self.limits)
+                .map_err(|limit| Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Limit(limit) })?;
             let compiled = cache::compile::<Component>(&engine, &bytes, cache_dir.as_deref()).map_err(|e| {
                 Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Compile(format!("{e:#}")) }
             })?;

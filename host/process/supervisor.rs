@@ -582,6 +582,7 @@ mod tests {
     fn fake_runner(requests: std::io::PipeWriter, replies: std::io::PipeReader) -> ProcessRunner {
         let settings = EngineSettings {
             allocator: Allocator::OnDemand,
+            component: false,
             instance_slots: 1,
             max_memory: 1 << 20,
             max_table_elements: 100,

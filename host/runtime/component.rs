@@ -351,6 +351,7 @@ mod tests {
             let limits = Limits::default();
             let settings = EngineSettings {
                 allocator: Allocator::OnDemand,
+                component: true,
                 instance_slots: 2,
                 max_memory: limits.max_memory,
                 max_table_elements: limits.max_table_elements,
@@ -382,7 +383,10 @@ mod tests {
     fn a_python_component_lists_and_runs_its_tasks() {
         let tasks = load(Limits::default(), WasiConfig::new());
         let names: Vec<_> = tasks.tasks.iter().map(|t| t.name.as_str()).collect();
-        assert_eq!(names, ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash"]);
+        assert_eq!(
+            names,
+            ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash"]
+        );
         assert_eq!(tasks.tasks[0].doc, "The square root.");
         let run = RunLimits::default();
         assert_eq!(tasks.call_json("sqrt", "2", 0, None, &run).0.unwrap(), "1.4142135623730951");

@@ -33,6 +33,9 @@ pub(crate) struct EngineSettings {
     pub allocator: Allocator,
     /// Instances alive at once in this engine.
     pub instance_slots: u32,
+    /// Whether the engine runs a task component rather than a core module:
+    /// the pooling allocator's slots are then sized for one component.
+    pub component: bool,
     /// Largest linear memory of one instance, in bytes.
     pub max_memory: usize,
     /// Largest table of one instance, in elements.
@@ -162,10 +165,38 @@ fn base_config(settings: &EngineSettings) -> Config {
 /// the `madvise` (docs/benchmarks.md).
 const KEEP_RESIDENT: usize = 4 << 20;
 
+/// What one slot of a component pool holds at most: core instances,
+/// memories and tables over all of a component's parts, as the limiter
+/// allows them (`GuestLimiter::for_component`). componentize-py's CPython
+/// component has 14 core instances and 2 tables (shared/research/python.md).
+const COMPONENT_PARTS: u32 = crate::sandbox::limiter::COMPONENT_PARTS as u32;
+
 fn pooling_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
     let pooling = |reset_in_place: bool| {
         let mut pool = PoolingAllocationConfig::new();
         let slots = settings.instance_slots.max(1);
+        if settings.component {
+            pool.total_component_instances(slots)
+                .total_core_instances(slots * COMPONENT_PARTS)
+                .total_memories(slots * COMPONENT_PARTS)
+                .total_tables(slots * COMPONENT_PARTS)
+                .total_stacks(0)
+                .max_core_instances_per_component(COMPONENT_PARTS)
+                .max_memories_per_component(COMPONENT_PARTS)
+                .max_tables_per_component(COMPONENT_PARTS)
+                .max_memories_per_module(1)
+                .max_tables_per_module(COMPONENT_PARTS)
+                .max_memory_size(settings.max_memory)
+                .table_elements(settings.max_table_elements);
+            if reset_in_place {
+                pool.pagemap_scan(Enabled::Yes)
+                    .linear_memory_keep_resident(KEEP_RESIDENT)
+                    .table_keep_resident(64 << 10);
+            }
+            let mut config = base_config(settings);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+            return Engine::new(&config);
+        }
         // Two memories per instance: the module's, and the map in which its
         // writes mark their pages when instances are reset in place
         // (host/runtime/fresh_state/).

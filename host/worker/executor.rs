@@ -239,6 +239,7 @@ mod tests {
         let limits = Limits::default();
         let settings = EngineSettings {
             allocator: Allocator::Auto,
+            component: false,
             instance_slots: 2,
             max_memory: limits.max_memory,
             max_table_elements: limits.max_table_elements,

@@ -57,6 +57,7 @@ const MEMORY: u32 = 4 * 65536;
 fn engine(allocator: Allocator) -> Engine {
     let settings = EngineSettings {
         allocator,
+        component: false,
         instance_slots: 2,
         max_memory: 1 << 20,
         max_table_elements: 100,
