@@ -343,24 +343,28 @@ mod tests {
         std::fs::read(path).expect("the test component can be read")
     }
 
-    /// The test component, compiled once for every test (a debug build
-    /// takes seconds), by an engine that meters fuel: every test sets some.
+    /// The test component, compiled once for every test, by an engine
+    /// with the settings of a pool of tasks.py with fuel (every test sets
+    /// some): through the module cache, where `.ci/python`'s pytest run
+    /// (`test_fuel_stops_a_python_task`) left it, so CI compiles it once.
     fn compiled() -> &'static (Engine, Component) {
         static COMPILED: std::sync::OnceLock<(Engine, Component)> = std::sync::OnceLock::new();
         COMPILED.get_or_init(|| {
             let limits = Limits::default();
             let settings = EngineSettings {
-                allocator: Allocator::OnDemand,
+                allocator: Allocator::Auto,
                 component: true,
-                instance_slots: 2,
+                instance_slots: crate::runtime::engine::SLOTS_PER_WORKER_ENGINE,
                 max_memory: limits.max_memory,
                 max_table_elements: limits.max_table_elements,
                 max_stack: limits.max_stack,
-                epoch_interruption: false,
+                epoch_interruption: true,
                 consume_fuel: true,
             };
             let (engine, _) = create_engine(&settings).expect("an engine");
-            let component = Component::new(&engine, component()).expect("the component compiles");
+            let dir = crate::runtime::cache::default_dir();
+            let component = crate::runtime::cache::compile::<Component>(&engine, &component(), dir.as_deref())
+                .expect("the component compiles");
             (engine, component)
         })
     }
@@ -368,7 +372,8 @@ mod tests {
     fn load(limits: Limits, wasi: WasiConfig) -> TaskComponent {
         let (engine, component) = compiled();
         let limits = Limits { fuel: limits.fuel.or(Some(u64::MAX / 2)), ..limits };
-        TaskComponent::new(engine, component, limits, wasi, false, &RunLimits::default()).expect("it loads")
+        // Epoch checks as compiled; nothing ticks, so no deadline ends a call.
+        TaskComponent::new(engine, component, limits, wasi, true, &RunLimits::default()).expect("it loads")
     }
 
     #[test]

@@ -136,6 +136,20 @@ def test_fresh_state_false_keeps_module_globals_and_still_seeds_each_input(proce
         assert pool.call("calls_so_far") == 1
 
 
+def test_fuel_stops_a_python_task():
+    # Its compiled component is also the one the unit tests of
+    # host/runtime/component.rs load from the cache in .ci/python.
+    from wasmpool import Pool
+    from wasmpool.errors import LimitExceeded
+
+    with Pool(HERE / "python_tasks" / "tasks.py", workers=1, fuel=50_000_000) as pool:
+        assert pool.call("sqrt", 9) == 3.0
+        with pytest.raises(LimitExceeded) as caught:
+            pool.call("pi_hits", 10**8)
+        assert caught.value.limit == "fuel"
+        assert pool.call("sqrt", 16) == 4.0
+
+
 def test_a_granted_clock_can_be_read():
     from wasmpool import Pool
 
