@@ -336,7 +336,7 @@ mod tests {
     use crate::runtime::engine::Allocator;
     use crate::runtime::engine::{EngineSettings, create_engine};
 
-    /// A component built from `python/tests/python_tasks/tasks.py` by
+    /// A component built from `examples/python/tasks.py` by
     /// componentize-py, named by `WASMPOOL_TEST_COMPONENT`.
     fn component() -> Vec<u8> {
         let path = std::env::var("WASMPOOL_TEST_COMPONENT").expect("WASMPOOL_TEST_COMPONENT names a built component");

@@ -11,13 +11,15 @@ from wasmpool.errors import BuildError
 pytestmark = python_tasks_available()
 
 HERE = __import__("pathlib").Path(__file__).parent
+# The example's module: the tests' too, so that CI builds and compiles one.
+TASKS = HERE.parents[1] / "examples" / "python" / "tasks.py"
 
 
 def test_a_module_builds_once_then_comes_from_the_cache(tmp_path):
     # The default cache (CI points XDG_CACHE_HOME into target/): the other
     # tests' pools have built this very source already, or this builds it.
     source = tmp_path / "tasks.py"
-    shutil.copyfile(HERE / "python_tasks" / "tasks.py", source)
+    shutil.copyfile(TASKS, source)
     first = _build.build(source)
     assert first.read_bytes()[:8] == b"\0asm\x0d\0\x01\0"  # a component
     started = time.monotonic()
@@ -68,7 +70,7 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
     from wasmpool import Pool
     from wasmpool.errors import NotGranted, TaskPanicked
 
-    source = HERE / "python_tasks" / "tasks.py"
+    source = TASKS
     with Pool(source, workers=2, seed=7) as pool:
         assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash"]
         assert pool.map("sqrt", [0, 4, 9]) == [0.0, 2.0, 3.0]
@@ -96,7 +98,7 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
 def test_os_urandom_and_string_hashes_repeat_for_any_worker_count_and_kind():
     from wasmpool import Pool
 
-    source = HERE / "python_tasks" / "tasks.py"
+    source = TASKS
     words = ["apple", "pear", "plum", "fig"]
     seen = []
     for workers, processes in ((1, False), (2, False), (2, True)):
@@ -115,7 +117,7 @@ def test_fresh_state_false_keeps_module_globals_and_still_seeds_each_input(proce
     from wasmpool import Pool
     from wasmpool.errors import LimitExceeded, TaskPanicked
 
-    source = HERE / "python_tasks" / "tasks.py"
+    source = TASKS
     with Pool(source, workers=1, seed=7) as pool:
         assert pool.map("calls_so_far", [None] * 3) == [1, 1, 1]
         fresh = pool.map("pi_hits", [1000] * 4)
@@ -142,7 +144,7 @@ def test_fuel_stops_a_python_task():
     from wasmpool import Pool
     from wasmpool.errors import LimitExceeded
 
-    with Pool(HERE / "python_tasks" / "tasks.py", workers=1, fuel=50_000_000) as pool:
+    with Pool(TASKS, workers=1, fuel=50_000_000) as pool:
         assert pool.call("sqrt", 9) == 3.0
         with pytest.raises(LimitExceeded) as caught:
             pool.call("pi_hits", 10**8)
@@ -153,7 +155,7 @@ def test_fuel_stops_a_python_task():
 def test_a_granted_clock_can_be_read():
     from wasmpool import Pool
 
-    with Pool(HERE / "python_tasks" / "tasks.py", workers=1, allow_wall_clock=True) as pool:
+    with Pool(TASKS, workers=1, allow_wall_clock=True) as pool:
         assert abs(pool.call("now") - time.time()) < 60
 
 
@@ -162,7 +164,7 @@ def test_the_sandbox_limits_hold_for_tasks_written_in_python(processes, capfd):
     from wasmpool import Pool
     from wasmpool.errors import LimitExceeded, TaskPanicked
 
-    source = HERE / "python_tasks" / "tasks.py"
+    source = TASKS
     # The default max_memory (256 MiB): another would compile the component
     # again for its memory reservation.
     with Pool(source, workers=1, deadline=2.0, max_output=4096, processes=processes) as pool:
@@ -180,3 +182,14 @@ def test_the_sandbox_limits_hold_for_tasks_written_in_python(processes, capfd):
         assert caught.value.limit == "max_output"
         assert pool.call("sqrt", 16) == 4.0, "the pool serves on after each limit"
     assert "line 2" in capfd.readouterr().err
+
+
+def test_the_example_of_hinsens_slide_runs():
+    import subprocess
+    import sys
+
+    script = HERE.parents[1] / "examples" / "python" / "hinsen_slide.py"
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "tasks written in Python: [0.0, 1.0, 1.414, 1.732, 2.0]" in done.stdout
+    assert "tasks written in Rust:   [0.0, 1.0, 1.414, 1.732, 2.0]" in done.stdout

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, python_tasks_available
 
 HERE = Path(__file__).parent
-TASKS = HERE / "python_tasks" / "tasks.py"
+TASKS = REPO / "examples" / "python" / "tasks.py"
 
 
 def _cli() -> Path:

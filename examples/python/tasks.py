@@ -1,4 +1,4 @@
-"""Tasks written in Python, for the tests: plain functions, one module."""
+"""Tasks written in Python (examples/python/hinsen_slide.py and the tests): one module, plain functions."""
 import math
 
 
