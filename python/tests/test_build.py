@@ -50,6 +50,19 @@ def test_numpy_is_refused_with_the_reason(tmp_path):
     assert "line 2 imports numpy" in str(caught.value)
 
 
+def test_a_module_whose_top_level_code_never_ends_stops_the_build(tmp_path, monkeypatch):
+    from wasmpool._build import componentize
+
+    # componentize-py takes about 6 s to reach the module's import.
+    monkeypatch.setattr(componentize, "BUILD_TIMEOUT", 10)
+    source = tmp_path / "endless.py"
+    source.write_text("while True:\n    pass\n")
+    started = time.monotonic()
+    with pytest.raises(BuildError, match="did not finish within 10 s"):
+        _build.build(source, cache_dir=tmp_path)
+    assert time.monotonic() - started < 30
+
+
 def test_another_missing_module_is_named(tmp_path):
     # Behind `try`, numpy could have had a fallback: the build itself finds
     # the import missing, and names it.

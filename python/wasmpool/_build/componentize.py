@@ -38,6 +38,9 @@ class BuildFailed(Exception):
 _HERE = Path(__file__).resolve().parent
 _RUNNER = _HERE / "wasmpool_runner.py"
 _WORLD = "task-module"
+# Longest a build may take, in seconds (it takes about 10 s; the module's
+# top-level code runs during it).
+BUILD_TIMEOUT = 300
 # Longest build output kept in an error, in characters.
 _MAX_OUTPUT = 8000
 
@@ -195,7 +198,13 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
             "import sys, componentize_py; sys.argv[0] = 'componentize-py'; sys.exit(componentize_py.script())",
             "-d", str(wit_dir), "-w", _WORLD, "componentize", "wasmpool_app", "-p", str(work), "-o", str(target),
         ]
-        done = subprocess.run(command, cwd=work, capture_output=True, text=True, errors="replace")
+        try:
+            done = subprocess.run(command, cwd=work, capture_output=True, text=True, errors="replace",
+                                  timeout=BUILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            # The build imports the module: its top-level code runs then.
+            raise BuildFailed(f"building {source_path.name} did not finish within {BUILD_TIMEOUT} s; "
+                              "does its top-level code (run once, at the build) loop or wait?") from None
         if done.returncode != 0 or not target.exists():
             raise BuildFailed(_explain(source_path, done.stdout + done.stderr, work))
         destination = Path(out) if out is not None else cached
