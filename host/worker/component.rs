@@ -8,7 +8,7 @@ use crate::runtime::component::{KeptInstance, TaskComponent};
 use crate::runtime::instance::Outcome;
 use crate::runtime::outbox::Outbox;
 use crate::sandbox::interrupt::{RunLimits, Ticker};
-use crate::worker::executor::{InstanceMode, panic_message};
+use crate::worker::executor::{InstanceMode, host_bug};
 use crate::worker::{Ahead, ItemRunner, TaskContext};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -53,9 +53,7 @@ impl ComponentTasks {
             Ok((result, output)) => Outcome { result: result.map(String::into_bytes), output },
             Err(panic) => {
                 self.kept = None;
-                let message = panic_message(&*panic);
-                tracing::error!(%message, "internal error while running a task");
-                Outcome::bare(Err(TaskFailure::Abi(format!("internal error in the wasmpool host: {message}"))))
+                host_bug(&*panic)
             }
         }
     }

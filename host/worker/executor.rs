@@ -77,9 +77,7 @@ impl Executor {
             Err(panic) => {
                 self.kept = None;
                 self.reused = None;
-                let message = panic_message(&*panic);
-                tracing::error!(%message, "internal error while running a task");
-                Outcome::bare(Err(TaskFailure::Abi(format!("internal error in the wasmpool host: {message}"))))
+                host_bug(&*panic)
             }
         }
     }
@@ -214,13 +212,17 @@ fn leaves_instance_suspect(failure: &TaskFailure) -> bool {
     )
 }
 
-/// The message of a caught panic (the host's own bug), if it has one.
-pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
+/// The outcome of a task during which the host itself panicked (a bug in
+/// wasmpool, caught so that it costs this task only): logged, and the task
+/// fails with the panic's message.
+pub(crate) fn host_bug(panic: &(dyn std::any::Any + Send)) -> Outcome {
+    let message = panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
+        .unwrap_or_default();
+    tracing::error!(%message, "internal error while running a task");
+    Outcome::bare(Err(TaskFailure::Abi(format!("internal error in the wasmpool host: {message}"))))
 }
 
 #[cfg(test)]
