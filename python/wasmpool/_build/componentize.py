@@ -21,11 +21,13 @@ tasks.py` (`python componentize.py --help`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -171,6 +173,12 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
     (then `out` is required).
     Raises `BuildFailed` with the reason (componentize-py missing, a syntax
     error with its line, an import the component cannot contain).
+
+    The module's top-level code runs during the build, inside
+    componentize-py's WebAssembly sandbox: it sees a private copy of the
+    module (with the runner) and the standard library, nothing of the
+    host (no site-packages, not the module's own folder, not the cache),
+    and the component is written where that code cannot reach.
     """
     source_path, source, module_name, cached = _plan(path, wit, cache_dir)
     if cached is not None and cached.exists() and _trusted(cached):
@@ -181,47 +189,125 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
     if out is None and cached is None:
         raise BuildFailed("no private cache folder is known (XDG_CACHE_HOME, LOCALAPPDATA, HOME): give `out`")
     with tempfile.TemporaryDirectory(prefix="wasmpool-build-") as tmp:
-        work = Path(tmp)
-        (work / f"{module_name}.py").write_bytes(source)
-        shutil.copyfile(_RUNNER, work / "wasmpool_runner.py")
-        (work / "wasmpool_app.py").write_text(
-            "import wasmpool_runner\n"
-            f"import {module_name} as _user\n"
-            "Tasks = wasmpool_runner.make_tasks(_user)\n"
-        )
-        wit_dir = work / "wit"
-        wit_dir.mkdir()
-        (wit_dir / "wasmpool-task.wit").write_text(wit)
-        target = work / "tasks.wasm"
-        command = [
-            sys.executable, "-c",
-            "import sys, componentize_py; sys.argv[0] = 'componentize-py'; sys.exit(componentize_py.script())",
-            "-d", str(wit_dir), "-w", _WORLD, "componentize", "wasmpool_app", "-p", str(work), "-o", str(target),
-        ]
-        try:
-            done = subprocess.run(command, cwd=work, capture_output=True, text=True, errors="replace",
-                                  timeout=BUILD_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            # The build imports the module: its top-level code runs then.
-            raise BuildFailed(f"building {source_path.name} did not finish within {BUILD_TIMEOUT} s; "
-                              "does its top-level code (run once, at the build) loop or wait?") from None
-        if done.returncode != 0 or not target.exists():
-            raise BuildFailed(_explain(source_path, done.stdout + done.stderr, work))
-        destination = Path(out) if out is not None else cached
-        if cached is not None:
-            staged = cached.with_suffix(f".{os.getpid()}.tmp")
-            shutil.copyfile(target, staged)
-            os.replace(staged, cached)
-            if out is not None:
-                shutil.copyfile(cached, out)
-        else:
-            shutil.copyfile(target, destination)
-        return destination
+        component = _componentize(source_path, source, module_name, wit, Path(tmp))
+    destination = Path(out) if out is not None else cached
+    if cached is not None:
+        _store_private(cached, component)
+    if out is not None:
+        Path(out).write_bytes(component)
+    return destination
+
+
+# The build's driver: componentize-py's library call, given exactly one
+# folder of Python code. (Its command line would add the host's
+# site-packages, which it mounts read-write for the module's top-level code.)
+_DRIVER = r"""
+import sys
+import componentize_py
+
+wit, world, code, app, output = sys.argv[1:6]
+arguments = dict(
+    wit_path=[wit], worlds=[world], features=[], all_features=False, world_module=None,
+    python_path=[code], module_worlds=[], app_name=app, output_path=output, stub_wasi=False,
+    import_interface_names=[], export_interface_names=[], full_names=False,
+)
+if "intersect_world" in (getattr(componentize_py.componentize, "__text_signature__", None) or ""):
+    arguments["intersect_world"] = None
+try:
+    componentize_py.componentize(**arguments)
+except AssertionError as e:  # componentize-py's way of failing: the reason
+    sys.stderr.write(str(e))
+    sys.exit(1)
+"""
+
+# Largest component a build may produce (tasks.py gives about 20 MB).
+MAX_COMPONENT = 256 << 20
+
+
+def _componentize(source_path: Path, source: bytes, module_name: str, wit: str, private: Path) -> bytes:
+    """Runs componentize-py on a copy of the module inside `private` (a
+    fresh folder of this build's own) and returns the component's bytes.
+
+    - `private/code/`: the module, the runner and the app: the only folder
+      of Python code, so the only host folder the module's top-level code
+      can see (componentize-py mounts it read-write; where the system
+      honours it, it is read-only at the build, and it is thrown away);
+    - `private/tmp/`: componentize-py's own temporary folders (the
+      standard library it mounts, generated bindings), also thrown away;
+    - `private/wit/` and `private/out/`: the world and the component,
+      which no guest code can reach."""
+    code, scratch, wit_dir, output = (private / name for name in ("code", "tmp", "wit", "out"))
+    for folder in (code, scratch, wit_dir, output):
+        folder.mkdir(mode=0o700)
+    (code / f"{module_name}.py").write_bytes(source)
+    shutil.copyfile(_RUNNER, code / "wasmpool_runner.py")
+    (code / "wasmpool_app.py").write_text(
+        "import wasmpool_runner\n"
+        f"import {module_name} as _user\n"
+        "Tasks = wasmpool_runner.make_tasks(_user)\n"
+    )
+    (wit_dir / "wasmpool-task.wit").write_text(wit)
+    for file in code.iterdir():
+        file.chmod(0o444)
+    code.chmod(0o555)
+    target = output / "tasks.wasm"
+    command = [sys.executable, "-c", _DRIVER, str(wit_dir), _WORLD, str(code), "wasmpool_app", str(target)]
+    environment = dict(os.environ, TMPDIR=str(scratch), TEMP=str(scratch), TMP=str(scratch))
+    try:
+        done = subprocess.run(command, cwd=scratch, env=environment, capture_output=True, text=True,
+                              errors="replace", timeout=BUILD_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        # The build imports the module: its top-level code runs then.
+        raise BuildFailed(f"building {source_path.name} did not finish within {BUILD_TIMEOUT} s; "
+                          "does its top-level code (run once, at the build) loop or wait?") from None
+    finally:
+        code.chmod(0o700)  # so that the folder can be removed
+    if done.returncode != 0:
+        raise BuildFailed(_explain(source_path, done.stdout + done.stderr, code))
+    return _read_regular_file(target, MAX_COMPONENT, f"the component built from {source_path.name}")
+
+
+def _read_regular_file(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of `path`, read through a descriptor opened without
+    following a link and checked to be a regular file of the user's own
+    with no other name, at most `limit` bytes."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise BuildFailed(f"componentize-py reported success but wrote no {what}") from None
+    except OSError as e:
+        raise BuildFailed(f"cannot open {what} (a link?): {e.strerror or e}") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or (
+                hasattr(os, "getuid") and info.st_uid != os.getuid()):
+            raise BuildFailed(f"{what} is not a regular file of this user's own with one name")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise BuildFailed(f"{what} is over {limit >> 20} MiB")
+    return data
+
+
+def _store_private(path: Path, data: bytes) -> None:
+    """Writes `data` as `path` in a private folder: a new file of this
+    user's own, renamed into place (never through an existing name)."""
+    fd, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+        os.replace(staged, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(staged)
+        raise
 
 
 def _explain(source_path: Path, output: str, work: Path) -> str:
     """The reason a build failed, from componentize-py's output."""
     output = output.replace(str(work) + os.sep, "").replace(str(work), ".")
+    # The build mounts `work` as /0 inside the sandbox.
+    output = output.replace('File "/0/', 'File "')
     # Only the Python traceback, if there is one: not the Rust backtrace after it.
     lines = output.splitlines()
     start = next((i for i, line in enumerate(lines) if line.startswith("Traceback")), None)
