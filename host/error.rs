@@ -376,6 +376,16 @@ pub enum LimitExceeded {
     },
 }
 
+impl LimitExceeded {
+    /// How many bytes of text it holds (see [`TaskFailure::text_len`]).
+    fn text_len(&self) -> usize {
+        match self {
+            LimitExceeded::Output { what, .. } => what.len(),
+            _ => 0,
+        }
+    }
+}
+
 /// What went wrong in one task call.
 #[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
@@ -437,6 +447,7 @@ pub enum TaskFailure {
         /// The init task's name.
         task: String,
         /// How it failed.
+        #[serde(with = "nested")]
         failure: Box<TaskFailure>,
     },
     /// Process mode: the worker process died while running this task, on
@@ -490,8 +501,81 @@ pub enum TaskFailure {
         /// What the task asked for.
         capability: Capability,
         /// How the task then failed (the refusal's panic, usually).
+        #[serde(with = "nested")]
         failure: Box<TaskFailure>,
     },
+}
+
+/// Most failures one [`TaskFailure`] may hold inside another, when read
+/// back from bytes: a sound host nests at most two (an init task's refused
+/// clock). Failures arrive from worker processes and ranks, which a guest
+/// may have taken over; without a bound, a frame of nested failures a few
+/// kilobytes long would overflow the reader's stack.
+pub(crate) const MAX_NESTED_FAILURES: usize = 4;
+
+/// The wire form of a failure inside another: as itself, read back with
+/// the depth bounded by [`MAX_NESTED_FAILURES`].
+mod nested {
+    use super::{MAX_NESTED_FAILURES, TaskFailure};
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::cell::Cell;
+
+    thread_local! {
+        /// How many nested failures the reader on this thread is inside.
+        static DEPTH: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Puts the depth back when the nested failure is read (or not).
+    struct Leave(usize);
+
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            DEPTH.set(self.0);
+        }
+    }
+
+    pub(super) fn serialize<S: Serializer>(failure: &TaskFailure, serializer: S) -> Result<S::Ok, S::Error> {
+        failure.serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Box<TaskFailure>, D::Error> {
+        let depth = DEPTH.get();
+        if depth >= MAX_NESTED_FAILURES {
+            return Err(D::Error::custom(format_args!("a task failure nests more than {MAX_NESTED_FAILURES} others")));
+        }
+        DEPTH.set(depth + 1);
+        let _leave = Leave(depth);
+        TaskFailure::deserialize(deserializer).map(Box::new)
+    }
+}
+
+impl TaskFailure {
+    /// How many bytes of text the failure holds (the failures it nests
+    /// included): what a sound host keeps is bounded by the cuts of
+    /// `runtime::instance`, so more marks a reply not to believe.
+    pub(crate) fn text_len(&self) -> usize {
+        match self {
+            TaskFailure::EncodeArguments(text)
+            | TaskFailure::ArgumentTypes(text)
+            | TaskFailure::BadArguments(text)
+            | TaskFailure::Failed(text)
+            | TaskFailure::Abi(text)
+            | TaskFailure::Instantiate(text)
+            | TaskFailure::InvalidJson(text) => text.len(),
+            TaskFailure::DecodeResult { expected, reason } | TaskFailure::DecodeMessage { expected, reason } => {
+                expected.len() + reason.len()
+            }
+            TaskFailure::Panic { message, location } => message.len() + location.len(),
+            TaskFailure::Trap { kind, frames } => kind.len() + frames.iter().map(String::len).sum::<usize>(),
+            TaskFailure::Init { task, failure } => task.len() + failure.text_len(),
+            TaskFailure::WorkerCrashed { status, cause, .. } => status.len() + cause.len(),
+            TaskFailure::RankLost { host, reason, .. } => host.len() + reason.len(),
+            TaskFailure::NotGranted { failure, .. } => failure.text_len(),
+            TaskFailure::PoolClosed | TaskFailure::Cancelled => 0,
+            TaskFailure::Limit(limit) => limit.text_len(),
+        }
+    }
 }
 
 /// A capability a task may ask for and a pool grants only on request
@@ -662,7 +746,7 @@ impl fmt::Display for Backtrace<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -712,5 +796,50 @@ mod tests {
         assert!(closest_names("x", &names).is_empty());
         assert!(closest_names("", &names).is_empty());
         assert!(closest_names(&"s".repeat(100_000), &names).is_empty());
+    }
+
+    /// The postcard bytes of `depth` init failures, each inside the last,
+    /// around a cancellation: built by hand, as an attacker would (writing
+    /// such a value out would recurse as deep).
+    pub(crate) fn nested_init_failures(depth: usize) -> Vec<u8> {
+        let one = postcard::to_allocvec(&TaskFailure::Init {
+            task: String::new(),
+            failure: Box::new(TaskFailure::Cancelled),
+        })
+        .unwrap();
+        let (init, leaf) = one.split_at(one.len() - 1);
+        let mut bytes = init.repeat(depth);
+        bytes.extend_from_slice(leaf);
+        bytes
+    }
+
+    #[test]
+    fn failures_nested_past_the_limit_are_refused_not_followed() {
+        let sound = TaskFailure::Init {
+            task: "setup".into(),
+            failure: Box::new(TaskFailure::NotGranted {
+                capability: Capability::WallClock,
+                failure: Box::new(TaskFailure::Failed("no clock".into())),
+            }),
+        };
+        let bytes = postcard::to_allocvec(&sound).unwrap();
+        assert_eq!(postcard::from_bytes::<TaskFailure>(&bytes).unwrap(), sound);
+        assert!(postcard::from_bytes::<TaskFailure>(&nested_init_failures(MAX_NESTED_FAILURES)).is_ok());
+        for depth in [MAX_NESTED_FAILURES + 1, 100_000] {
+            let error = postcard::from_bytes::<TaskFailure>(&nested_init_failures(depth)).unwrap_err();
+            assert!(matches!(error, postcard::Error::SerdeDeCustom), "{depth}: {error}");
+        }
+        // The depth is the reader's, not the thread's: a refused read leaves
+        // the next one its whole depth.
+        assert_eq!(postcard::from_bytes::<TaskFailure>(&bytes).unwrap(), sound);
+    }
+
+    #[test]
+    fn text_len_counts_every_text_nested_or_not() {
+        let failure = TaskFailure::Init {
+            task: "ab".into(),
+            failure: Box::new(TaskFailure::Trap { kind: "cde".into(), frames: vec!["f".into(), "gh".into()] }),
+        };
+        assert_eq!(failure.text_len(), 8);
     }
 }

@@ -6,10 +6,13 @@ use crate::error::{LoadStep, TaskFailure};
 use crate::runtime::instance::Outcome;
 use crate::runtime::outbox::Outbox;
 use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
+use crate::sandbox::limits::Limits;
 use crate::sync::lock;
 use crate::text::EscapedLine;
 use crate::transport::frame::{queue_frame, read_frame, write_frame};
-use crate::transport::messages::{AHEAD_BYTES, Hello, MAX_AHEAD, Reply, Request, RunRequest};
+use crate::transport::messages::{
+    AHEAD_BYTES, Hello, MAX_AHEAD, Reply, Request, RunRequest, unbelievable_outcome, unbelievable_sent,
+};
 use crate::worker::probe::ProbeFailure;
 use crate::worker::stats::WorkerCounters;
 use crate::worker::{Ahead, ItemRunner, TaskContext};
@@ -289,7 +292,8 @@ impl Spawner {
         outbox: Option<Box<dyn Outbox>>,
     ) -> (Result<Outcome, String>, Option<Interrupted>) {
         let watching = self.watchdog.watch(slot, run);
-        let outcome = receive(&mut connection.replies, self.max_reply, id, outbox, &Watch::start(run));
+        let limits = &self.hello.instance.limits;
+        let outcome = receive(&mut connection.replies, self.max_reply, limits, id, outbox, &Watch::start(run));
         drop(watching);
         (outcome, slot.take_interrupted())
     }
@@ -297,11 +301,13 @@ impl Spawner {
 
 /// Reads the replies about input `id` up to its outcome, handing what the
 /// task sends on the way to `outbox`. Anything else (a reply about another
-/// input, a reply out of place, a broken frame, the end of the stream) is
-/// why the process cannot be trusted with more, as an error.
+/// input, a reply out of place, a broken frame, a message or outcome over
+/// `limits` that a sound worker would have refused, the end of the stream)
+/// is why the process cannot be trusted with more, as an error.
 fn receive(
     replies: &mut impl Read,
     max_reply: u32,
+    limits: &Limits,
     id: u64,
     mut outbox: Option<Box<dyn Outbox>>,
     watch: &Watch,
@@ -314,13 +320,21 @@ fn receive(
     loop {
         match read_frame::<Reply, _>(replies, max_reply).map_err(|e| e.to_string())? {
             Reply::Sent { id: from, sent } if from == id => {
+                if let Some(why) = unbelievable_sent(&sent, limits) {
+                    return Err(format!("the worker sent {why}"));
+                }
                 // Once the task is past its deadline (or cancelled) while
                 // waiting, the rest of what it sent is dropped unread.
                 if outbox.as_mut().is_some_and(|outbox| outbox.deliver(sent, watch).is_err()) {
                     outbox = None;
                 }
             }
-            Reply::Done { id: of, outcome } if of == id => return Ok(outcome),
+            Reply::Done { id: of, outcome } if of == id => {
+                return match unbelievable_outcome(&outcome, limits) {
+                    Some(why) => Err(format!("the worker sent {why}")),
+                    None => Ok(outcome),
+                };
+            }
             Reply::Sent { id: from, .. } => return Err(out_of_turn("Sent", from)),
             Reply::Done { id: of, .. } => return Err(out_of_turn("Done", of)),
             Reply::Fatal { reason } => return Err(reason),
@@ -527,8 +541,9 @@ mod tests {
     use super::*;
     use crate::runtime::engine::{Allocator, EngineSettings};
     use crate::runtime::instance::InstanceConfig;
+    use crate::sandbox::wasi::TaskOutput;
     use crate::transport::frame::read_frame;
-    use crate::transport::messages::{CodeKind, PROTOCOL_VERSION};
+    use crate::transport::messages::{CodeKind, MAX_FAILURE_TEXT, PROTOCOL_VERSION};
     use crate::worker::executor::InstanceMode;
     use crate::worker::jobs::{Item, TaskTarget};
 
@@ -546,8 +561,9 @@ mod tests {
 
     #[test]
     fn only_the_reply_about_the_running_input_is_its_outcome() {
-        let receive_from =
-            |replies: &[Reply], id| receive(&mut framed(replies).as_slice(), 1 << 20, id, None, &Watch::default());
+        let receive_from = |replies: &[Reply], id| {
+            receive(&mut framed(replies).as_slice(), 1 << 20, &limits(), id, None, &Watch::default())
+        };
         assert_eq!(receive_from(&[done(3, 7)], 3).unwrap().result, Ok(vec![7]));
         let sent = Reply::Sent { id: 3, sent: crate::runtime::outbox::Sent::Progress { done: 1, total: 2 } };
         assert_eq!(receive_from(&[sent, done(3, 7)], 3).unwrap().result, Ok(vec![7]));
@@ -574,9 +590,53 @@ mod tests {
     #[test]
     fn the_reply_limit_is_applied_to_outcomes() {
         let big = Reply::Done { id: 0, outcome: Outcome::bare(Ok(vec![0; 4096])) };
-        let why = receive(&mut framed(&[big]).as_slice(), 1024, 0, None, &Watch::default()).unwrap_err();
+        let why = receive(&mut framed(&[big]).as_slice(), 1024, &limits(), 0, None, &Watch::default()).unwrap_err();
         assert!(why.contains("exceeds the limit of 1024 bytes"), "{why}");
     }
+
+    fn limits() -> Limits {
+        Limits { max_output: 100, max_message: 10, ..Limits::default() }
+    }
+
+    #[test]
+    fn what_a_sound_worker_would_have_refused_is_not_believed() {
+        let receive_from =
+            |reply: Reply| receive(&mut framed(&[reply]).as_slice(), 1 << 20, &limits(), 0, None, &Watch::default());
+        let result = Reply::Done { id: 0, outcome: Outcome::bare(Ok(vec![0; 101])) };
+        assert!(receive_from(result).unwrap_err().contains("a result of 101 bytes, over the output limit of 100"));
+        let printed = Outcome { result: Ok(vec![]), output: TaskOutput { stdout: vec![0; 101], stderr: vec![] } };
+        let why = receive_from(Reply::Done { id: 0, outcome: printed }).unwrap_err();
+        assert!(why.contains("a stdout of 101 bytes"), "{why}");
+        let message = Reply::Sent { id: 0, sent: crate::runtime::outbox::Sent::Message(vec![0; 11]) };
+        assert!(receive_from(message).unwrap_err().contains("a message of 11 bytes, over the message limit of 10"));
+        let wordy = Outcome::bare(Err(TaskFailure::Failed("x".repeat(MAX_FAILURE_TEXT + 1))));
+        let why = receive_from(Reply::Done { id: 0, outcome: wordy }).unwrap_err();
+        assert!(why.contains("a failure of"), "{why}");
+        // At the limits, all is believed.
+        let full =
+            Outcome { result: Ok(vec![0; 100]), output: TaskOutput { stdout: vec![0; 100], stderr: vec![0; 100] } };
+        assert!(receive_from(Reply::Done { id: 0, outcome: full }).is_ok());
+    }
+
+    #[test]
+    fn a_frame_of_deeply_nested_failures_is_refused_not_followed() {
+        // Reply::Done { id: 0, outcome: Outcome { result: Err(<nested>), output: empty } },
+        // built by hand: the `Done` variant, id 0, `Err`, the failure, two empty streams.
+        let done =
+            postcard::to_allocvec(&Reply::Done { id: 0, outcome: Outcome::bare(Err(TaskFailure::Cancelled)) }).unwrap();
+        let failure_at = done.len() - 3;
+        let mut payload = done[..failure_at].to_vec();
+        payload.extend(crate::error::tests::nested_init_failures(10_000));
+        payload.extend_from_slice(&done[failure_at + 1..]);
+        let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+        frame.extend(payload);
+        assert_eq!(frame, std::fs::read(DEEP_FRAME_SEED).unwrap(), "the fuzz seed is this frame");
+        let why = receive(&mut frame.as_slice(), 1 << 20, &limits(), 0, None, &Watch::default()).unwrap_err();
+        assert!(why.contains("does not decode"), "{why}");
+    }
+
+    /// The same frame among the `frames` fuzz target's seeds.
+    const DEEP_FRAME_SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/seeds/frames/deeply_nested_failures");
 
     /// A runner whose "process" is a thread on the other end of two pipes.
     fn fake_runner(requests: std::io::PipeWriter, replies: std::io::PipeReader) -> ProcessRunner {

@@ -154,6 +154,42 @@ pub(crate) fn max_reply_len(limits: &Limits, wasi: bool) -> Option<u32> {
     u32::try_from(largest.saturating_add(REPLY_OVERHEAD)).ok()
 }
 
+/// Most text a failure in a sound worker's reply holds: the cuts of
+/// `runtime::instance` (a 64 KiB message, a 4 KiB location, 64 frames of
+/// 1 KiB) with room to spare, and less than [`REPLY_OVERHEAD`].
+pub(crate) const MAX_FAILURE_TEXT: usize = 512 << 10;
+
+/// Why a sound worker under `limits` could not have sent `sent` (it would
+/// have stopped the task instead), if it could not: the host then believes
+/// nothing more from that process.
+pub(crate) fn unbelievable_sent(sent: &Sent, limits: &Limits) -> Option<String> {
+    match sent {
+        Sent::Message(bytes) if bytes.len() > limits.max_message => {
+            Some(format!("a message of {} bytes, over the message limit of {}", bytes.len(), limits.max_message))
+        }
+        _ => None,
+    }
+}
+
+/// Why a sound worker under `limits` could not have sent `outcome`, if it
+/// could not: a result or printed output over the output limit, or a
+/// failure with more text than the host's cuts keep.
+pub(crate) fn unbelievable_outcome(outcome: &Outcome, limits: &Limits) -> Option<String> {
+    let over = |what: &str, len: usize| {
+        (len > limits.max_output)
+            .then(|| format!("a {what} of {len} bytes, over the output limit of {}", limits.max_output))
+    };
+    let result = match &outcome.result {
+        Ok(bytes) => over("result", bytes.len()),
+        Err(failure) => (failure.text_len() > MAX_FAILURE_TEXT).then(|| {
+            format!("a failure of {} bytes of text, over the {MAX_FAILURE_TEXT} a worker keeps", failure.text_len())
+        }),
+    };
+    result
+        .or_else(|| over("stdout", outcome.output.stdout.len()))
+        .or_else(|| over("stderr", outcome.output.stderr.len()))
+}
+
 /// What the worker process sends.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum Reply {
