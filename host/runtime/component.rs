@@ -390,7 +390,7 @@ mod tests {
         let names: Vec<_> = tasks.tasks.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
-            ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash"]
+            ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits"]
         );
         assert_eq!(tasks.tasks[0].doc, "The square root.");
         let run = RunLimits::default();

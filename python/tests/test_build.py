@@ -85,7 +85,7 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
 
     source = TASKS
     with Pool(source, workers=2, seed=7) as pool:
-        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash"]
+        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits"]
         assert pool.map("sqrt", [0, 4, 9]) == [0.0, 2.0, 3.0]
         assert pool.map("add", [(1, 2), (3, 4)]) == [3, 7]
         two = pool.map("pi_hits", [1000] * 6)
@@ -206,3 +206,27 @@ def test_the_example_of_hinsens_slide_runs():
     assert done.returncode == 0, done.stderr
     assert "tasks written in Python: [0.0, 1.0, 1.414, 1.732, 2.0]" in done.stdout
     assert "tasks written in Rust:   [0.0, 1.0, 1.414, 1.732, 2.0]" in done.stdout
+
+
+def test_a_result_python_cannot_read_is_only_that_inputs_error():
+    # The task's JSON is sound (any integer), but this Python reads at most
+    # 4300 digits: that input fails alone, the others keep their results.
+    from wasmpool import Pool
+    from wasmpool.errors import BadResult
+
+    with Pool(TASKS, workers=2) as pool:
+        outcomes = pool.map_each("digits", [3, 5000, 4])
+        assert outcomes[0] == 100 and outcomes[2] == 1000
+        assert isinstance(outcomes[1], BadResult) and outcomes[1].index == 1 and outcomes[1].input == 5000
+        assert "4300" in str(outcomes[1]) and "task `digits` (input #1)" in str(outcomes[1])
+        results = pool.imap("digits", [3, 5000, 4])
+        assert next(results) == 100
+        with pytest.raises(BadResult):
+            next(results)
+        assert next(results) == 1000
+        with pytest.raises(BadResult) as caught:
+            pool.map("digits", [3, 5000])
+        assert caught.value.input == 5000
+        with pytest.raises(BadResult):
+            pool.call("digits", 5000)
+        assert pool.call("digits", 2) == 10

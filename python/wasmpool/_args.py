@@ -49,3 +49,13 @@ def encode_call(args: Sequence[Any], arity: int) -> str:
 def loads(text: str) -> Any:
     """A result's JSON text as a Python value."""
     return json.loads(text)
+
+
+def unreadable_result(task: str, index: int, cause: BaseException) -> Any:
+    """The error of an input whose result JSON this Python cannot read
+    (nested past its recursion limit, an integer over its digit limit)."""
+    from .errors import BadResult
+
+    reason = f"the result could not be read as a Python value: {cause}"
+    return BadResult(f"task `{task}` (input #{index}): {reason}", task=task, index=index,
+                     kind="bad_result", reason=reason)

@@ -90,7 +90,9 @@ class MapIterator(Iterator[Any]):
     the loop and dropping it) cancels the inputs not yet run.
     """
 
-    def __init__(self, stream: Any, pending: Dict[int, Any], total: Optional[int], with_index: bool) -> None:
+    def __init__(self, task: str, stream: Any, pending: Dict[int, Any], total: Optional[int],
+                 with_index: bool) -> None:
+        self._task = task
         self._stream = stream
         self._pending = pending
         self._total = total
@@ -106,8 +108,8 @@ class MapIterator(Iterator[Any]):
 
     def __next__(self) -> Any:
         index, text, error = next(self._stream)
-        result = _outcome(self._pending, index, text, error)
-        if error is not None:
+        result, failed = _outcome(self._task, self._pending, index, text, error)
+        if failed:
             raise result
         return (index, result) if self._with_index else result
 
@@ -122,17 +124,23 @@ class MapIterator(Iterator[Any]):
         self.close()
 
 
-def _outcome(pending: Dict[int, Any], index: int, text: Optional[str], error: Optional[Any]) -> Any:
-    """Input ``index``'s result, or its error with the input attached;
-    the input leaves ``pending``."""
+def _outcome(task: str, pending: Dict[int, Any], index: int, text: Optional[str],
+             error: Optional[Any]) -> Tuple[Any, bool]:
+    """Input ``index``'s result, or its error with the input attached, and
+    whether it is an error; the input leaves ``pending``. A result this
+    Python cannot read (JSON nested past its recursion limit, an integer
+    over its 4300 digits) is that input's own error, as ``BadResult``."""
     value = pending.pop(index, _MISSING)
-    if error is not None:
-        error.input = value
-        return error
-    return _args.loads(text)
+    if error is None:
+        try:
+            return _args.loads(text), False
+        except (ValueError, RecursionError) as e:
+            error = _args.unreadable_result(task, index, e)
+    error.input = value
+    return error, True
 
 
-def _collect(stream: Any, pending: Dict[int, Any], total: Optional[int], progress: Optional[Progress],
+def _collect(task: str, stream: Any, pending: Dict[int, Any], total: Optional[int], progress: Optional[Progress],
              *, raise_first: bool) -> List[Any]:
     """Every input's outcome, in input order: the first error raised if
     ``raise_first`` (the inputs not yet run are skipped), else returned in
@@ -140,8 +148,8 @@ def _collect(stream: Any, pending: Dict[int, Any], total: Optional[int], progres
     outcomes: Dict[int, Any] = {}
     try:
         for index, text, error in stream:
-            outcome = _outcome(pending, index, text, error)
-            if raise_first and error is not None:
+            outcome, failed = _outcome(task, pending, index, text, error)
+            if raise_first and failed:
                 raise outcome
             outcomes[index] = outcome
             if progress is not None:
@@ -334,11 +342,12 @@ class Pool:
         text = _args.encode_call(args, self._arity(task))
         stream = self._native.stream(task, iter([text]), deadline=deadline, fuel=fuel, seed=seed)
         try:
-            for _, result, error in stream:
-                if error is not None:
-                    error.input = args[0] if len(args) == 1 else args
-                    raise error
-                return _args.loads(result)
+            for index, result, error in stream:
+                pending = {index: args[0] if len(args) == 1 else args}
+                outcome, failed = _outcome(task, pending, index, result, error)
+                if failed:
+                    raise outcome
+                return outcome
         finally:
             stream.cancel()
         raise AssertionError("a call yields one result")  # pragma: no cover
@@ -363,7 +372,7 @@ class Pool:
         stream, pending, total = self._stream(
             task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed
         )
-        return _collect(stream, pending, total, progress, raise_first=True)
+        return _collect(task, stream, pending, total, progress, raise_first=True)
 
     def map_each(
         self,
@@ -382,7 +391,7 @@ class Pool:
         stream, pending, total = self._stream(
             task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed
         )
-        return _collect(stream, pending, total, progress, raise_first=False)
+        return _collect(task, stream, pending, total, progress, raise_first=False)
 
     def imap(
         self,
@@ -400,7 +409,7 @@ class Pool:
         stream, pending, total = self._stream(
             task, iterable, ordered=True, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed
         )
-        return MapIterator(stream, pending, total, with_index=False)
+        return MapIterator(task, stream, pending, total, with_index=False)
 
     def imap_unordered(
         self,
@@ -418,7 +427,7 @@ class Pool:
         stream, pending, total = self._stream(
             task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed
         )
-        return MapIterator(stream, pending, total, with_index=with_index)
+        return MapIterator(task, stream, pending, total, with_index=with_index)
 
     def submit(self, task: str, *args: Any, **options: Any) -> "concurrent.futures.Future[Any]":
         """Starts ``task(*args)`` and returns a
