@@ -341,12 +341,14 @@ pub enum LimitExceeded {
     LinearStack,
     /// It handed back more bytes than the output cap (`what`: a result,
     /// stdout, …); the host refused them without copying.
-    #[error("its {what} of {len} bytes is over the output limit of {limit} bytes")]
+    #[error("its {what}{} is over the output limit of {limit} bytes", OfLength(*len))]
     Output {
         /// Which buffer.
         what: String,
-        /// Its length, as the guest claimed it.
-        len: u64,
+        /// Its length, as the guest claimed it; `None` where the host
+        /// stopped copying without learning it (a task component's reply
+        /// longer than the most the host copies from one call).
+        len: Option<u64>,
         /// The cap, in bytes.
         limit: u64,
     },
@@ -382,6 +384,18 @@ impl LimitExceeded {
         match self {
             LimitExceeded::Output { what, .. } => what.len(),
             _ => 0,
+        }
+    }
+}
+
+/// " of N bytes", or nothing for a length not known.
+struct OfLength(Option<u64>);
+
+impl fmt::Display for OfLength {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(len) => write!(f, " of {len} bytes"),
+            None => Ok(()),
         }
     }
 }

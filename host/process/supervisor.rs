@@ -206,16 +206,7 @@ impl Spawner {
         };
         std::thread::Builder::new()
             .name(format!("wasmpool-worker-{id}-stderr"))
-            .spawn(move || {
-                // Keep draining even if our own stderr is gone, so the worker
-                // never blocks on a full pipe. A line may quote the guest:
-                // it is escaped.
-                for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
-                    let line = String::from_utf8_lossy(&line);
-                    let line = EscapedLine(line.strip_suffix('\r').unwrap_or(&line));
-                    let _ = writeln!(std::io::stderr().lock(), "[wasmpool worker {id}] {line}");
-                }
-            })
+            .spawn(move || forward_stderr(id, stderr, &mut std::io::stderr()))
             .map_err(|e| format!("cannot start the stderr reader: {e}"))?;
         {
             let mut guard = slot.lock();
@@ -296,6 +287,58 @@ impl Spawner {
         let outcome = receive(&mut connection.replies, self.max_reply, limits, id, outbox, &Watch::start(run));
         drop(watching);
         (outcome, slot.take_interrupted())
+    }
+}
+
+/// Longest line of a worker process's stderr shown, in bytes; the rest of
+/// a longer line is dropped unread, so a process writing without line
+/// breaks costs the host no memory.
+const MAX_STDERR_LINE: usize = 8 * 1024;
+
+/// Copies what worker `id` writes to its stderr to `out`, line by line,
+/// each marked with the worker, escaped (a line may quote the guest) and
+/// cut at [`MAX_STDERR_LINE`]. Keeps draining even if `out` fails, so the
+/// worker never blocks on a full pipe.
+fn forward_stderr(id: usize, stderr: impl Read, out: &mut impl Write) {
+    let mut reader = BufReader::new(stderr);
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        let Ok(read) = (&mut reader).take(MAX_STDERR_LINE as u64).read_until(b'\n', &mut line) else { return };
+        if read == 0 {
+            return;
+        }
+        let whole = line.last() == Some(&b'\n');
+        let mut cut = 0u64;
+        if !whole && read == MAX_STDERR_LINE {
+            cut = skip_line(&mut reader);
+        }
+        let text = String::from_utf8_lossy(&line);
+        let text = text.trim_end_matches(['\n', '\r']);
+        let _ = match cut {
+            0 => writeln!(out, "[wasmpool worker {id}] {}", EscapedLine(text)),
+            cut => writeln!(out, "[wasmpool worker {id}] {} … ({cut} more bytes cut)", EscapedLine(text)),
+        };
+    }
+}
+
+/// Reads past the rest of the current line; how many bytes that was.
+fn skip_line(reader: &mut impl BufRead) -> u64 {
+    let mut skipped = 0u64;
+    loop {
+        let Ok(buffer) = reader.fill_buf() else { return skipped };
+        if buffer.is_empty() {
+            return skipped;
+        }
+        let (used, done) = match buffer.iter().position(|&b| b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (buffer.len(), false),
+        };
+        reader.consume(used);
+        skipped += used as u64 - u64::from(done);
+        if done {
+            return skipped;
+        }
     }
 }
 
@@ -576,6 +619,21 @@ mod tests {
         let why = receive_from(&[Reply::Loaded], 0).unwrap_err();
         assert!(why.contains("sent Loaded instead of a result"), "{why}");
         assert!(receive_from(&[], 0).unwrap_err().contains("ended"));
+    }
+
+    #[test]
+    fn a_workers_stderr_is_shown_line_by_line_escaped_and_cut() {
+        let mut long = vec![b'x'; MAX_STDERR_LINE + 100];
+        long.extend_from_slice(b"\nnext\x1b[2J\r\nlast");
+        let mut shown = Vec::new();
+        forward_stderr(3, long.as_slice(), &mut shown);
+        let shown = String::from_utf8(shown).unwrap();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert_eq!(lines.len(), 3, "{shown}");
+        assert!(lines[0].starts_with("[wasmpool worker 3] xxx") && lines[0].ends_with("x … (100 more bytes cut)"));
+        assert_eq!(lines[0].len(), "[wasmpool worker 3] ".len() + MAX_STDERR_LINE + " … (100 more bytes cut)".len());
+        assert_eq!(lines[1], "[wasmpool worker 3] next\\u{1b}[2J");
+        assert_eq!(lines[2], "[wasmpool worker 3] last");
     }
 
     #[test]

@@ -7,21 +7,32 @@
 //! A component always imports WASI (preview 2): componentize-py's CPython
 //! reads its environment even to compute a square root. Each call gets a
 //! fresh WASI context with nothing granted but what the pool's
-//! [`WasiConfig`] grants, `wasi:random` drawing from the task's seeded
-//! stream, and output captured up to the output limit. A clock the pool
-//! does not grant stops the task with [`TaskFailure::NotGranted`].
+//! [`WasiConfig`] grants (`sandbox::component_wasi`), `wasi:random` drawing
+//! from the task's seeded stream, and output captured up to the output
+//! limit.
+//!
+//! Everything a component hands back is bounded before it is copied: no
+//! call may pass the host more than [`transfer_limit`] bytes (wasmtime's
+//! hostcall fuel, which counts every string and list it lifts), and what
+//! arrives gets the cuts of core modules (`runtime::cuts`): a result over
+//! `max_output` is refused, exception texts are cut, task names checked
+//! as the ABI checks them.
 
-use crate::error::{Capability, LimitExceeded, TaskFailure};
+use crate::error::{LimitExceeded, TaskFailure};
+use crate::runtime::cuts::{MAX_PANIC_FILE, cap, capped};
 use crate::runtime::instance::trap_failure;
 use crate::runtime::module::{ParamInfo, TaskInfo};
 use crate::runtime::outbox::{Outbox, Sent};
+use crate::sandbox::component_wasi::{self, ComponentWasiHost, Refused};
 use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
 use crate::sandbox::limiter::GuestLimiter;
 use crate::sandbox::limits::Limits;
 use crate::sandbox::wasi::{ComponentWasi, TaskOutput, WasiConfig};
 use bindings::exports::wasmpool::task::tasks::{CallError, TaskInfo as WitTaskInfo};
-use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+use std::collections::HashSet;
+use wasmpool_abi as abi;
+use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, WasmStr};
+use wasmtime::{Engine, Store, StoreContextMut, Trap, UpdateDeadline};
 use wasmtime_wasi::{WasiCtxView, WasiView};
 
 /// The bindings `wasmtime` generates for the world.
@@ -34,10 +45,20 @@ mod bindings {
     });
 }
 
-/// The WASI clock interfaces, as wasmtime-wasi 48 names them (a component
-/// importing an older 0.2 release links to these).
-const WALL_CLOCK: &str = "wasi:clocks/wall-clock@0.2.12";
-const MONOTONIC_CLOCK: &str = "wasi:clocks/monotonic-clock@0.2.12";
+/// The world's host interface, where `send` lives.
+const HOST_INTERFACE: &str = "wasmpool:task/host@0.1.0";
+
+/// Most bytes of parameter or result type text kept per task.
+const MAX_TYPE_TEXT: usize = 1024;
+
+/// Most bytes one call into a component, or one call it makes into the
+/// host, may copy out of it: the largest result or message the pool takes,
+/// with room for the texts around them (exception messages and tracebacks
+/// before their cuts, the task list). Past this wasmtime stops copying and
+/// the call fails with the output limit.
+pub(crate) fn transfer_limit(limits: &Limits) -> usize {
+    limits.max_output.max(limits.max_message).saturating_add(1 << 20)
+}
 
 /// Whether `bytes` are a component rather than a core module: the preamble
 /// after `\0asm` gives the layer, 1 for components.
@@ -62,6 +83,12 @@ impl WasiView for ComponentState {
     }
 }
 
+impl ComponentWasiHost for ComponentState {
+    fn table_and_watch(&mut self) -> (&mut ResourceTable, &Watch) {
+        (&mut self.wasi.table, &self.watch)
+    }
+}
+
 impl bindings::wasmpool::task::host::Host for ComponentState {
     fn task_seed(&mut self) -> wasmtime::Result<u64> {
         Ok(self.seed)
@@ -71,15 +98,10 @@ impl bindings::wasmpool::task::host::Host for ComponentState {
         self.deliver(Sent::Progress { done, total })
     }
 
+    /// Not called: `send` is linked as [`send_message`], which looks at a
+    /// message's length before copying it.
     fn send(&mut self, message: String) -> wasmtime::Result<()> {
-        if message.len() > self.max_message {
-            return Err(wasmtime::Error::new(LimitExceeded::Output {
-                what: "message".into(),
-                len: message.len() as u64,
-                limit: self.max_message as u64,
-            }));
-        }
-        self.deliver(Sent::Message(message.into_bytes()))
+        self.send_checked(message.as_bytes())
     }
 }
 
@@ -91,12 +113,34 @@ impl ComponentState {
             _ => Ok(()),
         }
     }
+
+    fn send_checked(&mut self, message: &[u8]) -> wasmtime::Result<()> {
+        if message.len() > self.max_message {
+            return Err(wasmtime::Error::new(message_too_long(message.len(), self.max_message)));
+        }
+        if self.outbox.is_none() {
+            return Ok(());
+        }
+        self.deliver(Sent::Message(message.to_vec()))
+    }
 }
 
-/// A clock the pool does not grant: the trap a task's use of it raises.
-#[derive(Debug, thiserror::Error)]
-#[error("{} was not granted", .0.what())]
-struct Refused(Capability);
+fn message_too_long(len: usize, limit: usize) -> LimitExceeded {
+    LimitExceeded::Output { what: "message".into(), len: Some(len as u64), limit: limit as u64 }
+}
+
+/// The world's `send`, taking the message as the guest's string: its
+/// length is checked before its bytes are copied (and copied only if
+/// someone listens).
+fn send_message(mut store: StoreContextMut<'_, ComponentState>, (message,): (WasmStr,)) -> wasmtime::Result<()> {
+    let max_message = store.data().max_message;
+    let text = message.to_str(&store)?;
+    if text.len() > max_message {
+        return Err(wasmtime::Error::new(message_too_long(text.len(), max_message)));
+    }
+    let bytes = text.as_bytes().to_vec();
+    store.data_mut().send_checked(&bytes)
+}
 
 /// A compiled task component, linked and ready to instantiate, with its
 /// task list.
@@ -122,18 +166,23 @@ impl TaskComponent {
         epoch_checks: bool,
         run: &RunLimits,
     ) -> Result<Self, TaskFailure> {
-        let link_error = |e: wasmtime::Error| TaskFailure::Instantiate(format!("{e:#}"));
+        let link_error = |e: wasmtime::Error| TaskFailure::Instantiate(capped(format!("{e:#}")));
         let mut linker: Linker<ComponentState> = Linker::new(engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(link_error)?;
+        component_wasi::link(&mut linker, &wasi).map_err(link_error)?;
         bindings::TaskModule::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(link_error)?;
-        deny_clocks(&mut linker, &wasi).map_err(link_error)?;
+        linker.allow_shadowing(true);
+        linker
+            .instance(HOST_INTERFACE)
+            .and_then(|mut host| host.func_wrap("send", send_message))
+            .map_err(link_error)?;
+        linker.allow_shadowing(false);
         let pre = linker.instantiate_pre(component).map_err(link_error)?;
         let pre = bindings::TaskModulePre::new(pre).map_err(link_error)?;
         let mut this = TaskComponent { engine: engine.clone(), pre, limits, wasi, epoch_checks, tasks: Vec::new() };
         let (mut store, instance) = this.instantiate(0, None, run)?;
         let described = instance.wasmpool_task_tasks().call_describe(&mut store);
-        let described = described.map_err(|e| classify(&mut store, &this.limits, e))?;
-        this.tasks = described.into_iter().map(task_info).collect();
+        let described = described.map_err(|e| classify(&mut store, &this.limits, e, Step::Call("task list")))?;
+        this.tasks = checked_tasks(described)?;
         Ok(this)
     }
 
@@ -144,7 +193,10 @@ impl TaskComponent {
         run: &RunLimits,
     ) -> Result<(Store<ComponentState>, bindings::TaskModule), TaskFailure> {
         let limits = &self.limits;
-        let wasi = self.wasi.component_context(limits.max_output, seed).map_err(TaskFailure::Instantiate)?;
+        let wasi = self
+            .wasi
+            .component_context(limits.max_output, limits.max_memory, seed)
+            .map_err(TaskFailure::Instantiate)?;
         let state = ComponentState {
             wasi,
             limiter: GuestLimiter::for_component(limits.max_memory, limits.max_table_elements),
@@ -156,6 +208,7 @@ impl TaskComponent {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
+        store.set_hostcall_fuel(transfer_limit(limits));
         if self.epoch_checks {
             store.epoch_deadline_callback(|ctx| match ctx.data().watch.check() {
                 Some(why) => Err(wasmtime::Error::new(why)),
@@ -163,7 +216,8 @@ impl TaskComponent {
             });
         }
         self.prepare_call(&mut store, seed, outbox, run)?;
-        let instance = self.pre.instantiate(&mut store).map_err(|e| classify(&mut store, limits, e))?;
+        let instance =
+            self.pre.instantiate(&mut store).map_err(|e| classify(&mut store, limits, e, Step::Instantiate))?;
         Ok((store, instance))
     }
 
@@ -237,9 +291,9 @@ impl TaskComponent {
         // and in a kept one.
         held.store.data().wasi.reseed(seed);
         let (result, sound) = match held.instance.wasmpool_task_tasks().call_call(&mut held.store, name, args) {
-            Ok(Ok(json)) => (Ok(json), true),
+            Ok(Ok(json)) => (self.checked_result(json), true),
             Ok(Err(error)) => (Err(call_failure(error)), true),
-            Err(trap) => (Err(classify(&mut held.store, &self.limits, trap)), false),
+            Err(trap) => (Err(classify(&mut held.store, &self.limits, trap, Step::Call("result"))), false),
         };
         let state = held.store.data_mut();
         state.outbox = None;
@@ -248,6 +302,19 @@ impl TaskComponent {
             *kept = Some(held);
         }
         (result, output)
+    }
+
+    /// A task's result, if within the output limit.
+    fn checked_result(&self, json: String) -> Result<String, TaskFailure> {
+        let limit = self.limits.max_output;
+        if json.len() > limit {
+            return Err(TaskFailure::Limit(LimitExceeded::Output {
+                what: "result".into(),
+                len: Some(json.len() as u64),
+                limit: limit as u64,
+            }));
+        }
+        Ok(json)
     }
 }
 
@@ -258,53 +325,81 @@ pub(crate) struct KeptInstance {
     instance: bindings::TaskModule,
 }
 
-/// Replaces the clocks the pool does not grant with functions that stop
-/// the task, naming the capability.
-fn deny_clocks(linker: &mut Linker<ComponentState>, wasi: &WasiConfig) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    let mut deny = |interface: &str, functions: &[&str], capability: Capability| -> wasmtime::Result<()> {
-        let mut instance = linker.instance(interface)?;
-        for &function in functions {
-            instance.func_new(function, move |_, _, _, _| Err(wasmtime::Error::new(Refused(capability))))?;
-        }
-        Ok(())
-    };
-    if !wasi.grants_wall_clock() {
-        deny(WALL_CLOCK, &["now"], Capability::WallClock)?;
-    }
-    if !wasi.grants_monotonic_clock() {
-        deny(MONOTONIC_CLOCK, &["now"], Capability::MonotonicClock)?;
-        deny(MONOTONIC_CLOCK, &["subscribe-instant", "subscribe-duration"], Capability::Sleep)?;
-    }
-    linker.allow_shadowing(false);
-    Ok(())
+/// The task list a component described, checked as a core module's task
+/// records are (valid, distinct names: `abi::decode_manifest`), with its
+/// texts cut.
+fn checked_tasks(described: Vec<WitTaskInfo>) -> Result<Vec<TaskInfo>, TaskFailure> {
+    let mut seen = HashSet::with_capacity(described.len());
+    described
+        .into_iter()
+        .map(|info| {
+            if !abi::is_valid_task_name(&info.name) {
+                let name = cap(info.name, abi::MAX_TASK_NAME_LEN);
+                return Err(TaskFailure::Abi(format!(
+                    "the component describes a task named {name:?}: a task name is 1 to {} ASCII letters, digits \
+                     and `_`, not starting with a digit",
+                    abi::MAX_TASK_NAME_LEN
+                )));
+            }
+            if !seen.insert(info.name.clone()) {
+                return Err(TaskFailure::Abi(format!("the component describes task `{}` twice", info.name)));
+            }
+            Ok(TaskInfo {
+                name: info.name,
+                params: info
+                    .params
+                    .into_iter()
+                    .map(|p| ParamInfo { name: cap(p.name, abi::MAX_TASK_NAME_LEN), ty: cap(p.ty, MAX_TYPE_TEXT) })
+                    .collect(),
+                result: cap(info.returns, MAX_TYPE_TEXT),
+                doc: capped(info.doc),
+                json: true,
+            })
+        })
+        .collect()
 }
 
-fn task_info(info: WitTaskInfo) -> TaskInfo {
-    TaskInfo {
-        name: info.name,
-        params: info.params.into_iter().map(|p| ParamInfo { name: p.name, ty: p.ty }).collect(),
-        result: info.returns,
-        doc: info.doc,
-        json: true,
-    }
-}
-
-/// A call's error as the task's failure.
+/// A call's error as the task's failure, its texts cut as a core
+/// module's are.
 fn call_failure(error: CallError) -> TaskFailure {
     match error {
-        CallError::NoSuchTask(name) => TaskFailure::Abi(format!("the component has no task named {name:?}")),
-        CallError::BadArguments(why) => TaskFailure::BadArguments(why),
+        CallError::NoSuchTask(name) => {
+            TaskFailure::Abi(format!("the component has no task named {:?}", cap(name, abi::MAX_TASK_NAME_LEN)))
+        }
+        CallError::BadArguments(why) => TaskFailure::BadArguments(capped(why)),
         CallError::Raised(exception) => TaskFailure::Panic {
-            message: format!("{}\n{}", exception.message, exception.traceback.trim_end()),
-            location: exception.location,
+            message: capped(format!("{}\n{}", exception.message, exception.traceback.trim_end())),
+            location: cap(exception.location, MAX_PANIC_FILE),
         },
-        CallError::BadResult(why) => TaskFailure::Failed(why),
+        CallError::BadResult(why) => TaskFailure::Failed(capped(why)),
     }
+}
+
+/// The words of wasmtime's error when a call copies more than the store's
+/// hostcall fuel allows (its type is private).
+const TRANSFER_EXHAUSTED: &str = "fuel allocated for hostcalls has been exhausted";
+
+/// Whether `error` is wasmtime refusing to copy more than
+/// [`transfer_limit`] in one call.
+fn is_transfer_exhausted(error: &wasmtime::Error) -> bool {
+    error.chain().any(|cause| cause.to_string().contains(TRANSFER_EXHAUSTED))
+}
+
+/// What a failed step of a component was doing: what it was handing back
+/// (should that have been too long to copy), and what an error that is
+/// not a trap means then.
+#[derive(Clone, Copy)]
+enum Step {
+    /// Instantiating it: an error is a failure to instantiate.
+    Instantiate,
+    /// Asking it for its tasks, or calling one: an error the host's
+    /// lifting raised (a string outside memory, say) is the guest
+    /// breaking the ABI.
+    Call(&'static str),
 }
 
 /// A trap in a component as the task's failure.
-fn classify(store: &mut Store<ComponentState>, limits: &Limits, error: wasmtime::Error) -> TaskFailure {
+fn classify(store: &mut Store<ComponentState>, limits: &Limits, error: wasmtime::Error, step: Step) -> TaskFailure {
     let state = store.data_mut();
     if let Some(&why) = error.downcast_ref::<Interrupted>() {
         return why.into();
@@ -322,17 +417,31 @@ fn classify(store: &mut Store<ComponentState>, limits: &Limits, error: wasmtime:
     if let Some(refusal) = state.limiter.take_refusal() {
         return TaskFailure::Limit(refusal);
     }
+    if let (Step::Call(copied), true) = (step, is_transfer_exhausted(&error)) {
+        return TaskFailure::Limit(LimitExceeded::Output {
+            what: copied.into(),
+            len: None,
+            limit: limits.max_output as u64,
+        });
+    }
+    if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+        return TaskFailure::Failed(format!("the task called exit({})", exit.0));
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => TaskFailure::Limit(LimitExceeded::Fuel { limit: state.fuel.unwrap_or_default() }),
         Some(Trap::StackOverflow) => TaskFailure::Limit(LimitExceeded::Stack { limit: limits.max_stack }),
         Some(_) => trap_failure(error),
-        None => TaskFailure::Instantiate(format!("{error:#}")),
+        None => match step {
+            Step::Instantiate => TaskFailure::Instantiate(capped(format!("{error:#}"))),
+            Step::Call(_) => TaskFailure::Abi(capped(format!("{error:#}"))),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Capability;
     use crate::runtime::engine::Allocator;
     use crate::runtime::engine::{EngineSettings, create_engine};
 

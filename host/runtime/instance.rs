@@ -4,6 +4,7 @@
 
 use crate::error::LimitExceeded;
 use crate::error::{LoadStep, TaskFailure};
+use crate::runtime::cuts::{MAX_FRAME_NAME, MAX_MESSAGE, MAX_PANIC_FILE, cap, capped, prefix};
 use crate::runtime::fresh_state::{self, InitialImage, NotRestored, ResetPlan, Snapshot};
 use crate::runtime::outbox::{Outbox, Sent};
 use crate::sandbox::interrupt::{Interrupted, RunLimits, TickGuard, Ticker, Watch};
@@ -18,41 +19,6 @@ use wasmtime::{
     Caller, Engine, Instance, InstancePre, Linker, Memory, Store, Trap, TypedFunc, UpdateDeadline, Val, WasmBacktrace,
     WasmCoreDump,
 };
-
-/// Longest panic or error message kept, in bytes; the rest is cut off.
-const MAX_MESSAGE: usize = 64 * 1024;
-/// Longest panic file name kept, in bytes.
-const MAX_PANIC_FILE: usize = 4 * 1024;
-/// Longest function name kept in a trap's backtrace, in bytes (the name
-/// section is the guest's: a name may be megabytes long).
-const MAX_FRAME_NAME: usize = 1024;
-
-/// `text` cut to [`MAX_MESSAGE`] bytes, saying how much was cut.
-fn capped(text: String) -> String {
-    cap(text, MAX_MESSAGE)
-}
-
-/// `text` cut to at most `max` bytes (at a character boundary), saying how
-/// much was cut.
-fn cap(mut text: String, max: usize) -> String {
-    let end = prefix(&text, max).len();
-    if end < text.len() {
-        let cut = text.len() - end;
-        text.truncate(end);
-        text.push_str(&format!(" … ({cut} more bytes cut)"));
-    }
-    text
-}
-
-/// The longest start of `text` of at most `max` bytes that ends at a
-/// character boundary.
-fn prefix(text: &str, max: usize) -> &str {
-    let mut end = max.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
 
 /// What the host keeps per instance.
 pub(crate) struct HostState {
@@ -130,9 +96,10 @@ pub(crate) struct Instantiator {
     ticker: Option<Arc<Ticker>>,
     /// The memory's initial image, if instances are reset in place.
     image: Option<Arc<InitialImage>>,
-    /// Memories of an instance: the module's, and the map its writes mark
-    /// their pages in, if it was prepared so (`fresh_state`).
-    memories: usize,
+    /// The size of the map in which the module's writes mark their pages,
+    /// if it was prepared so (`fresh_state`): a memory of the host's, beside
+    /// the module's.
+    map: Option<usize>,
 }
 
 impl Instantiator {
@@ -163,8 +130,11 @@ impl Instantiator {
         }
         let pre = linker.instantiate_pre(module).map_err(|e| format!("{e:#}"))?;
         let image = config.reset.as_ref().map(|plan| Arc::new(InitialImage::new(plan)));
-        let memories = 1 + usize::from(module.get_export(fresh_state::MAP_EXPORT).is_some());
-        Ok(Instantiator { engine: engine.clone(), pre, config: Arc::new(config), ticker, image, memories })
+        let map = module
+            .get_export(fresh_state::MAP_EXPORT)
+            .is_some()
+            .then(|| fresh_state::map_pages(config.limits.max_memory as u64) as usize * fresh_state::WASM_PAGE);
+        Ok(Instantiator { engine: engine.clone(), pre, config: Arc::new(config), ticker, image, map })
     }
 
     /// The memory image instances are reset to, if they are reset in place.
@@ -198,7 +168,7 @@ impl Instantiator {
             None => None,
         };
         let state = HostState {
-            limiter: GuestLimiter::new(limits.max_memory, limits.max_table_elements, self.memories),
+            limiter: GuestLimiter::new(limits.max_memory, limits.max_table_elements, self.map),
             panic: None,
             watch: Watch::default(),
             fuel: None,
@@ -364,7 +334,7 @@ impl GuestInstance {
                 if payload_len > limit {
                     return Err(TaskFailure::Limit(LimitExceeded::Output {
                         what: "result".into(),
-                        len: payload_len as u64,
+                        len: Some(payload_len as u64),
                         limit: limit as u64,
                     }));
                 }
@@ -447,7 +417,7 @@ fn send_message(mut caller: Caller<'_, HostState>, ptr: i32, len: i32, max_messa
     if len > max_message {
         return Err(wasmtime::Error::new(LimitExceeded::Output {
             what: "message".into(),
-            len: len as u64,
+            len: Some(len as u64),
             limit: max_message as u64,
         }));
     }

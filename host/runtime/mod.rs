@@ -3,6 +3,7 @@
 //! queues or processes.
 //!
 //! - `component`: task components (the `wasmpool:task` WIT world);
+//! - `cuts`: how much of the text a guest hands back is kept;
 //! - `engine`: wasmtime engines and their instance allocators;
 //! - [`module`]: loading and checking a module, its task records;
 //! - `typecheck`: a call's argument types against a task's parameters;
@@ -17,6 +18,7 @@ pub(crate) mod cache;
 #[doc(hidden)]
 pub(crate) mod canonical_nans;
 pub(crate) mod component;
+pub(crate) mod cuts;
 pub(crate) mod engine;
 #[doc(hidden)]
 pub(crate) mod fresh_state;

@@ -10,9 +10,12 @@
 //! - `interrupt`: stopping a running task at its deadline or on
 //!   cancellation (epoch checks in thread workers);
 //! - [`wasi`]: the WASI capabilities and captured output;
+//! - `component_wasi`: the WASI interfaces a task component may import, and
+//!   waits that end at the deadline;
 //! - [`output`]: where captured output goes when the caller does not take it.
 
 pub(crate) mod compile_limits;
+pub(crate) mod component_wasi;
 pub(crate) mod interrupt;
 pub(crate) mod limiter;
 pub(crate) mod limits;

@@ -137,13 +137,25 @@ impl WasiConfig {
 
     /// A fresh WASI (preview 2) context for one call into a task component:
     /// as [`context`](Self::context), with `wasi:random` drawing from the
-    /// task's seeded stream. Clocks the pool does not grant are left to the
-    /// linker, which makes them stop the task (`runtime::component`).
-    pub(crate) fn component_context(&self, max_output: usize, seed: u64) -> Result<ComponentWasi, String> {
+    /// task's seeded stream, at most `max_memory` bytes of it at once, and
+    /// no network. Clocks the pool does not grant are left to the linker,
+    /// which makes them stop the task (`sandbox::component_wasi`).
+    pub(crate) fn component_context(
+        &self,
+        max_output: usize,
+        max_memory: usize,
+        seed: u64,
+    ) -> Result<ComponentWasi, String> {
         let (mut builder, stdout, stderr) = self.builder(max_output)?;
         let random = [SeededStream::new(seed), SeededStream::new(seed)];
         builder.secure_random(random[0].clone()).insecure_random(random[1].clone());
         builder.insecure_random_seed(u128::from(seed));
+        // Random bytes land in the task's memory: no more at once than it holds.
+        builder.max_random_size(max_memory as u64);
+        // No network: every socket and name lookup is refused, whatever
+        // wasmtime-wasi's defaults.
+        builder.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        builder.socket_addr_check(|_, _| Box::pin(std::future::ready(false)));
         Ok(ComponentWasi { ctx: builder.build(), table: ResourceTable::new(), stdout, stderr, random })
     }
 
@@ -618,7 +630,7 @@ impl CapturedPipe {
     fn overflow(&self) -> Option<LimitExceeded> {
         self.lock().overflow.map(|len| LimitExceeded::Output {
             what: self.what.to_owned(),
-            len,
+            len: Some(len),
             limit: self.cap as u64,
         })
     }
@@ -698,7 +710,7 @@ mod tests {
         assert!(pipe.append(b" world").is_err());
         pipe.append(b"!").unwrap();
         assert_eq!(pipe.lock().bytes, b"hello!");
-        assert_eq!(pipe.overflow(), Some(LimitExceeded::Output { what: "stdout".into(), len: 11, limit: 8 }));
+        assert_eq!(pipe.overflow(), Some(LimitExceeded::Output { what: "stdout".into(), len: Some(11), limit: 8 }));
     }
 
     fn subscription(userdata: u64, tag: u8, clock: u32, timeout: u64, flags: u16) -> [u8; SUBSCRIPTION_LEN] {

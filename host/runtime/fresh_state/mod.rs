@@ -26,7 +26,10 @@ mod plan;
 mod write_marks;
 
 pub(crate) use plan::{ResetPlan, prepare};
-pub(crate) use write_marks::MAP_EXPORT;
+pub(crate) use write_marks::{MAP_EXPORT, map_pages};
+
+/// The size of a WebAssembly page, in bytes.
+pub(crate) const WASM_PAGE: usize = 65536;
 
 use dirty_pages::DirtyPages;
 use std::sync::Arc;

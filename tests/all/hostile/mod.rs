@@ -17,6 +17,7 @@
 
 mod bombs;
 mod cache;
+mod components;
 use crate::common;
 mod load;
 mod scale;
@@ -221,7 +222,7 @@ each_kind! {
         attack_task(kind,
             "message_4gib",
             (),
-            |_, f| matches!(f, TaskFailure::Limit(LimitExceeded::Output { what, len, .. }) if what == "message" && *len == u64::from(u32::MAX)),
+            |_, f| matches!(f, TaskFailure::Limit(LimitExceeded::Output { what, len, .. }) if what == "message" && *len == Some(u64::from(u32::MAX))),
         );
     }
 }
@@ -253,7 +254,7 @@ each_kind! {
         attack_task(kind, "result_length_4gib", (), |_, f| {
             *f == TaskFailure::Limit(LimitExceeded::Output {
                 what: "result".into(),
-                len: u64::from(u32::MAX),
+                len: Some(u64::from(u32::MAX)),
                 limit: MAX_OUTPUT as u64,
             })
         });

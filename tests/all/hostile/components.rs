@@ -1,0 +1,495 @@
+//! Hostile task components: components of the `wasmpool:task` world
+//! (tasks written in Python are such components) that attack the pool
+//! through what a component hands back (results, exception texts, the
+//! task list, messages), its memories, and the WASI it imports. Each runs
+//! in thread workers and in worker processes, as the core-module cases of
+//! `mod.rs` do, and checks that the pool serves on.
+//!
+//! The components are written in the component model's text format around
+//! one core module (or two), laid out by hand the way the canonical ABI
+//! lays out the world's types: [`TaskComponent`] builds them.
+
+use super::{KINDS, MAX_MEMORY, MAX_OUTPUT, SLACK, abi_violation, deadline, module_error};
+use std::fmt::Write as _;
+use std::time::Instant;
+use wasmpool::{Error, LimitExceeded, ModuleError, Pool, PoolBuilder, ProcessConfig, TaskFailure, WorkerKind};
+
+/// Where the describe and call results live in the core module's memory.
+const DESCRIBE_AREA: u32 = 1024;
+const TASKS_AT: u32 = 2048;
+const NAMES_AT: u32 = 4096;
+const OK_AREA: u32 = 512;
+const OK_TEXT: u32 = 600;
+/// Where the attack's own result area goes.
+const ATTACK_AREA: u32 = 768;
+/// Where big payloads start (page 1).
+const BIG_AT: u32 = 65536;
+
+/// The bytes `bytes` as a WAT data string.
+fn data_string(bytes: &[u8]) -> String {
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "\\{b:02x}");
+        s
+    })
+}
+
+/// Little-endian `u32`s as bytes.
+fn words(values: &[u32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// A task component with the tasks `attack` and `ok` (which returns 42).
+struct TaskComponent {
+    /// Component-level imports (WAT), with the core functions lowered from
+    /// them (`(core func $name (canon lower ...))`) for the core module's
+    /// `env` imports.
+    imports: String,
+    /// The core module's imports from `env` (WAT fields).
+    core_imports: String,
+    /// The `env` instance the core module is instantiated with.
+    env: String,
+    /// Memory pages of the core module.
+    pages: u32,
+    /// The core module's `$attack` function: `(func $attack (result i32) ...)`,
+    /// returning the address of a `result<string, call-error>`.
+    attack: String,
+    /// Further core module fields (data segments).
+    extra: String,
+    /// The task names `describe` reports (default: attack, ok).
+    names: Vec<String>,
+}
+
+impl TaskComponent {
+    fn new(attack: &str) -> Self {
+        TaskComponent {
+            imports: String::new(),
+            core_imports: String::new(),
+            env: String::new(),
+            pages: 1,
+            attack: attack.to_owned(),
+            extra: String::new(),
+            names: vec!["attack".into(), "ok".into()],
+        }
+    }
+
+    fn pages(mut self, pages: u32) -> Self {
+        self.pages = pages;
+        self
+    }
+
+    fn extra(mut self, extra: &str) -> Self {
+        self.extra.push_str(extra);
+        self
+    }
+
+    fn names(mut self, names: &[&str]) -> Self {
+        self.names = names.iter().map(|n| n.to_string()).collect();
+        self
+    }
+
+    /// Imports `func` (`core_type`, e.g. `(param i32)`) as `env.$name`,
+    /// lowered from `component_func` (e.g. `$clock "now"`) with `options`.
+    fn import(mut self, imports: &str, lowered: &[(&str, &str, &str)]) -> Self {
+        self.imports.push_str(imports);
+        for (name, core_type, lower) in lowered {
+            let _ = writeln!(self.imports, "(core func ${name} (canon lower {lower}))");
+            let _ = writeln!(self.core_imports, "(import \"env\" \"{name}\" (func ${name} {core_type}))");
+            let _ = write!(self.env, "(export \"{name}\" (func ${name}))");
+        }
+        self
+    }
+
+    /// The describe data: a (ptr, len) pair at [`DESCRIBE_AREA`], the
+    /// records at [`TASKS_AT`] (name, params, returns, doc: four (ptr, len)
+    /// pairs each), the names at [`NAMES_AT`].
+    fn describe_data(&self) -> String {
+        let mut names = Vec::new();
+        let mut records = Vec::new();
+        let any = NAMES_AT;
+        names.extend_from_slice(b"any");
+        for name in &self.names {
+            let at = NAMES_AT + names.len() as u32;
+            names.extend_from_slice(name.as_bytes());
+            records.extend(words(&[at, name.len() as u32, 0, 0, any, 3, any, 0]));
+        }
+        format!(
+            "(data (i32.const {DESCRIBE_AREA}) \"{}\")\n(data (i32.const {TASKS_AT}) \"{}\")\n(data (i32.const {NAMES_AT}) \"{}\")",
+            data_string(&words(&[TASKS_AT, self.names.len() as u32])),
+            data_string(&records),
+            data_string(&names),
+        )
+    }
+
+    fn build(&self) -> Vec<u8> {
+        let ok_result = data_string(&[words(&[0, OK_TEXT, 2])].concat());
+        let core = format!(
+            r#"(core module $m
+  (import "env" "memory" (memory {pages}))
+  {core_imports}
+  (export "memory" (memory 0))
+  (global $heap (mut i32) (i32.const 32768))
+  (func (export "realloc") (param i32 i32 i32 i32) (result i32)
+    (local $at i32)
+    global.get $heap
+    local.get 2
+    i32.add
+    i32.const -1
+    i32.add
+    i32.const 0
+    local.get 2
+    i32.sub
+    i32.and
+    local.tee $at
+    local.get 3
+    i32.add
+    global.set $heap
+    local.get $at)
+  (func (export "describe") (result i32) i32.const {DESCRIBE_AREA})
+  (func (export "call") (param $name i32) (param $name_len i32) (param i32 i32) (result i32)
+    local.get $name_len
+    i32.const 2
+    i32.eq
+    if (result i32)
+      i32.const {OK_AREA}
+    else
+      call $attack
+    end)
+  {attack}
+  (data (i32.const {OK_AREA}) "{ok_result}")
+  (data (i32.const {OK_TEXT}) "42")
+  {describe}
+  {extra}
+)"#,
+            core_imports = self.core_imports,
+            pages = self.pages,
+            attack = self.attack,
+            describe = self.describe_data(),
+            extra = self.extra,
+        );
+        let text = format!(
+            r#"(component $root
+  (core module $memory_module (memory (export "memory") {pages}))
+  (core instance $memory_instance (instantiate $memory_module))
+  (alias core export $memory_instance "memory" (core memory $memory))
+  {imports}
+  {core}
+  (core instance $env (export "memory" (memory $memory)) {env})
+  (core instance $i (instantiate $m (with "env" (instance $env))))
+  (type $param (record (field "name" string) (field "ty" string)))
+  (type $task-info (record (field "name" string) (field "params" (list $param)) (field "returns" string) (field "doc" string)))
+  (type $exception (record (field "message" string) (field "location" string) (field "traceback" string)))
+  (type $call-error (variant (case "no-such-task" string) (case "bad-arguments" string) (case "raised" $exception) (case "bad-result" string)))
+  (type $call-result (result string (error $call-error)))
+  (func $describe (result (list $task-info))
+    (canon lift (core func $i "describe") (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
+  (func $call (param "name" string) (param "args-json" string) (result $call-result)
+    (canon lift (core func $i "call") (memory (core memory $i "memory")) (realloc (core func $i "realloc"))))
+  (instance $tasks
+    (export "param" (type $param))
+    (export "task-info" (type $task-info))
+    (export "exception" (type $exception))
+    (export "call-error" (type $call-error))
+    (export "describe" (func $describe))
+    (export "call" (func $call)))
+  (export "wasmpool:task/tasks@0.1.0" (instance $tasks))
+)"#,
+            imports = self.imports,
+            core = core,
+            env = self.env,
+            pages = self.pages,
+        );
+        wat::parse_str(&text).unwrap_or_else(|e| panic!("the hostile component assembles: {e}\n{text}"))
+    }
+}
+
+/// An attack returning the `result<string, call-error>` laid out in
+/// `area` (at [`ATTACK_AREA`]).
+fn returning(area: &[u32]) -> (String, String) {
+    (
+        format!("(func $attack (result i32) i32.const {ATTACK_AREA})"),
+        format!("(data (i32.const {ATTACK_AREA}) \"{}\")", data_string(&words(area))),
+    )
+}
+
+fn component_pool(kind: WorkerKind, bytes: Vec<u8>) -> PoolBuilder {
+    Pool::builder()
+        .module_bytes(bytes)
+        .workers(1)
+        .deadline(deadline())
+        .max_memory(MAX_MEMORY)
+        .max_output(MAX_OUTPUT)
+        .disable_cache()
+        .processes(ProcessConfig::new().max_retries(0))
+        .worker_kind(kind)
+}
+
+/// Runs `attack` of `component` in a pool of `kind` (set up further by
+/// `configure`), checks its failure with `expected`, and that the pool
+/// then serves `ok`.
+fn attack_component(
+    kind: WorkerKind,
+    name: &str,
+    component: &TaskComponent,
+    configure: impl Fn(PoolBuilder) -> PoolBuilder,
+    expected: impl Fn(&TaskFailure) -> bool,
+) {
+    let pool = configure(component_pool(kind, component.build()))
+        .build()
+        .unwrap_or_else(|e| panic!("{name} ({kind:?}): the pool should build: {e}"));
+    let start = Instant::now();
+    let error = pool.task("attack").unwrap().json().unwrap().call("null").expect_err("the attack should fail");
+    let elapsed = start.elapsed();
+    let Error::Task(error) = error else { panic!("{name} ({kind:?}): not a task error: {error}") };
+    assert!(expected(&error.failure), "{name} ({kind:?}): unexpected failure: {}", error.failure);
+    assert!(elapsed < deadline() + SLACK, "{name} ({kind:?}): the error took {elapsed:?}");
+    for _ in 0..2 {
+        let ok = pool.task("ok").unwrap().json().unwrap().call("null");
+        assert_eq!(ok.unwrap_or_else(|e| panic!("{name} ({kind:?}): after the attack: {e}")), "42");
+    }
+}
+
+/// Builds a pool of `component`, which must be refused with `expected`.
+fn refuse_component(kind: WorkerKind, name: &str, component: &TaskComponent, expected: impl Fn(&Error) -> bool) {
+    let start = Instant::now();
+    let error = component_pool(kind, component.build()).build().expect_err("the component should be refused");
+    assert!(expected(&error), "{name} ({kind:?}): unexpected error: {error}");
+    assert!(start.elapsed() < deadline() + SLACK, "{name} ({kind:?}): the refusal took {:?}", start.elapsed());
+}
+
+fn output_limit(failure: &TaskFailure, what: &str, len: Option<u64>) -> bool {
+    *failure == TaskFailure::Limit(LimitExceeded::Output { what: what.into(), len, limit: MAX_OUTPUT as u64 })
+}
+
+#[test]
+fn a_harmless_component_serves_in_both_kinds() {
+    let component = TaskComponent::new("(func $attack (result i32) i32.const 512)");
+    for kind in KINDS {
+        let pool = component_pool(kind, component.build()).build().unwrap();
+        let names: Vec<_> = pool.tasks().iter().map(|t| t.name.clone()).collect();
+        assert_eq!(names, ["attack", "ok"], "{kind:?}");
+        assert_eq!(pool.task("attack").unwrap().json().unwrap().call("null").unwrap(), "42", "{kind:?}");
+    }
+}
+
+each_kind! {
+    fn a_result_over_the_output_limit_is_refused_with_its_length(kind) {
+        // 1.5 MiB of NUL characters: valid UTF-8, over the 1 MiB limit,
+        // within what the host copies.
+        let len = 3 << 19;
+        let (attack, area) = returning(&[0, BIG_AT, len]);
+        let component = TaskComponent::new(&attack).extra(&area).pages(32);
+        attack_component(kind, "big_result", &component, |b| b, |f| output_limit(f, "result", Some(len.into())));
+    }
+}
+
+each_kind! {
+    fn a_result_too_long_to_copy_is_refused_before_it_is_copied(kind) {
+        // 12 MiB: past what the host copies from one call (the 1 MiB
+        // output limit plus 1 MiB, or the message limit if larger).
+        let (attack, area) = returning(&[0, BIG_AT, 12 << 20]);
+        let component = TaskComponent::new(&attack).extra(&area).pages(200);
+        attack_component(kind, "huge_result", &component, |b| b, |f| output_limit(f, "result", None));
+    }
+}
+
+each_kind! {
+    fn a_no_such_task_answer_of_a_megabyte_is_cut(kind) {
+        // `no-such-task` with 1 MiB of text: the name is cut in the message.
+        let (attack, area) = returning(&[1, 0, BIG_AT, 1 << 20]);
+        let component = TaskComponent::new(&attack).extra(&area).pages(32);
+        attack_component(kind, "huge_no_such_task", &component, |b| b, |f| {
+            abi_violation(kind, f, "more bytes cut") && f.to_string().len() < 1024
+        });
+    }
+}
+
+each_kind! {
+    fn an_exception_of_megabytes_is_cut_as_a_panic_is(kind) {
+        // raised({message: 1 MiB, location: 512 KiB, traceback: 256 KiB}).
+        let (attack, area) =
+            returning(&[1, 2, BIG_AT, 1 << 20, BIG_AT, 1 << 19, BIG_AT, 1 << 18]);
+        let component = TaskComponent::new(&attack).extra(&area).pages(32);
+        attack_component(kind, "huge_exception", &component, |b| b, |f| {
+            matches!(f, TaskFailure::Panic { message, location }
+                if message.len() < 65 * 1024 && message.ends_with("more bytes cut)")
+                    && location.len() < 5 * 1024 && location.ends_with("more bytes cut)"))
+        });
+    }
+}
+
+each_kind! {
+    fn a_task_list_of_hundreds_of_megabytes_by_aliasing_is_refused_at_load(kind) {
+        // 10,000 task records whose docs all point at the same 64 KiB:
+        // 655 MB if copied whole.
+        let mut records = Vec::new();
+        for _ in 0..10_000u32 {
+            records.extend(words(&[NAMES_AT + 3, 2, 0, 0, NAMES_AT, 3, BIG_AT, 65536]));
+        }
+        let extra = format!(
+            "(data (i32.const {}) \"{}\")",
+            2 * BIG_AT,
+            data_string(&records),
+        );
+        let attack = "(func $attack (result i32) i32.const 512)";
+        let mut component = TaskComponent::new(attack).pages(64);
+        // The describe area points at the big list instead.
+        component.names = vec!["ok".into()];
+        let component = component.extra(&extra).extra(&format!(
+            "(func $unused) (data (i32.const {}) \"{}\")",
+            DESCRIBE_AREA,
+            data_string(&words(&[2 * BIG_AT, 10_000])),
+        ));
+        refuse_component(kind, "describe_bomb", &component, |e| {
+            matches!(module_error(e), Some(ModuleError::Limit(LimitExceeded::Output { what, len: None, .. }))
+                if what == "task list")
+        });
+    }
+}
+
+each_kind! {
+    fn a_task_name_the_abi_would_refuse_is_refused_at_load(kind) {
+        for names in [&["ok", "bad name"][..], &["ok", "ok"], &["ok", &"x".repeat(300)]] {
+            let component = TaskComponent::new("(func $attack (result i32) i32.const 512)").names(names);
+            refuse_component(kind, "bad_names", &component, |e| {
+                let text = e.to_string();
+                (text.contains("task name") || text.contains("twice")) && text.len() < 2048
+            });
+        }
+    }
+}
+
+each_kind! {
+    fn two_memories_share_one_memory_limit(kind) {
+        // Each of two core modules grows its own memory to 10 MiB: the
+        // second growth passes the 16 MiB that the instance's memories
+        // may hold together.
+        let grower = r#"(core module $other
+              (memory (export "memory") 1)
+              (func (export "grow") (result i32) i32.const 159 memory.grow))
+            (core instance $other_instance (instantiate $other))"#;
+        let attack = r#"(func $attack (result i32)
+              i32.const 159
+              memory.grow
+              i32.const -1
+              i32.eq
+              if unreachable end
+              call $grow
+              i32.const -1
+              i32.eq
+              if unreachable end
+              i32.const 512)"#;
+        let mut component = TaskComponent::new(attack);
+        component.imports.push_str(grower);
+        component.imports.push_str("\n(core func $grow (alias core export $other_instance \"grow\"))\n");
+        component.core_imports.push_str("(import \"env\" \"grow\" (func $grow (result i32)))");
+        component.env.push_str("(export \"grow\" (func $grow))");
+        attack_component(kind, "two_memories", &component, |b| b, |f| {
+            matches!(f, TaskFailure::Limit(LimitExceeded::Memory { requested, limit })
+                if *limit == MAX_MEMORY as u64 && *requested == 20 << 20)
+        });
+    }
+}
+
+/// The WAT of an import of `wasi:clocks/wall-clock@VERSION` and its `now`
+/// lowered into the core module (`now(retptr)`).
+fn wall_clock_import(version: &str) -> String {
+    format!(
+        r#"(import "wasi:clocks/wall-clock@{version}" (instance $clock
+             (type $fields (record (field "seconds" u64) (field "nanoseconds" u32)))
+             (export "datetime" (type $datetime (eq $fields)))
+             (export "now" (func (result $datetime)))))"#
+    )
+}
+
+each_kind! {
+    fn a_clock_at_another_0_2_version_is_still_not_granted(kind) {
+        for version in ["0.2.0", "0.2.3", "0.2.12"] {
+            let component = TaskComponent::new(
+                "(func $attack (result i32) i32.const 0 call $now i32.const 512)",
+            )
+            .import(&wall_clock_import(version), &[("now", "(param i32)", "(func $clock \"now\") (memory $memory)")]);
+            attack_component(kind, "wall_clock", &component, |b| b, |f| {
+                matches!(f, TaskFailure::NotGranted { capability: wasmpool::Capability::WallClock, .. })
+            });
+        }
+    }
+}
+
+each_kind! {
+    fn exit_is_the_tasks_failure_with_its_status(kind) {
+        let component = TaskComponent::new("(func $attack (result i32) i32.const 1 call $exit i32.const 512)")
+            .import(
+                r#"(import "wasi:cli/exit@0.2.0" (instance $exit
+                     (export "exit" (func (param "status" (result))))))"#,
+                &[("exit", "(param i32)", "(func $exit \"exit\")")],
+            );
+        attack_component(kind, "exit", &component, |b| b, |f| {
+            *f == TaskFailure::Failed("the task called exit(1)".into())
+        });
+    }
+}
+
+each_kind! {
+    fn a_message_over_the_message_limit_is_refused_before_it_is_copied(kind) {
+        let component = TaskComponent::new(&format!(
+            "(func $attack (result i32) i32.const {BIG_AT} i32.const {} call $send i32.const 512)",
+            3 << 19
+        ))
+        .pages(32)
+        .import(
+            r#"(import "wasmpool:task/host@0.1.0" (instance $host
+                 (export "send" (func (param "message" string)))))"#,
+            &[("send", "(param i32 i32)", "(func $host \"send\") (memory $memory)")],
+        );
+        attack_component(kind, "big_message", &component, |b| b.max_message(1 << 20), |f| {
+            *f == TaskFailure::Limit(LimitExceeded::Output {
+                what: "message".into(),
+                len: Some(3 << 19),
+                limit: 1 << 20,
+            })
+        });
+    }
+}
+
+each_kind! {
+    fn an_import_outside_the_linked_wasi_is_refused_at_load(kind) {
+        let component = TaskComponent::new("(func $attack (result i32) call $get drop i32.const 512)").import(
+            r#"(import "wasi:http/outgoing-handler@0.2.0" (instance $http
+                 (export "get" (func (result u32)))))"#,
+            &[("get", "(result i32)", "(func $http \"get\")")],
+        );
+        refuse_component(kind, "http_import", &component, |e| e.to_string().contains("wasi:http/outgoing-handler"));
+    }
+}
+
+/// Imports of `wasi:io/poll` and `wasi:clocks/monotonic-clock` (0.2.0) to
+/// sleep: `subscribe-duration` and `pollable.block`.
+const SLEEP_IMPORTS: &str = r#"
+  (import "wasi:io/poll@0.2.0" (instance $poll
+    (export "pollable" (type (sub resource)))
+    (export "[method]pollable.block" (func (param "self" (borrow 0))))))
+  (alias export $poll "pollable" (type $pollable))
+  (import "wasi:clocks/monotonic-clock@0.2.0" (instance $clock
+    (alias outer $root $pollable (type $p))
+    (export "subscribe-duration" (func (param "when" u64) (result (own $p))))))"#;
+
+/// A component whose `attack` sleeps for an hour on a granted clock.
+fn sleeper() -> TaskComponent {
+    TaskComponent::new("(func $attack (result i32) i64.const 3600000000000 call $subscribe call $block i32.const 512)")
+        .import(
+            SLEEP_IMPORTS,
+            &[
+                ("subscribe", "(param i64) (result i32)", "(func $clock \"subscribe-duration\")"),
+                ("block", "(param i32)", "(func $poll \"[method]pollable.block\")"),
+            ],
+        )
+}
+
+each_kind! {
+    fn a_granted_sleep_ends_at_the_deadline(kind) {
+        let grant = |b: PoolBuilder| b.wasi(wasmpool::WasiConfig::new().monotonic_clock());
+        attack_component(kind, "sleep", &sleeper(), grant, |f| {
+            matches!(f, TaskFailure::Limit(LimitExceeded::Deadline { .. }))
+        });
+    }
+}
