@@ -212,6 +212,15 @@ each_kind! {
 }
 
 each_kind! {
+    fn a_second_memory_named_as_the_mark_map_shares_the_memory_limit(kind) {
+        attack_task(kind, "second_memory_as_mark_map", (), |_, f| {
+            matches!(f, TaskFailure::Limit(LimitExceeded::Memory { requested, limit })
+                if *limit == MAX_MEMORY as u64 && *requested > *limit)
+        });
+    }
+}
+
+each_kind! {
     fn a_result_outside_memory_is_an_abi_violation(kind) {
         attack_task(kind, "result_outside_memory", (), |kind, f| abi_violation(kind, f, "outside guest memory"));
     }
