@@ -142,8 +142,10 @@ pub struct RunArgs {
     /// Go on with a run that was cut short (crash, kill, lost rank,
     /// walltime): keep the results its journal (`OUTPUT.journal`, written
     /// beside every `-o FILE`) vouches for, run only the other lines, and
-    /// finish the file with each line's result exactly once. Refused if the
-    /// journal was made with another module, task, seed or settings.
+    /// finish the file with each line's result exactly once. Needs the
+    /// input as a file (`-i FILE`). Refused if the journal was made with
+    /// another module, task, seed, input, settings, --on-error, --printed
+    /// or grants.
     #[arg(long, requires = "output")]
     pub resume: bool,
 
@@ -180,6 +182,17 @@ pub enum Printed {
     Discard,
 }
 
+impl Printed {
+    /// Its name on the command line (`--printed NAME`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Printed::Stderr => "stderr",
+            Printed::Records => "records",
+            Printed::Discard => "discard",
+        }
+    }
+}
+
 /// The capabilities `run` can grant tasks built for `wasm32-wasip1`
 /// (WASI); nothing is granted by default. Mirrors `wasmpool::WasiConfig`.
 #[derive(Debug, Args)]
@@ -208,7 +221,35 @@ pub struct GrantArgs {
     pub allow_monotonic_clock: bool,
 }
 
+/// One `--allow-dir` or `--allow-write-dir` grant, as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DirGrant<'a> {
+    /// The host's folder.
+    pub host: &'a str,
+    /// Where tasks see it.
+    pub guest: &'a str,
+    /// Whether tasks may write in it (`--allow-write-dir`).
+    pub writable: bool,
+}
+
+impl<'a> DirGrant<'a> {
+    /// `DIR::GUEST`, or `DIR` alone, seen by tasks at the same path (as
+    /// `pool.rs` reads it for the library).
+    pub fn parse(spec: &'a str, writable: bool) -> DirGrant<'a> {
+        let (host, guest) = spec.split_once("::").unwrap_or((spec, spec));
+        DirGrant { host, guest, writable }
+    }
+}
+
 impl GrantArgs {
+    /// Every folder granted: the `--allow-dir` ones, then the
+    /// `--allow-write-dir` ones, each in the order given.
+    pub fn dirs(&self) -> impl Iterator<Item = DirGrant<'_>> {
+        let read = self.allow_dir.iter().map(|spec| DirGrant::parse(spec, false));
+        let write = self.allow_write_dir.iter().map(|spec| DirGrant::parse(spec, true));
+        read.chain(write)
+    }
+
     /// Whether anything is granted.
     pub fn any(&self) -> bool {
         !self.allow_env.is_empty()
@@ -227,6 +268,16 @@ pub enum OnError {
     /// Write {"error": {"line": N, "input": …, "kind": …, "message": …}}
     /// for it and go on (exit status 1 at the end).
     Continue,
+}
+
+impl OnError {
+    /// Its name on the command line (`--on-error NAME`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnError::Stop => "stop",
+            OnError::Continue => "continue",
+        }
+    }
 }
 
 /// The sandbox limits `run` can set.
@@ -360,5 +411,41 @@ mod tests {
         assert_eq!(run.on_error, OnError::Continue);
         assert_eq!(run.workers, Some(3));
         assert!(Cli::try_parse_from(["wasmpool", "run", "m.wasm", "t", "-w", "0"]).is_err());
+    }
+
+    #[test]
+    fn folder_grants_read_as_the_pool_reads_them() {
+        let cli = Cli::try_parse_from([
+            "wasmpool",
+            "run",
+            "m.wasm",
+            "t",
+            "--allow-write-dir",
+            "out::/results",
+            "--allow-dir",
+            "data",
+        ])
+        .unwrap();
+        let Command::Run(run) = cli.command else { panic!("not run") };
+        let dirs: Vec<DirGrant<'_>> = run.grants.dirs().collect();
+        assert_eq!(
+            dirs,
+            [
+                DirGrant { host: "data", guest: "data", writable: false },
+                DirGrant { host: "out", guest: "/results", writable: true },
+            ]
+        );
+    }
+
+    #[test]
+    fn policies_are_named_as_on_the_command_line() {
+        for printed in Printed::value_variants() {
+            let name = printed.to_possible_value().map(|v| v.get_name().to_owned());
+            assert_eq!(name.as_deref(), Some(printed.as_str()));
+        }
+        for policy in OnError::value_variants() {
+            let name = policy.to_possible_value().map(|v| v.get_name().to_owned());
+            assert_eq!(name.as_deref(), Some(policy.as_str()));
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! Reading `run`'s input: one JSON value per line, from a file or stdin.
 
-use crate::journal::Done;
-use anyhow::{Context, Result};
+use crate::journal::{Done, InputFile, hex};
+use anyhow::{Context, Result, bail};
+use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fs::File;
@@ -35,18 +36,55 @@ impl Source {
         })
     }
 
-    /// The number of non-blank lines, for a file (a first, quick pass);
-    /// `None` for stdin, which can be read only once.
-    pub fn count(&self) -> Result<Option<usize>> {
-        let Source::File(_) = self else { return Ok(None) };
-        let mut reader = self.open()?;
-        let mut line = Vec::new();
-        let mut count = 0;
-        while reader.read_until(b'\n', &mut line).with_context(|| self.describe())? > 0 {
-            count += usize::from(!is_blank(&line));
-            line.clear();
+    /// A first, quick pass over a regular file: its non-blank lines (for
+    /// the bar and the chunks), its size and, when `hash`, its SHA-256
+    /// (for the journal). Read in pieces, whatever its lines' length.
+    /// `None` for stdin, and for a pipe or device given as `-i` (such as
+    /// bash's `<(…)`): they can be read only once.
+    pub fn scan(&self, hash: bool) -> Result<Option<Scan>> {
+        let Source::File(path) = self else { return Ok(None) };
+        if !is_regular(path)? {
+            return Ok(None);
         }
-        Ok(Some(count))
+        let mut reader = self.open()?;
+        let mut lines = LineCounter::default();
+        let mut hasher = hash.then(Sha256::new);
+        let mut bytes = 0u64;
+        loop {
+            let piece = reader.fill_buf().with_context(|| self.describe())?;
+            if piece.is_empty() {
+                break;
+            }
+            lines.feed(piece);
+            if let Some(hasher) = &mut hasher {
+                hasher.update(piece);
+            }
+            let len = piece.len();
+            bytes += len as u64;
+            reader.consume(len);
+        }
+        let sha256 = hasher.map(|hasher| hex(&hasher.finalize()));
+        Ok(Some(Scan { lines: lines.finish(), bytes, sha256 }))
+    }
+
+    /// Refuses to resume from an input that cannot be checked against the
+    /// journal's: stdin, a pipe or a device is read once, and leaves
+    /// nothing to compare.
+    pub fn check_resumable(&self) -> Result<()> {
+        let Source::File(path) = self else {
+            bail!(
+                "cannot resume a run reading stdin: nothing tells whether it gives the same lines; \
+                 give the input as a file (-i FILE), which the journal records by size and SHA-256"
+            );
+        };
+        if !is_regular(path)? {
+            bail!(
+                "cannot resume a run reading {}, which is not a regular file: nothing tells whether it gives \
+                 the same lines; give the input as a file",
+                crate::python_tasks::shown(path)
+            );
+        }
+        Ok(())
     }
 
     /// Whether this is the file at `path`.
@@ -64,6 +102,59 @@ impl Source {
             Source::Stdin => "cannot read stdin".into(),
             Source::File(path) => format!("cannot read {}", path.display()),
         }
+    }
+}
+
+/// What a first pass over an input file found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// Its non-blank lines.
+    pub lines: usize,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Its SHA-256 in hex, when asked for.
+    pub sha256: Option<String>,
+}
+
+impl Scan {
+    /// The input as a journal records it (when hashed).
+    pub fn as_input_file(&self) -> Option<InputFile> {
+        let sha256 = self.sha256.clone()?;
+        Some(InputFile { bytes: self.bytes, sha256 })
+    }
+}
+
+/// Whether `path`, followed, is a regular file (not a pipe or device).
+fn is_regular(path: &Path) -> Result<bool> {
+    let metadata = std::fs::metadata(path).with_context(|| format!("cannot open input {}", path.display()))?;
+    Ok(metadata.is_file())
+}
+
+/// Counts non-blank lines in bytes fed piece by piece, as [`Lines`] tells
+/// them apart: a line of ASCII whitespace only is blank.
+#[derive(Debug, Default)]
+struct LineCounter {
+    /// Non-blank lines ended so far.
+    lines: usize,
+    /// Whether the line under way has anything but whitespace.
+    filled: bool,
+}
+
+impl LineCounter {
+    fn feed(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            if byte == b'\n' {
+                self.lines += usize::from(self.filled);
+                self.filled = false;
+            } else if !byte.is_ascii_whitespace() {
+                self.filled = true;
+            }
+        }
+    }
+
+    /// The count, the last line (without a newline) included.
+    fn finish(&self) -> usize {
+        self.lines + usize::from(self.filled)
     }
 }
 
@@ -220,7 +311,51 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("in.jsonl");
         std::fs::write(&path, "1\n\n2\n3").unwrap();
-        assert_eq!(Source::new(Some(&path)).count().unwrap(), Some(3));
-        assert_eq!(Source::new(Some(Path::new("-"))).count().unwrap(), None);
+        assert_eq!(Source::new(Some(&path)).scan(false).unwrap().map(|s| s.lines), Some(3));
+        assert_eq!(Source::new(Some(Path::new("-"))).scan(true).unwrap(), None);
+    }
+
+    #[test]
+    fn a_scan_counts_as_lines_are_read_in_any_pieces() {
+        let text = b"1\n\n  \n[2, 3]\r\n \t\r\n4";
+        let expected =
+            Lines::new(Box::new(std::io::Cursor::new(text.to_vec())), None, 1024, Pending::default(), Done::default())
+                .count();
+        for piece in 1..=text.len() {
+            let mut counter = LineCounter::default();
+            text.chunks(piece).for_each(|bytes| counter.feed(bytes));
+            assert_eq!(counter.finish(), expected, "pieces of {piece}");
+        }
+        assert_eq!(expected, 3);
+    }
+
+    #[test]
+    fn a_scan_gives_the_file_s_size_and_sha256() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.jsonl");
+        std::fs::write(&path, "abc").unwrap();
+        let scan = Source::new(Some(&path)).scan(true).unwrap().unwrap();
+        assert_eq!(scan.bytes, 3);
+        // SHA-256("abc"), FIPS 180-2's first example.
+        let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+        assert_eq!(scan.as_input_file(), Some(InputFile { bytes: 3, sha256: abc.into() }));
+        assert_eq!(Source::new(Some(&path)).scan(false).unwrap().and_then(|s| s.as_input_file()), None);
+        assert!(Source::new(Some(&path)).check_resumable().is_ok());
+        assert!(Source::new(None).check_resumable().unwrap_err().to_string().contains("reading stdin"));
+        let missing = dir.path().join("missing.jsonl");
+        assert!(Source::new(Some(&missing)).scan(true).unwrap_err().to_string().contains("cannot open input"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_pipe_given_as_the_input_is_not_read_ahead() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let path = std::ffi::CString::new(fifo.clone().into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: `path` is a NUL-terminated string that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0);
+        // Opening it to read would wait for a writer: it is not opened.
+        assert_eq!(Source::new(Some(&fifo)).scan(true).unwrap(), None);
+        assert!(Source::new(Some(&fifo)).check_resumable().unwrap_err().to_string().contains("not a regular file"));
     }
 }

@@ -7,17 +7,18 @@
 //! rank; rank 0 reads, schedules and writes, the others serve it. Output
 //! to a file is journaled (see `journal`), so a run cut short can resume.
 
-use crate::args::{OnError, Printed, RunArgs};
-use crate::input::{Line, Lines, Pending, Source};
-use crate::journal::{self, Done, Identity, Journal};
+use crate::args::{GrantArgs, OnError, Printed, RunArgs};
+use crate::input::{Line, Lines, Pending, Scan, Source};
+use crate::journal::checked::{self, Destination};
+use crate::journal::{self, Done, Identity, Journal, hex};
 use crate::progress::{Progress, Report};
+use crate::python_tasks::shown;
 use crate::records::{LineError, error_line, result_line};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufWriter, ErrorKind, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wasmpool::text::EscapedLine;
@@ -76,20 +77,17 @@ pub fn run(mut args: RunArgs) -> Result<Report> {
     let source = Source::new(args.input.as_deref());
     let output_file = args.output.as_deref().filter(|path| *path != Path::new("-"));
     let printed = PrintedByIndex::default();
-    let Some(pool) = start_pool(&args, output_file, sink(args.printed, &printed))? else {
+    let Some(pool) = start_pool(&args, &source, output_file, sink(args.printed, &printed))? else {
         return Ok(Report::default());
     };
     // Before the output is created: a task the module lacks leaves no file.
     let task = pool.task(&args.task)?;
-    let identity = Identity {
-        module_sha256: module_sha256(&args.module)?,
-        task: args.task.clone(),
-        seed: pool.seed(),
-        settings: format!("{:?}, unordered: {}", args.limits, args.unordered),
-    };
-    let (output, done) = open_output(output_file, &source, &identity, &args)?;
+    let scan = source.scan(output_file.is_some())?;
+    let identity = identity_of(&args, pool.seed(), scan.as_ref())?;
+    let inputs = scan.as_ref().map(|scan| scan.lines);
+    let (output, done) = open_output(output_file, &source, &identity, &args, inputs)?;
     let resumed = done.len();
-    let count = source.count()?.map(|n| n.saturating_sub(resumed));
+    let count = inputs.map(|n| n.saturating_sub(resumed));
     let task = json_task(task, pool.workers(), &args, count)?;
 
     let pending = Pending::default();
@@ -142,16 +140,76 @@ pub fn run(mut args: RunArgs) -> Result<Report> {
 }
 
 /// The pool for this run (`None` on a rank other than 0 of a cluster, once
-/// it has served rank 0). Resuming an output file reuses its seed; only
-/// rank 0 (or a run on one machine) has the output, and the other ranks
-/// get the seed from rank 0.
-fn start_pool(args: &RunArgs, output_file: Option<&Path>, output: OutputSink) -> Result<Option<wasmpool::Pool>> {
+/// it has served rank 0). Resuming an output file reuses its seed, and
+/// needs an input it can check (a file); only rank 0 (or a run on one
+/// machine) has the input and the output, and the other ranks get the
+/// seed from rank 0.
+fn start_pool(
+    args: &RunArgs,
+    source: &Source,
+    output_file: Option<&Path>,
+    output: OutputSink,
+) -> Result<Option<wasmpool::Pool>> {
     let follower = wasmpool::cluster::launched_rank().is_some_and(|rank| rank != 0);
     let resumed_seed = match output_file {
-        Some(path) if args.resume && !follower => Some(journal::identity(path)?.seed),
+        Some(path) if args.resume && !follower => {
+            source.check_resumable()?;
+            Some(journal::identity(path)?.seed)
+        }
         _ => None,
     };
     crate::pool::for_run(args, args.seed.or(resumed_seed), output)
+}
+
+/// What made this run's results, for its journal: everything that changes
+/// the bytes written.
+fn identity_of(args: &RunArgs, seed: u64, scan: Option<&Scan>) -> Result<Identity> {
+    Ok(Identity {
+        module_sha256: module_sha256(&args.module)?,
+        task: args.task.clone(),
+        seed,
+        settings: format!("{:?}, unordered: {}", args.limits, args.unordered),
+        printed: args.printed.as_str().to_owned(),
+        on_error: args.on_error.as_str().to_owned(),
+        grants: grants_identity(&args.grants),
+        input: scan.and_then(Scan::as_input_file),
+    })
+}
+
+/// The grants as a journal records them: each folder with its mode, its
+/// host path (canonical, so `./data` and `data` are one) and the path tasks
+/// see; each environment variable by name with a hash of its value (the
+/// journal is no place for a secret); the clocks. "none" for none.
+fn grants_identity(grants: &GrantArgs) -> String {
+    let mut parts: Vec<String> = grants
+        .dirs()
+        .map(|dir| {
+            let host =
+                std::fs::canonicalize(dir.host).map_or_else(|_| dir.host.to_owned(), |p| p.display().to_string());
+            format!("{} {host}::{}", if dir.writable { "write" } else { "read" }, dir.guest)
+        })
+        .collect();
+    parts.extend(grants.allow_env.iter().map(String::as_str).map(env_identity));
+    if grants.allow_wall_clock {
+        parts.push("wall clock".to_owned());
+    }
+    if grants.allow_monotonic_clock {
+        parts.push("monotonic clock".to_owned());
+    }
+    if parts.is_empty() { "none".to_owned() } else { parts.join(", ") }
+}
+
+/// `env NAME=sha256:…` (the first 16 hex digits of its value's SHA-256) for
+/// `--allow-env NAME=VALUE`, or for `NAME` with this shell's value.
+fn env_identity(spec: &str) -> String {
+    let (name, value) = match spec.split_once('=') {
+        Some((name, value)) => (name, Some(value.as_bytes().to_vec())),
+        None => (spec, std::env::var_os(spec).map(|value| value.into_encoded_bytes())),
+    };
+    match value {
+        Some(value) => format!("env {name}=sha256:{}", &hex(&Sha256::digest(&value))[..16]),
+        None => format!("env {name} unset"),
+    }
 }
 
 /// The pool's output sink: what each task printed, kept for its result.
@@ -275,9 +333,17 @@ impl Results<'_> {
 }
 
 /// The output (created only once everything else is ready), or stdout,
-/// and the inputs already done (when resuming). A file, or a new path, is
-/// journaled; a device or pipe given as `-o` is written as a stream.
-fn open_output(path: Option<&Path>, source: &Source, identity: &Identity, args: &RunArgs) -> Result<(Output, Done)> {
+/// and the inputs already done (when resuming; `inputs`: how many there
+/// are, if known). A file, or a new path, is journaled, neither followed
+/// through a link nor shared with another name (`journal::checked`); a
+/// device or pipe given as `-o` is written as a stream.
+fn open_output(
+    path: Option<&Path>,
+    source: &Source,
+    identity: &Identity,
+    args: &RunArgs,
+    inputs: Option<usize>,
+) -> Result<(Output, Done)> {
     let Some(path) = path else {
         return Ok((
             Output::Stream(Box::new(BufWriter::with_capacity(1 << 16, std::io::stdout().lock()))),
@@ -285,23 +351,49 @@ fn open_output(path: Option<&Path>, source: &Source, identity: &Identity, args: 
         ));
     };
     if source.is_file(path) {
-        anyhow::bail!("the output {} is the input: it would be emptied before it is read", path.display());
+        bail!("the output {} is the input: it would be emptied before it is read", path.display());
     }
-    let regular = std::fs::metadata(path).map_or(true, |m| m.is_file());
-    if !regular {
-        if args.resume {
-            anyhow::bail!("cannot resume into {}: it is not a file, so it has no journal", path.display());
+    let granted = writable_grant_holding(path, &args.grants);
+    if let Some(folder) = &granted {
+        eprintln!(
+            "wasmpool: warning: the output {} is inside {}, which tasks may write (--allow-write-dir): a task \
+             could change it or its journal, or put a link in its place; write the output elsewhere",
+            shown(path),
+            shown(folder)
+        );
+    }
+    match checked::destination(path, granted.is_none())? {
+        Destination::Stream if args.resume => {
+            bail!("cannot resume into {}: it is not a file, so it has no journal", shown(path))
         }
-        let file = File::create(path).with_context(|| format!("cannot create output {}", path.display()))?;
-        return Ok((Output::Stream(Box::new(BufWriter::with_capacity(1 << 16, file))), Done::default()));
+        Destination::Stream => {
+            let file = checked::open_stream(path)?;
+            Ok((Output::Stream(Box::new(BufWriter::with_capacity(1 << 16, file))), Done::default()))
+        }
+        Destination::File if args.resume => {
+            let (journal, done) = Journal::resume(path, identity, !args.unordered, inputs)?;
+            tracing::info!(done = done.len(), "resuming");
+            Ok((Output::Journaled(journal), done))
+        }
+        Destination::File => Ok((Output::Journaled(Journal::create(path, identity)?), Done::default())),
     }
-    if args.resume {
-        let (journal, done) = Journal::resume(path, identity, !args.unordered)?;
-        tracing::info!(done = done.len(), "resuming");
-        Ok((Output::Journaled(journal), done))
-    } else {
-        Ok((Output::Journaled(Journal::create(path, identity)?), Done::default()))
-    }
+}
+
+/// The folder granted with `--allow-write-dir` that holds `output` (and so
+/// its journal), if any. Compared canonical: `./out`, `out/../out` and a
+/// link to the folder are all found.
+fn writable_grant_holding(output: &Path, grants: &GrantArgs) -> Option<PathBuf> {
+    let parent = match output.parent() {
+        Some(parent) if parent.as_os_str().is_empty() => Path::new("."),
+        Some(parent) => parent,
+        None => return None,
+    };
+    let folder = parent.canonicalize().ok()?;
+    grants
+        .dirs()
+        .filter(|dir| dir.writable)
+        .filter_map(|dir| Path::new(dir.host).canonicalize().ok())
+        .find(|granted| folder.starts_with(granted))
 }
 
 /// The output of a task that printed nothing.
@@ -310,5 +402,68 @@ static NOTHING_PRINTED: TaskOutput = TaskOutput { stdout: Vec::new(), stderr: Ve
 /// The module file's SHA-256, in hex, for the journal.
 fn module_sha256(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex(&Sha256::digest(&bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grants(write: &[&str]) -> GrantArgs {
+        GrantArgs {
+            allow_env: Vec::new(),
+            allow_dir: Vec::new(),
+            allow_write_dir: write.iter().map(|spec| (*spec).to_owned()).collect(),
+            allow_wall_clock: false,
+            allow_monotonic_clock: false,
+        }
+    }
+
+    #[test]
+    fn an_output_inside_a_writable_grant_is_found_however_it_is_spelt() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir_all(shared.join("deep")).unwrap();
+        let spec = format!("{}::/out", shared.display());
+        let canonical = shared.canonicalize().unwrap();
+        for output in [shared.join("out.jsonl"), shared.join("deep/out.jsonl"), shared.join("deep/../x.jsonl")] {
+            assert_eq!(
+                writable_grant_holding(&output, &grants(&[spec.as_str()])),
+                Some(canonical.clone()),
+                "{output:?}"
+            );
+        }
+        // Beside it, or granted read-only: no.
+        assert_eq!(writable_grant_holding(&dir.path().join("out.jsonl"), &grants(&[spec.as_str()])), None);
+        let sibling = dir.path().join("shared-not");
+        std::fs::create_dir(&sibling).unwrap();
+        assert_eq!(writable_grant_holding(&sibling.join("out.jsonl"), &grants(&[spec.as_str()])), None);
+        let read_only = GrantArgs { allow_dir: vec![spec.clone()], ..grants(&[]) };
+        assert_eq!(writable_grant_holding(&shared.join("out.jsonl"), &read_only), None);
+    }
+
+    #[test]
+    fn grants_are_recorded_with_environment_values_hashed() {
+        assert_eq!(grants_identity(&grants(&[])), "none");
+        let dir = tempfile::tempdir().unwrap();
+        let spec = format!("{}::/data", dir.path().display());
+        let all = GrantArgs {
+            allow_env: vec!["KEY=secret value".to_owned()],
+            allow_dir: vec![spec.clone()],
+            allow_wall_clock: true,
+            allow_monotonic_clock: true,
+            ..grants(&[spec.as_str()])
+        };
+        let recorded = grants_identity(&all);
+        let host = dir.path().canonicalize().unwrap().display().to_string();
+        let hash = &hex(&Sha256::digest(b"secret value"))[..16];
+        assert_eq!(
+            recorded,
+            format!("read {host}::/data, write {host}::/data, env KEY=sha256:{hash}, wall clock, monotonic clock")
+        );
+        assert!(!recorded.contains("secret"), "{recorded}");
+        let other = GrantArgs { allow_env: vec!["KEY=other value".to_owned()], ..all };
+        assert_ne!(grants_identity(&other), recorded, "another value is another grant");
+        assert_eq!(env_identity("WASMPOOL_SURELY_UNSET_VARIABLE"), "env WASMPOOL_SURELY_UNSET_VARIABLE unset");
+    }
 }
