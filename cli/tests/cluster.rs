@@ -422,6 +422,157 @@ fn ranks_need_no_copy_of_the_module_but_must_agree_on_settings() {
     assert!(message.contains("rank 1 (host") && message.contains("compiles code differently"), "{message}");
 }
 
+/// `mpirun -np ranks wasmpool …` in which ranks misbehave as `faults`
+/// asks (`RANK:FAULT,…`, see host/cluster/fault.rs: debug builds of
+/// wasmpool only, as the tests' are).
+fn faulty(ranks: usize, faults: &str) -> Command {
+    let mut command = mpirun_with(ranks, &["-x", "WASMPOOL_TEST_CLUSTER_FAULT"]);
+    command.env("WASMPOOL_TEST_CLUSTER_FAULT", faults);
+    command
+}
+
+/// Runs `command` (an mpirun) with its stderr in the file `log`, for at
+/// most `limit`: its exit status and stderr, and how long it ran. Past
+/// `limit` it is killed and the test fails, with that stderr.
+fn run_within(mut command: Command, log: &Path, limit: Duration) -> (Option<i32>, String, Duration) {
+    let started = Instant::now();
+    let mut child = command.stdout(Stdio::null()).stderr(std::fs::File::create(log).unwrap()).spawn().unwrap();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status.code(), std::fs::read_to_string(log).unwrap_or_default(), started.elapsed());
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            panic!("the job was still running after {limit:?}; its stderr:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A job of `lines` square roots.
+fn roots(lines: usize) -> Job {
+    Job::new(lines, |i| format!("{}", i + 1))
+}
+
+#[test]
+fn a_rank_answering_set_up_twice_cannot_stand_in_for_a_missing_one() {
+    if !have_mpirun("a_rank_answering_set_up_twice_cannot_stand_in_for_a_missing_one") {
+        return;
+    }
+    // Rank 1 answers twice at once, rank 2 two seconds late: counted by
+    // message, rank 1's second answer would complete the set-up and rank 2
+    // would never be heard. Counted by rank, rank 1 broke the protocol.
+    let job = roots(20);
+    let output = job.out("twice.jsonl");
+    let mut command = faulty(3, "1:answer-twice,2:answer-late");
+    job.args(&mut command, "sqrt", &output, &["-q"]);
+    let (code, text, _) = run_within(command, &job.out("twice.log"), Duration::from_secs(120));
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("rank 1 (host") && text.contains("answered set-up twice"), "{text}");
+}
+
+#[test]
+fn a_rank_that_answers_but_holds_its_jobs_is_lost_and_resume_finishes_the_job() {
+    if !have_mpirun("a_rank_that_answers_but_holds_its_jobs_is_lost_and_resume_finishes_the_job") {
+        return;
+    }
+    // Rank 1 takes its jobs and keeps them, unrun, while its heartbeats
+    // say it is alive: never silent, never done. Each job of one input may
+    // take 3 × 300 ms + 100 ms, behind the other job the rank holds, and
+    // the rank timeout on top: found within seconds, not never.
+    let job = roots(200);
+    let extra = ["--deadline", "300ms", "--chunk-size", "1", "-w", "1"];
+    let whole = job.local("sqrt", "whole.jsonl", &extra);
+    let output = job.out("held.jsonl");
+    let mut command = faulty(3, "1:hold");
+    job.args(&mut command, "sqrt", &output, &extra);
+    command.args(["--rank-timeout", "3s", "-q"]);
+    let (code, text, took) = run_within(command, &job.out("held.log"), Duration::from_secs(60));
+    assert_eq!(code, Some(75), "a rank that makes no progress is lost: {text}");
+    assert!(text.contains("rank 1 (host") && text.contains("held a job of 1 input(s)"), "{text}");
+    assert!(text.contains("--resume"), "{text}");
+    assert!(took < Duration::from_secs(30), "found {took:?} after the start");
+    let out = job.cluster(3, "sqrt", &output, &extra).arg("--resume").output().unwrap();
+    assert!(out.status.success(), "resume: {}", stderr(&out));
+    assert!(std::fs::read(&output).unwrap() == whole, "every line exactly once after the resume");
+}
+
+#[test]
+fn a_rank_sending_more_than_its_jobs_allow_is_lost_and_its_message_never_read() {
+    if !have_mpirun("a_rank_sending_more_than_its_jobs_allow_is_lost_and_its_message_never_read") {
+        return;
+    }
+    // With results of at most 4 KiB, a rank holding two jobs of one input
+    // may send about 2 MiB (a failure may take a result's place, and stdout
+    // and stderr come with it); rank 1 pads its first results past that,
+    // in a message that decodes.
+    let job = roots(200);
+    let extra = ["--max-output", "4KiB", "--chunk-size", "1", "-w", "1", "--printed", "discard", "-q"];
+    let output = job.out("oversize.jsonl");
+    let mut command = faulty(3, "1:oversize");
+    job.args(&mut command, "sqrt", &output, &extra);
+    let (code, text, _) = run_within(command, &job.out("oversize.log"), Duration::from_secs(60));
+    assert_eq!(code, Some(75), "{text}");
+    assert!(text.contains("rank 1 (host") && text.contains("bytes, more than the"), "{text}");
+    assert!(text.contains("its jobs allow"), "{text}");
+}
+
+#[test]
+fn a_module_larger_than_a_rank_accepts_is_refused_before_it_is_sent() {
+    if !have_mpirun("a_module_larger_than_a_rank_accepts_is_refused_before_it_is_sent") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "1\n").unwrap();
+    // Ranks 1 and 2 accept modules of 1 KiB: they refuse rank 0's by its
+    // size alone, and rank 0 names the first.
+    let mut command = mpirun(1);
+    command.args(["run", MODULE, "sqrt", "-i"]).arg(&input).args([":", "-np", "2", env!("CARGO_BIN_EXE_wasmpool")]);
+    command.args(["run", MODULE, "sqrt", "--max-module-size", "1KiB", "-i"]).arg(&input);
+    let out = command.output().unwrap();
+    let message = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{message}");
+    assert!(message.contains("rank 1 (host") && message.contains("more than this rank accepts"), "{message}");
+    assert!(message.contains("nothing was received"), "{message}");
+}
+
+#[test]
+fn environment_values_never_appear_when_ranks_disagree_on_them() {
+    if !have_mpirun("environment_values_never_appear_when_ranks_disagree_on_them") {
+        return;
+    }
+    let module = guest_tasks::WASI_WASM_PATH;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(&input, "\"API_TOKEN\"\n").unwrap();
+    let mpmd = |rest: &[&str]| {
+        let mut command = mpirun(1);
+        command.args(["run", module, "env_var", "--allow-env", "API_TOKEN=rank-zero-value-7f3a", "-i"]).arg(&input);
+        command.args([":", "-np", "2", env!("CARGO_BIN_EXE_wasmpool"), "run", module, "env_var"]).args(rest);
+        command.arg("-i").arg(&input);
+        command.output().unwrap()
+    };
+    // The same value everywhere: the job runs.
+    let out = mpmd(&["--allow-env", "API_TOKEN=rank-zero-value-7f3a"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "\"rank-zero-value-7f3a\"\n");
+    // Another value: refused, naming the variable and neither value.
+    let out = mpmd(&["--allow-env", "API_TOKEN=rank-one-value-91bc"]);
+    let message = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{message}");
+    assert!(message.contains("rank 1 (host") && message.contains("API_TOKEN"), "{message}");
+    assert!(!message.contains("rank-one-value") && !message.contains("rank-zero-value"), "{message}");
+    // Another variable: the settings differ by its name only.
+    let out = mpmd(&["--allow-env", "OTHER=rank-one-value-91bc"]);
+    let message = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{message}");
+    assert!(message.contains("OTHER") && message.contains("other pool settings"), "{message}");
+    assert!(!message.contains("rank-one-value") && !message.contains("rank-zero-value"), "{message}");
+}
+
 /// Two test "hosts": network namespaces joined by a bridge, each with an
 /// address of its own, so ranks talk TCP through veth links that can be
 /// cut. Removed on drop.

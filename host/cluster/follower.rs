@@ -1,7 +1,13 @@
 //! Every rank but 0: runs the jobs rank 0 sends on its local pool and
 //! sends the results back in batches, until rank 0 closes the pool.
+//!
+//! Rank 0 is trusted (it holds the job), but what it sends is still sized
+//! before it is received: no larger than rank 0 ever sends under the pool's
+//! limits (`policy::MessageBounds::down`).
 
-use super::link::{self, Backoff, HEARTBEAT, Sending, TAG_DOWN, TAG_UP};
+use super::fault::{self, Fault};
+use super::link::{self, Backoff, HEARTBEAT, Received, Sending, TAG_DOWN, TAG_UP};
+use super::policy::MessageBounds;
 use super::setup::Cluster;
 use super::wire::{self, Down, RankCounters, RemoteJob, RemoteResult, Up};
 use super::{ClusterError, EXIT_RANK_LOST};
@@ -19,11 +25,17 @@ const IDLE_POLL: Duration = Duration::from_millis(2);
 
 /// Serves rank 0 with `pool` until it closes the pool. A rank 0 silent
 /// for the rank timeout ends the whole job (`MPI_Abort` with
-/// [`EXIT_RANK_LOST`]): nobody is left to take this rank's results.
-pub(crate) fn serve(cluster: &Cluster, pool: &Pool) -> Result<(), ClusterError> {
+/// [`EXIT_RANK_LOST`]): nobody is left to take this rank's results. A
+/// message from rank 0 larger than `bounds` allows ends this rank's service
+/// with [`ClusterError::Oversized`], unreceived.
+pub(crate) fn serve(cluster: &Cluster, pool: &Pool, bounds: &MessageBounds) -> Result<(), ClusterError> {
     let world = cluster.world();
     let (results_tx, results) = unbounded::<ChunkResult>();
     let Some(queue) = pool.queue().cloned() else { return Ok(()) };
+    let down_limit = bounds.down();
+    // Faults asked of this rank by the tests (debug builds only).
+    let hold = fault::asked(cluster.rank(), Fault::Hold);
+    let mut oversize = fault::asked(cluster.rank(), Fault::Oversize);
     // Job numbers: the local pool's chunk numbers (usize) to rank 0's (u64).
     let mut ids: HashMap<usize, u64> = HashMap::new();
     let mut next_seq = 0usize;
@@ -35,12 +47,24 @@ pub(crate) fn serve(cluster: &Cluster, pool: &Pool) -> Result<(), ClusterError> 
     let mut backoff = Backoff::new(IDLE_POLL);
     loop {
         let mut active = false;
-        while let Some((_, bytes)) = link::try_receive(&world, Some(0), TAG_DOWN) {
+        loop {
+            let received = link::try_receive(&world, Some(0), TAG_DOWN, |_| down_limit);
+            let bytes = match received {
+                None => break,
+                Some(Received::Message(_, bytes)) => bytes,
+                Some(Received::TooLarge { len, .. }) => {
+                    return Err(ClusterError::Oversized { rank: 0, host: "rank 0".into(), len, limit: down_limit });
+                }
+            };
             active = true;
             last_heard = Instant::now();
             match wire::decode::<Down>(&bytes) {
                 Ok(Down::Batch(jobs)) => {
                     for job in jobs {
+                        if hold {
+                            // Kept, never run nor answered.
+                            continue;
+                        }
                         ids.insert(next_seq, job.id);
                         let _ = queue.send(local_job(job, next_seq, &results_tx));
                         next_seq += 1;
@@ -57,6 +81,14 @@ pub(crate) fn serve(cluster: &Cluster, pool: &Pool) -> Result<(), ClusterError> 
         for chunk in early.take().into_iter().chain(results.try_iter()) {
             let Some(id) = ids.remove(&chunk.seq) else { continue };
             done.push(RemoteResult { id, outcomes: chunk.results.into_iter().map(|(_, outcome)| outcome).collect() });
+        }
+        if oversize && let Some(outcome) = done.first_mut().and_then(|result| result.outcomes.first_mut()) {
+            // More than rank 0 accepts from a rank holding a full window of
+            // jobs of one input each.
+            oversize = false;
+            let window = (pool.workers() * 2).max(2) as u64;
+            let pad = bounds.up(window, window).saturating_add(1);
+            outcome.output.stderr.resize(usize::try_from(pad).unwrap_or(usize::MAX), b'x');
         }
         if !done.is_empty() || last_sent.elapsed() >= HEARTBEAT {
             active |= !done.is_empty();

@@ -1,9 +1,16 @@
 //! Rank 0's dispatcher: a thread that takes chunks from the pool's queue
 //! (beside rank 0's own workers), sends them to the other ranks in batches
 //! against a window per rank, and hands their results back to the callers.
+//!
+//! What another rank sends is sized before it is received: a rank may send
+//! at most what the jobs it holds could return under the pool's limits
+//! (`policy::MessageBounds::up`); a rank that sends more is lost. A rank is
+//! lost too when it goes silent, or when it keeps answering but holds a job
+//! past the time its inputs' deadlines allow (`policy::Holding::due`).
 
-use super::link::{self, Backoff, HEARTBEAT, Sending, TAG_DOWN, TAG_UP};
-use super::setup::{Cluster, RankInfo};
+use super::link::{self, Backoff, HEARTBEAT, Received, Sending, TAG_DOWN, TAG_UP};
+use super::policy::{self, BATCH_BYTES, DRAIN_BYTES, Holding, MessageBounds, PROGRESS_CHECK, RankInfo};
+use super::setup::Cluster;
 use super::wire::{self, Down, RankCounters, RemoteItem, RemoteJob, RemoteResult, Up};
 use super::{ClusterError, DEADLINE_RETRIES, RankStats};
 use crate::error::LimitExceeded;
@@ -23,8 +30,6 @@ use std::time::{Duration, Instant};
 /// one running and one waiting, so a worker finds its next chunk there when
 /// it finishes one, without a round trip to rank 0.
 const CHUNKS_PER_WORKER: usize = 2;
-/// Most bytes of arguments in one batch message.
-const BATCH_BYTES: usize = 8 << 20;
 /// Sends to one rank still in progress past which it gets no more work
 /// until they complete.
 const MAX_SENDS_PER_RANK: usize = 4;
@@ -51,8 +56,14 @@ struct Shared {
 }
 
 impl Leader {
-    /// Starts the dispatcher for the other `ranks`, taking jobs from `jobs`.
-    pub(crate) fn start(cluster: Cluster, ranks: Vec<RankInfo>, jobs: Receiver<Job>) -> std::io::Result<Leader> {
+    /// Starts the dispatcher for the other `ranks`, taking jobs from `jobs`;
+    /// what the ranks may send it is bounded by `bounds`.
+    pub(crate) fn start(
+        cluster: Cluster,
+        ranks: Vec<RankInfo>,
+        jobs: Receiver<Job>,
+        bounds: MessageBounds,
+    ) -> std::io::Result<Leader> {
         let shared = Arc::new(Shared::default());
         let remote_workers = ranks.iter().map(|r| r.workers).sum();
         *shared.ranks.lock().unwrap_or_else(PoisonError::into_inner) = ranks
@@ -72,7 +83,7 @@ impl Leader {
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new().name("wasmpool-cluster".into()).spawn(move || {
             let world = SimpleCommunicator::world();
-            Dispatcher::new(world, ranks, jobs, timeout, thread_shared).run();
+            Dispatcher::new(world, ranks, jobs, timeout, bounds, thread_shared).run();
         })?;
         Ok(Leader { thread: Some(thread), shared, universe: Some(cluster.universe), remote_workers, host })
     }
@@ -140,8 +151,9 @@ struct Rank {
     info: RankInfo,
     /// Most jobs out at once.
     window: usize,
-    /// Jobs sent and not yet answered.
-    out: usize,
+    /// Jobs sent and not yet answered: how many, their inputs, the time
+    /// they may take.
+    holding: Holding,
     sending: Vec<Sending>,
     last_heard: Instant,
     last_sent: Instant,
@@ -151,8 +163,13 @@ struct Rank {
 }
 
 impl Rank {
+    /// Jobs sent and not yet answered.
+    fn out(&self) -> usize {
+        self.holding.jobs()
+    }
+
     fn credit(&self) -> usize {
-        if self.lost || self.sending.len() >= MAX_SENDS_PER_RANK { 0 } else { self.window.saturating_sub(self.out) }
+        if self.lost || self.sending.len() >= MAX_SENDS_PER_RANK { 0 } else { self.window.saturating_sub(self.out()) }
     }
 }
 
@@ -172,14 +189,21 @@ struct Part {
     flight: u64,
     positions: Vec<usize>,
     rank: usize,
+    /// When it was sent.
+    sent: Instant,
+    /// How long its inputs may take (`policy::allowance`).
+    allowance: Option<Duration>,
+    /// When a sound rank has answered it at the latest (`Holding::due`).
+    due: Option<Instant>,
 }
 
-/// An input to run again elsewhere: its flight, position and the rank
-/// where it failed.
-struct Retry {
+/// Inputs of a flight waiting to be sent: an input to run again elsewhere
+/// (`avoid`: the rank where it failed at its deadline), or the rest of a job
+/// too large for one message.
+struct Pending {
     flight: u64,
-    position: usize,
-    failed_on: usize,
+    positions: Vec<usize>,
+    avoid: Option<usize>,
 }
 
 struct Dispatcher {
@@ -191,12 +215,16 @@ struct Dispatcher {
     ranks: Vec<Rank>,
     flights: HashMap<u64, Flight>,
     parts: HashMap<u64, Part>,
-    retries: VecDeque<Retry>,
+    pending: VecDeque<Pending>,
     next_id: u64,
     /// Where the next round of dispatch starts, so that every rank gets
     /// its turn at the head of the queue.
     next_rank: usize,
     timeout: Duration,
+    /// The largest message each rank may send, by what it holds.
+    bounds: MessageBounds,
+    /// When to look next for jobs held past their time.
+    next_progress_check: Instant,
     shared: Arc<Shared>,
 }
 
@@ -206,6 +234,7 @@ impl Dispatcher {
         infos: Vec<RankInfo>,
         jobs: Receiver<Job>,
         timeout: Duration,
+        bounds: MessageBounds,
         shared: Arc<Shared>,
     ) -> Self {
         let now = Instant::now();
@@ -214,7 +243,7 @@ impl Dispatcher {
             .map(|info| Rank {
                 window: (info.workers * CHUNKS_PER_WORKER).max(CHUNKS_PER_WORKER),
                 info,
-                out: 0,
+                holding: Holding::default(),
                 sending: Vec::new(),
                 last_heard: now,
                 last_sent: now,
@@ -231,10 +260,12 @@ impl Dispatcher {
             ranks,
             flights: HashMap::new(),
             parts: HashMap::new(),
-            retries: VecDeque::new(),
+            pending: VecDeque::new(),
             next_id: 0,
             next_rank: 0,
             timeout,
+            bounds,
+            next_progress_check: now,
             shared,
         }
     }
@@ -252,6 +283,7 @@ impl Dispatcher {
             }
             active |= self.dispatch();
             self.check_silence();
+            self.check_progress();
             self.ping();
             if self.ranks.iter().all(|r| r.lost) {
                 // Nobody left to send to: rank 0's own workers serve the
@@ -272,11 +304,34 @@ impl Dispatcher {
         self.publish();
     }
 
+    /// The largest message rank `from` may send now: what the jobs it
+    /// holds could return; a little, to be dropped, from a lost rank or one
+    /// that is no rank of the pool.
+    fn up_limit(&self, from: usize) -> u64 {
+        match from.checked_sub(1).and_then(|slot| self.ranks.get(slot)) {
+            Some(rank) if !rank.lost => self.bounds.up(rank.out() as u64, rank.holding.inputs() as u64),
+            _ => DRAIN_BYTES,
+        }
+    }
+
     /// Takes every message that has arrived; whether there was any.
     fn receive(&mut self) -> bool {
         let mut any = false;
-        while let Some((from, bytes)) = link::try_receive(&self.world, None, TAG_UP) {
+        loop {
+            let received = link::try_receive(&self.world, None, TAG_UP, |from| self.up_limit(from));
+            let Some(received) = received else { break };
             any = true;
+            let (from, bytes) = match received {
+                Received::Message(from, bytes) => (from, bytes),
+                Received::TooLarge { rank: from, len } => {
+                    let Some(slot) = from.checked_sub(1).filter(|&i| i < self.ranks.len()) else { continue };
+                    if !self.ranks[slot].lost {
+                        let limit = self.up_limit(from);
+                        self.lose(slot, |rank, host| ClusterError::Oversized { rank, host, len, limit });
+                    }
+                    continue;
+                }
+            };
             let Some(slot) = from.checked_sub(1).filter(|&i| i < self.ranks.len()) else { continue };
             if self.ranks[slot].lost {
                 continue;
@@ -321,14 +376,14 @@ impl Dispatcher {
             ));
         }
         let Some(part) = self.parts.remove(&result.id) else { return Ok(()) };
-        self.ranks[slot].out = self.ranks[slot].out.saturating_sub(1);
+        self.ranks[slot].holding.release(part.positions.len(), part.allowance);
         let Some(flight) = self.flights.get_mut(&part.flight) else { return Ok(()) };
         for (position, outcome) in part.positions.into_iter().zip(result.outcomes) {
             let stalled = matches!(outcome.result, Err(TaskFailure::Limit(LimitExceeded::Deadline { .. })));
             if stalled && flight.tries[position] < DEADLINE_RETRIES {
                 flight.tries[position] += 1;
                 self.ranks[slot].deadline_retries += 1;
-                self.retries.push_back(Retry { flight: part.flight, position, failed_on: slot });
+                self.pending.push_back(Pending { flight: part.flight, positions: vec![position], avoid: Some(slot) });
                 continue;
             }
             if flight.outcomes[position].replace(outcome).is_none() {
@@ -368,31 +423,35 @@ impl Dispatcher {
                 continue;
             }
             let mut batch = Vec::new();
-            let mut bytes = 0;
-            // Inputs to run again come first, on a rank other than where they stalled.
+            // Jobs' sizes as `policy::job_len` bounds them: a message takes
+            // jobs while it holds less than BATCH_BYTES, so it stays within
+            // what the other ranks accept (`MessageBounds::down`).
+            let mut bytes = 0u64;
+            // Inputs waiting come first: to run again, on a rank other than
+            // where they stalled; the rest of a job cut in parts.
+            let elsewhere = self.ranks.iter().filter(|r| !r.lost).count() > 1;
             let mut kept = VecDeque::new();
             while credit > 0 && bytes < BATCH_BYTES {
-                let Some(retry) = self.retries.pop_front() else { break };
-                let elsewhere = self.ranks.iter().filter(|r| !r.lost).count() > 1;
-                if elsewhere && retry.failed_on == slot {
-                    kept.push_back(retry);
+                let Some(pending) = self.pending.pop_front() else { break };
+                if elsewhere && pending.avoid == Some(slot) {
+                    kept.push_back(pending);
                     continue;
                 }
-                if let Some(job) = self.retry_job(&retry, slot) {
-                    bytes += job.arg_bytes();
+                if let Some(job) = self.file_part(pending.flight, pending.positions, slot) {
+                    bytes = bytes.saturating_add(policy::job_len(&job));
                     batch.push(job);
                     credit -= 1;
                 }
             }
-            kept.extend(self.retries.drain(..));
-            self.retries = kept;
+            kept.extend(self.pending.drain(..));
+            self.pending = kept;
             while credit > 0 && bytes < BATCH_BYTES {
                 // Past one chunk per worker, a rank gets more only while
                 // others wait behind it: at the tail of a map the last
                 // chunks stay in the queue for whichever worker frees first,
                 // rather than wait behind a running chunk on one rank.
                 let rank = &self.ranks[slot];
-                if rank.out >= rank.info.workers && self.held.is_none() && self.jobs.len() <= 1 {
+                if rank.out() >= rank.info.workers && self.held.is_none() && self.jobs.len() <= 1 {
                     break;
                 }
                 let job = match self.held.take() {
@@ -411,10 +470,11 @@ impl Dispatcher {
                     job.reply.abandon(Vec::new(), indices.into_iter());
                     continue;
                 }
-                let remote = self.take_flight(job, slot);
-                bytes += remote.arg_bytes();
-                batch.push(remote);
-                credit -= 1;
+                if let Some(remote) = self.take_flight(job, slot) {
+                    bytes = bytes.saturating_add(policy::job_len(&remote));
+                    batch.push(remote);
+                    credit -= 1;
+                }
             }
             if !batch.is_empty() {
                 self.send(slot, &Down::Batch(batch));
@@ -425,13 +485,27 @@ impl Dispatcher {
         sent
     }
 
-    /// Files a job from the queue as a flight, all of it for `slot`.
-    fn take_flight(&mut self, job: Job, slot: usize) -> RemoteJob {
+    /// Files a job from the queue as a flight, and returns its first part,
+    /// for `slot`. A job too large for one message is cut in parts
+    /// (`policy::cut`); the others wait their turn. An input whose
+    /// arguments are larger than any instance's memory cannot run anywhere:
+    /// it fails here with `LimitExceeded::Memory`, unsent. `None` if no part
+    /// is left to send.
+    fn take_flight(&mut self, job: Job, slot: usize) -> Option<RemoteJob> {
         let id = self.new_id();
         let Job { task, items, reply, limits, .. } = job;
-        let remote = remote_job(id, &task, limits, items.iter().map(|item| (item.index, &item.args)));
+        let lens: Vec<u64> =
+            items.iter().map(|item| policy::item_len(item.args.as_ref().map(|args| args.len()))).collect();
+        let framing = policy::job_framing(&task.name, &task.export);
+        let (groups, refused) = policy::cut(&lens, framing, BATCH_BYTES, self.bounds.max_job());
         let count = items.len();
-        self.parts.insert(id, Part { flight: id, positions: (0..count).collect(), rank: slot });
+        let mut outcomes = vec![None; count];
+        for &position in &refused {
+            let requested = items[position].args.as_ref().map_or(0, |args| args.len() as u64);
+            let limit = self.bounds.max_memory();
+            outcomes[position] =
+                Some(Outcome::bare(Err(TaskFailure::Limit(LimitExceeded::Memory { requested, limit }))));
+        }
         self.flights.insert(
             id,
             Flight {
@@ -439,23 +513,39 @@ impl Dispatcher {
                 limits,
                 reply: Some(reply),
                 items: items.into_iter().map(|item| (item.index, item.args)).collect(),
-                outcomes: vec![None; count],
+                outcomes,
                 tries: vec![0; count],
-                left: count,
+                left: count - refused.len(),
             },
         );
-        self.ranks[slot].out += 1;
-        remote
+        let mut groups = groups.into_iter();
+        let Some(first) = groups.next() else {
+            self.land(id);
+            return None;
+        };
+        for positions in groups.rev() {
+            self.pending.push_front(Pending { flight: id, positions, avoid: None });
+        }
+        self.file_part(id, first, slot)
     }
 
-    /// A job of one input to run again, on `slot`.
-    fn retry_job(&mut self, retry: &Retry, slot: usize) -> Option<RemoteJob> {
+    /// Files `positions` of flight `flight` as a part sent to `slot`, and
+    /// returns it as the message carries it.
+    fn file_part(&mut self, flight: u64, positions: Vec<usize>, slot: usize) -> Option<RemoteJob> {
         let id = self.new_id();
-        let flight = self.flights.get(&retry.flight)?;
-        let (index, args) = flight.items.get(retry.position)?;
-        let remote = remote_job(id, &flight.task, flight.limits, std::iter::once((*index, args)));
-        self.parts.insert(id, Part { flight: retry.flight, positions: vec![retry.position], rank: slot });
-        self.ranks[slot].out += 1;
+        let entry = self.flights.get(&flight)?;
+        let remote = remote_job(
+            id,
+            &entry.task,
+            entry.limits,
+            positions.iter().filter_map(|&p| entry.items.get(p)).map(|(index, args)| (*index, args)),
+        );
+        let allowance = policy::allowance(entry.limits.deadline, positions.len());
+        let now = Instant::now();
+        let rank = &mut self.ranks[slot];
+        rank.holding.take(positions.len(), allowance);
+        let due = rank.holding.due(now, self.timeout);
+        self.parts.insert(id, Part { flight, positions, rank: slot, sent: now, allowance, due });
         Some(remote)
     }
 
@@ -495,6 +585,28 @@ impl Dispatcher {
         }
     }
 
+    /// Loses every rank that holds a job past its time (`policy::Holding::due`):
+    /// it keeps answering, but makes no progress. Looked at every
+    /// `PROGRESS_CHECK`.
+    fn check_progress(&mut self) {
+        let now = Instant::now();
+        if now < self.next_progress_check {
+            return;
+        }
+        self.next_progress_check = now + PROGRESS_CHECK;
+        let mut stalled: Vec<(usize, usize, Duration)> = Vec::new();
+        for part in self.parts.values() {
+            if policy::overdue(part.due, now) && !stalled.iter().any(|(slot, ..)| *slot == part.rank) {
+                // Whole milliseconds, for messages.
+                let held = Duration::from_millis(now.duration_since(part.sent).as_millis() as u64);
+                stalled.push((part.rank, part.positions.len(), held));
+            }
+        }
+        for (slot, inputs, held) in stalled {
+            self.lose(slot, |rank, host| ClusterError::Stalled { rank, host, inputs, held });
+        }
+    }
+
     /// Gives up on a rank: every input it held fails with `RankLost`, and
     /// it gets no more work.
     fn lose(&mut self, slot: usize, error: impl FnOnce(usize, String) -> ClusterError) {
@@ -508,6 +620,12 @@ impl Dispatcher {
         let reason = match &error {
             ClusterError::Silent { after, .. } => format!("nothing heard from it for {after:?}"),
             ClusterError::Protocol { reason, .. } => format!("it broke the cluster protocol: {reason}"),
+            ClusterError::Stalled { inputs, held, .. } => format!(
+                "it kept answering but held a job of {inputs} input(s) for {held:?}, longer than their deadlines allow"
+            ),
+            ClusterError::Oversized { len, limit, .. } => {
+                format!("it sent a message of {len} bytes, more than the {limit} bytes its jobs allow")
+            }
             other => other.to_string(),
         };
         let failure = TaskFailure::RankLost { rank: rank.info.rank, host: rank.info.host.clone(), reason };
@@ -528,32 +646,40 @@ impl Dispatcher {
         for flight in touched {
             self.land(flight);
         }
-        self.ranks[slot].out = 0;
+        self.ranks[slot].holding.clear();
     }
 
     /// With every other rank lost: answers the inputs waiting to run again
-    /// (their deadline failure stands) and the job taken but not sent.
+    /// (their deadline failure stands), those of jobs cut in parts not yet
+    /// sent, and the job taken but not sent.
     fn give_up(&mut self) {
-        while let Some(retry) = self.retries.pop_front() {
-            if let Some(flight) = self.flights.get_mut(&retry.flight) {
-                let stalled = Outcome::bare(Err(TaskFailure::Limit(LimitExceeded::Deadline {
-                    limit: flight.limits.deadline.unwrap_or_default(),
-                })));
-                if flight.outcomes[retry.position].replace(stalled).is_none() {
-                    flight.left -= 1;
+        let unsent = match self.ranks.last() {
+            Some(rank) => TaskFailure::RankLost {
+                rank: rank.info.rank,
+                host: rank.info.host.clone(),
+                reason: "every other rank was lost before this input was sent".into(),
+            },
+            None => TaskFailure::PoolClosed,
+        };
+        while let Some(pending) = self.pending.pop_front() {
+            if let Some(flight) = self.flights.get_mut(&pending.flight) {
+                let failure = match pending.avoid {
+                    Some(_) => TaskFailure::Limit(LimitExceeded::Deadline {
+                        limit: flight.limits.deadline.unwrap_or_default(),
+                    }),
+                    None => unsent.clone(),
+                };
+                for position in pending.positions {
+                    let outcome = Outcome::bare(Err(failure.clone()));
+                    if flight.outcomes.get_mut(position).is_some_and(|slot| slot.replace(outcome).is_none()) {
+                        flight.left -= 1;
+                    }
                 }
-                self.land(retry.flight);
+                self.land(pending.flight);
             }
         }
         if let Some(job) = self.held.take() {
-            let failure = match self.ranks.last() {
-                Some(rank) => TaskFailure::RankLost {
-                    rank: rank.info.rank,
-                    host: rank.info.host.clone(),
-                    reason: "every other rank was lost before this input was sent".into(),
-                },
-                None => TaskFailure::PoolClosed,
-            };
+            let failure = unsent;
             let failed = job.items.iter().map(|i| (i.index, Outcome::bare(Err(failure.clone())))).collect();
             job.reply.send(failed);
         }

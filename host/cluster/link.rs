@@ -1,11 +1,12 @@
 //! Messages between ranks over MPI: sends that never block the sender (so
-//! a stalled receiver cannot stall rank 0), polled receives, and the
-//! backoff with which a waiting rank sleeps instead of spinning.
+//! a stalled receiver cannot stall rank 0), polled receives that size a
+//! message before they take it, and the backoff with which a waiting rank
+//! sleeps instead of spinning.
 
-use mpi::point_to_point::{MatchedReceiveVec, Source};
+use mpi::point_to_point::Source;
 use mpi::request::{Request, StaticScope};
 use mpi::topology::{Communicator, SimpleCommunicator};
-use mpi::traits::Destination;
+use mpi::traits::{Destination, Equivalence};
 use std::time::Duration;
 
 /// Set-up messages: [`Joined`](super::wire::Joined) and [`Go`](super::wire::Go).
@@ -86,29 +87,68 @@ pub(crate) fn send_within(world: &SimpleCommunicator, rank: i32, tag: i32, bytes
     sending.is_empty()
 }
 
+/// A message found by [`try_receive`].
+#[derive(Debug)]
+pub(crate) enum Received {
+    /// A message within its bound: its sender's rank and its bytes.
+    Message(usize, Vec<u8>),
+    /// A message from `rank` of `len` bytes, more than its bound: it was
+    /// not received (nothing was allocated for it), and is left with MPI.
+    /// Its sender is not to be trusted again.
+    TooLarge {
+        /// The sender.
+        rank: usize,
+        /// Its size (`u64::MAX` if MPI could not say).
+        len: u64,
+    },
+}
+
 /// The next message with `tag` from `from` (any rank if `None`), if one
-/// has arrived: its sender's rank and its bytes.
-pub(crate) fn try_receive(world: &SimpleCommunicator, from: Option<i32>, tag: i32) -> Option<(usize, Vec<u8>)> {
-    let probed = match from {
+/// has arrived. Its size, as MPI reports it before the message is taken,
+/// is compared with `bound(sender's rank)` first: only a message within it
+/// is received, into a buffer of exactly its size.
+pub(crate) fn try_receive(
+    world: &SimpleCommunicator,
+    from: Option<i32>,
+    tag: i32,
+    bound: impl FnOnce(usize) -> u64,
+) -> Option<Received> {
+    let (message, status) = match from {
         Some(rank) => world.process_at_rank(rank).immediate_matched_probe_with_tag(tag),
         None => world.any_process().immediate_matched_probe_with_tag(tag),
     }?;
-    let (bytes, status) = probed.matched_receive_vec::<u8>();
-    Some((usize::try_from(status.source_rank()).unwrap_or(usize::MAX), bytes))
+    let rank = usize::try_from(status.source_rank()).unwrap_or(usize::MAX);
+    // A count MPI cannot give (MPI_UNDEFINED, negative) is no size at all.
+    let len = u64::try_from(status.count(u8::equivalent_datatype())).unwrap_or(u64::MAX);
+    let size = usize::try_from(len).ok().filter(|_| len <= bound(rank));
+    let Some(size) = size else {
+        // A matched message must be received before its handle is dropped
+        // (rsmpi panics otherwise), and receiving it into a smaller buffer
+        // is an error that aborts the job. So it is left with MPI: for a
+        // message this large, MPI holds its envelope, not its bytes (they
+        // stay with the sender until a receive is posted, and none will be).
+        std::mem::forget(message);
+        return Some(Received::TooLarge { rank, len });
+    };
+    let mut bytes = vec![0u8; size];
+    message.matched_receive_into(&mut bytes[..]);
+    Some(Received::Message(rank, bytes))
 }
 
 /// Waits, polling and sleeping, for a message with `tag` from `from`, at
-/// most `limit`.
+/// most `limit`; its size is checked against `bound` as
+/// [`try_receive`] does.
 pub(crate) fn receive_within(
     world: &SimpleCommunicator,
     from: Option<i32>,
     tag: i32,
     limit: Duration,
-) -> Option<(usize, Vec<u8>)> {
+    bound: u64,
+) -> Option<Received> {
     let until = std::time::Instant::now() + limit;
     let mut backoff = Backoff::new(Duration::from_millis(2));
     loop {
-        if let Some(message) = try_receive(world, from, tag) {
+        if let Some(message) = try_receive(world, from, tag, |_| bound) {
             return Some(message);
         }
         if std::time::Instant::now() >= until {

@@ -34,9 +34,14 @@
 //!   come back in batches. Each input keeps its index in its call, so its
 //!   seed, and its result, do not depend on the rank that ran it;
 //! - liveness: every rank hears from the other side at least once a second;
-//!   a rank silent for the rank timeout (`Cluster::rank_timeout`) fails the
-//!   inputs it held with [`TaskFailure::RankLost`](crate::TaskFailure::RankLost).
+//!   a rank silent for the rank timeout (`Cluster::rank_timeout`), or one
+//!   that keeps answering but holds a job longer than its inputs' deadlines
+//!   allow, fails the inputs it held with
+//!   [`TaskFailure::RankLost`](crate::TaskFailure::RankLost).
 //!   Waiting ranks sleep between polls rather than spin;
+//! - every message a rank receives is sized before it is received, against
+//!   what the pool's limits allow the sender to send (`policy.rs`); a rank
+//!   that sends more is lost, its message left unreceived;
 //! - a wall-time deadline failure is run once more on another rank before
 //!   it is reported (a stalled node is not the input's fault); fuel, memory
 //!   and every other failure are deterministic and reported as they are.
@@ -46,11 +51,14 @@
 //! `mpi` cargo feature (documented when it is on: `cargo doc --features mpi`).
 
 #[cfg(feature = "mpi")]
+mod fault;
+#[cfg(feature = "mpi")]
 mod follower;
 #[cfg(feature = "mpi")]
 mod leader;
 #[cfg(feature = "mpi")]
 mod link;
+pub(crate) mod policy;
 #[cfg(feature = "mpi")]
 mod setup;
 pub(crate) mod wire;
@@ -126,6 +134,55 @@ pub enum ClusterError {
         host: String,
         /// How long it was silent.
         after: Duration,
+    },
+    /// A rank kept answering but held a job longer than its inputs'
+    /// deadlines allow: every input run one after another, each to its
+    /// deadline and its worker process's retries, behind every job the rank
+    /// held before it, and the rank timeout on top.
+    #[error(
+        "rank {rank} (host {}) answers but makes no progress: it has held a job of {inputs} input(s) for \
+         {held:?}, longer than their deadlines allow",
+        Line(host)
+    )]
+    Stalled {
+        /// The rank.
+        rank: usize,
+        /// Its host name.
+        host: String,
+        /// The inputs of the job it held too long.
+        inputs: usize,
+        /// How long it had held it.
+        held: Duration,
+    },
+    /// A rank sent a message larger than the pool's limits allow it to
+    /// send; it was left unreceived (nothing was allocated for it).
+    #[error(
+        "rank {rank} (host {}) sent a message of {len} bytes, more than the {limit} bytes the pool's limits \
+         allow for what it holds; it was not received",
+        Line(host)
+    )]
+    Oversized {
+        /// The rank.
+        rank: usize,
+        /// Its host name.
+        host: String,
+        /// The message's size.
+        len: u64,
+        /// The most it could have sent.
+        limit: u64,
+    },
+    /// Rank 0's set-up (the module and what comes with it) is larger than
+    /// this rank accepts: its compile limit on the module's size, and room
+    /// for the rest. Nothing was received.
+    #[error(
+        "rank 0's module and set-up are {len} bytes, more than this rank accepts ({limit} bytes: its compile \
+         limit on a module's size and room for the rest); nothing was received"
+    )]
+    SetupTooLarge {
+        /// The set-up's size.
+        len: u64,
+        /// The most this rank accepts.
+        limit: u64,
     },
 }
 

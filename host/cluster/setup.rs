@@ -2,15 +2,18 @@
 //! task runs: the module's bytes and the settings from rank 0, each rank's
 //! pool, engine and settings back, and rank 0's verdict.
 
-use super::link::{self, TAG_SETUP};
+use super::fault::{self, Fault};
+use super::link::{self, Received as Arrived, TAG_SETUP};
+use super::policy::{self, Agreement, Answer, Answers, MessageBounds, RankInfo};
 use super::wire::{self, CLUSTER_PROTOCOL, Go, Joined, JoinedPool, Setup};
 use super::{ClusterError, DEFAULT_RANK_TIMEOUT, launcher};
 use mpi::Threading;
+use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
 use mpi::topology::{Communicator, SimpleCommunicator};
-use mpi::traits::Root;
+use mpi::traits::{CommunicatorCollectives, Root};
 use sha2::{Digest, Sha256};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long set-up may take on a rank: receiving the module, compiling it
 /// (minutes for a large module on a slow node) and running its load code.
@@ -94,65 +97,108 @@ impl Cluster {
     }
 }
 
-/// Another rank as rank 0 knows it after set-up.
-#[derive(Debug, Clone)]
-pub(crate) struct RankInfo {
-    pub rank: usize,
-    pub host: String,
-    pub workers: usize,
-}
-
 /// Rank 0's side of set-up, step one: broadcasts the module and settings.
+/// Every rank first learns their size and says whether it accepts it
+/// ([`all_accept`]); if one does not, nothing more is broadcast, and that
+/// rank says why in its answer ([`report`]).
 pub(crate) fn lead(cluster: &Cluster, module: &[u8], origin: &str, seed: u64) -> Result<(), ClusterError> {
     let setup = Setup {
         protocol: CLUSTER_PROTOCOL,
         module: module.to_vec(),
         sha256: Sha256::digest(module).into(),
-        origin: origin.to_owned(),
+        origin: policy::fit(origin, policy::ORIGIN_BYTES).to_owned(),
         seed,
     };
-    let bytes = wire::encode(&setup).map_err(ClusterError::Init)?;
+    let mut bytes = wire::encode(&setup).map_err(ClusterError::Init)?;
     let world = cluster.world();
     let root = world.process_at_rank(0);
     let mut len = bytes.len() as u64;
     root.broadcast_into(&mut len);
-    let mut bytes = bytes;
-    root.broadcast_into(&mut bytes[..]);
+    if all_accept(&world, true) {
+        root.broadcast_into(&mut bytes[..]);
+    }
     Ok(())
 }
 
-/// Rank 0's side of set-up, step two, once its own pool is built (or not:
-/// `own` is then why): gathers every rank's answer, checks it against its
-/// own engine and settings, and tells every rank to serve or stop.
-pub(crate) fn gather(cluster: &Cluster, own: Result<(u64, &str), String>) -> Result<Vec<RankInfo>, ClusterError> {
+/// Every rank says whether it accepts what rank 0 is about to broadcast;
+/// whether every rank does. Collective: every rank calls it once, between
+/// the broadcast of the set-up's size and that of its bytes, so that a rank
+/// refusing the size need not receive them and nobody waits for it.
+fn all_accept(world: &SimpleCommunicator, accepts: bool) -> bool {
+    let refused = u32::from(!accepts);
+    let mut any = 0u32;
+    world.all_reduce_into(&refused, &mut any, SystemOperation::max());
+    any == 0
+}
+
+/// What a rank answers when another rank refused rank 0's set-up: it has
+/// no module, through no fault of its own (rank 0 names the rank that
+/// refused rather than this one).
+pub(crate) const NOTHING_RECEIVED: &str = "it received no module: another rank refused rank 0's set-up";
+
+/// Rank 0's side of set-up, step two, once its own pool is built (`built`:
+/// its engine's hash) or not (`built` is then why): gathers one answer
+/// from every other rank, checks each against its own engine and
+/// `agreement`, and tells every rank to serve or stop.
+///
+/// Answers are counted by rank: a rank answering twice is refused (it
+/// broke the protocol) and cannot stand in for one that did not answer.
+/// Each answer is sized before it is received, against what an answer
+/// that agrees with rank 0's could be ([`MessageBounds::joined`]).
+pub(crate) fn gather(
+    cluster: &Cluster,
+    agreement: &Agreement,
+    bounds: &MessageBounds,
+    built: Result<u64, String>,
+) -> Result<Vec<RankInfo>, ClusterError> {
     let world = cluster.world();
-    let mut ranks = Vec::with_capacity(cluster.size.saturating_sub(1));
-    let mut refused: Option<ClusterError> = own.as_ref().err().map(|why| ClusterError::Stopped(why.clone()));
-    let mut refusals = Vec::new();
-    for _ in 1..cluster.size {
-        let Some((rank, bytes)) = link::receive_within(&world, None, TAG_SETUP, SETUP_LIMIT) else {
+    let mut ranks: Vec<RankInfo> = Vec::with_capacity(cluster.size.saturating_sub(1));
+    let mut refused: Option<ClusterError> = built.as_ref().err().map(|why| ClusterError::Stopped(why.clone()));
+    let own = built.ok().map(|engine| (engine, agreement));
+    let mut refusals: Vec<(usize, ClusterError)> = Vec::new();
+    let mut answers = Answers::new(cluster.size);
+    let limit = bounds.joined();
+    let until = Instant::now() + SETUP_LIMIT;
+    while !answers.complete() {
+        let left = until.saturating_duration_since(Instant::now());
+        let Some(arrived) = link::receive_within(&world, None, TAG_SETUP, left, limit) else {
+            let missing: Vec<String> = answers.missing().iter().map(usize::to_string).collect();
             refused.get_or_insert(ClusterError::Stopped(format!(
-                "not every rank answered within {SETUP_LIMIT:?} of set-up"
+                "rank(s) {} did not answer within {SETUP_LIMIT:?} of set-up",
+                missing.join(", ")
             )));
             break;
         };
-        let answer = match wire::decode::<Joined>(&bytes) {
-            Ok(joined) => check(rank, joined, own.as_ref().ok().copied()),
-            Err(reason) => Err(ClusterError::Protocol { rank, host: "?".into(), reason }),
+        let (rank, answer) = match arrived {
+            Arrived::TooLarge { rank, len } => {
+                (rank, Err(ClusterError::Oversized { rank, host: "?".into(), len, limit }))
+            }
+            Arrived::Message(rank, bytes) => match wire::decode::<Joined>(&bytes) {
+                Ok(joined) => (rank, policy::check(rank, joined, own)),
+                Err(reason) => (rank, Err(ClusterError::Protocol { rank, host: "?".into(), reason })),
+            },
         };
-        match answer {
-            Ok(info) => ranks.push(info),
-            Err(error) => refusals.push((rank, error)),
+        match answers.file(rank) {
+            Answer::First => match answer {
+                Ok(info) => ranks.push(info),
+                Err(error) => refusals.push((rank, error)),
+            },
+            Answer::Again => {
+                let host = ranks.iter().find(|r| r.rank == rank).map_or_else(|| "?".to_owned(), |r| r.host.clone());
+                refusals.push((rank, ClusterError::Protocol { rank, host, reason: "it answered set-up twice".into() }));
+            }
+            Answer::Stranger => tracing::warn!(rank, "a set-up answer from no rank of this job, ignored"),
         }
     }
-    // The lowest rank refused, whatever order the answers came in.
-    refusals.sort_by_key(|(rank, _)| *rank);
+    // The lowest rank refused, whatever order the answers came in; a rank
+    // that only received nothing because another refused comes last.
+    refusals.sort_by_key(|(rank, error)| (is_nothing_received(error), *rank));
     if let Some((_, error)) = refusals.into_iter().next() {
         refused.get_or_insert(error);
     }
     let verdict = match &refused {
         None => Go::Serve,
-        Some(error) => Go::Stop(error.to_string()),
+        Some(error) => Go::Stop(policy::fit(&error.to_string(), policy::SETUP_TEXT_BYTES).to_owned()),
     };
     let bytes = wire::encode(&verdict).map_err(ClusterError::Init)?;
     for rank in 1..cluster.size {
@@ -167,56 +213,10 @@ pub(crate) fn gather(cluster: &Cluster, own: Result<(u64, &str), String>) -> Res
     }
 }
 
-/// One rank's answer, checked against rank 0's engine hash and settings.
-fn check(rank: usize, joined: Joined, own: Option<(u64, &str)>) -> Result<RankInfo, ClusterError> {
-    let host = joined.host;
-    let refuse = |reason: String| ClusterError::Refused { rank, host: host.clone(), reason };
-    if joined.protocol != CLUSTER_PROTOCOL {
-        return Err(refuse(format!(
-            "it speaks cluster protocol {}, rank 0 speaks {CLUSTER_PROTOCOL}: run the same wasmpool on every node",
-            joined.protocol
-        )));
-    }
-    let pool = joined.pool.map_err(&refuse)?;
-    let Some((engine, settings)) = own else {
-        return Ok(RankInfo { rank, host, workers: pool.workers as usize });
-    };
-    if pool.engine != engine {
-        return Err(refuse(
-            "its Wasm engine compiles code differently from rank 0's (another wasmtime version, other engine \
-             settings, or CPU features that change compiled code): its results could differ"
-                .into(),
-        ));
-    }
-    if pool.settings != settings {
-        let (theirs, ours) = difference(&pool.settings, settings);
-        return Err(refuse(format!(
-            "it was started with other pool settings than rank 0: {theirs} against rank 0's {ours}"
-        )));
-    }
-    Ok(RankInfo { rank, host, workers: pool.workers as usize })
-}
-
-/// Where two settings texts differ: the differing middle of each, from
-/// the start of the field where they part (at a `, ` or `{ `).
-fn difference<'a>(a: &'a str, b: &'a str) -> (&'a str, &'a str) {
-    let mut start = a.bytes().zip(b.bytes()).take_while(|(x, y)| x == y).count();
-    while start > 0
-        && !(a.is_char_boundary(start) && matches!(&a[..start], p if p.ends_with(", ") || p.ends_with("{ ")))
-    {
-        start -= 1;
-    }
-    let tail = a[start..].bytes().rev().zip(b[start..].bytes().rev()).take_while(|(x, y)| x == y).count();
-    let (mut end_a, mut end_b) = (a.len() - tail, b.len() - tail);
-    while !a.is_char_boundary(end_a) || !b.is_char_boundary(end_b) {
-        end_a += 1;
-        end_b += 1;
-    }
-    let field_end = |text: &'a str, end: usize| {
-        let rest = &text[end..];
-        end + rest.find([',', ' ', '}']).unwrap_or(rest.len())
-    };
-    (&a[start..field_end(a, end_a)], &b[start..field_end(b, end_b)])
+/// Whether a refusal is that of a rank that received no module because
+/// another rank refused it.
+fn is_nothing_received(error: &ClusterError) -> bool {
+    matches!(error, ClusterError::Refused { reason, .. } if reason == NOTHING_RECEIVED)
 }
 
 /// What another rank receives at set-up.
@@ -227,14 +227,42 @@ pub(crate) struct Received {
 }
 
 /// Another rank's side of set-up, step one: receives the module from
-/// rank 0 and checks its hash.
-pub(crate) fn follow(cluster: &Cluster) -> Result<Received, ClusterError> {
+/// rank 0 and checks its hash. A set-up larger than this rank accepts
+/// ([`MessageBounds::setup`]: its own compile limit on a module's size) is
+/// refused before a byte of it is received or allocated.
+///
+/// On an error, this rank still answers rank 0 (which waits for every
+/// rank's answer) with why it has no pool, and rank 0 stops the job naming
+/// it: the error returned is then rank 0's verdict.
+pub(crate) fn follow(cluster: &Cluster, bounds: &MessageBounds) -> Result<Received, ClusterError> {
+    let error = match receive_setup(cluster, bounds) {
+        Ok(received) => return Ok(received),
+        Err(error) => error,
+    };
+    let why = match &error {
+        ClusterError::Stopped(why) => why.clone(),
+        other => other.to_string(),
+    };
+    report(cluster, bounds, Err(why))?;
+    Err(error)
+}
+
+/// [`follow`] up to its first error.
+fn receive_setup(cluster: &Cluster, bounds: &MessageBounds) -> Result<Received, ClusterError> {
     let world = cluster.world();
     let root = world.process_at_rank(0);
     let mut len = 0u64;
     root.broadcast_into(&mut len);
-    let len = usize::try_from(len).map_err(|_| ClusterError::Init("the module does not fit this rank".into()))?;
-    let mut bytes = vec![0u8; len];
+    let limit = bounds.setup();
+    let size = usize::try_from(len).ok().filter(|_| len <= limit);
+    if !all_accept(&world, size.is_some()) {
+        return Err(match size {
+            None => ClusterError::SetupTooLarge { len, limit },
+            Some(_) => ClusterError::Stopped(NOTHING_RECEIVED.into()),
+        });
+    }
+    let Some(size) = size else { return Err(ClusterError::SetupTooLarge { len, limit }) };
+    let mut bytes = vec![0u8; size];
     root.broadcast_into(&mut bytes[..]);
     let setup: Setup =
         wire::decode(&bytes).map_err(|reason| ClusterError::Protocol { rank: 0, host: "rank 0".into(), reason })?;
@@ -254,31 +282,38 @@ pub(crate) fn follow(cluster: &Cluster) -> Result<Received, ClusterError> {
 }
 
 /// Another rank's side of set-up, step two: reports its pool (or why it
-/// has none) and waits for rank 0's verdict.
-pub(crate) fn report(cluster: &Cluster, pool: Result<JoinedPool, String>) -> Result<(), ClusterError> {
+/// has none) and waits for rank 0's verdict, itself sized before it is
+/// received ([`MessageBounds::go`]).
+pub(crate) fn report(
+    cluster: &Cluster,
+    bounds: &MessageBounds,
+    pool: Result<JoinedPool, String>,
+) -> Result<(), ClusterError> {
     let world = cluster.world();
-    let joined = Joined { protocol: CLUSTER_PROTOCOL, host: cluster.host.clone(), pool };
+    // Texts are cut to what rank 0 accepts of them.
+    let pool = pool.map_err(|why| policy::fit(&why, policy::SETUP_TEXT_BYTES).to_owned());
+    let host = policy::fit(&cluster.host, policy::HOST_BYTES).to_owned();
+    let joined = Joined { protocol: CLUSTER_PROTOCOL, host, pool };
     let bytes = wire::encode(&joined).map_err(ClusterError::Init)?;
+    if fault::asked(cluster.rank, Fault::AnswerLate) {
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    if fault::asked(cluster.rank, Fault::AnswerTwice) {
+        link::send_within(&world, 0, TAG_SETUP, bytes.clone(), SETUP_LIMIT);
+    }
     if !link::send_within(&world, 0, TAG_SETUP, bytes, SETUP_LIMIT) {
         return Err(ClusterError::Stopped("rank 0 did not take this rank's answer at set-up".into()));
     }
-    let Some((_, bytes)) = link::receive_within(&world, Some(0), TAG_SETUP, SETUP_LIMIT) else {
-        return Err(ClusterError::Stopped("rank 0 gave no verdict at set-up".into()));
-    };
-    match wire::decode::<Go>(&bytes) {
-        Ok(Go::Serve) => Ok(()),
-        Ok(Go::Stop(why)) => Err(ClusterError::Stopped(why)),
-        Err(reason) => Err(ClusterError::Protocol { rank: 0, host: "rank 0".into(), reason }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn settings_differences_name_the_field() {
-        let a = "limits Limits { deadline: None, max_memory: 33554432, max_stack: 1 }, mode A";
-        let b = "limits Limits { deadline: None, max_memory: 268435456, max_stack: 1 }, mode A";
-        assert_eq!(super::difference(a, b), ("max_memory: 33554432", "max_memory: 268435456"));
-        assert_eq!(super::difference("mode A", "mode B"), ("mode A", "mode B"));
+    let limit = bounds.go();
+    match link::receive_within(&world, Some(0), TAG_SETUP, SETUP_LIMIT, limit) {
+        None => Err(ClusterError::Stopped("rank 0 gave no verdict at set-up".into())),
+        Some(Arrived::TooLarge { len, .. }) => {
+            Err(ClusterError::Oversized { rank: 0, host: "rank 0".into(), len, limit })
+        }
+        Some(Arrived::Message(_, bytes)) => match wire::decode::<Go>(&bytes) {
+            Ok(Go::Serve) => Ok(()),
+            Ok(Go::Stop(why)) => Err(ClusterError::Stopped(why)),
+            Err(reason) => Err(ClusterError::Protocol { rank: 0, host: "rank 0".into(), reason }),
+        },
     }
 }

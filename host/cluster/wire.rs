@@ -4,18 +4,21 @@
 //! Rank 0 sends [`Down`] messages (batches of jobs, pings, the end), every
 //! other rank [`Up`] messages (batches of results, or that it is alive).
 //! Set-up travels as [`Setup`] (rank 0 to all), [`Joined`] (each rank's
-//! answer) and [`Go`]. Everything a rank receives is decoded by
-//! [`decode`], which refuses trailing bytes and never panics: a message
-//! that does not decode is that rank's protocol error, not a crash.
+//! answer) and [`Go`]. Everything a rank receives is sized before it is
+//! received (`policy::MessageBounds`), then decoded by [`decode`], which
+//! refuses trailing bytes and never panics: a message that does not decode
+//! is that rank's protocol error, not a crash.
 
 use crate::error::TaskFailure;
 use crate::runtime::instance::Outcome;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::time::Duration;
 
 /// The version of these messages; ranks of another version are refused.
-pub(crate) const CLUSTER_PROTOCOL: u32 = 1;
+/// 2: the environment granted to tasks travels as digests of its values.
+pub(crate) const CLUSTER_PROTOCOL: u32 = 2;
 
 /// Rank 0's offer: the module and everything a rank needs to agree on.
 #[derive(Debug, Serialize, Deserialize)]
@@ -52,8 +55,37 @@ pub(crate) struct JoinedPool {
     /// Its engine's compatibility hash: wasmtime's version, settings and
     /// the CPU features its code is compiled for.
     pub engine: u64,
-    /// The settings that change results, as this rank has them.
+    /// The settings that change results, as this rank has them, with the
+    /// values of the environment variables granted to tasks left out.
     pub settings: String,
+    /// Those variables' values, as digests: ranks compare them without
+    /// ever sending or printing a value.
+    pub env: Vec<EnvDigest>,
+}
+
+/// An environment variable granted to tasks (`WasiConfig::env`,
+/// `--allow-env`): its name, and a digest of its value (values may be
+/// secrets; they stay on their rank).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct EnvDigest {
+    /// The variable's name.
+    pub name: String,
+    /// SHA-256 of a fixed prefix, the name and the value.
+    pub value: [u8; 32],
+}
+
+/// The digests of granted environment variables `(name, value)`, in order.
+pub(crate) fn env_digests<'a>(vars: impl IntoIterator<Item = &'a (String, String)>) -> Vec<EnvDigest> {
+    vars.into_iter()
+        .map(|(name, value)| {
+            let mut hash = Sha256::new();
+            hash.update(b"wasmpool cluster: an environment variable's value\0");
+            hash.update(name.as_bytes());
+            hash.update(b"\0");
+            hash.update(value.as_bytes());
+            EnvDigest { name: name.clone(), value: hash.finalize().into() }
+        })
+        .collect()
 }
 
 /// Rank 0's verdict after every rank joined: serve, or stop (with why).
@@ -93,13 +125,6 @@ pub(crate) struct RemoteJob {
     pub fuel: Option<u64>,
     /// Each input's index in its call and its encoded arguments.
     pub items: Vec<RemoteItem>,
-}
-
-impl RemoteJob {
-    /// The bytes of its inputs' arguments.
-    pub(crate) fn arg_bytes(&self) -> usize {
-        self.items.iter().map(|item| item.args.as_ref().map_or(0, |args| args.len())).sum()
-    }
 }
 
 /// One input of a [`RemoteJob`].
@@ -197,6 +222,21 @@ mod tests {
         let Up::Results(results, counters) = decode::<Up>(&encode(&up).unwrap()).unwrap() else { panic!() };
         assert_eq!(results[0].outcomes.len(), 2);
         assert_eq!(counters.tasks, 2);
+    }
+
+    #[test]
+    fn env_digests_tell_values_apart_without_holding_them() {
+        let a = env_digests(&[("TOKEN".to_owned(), "s3cret-a".to_owned())]);
+        let b = env_digests(&[("TOKEN".to_owned(), "s3cret-b".to_owned())]);
+        assert_eq!(a[0].name, "TOKEN");
+        assert_ne!(a, b);
+        assert_eq!(a, env_digests(&[("TOKEN".to_owned(), "s3cret-a".to_owned())]));
+        // Name and value are kept apart: `AB=C` is not `A=BC`.
+        let ab = env_digests(&[("AB".to_owned(), "C".to_owned())]);
+        let a_bc = env_digests(&[("A".to_owned(), "BC".to_owned())]);
+        assert_ne!(ab[0].value, a_bc[0].value);
+        let shown = format!("{a:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
     }
 
     #[test]

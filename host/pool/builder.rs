@@ -447,7 +447,9 @@ impl PoolBuilder {
     #[cfg(feature = "mpi")]
     pub fn build_or_serve(mut self) -> Result<Option<Pool>> {
         let Some(cluster) = self.cluster.take() else { return self.build_here().map(Some) };
-        let settings = self.result_settings();
+        let agreement = self.agreement();
+        // What each rank accepts from the others, by this pool's limits.
+        let bounds = crate::cluster::policy::MessageBounds::new(&self.limits, &self.compile_limits, &agreement);
         if cluster.is_leader() {
             let seed = self.resolve_seed()?;
             self.seed = Some(seed);
@@ -460,21 +462,21 @@ impl PoolBuilder {
             }
             let built = self.build_here();
             let own = match &built {
-                Ok(pool) => Ok((pool.engine_hash, settings.as_str())),
+                Ok(pool) => Ok(pool.engine_hash),
                 Err(error) => Err(format!("rank 0 could not build its pool: {error}")),
             };
-            let ranks = crate::cluster::gather(&cluster, own);
+            let ranks = crate::cluster::gather(&cluster, &agreement, &bounds, own);
             // Rank 0's own failure first: it is the reason the others were stopped.
             let mut pool = built?;
             let ranks = ranks?;
             if !ranks.is_empty() {
-                let leader = crate::cluster::Leader::start(cluster, ranks, pool.jobs.clone())
+                let leader = crate::cluster::Leader::start(cluster, ranks, pool.jobs.clone(), bounds)
                     .map_err(|source| Error::Spawn { worker: pool.threads.len(), source })?;
                 pool.leader = Some(leader);
             }
             Ok(Some(pool))
         } else {
-            let received = crate::cluster::follow(&cluster)?;
+            let received = crate::cluster::follow(&cluster, &bounds)?;
             self.module = Some(ModuleSource::Received { bytes: received.module, origin: received.origin });
             self.seed = Some(received.seed);
             let built = self.build_here();
@@ -482,28 +484,34 @@ impl PoolBuilder {
                 Ok(pool) => Ok(crate::cluster::wire::JoinedPool {
                     workers: u32::try_from(pool.workers()).unwrap_or(u32::MAX),
                     engine: pool.engine_hash,
-                    settings: settings.clone(),
+                    settings: agreement.settings,
+                    env: agreement.env,
                 }),
                 Err(error) => Err(error.to_string()),
             };
-            crate::cluster::report(&cluster, joined)?;
+            crate::cluster::report(&cluster, &bounds, joined)?;
             let pool = built?;
-            crate::cluster::serve(&cluster, &pool)?;
+            crate::cluster::serve(&cluster, &pool, &bounds)?;
             drop(pool);
             drop(cluster);
             Ok(None)
         }
     }
 
-    /// The settings that change a task's result, as text that ranks of a
-    /// cluster compare.
+    /// What ranks of a cluster must agree on: the settings that change a
+    /// task's result, as text they compare and may print (so without the
+    /// values of granted environment variables, which may be secrets), and
+    /// digests of those values.
     #[cfg(feature = "mpi")]
-    fn result_settings(&self) -> String {
+    fn agreement(&self) -> crate::cluster::policy::Agreement {
         let init = self.init.as_ref().map(|init| (&init.task, &init.args));
-        format!(
+        let wasi = self.wasi.as_ref().map(WasiConfig::without_env_values);
+        let settings = format!(
             "limits {:?}, mode {:?}, init {:?}, wasi {:?}, canonicalize_nans {}, compile limits {:?}",
-            self.limits, self.mode, init, self.wasi, self.canonicalize_nans, self.compile_limits
-        )
+            self.limits, self.mode, init, wasi, self.canonicalize_nans, self.compile_limits
+        );
+        let env = crate::cluster::wire::env_digests(self.wasi.as_ref().map_or(&[][..], WasiConfig::env_vars));
+        crate::cluster::policy::Agreement { settings, env }
     }
 
     /// The plan to reset instances in place, if tasks get fresh instances,

@@ -119,6 +119,21 @@ impl WasiConfig {
         self
     }
 
+    /// The granted environment variables, `(name, value)`.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn env_vars(&self) -> &[(String, String)] {
+        &self.env
+    }
+
+    /// These grants with every environment variable's value replaced by
+    /// `<not shown>` (names kept): for text that may be printed, such as
+    /// the settings cluster ranks compare, as values may be secrets.
+    #[cfg_attr(not(feature = "mpi"), allow(dead_code))]
+    pub(crate) fn without_env_values(&self) -> WasiConfig {
+        let env = self.env.iter().map(|(name, _)| (name.clone(), "<not shown>".to_owned())).collect();
+        WasiConfig { env, ..self.clone() }
+    }
+
     /// Checks that every granted folder can be opened.
     pub(crate) fn validate(&self) -> Result<(), String> {
         for dir in &self.dirs {
