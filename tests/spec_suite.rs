@@ -352,25 +352,28 @@ impl FileReport {
 
 /// Runs one script on both engines, `rewrite` making the pool's bytes.
 fn run_script(name: &str, text: &str, engines: &Engines, rewrite: &Rewrite) -> FileReport {
-    let parsed = ParseBuffer::new(text).and_then(|buffer| {
-        let wast = parser::parse::<Wast<'_>>(&buffer)?;
-        // Run while the buffer lives: the directives borrow from it.
-        Ok(run_directives(name, text, wast, engines, rewrite))
-    });
+    let unparsable = |mut e: wast::Error| {
+        e.set_text(text);
+        FileReport::failed(name, format!("{name}: wast cannot parse it: {e}"))
+    };
+    let buffer = match ParseBuffer::new(text) {
+        Ok(buffer) => buffer,
+        Err(e) => return unparsable(e),
+    };
+    // The directives borrow from the buffer.
+    let parsed = parser::parse::<Wast<'_>>(&buffer);
     match parsed {
-        Ok(report) => report,
-        Err(mut e) => {
-            e.set_text(text);
-            FileReport::failed(name, format!("{name}: wast cannot parse it: {e}"))
-        }
+        Ok(wast) => run_directives(name, text, wast, engines, rewrite),
+        Err(e) => unparsable(e),
     }
 }
 
 fn run_directives(name: &str, text: &str, wast: Wast<'_>, engines: &Engines, rewrite: &Rewrite) -> FileReport {
-    let sides = Side::new(&engines.plain).and_then(|plain| Ok((plain, Side::new(&engines.pool)?)));
-    let (plain, pool) = match sides {
-        Ok(sides) => sides,
-        Err(e) => return FileReport::failed(name, format!("{name}: cannot set up the spectest imports: {e:#}")),
+    let (plain, pool) = match (Side::new(&engines.plain), Side::new(&engines.pool)) {
+        (Ok(plain), Ok(pool)) => (plain, pool),
+        (Err(e), _) | (_, Err(e)) => {
+            return FileReport::failed(name, format!("{name}: cannot set up the spectest imports: {e:#}"));
+        }
     };
     let mut script = Script {
         name,
@@ -609,7 +612,7 @@ impl Script<'_> {
             Ok(module) => module,
             Err(e) => return Err(self.skip_module(refusal(&format!("{e:#}")))),
         };
-        let code = match (self.rewrite)(&bytes) {
+        let code = match (self.rewrite)(bytes.as_slice()) {
             Ok(code) => code,
             Err(e) => {
                 self.fail(span, format!("the pool refuses a module the plain engine compiles: {e}"));
