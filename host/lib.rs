@@ -85,11 +85,14 @@ pub use seed::task_seed;
 pub use worker::executor::InstanceMode;
 pub use worker::stats::{PoolStats, WorkerStats};
 
-/// For wasmpool's fuzz targets (`fuzz/`) only: not part of the API, and
+/// For wasmpool's fuzz targets (`fuzz/`) and the spec-suite test
+/// (`tests/spec_suite.rs`: the load-time rewrites as a pool applies them,
+/// and an engine configured as a pool's) only: not part of the API, and
 /// may change in any release.
 #[doc(hidden)]
 pub mod __internal {
     pub use crate::cluster::wire::decode_messages_for_fuzzing;
+    pub use crate::pool::{PoolCode, pool_code, pool_engine};
     pub use crate::runtime::canonical_nans::rewrite_for_fuzzing;
     pub use crate::runtime::fresh_state::prepare_for_fuzzing;
     pub use crate::sandbox::wasi::decode_subscriptions_for_fuzzing;

@@ -15,7 +15,7 @@ use crate::runtime::engine::{
     Allocator, AllocatorKind, EngineSettings, SLOTS_PER_WORKER_ENGINE, create_engine, engines_for_workers,
 };
 use crate::runtime::instance::{InstanceConfig, Instantiator};
-use crate::runtime::module::{ModuleRules, TaskCatalog, TaskInfo, TaskModule, read_module_file};
+use crate::runtime::module::{ModuleRules, TaskCatalog, TaskInfo, TaskModule, prepare_code, read_module_file};
 use crate::runtime::typecheck;
 use crate::sandbox::interrupt::{RunLimits, Ticker};
 use crate::sandbox::limits::{CompileLimits, Limits};
@@ -601,35 +601,15 @@ impl PoolBuilder {
         }
         let (bytes, origin) = self.take_module()?;
         let is_component = component::is_component(&bytes);
-        // A component's load runs CPython's code (its task list): always
-        // with epoch checks, so the load deadline holds.
-        let epoch_checks =
-            is_component || threads && (self.limits.deadline.is_some() || self.interruptible == Some(true));
-        let settings = EngineSettings {
-            allocator: self.allocator,
-            // The pooling allocator's slots are sized for a component then.
-            component: is_component,
-            // Thread workers each get an engine (see `engines_for_workers`);
-            // a process pool's own engine only compiles.
-            instance_slots: if threads { SLOTS_PER_WORKER_ENGINE } else { 1 },
-            max_memory: self.limits.max_memory,
-            max_table_elements: self.limits.max_table_elements,
-            max_stack: self.limits.max_stack,
-            epoch_interruption: epoch_checks,
-            consume_fuel: self.limits.fuel.is_some(),
-        };
+        let settings = self.engine_settings(is_component);
+        let epoch_checks = settings.epoch_interruption;
         let (engine, allocator) = create_engine(&settings)?;
         let cache_dir = match &self.cache {
             CacheSetting::Default => cache::default_dir(),
             CacheSetting::Dir(dir) => Some(dir.clone()),
             CacheSetting::Disabled => None,
         };
-        let rules = ModuleRules {
-            compile: self.compile_limits,
-            limits: self.limits.clone(),
-            canonicalize_nans: self.canonicalize_nans,
-            marks: self.mode == InstanceMode::FreshPerTask && self.reset_in_place,
-        };
+        let rules = self.module_rules();
         if is_component {
             // The bounds on compile work, before compiling: the parser
             // walks every core module inside the component, so functions
@@ -666,6 +646,40 @@ impl PoolBuilder {
         }
         let unit = Unit::Module(module);
         Ok(Compiled { origin, settings, engine, allocator, unit, cache_dir, threads, epoch_checks, workers })
+    }
+
+    /// The settings of the engines for a module (or, if `is_component`, a
+    /// task component) under this builder's settings.
+    fn engine_settings(&self, is_component: bool) -> EngineSettings {
+        let threads = self.kind == WorkerKind::Threads;
+        // A component's load runs CPython's code (its task list): always
+        // with epoch checks, so the load deadline holds.
+        let epoch_checks =
+            is_component || threads && (self.limits.deadline.is_some() || self.interruptible == Some(true));
+        EngineSettings {
+            allocator: self.allocator,
+            // The pooling allocator's slots are sized for a component then.
+            component: is_component,
+            // Thread workers each get an engine (see `engines_for_workers`);
+            // a process pool's own engine only compiles.
+            instance_slots: if threads { SLOTS_PER_WORKER_ENGINE } else { 1 },
+            max_memory: self.limits.max_memory,
+            max_table_elements: self.limits.max_table_elements,
+            max_stack: self.limits.max_stack,
+            epoch_interruption: epoch_checks,
+            consume_fuel: self.limits.fuel.is_some(),
+        }
+    }
+
+    /// What a core module is checked against and how it is rewritten
+    /// before compiling, under this builder's settings.
+    fn module_rules(&self) -> ModuleRules {
+        ModuleRules {
+            compile: self.compile_limits,
+            limits: self.limits.clone(),
+            canonicalize_nans: self.canonicalize_nans,
+            marks: self.mode == InstanceMode::FreshPerTask && self.reset_in_place,
+        }
     }
 
     /// Workers running a task component. Thread workers: each worker's
@@ -953,4 +967,47 @@ pub(crate) struct SandboxInfo {
     pub stoppable: bool,
     /// Native stack of a worker thread: room for the Wasm stack and the host.
     pub stack_size: usize,
+}
+
+/// For the spec-suite test (`tests/spec_suite.rs`) only, through
+/// `wasmpool::__internal`: what a pool compiles for a core module. Not part
+/// of the API.
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct PoolCode {
+    /// The bytes the pool compiles: the module rewritten so that every NaN
+    /// it can observe is canonical, then prepared for resets in place.
+    pub code: Vec<u8>,
+    /// How the pool resets an instance of it between tasks: `Ok(true)` if
+    /// its writes mark their pages, `Ok(false)` if the kernel's page scan
+    /// finds them; otherwise why it is not reset in place (every task then
+    /// gets a new instance, and only the NaN rewrite applies).
+    pub reset: std::result::Result<bool, String>,
+}
+
+/// For the spec-suite test only: both load-time rewrites applied to `bytes`
+/// as a pool built with `Pool::builder().max_memory(max_memory)` (every
+/// other setting its default: canonical NaNs, a fresh state per task from
+/// an instance reset in place) applies them before compiling, through the
+/// same code (`PoolBuilder::module_rules`, then `prepare_code`, which
+/// `TaskModule::compile_cached` calls). An error is the pool's refusal of
+/// the module (a valid module the NaN rewrite fails on).
+#[doc(hidden)]
+pub fn pool_code(bytes: &[u8], max_memory: usize) -> std::result::Result<PoolCode, String> {
+    let rules = PoolBuilder::default().max_memory(max_memory).module_rules();
+    let prepared = prepare_code(bytes, "<test>", &rules).map_err(|e| e.to_string())?;
+    Ok(PoolCode { code: prepared.prepared, reset: prepared.reset.map(|plan| plan.marks) })
+}
+
+/// For the spec-suite test only: an engine with the settings of a thread
+/// pool's engines (the same code, `PoolBuilder::engine_settings`) built
+/// with `Pool::builder().max_memory(max_memory).allocator(Allocator::OnDemand)`,
+/// every other setting its default (no deadline, no fuel). On-demand
+/// allocation, the pool's fallback from pooling, because a test script
+/// keeps many instances alive at once where a worker's pooling engine has
+/// two slots.
+#[doc(hidden)]
+pub fn pool_engine(max_memory: usize) -> std::result::Result<Engine, String> {
+    let settings = PoolBuilder::default().max_memory(max_memory).allocator(Allocator::OnDemand).engine_settings(false);
+    create_engine(&settings).map(|(engine, _)| engine).map_err(|e| e.to_string())
 }

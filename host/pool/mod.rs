@@ -11,6 +11,8 @@ mod task_ref;
 pub use crate::spin::DEFAULT_IDLE_SPIN;
 pub(crate) use builder::SandboxInfo;
 pub use builder::{DEFAULT_LOAD_DEADLINE, PoolBuilder, WorkerKind};
+// For the spec-suite test only (`wasmpool::__internal`).
+pub use builder::{PoolCode, pool_code, pool_engine};
 pub use task_ref::TaskRef;
 
 use crate::error::{Error, Result, TaskError};

@@ -146,14 +146,7 @@ impl TaskModule {
             return Err(invalid(ModuleError::NotWasm));
         }
         compile_limits::check(bytes, &rules.compile, &rules.limits).map_err(|l| invalid(ModuleError::Limit(l)))?;
-        // Whether `code` is known to be valid (the NaN rewrite validated it).
-        let (code, validated) = if rules.canonicalize_nans {
-            canonical_code(bytes, &origin).map_err(invalid)?
-        } else {
-            (bytes.to_vec(), false)
-        };
-        let marks = rules.marks.then_some(rules.limits.max_memory as u64);
-        let (prepared, mut reset) = crate::runtime::fresh_state::prepare(&code, marks, validated);
+        let PreparedCode { code, prepared, mut reset } = prepare_code(bytes, &origin, rules).map_err(invalid)?;
         if let Err(why) = &reset {
             tracing::debug!(module = %crate::text::escape_line(&origin), "every task gets a new instance: {}", crate::text::escape_line(why));
         }
@@ -232,6 +225,36 @@ fn find_task<'a>(tasks: &'a [TaskInfo], by_name: &HashMap<String, usize>, name: 
         available.sort_unstable();
         Error::NoSuchTask { task: name.to_owned(), available }
     })
+}
+
+/// What the load-time rewrites make of a module's bytes, before compiling.
+pub(crate) struct PreparedCode {
+    /// The bytes rewritten so that every NaN a task can observe is canonical,
+    /// if the rules ask for it (otherwise the bytes as given): what is
+    /// compiled should `prepared` not compile.
+    pub code: Vec<u8>,
+    /// `code` prepared for resets in place (its mutable globals exported,
+    /// and its writes marking their pages where the rules and the module
+    /// allow), if `reset` is a plan; otherwise `code` again.
+    pub prepared: Vec<u8>,
+    /// How to reset an instance in place between tasks, or why it cannot be.
+    pub reset: std::result::Result<crate::runtime::fresh_state::ResetPlan, String>,
+}
+
+/// Both load-time rewrites, in the order a pool applies them: canonical
+/// NaNs first ([`crate::runtime::canonical_nans`], if
+/// `rules.canonicalize_nans`), then the preparation for resets in place
+/// ([`crate::runtime::fresh_state`]; writes marking their pages if
+/// `rules.marks`, for memories of up to `rules.limits.max_memory` bytes).
+/// [`TaskModule::compile_cached`] compiles what this returns; the spec-suite
+/// test (`tests/spec_suite.rs`) runs it against the unrewritten module.
+pub(crate) fn prepare_code(bytes: &[u8], origin: &str, rules: &ModuleRules) -> Result<PreparedCode, ModuleError> {
+    // Whether `code` is known to be valid (the NaN rewrite validated it).
+    let (code, validated) =
+        if rules.canonicalize_nans { canonical_code(bytes, origin)? } else { (bytes.to_vec(), false) };
+    let marks = rules.marks.then_some(rules.limits.max_memory as u64);
+    let (prepared, reset) = crate::runtime::fresh_state::prepare(&code, marks, validated);
+    Ok(PreparedCode { code, prepared, reset })
 }
 
 /// `bytes` rewritten so that every NaN a task can observe is canonical
