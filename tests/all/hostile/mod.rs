@@ -221,6 +221,14 @@ each_kind! {
 }
 
 each_kind! {
+    fn function_subtyping_is_refused_at_load(kind) {
+        attack_build(kind, "subtype_check", &module("subtype_check"), |e| {
+            matches!(module_error(e), Some(ModuleError::Compile(why)) if why.contains("gc"))
+        });
+    }
+}
+
+each_kind! {
     fn a_result_outside_memory_is_an_abi_violation(kind) {
         attack_task(kind, "result_outside_memory", (), |kind, f| abi_violation(kind, f, "outside guest memory"));
     }
