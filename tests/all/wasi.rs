@@ -245,6 +245,71 @@ each_kind! {
     }
 }
 
+/// A FIFO at `path` (Unix), as another program sharing a granted folder
+/// could leave one there.
+#[cfg(unix)]
+fn make_fifo(path: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(name.as_ptr(), 0o600) }, 0, "mkfifo {}", path.display());
+}
+
+#[cfg(unix)]
+each_kind! {
+    fn a_fifo_in_a_granted_folder_is_refused_not_waited_on(kind) {
+        // Opening a FIFO waits for its other end, in host code where no
+        // deadline reaches: the pool refuses whatever is not a regular file
+        // or a folder, on the descriptor it opened.
+        let dir = tempfile::tempdir().unwrap();
+        make_fifo(&dir.path().join("pipe"));
+        let pool = wasi_pool(kind, WasiConfig::new().writable_dir(dir.path(), "out"))
+            .deadline(common::scaled(Duration::from_secs(2)))
+            .build()
+            .unwrap();
+        let start = Instant::now();
+        let read = pool.call::<_, String>("read_file", "out/pipe".to_string());
+        let write = pool.call::<_, ()>("write_file", ("out/pipe".to_string(), "x".to_string()));
+        assert!(start.elapsed() < common::scaled(Duration::from_secs(2)), "{kind:?}: waited {:?}", start.elapsed());
+        for (what, result) in [("read", read.map(|_| ())), ("write", write)] {
+            match common::failure(result) {
+                TaskFailure::Failed(message) => {
+                    // Reading: refused as no regular file; writing: no reader
+                    // (ENXIO, which WASI reports as an I/O error).
+                    assert!(message.starts_with("out/pipe: "), "{kind:?} {what}: {message}")
+                }
+                other => panic!("{kind:?} {what}: {other}"),
+            }
+        }
+        // Regular files still open as before.
+        pool.call::<_, ()>("write_file", ("out/plain.txt".to_string(), "42".to_string())).unwrap();
+        assert_eq!(pool.call::<_, String>("read_file", "out/plain.txt".to_string()).unwrap(), "42");
+    }
+}
+
+each_kind! {
+    fn a_drive_letter_inside_a_path_does_not_leave_the_granted_folder(kind) {
+        // On Windows, `a/Z:name` used to pass the sandbox's checks as a
+        // folder and a plain name, and then be opened by Windows as a path
+        // on drive Z (the Unix root under Wine): GHSA-f2pq-268w-886c,
+        // patched in vendor/wasmtime-wasi. Elsewhere `Z:name` is a plain name.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        let name = format!("wasmpool-drive-escape-{}.txt", std::process::id());
+        let pool = wasi_pool(kind, WasiConfig::new().writable_dir(dir.path(), "out")).build().unwrap();
+        let written = pool.call::<_, ()>("write_file", (format!("out/a/Z:{name}"), "x".to_string()));
+        let escaped = std::env::current_dir().unwrap().join(&name);
+        let landed_outside = escaped.exists();
+        let _ = std::fs::remove_file(&escaped);
+        assert!(!landed_outside, "{kind:?}: the task wrote {} outside its folder", escaped.display());
+        if cfg!(windows) {
+            assert!(matches!(common::failure(written), TaskFailure::Failed(_)), "{kind:?}");
+        } else {
+            written.unwrap();
+            assert!(dir.path().join("a").join(format!("Z:{name}")).exists(), "{kind:?}");
+        }
+    }
+}
+
 each_kind! {
     fn a_task_flooding_stdout_is_stopped_at_the_output_cap(kind) {
         let pool = wasi_pool(kind, WasiConfig::new()).max_output(64 << 10).build().unwrap();
