@@ -164,13 +164,15 @@ fn base_config(settings: &EngineSettings) -> Config {
     config
 }
 
-/// Bytes of each linear memory reset in place (only its dirty pages, found
-/// with Linux's `PAGEMAP_SCAN`) when an instance ends, instead of returned
-/// to the kernel with `madvise`. Where the scan is unavailable nothing is
-/// kept resident, since resetting the whole region blindly costs more than
-/// the `madvise` (docs/benchmarks.md).
-const KEEP_RESIDENT: usize = 4 << 20;
-
+/// A slot's memory is reset, when its instance ends, by returning its pages
+/// to the kernel (`madvise`), never in place from wasmtime's scan of the
+/// pages written: in wasmtime 48.0.8 that scan (`PAGEMAP_SCAN`) skips a
+/// written page the kernel has swapped out, which then neither is reset
+/// nor returned, so the slot's next instance could read what the last one
+/// left there (fixed upstream in 48.0.11, which the registry lacks;
+/// `tests::a_slot_reused_after_its_pages_were_swapped_out_starts_clean`).
+/// Instances reset in place between tasks use the host's own scan
+/// (`fresh_state`), which counts swapped-out pages.
 /// What one slot of a component pool holds at most: core instances,
 /// memories and tables over all of a component's parts, as the limiter
 /// allows them (`GuestLimiter::for_component`). componentize-py's CPython
@@ -178,31 +180,22 @@ const KEEP_RESIDENT: usize = 4 << 20;
 const COMPONENT_PARTS: u32 = crate::sandbox::limiter::COMPONENT_PARTS as u32;
 
 fn pooling_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
-    let pooling = |reset_in_place: bool| {
-        let mut pool = PoolingAllocationConfig::new();
-        let slots = settings.instance_slots.max(1);
-        if settings.component {
-            pool.total_component_instances(slots)
-                .total_core_instances(slots * COMPONENT_PARTS)
-                .total_memories(slots * COMPONENT_PARTS)
-                .total_tables(slots * COMPONENT_PARTS)
-                .total_stacks(0)
-                .max_core_instances_per_component(COMPONENT_PARTS)
-                .max_memories_per_component(COMPONENT_PARTS)
-                .max_tables_per_component(COMPONENT_PARTS)
-                .max_memories_per_module(1)
-                .max_tables_per_module(COMPONENT_PARTS)
-                .max_memory_size(settings.max_memory)
-                .table_elements(settings.max_table_elements);
-            if reset_in_place {
-                pool.pagemap_scan(Enabled::Yes)
-                    .linear_memory_keep_resident(KEEP_RESIDENT)
-                    .table_keep_resident(64 << 10);
-            }
-            let mut config = base_config(settings);
-            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-            return Engine::new(&config);
-        }
+    let mut pool = PoolingAllocationConfig::new();
+    let slots = settings.instance_slots.max(1);
+    if settings.component {
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * COMPONENT_PARTS)
+            .total_memories(slots * COMPONENT_PARTS)
+            .total_tables(slots * COMPONENT_PARTS)
+            .total_stacks(0)
+            .max_core_instances_per_component(COMPONENT_PARTS)
+            .max_memories_per_component(COMPONENT_PARTS)
+            .max_tables_per_component(COMPONENT_PARTS)
+            .max_memories_per_module(1)
+            .max_tables_per_module(COMPONENT_PARTS)
+            .max_memory_size(settings.max_memory)
+            .table_elements(settings.max_table_elements);
+    } else {
         // Two memories per instance: the module's, and the map in which its
         // writes mark their pages when instances are reset in place
         // (host/runtime/fresh_state/).
@@ -215,20 +208,12 @@ fn pooling_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
             .max_tables_per_module(1)
             .max_memory_size(settings.max_memory)
             .table_elements(settings.max_table_elements);
-        if reset_in_place {
-            // A fresh instance per task makes this reset the main per-task
-            // cost: in place it is about twice as fast, and spares the other
-            // workers the TLB shootdowns `madvise` sends them.
-            pool.pagemap_scan(Enabled::Yes).linear_memory_keep_resident(KEEP_RESIDENT).table_keep_resident(64 << 10);
-        }
-        let mut config = base_config(settings);
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        Engine::new(&config)
-    };
-    pooling(true).or_else(|e| {
-        tracing::debug!("resetting memory in place is unavailable ({e:#}); using madvise");
-        pooling(false)
-    })
+    }
+    // See above: no reset from wasmtime's page scan.
+    pool.pagemap_scan(Enabled::No);
+    let mut config = base_config(settings);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&config)
 }
 
 /// A digest of what decides the code `engine` compiles: wasmtime's
@@ -240,4 +225,58 @@ pub(crate) fn compatibility_hash(engine: &Engine) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     hasher.finish()
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::runtime::swap_for_tests::{PAGE, page_out, require_swap};
+    use wasmtime::{Instance, Store};
+
+    /// The pages the first instance writes: spread over the memory's first
+    /// 4 MiB, where a reset in place would keep pages resident.
+    const WRITTEN: [usize; 8] = [0, 1, 17, 100, 255, 511, 800, 1023];
+
+    fn settings() -> EngineSettings {
+        EngineSettings {
+            allocator: Allocator::Pooling,
+            instance_slots: 1,
+            component: false,
+            max_memory: 64 << 20,
+            max_table_elements: 1000,
+            max_stack: 512 << 10,
+            epoch_interruption: false,
+            consume_fuel: false,
+        }
+    }
+
+    #[test]
+    #[ignore = "needs swap turned on: .ci/swap runs it"]
+    fn a_slot_reused_after_its_pages_were_swapped_out_starts_clean() {
+        require_swap();
+        let (engine, kind) = create_engine(&settings()).expect("a pooling engine");
+        assert_eq!(kind, AllocatorKind::Pooling);
+        let wasm = wat::parse_str(r#"(module (memory (export "memory") 256))"#).unwrap();
+        let module = Module::new(&engine, wasm).unwrap();
+        // One slot: the second instance gets the first one's memory.
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let memory = instance.get_memory(&mut store, "memory").unwrap();
+        let base = memory.data_ptr(&store);
+        for page in WRITTEN {
+            memory.data_mut(&mut store)[page * PAGE..(page + 1) * PAGE].fill(0xA5);
+        }
+        page_out(base, memory.data_size(&store), &WRITTEN);
+        drop(store);
+
+        let mut store = Store::new(&engine, ());
+        let instance = Instance::new(&mut store, &module, &[]).unwrap();
+        let memory = instance.get_memory(&mut store, "memory").unwrap();
+        assert_eq!(memory.data_ptr(&store), base, "the same slot");
+        let leaked: Vec<usize> = WRITTEN
+            .into_iter()
+            .filter(|page| memory.data(&store)[page * PAGE..(page + 1) * PAGE].iter().any(|&b| b != 0))
+            .collect();
+        assert!(leaked.is_empty(), "pages {leaked:?} kept the previous instance's bytes");
+    }
 }

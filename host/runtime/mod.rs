@@ -25,4 +25,6 @@ pub(crate) mod fresh_state;
 pub(crate) mod instance;
 pub(crate) mod module;
 pub(crate) mod outbox;
+#[cfg(all(test, target_os = "linux"))]
+pub(crate) mod swap_for_tests;
 pub(crate) mod typecheck;

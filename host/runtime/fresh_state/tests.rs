@@ -238,6 +238,36 @@ fn every_page_written_at_once_is_reset() {
     }
 }
 
+#[cfg(target_os = "linux")]
+#[test]
+#[ignore = "needs swap turned on: .ci/swap runs it"]
+fn pages_swapped_out_are_reset_too() {
+    use crate::runtime::swap_for_tests::{PAGE, page_out, require_swap};
+    require_swap();
+    for (allocator, finding) in WAYS {
+        if !available(finding) {
+            continue;
+        }
+        let fixture = fixture(allocator, finding);
+        let (mut store, instance, memory) = instantiate(&fixture);
+        let fresh = memory.data(&store).to_vec();
+        let mut snapshot =
+            Snapshot::take(&mut store, &instance, memory, &fixture.plan, fixture.image.clone()).unwrap().unwrap();
+        let pages = [0usize, 1, 17, 40, 63];
+        let task = Task {
+            writes: pages.iter().map(|&page| Write::Fill((page * PAGE) as u32, 0xa5, PAGE as u32)).collect(),
+            globals: None,
+        };
+        run(&mut store, &instance, &task);
+        page_out(memory.data_ptr(&store), memory.data_size(&store), &pages);
+        snapshot.restore(&mut store, memory).unwrap();
+        let now = memory.data(&store);
+        if let Some(at) = (0..fresh.len()).find(|&at| now[at] != fresh[at]) {
+            panic!("{allocator:?}, {finding:?}: byte {at:#x} of a swapped-out page was not reset");
+        }
+    }
+}
+
 #[test]
 fn what_the_start_function_wrote_is_kept() {
     for (allocator, finding) in WAYS {
