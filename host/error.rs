@@ -56,17 +56,22 @@ pub enum Error {
         /// The operating system's error.
         source: std::io::Error,
     },
-    /// Process mode: the worker executable is nowhere to be found.
+    /// Process mode: the worker executable is nowhere to be found, or was
+    /// found only where it cannot be trusted.
     #[error(
-        "cannot find the worker executable `{}` (looked in: {}). It is built with the host: run \
+        "cannot find the worker executable `{}` (looked in: {}{}). It is built with the host: run \
          `cargo build --bin wasmpool-worker` (or `cargo install wasmpool`), or point to it with \
          `ProcessConfig::executable` or the WASMPOOL_WORKER environment variable",
         crate::process::locate::worker_file_name(),
-        searched.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        searched.iter().map(|p| Line(&p.display().to_string()).to_string()).collect::<Vec<_>>().join(", "),
+        Refused(refused)
     )]
     WorkerNotFound {
         /// Every path that was tried.
         searched: Vec<PathBuf>,
+        /// The files found but not taken, each with why: one that other
+        /// users could have written, or put there.
+        refused: Vec<(PathBuf, String)>,
     },
     /// Process mode: a worker process could not be started.
     #[error("cannot start worker process {worker}: {}", Text(reason))]
@@ -397,6 +402,19 @@ impl fmt::Display for OfLength {
             Some(len) => write!(f, " of {len} bytes"),
             None => Ok(()),
         }
+    }
+}
+
+/// "; found but not taken: PATH (why), …", or nothing.
+struct Refused<'a>(&'a [(PathBuf, String)]);
+
+impl fmt::Display for Refused<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, (path, why)) in self.0.iter().enumerate() {
+            let lead = if i == 0 { "; found but not taken: " } else { ", " };
+            write!(f, "{lead}{} ({why})", Line(&path.display().to_string()))?;
+        }
+        Ok(())
     }
 }
 

@@ -838,8 +838,10 @@ impl PoolBuilder {
             mode: self.mode,
             init: init.cloned(),
         };
-        let executable = find_worker_executable(self.processes.explicit_executable())
-            .map_err(|searched| Error::WorkerNotFound { searched })?;
+        let executable = find_worker_executable(self.processes.explicit_executable()).map_err(|looked| {
+            let refused = looked.iter().filter_map(|(path, why)| Some((path.clone(), why.clone()?))).collect();
+            Error::WorkerNotFound { searched: looked.into_iter().map(|(path, _)| path).collect(), refused }
+        })?;
         let watchdog = Watchdog::start()
             .map_err(|e| Error::System(format!("cannot start the worker processes' watchdog: {e}")))?;
         let spawner = Spawner {

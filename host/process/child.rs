@@ -137,7 +137,7 @@ fn load(hello: &Hello, prepared: Prepared, output: &mut BufWriter<std::io::Stdou
             return Err(ExitCode::from(EXIT_PROBE));
         }
     };
-    if write_frame(&mut *output, &Reply::Ready { pid: std::process::id() }).is_err() {
+    if write_frame(&mut *output, &Reply::Ready).is_err() {
         return Err(ExitCode::SUCCESS); // The host is gone already.
     }
     Ok(served)

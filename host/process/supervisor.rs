@@ -260,7 +260,10 @@ impl Spawner {
             return Err(SpawnError::Probe(ProbeFailure::Timeout { step, limit: self.load_deadline }));
         }
         match reply {
-            Ok(Reply::Ready { pid }) => {
+            Ok(Reply::Ready) => {
+                // The process id the operating system gave it, not one the
+                // process (whose guest code has run) might claim.
+                let pid = slot.lock().as_ref().map_or(0, Child::id);
                 slot.pid.store(pid, Ordering::SeqCst);
                 tracing::debug!(worker = id, pid, "worker process ready");
                 Ok(connection)

@@ -7,7 +7,7 @@
 //!  │◀── Reply::Loaded / Refused ───────────│
 //!  │   (the load deadline starts)          │ probes one instance:
 //!  │◀── Reply::Probing(step) … ────────────│ before each step of guest code
-//!  │◀── Reply::Ready {pid} / ProbeFailed ──│
+//!  │◀── Reply::Ready / ProbeFailed ────────│
 //!  │── Request::Run {id, export, args, ───▶│ runs one task
 //!  │       seed, fuel, messages, progress} │
 //!  │◀── Reply::Sent {id, message} ─────────│ (any number, as the task
@@ -57,7 +57,7 @@ pub(crate) const MAX_AHEAD: usize = 64;
 pub(crate) const AHEAD_BYTES: usize = 1 << 20;
 
 /// Version of this protocol; host and worker must agree exactly.
-pub(crate) const PROTOCOL_VERSION: u32 = 7;
+pub(crate) const PROTOCOL_VERSION: u32 = 8;
 
 /// What the host sends.
 #[derive(Debug, Serialize, Deserialize)]
@@ -200,11 +200,9 @@ pub(crate) enum Reply {
     Probing(LoadStep),
     /// The probe failed: the module cannot serve this pool.
     ProbeFailed(ProbeFailure),
-    /// The module is loaded and probed; tasks may come.
-    Ready {
-        /// The worker's process id.
-        pid: u32,
-    },
+    /// The module is loaded and probed; tasks may come. (The host knows
+    /// the process's id from the operating system, not from the process.)
+    Ready,
     /// The worker cannot serve this pool (version mismatch, bad artifact).
     Refused {
         /// Why, for the host's error message.
@@ -241,7 +239,7 @@ impl Reply {
             Reply::Loaded => "Loaded",
             Reply::Probing(_) => "Probing",
             Reply::ProbeFailed(_) => "ProbeFailed",
-            Reply::Ready { .. } => "Ready",
+            Reply::Ready => "Ready",
             Reply::Refused { .. } => "Refused",
             Reply::Sent { .. } => "Sent",
             Reply::Done { .. } => "Done",

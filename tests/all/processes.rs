@@ -175,6 +175,13 @@ fn dropping_the_pool_leaves_no_worker_process() {
     let pids: Vec<u32> = pool.worker_pids().into_iter().flatten().collect();
     assert_eq!(pids.len(), 2);
     assert!(pids.iter().all(|&pid| process_exists(pid)));
+    // The ids are the operating system's for this process's children, not
+    // whatever a worker (which has run guest code) says.
+    for pid in &pids {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        let parent = status.lines().find_map(|line| line.strip_prefix("PPid:")).unwrap().trim();
+        assert_eq!(parent, std::process::id().to_string(), "worker {pid}");
+    }
     // Queue slow tasks, then drop: no waiting for them, and no survivors.
     let handles: Vec<_> = (0..6u64).map(|s| pool.submit::<_, u64>("pi_hits", (50_000_000u64, s)).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(50));
