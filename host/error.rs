@@ -381,6 +381,14 @@ pub enum LimitExceeded {
         /// The limit.
         limit: u64,
     },
+    /// It held more WASI handles at once (open files and folders, streams,
+    /// and the like) than a task may: each open file is a descriptor of
+    /// the host's process.
+    #[error("held more than {limit} WASI handles (open files, streams) at once")]
+    Handles {
+        /// The most a task may hold.
+        limit: u64,
+    },
 }
 
 impl LimitExceeded {
@@ -462,6 +470,7 @@ pub enum TaskFailure {
         /// The kind of trap, as wasmtime describes it.
         kind: String,
         /// The Wasm call stack, innermost first, with function names.
+        #[serde(deserialize_with = "nested::frames")]
         frames: Vec<String>,
     },
     /// The task returned `Err`; this is its message.
@@ -545,10 +554,14 @@ pub enum TaskFailure {
 /// kilobytes long would overflow the reader's stack.
 pub(crate) const MAX_NESTED_FAILURES: usize = 4;
 
+/// Most frames of a trap's backtrace, as the engines keep them
+/// (`runtime::engine`), and as many as are read back.
+pub(crate) const MAX_FRAMES: usize = 64;
+
 /// The wire form of a failure inside another: as itself, read back with
 /// the depth bounded by [`MAX_NESTED_FAILURES`].
 mod nested {
-    use super::{MAX_NESTED_FAILURES, TaskFailure};
+    use super::{MAX_FRAMES, MAX_NESTED_FAILURES, TaskFailure};
     use serde::de::Error as _;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::cell::Cell;
@@ -569,6 +582,33 @@ mod nested {
 
     pub(super) fn serialize<S: Serializer>(failure: &TaskFailure, serializer: S) -> Result<S::Ok, S::Error> {
         failure.serialize(serializer)
+    }
+
+    /// A trap's frame names, read back: at most [`MAX_FRAMES`], as many as
+    /// the engine keeps. (An empty name is one byte in a frame and a
+    /// `String` in memory: unbounded, a reply of 200 MiB would have become
+    /// gigabytes before anything could look at it.)
+    pub(super) fn frames<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+        struct Frames;
+        impl<'de> serde::de::Visitor<'de> for Frames {
+            type Value = Vec<String>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "at most {MAX_FRAMES} frame names")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+                let mut frames = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(MAX_FRAMES));
+                while let Some(frame) = seq.next_element::<String>()? {
+                    if frames.len() == MAX_FRAMES {
+                        return Err(A::Error::custom(format_args!("a trap of more than {MAX_FRAMES} frames")));
+                    }
+                    frames.push(frame);
+                }
+                Ok(frames)
+            }
+        }
+        deserializer.deserialize_seq(Frames)
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Box<TaskFailure>, D::Error> {
@@ -864,6 +904,16 @@ pub(crate) mod tests {
         // The depth is the reader's, not the thread's: a refused read leaves
         // the next one its whole depth.
         assert_eq!(postcard::from_bytes::<TaskFailure>(&bytes).unwrap(), sound);
+    }
+
+    #[test]
+    fn a_trap_of_more_frames_than_the_engine_keeps_is_refused() {
+        let trap = |n: usize| TaskFailure::Trap { kind: "unreachable".into(), frames: vec![String::new(); n] };
+        let bytes = postcard::to_allocvec(&trap(MAX_FRAMES)).unwrap();
+        assert_eq!(postcard::from_bytes::<TaskFailure>(&bytes).unwrap(), trap(MAX_FRAMES));
+        // A million empty names: a megabyte on the wire, 24 MB read whole.
+        let bytes = postcard::to_allocvec(&trap(1_000_000)).unwrap();
+        assert!(postcard::from_bytes::<TaskFailure>(&bytes).is_err());
     }
 
     #[test]

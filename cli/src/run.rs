@@ -388,12 +388,36 @@ fn writable_grant_holding(output: &Path, grants: &GrantArgs) -> Option<PathBuf> 
         Some(parent) => parent,
         None => return None,
     };
-    let folder = parent.canonicalize().ok()?;
-    grants
-        .dirs()
-        .filter(|dir| dir.writable)
-        .filter_map(|dir| Path::new(dir.host).canonicalize().ok())
-        .find(|granted| folder.starts_with(granted))
+    // Compared both as written and with links followed: a folder a task
+    // may write can hold a link that leads the rest of the path elsewhere.
+    let written = lexically_absolute(parent);
+    let folder = parent.canonicalize().ok();
+    grants.dirs().filter(|dir| dir.writable).find_map(|dir| {
+        let granted = Path::new(dir.host);
+        let as_written = lexically_absolute(granted);
+        let followed = granted.canonicalize().ok();
+        let inside = written.as_ref().zip(as_written.as_ref()).is_some_and(|(w, g)| w.starts_with(g))
+            || folder.as_ref().zip(followed.as_ref()).is_some_and(|(f, g)| f.starts_with(g));
+        inside.then(|| followed.or(as_written).unwrap_or_else(|| granted.to_owned()))
+    })
+}
+
+/// `path` made absolute against the current folder, `.` and `..` resolved
+/// by name (no link followed).
+fn lexically_absolute(path: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let absolute = if path.is_absolute() { path.to_owned() } else { std::env::current_dir().ok()?.join(path) };
+    let mut out = PathBuf::new();
+    for component in absolute.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    Some(out)
 }
 
 /// The output of a task that printed nothing.
@@ -440,6 +464,15 @@ mod tests {
         assert_eq!(writable_grant_holding(&sibling.join("out.jsonl"), &grants(&[spec.as_str()])), None);
         let read_only = GrantArgs { allow_dir: vec![spec.clone()], ..grants(&[]) };
         assert_eq!(writable_grant_holding(&shared.join("out.jsonl"), &read_only), None);
+        // Through a link a task planted in the grant, leading elsewhere.
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(&sibling, shared.join("away")).unwrap();
+            assert_eq!(
+                writable_grant_holding(&shared.join("away/out.jsonl"), &grants(&[spec.as_str()])),
+                Some(canonical.clone())
+            );
+        }
     }
 
     #[test]

@@ -42,6 +42,20 @@ pub fn read_file(path: String) -> Result<String, String> {
     std::fs::read_to_string(&path).map_err(|e| format!("{path}: {e}"))
 }
 
+/// Opens the file at `path` `times` times, holding every handle: how many
+/// opens succeeded before one failed.
+#[task]
+pub fn hold_open(path: String, times: u32) -> u32 {
+    let mut held = Vec::new();
+    while held.len() < times as usize {
+        match std::fs::File::open(&path) {
+            Ok(file) => held.push(file),
+            Err(_) => break,
+        }
+    }
+    held.len() as u32
+}
+
 /// Writes `text` to the file at `path`.
 #[task]
 pub fn write_file(path: String, text: String) -> Result<(), String> {

@@ -16,6 +16,7 @@ use super::{ClusterError, DEADLINE_RETRIES, RankStats};
 use crate::error::LimitExceeded;
 use crate::error::TaskFailure;
 use crate::runtime::instance::Outcome;
+use crate::transport::messages::unbelievable_outcome;
 use crate::worker::jobs::{CallLimits, Job, ReplyTo, TaskTarget};
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
 use mpi::environment::Universe;
@@ -374,6 +375,12 @@ impl Dispatcher {
                 result.id,
                 part.positions.len()
             ));
+        }
+        // Each outcome as a sound rank could have sent it: the message's
+        // size alone would let one outcome take the room of all of them.
+        let max_output = self.bounds.max_output();
+        if let Some(why) = result.outcomes.iter().find_map(|outcome| unbelievable_outcome(outcome, max_output)) {
+            return Err(format!("{why} for job {}", result.id));
         }
         let Some(part) = self.parts.remove(&result.id) else { return Ok(()) };
         self.ranks[slot].holding.release(part.positions.len(), part.allowance);

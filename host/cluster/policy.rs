@@ -108,6 +108,11 @@ impl MessageBounds {
         }
     }
 
+    /// The pool's output limit, which every outcome a rank sends is within.
+    pub(crate) fn max_output(&self) -> usize {
+        usize::try_from(self.max_output).unwrap_or(usize::MAX)
+    }
+
     /// The largest outcome of one input a sound rank sends: its result (at
     /// most `max_output`, and no more than an instance's memory) or a
     /// failure, with the stdout and stderr a WASI task may write (at most

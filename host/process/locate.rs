@@ -79,8 +79,9 @@ fn cargo_profile_of(dir: &Path) -> Option<&Path> {
     (matches!(inner.to_str(), Some("deps" | "examples")) && profile.join(".cargo-lock").is_file()).then_some(profile)
 }
 
-/// Whether a found executable may be run: it and its folder belong to
-/// the user or to root, and nobody else may write to them (Unix;
+/// Whether a found executable may be run: it (links followed) and its
+/// folder belong to the user or to root, and nobody else may write to
+/// them (Unix;
 /// elsewhere the folders a search looks in are the user's or the
 /// system's).
 #[cfg(unix)]
@@ -88,8 +89,10 @@ fn trusted_executable(path: &Path) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
     // SAFETY: `geteuid` has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
+    // What runs is what links lead to: the file and the folder it is in.
+    let path = std::fs::canonicalize(path).map_err(|e| format!("cannot follow its path: {e}"))?;
     let folder = path.parent().unwrap_or(Path::new("/"));
-    for (what, at) in [("file", path), ("folder", folder)] {
+    for (what, at) in [("file", path.as_path()), ("folder", folder)] {
         let metadata = std::fs::metadata(at).map_err(|e| format!("cannot look at its {what}: {e}"))?;
         if metadata.uid() != me && metadata.uid() != 0 {
             return Err(format!(
@@ -160,6 +163,11 @@ mod tests {
         // A world-writable folder, such as /tmp: anyone could have put it there.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         assert!(trusted_executable(&exe).unwrap_err().contains("other users may write to its folder"));
+        // A link from a trusted folder to a file in such a folder.
+        let trusted = tempfile::tempdir().unwrap();
+        let link = trusted.path().join(worker_file_name());
+        std::os::unix::fs::symlink(&exe, &link).unwrap();
+        assert!(trusted_executable(&link).unwrap_err().contains("other users may write to its folder"));
         // Someone else's file, where the test can make one (as root).
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         // SAFETY: `geteuid` has no preconditions.

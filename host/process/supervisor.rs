@@ -376,7 +376,7 @@ fn receive(
                 }
             }
             Reply::Done { id: of, outcome } if of == id => {
-                return match unbelievable_outcome(&outcome, limits) {
+                return match unbelievable_outcome(&outcome, limits.max_output) {
                     Some(why) => Err(format!("the worker sent {why}")),
                     None => Ok(outcome),
                 };

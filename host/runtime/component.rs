@@ -20,7 +20,7 @@
 
 use crate::error::{LimitExceeded, TaskFailure};
 use crate::runtime::cuts::{MAX_PANIC_FILE, cap, capped};
-use crate::runtime::instance::trap_failure;
+use crate::runtime::instance::{error_text, trap_failure};
 use crate::runtime::module::{ParamInfo, TaskInfo};
 use crate::runtime::outbox::{Outbox, Sent};
 use crate::sandbox::component_wasi::{self, ComponentWasiHost, Refused};
@@ -417,6 +417,9 @@ fn classify(store: &mut Store<ComponentState>, limits: &Limits, error: wasmtime:
     if let Some(refusal) = state.limiter.take_refusal() {
         return TaskFailure::Limit(refusal);
     }
+    if let Some(limit) = crate::sandbox::wasi::handles_exceeded(&error) {
+        return TaskFailure::Limit(limit);
+    }
     if let (Step::Call(copied), true) = (step, is_transfer_exhausted(&error)) {
         return TaskFailure::Limit(LimitExceeded::Output {
             what: copied.into(),
@@ -432,8 +435,8 @@ fn classify(store: &mut Store<ComponentState>, limits: &Limits, error: wasmtime:
         Some(Trap::StackOverflow) => TaskFailure::Limit(LimitExceeded::Stack { limit: limits.max_stack }),
         Some(_) => trap_failure(error),
         None => match step {
-            Step::Instantiate => TaskFailure::Instantiate(capped(format!("{error:#}"))),
-            Step::Call(_) => TaskFailure::Abi(capped(format!("{error:#}"))),
+            Step::Instantiate => TaskFailure::Instantiate(capped(error_text(&error))),
+            Step::Call(_) => TaskFailure::Abi(capped(error_text(&error))),
         },
     }
 }
@@ -499,7 +502,21 @@ mod tests {
         let names: Vec<_> = tasks.tasks.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
-            ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits"]
+            [
+                "sqrt",
+                "pi_hits",
+                "add",
+                "boom",
+                "now",
+                "hog",
+                "chatty",
+                "calls_so_far",
+                "entropy",
+                "str_hash",
+                "digits",
+                "read_text",
+                "nap"
+            ]
         );
         assert_eq!(tasks.tasks[0].doc, "The square root.");
         let run = RunLimits::default();
@@ -520,6 +537,45 @@ mod tests {
             tasks.call_json("now", "null", 0, None, &run).0,
             Err(TaskFailure::NotGranted { capability: Capability::WallClock, .. })
         ));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    #[ignore = "needs WASMPOOL_TEST_COMPONENT: a component built by componentize-py"]
+    fn a_fifo_in_a_granted_folder_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = std::ffi::CString::new(dir.path().join("pipe").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::fs::write(dir.path().join("plain.txt"), "text").unwrap();
+        let tasks = load(Limits::default(), WasiConfig::new().read_only_dir(dir.path(), "in"));
+        let run = RunLimits { deadline: Some(std::time::Duration::from_secs(5)), ..RunLimits::default() };
+        let start = std::time::Instant::now();
+        match tasks.call_json("read_text", "\"in/pipe\"", 0, None, &run).0 {
+            Err(TaskFailure::Panic { message, .. }) => assert!(message.starts_with("PermissionError"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(2), "waited {:?}", start.elapsed());
+        assert_eq!(tasks.call_json("read_text", "\"in/plain.txt\"", 0, None, &run).0.unwrap(), "\"text\"");
+    }
+
+    #[test]
+    #[ignore = "needs WASMPOOL_TEST_COMPONENT: a component built by componentize-py"]
+    fn a_granted_sleep_ends_at_the_deadline() {
+        // `time.sleep` waits in `wasi:io/poll.poll`, on the clock granted.
+        let tasks = load(Limits::default(), WasiConfig::new().monotonic_clock());
+        let limit = std::time::Duration::from_millis(300);
+        let ticker = crate::sandbox::interrupt::Ticker::start("test-epochs", {
+            let engine = compiled().0.clone();
+            move || engine.increment_epoch()
+        })
+        .unwrap();
+        let _ticking = ticker.enter();
+        let run = RunLimits { deadline: Some(limit), ..RunLimits::default() };
+        let start = std::time::Instant::now();
+        let result = tasks.call_json("nap", "3600", 0, None, &run).0;
+        assert_eq!(result, Err(TaskFailure::Limit(LimitExceeded::Deadline { limit })));
+        assert!(start.elapsed() < std::time::Duration::from_secs(5), "slept {:?}", start.elapsed());
     }
 
     #[test]

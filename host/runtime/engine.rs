@@ -135,7 +135,7 @@ pub(crate) fn engines_for_workers(
 fn base_config(settings: &EngineSettings) -> Config {
     let mut config = Config::new();
     // Backtraces (with function names) for traps.
-    config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
+    config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(crate::error::MAX_FRAMES));
     // Results that do not depend on the host CPU: Wasm leaves the sign and
     // payload of a NaN result to the hardware (x86-64 gives 0/0 a negative
     // NaN, aarch64 a positive one) and relaxed SIMD's rounding too. NaNs are

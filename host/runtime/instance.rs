@@ -483,6 +483,9 @@ fn classify(
     if let Some(overflow) = state.wasi.as_ref().and_then(TaskWasi::overflow) {
         return TaskFailure::Limit(overflow);
     }
+    if let Some(limit) = wasi::handles_exceeded(&error) {
+        return TaskFailure::Limit(limit);
+    }
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => {
             return TaskFailure::Limit(LimitExceeded::Fuel { limit: state.fuel.unwrap_or_default() });
@@ -529,6 +532,17 @@ fn linear_stack_overflowed(store: &mut Store<HostState>, config: &InstanceConfig
     }
 }
 
+/// `error`'s messages, outermost first, without the core dump and the
+/// backtrace wasmtime wraps around an error raised inside guest code (the
+/// backtrace is the failure's frames; the dump, pages of addresses).
+pub(crate) fn error_text(error: &wasmtime::Error) -> String {
+    // wasmtime adds them as the outermost contexts of the error raised.
+    let wrappers = usize::from(error.downcast_ref::<WasmCoreDump>().is_some())
+        + usize::from(error.downcast_ref::<WasmBacktrace>().is_some());
+    let parts: Vec<String> = error.chain().skip(wrappers).map(ToString::to_string).collect();
+    if parts.is_empty() { error.to_string() } else { parts.join(": ") }
+}
+
 /// A trap with its kind and Wasm backtrace.
 pub(crate) fn trap_failure(error: wasmtime::Error) -> TaskFailure {
     let frames = error
@@ -548,7 +562,7 @@ pub(crate) fn trap_failure(error: wasmtime::Error) -> TaskFailure {
         .unwrap_or_default();
     let kind = match error.downcast_ref::<Trap>() {
         Some(trap) => trap.to_string(),
-        None => capped(format!("{error:#}")),
+        None => capped(error_text(&error)),
     };
     TaskFailure::Trap { kind, frames }
 }

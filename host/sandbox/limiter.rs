@@ -25,8 +25,6 @@ pub(crate) struct GuestLimiter {
     memory_in_use: usize,
     /// The size of the host's mark map, until its one allocation is seen.
     map: Option<usize>,
-    /// The growth last allowed: given back if wasmtime then fails to make it.
-    last_growth: usize,
     /// The last growth refused since [`take_refusal`](Self::take_refusal).
     refused: Option<LimitExceeded>,
 }
@@ -69,7 +67,6 @@ impl GuestLimiter {
             tables,
             memory_in_use: 0,
             map,
-            last_growth: 0,
             refused: None,
         }
     }
@@ -86,7 +83,6 @@ impl ResourceLimiter for GuestLimiter {
     fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
         if current == 0 && self.map == Some(desired) {
             self.map = None;
-            self.last_growth = 0;
             return Ok(true);
         }
         let growth = desired.saturating_sub(current);
@@ -95,14 +91,10 @@ impl ResourceLimiter for GuestLimiter {
             self.refused = Some(LimitExceeded::Memory { requested: total as u64, limit: self.max_memory as u64 });
             return Ok(false);
         }
+        // Kept even should wasmtime then fail to make it: the count may be
+        // high, never low.
         self.memory_in_use = total;
-        self.last_growth = growth;
         Ok(true)
-    }
-
-    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
-        self.memory_in_use -= std::mem::take(&mut self.last_growth);
-        Ok(())
     }
 
     fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
@@ -152,11 +144,6 @@ mod tests {
         assert_eq!(limiter.take_refusal(), Some(LimitExceeded::Memory { requested: 1064 << 10, limit: 1 << 20 }));
         assert!(!limiter.memory_growing(600 << 10, 700 << 10, None).unwrap(), "growing one past the total");
         assert!(limiter.memory_growing(400 << 10, 424 << 10, None).unwrap(), "up to the total");
-        // A growth wasmtime could not make is given back.
-        let mut limiter = GuestLimiter::for_component(1 << 20, 10);
-        assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
-        limiter.memory_grow_failed(wasmtime::Error::msg("no room")).unwrap();
-        assert!(limiter.memory_growing(0, 1 << 20, None).unwrap());
     }
 
     #[test]

@@ -33,7 +33,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{ResourceTable, ResourceTableError};
 use wasmtime::{Caller, Linker};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -51,6 +51,19 @@ const ERRNO_INVAL: i32 = 28;
 const ERRNO_FAULT: i32 = 21;
 /// WASI errno: "not supported".
 const ERRNO_NOTSUP: i32 = 58;
+
+/// Most WASI handles (open files and folders, streams, pollables, and the
+/// like) one task may hold at once: each open file is a descriptor of the
+/// host's process, which thread workers share (wasmtime's default allows a
+/// million). CPython holds a few dozen.
+pub(crate) const MAX_HANDLES: usize = 256;
+
+/// The limit a task ran into if `error` is its table of WASI handles being
+/// full ([`MAX_HANDLES`]).
+pub(crate) fn handles_exceeded(error: &wasmtime::Error) -> Option<LimitExceeded> {
+    matches!(error.downcast_ref::<wasmtime::component::ResourceTableError>(), Some(ResourceTableError::Full))
+        .then_some(LimitExceeded::Handles { limit: MAX_HANDLES as u64 })
+}
 
 /// What a WASI task may use beyond computing; nothing by default.
 ///
@@ -147,7 +160,9 @@ impl WasiConfig {
     /// A fresh context for one task, with its output captured up to `max_output` bytes per stream.
     pub(crate) fn context(&self, max_output: usize) -> Result<TaskWasi, String> {
         let (mut builder, stdout, stderr) = self.builder(max_output)?;
-        Ok(TaskWasi { ctx: builder.build_p1(), stdout, stderr, refused: None })
+        let mut ctx = builder.build_p1();
+        wasmtime_wasi::WasiView::ctx(&mut ctx).table.set_max_capacity(MAX_HANDLES);
+        Ok(TaskWasi { ctx, stdout, stderr, refused: None })
     }
 
     /// A fresh WASI (preview 2) context for one call into a task component:
@@ -171,7 +186,9 @@ impl WasiConfig {
         // wasmtime-wasi's defaults.
         builder.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
         builder.socket_addr_check(|_, _| Box::pin(std::future::ready(false)));
-        Ok(ComponentWasi { ctx: builder.build(), table: ResourceTable::new(), stdout, stderr, random })
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_HANDLES);
+        Ok(ComponentWasi { ctx: builder.build(), table, stdout, stderr, random })
     }
 
     /// A builder with this configuration and captured output pipes.

@@ -171,13 +171,13 @@ pub(crate) fn unbelievable_sent(sent: &Sent, limits: &Limits) -> Option<String> 
     }
 }
 
-/// Why a sound worker under `limits` could not have sent `outcome`, if it
-/// could not: a result or printed output over the output limit, or a
-/// failure with more text than the host's cuts keep.
-pub(crate) fn unbelievable_outcome(outcome: &Outcome, limits: &Limits) -> Option<String> {
+/// Why a sound worker (a worker process, or a rank) under the output limit
+/// `max_output` could not have sent `outcome`, if it could not: a result or
+/// printed output over it, or a failure with more text than the host's
+/// cuts keep.
+pub(crate) fn unbelievable_outcome(outcome: &Outcome, max_output: usize) -> Option<String> {
     let over = |what: &str, len: usize| {
-        (len > limits.max_output)
-            .then(|| format!("a {what} of {len} bytes, over the output limit of {}", limits.max_output))
+        (len > max_output).then(|| format!("a {what} of {len} bytes, over the output limit of {max_output}"))
     };
     let result = match &outcome.result {
         Ok(bytes) => over("result", bytes.len()),

@@ -136,6 +136,7 @@ fn limit_name(limit: &LimitExceeded) -> &'static str {
         LimitExceeded::Fuel { .. } => "fuel",
         LimitExceeded::Stack { .. } | LimitExceeded::LinearStack => "max_stack",
         LimitExceeded::Output { .. } => "max_output",
+        LimitExceeded::Handles { .. } => "handles",
         _ => "compile_limits",
     }
 }

@@ -28,6 +28,14 @@ def test_a_module_builds_once_then_comes_from_the_cache(tmp_path):
     assert _build.cache_path(source) == first
     out = tmp_path / "out.wasm"
     assert _build.build(source, out=out) == out and out.read_bytes() == first.read_bytes()
+    # A link planted where the component goes is replaced, not written through.
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    out.unlink()
+    out.symlink_to(victim)
+    assert _build.build(source, out=out) == out
+    assert victim.read_text() == "keep me" and not out.is_symlink()
+    assert out.read_bytes() == first.read_bytes()
     # An edit is another entry (not built here: a build takes 14 s).
     source.write_text(source.read_text() + "\ndef twice(x):\n    return 2 * x\n")
     assert _build.cache_path(source) != first
@@ -85,7 +93,7 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
 
     source = TASKS
     with Pool(source, workers=2, seed=7) as pool:
-        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits"]
+        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "nap"]
         assert pool.map("sqrt", [0, 4, 9]) == [0.0, 2.0, 3.0]
         assert pool.map("add", [(1, 2), (3, 4)]) == [3, 7]
         two = pool.map("pi_hits", [1000] * 6)
@@ -230,3 +238,4 @@ def test_a_result_python_cannot_read_is_only_that_inputs_error():
         with pytest.raises(BadResult):
             pool.call("digits", 5000)
         assert pool.call("digits", 2) == 10
+

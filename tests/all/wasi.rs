@@ -287,6 +287,23 @@ each_kind! {
 }
 
 each_kind! {
+    fn a_task_holds_at_most_a_few_hundred_handles(kind) {
+        // Each open file is a descriptor of the host's process, shared by
+        // thread workers: a task opening files without end ran the host out.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("f"), "x").unwrap();
+        let pool = wasi_pool(kind, WasiConfig::new().read_only_dir(dir.path(), "in")).build().unwrap();
+        let held = pool.call::<_, u32>("hold_open", ("in/f".to_string(), 100_000u32));
+        assert_eq!(
+            common::failure(held),
+            TaskFailure::Limit(LimitExceeded::Handles { limit: 256 }),
+            "{kind:?}"
+        );
+        assert_eq!(pool.call::<_, String>("read_file", "in/f".to_string()).unwrap(), "x", "{kind:?}");
+    }
+}
+
+each_kind! {
     fn a_drive_letter_inside_a_path_does_not_leave_the_granted_folder(kind) {
         // On Windows, `a/Z:name` used to pass the sandbox's checks as a
         // folder and a plain name, and then be opened by Windows as a path

@@ -184,7 +184,7 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
     if cached is not None and cached.exists() and _trusted(cached):
         if out is None:
             return cached
-        shutil.copyfile(cached, out)
+        _replace(Path(out), _read_regular_file(cached, MAX_COMPONENT, "the cached component"), mode=0o644)
         return Path(out)
     if out is None and cached is None:
         raise BuildFailed("no private cache folder is known (XDG_CACHE_HOME, LOCALAPPDATA, HOME): give `out`")
@@ -192,9 +192,9 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
         component = _componentize(source_path, source, module_name, wit, Path(tmp))
     destination = Path(out) if out is not None else cached
     if cached is not None:
-        _store_private(cached, component)
+        _replace(cached, component)
     if out is not None:
-        Path(out).write_bytes(component)
+        _replace(Path(out), component, mode=0o644)
     return destination
 
 
@@ -289,13 +289,17 @@ def _read_regular_file(path: Path, limit: int, what: str) -> bytes:
     return data
 
 
-def _store_private(path: Path, data: bytes) -> None:
-    """Writes `data` as `path` in a private folder: a new file of this
-    user's own, renamed into place (never through an existing name)."""
+def _replace(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Writes `data` as `path` (with `mode`): a new file of this user's own
+    beside it, renamed over the name, so that nothing is written through a
+    link or a second name found there (a task allowed to write the folder
+    of `tasks.wasm` could have planted `tasks.wasm -> ~/.bashrc`)."""
     fd, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
+        if mode != 0o600 and hasattr(os, "fchmod"):
+            os.chmod(staged, mode)
         os.replace(staged, path)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -462,6 +462,96 @@ each_kind! {
     }
 }
 
+/// Imports of `wasi:sockets` at `version` to look a name up: the network
+/// (`instance-network`) and `resolve-addresses`, lowered into the core
+/// module as `network() -> handle` and `lookup(handle, name, len, retptr)`.
+fn name_lookup_imports(version: &str) -> String {
+    let errors = [
+        "unknown",
+        "access-denied",
+        "not-supported",
+        "invalid-argument",
+        "out-of-memory",
+        "timeout",
+        "concurrency-conflict",
+        "not-in-progress",
+        "would-block",
+        "invalid-state",
+        "new-socket-limit",
+        "address-not-bindable",
+        "address-in-use",
+        "remote-unreachable",
+        "connection-refused",
+        "connection-reset",
+        "connection-aborted",
+        "datagram-too-large",
+        "name-unresolvable",
+        "temporary-resolver-failure",
+        "permanent-resolver-failure",
+    ]
+    .map(|e| format!("\"{e}\""))
+    .join(" ");
+    format!(
+        r#"(import "wasi:sockets/network@{version}" (instance $network
+             (export "network" (type (sub resource)))
+             (type $codes (enum {errors}))
+             (export "error-code" (type (eq $codes)))))
+           (alias export $network "network" (type $net))
+           (alias export $network "error-code" (type $error-code))
+           (import "wasi:sockets/instance-network@{version}" (instance $instance_network
+             (alias outer $root $net (type $n))
+             (export "instance-network" (func (result (own $n))))))
+           (import "wasi:sockets/ip-name-lookup@{version}" (instance $lookup
+             (alias outer $root $net (type $n))
+             (alias outer $root $error-code (type $e))
+             (export "resolve-address-stream" (type $stream (sub resource)))
+             (export "resolve-addresses" (func (param "network" (borrow $n)) (param "name" string)
+               (result (result (own $stream) (error $e)))))))"#
+    )
+}
+
+each_kind! {
+    fn sockets_at_any_0_2_version_are_linked_and_refused(kind) {
+        // CPython imports wasi:sockets (at 0.2.0), so the linker holds it;
+        // every use is refused. A name lookup answers an error, never an
+        // address: the attack reports the error's code as its own failure.
+        for version in ["0.2.0", "0.2.3", "0.2.12"] {
+            let (_, area) = returning(&[1, 3, BIG_AT, 6]);
+            let attack = format!(
+                r#"(func $attack (result i32)
+                     call $network
+                     i32.const {BIG_AT} i32.const 9 i32.const 64
+                     call $lookup
+                     ;; result<own<stream>, error-code> at 64: 1 = err, its code at 68
+                     i32.const 64 i32.load8_u
+                     i32.const 1 i32.eq
+                     if (result i32)
+                       i32.const {BIG_AT}
+                       i32.const 64 i32.load8_u offset=4
+                       i32.const 48 i32.add
+                       i32.store8 offset=5
+                       i32.const {ATTACK_AREA}
+                     else
+                       i32.const 512
+                     end)
+                   (data (i32.const {BIG_AT}) "localhost")"#
+            );
+            let component = TaskComponent::new(&attack).extra(&area).pages(2).import(
+                &name_lookup_imports(version),
+                &[
+                    ("network", "(result i32)", "(func $instance_network \"instance-network\")"),
+                    ("lookup", "(param i32 i32 i32 i32)", "(func $lookup \"resolve-addresses\") (memory $memory)"),
+                ],
+            );
+            attack_component(kind, "name_lookup", &component, |b| b, |f| {
+                // "local" then the error code's number as one digit past '0':
+                // access-denied (1) or permanent-resolver-failure (20, '0'+20 = 'D').
+                matches!(f, TaskFailure::Failed(code) if code == "local1" || code == "localD")
+            });
+        }
+    }
+}
+
 /// Imports of `wasi:io/poll` and `wasi:clocks/monotonic-clock` (0.2.0) to
 /// sleep: `subscribe-duration` and `pollable.block`.
 const SLEEP_IMPORTS: &str = r#"

@@ -1021,6 +1021,8 @@ impl Dir {
         // end, a device's may wait for the device), then refuse anything but
         // a regular file or a directory, on the descriptor opened (no race
         // with a rename): a task may not wait where no deadline reaches it.
+        // The descriptor stays non-blocking (disk files ignore it; a
+        // pseudo-file that blocks on reading then answers EAGAIN instead).
         opts.nonblock = true;
 
         let opened = self
@@ -1032,11 +1034,6 @@ impl Dir {
                         std::io::ErrorKind::PermissionDenied,
                         "neither a regular file nor a directory",
                     ));
-                }
-                #[cfg(unix)]
-                {
-                    use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
-                    fcntl_setfl(&opened, fcntl_getfl(&opened)? - OFlags::NONBLOCK)?;
                 }
                 if metadata.is_dir() {
                     Ok(OpenResult::Dir(opened))
