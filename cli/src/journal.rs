@@ -791,6 +791,8 @@ mod tests {
     fn a_journal_is_opened_checked() {
         let dir = tempfile::tempdir().unwrap();
         let output = write(dir.path(), &[(0, "1")]);
+        #[cfg(not(unix))]
+        let _ = output;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -1023,7 +1023,11 @@ impl Dir {
         // with a rename): a task may not wait where no deadline reaches it.
         // The descriptor stays non-blocking (disk files ignore it; a
         // pseudo-file that blocks on reading then answers EAGAIN instead).
-        opts.nonblock = true;
+        // (Windows has no such flag, and no FIFOs in folders.)
+        #[cfg(not(windows))]
+        {
+            opts.nonblock = true;
+        }
 
         let opened = self
             .run_blocking::<_, std::io::Result<OpenResult>>(move |d| {
