@@ -520,6 +520,26 @@ fn a_rank_sending_more_than_its_jobs_allow_is_lost_and_its_message_never_read() 
 }
 
 #[test]
+fn a_rank_sending_one_outcome_past_the_output_limit_is_lost() {
+    if !have_mpirun("a_rank_sending_one_outcome_past_the_output_limit_is_lost") {
+        return;
+    }
+    // The message is far within what the rank's jobs allow; one outcome
+    // in it is not what a sound rank could have sent.
+    let job = roots(200);
+    let extra = ["--max-output", "4KiB", "--chunk-size", "1", "-w", "1", "--printed", "discard", "-q"];
+    let output = job.out("long_outcome.jsonl");
+    let mut command = faulty(3, "1:long-outcome");
+    job.args(&mut command, "sqrt", &output, &extra);
+    let (code, text, _) = run_within(command, &job.out("long_outcome.log"), Duration::from_secs(60));
+    assert_eq!(code, Some(75), "{text}");
+    assert!(
+        text.contains("rank 1 (host") && text.contains("a stderr of 4097 bytes, over the output limit of 4096"),
+        "{text}"
+    );
+}
+
+#[test]
 fn a_module_larger_than_a_rank_accepts_is_refused_before_it_is_sent() {
     if !have_mpirun("a_module_larger_than_a_rank_accepts_is_refused_before_it_is_sent") {
         return;

@@ -19,6 +19,9 @@ pub(crate) enum Fault {
     /// `hold`: keeps every job it is sent, unrun, and goes on sending
     /// heartbeats.
     Hold,
+    /// `long-outcome`: makes its first outcome's stderr one byte longer
+    /// than the output limit, in a message well within its size limit.
+    LongOutcome,
 }
 
 impl Fault {
@@ -28,6 +31,7 @@ impl Fault {
             Fault::AnswerLate => "answer-late",
             Fault::Oversize => "oversize",
             Fault::Hold => "hold",
+            Fault::LongOutcome => "long-outcome",
         }
     }
 }

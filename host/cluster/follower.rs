@@ -36,6 +36,7 @@ pub(crate) fn serve(cluster: &Cluster, pool: &Pool, bounds: &MessageBounds) -> R
     // Faults asked of this rank by the tests (debug builds only).
     let hold = fault::asked(cluster.rank(), Fault::Hold);
     let mut oversize = fault::asked(cluster.rank(), Fault::Oversize);
+    let mut long_outcome = fault::asked(cluster.rank(), Fault::LongOutcome);
     // Job numbers: the local pool's chunk numbers (usize) to rank 0's (u64).
     let mut ids: HashMap<usize, u64> = HashMap::new();
     let mut next_seq = 0usize;
@@ -89,6 +90,11 @@ pub(crate) fn serve(cluster: &Cluster, pool: &Pool, bounds: &MessageBounds) -> R
             let window = (pool.workers() * 2).max(2) as u64;
             let pad = bounds.up(window, window).saturating_add(1);
             outcome.output.stderr.resize(usize::try_from(pad).unwrap_or(usize::MAX), b'x');
+        }
+        if long_outcome && let Some(outcome) = done.first_mut().and_then(|result| result.outcomes.first_mut()) {
+            // One outcome past the output limit, the message within its own.
+            long_outcome = false;
+            outcome.output.stderr.resize(bounds.max_output().saturating_add(1), b'x');
         }
         if !done.is_empty() || last_sent.elapsed() >= HEARTBEAT {
             active |= !done.is_empty();
