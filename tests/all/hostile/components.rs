@@ -9,10 +9,10 @@
 //! one core module (or two), laid out by hand the way the canonical ABI
 //! lays out the world's types: [`TaskComponent`] builds them.
 
-use super::{KINDS, MAX_MEMORY, MAX_OUTPUT, SLACK, abi_violation, deadline, module_error};
+use super::{KINDS, MAX_MEMORY, MAX_OUTPUT, SLACK, abi_violation, deadline, hostile_pool, module_error};
 use std::fmt::Write as _;
 use std::time::Instant;
-use wasmpool::{Error, LimitExceeded, ModuleError, Pool, PoolBuilder, ProcessConfig, TaskFailure, WorkerKind};
+use wasmpool::{Error, LimitExceeded, ModuleError, PoolBuilder, TaskFailure, WorkerKind};
 
 /// Where the describe and call results live in the core module's memory.
 const DESCRIBE_AREA: u32 = 1024;
@@ -211,18 +211,6 @@ fn returning(area: &[u32]) -> (String, String) {
     )
 }
 
-fn component_pool(kind: WorkerKind, bytes: Vec<u8>) -> PoolBuilder {
-    Pool::builder()
-        .module_bytes(bytes)
-        .workers(1)
-        .deadline(deadline())
-        .max_memory(MAX_MEMORY)
-        .max_output(MAX_OUTPUT)
-        .disable_cache()
-        .processes(ProcessConfig::new().max_retries(0))
-        .worker_kind(kind)
-}
-
 /// Runs `attack` of `component` in a pool of `kind` (set up further by
 /// `configure`), checks its failure with `expected`, and that the pool
 /// then serves `ok`.
@@ -233,7 +221,7 @@ fn attack_component(
     configure: impl Fn(PoolBuilder) -> PoolBuilder,
     expected: impl Fn(&TaskFailure) -> bool,
 ) {
-    let pool = configure(component_pool(kind, component.build()))
+    let pool = configure(hostile_pool(kind, component.build()))
         .build()
         .unwrap_or_else(|e| panic!("{name} ({kind:?}): the pool should build: {e}"));
     let start = Instant::now();
@@ -251,7 +239,7 @@ fn attack_component(
 /// Builds a pool of `component`, which must be refused with `expected`.
 fn refuse_component(kind: WorkerKind, name: &str, component: &TaskComponent, expected: impl Fn(&Error) -> bool) {
     let start = Instant::now();
-    let error = component_pool(kind, component.build()).build().expect_err("the component should be refused");
+    let error = hostile_pool(kind, component.build()).build().expect_err("the component should be refused");
     assert!(expected(&error), "{name} ({kind:?}): unexpected error: {error}");
     assert!(start.elapsed() < deadline() + SLACK, "{name} ({kind:?}): the refusal took {:?}", start.elapsed());
 }
@@ -264,7 +252,7 @@ fn output_limit(failure: &TaskFailure, what: &str, len: Option<u64>) -> bool {
 fn a_harmless_component_serves_in_both_kinds() {
     let component = TaskComponent::new("(func $attack (result i32) i32.const 512)");
     for kind in KINDS {
-        let pool = component_pool(kind, component.build()).build().unwrap();
+        let pool = hostile_pool(kind, component.build()).build().unwrap();
         let names: Vec<_> = pool.tasks().iter().map(|t| t.name.clone()).collect();
         assert_eq!(names, ["attack", "ok"], "{kind:?}");
         assert_eq!(pool.task("attack").unwrap().json().unwrap().call("null").unwrap(), "42", "{kind:?}");
