@@ -392,6 +392,12 @@ pub enum LimitExceeded {
 }
 
 impl LimitExceeded {
+    /// The output limit `what` (a result, a message, …) of `len` bytes ran
+    /// into, if it is over `limit`.
+    pub(crate) fn output_over(what: &str, len: usize, limit: usize) -> Option<LimitExceeded> {
+        (len > limit).then(|| LimitExceeded::Output { what: what.into(), len: Some(len as u64), limit: limit as u64 })
+    }
+
     /// How many bytes of text it holds (see [`TaskFailure::text_len`]).
     fn text_len(&self) -> usize {
         match self {

@@ -115,8 +115,8 @@ impl ComponentState {
     }
 
     fn send_checked(&mut self, message: &[u8]) -> wasmtime::Result<()> {
-        if message.len() > self.max_message {
-            return Err(wasmtime::Error::new(message_too_long(message.len(), self.max_message)));
+        if let Some(limit) = LimitExceeded::output_over("message", message.len(), self.max_message) {
+            return Err(wasmtime::Error::new(limit));
         }
         if self.outbox.is_none() {
             return Ok(());
@@ -125,18 +125,14 @@ impl ComponentState {
     }
 }
 
-fn message_too_long(len: usize, limit: usize) -> LimitExceeded {
-    LimitExceeded::Output { what: "message".into(), len: Some(len as u64), limit: limit as u64 }
-}
-
 /// The world's `send`, taking the message as the guest's string: its
 /// length is checked before its bytes are copied (and copied only if
 /// someone listens).
 fn send_message(mut store: StoreContextMut<'_, ComponentState>, (message,): (WasmStr,)) -> wasmtime::Result<()> {
     let max_message = store.data().max_message;
     let text = message.to_str(&store)?;
-    if text.len() > max_message {
-        return Err(wasmtime::Error::new(message_too_long(text.len(), max_message)));
+    if let Some(limit) = LimitExceeded::output_over("message", text.len(), max_message) {
+        return Err(wasmtime::Error::new(limit));
     }
     let bytes = text.as_bytes().to_vec();
     store.data_mut().send_checked(&bytes)
@@ -306,15 +302,10 @@ impl TaskComponent {
 
     /// A task's result, if within the output limit.
     fn checked_result(&self, json: String) -> Result<String, TaskFailure> {
-        let limit = self.limits.max_output;
-        if json.len() > limit {
-            return Err(TaskFailure::Limit(LimitExceeded::Output {
-                what: "result".into(),
-                len: Some(json.len() as u64),
-                limit: limit as u64,
-            }));
+        match LimitExceeded::output_over("result", json.len(), self.limits.max_output) {
+            Some(limit) => Err(TaskFailure::Limit(limit)),
+            None => Ok(json),
         }
-        Ok(json)
     }
 }
 

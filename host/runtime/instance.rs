@@ -330,13 +330,8 @@ impl GuestInstance {
         let (payload_ptr, payload_len) = (header.payload_ptr as usize, header.payload_len as usize);
         match header.status {
             abi::status::OK => {
-                let limit = self.config.limits.max_output;
-                if payload_len > limit {
-                    return Err(TaskFailure::Limit(LimitExceeded::Output {
-                        what: "result".into(),
-                        len: Some(payload_len as u64),
-                        limit: limit as u64,
-                    }));
+                if let Some(limit) = LimitExceeded::output_over("result", payload_len, self.config.limits.max_output) {
+                    return Err(TaskFailure::Limit(limit));
                 }
                 Ok(self.read(payload_ptr, payload_len, "the result payload")?.to_vec())
             }
@@ -414,12 +409,8 @@ fn record_panic(
 /// [`abi::send_status`]; a message over `max_message` bytes stops the task.
 fn send_message(mut caller: Caller<'_, HostState>, ptr: i32, len: i32, max_message: usize) -> wasmtime::Result<i32> {
     let len = len as u32 as usize;
-    if len > max_message {
-        return Err(wasmtime::Error::new(LimitExceeded::Output {
-            what: "message".into(),
-            len: Some(len as u64),
-            limit: max_message as u64,
-        }));
+    if let Some(limit) = LimitExceeded::output_over("message", len, max_message) {
+        return Err(wasmtime::Error::new(limit));
     }
     if caller.data().outbox.is_none() {
         return Ok(abi::send_status::NOBODY_LISTENS);
