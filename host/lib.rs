@@ -64,6 +64,7 @@ mod spin;
 mod sync;
 pub mod text;
 mod transport;
+mod trust;
 mod worker;
 
 pub use error::{Capability, Error, FailureKind, LimitExceeded, LoadStep, ModuleError, Result, TaskError, TaskFailure};

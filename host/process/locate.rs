@@ -8,6 +8,7 @@
 //! skipped. A path the user names (`ProcessConfig::executable`,
 //! `$WASMPOOL_WORKER`) is the user's choice and only has to exist.
 
+use crate::trust::{Owners, trusted};
 use std::path::{Path, PathBuf};
 
 /// The environment variable that names the worker executable.
@@ -81,34 +82,16 @@ fn cargo_profile_of(dir: &Path) -> Option<&Path> {
 
 /// Whether a found executable may be run: it (links followed) and its
 /// folder belong to the user or to root, and nobody else may write to
-/// them (Unix;
-/// elsewhere the folders a search looks in are the user's or the
-/// system's).
-#[cfg(unix)]
+/// them (Unix; elsewhere the folders a search looks in are the user's or
+/// the system's).
 fn trusted_executable(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: `geteuid` has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
     // What runs is what links lead to: the file and the folder it is in.
     let path = std::fs::canonicalize(path).map_err(|e| format!("cannot follow its path: {e}"))?;
     let folder = path.parent().unwrap_or(Path::new("/"));
     for (what, at) in [("file", path.as_path()), ("folder", folder)] {
-        let metadata = std::fs::metadata(at).map_err(|e| format!("cannot look at its {what}: {e}"))?;
-        if metadata.uid() != me && metadata.uid() != 0 {
-            return Err(format!(
-                "its {what} belongs to user {}, neither the current user ({me}) nor root",
-                metadata.uid()
-            ));
-        }
-        if metadata.mode() & 0o022 != 0 {
-            return Err(format!("other users may write to its {what} (mode {:o})", metadata.mode() & 0o777));
-        }
+        let metadata = std::fs::metadata(at).map_err(|e| format!("cannot look at the {what}: {e}"))?;
+        trusted(&metadata, what, Owners::UserOrRoot)?;
     }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn trusted_executable(_path: &Path) -> Result<(), String> {
     Ok(())
 }
 
@@ -158,16 +141,16 @@ mod tests {
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(trusted_executable(&exe), Ok(()));
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(trusted_executable(&exe).unwrap_err().contains("other users may write to its file"));
+        assert!(trusted_executable(&exe).unwrap_err().contains("other users may write to the file"));
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
         // A world-writable folder, such as /tmp: anyone could have put it there.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
-        assert!(trusted_executable(&exe).unwrap_err().contains("other users may write to its folder"));
+        assert!(trusted_executable(&exe).unwrap_err().contains("other users may write to the folder"));
         // A link from a trusted folder to a file in such a folder.
         let trusted = tempfile::tempdir().unwrap();
         let link = trusted.path().join(worker_file_name());
         std::os::unix::fs::symlink(&exe, &link).unwrap();
-        assert!(trusted_executable(&link).unwrap_err().contains("other users may write to its folder"));
+        assert!(trusted_executable(&link).unwrap_err().contains("other users may write to the folder"));
         // Someone else's file, where the test can make one (as root).
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         // SAFETY: `geteuid` has no preconditions.

@@ -29,6 +29,7 @@
 //! [`PoolBuilder::cache_dir`](crate::PoolBuilder::cache_dir) is trusted as
 //! given.
 
+use crate::trust::{Owners, trusted};
 use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::hash::{Hash, Hasher};
@@ -171,29 +172,7 @@ fn private_dir(dir: &Path) -> Result<(), String> {
     if !metadata.is_dir() {
         return Err("it is not a folder".into());
     }
-    trusted(&metadata, "folder")
-}
-
-/// Whether a file or folder may be trusted with native code: owned by the
-/// current user, and writable by nobody else (Unix; elsewhere, see the
-/// module's docs).
-#[cfg(unix)]
-fn trusted(metadata: &std::fs::Metadata, what: &str) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: `geteuid` has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if metadata.uid() != me {
-        return Err(format!("the {what} belongs to user {}, not to the current user ({me})", metadata.uid()));
-    }
-    if metadata.mode() & 0o022 != 0 {
-        return Err(format!("other users may write to the {what} (mode {:o})", metadata.mode() & 0o777));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn trusted(_metadata: &std::fs::Metadata, _what: &str) -> Result<(), String> {
-    Ok(())
+    trusted(&metadata, "folder", Owners::User)
 }
 
 /// Loads a cache entry if it is trusted, intact and wasmtime accepts it;
@@ -203,7 +182,11 @@ fn load<A: Artifact>(engine: &Engine, path: &Path) -> Option<A> {
     let mut file = File::open(path).ok()?;
     // Checked through the open file: what is read below is what was checked.
     let checked = file.metadata().map_err(|e| e.to_string()).and_then(|metadata| {
-        if !metadata.is_file() { Err("not a regular file".to_owned()) } else { trusted(&metadata, "entry") }
+        if !metadata.is_file() {
+            Err("not a regular file".to_owned())
+        } else {
+            trusted(&metadata, "entry", Owners::User)
+        }
     });
     if let Err(why) = checked {
         tracing::warn!(path = %path.display(), "not loading a module cache entry: {why}");
