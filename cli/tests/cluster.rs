@@ -456,6 +456,13 @@ fn roots(lines: usize) -> Job {
     Job::new(lines, |i| format!("{}", i + 1))
 }
 
+/// A job of `lines` inputs of a few milliseconds each (`spin`): rank 0's
+/// own worker cannot finish them all before the other ranks get theirs,
+/// as it may square roots.
+fn spins(lines: usize) -> Job {
+    Job::new(lines, |_| "3000000".to_string())
+}
+
 #[test]
 fn a_rank_answering_set_up_twice_cannot_stand_in_for_a_missing_one() {
     if !have_mpirun("a_rank_answering_set_up_twice_cannot_stand_in_for_a_missing_one") {
@@ -508,11 +515,11 @@ fn a_rank_sending_more_than_its_jobs_allow_is_lost_and_its_message_never_read() 
     // may send about 2 MiB (a failure may take a result's place, and stdout
     // and stderr come with it); rank 1 pads its first results past that,
     // in a message that decodes.
-    let job = roots(200);
+    let job = spins(200);
     let extra = ["--max-output", "4KiB", "--chunk-size", "1", "-w", "1", "--printed", "discard", "-q"];
     let output = job.out("oversize.jsonl");
     let mut command = faulty(3, "1:oversize");
-    job.args(&mut command, "sqrt", &output, &extra);
+    job.args(&mut command, "spin", &output, &extra);
     let (code, text, _) = run_within(command, &job.out("oversize.log"), Duration::from_secs(60));
     assert_eq!(code, Some(75), "{text}");
     assert!(text.contains("rank 1 (host") && text.contains("bytes, more than the"), "{text}");
@@ -526,11 +533,11 @@ fn a_rank_sending_one_outcome_past_the_output_limit_is_lost() {
     }
     // The message is far within what the rank's jobs allow; one outcome
     // in it is not what a sound rank could have sent.
-    let job = roots(200);
+    let job = spins(200);
     let extra = ["--max-output", "4KiB", "--chunk-size", "1", "-w", "1", "--printed", "discard", "-q"];
     let output = job.out("long_outcome.jsonl");
     let mut command = faulty(3, "1:long-outcome");
-    job.args(&mut command, "sqrt", &output, &extra);
+    job.args(&mut command, "spin", &output, &extra);
     let (code, text, _) = run_within(command, &job.out("long_outcome.log"), Duration::from_secs(60));
     assert_eq!(code, Some(75), "{text}");
     assert!(
