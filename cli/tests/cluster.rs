@@ -489,19 +489,19 @@ fn a_rank_that_answers_but_holds_its_jobs_is_lost_and_resume_finishes_the_job() 
     // say it is alive: never silent, never done. Each job of one input may
     // take 3 × 300 ms + 100 ms, behind the other job the rank holds, and
     // the rank timeout on top: found within seconds, not never.
-    let job = roots(200);
+    let job = spins(200);
     let extra = ["--deadline", "300ms", "--chunk-size", "1", "-w", "1"];
-    let whole = job.local("sqrt", "whole.jsonl", &extra);
+    let whole = job.local("spin", "whole.jsonl", &extra);
     let output = job.out("held.jsonl");
     let mut command = faulty(3, "1:hold");
-    job.args(&mut command, "sqrt", &output, &extra);
+    job.args(&mut command, "spin", &output, &extra);
     command.args(["--rank-timeout", "3s", "-q"]);
     let (code, text, took) = run_within(command, &job.out("held.log"), Duration::from_secs(60));
     assert_eq!(code, Some(75), "a rank that makes no progress is lost: {text}");
     assert!(text.contains("rank 1 (host") && text.contains("held a job of 1 input(s)"), "{text}");
     assert!(text.contains("--resume"), "{text}");
     assert!(took < Duration::from_secs(30), "found {took:?} after the start");
-    let out = job.cluster(3, "sqrt", &output, &extra).arg("--resume").output().unwrap();
+    let out = job.cluster(3, "spin", &output, &extra).arg("--resume").output().unwrap();
     assert!(out.status.success(), "resume: {}", stderr(&out));
     assert!(std::fs::read(&output).unwrap() == whole, "every line exactly once after the resume");
 }
