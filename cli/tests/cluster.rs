@@ -506,6 +506,21 @@ fn a_rank_that_answers_but_holds_its_jobs_is_lost_and_resume_finishes_the_job() 
     assert!(std::fs::read(&output).unwrap() == whole, "every line exactly once after the resume");
 }
 
+/// Runs 200 `spin` inputs of 4 KiB results at most over 3 ranks, rank 1
+/// committing `fault` (about what it sends); checks that the job stops
+/// with status 75 (a rank lost, the results so far kept for `--resume`)
+/// and returns its stderr.
+fn lost_for_what_it_sends(fault: &str) -> String {
+    let job = spins(200);
+    let extra = ["--max-output", "4KiB", "--chunk-size", "1", "-w", "1", "--printed", "discard", "-q"];
+    let output = job.out(&format!("{fault}.jsonl"));
+    let mut command = faulty(3, &format!("1:{fault}"));
+    job.args(&mut command, "spin", &output, &extra);
+    let (code, text, _) = run_within(command, &job.out(&format!("{fault}.log")), Duration::from_secs(60));
+    assert_eq!(code, Some(75), "{text}");
+    text
+}
+
 #[test]
 fn a_rank_sending_more_than_its_jobs_allow_is_lost_and_its_message_never_read() {
     if !have_mpirun("a_rank_sending_more_than_its_jobs_allow_is_lost_and_its_message_never_read") {
@@ -515,13 +530,7 @@ fn a_rank_sending_more_than_its_jobs_allow_is_lost_and_its_message_never_read() 
     // may send about 2 MiB (a failure may take a result's place, and stdout
     // and stderr come with it); rank 1 pads its first results past that,
     // in a message that decodes.
-    let job = spins(200);
-    let extra = ["--max-output", "4KiB", "--chunk-size", "1", "-w", "1", "--printed", "discard", "-q"];
-    let output = job.out("oversize.jsonl");
-    let mut command = faulty(3, "1:oversize");
-    job.args(&mut command, "spin", &output, &extra);
-    let (code, text, _) = run_within(command, &job.out("oversize.log"), Duration::from_secs(60));
-    assert_eq!(code, Some(75), "{text}");
+    let text = lost_for_what_it_sends("oversize");
     assert!(text.contains("rank 1 (host") && text.contains("bytes, more than the"), "{text}");
     assert!(text.contains("its jobs allow"), "{text}");
 }
@@ -533,13 +542,7 @@ fn a_rank_sending_one_outcome_past_the_output_limit_is_lost() {
     }
     // The message is far within what the rank's jobs allow; one outcome
     // in it is not what a sound rank could have sent.
-    let job = spins(200);
-    let extra = ["--max-output", "4KiB", "--chunk-size", "1", "-w", "1", "--printed", "discard", "-q"];
-    let output = job.out("long_outcome.jsonl");
-    let mut command = faulty(3, "1:long-outcome");
-    job.args(&mut command, "spin", &output, &extra);
-    let (code, text, _) = run_within(command, &job.out("long_outcome.log"), Duration::from_secs(60));
-    assert_eq!(code, Some(75), "{text}");
+    let text = lost_for_what_it_sends("long-outcome");
     assert!(
         text.contains("rank 1 (host") && text.contains("a stderr of 4097 bytes, over the output limit of 4096"),
         "{text}"
