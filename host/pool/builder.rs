@@ -535,6 +535,7 @@ impl PoolBuilder {
             wasi: self.wasi.clone(),
             stack_pointer: module.stack_pointer,
             reset: self.reset_plan(module),
+            component_reset: false,
         };
         let init = self.init_call(module, seed)?;
         // Loading is bounded by the load deadline, and by the task
@@ -620,6 +621,15 @@ impl PoolBuilder {
                 Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Compile(format!("{e:#}")) }
             })?;
             let unit = Unit::Component(compiled);
+            let component_reset = self.mode == InstanceMode::FreshPerTask
+                && self.reset_in_place
+                && match crate::runtime::fresh_state::check_component(&bytes) {
+                    Ok(()) => true,
+                    Err(why) => {
+                        tracing::debug!("every input gets a new instance of the component: {why}");
+                        false
+                    }
+                };
             if self.wasi.is_none() {
                 self.wasi = Some(WasiConfig::new());
             }
@@ -633,6 +643,7 @@ impl PoolBuilder {
                 threads,
                 epoch_checks,
                 workers,
+                component_reset,
             });
         }
         let module = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
@@ -645,7 +656,18 @@ impl PoolBuilder {
             }
         }
         let unit = Unit::Module(module);
-        Ok(Compiled { origin, settings, engine, allocator, unit, cache_dir, threads, epoch_checks, workers })
+        Ok(Compiled {
+            origin,
+            settings,
+            engine,
+            allocator,
+            unit,
+            cache_dir,
+            threads,
+            epoch_checks,
+            workers,
+            component_reset: false,
+        })
     }
 
     /// The settings of the engines for a module (or, if `is_component`, a
@@ -718,6 +740,8 @@ impl PoolBuilder {
             engines.push((engine, copy));
         }
         let (components, ticker) = self.load_components(origin, &engines)?;
+        let components: Vec<TaskComponent> =
+            components.into_iter().map(|c| c.with_resets(compiled.component_reset)).collect();
         let wasi = self.wasi.clone().unwrap_or_default();
         let tasks = TaskCatalog::new(components[0].tasks.clone(), origin.clone());
         tracing::debug!(workers = compiled.workers, module = %crate::text::escape_line(origin), tasks = tasks.tasks.len(), "starting pool of a task component");
@@ -742,6 +766,7 @@ impl PoolBuilder {
                 wasi: Some(wasi),
                 stack_pointer: None,
                 reset: None,
+                component_reset: compiled.component_reset,
             };
             self.process_backend(compiled, (code, CodeKind::Component), config, None, load_limit)?.0
         };
@@ -947,6 +972,9 @@ struct Compiled {
     /// be stopped: `PoolBuilder::interruptible`, or a deadline).
     epoch_checks: bool,
     workers: usize,
+    /// For a task component: whether workers reset one instance in place
+    /// between inputs (fresh state per input, the component allowing it).
+    component_reset: bool,
 }
 
 /// What was compiled: a core module (tasks written in Rust, the ABI of

@@ -126,6 +126,7 @@ fn load(hello: &Hello, prepared: Prepared, output: &mut BufWriter<std::io::Stdou
             let config = &hello.instance;
             let wasi = config.wasi.clone().unwrap_or_default();
             TaskComponent::new(&engine, &component, config.limits.clone(), wasi, config.epoch_checks, &run)
+                .map(|component| component.with_resets(config.component_reset))
                 .map(|component| Served::Component(ComponentTasks::new(component, hello.mode)))
                 .map_err(|failure| ProbeFailure::at(LoadStep::TaskList, failure))
         }

@@ -724,6 +724,7 @@ mod tests {
                 wasi: None,
                 stack_pointer: None,
                 reset: None,
+                component_reset: false,
             },
             mode: InstanceMode::FreshPerTask,
             init: None,

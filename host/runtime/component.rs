@@ -20,6 +20,7 @@
 
 use crate::error::{LimitExceeded, TaskFailure};
 use crate::runtime::cuts::{MAX_PANIC_FILE, cap, capped};
+use crate::runtime::fresh_state::{NotRestored, StoreSnapshot};
 use crate::runtime::instance::{error_text, trap_failure};
 use crate::runtime::module::{ParamInfo, TaskInfo};
 use crate::runtime::outbox::{Outbox, Sent};
@@ -147,6 +148,9 @@ pub(crate) struct TaskComponent {
     limits: Limits,
     wasi: WasiConfig,
     epoch_checks: bool,
+    /// Whether inputs get a fresh state by resetting one instance in place
+    /// ([`with_resets`](Self::with_resets)).
+    resets: bool,
     /// The tasks, as the component describes them.
     pub tasks: Vec<TaskInfo>,
 }
@@ -174,12 +178,22 @@ impl TaskComponent {
         linker.allow_shadowing(false);
         let pre = linker.instantiate_pre(component).map_err(link_error)?;
         let pre = bindings::TaskModulePre::new(pre).map_err(link_error)?;
-        let mut this = TaskComponent { engine: engine.clone(), pre, limits, wasi, epoch_checks, tasks: Vec::new() };
+        let mut this =
+            TaskComponent { engine: engine.clone(), pre, limits, wasi, epoch_checks, resets: false, tasks: Vec::new() };
         let (mut store, instance) = this.instantiate(0, None, run)?;
         let described = instance.wasmpool_task_tasks().call_describe(&mut store);
         let described = described.map_err(|e| classify(&mut store, &this.limits, e, Step::Call("task list")))?;
         this.tasks = checked_tasks(described)?;
         Ok(this)
+    }
+
+    /// Makes [`call_json_fresh`](Self::call_json_fresh) reset one
+    /// instance in place between inputs (`fresh_state::whole_store`), if
+    /// `reset` and this system can; else every input gets a new instance.
+    /// Only for a component [`check_component`](crate::runtime::fresh_state::check_component) passed.
+    pub(crate) fn with_resets(mut self, reset: bool) -> Self {
+        self.resets = reset && crate::runtime::fresh_state::dirty_pages::DirtyPages::get().is_some();
+        self
     }
 
     fn instantiate(
@@ -189,9 +203,12 @@ impl TaskComponent {
         run: &RunLimits,
     ) -> Result<(Store<ComponentState>, bindings::TaskModule), TaskFailure> {
         let limits = &self.limits;
+        // Instantiation draws from one stream whatever the input (which
+        // draws from the start of its own, `reseed` below): a new instance
+        // is the same for every input, and the same as a reset one.
         let wasi = self
             .wasi
-            .component_context(limits.max_output, limits.max_memory, seed)
+            .component_context(limits.max_output, limits.max_memory, INSTANTIATION_SEED)
             .map_err(TaskFailure::Instantiate)?;
         let state = ComponentState {
             wasi,
@@ -214,6 +231,13 @@ impl TaskComponent {
         self.prepare_call(&mut store, seed, outbox, run)?;
         let instance =
             self.pre.instantiate(&mut store).map_err(|e| classify(&mut store, limits, e, Step::Instantiate))?;
+        // The runner's start (`call("", "")`, wit/wasmpool-task.wit): it
+        // opens the standard streams. A component without one says it has
+        // no such task, which is fine.
+        let _answer: Result<String, CallError> = instance
+            .wasmpool_task_tasks()
+            .call_call(&mut store, "", "")
+            .map_err(|e| classify(&mut store, limits, e, Step::Instantiate))?;
         Ok((store, instance))
     }
 
@@ -282,6 +306,94 @@ impl TaskComponent {
             Ok(held) => held,
             Err(failure) => return (Err(failure), TaskOutput::default()),
         };
+        let (result, output, sound) = self.call_in(&mut held, name, args, seed);
+        if sound {
+            *kept = Some(held);
+        }
+        (result, output)
+    }
+
+    /// [`call_json`](Self::call_json), in the instance `slot` keeps and
+    /// puts back after each input as it was before the first
+    /// (`fresh_state::whole_store`): the same results, at the cost of a
+    /// call in a kept instance. Where the instance cannot be put back (it
+    /// trapped, its memory grew, this system has no page scan), the next
+    /// input gets a new one, as without resets.
+    pub(crate) fn call_json_fresh(
+        &self,
+        slot: &mut ResetSlot,
+        name: &str,
+        args: &str,
+        seed: u64,
+        outbox: Option<Box<dyn Outbox>>,
+        run: &RunLimits,
+    ) -> (Result<String, TaskFailure>, TaskOutput) {
+        if !self.resets || slot.unavailable.is_some() {
+            return self.call_json(name, args, seed, outbox, run);
+        }
+        let (mut held, snapshot) = match slot.ready.take() {
+            Some((mut held, snapshot)) => match self.prepare_call(&mut held.store, seed, outbox, run) {
+                Ok(()) => (held, Some(snapshot)),
+                Err(failure) => return (Err(failure), TaskOutput::default()),
+            },
+            None => {
+                let (store, instance) = match self.instantiate(seed, outbox, run) {
+                    Ok(made) => made,
+                    Err(failure) => return (Err(failure), TaskOutput::default()),
+                };
+                let mut held = KeptInstance { store, instance };
+                let snapshot = match self.snapshot(slot, &mut held, run) {
+                    Ok(snapshot) => Some(snapshot),
+                    Err(NotRestored(why)) => {
+                        tracing::debug!("every input gets a new instance: {why}");
+                        slot.unavailable = Some(why);
+                        None
+                    }
+                };
+                (held, snapshot)
+            }
+        };
+        let (result, output, sound) = self.call_in(&mut held, name, args, seed);
+        if let (true, Some(mut snapshot), Some(pristine)) = (sound, snapshot, slot.pristine.as_ref()) {
+            let handles = held.store.data_mut().wasi.handles();
+            match snapshot.restore(&mut held.store, pristine, handles) {
+                Ok(()) => slot.ready = Some((held, snapshot)),
+                Err(NotRestored(why)) => tracing::debug!("the next input gets a new instance: {why}"),
+            }
+        }
+        (result, output)
+    }
+
+    /// The snapshot of `held`, new and not yet called, against the
+    /// pristine instance `slot` keeps (made now if it has none, under
+    /// `run`'s limits).
+    fn snapshot(
+        &self,
+        slot: &mut ResetSlot,
+        held: &mut KeptInstance,
+        run: &RunLimits,
+    ) -> Result<StoreSnapshot, NotRestored> {
+        if slot.pristine.is_none() {
+            let (store, _) = self
+                .instantiate(INSTANTIATION_SEED, None, run)
+                .map_err(|failure| NotRestored(format!("a pristine instance failed: {failure}")))?;
+            slot.pristine = Some(store);
+        }
+        let pristine = slot.pristine.as_mut().ok_or_else(|| NotRestored("no pristine instance".into()))?;
+        let handles = held.store.data_mut().wasi.handles();
+        StoreSnapshot::take(&mut held.store, pristine, handles)
+    }
+
+    /// Calls the task `name` in `held`, prepared for the input: the
+    /// result, the output, and whether the instance is still sound (the
+    /// call did not trap).
+    fn call_in(
+        &self,
+        held: &mut KeptInstance,
+        name: &str,
+        args: &str,
+        seed: u64,
+    ) -> (Result<String, TaskFailure>, TaskOutput, bool) {
         // The call draws `wasi:random` from the start of the input's stream,
         // whatever instantiation drew: the same bytes in a fresh instance
         // and in a kept one.
@@ -294,10 +406,7 @@ impl TaskComponent {
         let state = held.store.data_mut();
         state.outbox = None;
         let output = state.wasi.take_output();
-        if sound {
-            *kept = Some(held);
-        }
-        (result, output)
+        (result, output, sound)
     }
 
     /// A task's result, if within the output limit.
@@ -315,6 +424,23 @@ pub(crate) struct KeptInstance {
     store: Store<ComponentState>,
     instance: bindings::TaskModule,
 }
+
+/// What a worker keeps to reset one instance in place between inputs
+/// ([`TaskComponent::call_json_fresh`]).
+#[derive(Default)]
+pub(crate) struct ResetSlot {
+    /// A store with an instance in which nothing runs: the pages a new
+    /// instance starts from.
+    pristine: Option<Store<ComponentState>>,
+    /// The instance for the next input and its state before its first.
+    ready: Option<(KeptInstance, StoreSnapshot)>,
+    /// Why this worker's inputs get new instances instead, once known.
+    unavailable: Option<String>,
+}
+
+/// The seed of `wasi:random` while an instance is made (see
+/// `TaskComponent::instantiate`).
+const INSTANTIATION_SEED: u64 = 0;
 
 /// The task list a component described, checked as a core module's task
 /// records are (valid, distinct names: `abi::decode_manifest`), with its
@@ -419,7 +545,12 @@ fn classify(store: &mut Store<ComponentState>, limits: &Limits, error: wasmtime:
         });
     }
     if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
-        return TaskFailure::Failed(format!("the task called exit({})", exit.0));
+        // WASI 0.2's `exit` says only success or failure (1); Python's
+        // `sys.exit(n)` is an exception the runner reports with `n`.
+        let status = if exit.0 == 0 { "success" } else { "failure" };
+        return TaskFailure::Failed(format!(
+            "the task exited the interpreter with {status} (os._exit or a WASI exit: it returned no result)"
+        ));
     }
     match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => TaskFailure::Limit(LimitExceeded::Fuel { limit: state.fuel.unwrap_or_default() }),
@@ -457,7 +588,9 @@ mod tests {
             let settings = EngineSettings {
                 allocator: Allocator::Auto,
                 component: true,
-                instance_slots: crate::runtime::engine::SLOTS_PER_WORKER_ENGINE,
+                // Tests run in parallel on this engine, each holding up to
+                // three instances (a kept one, a pristine one, a new one).
+                instance_slots: 16,
                 max_memory: limits.max_memory,
                 max_table_elements: limits.max_table_elements,
                 max_stack: limits.max_stack,
@@ -506,7 +639,9 @@ mod tests {
                 "str_hash",
                 "digits",
                 "read_text",
-                "nap"
+                "nap",
+                "rolls",
+                "leave"
             ]
         );
         assert_eq!(tasks.tasks[0].doc, "The square root.");
@@ -519,7 +654,7 @@ mod tests {
         match tasks.call_json("boom", "0", 0, None, &run).0 {
             Err(TaskFailure::Panic { message, location }) => {
                 assert!(message.starts_with("ZeroDivisionError"), "{message}");
-                assert_eq!(location, "tasks.py:20");
+                assert_eq!(location, "tasks.py:25");
             }
             other => panic!("{other:?}"),
         }
@@ -579,5 +714,42 @@ mod tests {
             tasks.call_json("pi_hits", "100000000", 0, None, &run).0,
             Err(TaskFailure::Limit(LimitExceeded::Fuel { .. }))
         ));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    #[ignore = "needs WASMPOOL_TEST_COMPONENT: a component built by componentize-py"]
+    fn a_reset_instance_gives_every_input_what_a_new_one_gives() {
+        crate::runtime::fresh_state::check_component(&component()).expect("CPython's component can be reset");
+        let tasks = load(Limits::default(), WasiConfig::new()).with_resets(true);
+        let run = RunLimits::default();
+        let mut slot = ResetSlot::default();
+        let inputs: [(&str, &str, u64); 9] = [
+            ("calls_so_far", "null", 0),
+            ("pi_hits", "2000", 7),
+            ("chatty", "3", 1),
+            ("calls_so_far", "null", 0),
+            ("boom", "0", 2),
+            ("digits", "5000", 3),
+            ("entropy", "16", 4),
+            ("pi_hits", "2000", 8),
+            ("calls_so_far", "null", 0),
+        ];
+        for round in 0..3 {
+            for (name, args, seed) in inputs {
+                let (fresh, fresh_output) = tasks.call_json(name, args, seed, None, &run);
+                let (reset, reset_output) = tasks.call_json_fresh(&mut slot, name, args, seed, None, &run);
+                assert_eq!(reset, fresh, "{name}({args}), round {round}");
+                assert_eq!(reset_output.stdout, fresh_output.stdout, "{name}({args}), round {round}");
+                assert_eq!(slot.unavailable, None);
+                assert!(slot.ready.is_some(), "{name}({args}) left an instance that could not be put back");
+            }
+        }
+        // A grown memory cannot shrink: that instance goes, the next input
+        // gets a new one, which is reset again afterwards.
+        assert_eq!(tasks.call_json_fresh(&mut slot, "hog", "64", 0, None, &run).0.unwrap(), "67108864");
+        assert!(slot.ready.is_none());
+        assert_eq!(tasks.call_json_fresh(&mut slot, "calls_so_far", "null", 0, None, &run).0.unwrap(), "1");
+        assert!(slot.ready.is_some());
     }
 }

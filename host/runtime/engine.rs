@@ -183,6 +183,9 @@ fn pooling_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     let slots = settings.instance_slots.max(1);
     if settings.component {
+        // Plus a worker's pristine instance, which never runs
+        // (`fresh_state::whole_store`).
+        let slots = slots + 1;
         pool.total_component_instances(slots)
             .total_core_instances(slots * COMPONENT_PARTS)
             .total_memories(slots * COMPONENT_PARTS)

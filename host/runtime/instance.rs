@@ -70,6 +70,9 @@ pub(crate) struct InstanceConfig {
     /// How to reset an instance between tasks, if instances are reset in
     /// place ([`crate::runtime::fresh_state`]).
     pub reset: Option<ResetPlan>,
+    /// For a task component: whether one instance is reset in place
+    /// between inputs (`runtime::fresh_state::whole_store`).
+    pub component_reset: bool,
 }
 
 /// One task's result and whatever it wrote (WASI tasks only).

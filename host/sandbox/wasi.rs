@@ -229,12 +229,18 @@ pub(crate) struct ComponentWasi {
 }
 
 impl ComponentWasi {
-    /// Restarts the random streams from `seed`: the next input's, in an
-    /// instance kept for several inputs. (`insecure-seed` keeps the first
-    /// input's value: CPython reads it once, at start-up, which the build
-    /// has already run.)
+    /// Restarts the random streams from `seed`: the input's, before its
+    /// call (instances are made with the streams of one fixed seed, so a
+    /// new instance is the same for every input). `insecure-seed` keeps
+    /// that fixed seed's value: CPython reads it once, at start-up, which
+    /// the build has already run.
     pub(crate) fn reseed(&self, seed: u64) {
         self.random.iter().for_each(|stream| stream.reseed(seed));
+    }
+
+    /// How many handles (files, streams, …) the host holds for the guest.
+    pub(crate) fn handles(&mut self) -> usize {
+        self.table.iter_mut().count()
     }
 
     /// What the task wrote.

@@ -4,7 +4,7 @@
 //! workers and worker processes both run inputs through [`ComponentTasks`].
 
 use crate::error::TaskFailure;
-use crate::runtime::component::{KeptInstance, TaskComponent};
+use crate::runtime::component::{KeptInstance, ResetSlot, TaskComponent};
 use crate::runtime::instance::Outcome;
 use crate::runtime::outbox::Outbox;
 use crate::sandbox::interrupt::{RunLimits, Ticker};
@@ -13,17 +13,20 @@ use crate::worker::{Ahead, ItemRunner, TaskContext};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
-/// One worker's component and, in [`InstanceMode::PerWorker`], the
-/// instance it keeps.
+/// One worker's component and the instance it keeps: in
+/// [`InstanceMode::PerWorker`] with its state carried from input to input,
+/// in [`InstanceMode::FreshPerTask`] put back between inputs (where the
+/// component allows: `TaskComponent::with_resets`).
 pub(crate) struct ComponentTasks {
     component: TaskComponent,
     mode: InstanceMode,
     kept: Option<KeptInstance>,
+    reset: ResetSlot,
 }
 
 impl ComponentTasks {
     pub(crate) fn new(component: TaskComponent, mode: InstanceMode) -> Self {
-        ComponentTasks { component, mode, kept: None }
+        ComponentTasks { component, mode, kept: None, reset: ResetSlot::default() }
     }
 
     /// Runs the input for `export` (`wasmpool_json_<task>`, as the pool
@@ -44,15 +47,16 @@ impl ComponentTasks {
         let Ok(args) = std::str::from_utf8(args) else {
             return Outcome::bare(Err(TaskFailure::BadArguments("the arguments are not UTF-8 JSON".into())));
         };
-        let ComponentTasks { component, mode, kept } = self;
+        let ComponentTasks { component, mode, kept, reset } = self;
         let call = || match mode {
-            InstanceMode::FreshPerTask => component.call_json(name, args, seed, outbox, limits),
+            InstanceMode::FreshPerTask => component.call_json_fresh(reset, name, args, seed, outbox, limits),
             InstanceMode::PerWorker => component.call_json_in(kept, name, args, seed, outbox, limits),
         };
         match catch_unwind(AssertUnwindSafe(call)) {
             Ok((result, output)) => Outcome { result: result.map(String::into_bytes), output },
             Err(panic) => {
                 self.kept = None;
+                self.reset = ResetSlot::default();
                 host_bug(&*panic)
             }
         }

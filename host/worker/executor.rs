@@ -261,6 +261,7 @@ mod tests {
             wasi: None,
             stack_pointer: module.stack_pointer,
             reset: reset.then_some(plan),
+            component_reset: false,
         };
         let instantiator = Instantiator::new(&engine, &module.module, config, None).unwrap();
         Executor::new(instantiator, InstanceMode::FreshPerTask, None)

@@ -23,9 +23,11 @@
 
 pub(crate) mod dirty_pages;
 mod plan;
+mod whole_store;
 mod write_marks;
 
 pub(crate) use plan::{ResetPlan, prepare};
+pub(crate) use whole_store::{StoreSnapshot, check_component};
 pub(crate) use write_marks::{MAP_EXPORT, map_pages};
 
 /// The size of a WebAssembly page, in bytes.

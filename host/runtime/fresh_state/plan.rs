@@ -277,7 +277,7 @@ fn constant(expr: &ConstExpr<'_>) -> Result<u64, String> {
 
 /// What `op` changes that a reset does not restore (tables, dropped
 /// segments, discarded memory), if anything.
-fn changes_what_a_reset_keeps(op: &Operator<'_>) -> Option<&'static str> {
+pub(super) fn changes_what_a_reset_keeps(op: &Operator<'_>) -> Option<&'static str> {
     Some(match op {
         Operator::TableSet { .. }
         | Operator::TableGrow { .. }

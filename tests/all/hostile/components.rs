@@ -38,7 +38,8 @@ fn words(values: &[u32]) -> Vec<u8> {
     values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
-/// A task component with the tasks `attack` and `ok` (which returns 42).
+/// A task component with the tasks `attack` and `ok` (which returns 42);
+/// its start (`call("", "")`) answers as `ok` does.
 struct TaskComponent {
     /// Component-level imports (WAT), with the core functions lowered from
     /// them (`(core func $name (canon lower ...))`) for the core module's
@@ -146,9 +147,13 @@ impl TaskComponent {
     local.get $at)
   (func (export "describe") (result i32) i32.const {DESCRIBE_AREA})
   (func (export "call") (param $name i32) (param $name_len i32) (param i32 i32) (result i32)
+    ;; "" (the start, called once per new instance) and "ok" answer 42.
+    local.get $name_len
+    i32.eqz
     local.get $name_len
     i32.const 2
     i32.eq
+    i32.or
     if (result i32)
       i32.const {OK_AREA}
     else
@@ -404,7 +409,7 @@ each_kind! {
 }
 
 each_kind! {
-    fn exit_is_the_tasks_failure_with_its_status(kind) {
+    fn exit_is_the_tasks_failure(kind) {
         let component = TaskComponent::new("(func $attack (result i32) i32.const 1 call $exit i32.const 512)")
             .import(
                 r#"(import "wasi:cli/exit@0.2.0" (instance $exit
@@ -412,7 +417,9 @@ each_kind! {
                 &[("exit", "(param i32)", "(func $exit \"exit\")")],
             );
         attack_component(kind, "exit", &component, |b| b, |f| {
-            *f == TaskFailure::Failed("the task called exit(1)".into())
+            *f == TaskFailure::Failed(
+                "the task exited the interpreter with failure (os._exit or a WASI exit: it returned no result)".into(),
+            )
         });
     }
 }
@@ -569,5 +576,58 @@ each_kind! {
         attack_component(kind, "sleep", &sleeper(), grant, |f| {
             matches!(f, TaskFailure::Limit(LimitExceeded::Deadline { .. }))
         });
+    }
+}
+
+/// A task that changes state no export shows: a global of its core module
+/// (not exported), and a byte of the memory another core instance defines
+/// (the component's memory module). It returns the sum, as one digit.
+fn hidden_state_component() -> TaskComponent {
+    let text = 700;
+    TaskComponent::new(&format!(
+        r#"(global $count (mut i32) (i32.const 0))
+  (func $attack (result i32)
+    global.get $count
+    i32.const 1
+    i32.add
+    global.set $count
+    i32.const 40000
+    i32.const 40000
+    i32.load8_u
+    i32.const 1
+    i32.add
+    i32.store8
+    i32.const {text}
+    global.get $count
+    i32.const 40000
+    i32.load8_u
+    i32.add
+    i32.const 48
+    i32.add
+    i32.store8
+    i32.const {ATTACK_AREA})"#
+    ))
+    .extra(&format!("(data (i32.const {ATTACK_AREA}) \"{}\")", data_string(&words(&[0, text, 1]))))
+}
+
+#[test]
+fn a_fresh_state_per_input_restores_what_no_export_shows() {
+    // With a fresh state per input (one instance reset in place between
+    // inputs, where this system can), every input sees 0 + 1 twice.
+    for kind in KINDS {
+        for reset in [true, false] {
+            let pool = hostile_pool(kind, hidden_state_component().build()).reset_in_place(reset).build().unwrap();
+            let attack = pool.task("attack").unwrap().json().unwrap();
+            let results: Vec<String> = (0..6).map(|_| attack.call("null").unwrap()).collect();
+            assert_eq!(results, ["2"; 6], "{kind:?}, reset in place: {reset}");
+        }
+        // The same component keeping its state shows what is restored.
+        let pool = hostile_pool(kind, hidden_state_component().build())
+            .instance_mode(wasmpool::InstanceMode::PerWorker)
+            .build()
+            .unwrap();
+        let attack = pool.task("attack").unwrap().json().unwrap();
+        let results: Vec<String> = (0..3).map(|_| attack.call("null").unwrap()).collect();
+        assert_eq!(results, ["2", "4", "6"], "{kind:?}, kept");
     }
 }
