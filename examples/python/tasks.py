@@ -1,5 +1,10 @@
 """Tasks written in Python (examples/python/hinsen_slide.py and the tests): one module, plain functions."""
 import math
+import random
+
+# Made when the module is built, and so frozen into the component: every
+# input still draws its own numbers (the runner reseeds it per input).
+_dice = random.Random()
 
 
 def sqrt(x):
@@ -75,3 +80,14 @@ def nap(seconds):
     import time
     time.sleep(seconds)
     return seconds
+
+
+def rolls(n):
+    """n rolls of a die made at import."""
+    return [_dice.randint(1, 6) for _ in range(n)]
+
+
+def leave(status):
+    """sys.exit(status): an exception like any other, reported with its status."""
+    import sys
+    sys.exit(status)

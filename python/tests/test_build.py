@@ -15,16 +15,18 @@ HERE = __import__("pathlib").Path(__file__).parent
 TASKS = HERE.parents[1] / "examples" / "python" / "tasks.py"
 
 
-def test_a_module_builds_once_then_comes_from_the_cache(tmp_path):
+def test_a_module_builds_once_then_comes_from_the_cache(tmp_path, capfd):
     # The default cache (CI points XDG_CACHE_HOME into target/): the other
     # tests' pools have built this very source already, or this builds it.
     source = tmp_path / "tasks.py"
     shutil.copyfile(TASKS, source)
     first = _build.build(source)
     assert first.read_bytes()[:8] == b"\0asm\x0d\0\x01\0"  # a component
+    capfd.readouterr()
     started = time.monotonic()
     assert _build.build(source) == first
     assert time.monotonic() - started < 2, "the second build came from the cache"
+    assert "wasmpool: building" not in capfd.readouterr().err, "a cached build says nothing"
     assert _build.cache_path(source) == first
     out = tmp_path / "out.wasm"
     assert _build.build(source, out=out) == out and out.read_bytes() == first.read_bytes()
@@ -41,13 +43,15 @@ def test_a_module_builds_once_then_comes_from_the_cache(tmp_path):
     assert _build.cache_path(source) != first
 
 
-def test_a_syntax_error_names_its_line(tmp_path):
+def test_a_syntax_error_names_its_line(tmp_path, capfd):
     source = tmp_path / "broken.py"
     source.write_text("def f(x):\n    return x +\n")
     with pytest.raises(BuildError) as caught:
         _build.build(source, cache_dir=tmp_path)
     assert "SyntaxError" in str(caught.value)
     assert "line 2" in str(caught.value)
+    # A build says once that it runs (it takes seconds, with nothing else shown).
+    assert capfd.readouterr().err.count("wasmpool: building broken.py into a task component") == 1
 
 
 def test_numpy_is_refused_with_the_reason(tmp_path):
@@ -93,13 +97,13 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
 
     source = TASKS
     with Pool(source, workers=2, seed=7) as pool:
-        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "nap"]
+        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "nap", "rolls", "leave"]
         assert pool.map("sqrt", [0, 4, 9]) == [0.0, 2.0, 3.0]
         assert pool.map("add", [(1, 2), (3, 4)]) == [3, 7]
         two = pool.map("pi_hits", [1000] * 6)
         with pytest.raises(TaskPanicked) as caught:
             pool.call("boom", 0)
-        assert caught.value.location == "tasks.py:20"
+        assert caught.value.location == "tasks.py:25"
         assert "ZeroDivisionError" in str(caught.value)
         with pytest.raises(NotGranted) as refused:
             pool.call("now")
@@ -157,6 +161,36 @@ def test_fresh_state_false_keeps_module_globals_and_still_seeds_each_input(proce
         with pytest.raises(LimitExceeded):
             pool.call("pi_hits", 10**10)
         assert pool.call("calls_so_far") == 1
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_a_generator_made_at_import_draws_new_numbers_in_every_input(processes):
+    # `_dice = random.Random()` at the top of tasks.py is frozen into the
+    # component by the build: unless reseeded, every input would roll the
+    # same dice (the pprocess user's bug).
+    from wasmpool import Pool
+
+    with Pool(TASKS, workers=2, seed=11, processes=processes) as pool:
+        rolls = pool.map("rolls", [12] * 8)
+        assert pool.map("rolls", [12] * 8) == rolls
+    assert len({tuple(r) for r in rolls}) == 8, rolls
+    with Pool(TASKS, workers=1, seed=11, fresh_state=False, processes=processes) as pool:
+        with_kept = pool.map("rolls", [12] * 8)
+    assert with_kept == rolls
+    with Pool(TASKS, workers=1, seed=12, processes=processes) as pool:
+        assert pool.map("rolls", [12] * 8) != rolls
+
+
+def test_sys_exit_is_an_exception_with_its_status():
+    from wasmpool import Pool
+    from wasmpool.errors import TaskPanicked
+
+    with Pool(TASKS, workers=1) as pool:
+        with pytest.raises(TaskPanicked) as caught:
+            pool.call("leave", 3)
+        assert "SystemExit: 3" in str(caught.value)
+        assert caught.value.location == "tasks.py:93"
+        assert pool.call("sqrt", 4) == 2.0
 
 
 def test_fuel_stops_a_python_task():

@@ -188,6 +188,10 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
         return Path(out)
     if out is None and cached is None:
         raise BuildFailed("no private cache folder is known (XDG_CACHE_HOME, LOCALAPPDATA, HOME): give `out`")
+    # A first build and the compile after it take seconds with nothing else
+    # to show: say so once, rather than seem to hang.
+    print(f"wasmpool: building {source_path.name} into a task component; it is cached once built "
+          f"(and compiled once more by the first pool)", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="wasmpool-build-") as tmp:
         component = _componentize(source_path, source, module_name, wit, Path(tmp))
     destination = Path(out) if out is not None else cached

@@ -4,10 +4,19 @@ Built into the component with the user's module (componentize-py): every
 public function defined in that module becomes a task of the
 `wasmpool:task` world (wit/wasmpool-task.wit). Arguments and results are
 JSON, as for Rust-written tasks' JSON entry points (docs/abi.md): one
-argument bare, several as an array. Before each call `random` is seeded
-from the host's task seed, so results do not depend on which worker ran
-the task.
+argument bare, several as an array. Before each call every generator of
+`random` that the build froze into the component (the module's own, and
+every `random.Random` made at import, such as `rng = random.Random()` at
+the top of tasks.py) is seeded from the host's task seed, each with a
+stream of its own: results do not depend on which worker ran the task,
+and no two inputs draw the same numbers.
+
+`call("", "")` is not a task: the host makes it once on every new
+instance, before any input, so that the WASI streams every input may use
+(stdin, stdout, stderr) are opened by then; an instance reset between
+inputs is then put back with them still open.
 """
+import gc
 import inspect
 import json
 import random
@@ -60,9 +69,34 @@ def _exception(module_file):
     return wit.Exception(message, location, text)
 
 
+def _frozen_generators():
+    """Every `random.Random` alive now, at build time, but the module's own
+    (seeded as `random.seed`): they would otherwise be frozen into the
+    component and repeat the same numbers in every input."""
+    own = getattr(random, "_inst", None)
+    return [g for g in gc.get_objects() if isinstance(g, random.Random) and g is not own]
+
+
+def _reseed(seed, generators):
+    random.seed(seed)
+    for i, generator in enumerate(generators):
+        # A stream per generator and input, none equal to the module's
+        # stream of any input (task seeds are below 2**64).
+        generator.seed(((i + 1) << 64) | seed)
+
+
+def _ready():
+    """Opens the standard streams through WASI (see the module's doc)."""
+    import os
+    for fd in (1, 2):
+        os.write(fd, b"")
+    return "null"
+
+
 def make_tasks(module):
     """The `Tasks` export class for `module`'s public functions."""
     functions = dict(_public_functions(module))
+    generators = _frozen_generators()
     arity = {name: len(inspect.signature(f).parameters) for name, f in functions.items()}
     module_file = getattr(module, "__file__", "")
 
@@ -77,6 +111,8 @@ def make_tasks(module):
             return infos
 
         def call(self, name, args_json):
+            if name == "":
+                return _ready()
             f = functions.get(name)
             if f is None:
                 _raise(wit.CallError_NoSuchTask(name))
@@ -93,10 +129,13 @@ def make_tasks(module):
                 args = [args]
             elif not isinstance(args, list) or len(args) != n:
                 _raise(wit.CallError_BadArguments(f"{name} takes {n} arguments, as a JSON array of {n}"))
-            random.seed(host.task_seed())
+            _reseed(host.task_seed(), generators)
             try:
                 result = f(*args)
-            except Exception:
+            except BaseException:
+                # SystemExit (sys.exit, with its status), KeyboardInterrupt
+                # and the like too: otherwise they would leave the runner
+                # and trap, their type and status lost.
                 _raise(wit.CallError_Raised(_exception(module_file)))
             try:
                 return json.dumps(result, allow_nan=False)
