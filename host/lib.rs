@@ -74,6 +74,9 @@ pub use pool::json::{IndexedJsonInputs, JsonInputs, JsonTask};
 pub use pool::{DEFAULT_IDLE_SPIN, DEFAULT_LOAD_DEADLINE, Pool, PoolBuilder, TaskRef, WorkerKind};
 pub use process::config::{DEFAULT_MAX_RETRIES, ProcessConfig};
 pub use process::worker_main;
+pub use runtime::cache::{
+    CacheEntry, CacheEntryKind, DEFAULT_CACHE_LIMIT, cache_entries, clear_cache, default_cache_dir,
+};
 pub use runtime::engine::{Allocator, AllocatorKind};
 pub use runtime::module::{ParamInfo, TaskInfo};
 pub use sandbox::limits::{

@@ -37,11 +37,25 @@ pub enum Command {
     /// Build a Python module of tasks (tasks.py) into one task component.
     #[command(after_help = BUILD_EXAMPLES)]
     Build(BuildArgs),
+    /// Show the cache of compiled modules and Python builds, or clear it.
+    #[command(after_help = CACHE_EXAMPLES)]
+    Cache(CacheArgs),
     /// Serve as a worker process of `run --processes` (started by wasmpool
     /// itself; it speaks a binary protocol on stdin and stdout).
     #[command(hide = true)]
     Worker,
 }
+
+const CACHE_EXAMPLES: &str = "\
+Pools keep compiled code in the user's cache folder (XDG_CACHE_HOME,
+LOCALAPPDATA or ~/.cache, then wasmpool/), up to 1 GiB (WASMPOOL_CACHE_LIMIT_MB
+sets another limit), and builds of Python modules in its python/ folder, the
+16 most recently used; the least recently used go first.
+
+Examples:
+  wasmpool cache
+  wasmpool cache --clear
+";
 
 const BUILD_EXAMPLES: &str = "\
 Each public function of the module is a task. The build needs Python 3 with
@@ -345,6 +359,14 @@ pub struct ListArgs {
     /// One JSON object per task instead of a table.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `wasmpool cache`.
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    /// Remove every entry (the folder and anything else in it stay).
+    #[arg(long)]
+    pub clear: bool,
 }
 
 /// `wasmpool new`.

@@ -1,6 +1,7 @@
 //! `wasmpool`: run a task module's tasks over JSON lines (`run`), list its
-//! tasks (`list`), start a new task crate (`new`), or build a Python module
-//! of tasks into a task component (`build`). See `docs/cli.md`.
+//! tasks (`list`), start a new task crate (`new`), build a Python module
+//! of tasks into a task component (`build`), or show and clear the cache
+//! (`cache`). See `docs/cli.md`.
 
 mod args;
 mod input;
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
         Command::List(args) => list::list(&args).map(|()| EXIT_OK),
         Command::New(args) => new::new(&args).map(|()| EXIT_OK),
         Command::Build(args) => build(&args).map(|()| EXIT_OK),
+        Command::Cache(args) => cache(&args).map(|()| EXIT_OK),
         Command::Worker => unreachable!("handled above"),
     };
     match result {
@@ -56,6 +58,39 @@ fn build(args: &args::BuildArgs) -> anyhow::Result<()> {
     let built = python_tasks::build(&args.source, Some(&out))?;
     println!("{}", python_tasks::shown(&built));
     Ok(())
+}
+
+/// `wasmpool cache`: its entries, most recently used first, or `--clear`.
+fn cache(args: &args::CacheArgs) -> anyhow::Result<()> {
+    let Some(dir) = wasmpool::default_cache_dir() else {
+        anyhow::bail!("no cache folder is known (XDG_CACHE_HOME, LOCALAPPDATA, HOME are unset or relative)");
+    };
+    let shown = wasmpool::text::escape_line(&dir.display().to_string());
+    if args.clear {
+        let (files, bytes) = wasmpool::clear_cache(&dir)?;
+        println!("removed {files} entries ({}) from {shown}", megabytes(bytes));
+        return Ok(());
+    }
+    let entries = wasmpool::cache_entries(&dir)?;
+    println!("{shown}");
+    let now = std::time::SystemTime::now();
+    for entry in &entries {
+        let kind = match entry.kind {
+            wasmpool::CacheEntryKind::Compiled => "compiled",
+            _ => "python build",
+        };
+        let age = now.duration_since(entry.last_used).unwrap_or_default();
+        let age = humantime::format_duration(std::time::Duration::from_secs(age.as_secs()));
+        let name = entry.path.strip_prefix(&dir).unwrap_or(&entry.path).display().to_string();
+        println!("  {:>10}  {kind:<12}  used {age} ago  {}", megabytes(entry.size), wasmpool::text::escape_line(&name));
+    }
+    let total: u64 = entries.iter().map(|e| e.size).sum();
+    println!("{} entries, {} in all", entries.len(), megabytes(total));
+    Ok(())
+}
+
+fn megabytes(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
 }
 
 /// Logs to stderr: warnings by default, more with each `-v`; `RUST_LOG`

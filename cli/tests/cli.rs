@@ -686,3 +686,31 @@ fn wasi_tasks_get_only_what_the_options_allow() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("WASMPOOL_SURELY_UNSET_VARIABLE is not set"), "{}", stderr(&missing));
 }
+
+#[test]
+fn the_cache_is_shown_and_cleared() {
+    let home = tempfile::tempdir().unwrap();
+    let in_cache = |args: &[&str], stdin: &[u8]| {
+        let mut child = wasmpool()
+            .args(args)
+            .env("XDG_CACHE_HOME", home.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(stdin).unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let empty = in_cache(&["cache"], b"");
+    assert!(empty.status.success(), "{}", stderr(&empty));
+    assert!(String::from_utf8_lossy(&empty.stdout).ends_with("0 entries, 0.0 MB in all\n"));
+    // A run compiles the module into the cache.
+    assert!(in_cache(&["run", MODULE, "sqrt"], b"4\n").status.success());
+    let shown = String::from_utf8_lossy(&in_cache(&["cache"], b"").stdout).into_owned();
+    assert!(shown.contains("  compiled  ") && shown.ends_with(" in all\n"), "{shown}");
+    assert!(shown.contains("1 entries"), "{shown}");
+    let cleared = String::from_utf8_lossy(&in_cache(&["cache", "--clear"], b"").stdout).into_owned();
+    assert!(cleared.starts_with("removed 1 entries"), "{cleared}");
+    assert!(String::from_utf8_lossy(&in_cache(&["cache"], b"").stdout).contains("0 entries"));
+}

@@ -146,18 +146,132 @@ fn load_or_compile<A: Artifact>(engine: &Engine, wasm: &[u8], dir: &Path) -> was
     }
     let path = entry_path(engine, wasm, dir);
     if let Some(module) = load(engine, &path) {
+        // Least recently used goes first: a hit counts as a use.
+        let _ = File::options().append(true).open(&path).and_then(|f| f.set_modified(std::time::SystemTime::now()));
         return Ok(module);
     }
     let module = A::compile(engine, wasm)?;
     if let Err(e) = module.serialize().map_err(|e| e.to_string()).and_then(|payload| store(&path, &payload)) {
         tracing::warn!(dir = %dir.display(), "cannot write the module cache: {e}");
     }
+    evict(dir, COMPILED_SUFFIX, limit(), &path);
     Ok(module)
+}
+
+/// The file name ending of compiled entries.
+const COMPILED_SUFFIX: &str = ".cwasm";
+
+/// How many bytes of compiled code the cache keeps by default: about 30
+/// compiled Python components, thousands of Rust modules.
+pub const DEFAULT_CACHE_LIMIT: u64 = 1 << 30;
+
+/// The cache's size limit: `WASMPOOL_CACHE_LIMIT_MB` if set to a number
+/// of MiB, else [`DEFAULT_CACHE_LIMIT`].
+fn limit() -> u64 {
+    std::env::var("WASMPOOL_CACHE_LIMIT_MB")
+        .ok()
+        .and_then(|mb| mb.trim().parse::<u64>().ok())
+        .map_or(DEFAULT_CACHE_LIMIT, |mb| mb.saturating_mul(1 << 20))
+}
+
+/// Removes the least recently used entries of `dir` (regular files whose
+/// names end in `suffix`; links and anything else are left alone) until
+/// the rest total at most `limit` bytes; `keep`, just written, stays.
+fn evict(dir: &Path, suffix: &str, limit: u64, keep: &Path) {
+    let Ok(mut entries) = entries_in(dir, suffix) else { return };
+    let mut total: u64 = entries.iter().map(|e| e.size).sum();
+    entries.sort_by_key(|e| e.last_used);
+    for entry in entries {
+        if total <= limit {
+            break;
+        }
+        if entry.path == keep {
+            continue;
+        }
+        if std::fs::remove_file(&entry.path).is_ok() {
+            tracing::debug!(path = %entry.path.display(), "removed from the module cache (least recently used)");
+            total = total.saturating_sub(entry.size);
+        }
+    }
+}
+
+/// One file of the cache, as [`cache_entries`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When a pool last used it (its modification time).
+    pub last_used: std::time::SystemTime,
+    /// What it holds.
+    pub kind: CacheEntryKind,
+}
+
+/// What a cache file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheEntryKind {
+    /// A module or component compiled to machine code.
+    Compiled,
+    /// A Python module of tasks built into a component (by the Python
+    /// package or `wasmpool build`).
+    PythonBuild,
+}
+
+/// The regular files of `dir` whose names end in `suffix`.
+fn entries_in(dir: &Path, suffix: &str) -> std::io::Result<Vec<CacheEntry>> {
+    let kind = if suffix == COMPILED_SUFFIX { CacheEntryKind::Compiled } else { CacheEntryKind::PythonBuild };
+    let mut entries = Vec::new();
+    for item in std::fs::read_dir(dir)? {
+        let item = item?;
+        let name = item.file_name();
+        if !name.to_string_lossy().ends_with(suffix) {
+            continue;
+        }
+        // Not followed: a link is nobody's entry.
+        let Ok(metadata) = std::fs::symlink_metadata(item.path()) else { continue };
+        if metadata.is_file() {
+            let last_used = metadata.modified().unwrap_or(std::time::UNIX_EPOCH);
+            entries.push(CacheEntry { path: item.path(), size: metadata.len(), last_used, kind });
+        }
+    }
+    Ok(entries)
+}
+
+/// The cache folder pools use by default (`wasmpool` in the user's cache
+/// folder), if one is known.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    default_dir()
+}
+
+/// Every entry of the cache in `dir`: compiled code, and the Python builds
+/// in its `python` folder; an empty list if there is no such folder.
+pub fn cache_entries(dir: &Path) -> std::io::Result<Vec<CacheEntry>> {
+    let missing_is_empty = |result: std::io::Result<Vec<CacheEntry>>| match result {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        other => other,
+    };
+    let mut entries = missing_is_empty(entries_in(dir, COMPILED_SUFFIX))?;
+    entries.extend(missing_is_empty(entries_in(&dir.join("python"), ".wasm"))?);
+    entries.sort_by(|a, b| b.last_used.cmp(&a.last_used));
+    Ok(entries)
+}
+
+/// Removes every entry of the cache in `dir` ([`cache_entries`]): how
+/// many files and bytes went. Anything else in the folder stays.
+pub fn clear_cache(dir: &Path) -> std::io::Result<(usize, u64)> {
+    let mut removed = (0, 0);
+    for entry in cache_entries(dir)? {
+        std::fs::remove_file(&entry.path)?;
+        removed.0 += 1;
+        removed.1 += entry.size;
+    }
+    Ok(removed)
 }
 
 /// The entry for `wasm` compiled by `engine`, in `dir`.
 fn entry_path(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
-    dir.join(format!("{}.cwasm", key(engine, wasm)))
+    dir.join(format!("{}{COMPILED_SUFFIX}", key(engine, wasm)))
 }
 
 /// Creates `dir` private to the user if it is missing, and checks that it
@@ -317,5 +431,49 @@ mod tests {
         assert!(why.contains("other users may write"), "{why}");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o770)).unwrap();
         assert!(private_dir(&dir).is_err(), "a folder its group may write is refused too");
+    }
+
+    #[test]
+    fn the_least_recently_used_entries_go_past_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = std::time::Duration::from_secs(86_400);
+        let now = std::time::SystemTime::now();
+        for (name, age) in [("a.cwasm", 3), ("b.cwasm", 1), ("c.cwasm", 2), ("new.cwasm", 0)] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, vec![0u8; 1000]).unwrap();
+            File::options().append(true).open(&path).unwrap().set_modified(now - day * age).unwrap();
+        }
+        std::fs::write(dir.path().join("notes.txt"), vec![0u8; 5000]).unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(dir.path().join("notes.txt"), dir.path().join("link.cwasm")).unwrap();
+        // 4,000 bytes of entries, 2,500 allowed: the two oldest go.
+        evict(dir.path(), COMPILED_SUFFIX, 2500, &dir.path().join("new.cwasm"));
+        let mut left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        left.sort();
+        let mut expected = vec!["b.cwasm", "new.cwasm", "notes.txt"];
+        if cfg!(unix) {
+            expected.insert(1, "link.cwasm");
+        }
+        assert_eq!(left, expected);
+        // The one just written stays even alone past the limit.
+        evict(dir.path(), COMPILED_SUFFIX, 10, &dir.path().join("new.cwasm"));
+        assert!(dir.path().join("new.cwasm").exists() && !dir.path().join("b.cwasm").exists());
+    }
+
+    #[test]
+    fn a_cache_is_listed_and_cleared_with_its_python_builds() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(cache_entries(&dir.path().join("missing")).unwrap(), []);
+        let engine = Engine::default();
+        let _: Module = compile(&engine, &wat::parse_str(WAT).unwrap(), Some(dir.path())).unwrap();
+        std::fs::create_dir(dir.path().join("python")).unwrap();
+        std::fs::write(dir.path().join("python").join("tasks-0123.wasm"), b"\0asm").unwrap();
+        let entries = cache_entries(dir.path()).unwrap();
+        let kinds: Vec<_> = entries.iter().map(|e| e.kind).collect();
+        assert_eq!(kinds.len(), 2);
+        assert!(kinds.contains(&CacheEntryKind::Compiled) && kinds.contains(&CacheEntryKind::PythonBuild));
+        let (files, bytes) = clear_cache(dir.path()).unwrap();
+        assert_eq!((files, bytes), (2, entries.iter().map(|e| e.size).sum()));
+        assert_eq!(cache_entries(dir.path()).unwrap(), []);
     }
 }

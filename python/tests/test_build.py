@@ -1,4 +1,5 @@
 """Tasks written in Python: building a module into a task component."""
+import os
 import shutil
 import time
 
@@ -41,6 +42,23 @@ def test_a_module_builds_once_then_comes_from_the_cache(tmp_path, capfd):
     # An edit is another entry (not built here: a build takes 14 s).
     source.write_text(source.read_text() + "\ndef twice(x):\n    return 2 * x\n")
     assert _build.cache_path(source) != first
+
+
+def test_the_build_cache_keeps_the_most_recently_used_builds(tmp_path, monkeypatch):
+    from wasmpool._build import componentize
+
+    folder = tmp_path / "cache"
+    folder.mkdir()
+    for age in range(20):
+        old = folder / f"tasks-{age:02}.wasm"
+        old.write_bytes(b"\0asm")
+        os.utime(old, (1_000_000 - age, 1_000_000 - age))
+    (folder / "notes.txt").write_text("not a build")
+    keep = folder / "tasks-19.wasm"  # the oldest, but just written
+    componentize._evict(folder, keep=keep)
+    left = sorted(p.name for p in folder.iterdir())
+    kept = [f"tasks-{age:02}.wasm" for age in range(componentize.MAX_CACHED_BUILDS)] + ["tasks-19.wasm"]
+    assert left == sorted(kept + ["notes.txt"])
 
 
 def test_a_syntax_error_names_its_line(tmp_path, capfd):
@@ -105,6 +123,8 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
             pool.call("boom", 0)
         assert caught.value.location == "tasks.py:25"
         assert "ZeroDivisionError" in str(caught.value)
+        # The traceback shows the line, though the component holds no file.
+        assert "    return 1 / x" in str(caught.value)
         with pytest.raises(NotGranted) as refused:
             pool.call("now")
         assert refused.value.capability == "allow_wall_clock"

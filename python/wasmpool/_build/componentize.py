@@ -126,6 +126,27 @@ def _plan(path: str | os.PathLike, wit: str, cache_dir: str | os.PathLike | None
     return source_path, source, module_name, cached
 
 
+# How many built components the cache keeps (about 20 MB each): the least
+# recently used go first. Each edit of a module is a new build.
+MAX_CACHED_BUILDS = 16
+
+
+def _evict(folder: Path, keep: Path) -> None:
+    """Removes the least recently used builds in `folder` (regular files
+    named *.wasm; links are not followed) past MAX_CACHED_BUILDS."""
+    builds = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.name.endswith(".wasm") and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    builds.append((entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))
+    builds.sort(reverse=True)
+    for _, old in builds[MAX_CACHED_BUILDS:]:
+        if old != keep:
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+
 def cache_path(path: str | os.PathLike, *, wit: str, cache_dir: str | os.PathLike | None | bool = True) -> Path | None:
     """Where the component of the module at `path` is (or would be) cached."""
     return _plan(path, wit, cache_dir)[3]
@@ -182,6 +203,8 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
     """
     source_path, source, module_name, cached = _plan(path, wit, cache_dir)
     if cached is not None and cached.exists() and _trusted(cached):
+        with contextlib.suppress(OSError):
+            os.utime(cached)  # used now: the last to go (see _evict)
         if out is None:
             return cached
         _replace(Path(out), _read_regular_file(cached, MAX_COMPONENT, "the cached component"), mode=0o644)
@@ -197,6 +220,7 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
     destination = Path(out) if out is not None else cached
     if cached is not None:
         _replace(cached, component)
+        _evict(cached.parent, keep=cached)
     if out is not None:
         _replace(Path(out), component, mode=0o644)
     return destination

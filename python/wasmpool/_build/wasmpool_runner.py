@@ -93,10 +93,23 @@ def _ready():
     return "null"
 
 
+def _keep_source(module):
+    """Reads the module's lines now, at build time, into `linecache`, so
+    that tracebacks show them: the component holds no file to read them
+    from later. (No modification time: `checkcache` leaves such entries.)"""
+    import linecache
+
+    filename = getattr(module, "__file__", None)
+    lines = linecache.getlines(filename) if filename else []
+    if lines:
+        linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+
+
 def make_tasks(module):
     """The `Tasks` export class for `module`'s public functions."""
     functions = dict(_public_functions(module))
     generators = _frozen_generators()
+    _keep_source(module)
     arity = {name: len(inspect.signature(f).parameters) for name, f in functions.items()}
     module_file = getattr(module, "__file__", "")
 
