@@ -91,8 +91,10 @@ pub(crate) fn task_exception<'py>(py: Python<'py>, error: &TaskError) -> Result<
     ];
     match &error.failure {
         TaskFailure::Trap { frames, .. } => attributes.push(("frames", frames.clone().into_pyobject(py)?.into_any())),
-        TaskFailure::Panic { location, .. } => {
-            attributes.push(("location", location.as_str().into_pyobject(py)?.into_any()))
+        TaskFailure::Panic { location, message } => {
+            attributes.push(("location", location.as_str().into_pyobject(py)?.into_any()));
+            let raised = python_exception_type(location, message).unwrap_or_default();
+            attributes.push(("exception", raised.into_pyobject(py)?.into_any()));
         }
         TaskFailure::Limit(limit) => attributes.push(("limit", limit_name(limit).into_pyobject(py)?.into_any())),
         TaskFailure::NotGranted { capability, failure } => {
@@ -103,6 +105,25 @@ pub(crate) fn task_exception<'py>(py: Python<'py>, error: &TaskError) -> Result<
         _ => {}
     }
     exception(py, name, error.to_string(), &attributes)
+}
+
+/// The type of the exception a task written in Python raised
+/// (`ZeroDivisionError`, `tasks.MyError`): its runner places it where the
+/// task raised it (`file.py:LINE`) and starts the message with
+/// `Type: text` (`traceback.format_exception_only`). `None` for a panic
+/// of a task written in Rust.
+fn python_exception_type(location: &str, message: &str) -> Option<String> {
+    let (file, line) = location.rsplit_once(':')?;
+    if !file.ends_with(".py") || line.is_empty() || !line.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let first = message.lines().next()?;
+    let name = first.split_once(':').map_or(first, |(name, _)| name);
+    let is_name = |part: &str| {
+        part.chars().next().is_some_and(|c| c.is_alphabetic() || c == '_')
+            && part.chars().all(|c| c.is_alphanumeric() || c == '_')
+    };
+    (!name.is_empty() && name.split('.').all(is_name)).then(|| name.to_owned())
 }
 
 /// The `Pool` keyword argument that grants `capability`.

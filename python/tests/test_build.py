@@ -122,6 +122,7 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
         with pytest.raises(TaskPanicked) as caught:
             pool.call("boom", 0)
         assert caught.value.location == "tasks.py:25"
+        assert caught.value.exception == "ZeroDivisionError"
         assert "ZeroDivisionError" in str(caught.value)
         # The traceback shows the line, though the component holds no file.
         assert "    return 1 / x" in str(caught.value)
@@ -209,6 +210,7 @@ def test_sys_exit_is_an_exception_with_its_status():
         with pytest.raises(TaskPanicked) as caught:
             pool.call("leave", 3)
         assert "SystemExit: 3" in str(caught.value)
+        assert caught.value.exception == "SystemExit"
         assert caught.value.location == "tasks.py:93"
         assert pool.call("sqrt", 4) == 2.0
 

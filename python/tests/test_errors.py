@@ -18,6 +18,7 @@ def test_a_panic_names_task_index_input_and_location(pool):
     assert (e.task, e.index, e.input, e.kind) == ("divide", 1, (1, 0), "panic")
     assert "cannot divide 1 by zero" in str(e)
     assert "failures.rs" in e.location
+    assert e.exception == ""  # a Rust panic has no exception type
     assert "input: (1, 0)" in str(e)
     assert isinstance(e, errors.TaskError) and isinstance(e, errors.WasmpoolError)
 

@@ -17,7 +17,7 @@ guest wrote escaped for a terminal.
         ├── InvalidInput     the input is not the task's arguments
         ├── BadArguments     the task's types refused the arguments
         ├── BadResult        the result could not be read
-        ├── TaskPanicked     the task panicked: .location
+        ├── TaskPanicked     the task panicked: .location, .exception
         ├── TaskTrapped      the Wasm code trapped: .frames (the Wasm backtrace)
         ├── TaskFailed       the task returned an error
         ├── LimitExceeded    a sandbox limit stopped it: .limit ("deadline", "fuel", ...)
@@ -163,9 +163,13 @@ class BadResult(TaskError):
 
 
 class TaskPanicked(TaskError):
-    """The task panicked; ``location`` is ``file:line:column`` in its source."""
+    """The task panicked; ``location`` is ``file:line:column`` in its source.
+    For a task written in Python, ``location`` is ``file.py:line`` and
+    ``exception`` the type of the exception it raised (``ZeroDivisionError``,
+    ``tasks.MyError``); ``""`` for a task written in Rust."""
 
     location: str = ""
+    exception: str = ""
 
 
 class TaskTrapped(TaskError):
