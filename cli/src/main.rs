@@ -77,6 +77,7 @@ fn cache(args: &args::CacheArgs) -> anyhow::Result<()> {
     for entry in &entries {
         let kind = match entry.kind {
             wasmpool::CacheEntryKind::Compiled => "compiled",
+            wasmpool::CacheEntryKind::CompiledFunctions => "functions",
             _ => "python build",
         };
         let age = now.duration_since(entry.last_used).unwrap_or_default();

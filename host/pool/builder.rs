@@ -12,7 +12,8 @@ use crate::process::watchdog::Watchdog;
 use crate::runtime::cache;
 use crate::runtime::component::{self, TaskComponent};
 use crate::runtime::engine::{
-    Allocator, AllocatorKind, EngineSettings, SLOTS_PER_WORKER_ENGINE, create_engine, engines_for_workers,
+    Allocator, AllocatorKind, EngineSettings, SLOTS_PER_WORKER_ENGINE, create_compiling_engine, create_engine,
+    engines_for_workers,
 };
 use crate::runtime::instance::{InstanceConfig, Instantiator};
 use crate::runtime::module::{ModuleRules, TaskCatalog, TaskInfo, TaskModule, prepare_code, read_module_file};
@@ -604,12 +605,19 @@ impl PoolBuilder {
         let is_component = component::is_component(&bytes);
         let settings = self.engine_settings(is_component);
         let epoch_checks = settings.epoch_interruption;
-        let (engine, allocator) = create_engine(&settings)?;
         let cache_dir = match &self.cache {
             CacheSetting::Default => cache::default_dir(),
             CacheSetting::Dir(dir) => Some(dir.clone()),
             CacheSetting::Disabled => None,
         };
+        // A component (CPython, for tasks written in Python) compiles for
+        // seconds, and most of it is the same after an edit: its functions
+        // go through the incremental cache beside the module cache.
+        let incremental = cache_dir
+            .as_deref()
+            .filter(|_| is_component)
+            .map(|dir| Arc::new(crate::runtime::incremental::IncrementalCache::in_dir(dir)));
+        let (engine, allocator) = create_compiling_engine(&settings, incremental.clone())?;
         let rules = self.module_rules();
         if is_component {
             // The bounds on compile work, before compiling: the parser
@@ -620,6 +628,9 @@ impl PoolBuilder {
             let compiled = cache::compile::<Component>(&engine, &bytes, cache_dir.as_deref()).map_err(|e| {
                 Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Compile(format!("{e:#}")) }
             })?;
+            if let Some(incremental) = &incremental {
+                incremental.persist();
+            }
             let unit = Unit::Component(compiled);
             let component_reset = self.mode == InstanceMode::FreshPerTask
                 && self.reset_in_place

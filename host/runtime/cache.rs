@@ -216,11 +216,18 @@ pub enum CacheEntryKind {
     /// A Python module of tasks built into a component (by the Python
     /// package or `wasmpool build`).
     PythonBuild,
+    /// The functions of components compiled before, so that an edited one
+    /// compiles only what changed (one file, bounded on its own).
+    CompiledFunctions,
 }
 
 /// The regular files of `dir` whose names end in `suffix`.
 fn entries_in(dir: &Path, suffix: &str) -> std::io::Result<Vec<CacheEntry>> {
-    let kind = if suffix == COMPILED_SUFFIX { CacheEntryKind::Compiled } else { CacheEntryKind::PythonBuild };
+    let kind = match suffix {
+        COMPILED_SUFFIX => CacheEntryKind::Compiled,
+        crate::runtime::incremental::FILE => CacheEntryKind::CompiledFunctions,
+        _ => CacheEntryKind::PythonBuild,
+    };
     let mut entries = Vec::new();
     for item in std::fs::read_dir(dir)? {
         let item = item?;
@@ -252,8 +259,9 @@ pub fn cache_entries(dir: &Path) -> std::io::Result<Vec<CacheEntry>> {
         other => other,
     };
     let mut entries = missing_is_empty(entries_in(dir, COMPILED_SUFFIX))?;
+    entries.extend(missing_is_empty(entries_in(dir, crate::runtime::incremental::FILE))?);
     entries.extend(missing_is_empty(entries_in(&dir.join("python"), ".wasm"))?);
-    entries.sort_by(|a, b| b.last_used.cmp(&a.last_used));
+    entries.sort_by_key(|e| std::cmp::Reverse(e.last_used));
     Ok(entries)
 }
 
@@ -293,21 +301,7 @@ fn private_dir(dir: &Path) -> Result<(), String> {
 /// removes it if it is corrupt or stale (an untrusted one is left for the
 /// store that follows to replace).
 fn load<A: Artifact>(engine: &Engine, path: &Path) -> Option<A> {
-    let mut file = File::open(path).ok()?;
-    // Checked through the open file: what is read below is what was checked.
-    let checked = file.metadata().map_err(|e| e.to_string()).and_then(|metadata| {
-        if !metadata.is_file() {
-            Err("not a regular file".to_owned())
-        } else {
-            trusted(&metadata, "entry", Owners::User)
-        }
-    });
-    if let Err(why) = checked {
-        tracing::warn!(path = %path.display(), "not loading a module cache entry: {why}");
-        return None;
-    }
-    let mut bytes = Vec::new();
-    file.read_to_end(&mut bytes).ok()?;
+    let bytes = read_trusted(path, u64::MAX)?;
     match verify(&bytes) {
         Ok(payload) => {
             // SAFETY: the payload is what `Module::serialize` wrote in a
@@ -324,8 +318,31 @@ fn load<A: Artifact>(engine: &Engine, path: &Path) -> Option<A> {
     None
 }
 
+/// The bytes of the cache file at `path`, if it is trusted (a regular file
+/// of the user's that others may not write, checked through the open file:
+/// what is read is what was checked) and holds at most `max` bytes.
+pub(super) fn read_trusted(path: &Path, max: u64) -> Option<Vec<u8>> {
+    let file = File::open(path).ok()?;
+    let checked = file.metadata().map_err(|e| e.to_string()).and_then(|metadata| {
+        if !metadata.is_file() {
+            Err("not a regular file".to_owned())
+        } else if metadata.len() > max {
+            Err(format!("larger than {max} bytes"))
+        } else {
+            trusted(&metadata, "entry", Owners::User)
+        }
+    });
+    if let Err(why) = checked {
+        tracing::warn!(path = %path.display(), "not loading a cache file: {why}");
+        return None;
+    }
+    let mut bytes = Vec::new();
+    file.take(max).read_to_end(&mut bytes).ok()?;
+    Some(bytes)
+}
+
 /// The payload of a cache file, if the file is intact.
-fn verify(bytes: &[u8]) -> Result<&[u8], String> {
+pub(super) fn verify(bytes: &[u8]) -> Result<&[u8], String> {
     let header = MAGIC.len() + 32;
     if bytes.len() < header || &bytes[..MAGIC.len()] != MAGIC {
         return Err("not a wasmpool cache file".into());
@@ -338,7 +355,7 @@ fn verify(bytes: &[u8]) -> Result<&[u8], String> {
 }
 
 /// Writes an entry atomically (a private temporary file, then rename).
-fn store(path: &Path, payload: &[u8]) -> Result<(), String> {
+pub(super) fn store(path: &Path, payload: &[u8]) -> Result<(), String> {
     let dir = path.parent().ok_or("the cache path has no folder")?;
     let checksum: [u8; 32] = Sha256::digest(payload).into();
     // `tempfile` creates the file readable and writable by its user only.

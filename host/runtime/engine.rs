@@ -52,6 +52,23 @@ pub(crate) struct EngineSettings {
 /// Creates the engine, falling back from pooling to on-demand allocation
 /// when `Auto` is asked for and the pool cannot be reserved.
 pub(crate) fn create_engine(settings: &EngineSettings) -> Result<(Engine, AllocatorKind)> {
+    create_compiling_engine(settings, None)
+}
+
+/// [`create_engine`], compiling through `incremental` if given (the
+/// engine that compiles a component: `runtime::incremental`).
+pub(crate) fn create_compiling_engine(
+    settings: &EngineSettings,
+    incremental: Option<std::sync::Arc<crate::runtime::incremental::IncrementalCache>>,
+) -> Result<(Engine, AllocatorKind)> {
+    let base_config = |settings: &EngineSettings| {
+        let mut config = base_config(settings);
+        if let Some(cache) = &incremental {
+            // Only with the compiler, which this build always has.
+            let _ = config.enable_incremental_compilation(cache.clone());
+        }
+        config
+    };
     let on_demand = || {
         let mut config = base_config(settings);
         // Reserve only what an instance may use, rather than wasmtime's
@@ -62,10 +79,10 @@ pub(crate) fn create_engine(settings: &EngineSettings) -> Result<(Engine, Alloca
     };
     match settings.allocator {
         Allocator::OnDemand => on_demand(),
-        Allocator::Pooling => pooling_engine(settings)
+        Allocator::Pooling => pooling_engine(settings, base_config(settings))
             .map(|e| (e, AllocatorKind::Pooling))
             .map_err(|e| Error::Engine(format!("the pooling allocator is unavailable: {e:#}"))),
-        Allocator::Auto => match pooling_engine(settings) {
+        Allocator::Auto => match pooling_engine(settings, base_config(settings)) {
             Ok(engine) => Ok((engine, AllocatorKind::Pooling)),
             Err(e) => {
                 tracing::warn!("pooling allocator unavailable ({e:#}); falling back to on-demand allocation");
@@ -179,7 +196,7 @@ fn base_config(settings: &EngineSettings) -> Config {
 /// component has 14 core instances and 2 tables (shared/research/python.md).
 const COMPONENT_PARTS: u32 = crate::sandbox::limiter::COMPONENT_PARTS as u32;
 
-fn pooling_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
+fn pooling_engine(settings: &EngineSettings, mut config: Config) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::new();
     let slots = settings.instance_slots.max(1);
     if settings.component {
@@ -214,7 +231,6 @@ fn pooling_engine(settings: &EngineSettings) -> wasmtime::Result<Engine> {
     }
     // See above: no reset from wasmtime's page scan.
     pool.pagemap_scan(Enabled::No);
-    let mut config = base_config(settings);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     Engine::new(&config)
 }

@@ -8,6 +8,8 @@
 //! - [`module`]: loading and checking a module, its task records;
 //! - `typecheck`: a call's argument types against a task's parameters;
 //! - `cache`: precompiled modules on disk, a trust boundary;
+//! - `incremental`: compiled functions on disk, so that a changed module
+//!   compiles only what changed (components);
 //! - [`canonical_nans`] and [`fresh_state`]: the load-time rewrites (NaN
 //!   bits fixed where observable; writes that mark their pages);
 //! - `instance`: an instance and the host half of the ABI (arguments in,
@@ -22,6 +24,7 @@ pub(crate) mod cuts;
 pub(crate) mod engine;
 #[doc(hidden)]
 pub(crate) mod fresh_state;
+pub(crate) mod incremental;
 pub(crate) mod instance;
 pub(crate) mod module;
 pub(crate) mod outbox;
