@@ -615,7 +615,7 @@ impl PoolBuilder {
         // go through the incremental cache beside the module cache.
         let incremental = cache_dir
             .as_deref()
-            .filter(|_| is_component)
+            .filter(|dir| is_component && cache::private_dir(dir).is_ok())
             .map(|dir| Arc::new(crate::runtime::incremental::IncrementalCache::in_dir(dir)));
         let (engine, allocator) = create_compiling_engine(&settings, incremental.clone())?;
         let rules = self.module_rules();

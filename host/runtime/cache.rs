@@ -260,7 +260,11 @@ pub fn cache_entries(dir: &Path) -> std::io::Result<Vec<CacheEntry>> {
     };
     let mut entries = missing_is_empty(entries_in(dir, COMPILED_SUFFIX))?;
     entries.extend(missing_is_empty(entries_in(dir, crate::runtime::incremental::FILE))?);
-    entries.extend(missing_is_empty(entries_in(&dir.join("python"), ".wasm"))?);
+    // The Python builds' folder, unless it is a link (to anywhere).
+    let python = dir.join("python");
+    if std::fs::symlink_metadata(&python).is_ok_and(|metadata| metadata.is_dir()) {
+        entries.extend(missing_is_empty(entries_in(&python, ".wasm"))?);
+    }
     entries.sort_by_key(|e| std::cmp::Reverse(e.last_used));
     Ok(entries)
 }
@@ -270,9 +274,15 @@ pub fn cache_entries(dir: &Path) -> std::io::Result<Vec<CacheEntry>> {
 pub fn clear_cache(dir: &Path) -> std::io::Result<(usize, u64)> {
     let mut removed = (0, 0);
     for entry in cache_entries(dir)? {
-        std::fs::remove_file(&entry.path)?;
-        removed.0 += 1;
-        removed.1 += entry.size;
+        match std::fs::remove_file(&entry.path) {
+            Ok(()) => {
+                removed.0 += 1;
+                removed.1 += entry.size;
+            }
+            // Removed meanwhile (another pool's eviction): gone all the same.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(removed)
 }
@@ -284,7 +294,7 @@ fn entry_path(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
 
 /// Creates `dir` private to the user if it is missing, and checks that it
 /// is a folder only the user can write.
-fn private_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn private_dir(dir: &Path) -> Result<(), String> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]

@@ -180,7 +180,7 @@ impl TaskComponent {
         let pre = bindings::TaskModulePre::new(pre).map_err(link_error)?;
         let mut this =
             TaskComponent { engine: engine.clone(), pre, limits, wasi, epoch_checks, resets: false, tasks: Vec::new() };
-        let (mut store, instance) = this.instantiate(0, None, run)?;
+        let (mut store, instance) = this.instantiate(run)?;
         let described = instance.wasmpool_task_tasks().call_describe(&mut store);
         let described = described.map_err(|e| classify(&mut store, &this.limits, e, Step::Call("task list")))?;
         this.tasks = checked_tasks(described)?;
@@ -196,16 +196,14 @@ impl TaskComponent {
         self
     }
 
-    fn instantiate(
-        &self,
-        seed: u64,
-        outbox: Option<Box<dyn Outbox>>,
-        run: &RunLimits,
-    ) -> Result<(Store<ComponentState>, bindings::TaskModule), TaskFailure> {
+    /// A new instance, made the same way whatever input it is for (the
+    /// seed [`INSTANTIATION_SEED`] for `task-seed` and `wasi:random`, no
+    /// outbox), under `run`'s deadline and fuel, and its start: so a new
+    /// instance is the same for every input, and the same as a reset one.
+    /// Callers then prepare it for an input ([`prepare_call`](Self::prepare_call)),
+    /// which starts the input's deadline and fuel afresh.
+    fn instantiate(&self, run: &RunLimits) -> Result<(Store<ComponentState>, bindings::TaskModule), TaskFailure> {
         let limits = &self.limits;
-        // Instantiation draws from one stream whatever the input (which
-        // draws from the start of its own, `reseed` below): a new instance
-        // is the same for every input, and the same as a reset one.
         let wasi = self
             .wasi
             .component_context(limits.max_output, limits.max_memory, INSTANTIATION_SEED)
@@ -215,7 +213,7 @@ impl TaskComponent {
             limiter: GuestLimiter::for_component(limits.max_memory, limits.max_table_elements),
             watch: Watch::start(run),
             fuel: None,
-            seed,
+            seed: INSTANTIATION_SEED,
             max_message: limits.max_message,
             outbox: None,
         };
@@ -228,7 +226,7 @@ impl TaskComponent {
                 None => Ok(UpdateDeadline::Continue(1)),
             });
         }
-        self.prepare_call(&mut store, seed, outbox, run)?;
+        self.prepare_call(&mut store, INSTANTIATION_SEED, None, run)?;
         let instance =
             self.pre.instantiate(&mut store).map_err(|e| classify(&mut store, limits, e, Step::Instantiate))?;
         // The runner's start (`call("", "")`, wit/wasmpool-task.wit): it
@@ -239,6 +237,19 @@ impl TaskComponent {
             .call_call(&mut store, "", "")
             .map_err(|e| classify(&mut store, limits, e, Step::Instantiate))?;
         Ok((store, instance))
+    }
+
+    /// A new instance ([`instantiate`](Self::instantiate)) prepared for an
+    /// input.
+    fn instantiate_for(
+        &self,
+        seed: u64,
+        outbox: Option<Box<dyn Outbox>>,
+        run: &RunLimits,
+    ) -> Result<KeptInstance, TaskFailure> {
+        let (mut store, instance) = self.instantiate(run)?;
+        self.prepare_call(&mut store, seed, outbox, run)?;
+        Ok(KeptInstance { store, instance })
     }
 
     /// Sets `store` up for one call: the input's seed (the host's
@@ -300,7 +311,7 @@ impl TaskComponent {
     ) -> (Result<String, TaskFailure>, TaskOutput) {
         let prepared = match kept.take() {
             Some(mut held) => self.prepare_call(&mut held.store, seed, outbox, run).map(|()| held),
-            None => self.instantiate(seed, outbox, run).map(|(store, instance)| KeptInstance { store, instance }),
+            None => self.instantiate_for(seed, outbox, run),
         };
         let mut held = match prepared {
             Ok(held) => held,
@@ -337,26 +348,22 @@ impl TaskComponent {
                 Err(failure) => return (Err(failure), TaskOutput::default()),
             },
             None => {
-                let (store, instance) = match self.instantiate(seed, outbox, run) {
+                let (store, instance) = match self.instantiate(run) {
                     Ok(made) => made,
                     Err(failure) => return (Err(failure), TaskOutput::default()),
                 };
                 let mut held = KeptInstance { store, instance };
-                let snapshot = match self.snapshot(slot, &mut held, run) {
-                    Ok(snapshot) => Some(snapshot),
-                    Err(NotRestored(why)) => {
-                        tracing::debug!("every input gets a new instance: {why}");
-                        slot.unavailable = Some(why);
-                        None
-                    }
-                };
+                let snapshot = self.snapshot(slot, &mut held, run);
+                if let Err(failure) = self.prepare_call(&mut held.store, seed, outbox, run) {
+                    return (Err(failure), TaskOutput::default());
+                }
                 (held, snapshot)
             }
         };
         let (result, output, sound) = self.call_in(&mut held, name, args, seed);
         if let (true, Some(mut snapshot), Some(pristine)) = (sound, snapshot, slot.pristine.as_ref()) {
-            let handles = held.store.data_mut().wasi.handles();
-            match snapshot.restore(&mut held.store, pristine, handles) {
+            let handle_changes = held.store.data().wasi.handle_changes();
+            match snapshot.restore(&mut held.store, pristine, handle_changes) {
                 Ok(()) => slot.ready = Some((held, snapshot)),
                 Err(NotRestored(why)) => tracing::debug!("the next input gets a new instance: {why}"),
             }
@@ -365,23 +372,31 @@ impl TaskComponent {
     }
 
     /// The snapshot of `held`, new and not yet called, against the
-    /// pristine instance `slot` keeps (made now if it has none, under
-    /// `run`'s limits).
-    fn snapshot(
-        &self,
-        slot: &mut ResetSlot,
-        held: &mut KeptInstance,
-        run: &RunLimits,
-    ) -> Result<StoreSnapshot, NotRestored> {
+    /// pristine instance `slot` keeps (made now, under `run`'s limits, if
+    /// it has none). `None` if there is none: for this input only if the
+    /// pristine instance could not be made (it is tried again), for good
+    /// if the two instances cannot stand for each other.
+    fn snapshot(&self, slot: &mut ResetSlot, held: &mut KeptInstance, run: &RunLimits) -> Option<StoreSnapshot> {
         if slot.pristine.is_none() {
-            let (store, _) = self
-                .instantiate(INSTANTIATION_SEED, None, run)
-                .map_err(|failure| NotRestored(format!("a pristine instance failed: {failure}")))?;
-            slot.pristine = Some(store);
+            match self.instantiate(run) {
+                Ok((store, _)) => slot.pristine = Some(store),
+                Err(failure) => {
+                    tracing::debug!("this input gets a new instance: a pristine instance failed: {failure}");
+                    return None;
+                }
+            }
         }
-        let pristine = slot.pristine.as_mut().ok_or_else(|| NotRestored("no pristine instance".into()))?;
-        let handles = held.store.data_mut().wasi.handles();
-        StoreSnapshot::take(&mut held.store, pristine, handles)
+        let pristine = slot.pristine.as_mut()?;
+        let handle_changes = held.store.data().wasi.handle_changes();
+        match StoreSnapshot::take(&mut held.store, pristine, handle_changes) {
+            Ok(snapshot) => Some(snapshot),
+            Err(NotRestored(why)) => {
+                tracing::debug!("every input gets a new instance: {why}");
+                slot.unavailable = Some(why);
+                slot.pristine = None;
+                None
+            }
+        }
     }
 
     /// Calls the task `name` in `held`, prepared for the input: the

@@ -23,6 +23,10 @@ use std::sync::{Mutex, OnceLock};
 /// The most the file holds, in bytes of keys and values.
 pub(crate) const MAX_BYTES: usize = 256 << 20;
 
+/// Cranelift's keys: a SHA-256 of the function and the settings. The
+/// cache takes no others.
+const KEY_LEN: usize = 32;
+
 /// The file's name in the cache folder.
 pub(crate) const FILE: &str = "incremental.bin";
 
@@ -64,10 +68,13 @@ impl IncrementalCache {
     }
 
     /// Writes the cache back if this compile added to it: every entry, or
-    /// only those this compile used if all would pass [`MAX_BYTES`].
+    /// only those this compile used if all would pass [`MAX_BYTES`]. Then
+    /// forgets them: the engine (and this cache) may live as long as the
+    /// pool.
     pub(crate) fn persist(&self) {
         let (Some(dir), Some(entries)) = (&self.dir, self.entries.get()) else { return };
-        let Ok(entries) = entries.lock() else { return };
+        let Ok(mut entries) = entries.lock() else { return };
+        let entries = std::mem::take(&mut *entries);
         if entries.added == 0 {
             return;
         }
@@ -103,11 +110,23 @@ fn load(dir: &Path) -> Entries {
             return Entries::default();
         }
     };
+    // An entry takes at least 34 bytes (a key of KEY_LEN and two lengths):
+    // a count past that is not a cache of ours, and would cost memory out
+    // of proportion to the bytes read.
+    if postcard::take_from_bytes::<u32>(payload).is_ok_and(|(count, _)| count as usize > payload.len() / (KEY_LEN + 2))
+    {
+        tracing::warn!(path = %path.display(), "unreadable incremental compilation cache, rebuilding");
+        return Entries::default();
+    }
     match postcard::from_bytes::<Vec<(Vec<u8>, Vec<u8>)>>(payload) {
-        Ok(pairs) => Entries {
+        Ok(pairs) if pairs.iter().all(|(key, _)| key.len() == KEY_LEN) => Entries {
             map: pairs.into_iter().map(|(key, value)| (key, Entry { value, used: false })).collect(),
             added: 0,
         },
+        Ok(_) => {
+            tracing::warn!(path = %path.display(), "unreadable incremental compilation cache (keys), rebuilding");
+            Entries::default()
+        }
         Err(why) => {
             tracing::warn!(path = %path.display(), "unreadable incremental compilation cache, rebuilding: {why}");
             Entries::default()
@@ -117,6 +136,9 @@ fn load(dir: &Path) -> Entries {
 
 impl wasmtime::CacheStore for IncrementalCache {
     fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
+        if key.len() != KEY_LEN {
+            return None;
+        }
         let mut entries = self.entries().lock().ok()?;
         let entry = entries.map.get_mut(key)?;
         entry.used = true;
@@ -124,6 +146,9 @@ impl wasmtime::CacheStore for IncrementalCache {
     }
 
     fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
+        if key.len() != KEY_LEN {
+            return false;
+        }
         let Ok(mut entries) = self.entries().lock() else { return false };
         entries.map.insert(key.to_vec(), Entry { value, used: true });
         entries.added += 1;
@@ -137,48 +162,55 @@ mod tests {
     use std::sync::Arc;
     use wasmtime::CacheStore;
 
-    fn compile(dir: &Path, wat: &str) -> Arc<IncrementalCache> {
+    /// Compiles `wat` through the cache in `dir`: how many functions it
+    /// found there and how many it added.
+    fn compile(dir: &Path, wat: &str) -> (usize, usize) {
         let cache = Arc::new(IncrementalCache::in_dir(dir));
         let mut config = wasmtime::Config::new();
         config.enable_incremental_compilation(cache.clone()).unwrap();
         let engine = wasmtime::Engine::new(&config).unwrap();
         wasmtime::Module::new(&engine, wat::parse_str(wat).unwrap()).unwrap();
+        let counts = {
+            let entries = cache.entries().lock().unwrap();
+            (entries.map.values().filter(|e| e.used).count() - entries.added, entries.added)
+        };
         cache.persist();
-        cache
+        assert!(cache.entries().lock().unwrap().map.is_empty(), "forgotten once written");
+        counts
     }
 
     #[test]
     fn a_second_compile_finds_the_functions_of_the_first() {
         let dir = tempfile::tempdir().unwrap();
-        let first = compile(dir.path(), r#"(module (func (export "f") (result i32) i32.const 7))"#);
-        assert!(first.entries().lock().unwrap().added > 0);
+        let (found, added) = compile(dir.path(), r#"(module (func (export "f") (result i32) i32.const 7))"#);
+        assert!(found == 0 && added > 0);
         assert!(dir.path().join(FILE).is_file());
-        // The same function beside a new one: one hit at least, read from the file.
-        let second = compile(
+        // The same function beside a new one: found in the file, the new one added.
+        let (found, added) = compile(
             dir.path(),
             r#"(module (func (export "f") (result i32) i32.const 7) (func (export "g") (result i32) i32.const 8))"#,
         );
-        let entries = second.entries().lock().unwrap();
-        assert!(entries.map.values().filter(|e| e.used).count() >= 2);
-        assert!(entries.added >= 1 && entries.added < entries.map.len());
+        assert!(found >= 1 && added >= 1, "found {found}, added {added}");
     }
 
     #[test]
     fn a_corrupt_or_foreign_file_is_an_empty_cache() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(FILE), b"WPCACHE1 not really").unwrap();
+        let key = [7u8; KEY_LEN];
         let cache = IncrementalCache::in_dir(dir.path());
-        assert!(cache.get(b"key").is_none());
-        assert!(cache.insert(b"key", b"value".to_vec()));
-        assert_eq!(cache.get(b"key").as_deref(), Some(&b"value"[..]));
+        assert!(cache.get(&key).is_none());
+        assert!(!cache.insert(b"short", b"value".to_vec()), "only Cranelift's keys");
+        assert!(cache.insert(&key, b"value".to_vec()));
+        assert_eq!(cache.get(&key).as_deref(), Some(&b"value"[..]));
         cache.persist();
         let again = IncrementalCache::in_dir(dir.path());
-        assert_eq!(again.get(b"key").as_deref(), Some(&b"value"[..]));
+        assert_eq!(again.get(&key).as_deref(), Some(&b"value"[..]));
         // Checksummed: one flipped byte and nothing is loaded.
         let mut bytes = std::fs::read(dir.path().join(FILE)).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 1;
         std::fs::write(dir.path().join(FILE), bytes).unwrap();
-        assert!(IncrementalCache::in_dir(dir.path()).get(b"key").is_none());
+        assert!(IncrementalCache::in_dir(dir.path()).get(&key).is_none());
     }
 }

@@ -80,10 +80,17 @@ impl GuestLimiter {
 impl ResourceLimiter for GuestLimiter {
     /// Called for every memory of the instance as it is created (`current`
     /// 0) and as it grows: the total of all of them is what is capped.
-    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(&mut self, current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
         if current == 0 && self.map == Some(desired) {
             self.map = None;
             return Ok(true);
+        }
+        // Past the memory's own maximum wasmtime refuses the growth anyway
+        // (`memory.grow` gives -1): not the sandbox's refusal, and nothing
+        // to count (a count that rose on every such attempt would refuse a
+        // kept or reset instance memory a new one gets).
+        if maximum.is_some_and(|maximum| desired > maximum) {
+            return Ok(false);
         }
         let growth = desired.saturating_sub(current);
         let total = self.memory_in_use.saturating_add(growth);
@@ -133,6 +140,17 @@ mod tests {
         assert_eq!(limiter.take_refusal(), None);
         assert!(!limiter.table_growing(0, 11, None).unwrap());
         assert_eq!(limiter.take_refusal(), Some(LimitExceeded::Table { requested: 11, limit: 10 }));
+    }
+
+    #[test]
+    fn growth_past_a_memorys_own_maximum_is_refused_without_counting() {
+        let mut limiter = GuestLimiter::new(2 << 20, 10, None);
+        assert!(limiter.memory_growing(0, 64 << 10, Some(64 << 10)).unwrap());
+        for _ in 0..100 {
+            assert!(!limiter.memory_growing(64 << 10, 128 << 10, Some(64 << 10)).unwrap());
+        }
+        assert_eq!(limiter.take_refusal(), None, "the memory's own limit, not the sandbox's");
+        assert!(limiter.memory_growing(0, (2 << 20) - (64 << 10), None).unwrap(), "nothing was counted");
     }
 
     #[test]

@@ -238,9 +238,11 @@ impl ComponentWasi {
         self.random.iter().for_each(|stream| stream.reseed(seed));
     }
 
-    /// How many handles (files, streams, …) the host holds for the guest.
-    pub(crate) fn handles(&mut self) -> usize {
-        self.table.iter_mut().count()
+    /// How many handles (files, streams, …) the host has made and closed
+    /// for the guest so far: unchanged by a call exactly when it made and
+    /// closed none.
+    pub(crate) fn handle_changes(&self) -> u64 {
+        self.table.changes()
     }
 
     /// What the task wrote.
@@ -740,6 +742,22 @@ impl tokio::io::AsyncWrite for CapturedPipe {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_handle_closed_and_another_made_are_changes_though_the_count_is_the_same() {
+        let mut wasi = WasiConfig::new().component_context(1024, 1 << 20, 0).unwrap();
+        let before = wasi.handle_changes();
+        let handle = wasi.table.push(1u32).unwrap();
+        assert_ne!(wasi.handle_changes(), before);
+        let at_start = wasi.handle_changes();
+        // Closed one, made another in its place: as many handles as before
+        // (in the same slot), yet not the same ones.
+        wasi.table.delete(handle).unwrap();
+        let other = wasi.table.push(2u32).unwrap();
+        assert_eq!(wasi.table.iter_mut().count(), 1);
+        assert_eq!(wasi.handle_changes(), at_start.wrapping_add(2));
+        wasi.table.delete(other).unwrap();
+    }
 
     #[test]
     fn a_pipe_keeps_what_fits_and_records_what_does_not() {

@@ -32,6 +32,15 @@ impl DirtyPages {
 
     #[cfg(target_os = "linux")]
     fn open() -> Option<DirtyPages> {
+        // With KSM merging this process's pages (`PR_SET_MEMORY_MERGE`), a
+        // page a task filled with zeros may become the zero page again,
+        // which the scan skips: it would not be reset.
+        const PR_GET_MEMORY_MERGE: libc::c_int = 68;
+        // SAFETY: a query with no pointer arguments.
+        if unsafe { libc::prctl(PR_GET_MEMORY_MERGE, 0, 0, 0, 0) } > 0 {
+            tracing::debug!("this process's pages may be merged (KSM): every task gets a new instance");
+            return None;
+        }
         let pagemap = std::fs::File::open("/proc/self/pagemap").ok()?;
         let scanner = DirtyPages { pagemap };
         // An empty scan (at an aligned address) tells whether the kernel

@@ -10,10 +10,12 @@
 //! the component from being entered again). Which pages an input wrote
 //! comes from the kernel's page tables (`dirty_pages.rs`): the host itself
 //! writes into a component's memory (arguments, WASI's reads), which write
-//! marks would miss. What a page held before it was first written comes
-//! from a **pristine** instance of the same component, in a store of its
-//! own in which nothing ever runs: its pages are the component's initial
-//! image, mapped, never copied.
+//! marks would miss. What a page held before the first input comes from a
+//! **pristine** instance of the same component, made the same way in a
+//! store of its own in which nothing runs after: its pages are the
+//! component's initial image (mapped, not copied) plus what instantiation
+//! wrote, which must equal, byte for byte, what the kept instance's
+//! instantiation wrote.
 //!
 //! What a reset does not restore, the component must not change; it is
 //! checked at load ([`check_component`]) and after each input:
@@ -25,7 +27,7 @@
 //!   `resource.drop` of the host's resources);
 //! - the memories' sizes: an instance whose memory grew is dropped;
 //! - the handles the host holds for the guest (open files, streams): an
-//!   input that leaves their number changed gets its instance dropped.
+//!   input that made or closed one gets its instance dropped.
 //!
 //! Anything else that fails (a trap, an interrupted call) drops the
 //! instance too: the next input gets a new one, as it would without resets.
@@ -88,38 +90,37 @@ fn store_parts(mut store: impl AsContextMut) -> (Vec<Memory>, Vec<Global>) {
     (memories, globals)
 }
 
-/// One memory's state before the first input.
-struct MemoryState {
+/// One memory of the kept instance, and the same memory of the pristine one.
+struct MemoryPair {
     memory: Memory,
-    /// The same memory in the pristine instance.
     pristine: Memory,
     size: usize,
-    /// The pages written before the first input (instantiation), as they
-    /// were then, by page number (ascending).
-    written: Vec<(u32, Box<[u8]>)>,
 }
 
 /// A kept component instance's state before its first input, to return
-/// to after each.
+/// to after each: the pristine instance's, which it equals.
 pub(crate) struct StoreSnapshot {
-    memories: Vec<MemoryState>,
+    memories: Vec<MemoryPair>,
     globals: Vec<(Global, Val)>,
     scanner: &'static DirtyPages,
-    /// How many handles the host holds for the guest.
-    handles: usize,
+    /// The count of handles made and closed for the guest then.
+    handle_changes: u64,
 }
 
 impl StoreSnapshot {
     /// The snapshot of `store`, whose component instance has run no input,
     /// against `pristine`, a store holding an instance of the same
-    /// component in which nothing ran. `handles` is the number of handles
-    /// the host holds for the guest in `store`. Fails on a system without
-    /// the page scan, or if the two instances differ in shape or in what
-    /// instantiation wrote (it must be deterministic).
+    /// component made the same way, in which nothing ran. `handle_changes`
+    /// is [`ComponentWasi::handle_changes`](crate::sandbox::wasi::ComponentWasi::handle_changes)
+    /// in `store`. Fails on a system without the page scan, or if the two
+    /// instances differ in shape or in a single byte of memory (their
+    /// instantiation must be deterministic): every page either wrote must
+    /// be the same in both, so that the pristine pages are the kept
+    /// instance's state before its first input.
     pub(crate) fn take(
         mut store: impl AsContextMut,
         mut pristine: impl AsContextMut,
-        handles: usize,
+        handle_changes: u64,
     ) -> Result<StoreSnapshot, NotRestored> {
         let scanner = DirtyPages::get().ok_or_else(|| NotRestored("this system has no page scan".into()))?;
         let (memories, globals) = store_parts(&mut store);
@@ -127,71 +128,74 @@ impl StoreSnapshot {
         if memories.len() != pristine_memories.len() || globals.len() != pristine_globals.len() {
             return Err(NotRestored("two instances of the component differ in shape".into()));
         }
-        let mut states = Vec::with_capacity(memories.len());
+        let mut pairs = Vec::with_capacity(memories.len());
         for (memory, pristine_memory) in memories.into_iter().zip(pristine_memories) {
             let size = memory.data_size(&store);
             if pristine_memory.data_size(&pristine) != size {
                 return Err(NotRestored("two instances of the component differ in memory size".into()));
             }
-            let mut written: Vec<(u32, Box<[u8]>)> = Vec::new();
-            for_each_written_page(&mut store, memory, &mut WrittenPages::Scan(scanner), |data, start| {
-                written.push(((start / PAGE) as u32, data[start..start + PAGE].into()));
+            // The pages instantiation wrote, in either instance.
+            let mut pages = Vec::new();
+            for_each_written_page(&mut store, memory, &mut WrittenPages::Scan(scanner), |_, start| pages.push(start))?;
+            for_each_written_page(&mut pristine, pristine_memory, &mut WrittenPages::Scan(scanner), |_, start| {
+                pages.push(start)
             })?;
-            written.sort_unstable_by_key(|(page, _)| *page);
-            // Every page the pristine instance's instantiation wrote must
-            // be one this instance's wrote, with the same bytes; else the
-            // pristine pages are not what a new instance starts from.
-            let mut differs = None;
-            for_each_written_page(&mut pristine, pristine_memory, &mut WrittenPages::Scan(scanner), |data, start| {
-                let page = (start / PAGE) as u32;
-                let same = written
-                    .binary_search_by_key(&page, |(p, _)| *p)
-                    .is_ok_and(|i| written[i].1[..] == data[start..start + PAGE]);
-                if !same {
-                    differs.get_or_insert(page);
-                }
-            })?;
-            if let Some(page) = differs {
+            let (kept, first) = (memory.data(&store), pristine_memory.data(&pristine));
+            if let Some(start) =
+                pages.into_iter().find(|&start| kept[start..start + PAGE] != first[start..start + PAGE])
+            {
                 return Err(NotRestored(format!(
-                    "instantiating the component twice wrote page {page} differently: its instantiation is not \
-                     deterministic"
+                    "two instances of the component differ at byte {start:#x} of a memory: its instantiation is \
+                     not deterministic"
                 )));
             }
-            states.push(MemoryState { memory, pristine: pristine_memory, size, written });
+            pairs.push(MemoryPair { memory, pristine: pristine_memory, size });
         }
-        let globals = globals.into_iter().map(|global| (global, global.get(&mut store))).collect();
-        Ok(StoreSnapshot { memories: states, globals, scanner, handles })
+        let mut values = Vec::with_capacity(globals.len());
+        for (global, pristine_global) in globals.into_iter().zip(pristine_globals) {
+            let value = global.get(&mut store);
+            let same = match (value, pristine_global.get(&mut pristine)) {
+                (Val::I32(a), Val::I32(b)) => a == b,
+                (Val::I64(a), Val::I64(b)) => a == b,
+                (Val::F32(a), Val::F32(b)) => a == b,
+                (Val::F64(a), Val::F64(b)) => a == b,
+                (Val::V128(a), Val::V128(b)) => a.as_u128() == b.as_u128(),
+                // References point into their own store: not comparable.
+                (Val::FuncRef(a), Val::FuncRef(b)) => a.is_some() == b.is_some(),
+                (Val::ExternRef(a), Val::ExternRef(b)) => a.is_some() == b.is_some(),
+                _ => false,
+            };
+            if !same {
+                return Err(NotRestored("two instances of the component differ in a global".into()));
+            }
+            values.push((global, value));
+        }
+        Ok(StoreSnapshot { memories: pairs, globals: values, scanner, handle_changes })
     }
 
     /// Puts every memory and global of `store` back as they were when the
-    /// snapshot was taken, reading unwritten pages from `pristine`.
-    /// `handles` is the number of handles the host now holds for the guest.
+    /// snapshot was taken: each page written since, from `pristine`.
+    /// `handle_changes` is the count of handles made and closed now.
     pub(crate) fn restore(
         &mut self,
         mut store: impl AsContextMut,
         pristine: impl wasmtime::AsContext,
-        handles: usize,
+        handle_changes: u64,
     ) -> Result<(), NotRestored> {
-        if handles != self.handles {
-            return Err(NotRestored(format!(
-                "the input left {handles} handles open where the instance started with {}",
-                self.handles
-            )));
+        // A handle made or closed, even one for another (stdout closed,
+        // stderr opened in its place), would leave the guest's record of
+        // its handles out of step with the host's.
+        if handle_changes != self.handle_changes {
+            return Err(NotRestored("the input made or closed WASI handles (files, streams)".into()));
         }
-        for state in &self.memories {
-            let size = state.memory.data_size(&store);
-            if size != state.size {
-                return Err(NotRestored(format!("a memory grew from {} to {size} bytes", state.size)));
+        for pair in &self.memories {
+            let size = pair.memory.data_size(&store);
+            if size != pair.size {
+                return Err(NotRestored(format!("a memory grew from {} to {size} bytes", pair.size)));
             }
-            let source = state.pristine.data(&pristine);
-            let written = &state.written;
-            for_each_written_page(&mut store, state.memory, &mut WrittenPages::Scan(self.scanner), |data, start| {
-                let page = (start / PAGE) as u32;
-                let target = &mut data[start..start + PAGE];
-                match written.binary_search_by_key(&page, |(p, _)| *p) {
-                    Ok(i) => target.copy_from_slice(&written[i].1),
-                    Err(_) => target.copy_from_slice(&source[start..start + PAGE]),
-                }
+            let source = pair.pristine.data(&pristine);
+            for_each_written_page(&mut store, pair.memory, &mut WrittenPages::Scan(self.scanner), |data, start| {
+                data[start..start + PAGE].copy_from_slice(&source[start..start + PAGE]);
             })?;
         }
         for (global, value) in &self.globals {

@@ -13,7 +13,7 @@ and no two inputs draw the same numbers.
 
 `call("", "")` is not a task: the host makes it once on every new
 instance, before any input, so that the WASI streams every input may use
-(stdin, stdout, stderr) are opened by then; an instance reset between
+(stdout and stderr) are opened by then; an instance reset between
 inputs is then put back with them still open.
 """
 import gc
@@ -86,7 +86,7 @@ def _reseed(seed, generators):
 
 
 def _ready():
-    """Opens the standard streams through WASI (see the module's doc)."""
+    """Opens stdout and stderr through WASI (see the module's doc)."""
     import os
     for fd in (1, 2):
         os.write(fd, b"")
@@ -142,8 +142,9 @@ def make_tasks(module):
                 args = [args]
             elif not isinstance(args, list) or len(args) != n:
                 _raise(wit.CallError_BadArguments(f"{name} takes {n} arguments, as a JSON array of {n}"))
-            _reseed(host.task_seed(), generators)
             try:
+                # Inside: a generator whose seed() raises is the task's exception.
+                _reseed(host.task_seed(), generators)
                 result = f(*args)
             except BaseException:
                 # SystemExit (sys.exit, with its status), KeyboardInterrupt

@@ -37,6 +37,8 @@ pub struct ResourceTable {
     entries: Vec<Entry>,
     free_head: Option<usize>,
     max_capacity: usize,
+    // wasmpool: entries made and freed so far (see `changes`).
+    changes: u64,
 }
 
 #[derive(Debug)]
@@ -147,7 +149,16 @@ impl ResourceTable {
             entries: Vec::with_capacity(capacity),
             free_head: None,
             max_capacity: DEFAULT_MAX_CAPACITY,
+            changes: 0,
         }
+    }
+
+    /// How many entries have been made and freed in this table so far
+    /// (wrapping): equal before and after a call exactly when the call made
+    /// and freed no entry. (Patched in by wasmpool: see its
+    /// vendor/README.md.)
+    pub fn changes(&self) -> u64 {
+        self.changes
     }
 
     /// Inserts a new value `T` into this table, returning a corresponding
@@ -176,6 +187,7 @@ impl ResourceTable {
 
     /// Free an entry in the table, returning its [`TableEntry`]. Add the index to the free list.
     fn free_entry(&mut self, ix: usize, debug: bool) -> TableEntry {
+        self.changes = self.changes.wrapping_add(1);
         if debug {
             // Instead of making this entry available for reuse, we leave a
             // tombstone in debug mode.  This helps detect use-after-delete and
@@ -213,6 +225,7 @@ impl ResourceTable {
     /// Push a new entry into the table, returning its handle. This will prefer to use free entries
     /// if they exist, falling back on pushing new entries onto the end of the table.
     fn push_(&mut self, e: TableEntry) -> Result<u32, ResourceTableError> {
+        self.changes = self.changes.wrapping_add(1);
         if let Some(free) = self.pop_free_list() {
             self.entries[free] = Entry::Occupied { entry: e };
             Ok(free.try_into().unwrap())
