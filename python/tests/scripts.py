@@ -25,6 +25,10 @@ def env() -> dict:
     return e
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Script:
     """A program started in its own session (so its whole process group,
     workers included, can be signalled and killed)."""
@@ -37,6 +41,10 @@ class Script:
             text=True,
             env=env(),
             start_new_session=True,
+            # As in a terminal: Ctrl-C interrupts. (A shell that started the
+            # tests in the background may have set SIGINT ignored, which a
+            # child inherits, and Python then never raises KeyboardInterrupt.)
+            preexec_fn=_default_sigint,
         )
         self.stdout: List[str] = []
         self.stderr: List[str] = []
