@@ -15,15 +15,14 @@ wasmpool package with a release build of its extension and componentize-py
 """
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import kernels  # noqa: E402
+from tasks_vs_multiprocessing import median_time  # noqa: E402
 from wasmpool import Pool  # noqa: E402
 
 KERNELS = [
@@ -33,15 +32,6 @@ KERNELS = [
     ("float_points", 100_000),
     ("generators", 400_000),
 ]
-
-
-def median_time(run, repeats):
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def main():

@@ -16,8 +16,17 @@ fn wasmpool() -> Command {
 
 /// Runs `wasmpool args…` with `stdin` as its input.
 fn run_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = wasmpool()
-        .args(args)
+    feed(wasmpool().args(args), stdin)
+}
+
+/// [`run_with_stdin`] with one more environment variable.
+fn run_with_stdin_env(args: &[&str], stdin: &[u8], (key, value): (&str, &str)) -> Output {
+    feed(wasmpool().args(args).env(key, value), stdin)
+}
+
+/// Runs `command` with `stdin` as its input.
+fn feed(command: &mut Command, stdin: &[u8]) -> Output {
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -635,20 +644,6 @@ fn under_mpirun_a_build_without_cluster_support_refuses() {
     assert_eq!(stdout_lines(&out), ["2.0"]);
 }
 
-#[cfg(not(feature = "mpi"))]
-fn run_with_stdin_env(args: &[&str], stdin: &[u8], (key, value): (&str, &str)) -> Output {
-    let mut child = wasmpool()
-        .args(args)
-        .env(key, value)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn wasi_tasks_get_only_what_the_options_allow() {
     let module = guest_tasks::WASI_WASM_PATH;
@@ -690,18 +685,8 @@ fn wasi_tasks_get_only_what_the_options_allow() {
 #[test]
 fn the_cache_is_shown_and_cleared() {
     let home = tempfile::tempdir().unwrap();
-    let in_cache = |args: &[&str], stdin: &[u8]| {
-        let mut child = wasmpool()
-            .args(args)
-            .env("XDG_CACHE_HOME", home.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(stdin).unwrap();
-        child.wait_with_output().unwrap()
-    };
+    let home = home.path().to_str().expect("a UTF-8 temporary folder");
+    let in_cache = |args: &[&str], stdin: &[u8]| run_with_stdin_env(args, stdin, ("XDG_CACHE_HOME", home));
     let empty = in_cache(&["cache"], b"");
     assert!(empty.status.success(), "{}", stderr(&empty));
     assert!(String::from_utf8_lossy(&empty.stdout).ends_with("0 entries, 0.0 MB in all\n"));

@@ -619,7 +619,7 @@ impl PoolBuilder {
             .map(|dir| Arc::new(crate::runtime::incremental::IncrementalCache::in_dir(dir)));
         let (engine, allocator) = create_compiling_engine(&settings, incremental.clone())?;
         let rules = self.module_rules();
-        if is_component {
+        let (unit, component_reset) = if is_component {
             // The bounds on compile work, before compiling: the parser
             // walks every core module inside the component, so functions
             // and locals are counted over all of them.
@@ -631,7 +631,6 @@ impl PoolBuilder {
             if let Some(incremental) = &incremental {
                 incremental.persist();
             }
-            let unit = Unit::Component(compiled);
             let component_reset = self.mode == InstanceMode::FreshPerTask
                 && self.reset_in_place
                 && match crate::runtime::fresh_state::check_component(&bytes) {
@@ -644,29 +643,19 @@ impl PoolBuilder {
             if self.wasi.is_none() {
                 self.wasi = Some(WasiConfig::new());
             }
-            return Ok(Compiled {
-                origin,
-                settings,
-                engine,
-                allocator,
-                unit,
-                cache_dir,
-                threads,
-                epoch_checks,
-                workers,
-                component_reset,
-            });
-        }
-        let module = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
-        // A `wasm32-wasip1` module runs with WASI, granted nothing unless
-        // the builder grants it.
-        if module.wasi && self.wasi.is_none() {
-            self.wasi = Some(WasiConfig::new());
-            if !threads {
-                self.reply_limit()?;
+            (Unit::Component(compiled), component_reset)
+        } else {
+            let module = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
+            // A `wasm32-wasip1` module runs with WASI, granted nothing unless
+            // the builder grants it.
+            if module.wasi && self.wasi.is_none() {
+                self.wasi = Some(WasiConfig::new());
+                if !threads {
+                    self.reply_limit()?;
+                }
             }
-        }
-        let unit = Unit::Module(module);
+            (Unit::Module(module), false)
+        };
         Ok(Compiled {
             origin,
             settings,
@@ -677,7 +666,7 @@ impl PoolBuilder {
             threads,
             epoch_checks,
             workers,
-            component_reset: false,
+            component_reset,
         })
     }
 
