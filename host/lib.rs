@@ -70,7 +70,7 @@ mod worker;
 pub use error::{Capability, Error, FailureKind, LimitExceeded, LoadStep, ModuleError, Result, TaskError, TaskFailure};
 pub use pool::exchange::{DEFAULT_EXCHANGE_CAPACITY, Event, Exchange};
 pub use pool::handle::{Captured, TaskHandle};
-pub use pool::json::{IndexedJsonInputs, JsonInputs, JsonTask};
+pub use pool::json::{IndexedJsonInputs, JsonEvent, JsonEvents, JsonInputs, JsonTask};
 pub use pool::{DEFAULT_IDLE_SPIN, DEFAULT_LOAD_DEADLINE, Pool, PoolBuilder, TaskRef, WorkerKind};
 pub use process::config::{DEFAULT_MAX_RETRIES, ProcessConfig};
 pub use process::worker_main;

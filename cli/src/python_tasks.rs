@@ -14,6 +14,8 @@ use wasmpool::text::{EscapedLine, EscapedText};
 const SCRIPT: &str = include_str!("../../python/wasmpool/_build/componentize.py");
 /// The code that turns a module's functions into the world's exports.
 const RUNNER: &str = include_str!("../../python/wasmpool/_build/wasmpool_runner.py");
+/// The module `wasmpool` as a task sees it (send, progress, task_seed).
+const IN_TASK: &str = include_str!("../../python/wasmpool/_build/wasmpool_in_task.py");
 /// The `wasmpool:task` world this wasmpool runs.
 const WORLD: &str = include_str!("../../wit/wasmpool-task.wit");
 
@@ -39,7 +41,13 @@ pub fn build(source: &Path, out: Option<&Path>) -> Result<PathBuf> {
         tempfile::Builder::new().prefix("wasmpool-build-").tempdir().context("cannot create a temporary folder")?;
     let script = work.path().join("componentize.py");
     let world = work.path().join("wasmpool-task.wit");
-    for (path, text) in [(&script, SCRIPT), (&work.path().join("wasmpool_runner.py"), RUNNER), (&world, WORLD)] {
+    let files = [
+        (script.clone(), SCRIPT),
+        (work.path().join("wasmpool_runner.py"), RUNNER),
+        (work.path().join("wasmpool_in_task.py"), IN_TASK),
+        (world.clone(), WORLD),
+    ];
+    for (path, text) in &files {
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))?;
     }
     let mut command = Command::new(&python);

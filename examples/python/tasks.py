@@ -2,6 +2,8 @@
 import math
 import random
 
+from wasmpool import progress, send
+
 # Made when the module is built, and so frozen into the component: every
 # input still draws its own numbers (the runner reseeds it per input).
 _dice = random.Random()
@@ -91,3 +93,13 @@ def leave(status):
     """sys.exit(status): an exception like any other, reported with its status."""
     import sys
     sys.exit(status)
+
+
+def walk(steps, every):
+    """Walks `steps` steps, sending the step count every `every` steps and
+    reporting progress: messages and progress from a task written in Python."""
+    for step in range(1, steps + 1):
+        if step % every == 0:
+            send({"step": step})
+            progress(step, steps)
+    return steps

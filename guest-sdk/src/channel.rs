@@ -8,6 +8,12 @@
 //! `send` waits for room (up to the task's deadline); if nobody listens
 //! (a plain `map`), the message is dropped and `send` says so.
 //!
+//! A message travels in the encoding of the call: postcard when the task
+//! was called with postcard (typed calls from Rust), JSON when it was
+//! called through its JSON entry point (the `wasmpool` command, Python,
+//! the host's `JsonTask`), so a JSON caller reads JSON messages as it
+//! reads JSON results.
+//!
 //! ```
 //! use wasmpool_guest::{Sender, task};
 //!
@@ -36,7 +42,17 @@ use serde::Serialize;
 pub struct Sender<T> {
     #[cfg(not(target_arch = "wasm32"))]
     sent: std::rc::Rc<core::cell::RefCell<Vec<Vec<u8>>>>,
+    /// The message's encoding: that of the call the task came in by.
+    encoding: Encoding,
     _type: PhantomData<fn(T)>,
+}
+
+/// How a sender encodes its messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Postcard,
+    #[cfg(feature = "json")]
+    Json,
 }
 
 /// Why a message was not delivered: no one listens to this task's messages
@@ -51,14 +67,21 @@ impl core::fmt::Display for NobodyListens {
 }
 
 impl<T: Serialize> Sender<T> {
-    /// Sends `message` to the host, encoded with postcard. The task stops
+    /// Sends `message` to the host, encoded as the task's call was
+    /// (postcard, or JSON through the JSON entry point). The task stops
     /// with an error if the message is over the pool's `max_message`.
     pub fn send(&self, message: &T) -> Result<(), NobodyListens> {
-        // Encoding fails only for what postcard cannot represent (a
-        // sequence of unknown length, say): a bug in the task, reported as
-        // its panic.
-        let bytes = postcard::to_allocvec(message)
-            .unwrap_or_else(|e| panic!("cannot encode a message of type {}: {e}", core::any::type_name::<T>()));
+        // Encoding fails only for what the encoding cannot represent (a
+        // sequence of unknown length for postcard, a map with keys that are
+        // not strings for JSON): a bug in the task, reported as its panic.
+        let encoded = match self.encoding {
+            Encoding::Postcard => postcard::to_allocvec(message).map_err(|e| e.to_string()),
+            #[cfg(feature = "json")]
+            Encoding::Json => serde_json::to_vec(message).map_err(|e| e.to_string()),
+        };
+        let bytes = encoded.unwrap_or_else(|e| {
+            panic!("cannot encode a message of type {} as {:?}: {e}", core::any::type_name::<T>(), self.encoding)
+        });
         self.send_bytes(bytes)
     }
 
@@ -78,14 +101,24 @@ impl<T: Serialize> Sender<T> {
 }
 
 impl<T> Sender<T> {
-    /// The sender handed to a task: the `#[task]` expansion calls this.
+    /// The sender handed to a task called with postcard: the `#[task]`
+    /// expansion calls this.
     #[doc(hidden)]
     pub fn __for_task() -> Self {
         Sender {
             #[cfg(not(target_arch = "wasm32"))]
             sent: Default::default(),
+            encoding: Encoding::Postcard,
             _type: PhantomData,
         }
+    }
+
+    /// The sender handed to a task called through its JSON entry point:
+    /// its messages are JSON.
+    #[cfg(feature = "json")]
+    #[doc(hidden)]
+    pub fn __for_json_task() -> Self {
+        Sender { encoding: Encoding::Json, ..Self::__for_task() }
     }
 }
 
@@ -103,7 +136,12 @@ impl<T> Sender<T> {
     where
         T: serde::de::DeserializeOwned,
     {
-        self.sent.borrow().iter().filter_map(|bytes| postcard::from_bytes(bytes).ok()).collect()
+        let decode = |bytes: &Vec<u8>| match self.encoding {
+            Encoding::Postcard => postcard::from_bytes(bytes).ok(),
+            #[cfg(feature = "json")]
+            Encoding::Json => serde_json::from_slice(bytes).ok(),
+        };
+        self.sent.borrow().iter().filter_map(decode).collect()
     }
 }
 
@@ -112,6 +150,7 @@ impl<T> Clone for Sender<T> {
         Sender {
             #[cfg(not(target_arch = "wasm32"))]
             sent: self.sent.clone(),
+            encoding: self.encoding,
             _type: PhantomData,
         }
     }
@@ -145,5 +184,21 @@ mod imp {
         pub fn host_send(ptr: *const u8, len: usize) -> i32;
         #[link_name = "progress"]
         pub fn host_progress(done: i64, total: i64);
+    }
+}
+
+#[cfg(all(test, feature = "json"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_task_called_with_json_sends_json() {
+        let json = Sender::<(u8, String)>::__for_json_task();
+        json.send(&(7, "x".into())).unwrap();
+        assert_eq!(*json.sent.borrow(), [br#"[7,"x"]"#.to_vec()]);
+        assert_eq!(json.clone().sent(), [(7, "x".to_owned())]);
+        let postcard = Sender::<(u8, String)>::__for_task();
+        postcard.send(&(7, "x".into())).unwrap();
+        assert_eq!(*postcard.sent.borrow(), [vec![7, 1, b'x']]);
     }
 }

@@ -2,7 +2,8 @@
 //! has a message, progress or a result ready, in arrival order.
 
 use crate::decode::{decode_item, decode_message};
-use crate::error::{Result, TaskError};
+use crate::error::{Result, TaskError, TaskFailure};
+use crate::pool::json::{JsonTask, decode_json_message, decode_json_result};
 use crate::pool::{Pool, TaskRef};
 use crate::runtime::outbox::{Listeners, RawEvent, Sent};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -84,8 +85,9 @@ pub struct Exchange<'pool, M, R> {
     pool: &'pool Pool,
     events: Sender<RawEvent>,
     incoming: Receiver<RawEvent>,
-    /// The task name of each task started, by number.
-    names: Vec<Arc<str>>,
+    /// The task name of each task started, by number, and whether it was
+    /// called through JSON (its messages and result are JSON then).
+    names: Vec<(Arc<str>, Encoding)>,
     running: usize,
     cancel: Arc<AtomicBool>,
     _types: PhantomData<fn() -> (M, R)>,
@@ -115,11 +117,51 @@ impl<'pool, M: DeserializeOwned, R: DeserializeOwned> Exchange<'pool, M, R> {
     /// Starts a task with per-call options (deadline, fuel, seed, …).
     pub fn start_task<A: Serialize>(&mut self, task: &TaskRef<'_>, args: A) -> Result<usize> {
         let number = self.names.len();
-        let listeners = Listeners { events: Some(self.events.clone()), progress: task.progress_callback() };
-        task.start_listened::<A, R>(args, number, listeners, self.cancel.clone())?;
-        self.names.push(task.info().name.as_str().into());
+        task.start_listened::<A, R>(args, number, self.listeners(task), self.cancel.clone())?;
+        self.names.push((task.info().name.as_str().into(), Encoding::Postcard));
         self.running += 1;
         Ok(number)
+    }
+
+    /// Starts `task` through its JSON entry point, with `args` as JSON
+    /// text (as for [`JsonTask::call`]): the way to run tasks written in
+    /// Python in an exchange. Its messages and result are JSON, decoded as
+    /// `M` and `R` with serde_json (`serde_json::Value` takes any).
+    ///
+    /// ```no_run
+    /// # fn main() -> wasmpool::Result<()> {
+    /// use wasmpool::{Event, Pool};
+    /// let pool = Pool::builder().module_file("tasks.py").build()?;
+    /// let mut exchange = pool.exchange::<serde_json::Value, serde_json::Value>();
+    /// exchange.start_json("walk", "[3, 10]")?;
+    /// for event in &mut exchange {
+    ///     if let Event::Message { message, .. } = event {
+    ///         println!("{}", message?);
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn start_json(&mut self, task: &str, args: impl AsRef<[u8]>) -> Result<usize> {
+        let task = self.pool.task(task)?.json()?;
+        self.start_json_task(&task, args)
+    }
+
+    /// [`start_json`](Self::start_json) with per-call options.
+    pub fn start_json_task(&mut self, task: &JsonTask<'_>, args: impl AsRef<[u8]>) -> Result<usize> {
+        let number = self.names.len();
+        let args = args.as_ref();
+        let inner = task.task_ref();
+        if let Err(failure) = task.check(args) {
+            return Err(TaskError { task: task.info().name.clone(), index: number, failure }.into());
+        }
+        inner.start_encoded(args.to_vec(), number, self.listeners(inner), self.cancel.clone())?;
+        self.names.push((task.info().name.as_str().into(), Encoding::Json));
+        self.running += 1;
+        Ok(number)
+    }
+
+    fn listeners(&self, task: &TaskRef<'_>) -> Listeners {
+        Listeners { events: Some(self.events.clone()), progress: task.progress_callback() }
     }
 
     /// How many started tasks have not finished yet.
@@ -154,28 +196,60 @@ impl<'pool, M: DeserializeOwned, R: DeserializeOwned> Exchange<'pool, M, R> {
         match raw {
             RawEvent::Sent { index, sent: Sent::Message(bytes) } => Event::Message {
                 task: index,
-                message: decode_message::<M>(&bytes).map_err(|failure| self.error(index, failure)),
+                message: match self.encoding(index) {
+                    Encoding::Postcard => decode_message::<M>(&bytes),
+                    Encoding::Json => decode_message_json::<M>(&bytes),
+                }
+                .map_err(|failure| self.error(index, failure)),
             },
             RawEvent::Sent { index, sent: Sent::Progress { done, total } } => {
                 Event::Progress { task: index, done, total }
             }
             RawEvent::Finished { index, outcome } => {
                 self.running = self.running.saturating_sub(1);
-                if let Some(name) = self.names.get(index) {
+                if let Some((name, _)) = self.names.get(index) {
                     self.pool.output.deliver(name, index, &outcome.output);
                 }
-                Event::Finished {
-                    task: index,
-                    result: decode_item::<R>(outcome.result).map_err(|failure| self.error(index, failure)),
-                }
+                let result = match self.encoding(index) {
+                    Encoding::Postcard => decode_item::<R>(outcome.result),
+                    Encoding::Json => outcome.result.and_then(|bytes| decode_result_json::<R>(&bytes)),
+                };
+                Event::Finished { task: index, result: result.map_err(|failure| self.error(index, failure)) }
             }
         }
     }
 
-    fn error(&self, index: usize, failure: crate::TaskFailure) -> TaskError {
-        let task = self.names.get(index).map_or_else(String::new, |name| name.to_string());
+    fn error(&self, index: usize, failure: TaskFailure) -> TaskError {
+        let task = self.names.get(index).map_or_else(String::new, |(name, _)| name.to_string());
         TaskError { task, index, failure }
     }
+
+    fn encoding(&self, index: usize) -> Encoding {
+        self.names.get(index).map_or(Encoding::Postcard, |(_, encoding)| *encoding)
+    }
+}
+
+/// How a task of an exchange was called, and so how its messages and
+/// result are encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    Postcard,
+    Json,
+}
+
+/// A JSON message (checked as [`JsonEvents`](crate::JsonEvents) checks
+/// it) decoded as `M`.
+fn decode_message_json<M: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<M, TaskFailure> {
+    let text = decode_json_message(bytes)?;
+    serde_json::from_str(&text)
+        .map_err(|e| TaskFailure::DecodeMessage { expected: std::any::type_name::<M>().into(), reason: e.to_string() })
+}
+
+/// A JSON result (checked as [`JsonTask`]'s are) decoded as `R`.
+fn decode_result_json<R: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<R, TaskFailure> {
+    let text = decode_json_result(bytes)?;
+    serde_json::from_str(&text)
+        .map_err(|e| TaskFailure::DecodeResult { expected: std::any::type_name::<R>().into(), reason: e.to_string() })
 }
 
 impl<M: DeserializeOwned, R: DeserializeOwned> Iterator for Exchange<'_, M, R> {

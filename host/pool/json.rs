@@ -21,9 +21,12 @@
 use crate::error::{Result, TaskError, TaskFailure};
 use crate::pool::TaskRef;
 use crate::runtime::module::TaskInfo;
+use crate::runtime::outbox::{RawEvent, Sent};
 use crate::scheduler::stream::{Imap, ImapUnordered};
 use crate::text::{is_unsafe, push_json_escape};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::value::RawValue;
+use std::time::Duration;
 
 /// Longest input text quoted back in an error message, in characters.
 const QUOTED_INPUT_CHARS: usize = 80;
@@ -52,6 +55,45 @@ impl<'pool> JsonTask<'pool> {
     /// The task's description from the module.
     pub fn info(&self) -> &TaskInfo {
         self.task.info()
+    }
+
+    /// The same task, with what its calls send while they run (messages
+    /// and progress reports) queued for the [`JsonEvents`] returned
+    /// beside it. The queue holds at most `capacity` events: a task that
+    /// sends more waits for room (up to its deadline), so read the events
+    /// while its results come in. Dropping the `JsonEvents` lets the
+    /// tasks go on, their messages dropped.
+    ///
+    /// ```no_run
+    /// # fn main() -> wasmpool::Result<()> {
+    /// # let pool = wasmpool::Pool::builder().module_file("guest_tasks.wasm").build()?;
+    /// let (task, events) = pool.task("collatz")?.json()?.listened(64);
+    /// let mut steps = task.imap(["27", "97"])?;
+    /// while let Some(result) = steps.next() {
+    ///     while let Some(event) = events.try_next() {
+    ///         println!("{event:?}"); // JsonEvent::Message { index: 0, message: Ok("82") }, …
+    ///     }
+    ///     println!("{} steps", result?);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn listened(self, capacity: usize) -> (JsonTask<'pool>, JsonEvents) {
+        let (events, incoming) = crossbeam_channel::bounded(capacity.max(1));
+        let task = JsonTask { task: self.task.with_events(events) };
+        let name = task.info().name.clone();
+        (task, JsonEvents { incoming, task: name })
+    }
+
+    /// The task underneath, targeting the JSON entry point.
+    pub(crate) fn task_ref(&self) -> &TaskRef<'pool> {
+        &self.task
+    }
+
+    /// `args` checked to be this task's arguments as JSON (see
+    /// [`imap`](Self::imap)).
+    pub(crate) fn check(&self, args: &[u8]) -> Result<(), TaskFailure> {
+        let info = self.info();
+        check_input(args, info.params.len(), &info.to_string())
     }
 
     /// Runs the task once on `args` (JSON text) and returns its result as
@@ -194,8 +236,99 @@ pub(crate) fn check_input(text: &[u8], arity: usize, signature: &str) -> Result<
     }
 }
 
+/// What a task called through its JSON entry point sent while it ran,
+/// from [`JsonEvents`]. `index` is the input's index in its map.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonEvent {
+    /// A message: its JSON text, checked and compact (one value, on one
+    /// line), or why it is not JSON
+    /// ([`TaskFailure::DecodeMessage`]). Rust tasks send through their
+    /// `Sender`, tasks written in Python with `wasmpool.send(value)`.
+    Message {
+        /// The input's index.
+        index: usize,
+        /// The message.
+        message: std::result::Result<String, TaskError>,
+    },
+    /// The task reported `progress(done, total)`.
+    Progress {
+        /// The input's index.
+        index: usize,
+        /// Work done so far, in the task's own units.
+        done: u64,
+        /// Work in all, in the same units.
+        total: u64,
+    },
+}
+
+/// The messages and progress reports of the calls of a listened
+/// [`JsonTask`] ([`JsonTask::listened`]), in the order they were sent.
+#[derive(Debug)]
+pub struct JsonEvents {
+    incoming: Receiver<RawEvent>,
+    task: String,
+}
+
+impl JsonEvents {
+    /// The next event, if one is waiting.
+    pub fn try_next(&self) -> Option<JsonEvent> {
+        loop {
+            let raw = self.incoming.try_recv().ok()?;
+            if let Some(event) = self.decode(raw) {
+                return Some(event);
+            }
+        }
+    }
+
+    /// The next event, waiting at most `timeout` for it.
+    pub fn next_timeout(&self, timeout: Duration) -> Option<JsonEvent> {
+        let until = std::time::Instant::now() + timeout;
+        loop {
+            let raw = match self.incoming.recv_deadline(until) {
+                Ok(raw) => raw,
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
+            };
+            if let Some(event) = self.decode(raw) {
+                return Some(event);
+            }
+        }
+    }
+
+    /// Whether no event is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.incoming.is_empty()
+    }
+
+    fn decode(&self, raw: RawEvent) -> Option<JsonEvent> {
+        match raw {
+            RawEvent::Sent { index, sent: Sent::Message(bytes) } => Some(JsonEvent::Message {
+                index,
+                message: decode_json_message(&bytes).map_err(|failure| TaskError {
+                    task: self.task.clone(),
+                    index,
+                    failure,
+                }),
+            }),
+            RawEvent::Sent { index, sent: Sent::Progress { done, total } } => {
+                Some(JsonEvent::Progress { index, done, total })
+            }
+            // A map's results take their own way, never this queue.
+            RawEvent::Finished { .. } => None,
+        }
+    }
+}
+
+/// A message a task sent through JSON, checked and made compact as a
+/// result is.
+pub(crate) fn decode_json_message(bytes: &[u8]) -> Result<String, TaskFailure> {
+    decode_json_result(bytes).map_err(|failure| match failure {
+        TaskFailure::DecodeResult { expected, reason } => TaskFailure::DecodeMessage { expected, reason },
+        other => other,
+    })
+}
+
 /// A task's JSON result, checked and made compact: one value, on one line.
-fn decode_json_result(bytes: &[u8]) -> Result<String, TaskFailure> {
+pub(crate) fn decode_json_result(bytes: &[u8]) -> Result<String, TaskFailure> {
     let invalid = |reason: String| TaskFailure::DecodeResult { expected: "JSON".into(), reason };
     let text = std::str::from_utf8(bytes).map_err(|e| invalid(format!("not UTF-8: {e}")))?;
     let value: &RawValue = serde_json::from_str(text).map_err(|e| invalid(format!("not JSON: {e}")))?;

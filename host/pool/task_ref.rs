@@ -6,11 +6,12 @@ use crate::error::{Error, Result, TaskError, TaskFailure};
 use crate::pool::handle::{Captured, HandleSlot, TaskHandle, closed_slot};
 use crate::pool::json::JsonTask;
 use crate::runtime::module::TaskInfo;
-use crate::runtime::outbox::{Listeners, ProgressFn};
+use crate::runtime::outbox::{Listeners, ProgressFn, RawEvent};
 use crate::runtime::typecheck;
 use crate::scheduler::chunking::ChunkSize;
 use crate::scheduler::stream::{Dispatch, Encoder, Imap, ImapUnordered};
 use crate::worker::jobs::{CallLimits, Item, Job, ReplyTo, TaskTarget};
+use crossbeam_channel::Sender;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -113,8 +114,20 @@ impl<'pool> TaskRef<'pool> {
         cancel: Arc<AtomicBool>,
     ) -> Result<()> {
         self.check_types::<A, R>()?;
-        self.check_limits()?;
         let args = encode_args(&args).map_err(|f| self.error(index, f))?;
+        self.start_encoded(args, index, listeners, cancel)
+    }
+
+    /// Starts one task on arguments already encoded for its export, as
+    /// number `index` of an exchange (see [`start_listened`](Self::start_listened)).
+    pub(crate) fn start_encoded(
+        &self,
+        args: Vec<u8>,
+        index: usize,
+        listeners: Listeners,
+        cancel: Arc<AtomicBool>,
+    ) -> Result<()> {
+        self.check_limits()?;
         let Some(events) = listeners.events.clone() else {
             return Err(self.error(index, TaskFailure::PoolClosed));
         };
@@ -129,6 +142,15 @@ impl<'pool> TaskRef<'pool> {
             Some(queue) if queue.send(job).is_ok() => Ok(()),
             _ => Err(self.error(index, TaskFailure::PoolClosed)),
         }
+    }
+
+    /// The same task, its messages and progress sent to `events` as well
+    /// as to its progress callback (a JSON map's listeners: its results
+    /// go their own way).
+    pub(crate) fn with_events(mut self, events: Sender<RawEvent>) -> Self {
+        let listeners = Listeners { events: Some(events), progress: self.target.listeners.progress.clone() };
+        self.target = self.target.with(self.target.seed_key, listeners);
+        self
     }
 
     /// The same task called through its JSON entry point: arguments and

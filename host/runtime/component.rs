@@ -656,7 +656,8 @@ mod tests {
                 "read_text",
                 "nap",
                 "rolls",
-                "leave"
+                "leave",
+                "walk"
             ]
         );
         assert_eq!(tasks.tasks[0].doc, "The square root.");
@@ -669,7 +670,7 @@ mod tests {
         match tasks.call_json("boom", "0", 0, None, &run).0 {
             Err(TaskFailure::Panic { message, location }) => {
                 assert!(message.starts_with("ZeroDivisionError"), "{message}");
-                assert_eq!(location, "tasks.py:25");
+                assert_eq!(location, "tasks.py:27");
             }
             other => panic!("{other:?}"),
         }

@@ -196,7 +196,7 @@ impl NativePool {
 
     /// Starts a map of `task` over `inputs` (an iterator of JSON texts),
     /// in input order or (`ordered=False`) in completion order.
-    #[pyo3(signature = (task, inputs, *, ordered=true, chunk_size=None, deadline=None, fuel=None, seed=None))]
+    #[pyo3(signature = (task, inputs, *, ordered=true, chunk_size=None, deadline=None, fuel=None, seed=None, listen=false))]
     #[allow(clippy::too_many_arguments)]
     fn stream(
         &self,
@@ -208,10 +208,11 @@ impl NativePool {
         deadline: Option<f64>,
         fuel: Option<u64>,
         seed: Option<u64>,
+        listen: bool,
     ) -> PyResult<Stream> {
         let pool = self.pool()?;
         let deadline = seconds("deadline", deadline)?;
-        let spec = StreamSpec { task, ordered, chunk_size, deadline, fuel, seed };
+        let spec = StreamSpec { task, ordered, chunk_size, deadline, fuel, seed, listen };
         Stream::start(pool, spec, inputs).map_err(|e| pool_error(py, e))
     }
 

@@ -15,10 +15,16 @@ use pyo3::prelude::*;
 use std::sync::{Arc, Mutex, TryLockError};
 use std::task::Poll;
 use std::time::Duration;
-use wasmpool::{Imap, ImapUnordered, JsonInputs, Pool, TaskError};
+use wasmpool::{Imap, ImapUnordered, JsonEvent, JsonEvents, JsonInputs, Pool, TaskError};
 
 /// Longest wait between two checks for Ctrl-C.
 const WAIT_SLICE: Duration = Duration::from_millis(50);
+/// Longest wait between two looks at the tasks' messages, when someone
+/// listens: a task whose queue of messages is full waits about this long.
+const LISTEN_SLICE: Duration = Duration::from_millis(5);
+/// Messages and progress reports a listened map holds before its tasks
+/// wait for room.
+const EVENT_CAPACITY: usize = 64;
 
 type Inputs = JsonInputs<PyInputs>;
 
@@ -62,21 +68,36 @@ pub(crate) struct StreamSpec {
     pub deadline: Option<Duration>,
     pub fuel: Option<u64>,
     pub seed: Option<u64>,
+    /// Whether the tasks' messages and progress are wanted (`events`).
+    pub listen: bool,
 }
 
 /// A map running on the pool: iterate it for `(index, json, error)`, one
 /// per input, where `json` is the result's JSON text, or `error` the
-/// task's exception (a `wasmpool.errors.TaskError`).
+/// task's exception (a `wasmpool.errors.TaskError`). A listened map
+/// (`listen=True`) also yields `(None, None, None)` when its tasks have
+/// sent messages or progress, which `events()` then returns; every event
+/// of an input comes before its result.
 #[pyclass(module = "wasmpool._native")]
 pub(crate) struct Stream {
     running: Mutex<Option<Running>>,
     input_error: InputError,
+    events: Option<JsonEvents>,
+    /// A result (or the end, `None`) that came while events were still
+    /// waiting: returned once they are taken, so that an input's events
+    /// come before its result.
+    held: Mutex<Option<Option<Item>>>,
 }
+
+/// One event as Python sees it: `("message", index, json, error)` or
+/// `("progress", index, done, total)`.
+type PyEvent = (&'static str, usize, Py<PyAny>, Py<PyAny>);
 
 impl Stream {
     pub(crate) fn start(pool: Arc<Pool>, spec: StreamSpec, inputs: Py<PyAny>) -> Result<Self, wasmpool::Error> {
         let input_error = InputError::default();
         let inputs = PyInputs::new(inputs, input_error.clone());
+        let mut events = None;
         let running = Running::try_new(pool, |pool| -> Result<Flow<'_>, wasmpool::Error> {
             let mut task = pool.task(&spec.task)?;
             if let Some(size) = spec.chunk_size {
@@ -91,14 +112,19 @@ impl Stream {
             if let Some(seed) = spec.seed {
                 task = task.seed(seed);
             }
-            let task = task.json()?;
+            let mut task = task.json()?;
+            if spec.listen {
+                let (listened, queue) = task.listened(EVENT_CAPACITY);
+                task = listened;
+                events = Some(queue);
+            }
             Ok(if spec.ordered {
                 Flow::Ordered { stream: task.imap(inputs)?, next_index: 0 }
             } else {
                 Flow::Unordered(task.imap_unordered(inputs)?)
             })
         })?;
-        Ok(Stream { running: Mutex::new(Some(running)), input_error })
+        Ok(Stream { running: Mutex::new(Some(running)), input_error, events, held: Mutex::new(None) })
     }
 }
 
@@ -112,7 +138,7 @@ impl Stream {
     /// or the exception the inputs' iterator raised, once the inputs
     /// before it have their results.
     #[allow(clippy::type_complexity)]
-    fn __next__(&self, py: Python<'_>) -> PyResult<Option<(usize, Option<String>, Option<Py<PyAny>>)>> {
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<(Option<usize>, Option<String>, Option<Py<PyAny>>)>> {
         let mut running = match self.running.try_lock() {
             Ok(guard) => guard,
             Err(TryLockError::WouldBlock) => {
@@ -120,14 +146,30 @@ impl Stream {
             }
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
         };
+        let slice = if self.events.is_some() { LISTEN_SLICE } else { WAIT_SLICE };
+        let events_waiting = || self.events.as_ref().is_some_and(|events| !events.is_empty());
+        let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         loop {
-            let Some(flow) = running.as_mut() else { return Ok(None) };
-            let polled = py.detach(|| flow.with_dependent_mut(|_, flow| flow.next_timeout(WAIT_SLICE)));
+            // Events first: an input's events were queued before its result.
+            if events_waiting() {
+                return Ok(Some((None, None, None)));
+            }
+            let polled = match held.take() {
+                Some(taken) => Poll::Ready(taken),
+                None => {
+                    let Some(flow) = running.as_mut() else { return Ok(None) };
+                    py.detach(|| flow.with_dependent_mut(|_, flow| flow.next_timeout(slice)))
+                }
+            };
             match polled {
-                Poll::Ready(Some((index, Ok(json)))) => return Ok(Some((index, Some(json), None))),
+                Poll::Ready(taken) if events_waiting() => {
+                    // Came while events were queued: after them.
+                    *held = Some(taken);
+                }
+                Poll::Ready(Some((index, Ok(json)))) => return Ok(Some((Some(index), Some(json), None))),
                 Poll::Ready(Some((index, Err(error)))) => {
                     let exception = task_exception(py, &error)?;
-                    return Ok(Some((index, None, Some(exception.unbind()))));
+                    return Ok(Some((Some(index), None, Some(exception.unbind()))));
                 }
                 Poll::Ready(None) => {
                     *running = None;
@@ -148,6 +190,33 @@ impl Stream {
                 }
             }
         }
+    }
+
+    /// The messages and progress reports waiting (at most the queue's
+    /// capacity): `("message", index, json, error)`, where `json` is the
+    /// message's JSON text or `error` the `TaskError` saying why it is not
+    /// JSON, and `("progress", index, done, total)`.
+    fn events(&self, py: Python<'_>) -> PyResult<Vec<PyEvent>> {
+        let Some(events) = &self.events else { return Ok(Vec::new()) };
+        let mut taken = Vec::new();
+        while taken.len() < EVENT_CAPACITY {
+            let Some(event) = events.try_next() else { break };
+            taken.push(match event {
+                JsonEvent::Message { index, message: Ok(json) } => {
+                    ("message", index, json.into_pyobject(py)?.into_any().unbind(), py.None())
+                }
+                JsonEvent::Message { index, message: Err(error) } => {
+                    ("message", index, py.None(), task_exception(py, &error)?.unbind())
+                }
+                JsonEvent::Progress { index, done, total } => (
+                    "progress",
+                    index,
+                    done.into_pyobject(py)?.into_any().unbind(),
+                    total.into_pyobject(py)?.into_any().unbind(),
+                ),
+            });
+        }
+        Ok(taken)
     }
 
     /// Stops the map: inputs not yet run are skipped, running ones stopped

@@ -115,13 +115,13 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
 
     source = TASKS
     with Pool(source, workers=2, seed=7) as pool:
-        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "nap", "rolls", "leave"]
+        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "nap", "rolls", "leave", "walk"]
         assert pool.map("sqrt", [0, 4, 9]) == [0.0, 2.0, 3.0]
         assert pool.map("add", [(1, 2), (3, 4)]) == [3, 7]
         two = pool.map("pi_hits", [1000] * 6)
         with pytest.raises(TaskPanicked) as caught:
             pool.call("boom", 0)
-        assert caught.value.location == "tasks.py:25"
+        assert caught.value.location == "tasks.py:27"
         assert caught.value.exception == "ZeroDivisionError"
         assert "ZeroDivisionError" in str(caught.value)
         # The traceback shows the line, though the component holds no file.
@@ -211,7 +211,7 @@ def test_sys_exit_is_an_exception_with_its_status():
             pool.call("leave", 3)
         assert "SystemExit: 3" in str(caught.value)
         assert caught.value.exception == "SystemExit"
-        assert caught.value.location == "tasks.py:93"
+        assert caught.value.location == "tasks.py:95"
         assert pool.call("sqrt", 4) == 2.0
 
 
@@ -295,3 +295,83 @@ def test_a_result_python_cannot_read_is_only_that_inputs_error():
             pool.call("digits", 5000)
         assert pool.call("digits", 2) == 10
 
+
+
+@pytest.mark.parametrize("fresh_state", [True, False], ids=["fresh", "kept"])
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_messages_and_progress_from_a_python_task_reach_the_callbacks(processes, fresh_state):
+    # tasks.py: `from wasmpool import progress, send` at the top, and
+    # `walk` sends {"step": n} and reports progress every `every` steps.
+    from wasmpool import Pool
+
+    with Pool(TASKS, workers=2, processes=processes, fresh_state=fresh_state) as pool:
+        seen = []
+        results = pool.map(
+            "walk", [(10, 2), (6, 3), (40, 1)],
+            messages=lambda index, message: seen.append(("message", index, message)),
+            task_progress=lambda index, done, total: seen.append(("progress", index, done, total)),
+        )
+        assert results == [10, 6, 40]
+        for index, (steps, every) in enumerate([(10, 2), (6, 3), (40, 1)]):
+            mine = [event[2:] for event in seen if event[1] == index]
+            expected = []
+            for step in range(every, steps + 1, every):
+                expected += [({"step": step},), (step, steps)]
+            assert mine == expected, (index, mine)
+        # Without callbacks the messages go nowhere and the task goes on.
+        assert pool.map("walk", [(5, 1)] * 3) == [5] * 3
+        # One call, and the lazy maps, take them too; each input's events
+        # come before its result.
+        calls = []
+        assert pool.call("walk", 4, 2, messages=lambda i, m: calls.append((i, m))) == 4
+        assert calls == [(0, {"step": 2}), (0, {"step": 4})]
+        order = []
+        for result in pool.imap("walk", [(3, 1)] * 4, messages=lambda i, m: order.append(("m", i)),
+                                chunksize=1):
+            order.append(("r", result))
+        firsts = [i for i, (kind, _) in enumerate(order) if kind == "r"]
+        assert len(firsts) == 4 and order.count(("m", 0)) == 3
+        assert order.index(("m", 3)) < firsts[-1]
+
+
+def test_what_a_python_task_may_send_is_checked_inside_it(tmp_path):
+    from wasmpool import Pool, send, progress, task_seed
+    from wasmpool.errors import LimitExceeded, TaskPanicked
+
+    # Outside a task (tasks.py imported and called directly) the same names
+    # check their arguments and go nowhere.
+    send({"a": [1, 2]})
+    with pytest.raises(ValueError):
+        send(float("nan"))
+    with pytest.raises(ValueError):
+        progress(-1, 3)
+    with pytest.raises(RuntimeError):
+        task_seed()
+    source = tmp_path / "senders.py"
+    source.write_text(
+        "from wasmpool import send, progress, task_seed\n"
+        "import wasmpool\n"
+        "def a_set():\n    send({1, 2})\n"
+        "def negative():\n    progress(-1, 2)\n"
+        "def big(n):\n    send('x' * n)\n    return n\n"
+        "def seed():\n    return task_seed()\n"
+        "def pool():\n    return wasmpool.Pool\n"
+    )
+    messages = []
+    with Pool(source, workers=1, seed=5, max_output=1 << 16) as pool:
+        with pytest.raises(TaskPanicked) as caught:
+            pool.call("a_set", messages=lambda i, m: messages.append(m))
+        assert caught.value.exception == "TypeError"
+        with pytest.raises(TaskPanicked) as caught:
+            pool.call("negative")
+        assert "done must be a whole number" in str(caught.value)
+        assert pool.call("big", 10, messages=lambda i, m: messages.append(m)) == 10
+        with pytest.raises(LimitExceeded) as caught:
+            pool.call("big", 1 << 20, messages=lambda i, m: messages.append(m))
+        assert "message" in str(caught.value)
+        assert messages == ["x" * 10]
+        seeds = pool.map("seed", [None] * 3)
+        assert len(set(seeds)) == 3 and all(0 <= s < 1 << 64 for s in seeds)
+        with pytest.raises(TaskPanicked) as caught:
+            pool.call("pool")
+        assert "inside a task, wasmpool offers only send, progress, task_seed" in str(caught.value)

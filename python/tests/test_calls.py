@@ -103,3 +103,17 @@ def test_a_closed_pool_refuses_calls(module):
 def test_module_bytes_work_as_a_path_does(module):
     with Pool(module.read_bytes(), workers=1) as pool:
         assert pool.call("sqrt", 16) == 4.0
+
+
+def test_a_rust_tasks_messages_and_progress_reach_the_callbacks(pool):
+    # Called from Python (through JSON), a Rust task's `Sender` sends JSON.
+    values = {}
+    reports = []
+    steps = pool.map("collatz", [27, 6], messages=lambda i, m: values.setdefault(i, []).append(m),
+                     task_progress=lambda i, done, total: reports.append((i, done, total)))
+    assert steps == [111, 8]
+    assert values[1] == [3, 10, 5, 16, 8, 4, 2, 1]
+    assert len(values[0]) == 111 and values[0][-1] == 1
+    assert reports == []
+    assert pool.call("slow_sum", 100, task_progress=lambda i, done, total: reports.append((i, done, total))) == 4950
+    assert reports[-1] == (0, 100, 100) and len(reports) == 10

@@ -51,7 +51,7 @@ def test_build_writes_the_component_and_run_and_list_take_the_module(tmp_path):
     listed = wasmpool("list", TASKS, "--json")
     assert listed.returncode == 0, listed.stderr
     names = [json.loads(line)["name"] for line in listed.stdout.splitlines()]
-    assert names == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "nap", "rolls", "leave"]
+    assert names == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "nap", "rolls", "leave", "walk"]
 
     for module in (TASKS, out):
         ran = wasmpool("run", module, "sqrt", stdin="0\n4\n9\n")
@@ -75,7 +75,7 @@ def test_run_gives_the_same_random_numbers_for_any_worker_kind_and_count():
 def test_a_failing_python_task_names_its_line_and_a_clock_its_option():
     boom = wasmpool("run", TASKS, "boom", stdin="0\n")
     assert boom.returncode == 1
-    assert "panicked at tasks.py:25: ZeroDivisionError" in boom.stderr
+    assert "panicked at tasks.py:27: ZeroDivisionError" in boom.stderr
     now = wasmpool("run", TASKS, "now", stdin="null\n")
     assert now.returncode == 1
     assert "`time.time()` in Python" in now.stderr and "--allow-wall-clock" in now.stderr

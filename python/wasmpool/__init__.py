@@ -13,11 +13,19 @@ limits; per-task seeds make results the same for any number of workers.
         for row in pool.imap("mandel_row", ((y, 800, 600, 256) for y in range(600))):
             ...
 
+Inside a task written in Python, ``send(message)`` and ``progress(done,
+total)`` reach the program running it (the ``messages`` and
+``task_progress`` callbacks of ``Pool.map``).
+
 See docs/python.md in the repository.
 """
 
 from . import errors
+from ._in_task import progress, send, task_seed
 from ._pool import MapIterator, Pool, PoolStats, Task, WorkerStats
 from .errors import TaskError, WasmpoolError
 
-__all__ = ["Pool", "Task", "PoolStats", "WorkerStats", "MapIterator", "TaskError", "WasmpoolError", "errors"]
+__all__ = [
+    "Pool", "Task", "PoolStats", "WorkerStats", "MapIterator", "TaskError", "WasmpoolError", "errors",
+    "send", "progress", "task_seed",
+]

@@ -51,11 +51,12 @@ def loads(text: str) -> Any:
     return json.loads(text)
 
 
-def unreadable_result(task: str, index: int, cause: BaseException) -> Any:
-    """The error of an input whose result JSON this Python cannot read
-    (nested past its recursion limit, an integer over its digit limit)."""
+def unreadable_result(task: str, index: int, cause: BaseException, what: str = "result") -> Any:
+    """The error of an input whose result (or message) JSON this Python
+    cannot read (nested past its recursion limit, an integer over its digit
+    limit)."""
     from .errors import BadResult
 
-    reason = f"the result could not be read as a Python value: {cause}"
+    reason = f"the {what} could not be read as a Python value: {cause}"
     return BadResult(f"task `{task}` (input #{index}): {reason}", task=task, index=index,
                      kind="bad_result", reason=reason)

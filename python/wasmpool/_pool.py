@@ -18,6 +18,10 @@ __all__ = ["Pool", "Task", "PoolStats", "WorkerStats", "MapIterator"]
 
 ModuleSource = Union[str, "os.PathLike[str]", bytes]
 Progress = Callable[[int, Optional[int]], Any]
+# messages(index, message): a message a task sent (`wasmpool.send`).
+Messages = Callable[[int, Any], Any]
+# task_progress(index, done, total): a task's `wasmpool.progress(done, total)`.
+TaskProgress = Callable[[int, int, int], Any]
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,49 @@ def _outcome(task: str, pending: Dict[int, Any], index: int, text: Optional[str]
             error = _args.unreadable_result(task, index, e)
     error.input = value
     return error, True
+
+
+class _Listened(Iterator[Tuple[int, Optional[str], Optional[Any]]]):
+    """A native stream whose tasks' messages and progress go to callbacks,
+    called on the thread iterating it, each before the result of the input
+    that sent it. A message that is not JSON (a hostile task's) reaches
+    ``messages`` as the TaskError saying so."""
+
+    def __init__(self, task: str, stream: Any, messages: Optional[Messages],
+                 task_progress: Optional[TaskProgress]) -> None:
+        self._task = task
+        self._stream = stream
+        self._messages = messages
+        self._task_progress = task_progress
+
+    def __iter__(self) -> "_Listened":
+        return self
+
+    def __next__(self) -> Tuple[int, Optional[str], Optional[Any]]:
+        while True:
+            index, text, error = next(self._stream)
+            if index is not None:
+                return index, text, error
+            for kind, number, first, second in self._stream.events():
+                self._dispatch(kind, number, first, second)
+
+    def _dispatch(self, kind: str, index: int, first: Any, second: Any) -> None:
+        if kind == "progress":
+            if self._task_progress is not None:
+                self._task_progress(index, first, second)
+        elif self._messages is not None:
+            if second is None:
+                try:
+                    message = _args.loads(first)
+                except (ValueError, RecursionError) as e:
+                    second = _args.unreadable_result(self._task, index, e, what="message")
+                else:
+                    self._messages(index, message)
+                    return
+            self._messages(index, second)
+
+    def cancel(self) -> None:
+        self._stream.cancel()
 
 
 def _collect(task: str, stream: Any, pending: Dict[int, Any], total: Optional[int], progress: Optional[Progress],
@@ -327,20 +374,31 @@ class Pool:
         deadline: Optional[float],
         fuel: Optional[int],
         seed: Optional[int],
+        messages: Optional[Messages] = None,
+        task_progress: Optional[TaskProgress] = None,
     ) -> Tuple[Any, Dict[int, Any], Optional[int]]:
         total = operator.length_hint(iterable, -1)
         pending: Dict[int, Any] = {}
         inputs = _Inputs(iterable, self._arity(task), pending)
+        listen = messages is not None or task_progress is not None
         stream = self._native.stream(
-            task, inputs, ordered=ordered, chunk_size=chunksize, deadline=deadline, fuel=fuel, seed=seed
+            task, inputs, ordered=ordered, chunk_size=chunksize, deadline=deadline, fuel=fuel, seed=seed,
+            listen=listen,
         )
+        if listen:
+            stream = _Listened(task, stream, messages, task_progress)
         return stream, pending, (total if total >= 0 and hasattr(iterable, "__len__") else None)
 
     def call(self, task: str, *args: Any, deadline: Optional[float] = None, fuel: Optional[int] = None,
-             seed: Optional[int] = None) -> Any:
-        """Runs ``task(*args)`` once on a worker and returns its result."""
+             seed: Optional[int] = None, messages: Optional[Messages] = None,
+             task_progress: Optional[TaskProgress] = None) -> Any:
+        """Runs ``task(*args)`` once on a worker and returns its result
+        (``messages`` and ``task_progress`` as for :meth:`map`)."""
         text = _args.encode_call(args, self._arity(task))
-        stream = self._native.stream(task, iter([text]), deadline=deadline, fuel=fuel, seed=seed)
+        listen = messages is not None or task_progress is not None
+        stream = self._native.stream(task, iter([text]), deadline=deadline, fuel=fuel, seed=seed, listen=listen)
+        if listen:
+            stream = _Listened(task, stream, messages, task_progress)
         try:
             for index, result, error in stream:
                 pending = {index: args[0] if len(args) == 1 else args}
@@ -362,15 +420,26 @@ class Pool:
         deadline: Optional[float] = None,
         fuel: Optional[int] = None,
         seed: Optional[int] = None,
+        messages: Optional[Messages] = None,
+        task_progress: Optional[TaskProgress] = None,
     ) -> List[Any]:
         """Runs ``task`` on every input and returns the results in input
         order. An input is a task's argument, or a tuple of its arguments
         for a task of several. The first failure stops the map (inputs not
         yet run are skipped) and is raised. ``progress(done, total)`` is
         called after each result (``total`` is None for inputs of unknown
-        length)."""
+        length).
+
+        What the tasks send while they run (``wasmpool.send(message)`` and
+        ``wasmpool.progress(done, total)`` in a task written in Python, a
+        ``Sender`` and ``progress`` in a Rust task) goes to
+        ``messages(index, message)`` and ``task_progress(index, done,
+        total)``, where ``index`` is the input's: called on this thread, in
+        the order sent, each before its input's result. Without them it is
+        dropped. A task sending faster than they return waits for room."""
         stream, pending, total = self._stream(
-            task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed
+            task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed,
+            messages=messages, task_progress=task_progress,
         )
         return _collect(task, stream, pending, total, progress, raise_first=True)
 
@@ -384,12 +453,15 @@ class Pool:
         deadline: Optional[float] = None,
         fuel: Optional[int] = None,
         seed: Optional[int] = None,
+        messages: Optional[Messages] = None,
+        task_progress: Optional[TaskProgress] = None,
     ) -> List[Any]:
         """Like :meth:`map`, but every input gets its own outcome: its result,
         or the :class:`~wasmpool.errors.TaskError` it failed with (returned,
         not raised), so one bad input loses nothing else."""
         stream, pending, total = self._stream(
-            task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed
+            task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed,
+            messages=messages, task_progress=task_progress,
         )
         return _collect(task, stream, pending, total, progress, raise_first=False)
 
@@ -402,12 +474,16 @@ class Pool:
         deadline: Optional[float] = None,
         fuel: Optional[int] = None,
         seed: Optional[int] = None,
+        messages: Optional[Messages] = None,
+        task_progress: Optional[TaskProgress] = None,
     ) -> MapIterator:
         """A lazy :meth:`map`: results in input order as they are ready,
         pulling inputs only as workers have room, so an endless generator
-        streams through in bounded memory."""
+        streams through in bounded memory. ``messages`` and
+        ``task_progress`` as for :meth:`map`, called while iterating."""
         stream, pending, total = self._stream(
-            task, iterable, ordered=True, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed
+            task, iterable, ordered=True, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed,
+            messages=messages, task_progress=task_progress,
         )
         return MapIterator(task, stream, pending, total, with_index=False)
 
@@ -421,11 +497,14 @@ class Pool:
         deadline: Optional[float] = None,
         fuel: Optional[int] = None,
         seed: Optional[int] = None,
+        messages: Optional[Messages] = None,
+        task_progress: Optional[TaskProgress] = None,
     ) -> MapIterator:
         """Like :meth:`imap`, with results in the order they finish;
         ``with_index=True`` yields ``(input index, result)`` pairs."""
         stream, pending, total = self._stream(
-            task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed
+            task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed,
+            messages=messages, task_progress=task_progress,
         )
         return MapIterator(task, stream, pending, total, with_index=with_index)
 

@@ -223,3 +223,74 @@ fn exchange_tasks_draw_the_seeds_of_their_numbers() {
     }
     assert_eq!(from_exchange.to_vec(), mapped);
 }
+
+each_kind! {
+    fn a_task_called_through_json_sends_json_to_an_exchange(kind) {
+        // The same Rust task, called with JSON: its `Sender` writes JSON,
+        // which the exchange decodes as its message type.
+        let pool = builder(kind).build().unwrap();
+        let mut exchange = pool.exchange::<serde_json::Value, serde_json::Value>();
+        assert_eq!(exchange.start_json("collatz", "6").unwrap(), 0);
+        assert_eq!(exchange.start_json("slow_sum", "10").unwrap(), 1);
+        let bad = exchange.start_json("collatz", "[1,").unwrap_err();
+        assert!(bad.to_string().contains("collatz"), "{kind:?}: {bad}");
+        let (mut values, mut reports, mut results) = (Vec::new(), Vec::new(), BTreeMap::new());
+        for event in &mut exchange {
+            match event {
+                Event::Message { task, message } => {
+                    assert_eq!(task, 0);
+                    assert!(!results.contains_key(&task), "{kind:?}: a message after the result");
+                    values.push(message.unwrap().as_u64().unwrap());
+                }
+                Event::Progress { task, done, total } => reports.push((task, done, total)),
+                Event::Finished { task, result } => {
+                    results.insert(task, result.unwrap());
+                }
+            }
+        }
+        assert_eq!(values, sequence(6), "{kind:?}");
+        assert_eq!(reports.last(), Some(&(1, 10, 10)), "{kind:?}");
+        assert_eq!(results[&0], serde_json::json!(8));
+        assert_eq!(results[&1], serde_json::json!(45));
+    }
+}
+
+each_kind! {
+    fn a_listened_json_map_gets_each_inputs_messages_before_its_result(kind) {
+        let pool = builder(kind).build().unwrap();
+        let (task, events) = pool.task("collatz").unwrap().json().unwrap().listened(4);
+        let starts = [27u64, 6, 97];
+        let mut stream = task.imap(starts.iter().map(|n| n.to_string())).unwrap();
+        let mut sent: BTreeMap<usize, Vec<u64>> = BTreeMap::new();
+        let mut results = Vec::new();
+        // A queue of 4 and sequences of over 100 values: the tasks wait
+        // for room while the events are read here.
+        loop {
+            while let Some(event) = events.try_next() {
+                match event {
+                    wasmpool::JsonEvent::Message { index, message } => {
+                        assert!(index >= results.len(), "{kind:?}: input {index}'s message after its result");
+                        sent.entry(index).or_default().push(message.unwrap().parse().unwrap());
+                    }
+                    other => panic!("{kind:?}: collatz reports no progress: {other:?}"),
+                }
+            }
+            match stream.next_timeout(Duration::from_millis(5)) {
+                std::task::Poll::Ready(Some(result)) => {
+                    // Its messages were queued before it: take them first.
+                    while let Some(wasmpool::JsonEvent::Message { index, message }) = events.try_next() {
+                        sent.entry(index).or_default().push(message.unwrap().parse().unwrap());
+                    }
+                    results.push(result.unwrap());
+                }
+                std::task::Poll::Ready(None) => break,
+                std::task::Poll::Pending => {}
+            }
+        }
+        for (index, n) in starts.into_iter().enumerate() {
+            assert_eq!(results[index], sequence(n).len().to_string(), "{kind:?}");
+            assert_eq!(sent.remove(&index).unwrap_or_default(), sequence(n), "{kind:?}: values of {n}");
+        }
+        assert!(events.try_next().is_none());
+    }
+}

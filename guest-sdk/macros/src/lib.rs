@@ -55,9 +55,9 @@ fn expand(function: &ItemFn) -> syn::Result<TokenStream2> {
 
     let mut params = Vec::new();
     let mut types = Vec::new();
-    // What the task function is called with: the decoded arguments, and the
-    // SDK's sender where the function takes one.
-    let mut call_args = Vec::new();
+    // What the task function is called with: the decoded arguments, and
+    // (`None`) the SDK's sender where the function takes one.
+    let mut call_args: Vec<Option<TokenStream2>> = Vec::new();
     let mut sender = None;
     for input in &sig.inputs {
         match input {
@@ -72,12 +72,12 @@ fn expand(function: &ItemFn) -> syn::Result<TokenStream2> {
                     if sender.replace(typed.ty.span()).is_some() {
                         return Err(syn::Error::new(typed.ty.span(), "a #[task] takes at most one `Sender`"));
                     }
-                    call_args.push(quote! { ::wasmpool_guest::Sender::__for_task() });
+                    call_args.push(None);
                     continue;
                 }
                 params.push(ParamDescriptor { name: param_name(&typed.pat), ty: type_name(&typed.ty) });
                 let arg = format_ident!("__wasmpool_arg{}", types.len());
-                call_args.push(quote! { #arg });
+                call_args.push(Some(quote! { #arg }));
                 types.push((*typed.ty).clone());
             }
         }
@@ -107,7 +107,13 @@ fn expand(function: &ItemFn) -> syn::Result<TokenStream2> {
     let json_export_fn = format_ident!("__wasmpool_json_{}", name);
     let record_static = format_ident!("__WASMPOOL_TASK_RECORD_{}", name.to_uppercase());
     let arg_idents: Vec<_> = (0..types.len()).map(|i| format_ident!("__wasmpool_arg{}", i)).collect();
-    let call = quote! { #ident(#(#call_args),*) };
+    // The sender encodes messages as its export decodes arguments.
+    let call_with = |sender: TokenStream2| {
+        let args = call_args.iter().map(|arg| arg.clone().unwrap_or_else(|| sender.clone()));
+        quote! { #ident(#(#args),*) }
+    };
+    let call = call_with(quote! { ::wasmpool_guest::Sender::__for_task() });
+    let json_call = call_with(quote! { ::wasmpool_guest::Sender::__for_json_task() });
     let args = quote! { (#(#arg_idents,)*): (#(#types,)*) };
     let private = quote! { ::wasmpool_guest::__private };
     let postcard_export = export(
@@ -131,7 +137,7 @@ fn expand(function: &ItemFn) -> syn::Result<TokenStream2> {
         &json_export_fn,
         &args,
         json_decode,
-        finish(&call, fallible, quote! { #private::json::ok }),
+        finish(&json_call, fallible, quote! { #private::json::ok }),
     );
 
     Ok(quote! {
@@ -332,6 +338,13 @@ mod tests {
         let out = expand(&f).unwrap().to_string();
         assert!(
             out.contains("walk (__wasmpool_arg0 , :: wasmpool_guest :: Sender :: __for_task () , __wasmpool_arg1)"),
+            "{out}"
+        );
+        // Called through its JSON entry point, the task sends JSON.
+        assert!(
+            out.contains(
+                "walk (__wasmpool_arg0 , :: wasmpool_guest :: Sender :: __for_json_task () , __wasmpool_arg1)"
+            ),
             "{out}"
         );
         assert!(is_sender_type(&ty("Sender<Vec<u8>>")));

@@ -39,6 +39,9 @@ class BuildFailed(Exception):
 
 _HERE = Path(__file__).resolve().parent
 _RUNNER = _HERE / "wasmpool_runner.py"
+# Built in as the module `wasmpool`: what a task sees of wasmpool (send,
+# progress, task_seed).
+_IN_TASK = _HERE / "wasmpool_in_task.py"
 _WORLD = "task-module"
 # Longest a build may take, in seconds (it takes about 10 s; the module's
 # top-level code runs during it).
@@ -70,7 +73,7 @@ def default_cache_dir() -> Path | None:
 def _key(source: bytes, module_name: str, tool: str, wit: str) -> str:
     digest = hashlib.sha256()
     for part in (b"wasmpool python tasks v1", module_name.encode(), source, _RUNNER.read_bytes(),
-                 wit.encode(), tool.encode()):
+                 _IN_TASK.read_bytes(), wit.encode(), tool.encode()):
         digest.update(len(part).to_bytes(8, "little"))
         digest.update(part)
     return digest.hexdigest()
@@ -106,8 +109,10 @@ def _plan(path: str | os.PathLike, wit: str, cache_dir: str | os.PathLike | None
     except OSError as e:
         raise BuildFailed(f"cannot read {source_path}: {e.strerror or e}") from None
     module_name = source_path.stem
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", module_name) or module_name.startswith("wasmpool_"):
-        raise BuildFailed(f"{source_path.name}: the file name must be a Python module name (letters, digits, _)")
+    if (not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", module_name) or module_name.startswith("wasmpool_")
+            or module_name == "wasmpool"):
+        raise BuildFailed(f"{source_path.name}: the file name must be a Python module name (letters, digits, _), "
+                          "not wasmpool nor wasmpool_*")
     tool = componentize_py_version()
     if tool is None:
         python = sys.executable or "python3"
@@ -269,6 +274,7 @@ def _componentize(source_path: Path, source: bytes, module_name: str, wit: str, 
         folder.mkdir(mode=0o700)
     (code / f"{module_name}.py").write_bytes(source)
     shutil.copyfile(_RUNNER, code / "wasmpool_runner.py")
+    shutil.copyfile(_IN_TASK, code / "wasmpool.py")
     (code / "wasmpool_app.py").write_text(
         "import wasmpool_runner\n"
         f"import {module_name} as _user\n"

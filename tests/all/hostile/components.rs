@@ -12,7 +12,7 @@
 use super::{KINDS, MAX_MEMORY, MAX_OUTPUT, SLACK, abi_violation, deadline, hostile_pool, module_error};
 use std::fmt::Write as _;
 use std::time::Instant;
-use wasmpool::{Error, LimitExceeded, ModuleError, PoolBuilder, TaskFailure, WorkerKind};
+use wasmpool::{Error, Event, JsonEvent, LimitExceeded, ModuleError, PoolBuilder, TaskFailure, WorkerKind};
 
 /// Where the describe and call results live in the core module's memory.
 const DESCRIBE_AREA: u32 = 1024;
@@ -443,6 +443,50 @@ each_kind! {
                 limit: 1 << 20,
             })
         });
+    }
+}
+
+each_kind! {
+    fn a_message_that_is_not_json_is_its_own_error_and_the_task_goes_on(kind) {
+        // `attack` sends text that is no JSON (with a terminal escape in
+        // it), then a valid message, then answers as `ok` does.
+        let junk = b"{\"clear\": \x1b[2J";
+        let component = TaskComponent::new(&format!(
+            "(func $attack (result i32) i32.const {BIG_AT} i32.const {} call $send              i32.const {} i32.const 4 call $send i32.const {OK_AREA})",
+            junk.len(),
+            BIG_AT + 64
+        ))
+        .pages(2)
+        .extra(&format!(
+            "(data (i32.const {BIG_AT}) \"{}\") (data (i32.const {}) \"[1 ]\")",
+            data_string(junk),
+            BIG_AT + 64
+        ))
+        .import(
+            r#"(import "wasmpool:task/host@0.1.0" (instance $host
+                 (export "send" (func (param "message" string)))))"#,
+            &[("send", "(param i32 i32)", "(func $host \"send\") (memory $memory)")],
+        );
+        let pool = hostile_pool(kind, component.build()).build().unwrap();
+        let (task, events) = pool.task("attack").unwrap().json().unwrap().listened(8);
+        assert_eq!(task.call("null").unwrap(), "42", "{kind:?}");
+        match events.try_next() {
+            Some(JsonEvent::Message { index: 0, message: Err(error) }) => {
+                assert!(matches!(error.failure, TaskFailure::DecodeMessage { .. }), "{kind:?}: {error}");
+                assert!(!error.to_string().contains('\x1b'), "{kind:?}: the escape reached the text: {error}");
+            }
+            other => panic!("{kind:?}: expected the junk message's error, got {other:?}"),
+        }
+        assert_eq!(events.try_next(), Some(JsonEvent::Message { index: 0, message: Ok("[1]".into()) }), "{kind:?}");
+        assert_eq!(events.try_next(), None);
+        // An exchange gets the same, as its message type's error.
+        let mut exchange = pool.exchange::<serde_json::Value, u32>();
+        exchange.start_json("attack", "null").unwrap();
+        let got: Vec<_> = (&mut exchange).collect();
+        assert!(matches!(&got[0], Event::Message { task: 0, message: Err(_) }), "{kind:?}: {got:?}");
+        assert_eq!(got[1], Event::Message { task: 0, message: Ok(serde_json::json!([1])) }, "{kind:?}");
+        assert_eq!(got[2], Event::Finished { task: 0, result: Ok(42) }, "{kind:?}");
+        assert_eq!(pool.task("ok").unwrap().json().unwrap().call("null").unwrap(), "42");
     }
 }
 

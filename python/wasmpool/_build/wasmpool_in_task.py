@@ -1,0 +1,52 @@
+"""wasmpool, as a task written in Python sees it.
+
+Built into the component as the module ``wasmpool`` (see componentize.py):
+inside a task, ``from wasmpool import send, progress`` reaches the host
+that runs the task, as a Rust task's ``Sender`` and ``progress`` do. The
+package of the same name that builds pools lives outside the sandbox and
+is not in the component: only these three names are.
+
+- ``send(message)``: sends ``message`` (any value JSON can hold) to the
+  program that runs the task, while the task goes on. It arrives there as
+  the ``messages`` callback of ``Pool.map`` and the like, or as an
+  ``Exchange`` event in Rust. A message nobody listens to is dropped. A
+  message longer than the pool's ``max_message`` stops the task.
+- ``progress(done, total)``: reports how far the task has got, in its own
+  units (whole numbers from 0 to 2**64 - 1).
+- ``task_seed()``: the running input's seed, the one ``random`` is seeded
+  with before the input runs.
+"""
+import json
+
+from wit_world.imports import host
+
+__all__ = ["send", "progress", "task_seed"]
+
+_U64 = 1 << 64
+
+
+def send(message):
+    """Sends ``message`` (a value JSON can hold) to the program running the
+    task. Raises ``TypeError`` or ``ValueError`` for a value JSON cannot
+    hold (a set, NaN, ...)."""
+    host.send(json.dumps(message, allow_nan=False, separators=(",", ":")))
+
+
+def progress(done, total):
+    """Reports ``done`` units of work out of ``total``."""
+    for name, value in (("done", done), ("total", total)):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < _U64:
+            raise ValueError(f"progress: {name} must be a whole number from 0 to 2**64 - 1, not {value!r}")
+    host.progress(done, total)
+
+
+def task_seed():
+    """The running input's seed (a whole number below 2**64)."""
+    return host.task_seed()
+
+
+def __getattr__(name):
+    raise AttributeError(
+        f"inside a task, wasmpool offers only {', '.join(__all__)}; wasmpool.{name} belongs to the "
+        "program that runs the tasks, outside the sandbox"
+    )
