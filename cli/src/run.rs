@@ -72,8 +72,12 @@ impl Output {
 /// Runs the task over every line; the report's `failed` decides the exit
 /// status. Errors are what stops the run as a whole (exit status 2).
 pub fn run(mut args: RunArgs) -> Result<Report> {
-    // Tasks written in Python: the component built from them (cached).
-    args.module = crate::python_tasks::resolve(&args.module)?;
+    // Tasks written in Python: the component built from them (cached). In
+    // a cluster only rank 0 builds it: the other ranks run the bytes rank 0
+    // sends them, and need neither Python nor componentize-py.
+    if !is_follower() {
+        args.module = crate::python_tasks::resolve(&args.module)?;
+    }
     let source = Source::new(args.input.as_deref());
     let output_file = args.output.as_deref().filter(|path| *path != Path::new("-"));
     let printed = PrintedByIndex::default();
@@ -139,6 +143,12 @@ pub fn run(mut args: RunArgs) -> Result<Report> {
     Ok(report)
 }
 
+/// Whether this process is a rank other than 0 of a cluster: it serves
+/// rank 0, which has the module, the input and the output.
+fn is_follower() -> bool {
+    wasmpool::cluster::launched_rank().is_some_and(|rank| rank != 0)
+}
+
 /// The pool for this run (`None` on a rank other than 0 of a cluster, once
 /// it has served rank 0). Resuming an output file reuses its seed, and
 /// needs an input it can check (a file); only rank 0 (or a run on one
@@ -150,7 +160,7 @@ fn start_pool(
     output_file: Option<&Path>,
     output: OutputSink,
 ) -> Result<Option<wasmpool::Pool>> {
-    let follower = wasmpool::cluster::launched_rank().is_some_and(|rank| rank != 0);
+    let follower = is_follower();
     let resumed_seed = match output_file {
         Some(path) if args.resume && !follower => {
             source.check_resumable()?;

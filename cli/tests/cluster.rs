@@ -422,6 +422,66 @@ fn ranks_need_no_copy_of_the_module_but_must_agree_on_settings() {
     assert!(message.contains("rank 1 (host") && message.contains("compiles code differently"), "{message}");
 }
 
+/// The Python that builds tasks written in Python (with componentize-py),
+/// from WASMPOOL_PYTHON; `None` (the test skips, saying so) if unset,
+/// unless WASMPOOL_REQUIRE_PYTHON_TASKS is set (CI), where that fails.
+fn python_for_tasks(test: &str) -> Option<std::ffi::OsString> {
+    let python = std::env::var_os("WASMPOOL_PYTHON").filter(|p| !p.is_empty());
+    if python.is_none() {
+        assert!(
+            std::env::var_os("WASMPOOL_REQUIRE_PYTHON_TASKS").is_none(),
+            "{test}: WASMPOOL_PYTHON is not set, and CI requires tasks written in Python"
+        );
+        eprintln!("skipped: {test}: set WASMPOOL_PYTHON to a Python with componentize-py");
+    }
+    python
+}
+
+#[test]
+fn tasks_written_in_python_span_the_ranks_and_only_rank_0_builds_them() {
+    let test = "tasks_written_in_python_span_the_ranks_and_only_rank_0_builds_them";
+    if !have_mpirun(test) {
+        return;
+    }
+    let Some(python) = python_for_tasks(test) else { return };
+    let tasks = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/python/tasks.py");
+    // `pi_hits` draws from `random`, seeded per input: any rank, any worker.
+    let job = Job::new(300, |i| format!("{}", 500 + i % 7 * 100));
+    let module = job.dir.path().join("tasks.py");
+    std::fs::copy(&tasks, &module).unwrap();
+    let run_args = |output: &Path, extra: &[&str]| -> Vec<std::ffi::OsString> {
+        let mut args: Vec<std::ffi::OsString> =
+            vec!["run".into(), module.clone().into(), "pi_hits".into(), "--seed".into(), "7".into(), "-i".into()];
+        args.extend([job.input.clone().into_os_string(), "-o".into(), output.as_os_str().to_owned(), "-q".into()]);
+        args.extend(extra.iter().map(Into::into));
+        args
+    };
+    let local_output = job.out("local.jsonl");
+    let local = wasmpool().env("WASMPOOL_PYTHON", &python).args(run_args(&local_output, &[])).output().unwrap();
+    assert!(local.status.success(), "{}", stderr(&local));
+    let expected = std::fs::read(&local_output).unwrap();
+    for extra in [&[][..], &["--processes"][..]] {
+        let output = job.out("cluster.jsonl");
+        let _ = std::fs::remove_file(&output);
+        // Rank 0 builds (from the cache) and sends the component; ranks 1
+        // and 2 have no Python to build with, and need none.
+        let mut command = Command::new("mpirun");
+        command
+            .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+            .env("WASMPOOL_PYTHON", &python)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .args(["--oversubscribe", "-np", "1", env!("CARGO_BIN_EXE_wasmpool")])
+            .args(run_args(&output, extra))
+            .args([":", "-np", "2", "env", "WASMPOOL_PYTHON=/nowhere/python3", env!("CARGO_BIN_EXE_wasmpool")])
+            .args(run_args(&output, extra));
+        let out = command.output().unwrap();
+        assert!(out.status.success(), "{extra:?}: {}", stderr(&out));
+        assert_eq!(std::fs::read(&output).unwrap(), expected, "{extra:?}: the bytes of a run on one machine");
+    }
+}
+
 /// `mpirun -np ranks wasmpool …` in which ranks misbehave as `faults`
 /// asks (`RANK:FAULT,…`, see host/cluster/fault.rs: debug builds of
 /// wasmpool only, as the tests' are).
