@@ -14,7 +14,11 @@ and no two inputs draw the same numbers.
 `call("", "")` is not a task: the host makes it once on every new
 instance, before any input, so that the WASI streams every input may use
 (stdout and stderr) are opened by then; an instance reset between
-inputs is then put back with them still open.
+inputs is then put back with them still open. It also runs the call path
+a few times on a function of the runner's own (`_warm_up`), so that the
+state every input starts from has that path adapted by CPython's
+specializing interpreter (4 to 6 µs less per input of `sqrt` with a fresh
+state, about 5 %, measured side by side in one process).
 """
 import gc
 import inspect
@@ -105,6 +109,18 @@ def _keep_source(module):
         linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
 
 
+# How often the start runs the call path (`_run`) on `_warm_up`: CPython's
+# specializing interpreter adapts each instruction on its first runs, and
+# an instance reset between inputs returns to the state after the start,
+# so a path warmed there is warm in every input (at no cost to results:
+# a new instance runs the same start).
+_WARM_UP_CALLS = 3
+
+
+def _warm_up(x):
+    return x
+
+
 def make_tasks(module):
     """The `Tasks` export class for `module`'s public functions."""
     functions = dict(_public_functions(module))
@@ -125,15 +141,19 @@ def make_tasks(module):
 
         def call(self, name, args_json):
             if name == "":
+                for _ in range(_WARM_UP_CALLS):
+                    self._run(_warm_up, "_warm_up", 1, "[0]")
                 return _ready()
             f = functions.get(name)
             if f is None:
                 _raise(wit.CallError_NoSuchTask(name))
+            return self._run(f, name, arity[name], args_json)
+
+        def _run(self, f, name, n, args_json):
             try:
                 args = json.loads(args_json)
             except ValueError as e:
                 _raise(wit.CallError_BadArguments(f"the arguments are not JSON: {e}"))
-            n = arity[name]
             if n == 0:
                 if args not in (None, []):
                     _raise(wit.CallError_BadArguments(f"{name} takes no arguments"))
