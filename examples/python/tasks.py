@@ -103,3 +103,19 @@ def walk(steps, every):
             send({"step": step})
             progress(step, steps)
     return steps
+
+
+_table = None
+
+
+def load_table(size):
+    """An init task (Pool(..., initializer="load_table", initargs=(size,))):
+    builds the table the inputs look up, once per instance."""
+    global _table
+    _table = [i * i for i in range(size)]
+
+
+def extend_table(n):
+    """Extends the table the init task built by n entries; returns its length."""
+    _table.extend(range(n))
+    return len(_table)

@@ -5,6 +5,7 @@ use super::Pool;
 use super::StartPlan;
 use crate::decode::encode_args;
 use crate::error::{Error, LoadStep, ModuleError, Result, TaskError, TaskFailure};
+use crate::pool::json::{args_from_array, check_input};
 use crate::process::config::ProcessConfig;
 use crate::process::locate::find_worker_executable;
 use crate::process::supervisor::Spawner;
@@ -15,6 +16,7 @@ use crate::runtime::engine::{
     Allocator, AllocatorKind, EngineSettings, SLOTS_PER_WORKER_ENGINE, create_compiling_engine, create_engine,
     engines_for_workers,
 };
+use crate::runtime::init::InitCall;
 use crate::runtime::instance::{InstanceConfig, Instantiator};
 use crate::runtime::module::{ModuleRules, TaskCatalog, TaskInfo, TaskModule, prepare_code, read_module_file};
 use crate::runtime::typecheck;
@@ -25,7 +27,7 @@ use crate::sandbox::wasi::WasiConfig;
 use crate::scheduler::chunking::ChunkSize;
 use crate::spin::DEFAULT_IDLE_SPIN;
 use crate::transport::messages::{CodeKind, Hello, PROTOCOL_VERSION, max_reply_len};
-use crate::worker::executor::{InitCall, InstanceMode};
+use crate::worker::executor::InstanceMode;
 use crate::worker::probe::{ProbeFailure, interruptible_copy, probe, probe_error};
 use crate::worker::worker_stack_size;
 use serde::Serialize;
@@ -58,10 +60,21 @@ enum CacheSetting {
 }
 
 /// An init task as given to the builder, checked at `build`.
+#[derive(Debug)]
 struct PendingInit {
     task: String,
-    args: Result<Vec<u8>, String>,
-    host_type: &'static str,
+    args: InitArgs,
+}
+
+/// An init task's arguments, as given to the builder.
+#[derive(Debug)]
+enum InitArgs {
+    /// From [`PoolBuilder::init_task`]: in both encodings, since which the
+    /// call takes (postcard for a core module's task, JSON for a
+    /// component's) is known only once the code is read.
+    Typed { postcard: Result<Vec<u8>, String>, json: Result<String, String>, host_type: &'static str },
+    /// From [`PoolBuilder::init_task_json`]: a JSON array of the arguments.
+    JsonArray(String),
 }
 
 enum ModuleSource {
@@ -170,9 +183,23 @@ impl PoolBuilder {
     /// leaves, as if it ran before each task (it runs on each new instance,
     /// and an instance reset in place returns to that state). It also runs
     /// once while building, so a failing init is reported by `build`.
+    /// Task components (tasks written in Python) get `args` as JSON.
     pub fn init_task<A: Serialize>(mut self, task: &str, args: A) -> Self {
-        let args = encode_args(&args).map_err(|e| e.to_string());
-        self.init = Some(PendingInit { task: task.to_owned(), args, host_type: std::any::type_name::<A>() });
+        let postcard = encode_args(&args).map_err(|e| e.to_string());
+        let json = serde_json::to_string(&args).map_err(|e| e.to_string());
+        let args = InitArgs::Typed { postcard, json, host_type: std::any::type_name::<A>() };
+        self.init = Some(PendingInit { task: task.to_owned(), args });
+        self
+    }
+
+    /// [`init_task`](Self::init_task) with the arguments as JSON text: an
+    /// array of them, one element per parameter of the task (`[]` for
+    /// none), as `multiprocessing`'s `initargs`. The task is called
+    /// through its JSON entry point (a Rust task needs one: the SDK's
+    /// `json` feature, on by default). For callers that speak JSON, such
+    /// as the Python package.
+    pub fn init_task_json(mut self, task: &str, args: impl Into<String>) -> Self {
+        self.init = Some(PendingInit { task: task.to_owned(), args: InitArgs::JsonArray(args.into()) });
         self
     }
 
@@ -505,7 +532,13 @@ impl PoolBuilder {
     /// digests of those values.
     #[cfg(feature = "mpi")]
     fn agreement(&self) -> crate::cluster::policy::Agreement {
-        let init = self.init.as_ref().map(|init| (&init.task, &init.args));
+        let init = self.init.as_ref().map(|init| {
+            let args = match &init.args {
+                InitArgs::Typed { postcard, .. } => format!("{postcard:?}"),
+                InitArgs::JsonArray(array) => array.clone(),
+            };
+            (&init.task, args)
+        });
         let wasi = self.wasi.as_ref().map(WasiConfig::without_env_values);
         let settings = format!(
             "limits {:?}, mode {:?}, init {:?}, wasi {:?}, canonicalize_nans {}, compile limits {:?}",
@@ -708,16 +741,7 @@ impl PoolBuilder {
     /// engine gets the compiled component and loads it (asks it for its
     /// tasks) under the load deadline. Worker processes: the host loads it
     /// once for its task list, and each process loads the code it is sent.
-    fn build_components(&self, compiled: &Compiled, component: &Component, seed: u64) -> Result<Pool> {
-        let unsupported = |what: &str| {
-            Err(Error::Config(format!(
-                "{what} is not available for task components (tasks written in Python) yet; \
-                 see docs/design/python-tasks.md"
-            )))
-        };
-        if self.init.is_some() {
-            return unsupported("an init task");
-        }
+    fn build_components(&mut self, compiled: &Compiled, component: &Component, seed: u64) -> Result<Pool> {
         let origin = &compiled.origin;
         let load_limit = self.limits.deadline.map_or(self.load_deadline, |d| d.min(self.load_deadline));
         let sandbox = SandboxInfo {
@@ -740,16 +764,29 @@ impl PoolBuilder {
             engines.push((engine, copy));
         }
         let (components, ticker) = self.load_components(origin, &engines)?;
-        let components: Vec<TaskComponent> =
-            components.into_iter().map(|c| c.with_resets(compiled.component_reset)).collect();
-        let wasi = self.wasi.clone().unwrap_or_default();
         let tasks = TaskCatalog::new(components[0].tasks.clone(), origin.clone());
+        let init = self.component_init_call(&tasks, seed)?;
+        let components: Vec<TaskComponent> =
+            components.into_iter().map(|c| c.with_resets(compiled.component_reset).with_init(init.clone())).collect();
+        if let Some(init) = &init {
+            // A failing init task is reported by `build`, as for a module.
+            let run = RunLimits { deadline: Some(load_limit), fuel: self.limits.fuel, ..RunLimits::default() };
+            let _ticking = ticker.enter();
+            components[0].probe_init(&run).map_err(|failure| {
+                let failure = match failure {
+                    TaskFailure::Init { failure, .. } => *failure,
+                    other => other,
+                };
+                probe_error(origin, ProbeFailure::at(LoadStep::InitTask(init.task.clone()), failure))
+            })?;
+        }
+        let wasi = self.wasi.clone().unwrap_or_default();
         tracing::debug!(workers = compiled.workers, module = %crate::text::escape_line(origin), tasks = tasks.tasks.len(), "starting pool of a task component");
         let plan = StartPlan {
             allocator: compiled.allocator,
             workers: compiled.workers,
             mode: self.mode,
-            init: None,
+            init: init.clone(),
             chunk_size: self.chunk_size,
             sandbox,
             spin: self.spin,
@@ -768,7 +805,7 @@ impl PoolBuilder {
                 reset: None,
                 component_reset: compiled.component_reset,
             };
-            self.process_backend(compiled, (code, CodeKind::Component), config, None, load_limit)?.0
+            self.process_backend(compiled, (code, CodeKind::Component), config, init.as_deref(), load_limit)?.0
         };
         let mut pool = Pool::start(tasks, backend, plan)?;
         pool.engine_hash = crate::runtime::engine::compatibility_hash(&compiled.engine);
@@ -821,14 +858,44 @@ impl PoolBuilder {
 
     /// The init task, checked against the module.
     fn init_call(&mut self, module: &TaskModule, seed: u64) -> Result<Option<Arc<InitCall>>> {
-        let Some(PendingInit { task, args: encoded, host_type }) = self.init.take() else { return Ok(None) };
+        let Some(PendingInit { task, args }) = self.init.take() else { return Ok(None) };
         let info = module.task(&task)?;
         let failure = |f| Error::Task(TaskError { task: task.clone(), index: 0, failure: f });
-        typecheck::check_args(info, host_type).map_err(|e| failure(TaskFailure::ArgumentTypes(e)))?;
-        let args = encoded.map_err(|e| failure(TaskFailure::EncodeArguments(e)))?;
-        let export = wasmpool_abi::task_export_name(&task);
+        let (export, args) = match args {
+            InitArgs::Typed { postcard, host_type, .. } => {
+                typecheck::check_args(info, host_type).map_err(|e| failure(TaskFailure::ArgumentTypes(e)))?;
+                let args = postcard.map_err(|e| failure(TaskFailure::EncodeArguments(e)))?;
+                (wasmpool_abi::task_export_name(&task), args)
+            }
+            InitArgs::JsonArray(array) => {
+                if !info.json {
+                    return Err(Error::NoJsonEntry { task });
+                }
+                let args = args_from_array(&array, info.params.len()).map_err(failure)?;
+                (wasmpool_abi::json_export_name(&task), args.into_bytes())
+            }
+        };
         let seed = crate::seed::task_seed(seed, &task, 0);
         Ok(Some(Arc::new(InitCall { task, export, args, seed })))
+    }
+
+    /// The init task of a task component (tasks written in Python), whose
+    /// tasks `catalog` lists: called with its arguments as JSON.
+    fn component_init_call(&mut self, catalog: &TaskCatalog, seed: u64) -> Result<Option<Arc<InitCall>>> {
+        let Some(PendingInit { task, args }) = self.init.take() else { return Ok(None) };
+        let info = catalog.task(&task)?;
+        let failure = |f| Error::Task(TaskError { task: task.clone(), index: 0, failure: f });
+        let args = match args {
+            InitArgs::Typed { json, .. } => {
+                let json = json.map_err(|e| failure(TaskFailure::EncodeArguments(e)))?;
+                check_input(json.as_bytes(), info.params.len(), &info.to_string()).map_err(failure)?;
+                json
+            }
+            InitArgs::JsonArray(array) => args_from_array(&array, info.params.len()).map_err(failure)?,
+        };
+        let export = wasmpool_abi::json_export_name(&task);
+        let seed = crate::seed::task_seed(seed, &task, 0);
+        Ok(Some(Arc::new(InitCall { task, export, args: args.into_bytes(), seed })))
     }
 
     /// Worker processes: the handshake each new process gets (the compiled

@@ -236,6 +236,27 @@ pub(crate) fn check_input(text: &[u8], arity: usize, signature: &str) -> Result<
     }
 }
 
+/// The arguments of a task of `arity` parameters, given as a JSON array
+/// with one element per parameter (as an init task's, from
+/// [`PoolBuilder::init_task_json`](crate::PoolBuilder::init_task_json)),
+/// in the convention of JSON calls: the element itself for one parameter,
+/// the array for several or none.
+pub(crate) fn args_from_array(array: &str, arity: usize) -> Result<String, TaskFailure> {
+    let items: Vec<&RawValue> = serde_json::from_str(array).map_err(|e| {
+        TaskFailure::InvalidJson(format!("the arguments must be a JSON array, one element per parameter: {e}"))
+    })?;
+    if items.len() != arity {
+        return Err(TaskFailure::InvalidJson(format!(
+            "the task takes {arity} argument(s), but the array has {}",
+            items.len()
+        )));
+    }
+    Ok(match items.as_slice() {
+        [only] => only.get().to_owned(),
+        _ => array.to_owned(),
+    })
+}
+
 /// What a task called through its JSON entry point sent while it ran,
 /// from [`JsonEvents`]. `index` is the input's index in its map.
 #[derive(Debug, Clone, PartialEq)]
@@ -402,6 +423,17 @@ mod tests {
         assert!(failure("[7]", 0).contains("but the array has 1"));
         let Err(TaskFailure::InvalidJson(why)) = check_input(b"\"\xff\"", 1, "f") else { panic!("not UTF-8") };
         assert!(why.starts_with("not JSON"), "{why}");
+    }
+
+    #[test]
+    fn an_array_of_arguments_becomes_a_calls_arguments() {
+        assert_eq!(args_from_array("[]", 0), Ok("[]".to_owned()));
+        assert_eq!(args_from_array(" [ [1, 2] ] ", 1), Ok("[1, 2]".to_owned()));
+        assert_eq!(args_from_array(r#"[1, "a"]"#, 2), Ok(r#"[1, "a"]"#.to_owned()));
+        let Err(TaskFailure::InvalidJson(why)) = args_from_array("[1, 2]", 1) else { panic!("two for one") };
+        assert!(why.contains("takes 1 argument(s), but the array has 2"), "{why}");
+        let Err(TaskFailure::InvalidJson(why)) = args_from_array("7", 1) else { panic!("not an array") };
+        assert!(why.contains("must be a JSON array"), "{why}");
     }
 
     #[test]

@@ -126,9 +126,20 @@ fn load(hello: &Hello, prepared: Prepared, output: &mut BufWriter<std::io::Stdou
             let config = &hello.instance;
             let wasi = config.wasi.clone().unwrap_or_default();
             TaskComponent::new(&engine, &component, config.limits.clone(), wasi, config.epoch_checks, &run)
-                .map(|component| component.with_resets(config.component_reset))
-                .map(|component| Served::Component(ComponentTasks::new(component, hello.mode)))
                 .map_err(|failure| ProbeFailure::at(LoadStep::TaskList, failure))
+                .and_then(|component| {
+                    let init = hello.init.clone().map(Arc::new);
+                    let component = component.with_resets(config.component_reset).with_init(init);
+                    if let Some(init) = &hello.init {
+                        let step = LoadStep::InitTask(init.task.clone());
+                        announce(&step);
+                        component.probe_init(&run).map_err(|failure| match failure {
+                            TaskFailure::Init { failure, .. } => ProbeFailure::at(step, *failure),
+                            other => ProbeFailure::at(step, other),
+                        })?;
+                    }
+                    Ok(Served::Component(ComponentTasks::new(component, hello.mode)))
+                })
         }
     };
     let served = match probed {

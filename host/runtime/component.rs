@@ -21,6 +21,7 @@
 use crate::error::{LimitExceeded, TaskFailure};
 use crate::runtime::cuts::{MAX_PANIC_FILE, cap, capped};
 use crate::runtime::fresh_state::{NotRestored, StoreSnapshot};
+use crate::runtime::init::InitCall;
 use crate::runtime::instance::{error_text, trap_failure};
 use crate::runtime::module::{ParamInfo, TaskInfo};
 use crate::runtime::outbox::{Outbox, Sent};
@@ -31,6 +32,7 @@ use crate::sandbox::limits::Limits;
 use crate::sandbox::wasi::{ComponentWasi, TaskOutput, WasiConfig};
 use bindings::exports::wasmpool::task::tasks::{CallError, TaskInfo as WitTaskInfo};
 use std::collections::HashSet;
+use std::sync::Arc;
 use wasmpool_abi as abi;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, WasmStr};
 use wasmtime::{Engine, Store, StoreContextMut, Trap, UpdateDeadline};
@@ -151,6 +153,9 @@ pub(crate) struct TaskComponent {
     /// Whether inputs get a fresh state by resetting one instance in place
     /// ([`with_resets`](Self::with_resets)).
     resets: bool,
+    /// The init task, run on every new instance after its start
+    /// ([`with_init`](Self::with_init)).
+    init: Option<Arc<InitCall>>,
     /// The tasks, as the component describes them.
     pub tasks: Vec<TaskInfo>,
 }
@@ -178,8 +183,16 @@ impl TaskComponent {
         linker.allow_shadowing(false);
         let pre = linker.instantiate_pre(component).map_err(link_error)?;
         let pre = bindings::TaskModulePre::new(pre).map_err(link_error)?;
-        let mut this =
-            TaskComponent { engine: engine.clone(), pre, limits, wasi, epoch_checks, resets: false, tasks: Vec::new() };
+        let mut this = TaskComponent {
+            engine: engine.clone(),
+            pre,
+            limits,
+            wasi,
+            epoch_checks,
+            resets: false,
+            init: None,
+            tasks: Vec::new(),
+        };
         let (mut store, instance) = this.instantiate(run)?;
         let described = instance.wasmpool_task_tasks().call_describe(&mut store);
         let described = described.map_err(|e| classify(&mut store, &this.limits, e, Step::Call("task list")))?;
@@ -196,10 +209,26 @@ impl TaskComponent {
         self
     }
 
+    /// Runs `init` (a task of this component, its arguments JSON) on every
+    /// new instance after its start: every input starts from the state it
+    /// leaves, in a new instance or one reset in place (the pristine
+    /// instance runs it too). Its output is dropped.
+    pub(crate) fn with_init(mut self, init: Option<Arc<InitCall>>) -> Self {
+        self.init = init;
+        self
+    }
+
+    /// Makes one new instance, start and init task included, under
+    /// `run`'s limits: how a pool reports at build an init task that fails.
+    pub(crate) fn probe_init(&self, run: &RunLimits) -> Result<(), TaskFailure> {
+        self.instantiate(run).map(drop)
+    }
+
     /// A new instance, made the same way whatever input it is for (the
     /// seed [`INSTANTIATION_SEED`] for `task-seed` and `wasi:random`, no
-    /// outbox), under `run`'s deadline and fuel, and its start: so a new
-    /// instance is the same for every input, and the same as a reset one.
+    /// outbox), under `run`'s deadline and fuel, its start and its init
+    /// task: so a new instance is the same for every input, and the same
+    /// as a reset one.
     /// Callers then prepare it for an input ([`prepare_call`](Self::prepare_call)),
     /// which starts the input's deadline and fuel afresh.
     fn instantiate(&self, run: &RunLimits) -> Result<(Store<ComponentState>, bindings::TaskModule), TaskFailure> {
@@ -236,7 +265,34 @@ impl TaskComponent {
             .wasmpool_task_tasks()
             .call_call(&mut store, "", "")
             .map_err(|e| classify(&mut store, limits, e, Step::Instantiate))?;
+        if let Some(init) = &self.init {
+            self.run_init(&mut store, &instance, init, run)?;
+        }
         Ok((store, instance))
+    }
+
+    /// Runs the init task in a new instance, with its own seed, under a
+    /// fresh start of `run`'s limits; what it printed is dropped.
+    fn run_init(
+        &self,
+        store: &mut Store<ComponentState>,
+        instance: &bindings::TaskModule,
+        init: &InitCall,
+        run: &RunLimits,
+    ) -> Result<(), TaskFailure> {
+        let failed = |failure| TaskFailure::Init { task: init.task.clone(), failure: Box::new(failure) };
+        let args = std::str::from_utf8(&init.args)
+            .map_err(|_| failed(TaskFailure::BadArguments("the arguments are not UTF-8 JSON".into())))?;
+        self.prepare_call(store, init.seed, None, run)?;
+        store.data().wasi.reseed(init.seed);
+        let answer = instance.wasmpool_task_tasks().call_call(&mut *store, &init.task, args);
+        let state = store.data_mut();
+        state.wasi.take_output();
+        match answer {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(failed(call_failure(error))),
+            Err(trap) => Err(failed(classify(store, &self.limits, trap, Step::Call("result")))),
+        }
     }
 
     /// A new instance ([`instantiate`](Self::instantiate)) prepared for an
@@ -657,7 +713,9 @@ mod tests {
                 "nap",
                 "rolls",
                 "leave",
-                "walk"
+                "walk",
+                "load_table",
+                "extend_table"
             ]
         );
         assert_eq!(tasks.tasks[0].doc, "The square root.");

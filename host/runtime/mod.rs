@@ -12,6 +12,7 @@
 //!   compiles only what changed (components);
 //! - [`canonical_nans`] and [`fresh_state`]: the load-time rewrites (NaN
 //!   bits fixed where observable; writes that mark their pages);
+//! - `init`: the init task's call, run on every new instance;
 //! - `instance`: an instance and the host half of the ABI (arguments in,
 //!   results out, the host functions a task may call);
 //! - `outbox`: where a running task's messages and progress go.
@@ -25,6 +26,7 @@ pub(crate) mod engine;
 #[doc(hidden)]
 pub(crate) mod fresh_state;
 pub(crate) mod incremental;
+pub(crate) mod init;
 pub(crate) mod instance;
 pub(crate) mod module;
 pub(crate) mod outbox;

@@ -42,10 +42,11 @@
 
 use crate::error::LoadStep;
 use crate::runtime::engine::EngineSettings;
+use crate::runtime::init::InitCall;
 use crate::runtime::instance::{InstanceConfig, Outcome};
 use crate::runtime::outbox::Sent;
 use crate::sandbox::limits::Limits;
-use crate::worker::executor::{InitCall, InstanceMode};
+use crate::worker::executor::InstanceMode;
 use crate::worker::probe::ProbeFailure;
 use serde::{Deserialize, Serialize};
 

@@ -4,6 +4,7 @@
 
 use crate::error::TaskFailure;
 use crate::runtime::fresh_state::Snapshot;
+use crate::runtime::init::InitCall;
 use crate::runtime::instance::{GuestInstance, Instantiator, Outcome};
 use crate::runtime::outbox::Outbox;
 use crate::sandbox::interrupt::RunLimits;
@@ -26,16 +27,6 @@ pub enum InstanceMode {
     /// worker. An instance whose task trapped or panicked is replaced (and
     /// the init task run again) before the worker's next task.
     PerWorker,
-}
-
-/// A task run on every new instance before it serves real tasks.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct InitCall {
-    pub task: String,
-    pub export: String,
-    pub args: Vec<u8>,
-    /// The init task's seed: index 0 of the pool's seed.
-    pub seed: u64,
 }
 
 /// Runs tasks for one worker: owns the kept instance, if any.

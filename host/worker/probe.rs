@@ -14,9 +14,9 @@
 use crate::error::LimitExceeded;
 use crate::error::{Error, LoadStep, ModuleError, Result, TaskError, TaskFailure};
 use crate::runtime::engine::{EngineSettings, create_engine};
+use crate::runtime::init::InitCall;
 use crate::runtime::instance::{InstanceConfig, Instantiator};
 use crate::sandbox::interrupt::{RunLimits, Ticker};
-use crate::worker::executor::InitCall;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;

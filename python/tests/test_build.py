@@ -115,7 +115,7 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
 
     source = TASKS
     with Pool(source, workers=2, seed=7) as pool:
-        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "nap", "rolls", "leave", "walk"]
+        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "nap", "rolls", "leave", "walk", "load_table", "extend_table"]
         assert pool.map("sqrt", [0, 4, 9]) == [0.0, 2.0, 3.0]
         assert pool.map("add", [(1, 2), (3, 4)]) == [3, 7]
         two = pool.map("pi_hits", [1000] * 6)
@@ -375,3 +375,46 @@ def test_what_a_python_task_may_send_is_checked_inside_it(tmp_path):
         with pytest.raises(TaskPanicked) as caught:
             pool.call("pool")
         assert "inside a task, wasmpool offers only send, progress, task_seed" in str(caught.value)
+
+
+@pytest.mark.parametrize("fresh_state", [True, False], ids=["fresh", "kept"])
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_an_initializer_runs_on_every_instance_before_its_inputs(processes, fresh_state):
+    from wasmpool import Pool
+    from wasmpool.errors import TaskPanicked
+
+    with Pool(TASKS, workers=2, processes=processes, fresh_state=fresh_state,
+              initializer="load_table", initargs=(100,)) as pool:
+        sizes = pool.map("extend_table", [5] * 6, chunksize=3)
+        if fresh_state:
+            # Every input starts from the state the init left: 100 entries.
+            assert sizes == [105] * 6
+        else:
+            # One instance per worker, initialized once: each worker's
+            # inputs see the entries its earlier inputs added.
+            assert sorted(sizes) == [105, 105, 110, 110, 115, 115] or sorted(sizes) == [105, 110, 115, 120, 125, 130]
+    # Without the init, the table is None: the task's own exception.
+    with Pool(TASKS, workers=1, processes=processes, fresh_state=fresh_state) as pool:
+        with pytest.raises(TaskPanicked) as caught:
+            pool.call("extend_table", 1)
+        assert caught.value.exception == "AttributeError"
+
+
+def test_an_initializer_that_fails_or_does_not_fit_fails_the_pool():
+    from wasmpool import Pool
+    from wasmpool.errors import WasmpoolError
+
+    for processes in (False, True):
+        with pytest.raises(WasmpoolError) as caught:
+            Pool(TASKS, workers=1, processes=processes, initializer="boom", initargs=(0,))
+        # As for any module's init task: the task's own error, at build.
+        text = str(caught.value)
+        assert "task `boom` (input #0)" in text and "ZeroDivisionError" in text, text
+    with pytest.raises(WasmpoolError) as caught:
+        Pool(TASKS, workers=1, initializer="load_table", initargs=(1, 2))
+    assert "takes 1 argument(s), but the array has 2" in str(caught.value)
+    with pytest.raises(WasmpoolError) as caught:
+        Pool(TASKS, workers=1, initializer="load_tabel")
+    assert "load_table" in str(caught.value)  # the suggestion
+    with pytest.raises(TypeError):
+        Pool(TASKS, initializer=len)

@@ -117,3 +117,14 @@ def test_a_rust_tasks_messages_and_progress_reach_the_callbacks(pool):
     assert reports == []
     assert pool.call("slow_sum", 100, task_progress=lambda i, done, total: reports.append((i, done, total))) == 4950
     assert reports[-1] == (0, 100, 100) and len(reports) == 10
+
+
+def test_an_initializer_runs_a_rust_task_before_the_inputs(module, kind):
+    from wasmpool import Pool
+
+    processes = kind == "processes"
+    with Pool(module, workers=2, processes=processes, initializer="counter_set", initargs=(100,)) as pool:
+        assert pool.map("counter_next", [None] * 6) == [101] * 6
+    with Pool(module, workers=1, processes=processes, fresh_state=False, initializer="counter_set",
+              initargs=[10]) as pool:
+        assert [pool.call("counter_next") for _ in range(3)] == [11, 12, 13]

@@ -294,7 +294,20 @@ class Pool:
         allow_wall_clock: bool = False,
         allow_monotonic_clock: bool = False,
         fresh_state: bool = True,
+        initializer: Optional[str] = None,
+        initargs: Iterable[Any] = (),
     ) -> None:
+        init = None
+        if initializer is not None:
+            if not isinstance(initializer, str):
+                raise TypeError(
+                    f"initializer names a task of the module (a str), not a {type(initializer).__name__}: "
+                    "the init code must be in the module, as every task is"
+                )
+            try:
+                init = (initializer, _args.dumps(list(initargs)))
+            except (TypeError, ValueError) as e:
+                raise TypeError(f"initargs: {e}") from None
         if isinstance(module, (bytes, bytearray, memoryview)):
             source: Any = bytes(module)
         else:
@@ -322,6 +335,7 @@ class Pool:
             allow_wall_clock=allow_wall_clock,
             allow_monotonic_clock=allow_monotonic_clock,
             fresh_state=fresh_state,
+            init=init,
         )
         self._tasks = {t["name"]: t for t in self._native.tasks()}
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None

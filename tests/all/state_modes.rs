@@ -88,3 +88,25 @@ each_kind! {
         }
     }
 }
+
+#[test]
+fn an_init_task_given_as_json_runs_through_the_json_entry_point() {
+    // As the Python package gives it: an array of the arguments.
+    let fresh = pool(InstanceMode::FreshPerTask, 2).init_task_json("counter_set", "[100]").build().unwrap();
+    let counts: Vec<u64> = fresh.map("counter_next", vec![(); 10]).unwrap();
+    assert!(counts.iter().all(|&c| c == 101), "{counts:?}");
+    let kept = pool(InstanceMode::PerWorker, 1).init_task_json("counter_set", "[10]").build().unwrap();
+    let counts: Vec<u64> = kept.task("counter_next").unwrap().chunk_size(1).map(vec![(); 3]).unwrap();
+    assert_eq!(counts, vec![11, 12, 13]);
+    // The arguments must be an array of as many as the task takes.
+    for (args, expected) in [("100", "must be a JSON array"), ("[1, 2]", "takes 1 argument(s), but the array has 2")] {
+        let error = pool_error(InstanceMode::FreshPerTask, "counter_set", args);
+        assert!(error.contains(expected) && error.contains("counter_set"), "{args}: {error}");
+    }
+    let error = pool_error(InstanceMode::FreshPerTask, "nope", "[]");
+    assert!(error.contains("nope"), "{error}");
+}
+
+fn pool_error(mode: InstanceMode, task: &str, args: &str) -> String {
+    pool(mode, 1).init_task_json(task, args).build().expect_err("the init should be refused").to_string()
+}
