@@ -119,3 +119,11 @@ def extend_table(n):
     """Extends the table the init task built by n entries; returns its length."""
     _table.extend(range(n))
     return len(_table)
+
+
+def nan_bits():
+    """The bits of a NaN made by arithmetic (inf - inf): the CPU's own, but
+    for the rewrite that makes them the same on every machine."""
+    import struct
+    inf = float("inf")
+    return struct.pack("<d", inf - inf).hex()

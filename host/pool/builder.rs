@@ -10,7 +10,7 @@ use crate::process::config::ProcessConfig;
 use crate::process::locate::find_worker_executable;
 use crate::process::supervisor::Spawner;
 use crate::process::watchdog::Watchdog;
-use crate::runtime::cache;
+use crate::runtime::cache::{self, PreparedError};
 use crate::runtime::component::{self, TaskComponent};
 use crate::runtime::engine::{
     Allocator, AllocatorKind, EngineSettings, SLOTS_PER_WORKER_ENGINE, create_compiling_engine, create_engine,
@@ -58,6 +58,11 @@ enum CacheSetting {
     Dir(PathBuf),
     Disabled,
 }
+
+/// The name of the NaN rewrite of a component's core modules, for the
+/// cache: entries made by another version of wasmpool are not taken for
+/// this one's.
+const NAN_PREPARATION: &str = concat!("canonical NaNs, wasmpool ", env!("CARGO_PKG_VERSION"));
 
 /// An init task as given to the builder, checked at `build`.
 #[derive(Debug)]
@@ -271,8 +276,11 @@ impl PoolBuilder {
     /// observed (stored, reinterpreted, passed to a call or a global…), with
     /// the bits wasmtime's canonicalization after every float operation
     /// would give it; float loops that keep their floats in locals get no
-    /// check at all (docs/benchmarks.md). `false` skips the rewrite; every result
-    /// that is not a NaN stays bit-identical across platforms either way.
+    /// check at all (docs/benchmarks.md). A task component's core modules
+    /// (CPython's, for tasks written in Python) are rewritten the same way,
+    /// once: the cache keeps the compiled result. `false` skips the
+    /// rewrite; every result that is not a NaN stays bit-identical across
+    /// platforms either way.
     pub fn canonicalize_nans(mut self, canonicalize: bool) -> Self {
         self.canonicalize_nans = canonicalize;
         self
@@ -658,9 +666,7 @@ impl PoolBuilder {
             // and locals are counted over all of them.
             crate::sandbox::compile_limits::check(&bytes, &self.compile_limits, &self.limits)
                 .map_err(|limit| Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Limit(limit) })?;
-            let compiled = cache::compile::<Component>(&engine, &bytes, cache_dir.as_deref()).map_err(|e| {
-                Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Compile(format!("{e:#}")) }
-            })?;
+            let compiled = self.compile_component(&engine, &bytes, &origin, cache_dir.as_deref())?;
             if let Some(incremental) = &incremental {
                 incremental.persist();
             }
@@ -701,6 +707,40 @@ impl PoolBuilder {
             workers,
             component_reset,
         })
+    }
+
+    /// Compiles a task component through the cache, its core modules
+    /// first rewritten so that every observable NaN is canonical (unless
+    /// the builder turned that off), as a module's are.
+    fn compile_component(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        origin: &str,
+        cache_dir: Option<&std::path::Path>,
+    ) -> Result<Component> {
+        let invalid = |cause| Error::InvalidModule { origin: origin.to_owned(), cause };
+        let compile_error = |e: wasmtime::Error| invalid(ModuleError::Compile(format!("{e:#}")));
+        if !self.canonicalize_nans {
+            return cache::compile::<Component>(engine, bytes, cache_dir).map_err(compile_error);
+        }
+        let rewrite = |bytes: &[u8]| {
+            let (code, report) = crate::runtime::canonical_nans::rewrite_component(bytes)?;
+            tracing::debug!(module = %crate::text::escape_line(origin), lazy = report.lazy, eager = report.eager,
+                checks = report.checks, "NaNs canonicalized where observable, in every core module of the component");
+            Ok(code)
+        };
+        match cache::compile_prepared::<Component>(engine, bytes, cache_dir, NAN_PREPARATION, rewrite) {
+            Ok(component) => Ok(component),
+            Err(PreparedError::Compile(e)) => Err(compile_error(e)),
+            // Bytes that are not a valid component: the compiler says why
+            // precisely (nothing of theirs runs). A valid one the rewrite
+            // fails on is refused, never run with the CPU's NaNs unasked.
+            Err(PreparedError::Prepare(why)) => match Component::new(engine, bytes) {
+                Err(e) => Err(compile_error(e)),
+                Ok(_) => Err(invalid(ModuleError::NanRewrite(why))),
+            },
+        }
     }
 
     /// The settings of the engines for a module (or, if `is_component`, a

@@ -74,9 +74,14 @@ impl Hasher for ShaHasher {
     }
 }
 
-fn key(engine: &Engine, wasm: &[u8]) -> String {
+fn key(engine: &Engine, wasm: &[u8], preparation: Option<&str>) -> String {
     let mut hasher = ShaHasher(Sha256::new());
     hasher.write(&Sha256::digest(wasm));
+    if let Some(name) = preparation {
+        // Another entry than the bytes compiled as they are.
+        hasher.write(b"prepared by ");
+        hasher.write(name.as_bytes());
+    }
     engine.precompile_compatibility_hash().hash(&mut hasher);
     hex(&hasher.0.finalize())
 }
@@ -130,8 +135,39 @@ impl Artifact for Component {
 /// afresh.
 pub(crate) fn compile<A: Artifact>(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> wasmtime::Result<A> {
     match dir {
-        Some(dir) => load_or_compile(engine, wasm, dir),
+        Some(dir) => load_or_compile(engine, wasm, None, dir, |wasm| A::compile(engine, wasm)),
         None => A::compile(engine, wasm),
+    }
+}
+
+/// Why [`compile_prepared`] gave no compiled code.
+#[derive(Debug)]
+pub(crate) enum PreparedError {
+    /// The preparation refused the bytes.
+    Prepare(String),
+    /// The prepared bytes did not compile.
+    Compile(wasmtime::Error),
+}
+
+/// `wasm` rewritten by `prepare` (a deterministic rewrite, which
+/// `preparation` names), then compiled by `engine`, through the cache in
+/// `dir` if there is one: its entry is found by the bytes as given and
+/// the preparation's name, so a hit costs neither the rewrite nor the
+/// compile (for a 19 MB component, both take seconds).
+pub(crate) fn compile_prepared<A: Artifact>(
+    engine: &Engine,
+    wasm: &[u8],
+    dir: Option<&Path>,
+    preparation: &str,
+    prepare: impl FnOnce(&[u8]) -> Result<Vec<u8>, String>,
+) -> Result<A, PreparedError> {
+    let compile = |wasm: &[u8]| {
+        let prepared = prepare(wasm).map_err(PreparedError::Prepare)?;
+        A::compile(engine, &prepared).map_err(PreparedError::Compile)
+    };
+    match dir {
+        Some(dir) => load_or_compile(engine, wasm, Some(preparation), dir, compile),
+        None => compile(wasm),
     }
 }
 
@@ -139,18 +175,26 @@ pub(crate) fn compile<A: Artifact>(engine: &Engine, wasm: &[u8], dir: Option<&Pa
 /// sound entry exists, otherwise compiled and stored there. A folder that
 /// cannot be trusted or written is not an error, only a warning: the
 /// module is compiled without it.
-fn load_or_compile<A: Artifact>(engine: &Engine, wasm: &[u8], dir: &Path) -> wasmtime::Result<A> {
+/// (`preparation` names what `compile` does to the bytes before compiling
+/// them, if anything: see [`compile_prepared`].)
+fn load_or_compile<A: Artifact, E>(
+    engine: &Engine,
+    wasm: &[u8],
+    preparation: Option<&str>,
+    dir: &Path,
+    compile: impl FnOnce(&[u8]) -> Result<A, E>,
+) -> Result<A, E> {
     if let Err(why) = private_dir(dir) {
         tracing::warn!(dir = %dir.display(), "not using the module cache: {why}; compiling without it");
-        return A::compile(engine, wasm);
+        return compile(wasm);
     }
-    let path = entry_path(engine, wasm, dir);
+    let path = entry_path(engine, wasm, preparation, dir);
     if let Some(module) = load(engine, &path) {
         // Least recently used goes first: a hit counts as a use.
         let _ = File::options().append(true).open(&path).and_then(|f| f.set_modified(std::time::SystemTime::now()));
         return Ok(module);
     }
-    let module = A::compile(engine, wasm)?;
+    let module = compile(wasm)?;
     if let Err(e) = module.serialize().map_err(|e| e.to_string()).and_then(|payload| store(&path, &payload)) {
         tracing::warn!(dir = %dir.display(), "cannot write the module cache: {e}");
     }
@@ -288,8 +332,8 @@ pub fn clear_cache(dir: &Path) -> std::io::Result<(usize, u64)> {
 }
 
 /// The entry for `wasm` compiled by `engine`, in `dir`.
-fn entry_path(engine: &Engine, wasm: &[u8], dir: &Path) -> PathBuf {
-    dir.join(format!("{}{COMPILED_SUFFIX}", key(engine, wasm)))
+fn entry_path(engine: &Engine, wasm: &[u8], preparation: Option<&str>, dir: &Path) -> PathBuf {
+    dir.join(format!("{}{COMPILED_SUFFIX}", key(engine, wasm, preparation)))
 }
 
 /// Creates `dir` private to the user if it is missing, and checks that it
@@ -395,7 +439,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let engine = Engine::default();
         let wasm = wat::parse_str(WAT).unwrap();
-        assert!(load_or_compile::<Module>(&engine, &wasm, dir.path()).is_ok());
+        assert!(compile::<Module>(&engine, &wasm, Some(dir.path())).is_ok());
         let entry = only_entry(dir.path());
         assert!(load::<Module>(&engine, &entry).is_some(), "an intact entry loads");
 
@@ -407,7 +451,7 @@ mod tests {
         assert!(verify(&bytes).unwrap_err().contains("checksum"));
         assert!(load::<Module>(&engine, &entry).is_none());
         assert!(!entry.exists(), "a corrupt entry is removed");
-        assert!(load_or_compile::<Module>(&engine, &wasm, dir.path()).is_ok());
+        assert!(compile::<Module>(&engine, &wasm, Some(dir.path())).is_ok());
         assert!(load::<Module>(&engine, &only_entry(dir.path())).is_some(), "and written again");
     }
 
@@ -425,9 +469,30 @@ mod tests {
         let mut config = wasmtime::Config::new();
         config.cranelift_nan_canonicalization(true);
         let canonical = Engine::new(&config).unwrap();
-        assert_ne!(key(&engine, &wasm), key(&engine, &other));
-        assert_ne!(key(&engine, &wasm), key(&canonical, &wasm));
-        assert_eq!(key(&engine, &wasm), key(&Engine::default(), &wasm));
+        assert_ne!(key(&engine, &wasm, None), key(&engine, &other, None));
+        assert_ne!(key(&engine, &wasm, None), key(&canonical, &wasm, None));
+        assert_eq!(key(&engine, &wasm, None), key(&Engine::default(), &wasm, None));
+        // Prepared bytes are other entries, one per preparation.
+        assert_ne!(key(&engine, &wasm, None), key(&engine, &wasm, Some("nans")));
+        assert_ne!(key(&engine, &wasm, Some("nans")), key(&engine, &wasm, Some("other")));
+    }
+
+    #[test]
+    fn a_prepared_entry_skips_the_preparation_when_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::default();
+        let wasm = wat::parse_str(WAT).unwrap();
+        let runs = std::cell::Cell::new(0);
+        let prepare = |bytes: &[u8]| {
+            runs.set(runs.get() + 1);
+            Ok(bytes.to_vec())
+        };
+        for _ in 0..2 {
+            compile_prepared::<Module>(&engine, &wasm, Some(dir.path()), "copy", prepare).unwrap();
+        }
+        assert_eq!(runs.get(), 1, "the second build found the entry");
+        let refused = compile_prepared::<Module>(&engine, &wasm, Some(dir.path()), "refuse", |_| Err("no".into()));
+        assert!(matches!(refused, Err(PreparedError::Prepare(why)) if why == "no"));
     }
 
     #[test]

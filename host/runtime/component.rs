@@ -715,7 +715,8 @@ mod tests {
                 "leave",
                 "walk",
                 "load_table",
-                "extend_table"
+                "extend_table",
+                "nan_bits"
             ]
         );
         assert_eq!(tasks.tasks[0].doc, "The square root.");

@@ -115,7 +115,7 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
 
     source = TASKS
     with Pool(source, workers=2, seed=7) as pool:
-        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "nap", "rolls", "leave", "walk", "load_table", "extend_table"]
+        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "nap", "rolls", "leave", "walk", "load_table", "extend_table", "nan_bits"]
         assert pool.map("sqrt", [0, 4, 9]) == [0.0, 2.0, 3.0]
         assert pool.map("add", [(1, 2), (3, 4)]) == [3, 7]
         two = pool.map("pi_hits", [1000] * 6)
@@ -418,3 +418,36 @@ def test_an_initializer_that_fails_or_does_not_fit_fails_the_pool():
     assert "load_table" in str(caught.value)  # the suggestion
     with pytest.raises(TypeError):
         Pool(TASKS, initializer=len)
+
+
+def test_a_nan_made_by_arithmetic_has_the_same_bits_on_every_machine():
+    # `inf - inf` in CPython is an f64.sub in the component: x86-64 makes a
+    # negative NaN (…f8ff), aarch64 a positive one. The NaN rewrite of the
+    # component's core modules gives the canonical positive one everywhere.
+    from wasmpool import Pool
+
+    for processes in (False, True):
+        with Pool(TASKS, workers=1, processes=processes) as pool:
+            assert pool.call("nan_bits") == "000000000000f87f"
+
+
+def test_standard_modules_imported_inside_a_task_are_there(tmp_path):
+    # The component holds only the modules its build imported: an import in
+    # a function's body is run by the build too (the runner's `preload`).
+    from wasmpool import Pool
+    from wasmpool.errors import TaskPanicked
+
+    source = tmp_path / "lazy.py"
+    source.write_text(
+        "def stats(xs):\n    import statistics\n    return statistics.mean(xs)\n"
+        "def third(n):\n    from fractions import Fraction\n    return str(Fraction(n, 3))\n"
+        "def packed(x):\n    import struct\n    return struct.pack('<d', x).hex()\n"
+        "def missing():\n    import no_such_package_here\n"
+    )
+    with Pool(source, workers=1) as pool:
+        assert pool.call("stats", [1, 2, 3, 4]) == 2.5
+        assert pool.call("third", 2) == "2/3"
+        assert pool.call("packed", 1.5) == "000000000000f83f"
+        with pytest.raises(TaskPanicked) as caught:
+            pool.call("missing")
+        assert caught.value.exception == "ModuleNotFoundError"

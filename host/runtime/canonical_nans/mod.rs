@@ -42,6 +42,9 @@
 //! analysing passes over each function, each one validating it, and one
 //! or two that write it; a function that needs no check is copied as it is.
 
+mod component;
+pub(crate) use component::rewrite_component;
+
 use wasm_encoder::reencode::{Reencode, RoundtripReencoder};
 use wasm_encoder::{Ieee32, Ieee64};
 use wasmtime::wasmparser::{

@@ -189,6 +189,27 @@ def _refuse_native_imports(source_path: Path, source: bytes) -> None:
                                   f"line {line} imports {top}\n{_native_hint(top)}")
 
 
+def _imports_inside(source: bytes) -> list[str]:
+    """The absolute imports anywhere in the module (a function's body
+    included), for the build to import too (see the runner's `preload`):
+    each `import a.b`'s `a.b`, each `from a import b`'s `a` and `a.b` (b may
+    be a module). Empty if this Python cannot parse the module."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return []
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*")
+    return sorted(name for name in names if name.split(".")[0] not in _NATIVE)
+
+
 def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = None,
           cache_dir: str | os.PathLike | None | bool = True) -> Path:
     """Builds the Python module at `path` into a task component; returns its path.
@@ -278,6 +299,7 @@ def _componentize(source_path: Path, source: bytes, module_name: str, wit: str, 
     (code / "wasmpool_app.py").write_text(
         "import wasmpool_runner\n"
         f"import {module_name} as _user\n"
+        f"wasmpool_runner.preload({_imports_inside(source)!r})\n"
         "Tasks = wasmpool_runner.make_tasks(_user)\n"
     )
     (wit_dir / "wasmpool-task.wit").write_text(wit)

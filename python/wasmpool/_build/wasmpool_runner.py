@@ -121,6 +121,22 @@ def _warm_up(x):
     return x
 
 
+def preload(names):
+    """Imports, at build time, the modules that the user's module imports
+    inside its functions (`import statistics` in a task's body): the
+    component holds only the modules the build imported, so an import the
+    build never ran would fail in every input. A name that cannot be
+    imported here (a package the component does not hold) is left for the
+    task to fail on, as it would."""
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:
+            pass
+
+
 def make_tasks(module):
     """The `Tasks` export class for `module`'s public functions."""
     functions = dict(_public_functions(module))
