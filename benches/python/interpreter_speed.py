@@ -9,7 +9,8 @@ one `pool.call` of the same function as a task written in Python (1 thread
 worker, the default fresh state; its reset and call cost about 0.2 ms,
 nothing beside these timings), then the same with our additions taken
 away or added: without epoch checks (`interruptible=False`: no deadline or
-cancelling of a running task) and with fuel metered (`fuel=`). Needs the
+cancelling of a running task), with fuel metered (`fuel=`), and without
+the NaN rewrite of the component's core modules (`canonicalize_nans=False`). Needs the
 wasmpool package with a release build of its extension and componentize-py
 (see tasks_vs_multiprocessing.py).
 """
@@ -43,6 +44,7 @@ def main():
         "component (default)": Pool(source, workers=1),
         "without epoch checks": Pool(source, workers=1, interruptible=False),
         "with fuel metered": Pool(source, workers=1, fuel=10**15),
+        "without NaN rewrite": Pool(source, workers=1, canonicalize_nans=False),
     }
     print(f"median of {repeats} runs; host Python {sys.version.split()[0]}; one call each")
     print(f"  {'kernel':<16} {'host CPython':>13} " + " ".join(f"{name:>22}" for name in modes))

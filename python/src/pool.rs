@@ -46,7 +46,7 @@ impl NativePool {
         module, *, workers=None, seed=None, worker_command=None, max_retries=None,
         deadline=None, fuel=None, max_memory=None, max_stack=None, max_output=None,
         chunk_size=None, interruptible=None, cache_dir=None, cache=true, load_deadline=None,
-        allow_wall_clock=false, allow_monotonic_clock=false, fresh_state=true, init=None,
+        allow_wall_clock=false, allow_monotonic_clock=false, fresh_state=true, init=None, canonicalize_nans=true,
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -70,6 +70,7 @@ impl NativePool {
         allow_monotonic_clock: bool,
         fresh_state: bool,
         init: Option<(String, String)>,
+        canonicalize_nans: bool,
     ) -> PyResult<Self> {
         let mut builder = Pool::builder();
         builder = match module.cast::<PyBytes>() {
@@ -124,6 +125,9 @@ impl NativePool {
         }
         if !fresh_state {
             builder = builder.instance_mode(InstanceMode::PerWorker);
+        }
+        if !canonicalize_nans {
+            builder = builder.canonicalize_nans(false);
         }
         if let Some((task, args)) = init {
             builder = builder.init_task_json(&task, args);

@@ -296,6 +296,7 @@ class Pool:
         fresh_state: bool = True,
         initializer: Optional[str] = None,
         initargs: Iterable[Any] = (),
+        canonicalize_nans: bool = True,
     ) -> None:
         init = None
         if initializer is not None:
@@ -336,6 +337,7 @@ class Pool:
             allow_monotonic_clock=allow_monotonic_clock,
             fresh_state=fresh_state,
             init=init,
+            canonicalize_nans=canonicalize_nans,
         )
         self._tasks = {t["name"]: t for t in self._native.tasks()}
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
