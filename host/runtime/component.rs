@@ -25,8 +25,9 @@ use crate::runtime::init::InitCall;
 use crate::runtime::instance::{error_text, trap_failure};
 use crate::runtime::module::{ParamInfo, TaskInfo};
 use crate::runtime::outbox::{Outbox, Sent};
+use crate::runtime::store_core::{self, StoreCore, WithCore};
 use crate::sandbox::component_wasi::{self, ComponentWasiHost, Refused};
-use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
+use crate::sandbox::interrupt::{RunLimits, Watch};
 use crate::sandbox::limiter::GuestLimiter;
 use crate::sandbox::limits::Limits;
 use crate::sandbox::wasi::{ComponentWasi, TaskOutput, WasiConfig};
@@ -35,7 +36,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use wasmpool_abi as abi;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable, WasmStr};
-use wasmtime::{Engine, Store, StoreContextMut, Trap, UpdateDeadline};
+use wasmtime::{Engine, Store, StoreContextMut, Trap};
 use wasmtime_wasi::{WasiCtxView, WasiView};
 
 /// The bindings `wasmtime` generates for the world.
@@ -69,15 +70,23 @@ pub(crate) fn is_component(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[..4] == *b"\0asm" && bytes[6..8] == [1, 0]
 }
 
-/// What the host keeps per component instance.
+/// What the host keeps per component instance: the store core every code
+/// kind has, and what a component adds.
 pub(crate) struct ComponentState {
+    core: StoreCore,
     wasi: ComponentWasi,
-    limiter: GuestLimiter,
-    watch: Watch,
-    fuel: Option<u64>,
     seed: u64,
     max_message: usize,
-    outbox: Option<Box<dyn Outbox>>,
+}
+
+impl WithCore for ComponentState {
+    fn core(&self) -> &StoreCore {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut StoreCore {
+        &mut self.core
+    }
 }
 
 impl WasiView for ComponentState {
@@ -88,7 +97,7 @@ impl WasiView for ComponentState {
 
 impl ComponentWasiHost for ComponentState {
     fn table_and_watch(&mut self) -> (&mut ResourceTable, &Watch) {
-        (&mut self.wasi.table, &self.watch)
+        (&mut self.wasi.table, &self.core.watch)
     }
 }
 
@@ -110,18 +119,14 @@ impl bindings::wasmpool::task::host::Host for ComponentState {
 
 impl ComponentState {
     fn deliver(&mut self, sent: Sent) -> wasmtime::Result<()> {
-        let ComponentState { outbox, watch, .. } = self;
-        match outbox.as_mut().map(|outbox| outbox.deliver(sent, watch)) {
-            Some(Err(why)) => Err(wasmtime::Error::new(why)),
-            _ => Ok(()),
-        }
+        self.core.deliver(sent).map(drop)
     }
 
     fn send_checked(&mut self, message: &[u8]) -> wasmtime::Result<()> {
         if let Some(limit) = LimitExceeded::output_over("message", message.len(), self.max_message) {
             return Err(wasmtime::Error::new(limit));
         }
-        if self.outbox.is_none() {
+        if self.core.outbox.is_none() {
             return Ok(());
         }
         self.deliver(Sent::Message(message.to_vec()))
@@ -238,23 +243,13 @@ impl TaskComponent {
             .component_context(limits.max_output, limits.max_memory, INSTANTIATION_SEED)
             .map_err(TaskFailure::Instantiate)?;
         let state = ComponentState {
+            core: StoreCore::new(GuestLimiter::for_component(limits.max_memory, limits.max_table_elements)),
             wasi,
-            limiter: GuestLimiter::for_component(limits.max_memory, limits.max_table_elements),
-            watch: Watch::start(run),
-            fuel: None,
             seed: INSTANTIATION_SEED,
             max_message: limits.max_message,
-            outbox: None,
         };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
+        let mut store = StoreCore::store(&self.engine, state, self.epoch_checks);
         store.set_hostcall_fuel(transfer_limit(limits));
-        if self.epoch_checks {
-            store.epoch_deadline_callback(|ctx| match ctx.data().watch.check() {
-                Some(why) => Err(wasmtime::Error::new(why)),
-                None => Ok(UpdateDeadline::Continue(1)),
-            });
-        }
         self.prepare_call(&mut store, INSTANTIATION_SEED, None, run)?;
         let instance =
             self.pre.instantiate(&mut store).map_err(|e| classify(&mut store, limits, e, Step::Instantiate))?;
@@ -319,20 +314,10 @@ impl TaskComponent {
     ) -> Result<(), TaskFailure> {
         let state = store.data_mut();
         state.seed = seed;
-        state.outbox = outbox;
-        state.watch = Watch::start(run);
+        state.core.outbox = outbox;
         // A growth refused in an earlier call (which Python raised as
-        // MemoryError and survived) is not this call's.
-        state.limiter.take_refusal();
-        if self.epoch_checks {
-            store.set_epoch_deadline(1);
-        }
-        if self.limits.fuel.is_some() {
-            let fuel = run.fuel.or(self.limits.fuel).unwrap_or(u64::MAX);
-            store.set_fuel(fuel).map_err(|e| TaskFailure::Instantiate(format!("{e:#}")))?;
-            store.data_mut().fuel = Some(fuel);
-        }
-        Ok(())
+        // MemoryError and survived) is not this call's: arming forgets it.
+        StoreCore::arm(store, self.epoch_checks, self.limits.fuel, run)
     }
 
     /// Calls the task `name` with `args` (JSON) in a fresh instance, with
@@ -475,7 +460,7 @@ impl TaskComponent {
             Err(trap) => (Err(classify(&mut held.store, &self.limits, trap, Step::Call("result"))), false),
         };
         let state = held.store.data_mut();
-        state.outbox = None;
+        state.core.outbox = None;
         let output = state.wasi.take_output();
         (result, output, sound)
     }
@@ -589,11 +574,8 @@ enum Step {
 /// A trap in a component as the task's failure.
 fn classify(store: &mut Store<ComponentState>, limits: &Limits, error: wasmtime::Error, step: Step) -> TaskFailure {
     let state = store.data_mut();
-    if let Some(&why) = error.downcast_ref::<Interrupted>() {
-        return why.into();
-    }
-    if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
-        return TaskFailure::Limit(limit.clone());
+    if let Some(failure) = store_core::stopped_by_host(&error) {
+        return failure;
     }
     if let Some(Refused(capability)) = error.downcast_ref::<Refused>() {
         let failure = TaskFailure::Failed(format!("the task used {}", capability.what()));
@@ -602,7 +584,7 @@ fn classify(store: &mut Store<ComponentState>, limits: &Limits, error: wasmtime:
     if let Some(overflow) = state.wasi.overflow() {
         return TaskFailure::Limit(overflow);
     }
-    if let Some(refusal) = state.limiter.take_refusal() {
+    if let Some(refusal) = state.core.limiter.take_refusal() {
         return TaskFailure::Limit(refusal);
     }
     if let Some(limit) = crate::sandbox::wasi::handles_exceeded(&error) {
@@ -623,9 +605,10 @@ fn classify(store: &mut Store<ComponentState>, limits: &Limits, error: wasmtime:
             "the task exited the interpreter with {status} (os._exit or a WASI exit: it returned no result)"
         ));
     }
+    if let Some(failure) = store_core::engine_limit(&error, &state.core, limits) {
+        return failure;
+    }
     match error.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => TaskFailure::Limit(LimitExceeded::Fuel { limit: state.fuel.unwrap_or_default() }),
-        Some(Trap::StackOverflow) => TaskFailure::Limit(LimitExceeded::Stack { limit: limits.max_stack }),
         Some(_) => trap_failure(error),
         None => match step {
             Step::Instantiate => TaskFailure::Instantiate(capped(error_text(&error))),

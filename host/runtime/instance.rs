@@ -7,7 +7,8 @@ use crate::error::{LoadStep, TaskFailure};
 use crate::runtime::cuts::{MAX_FRAME_NAME, MAX_MESSAGE, MAX_PANIC_FILE, cap, capped, prefix};
 use crate::runtime::fresh_state::{self, InitialImage, NotRestored, ResetPlan, Snapshot};
 use crate::runtime::outbox::{Outbox, Sent};
-use crate::sandbox::interrupt::{Interrupted, RunLimits, TickGuard, Ticker, Watch};
+use crate::runtime::store_core::{self, StoreCore, WithCore};
+use crate::sandbox::interrupt::{RunLimits, TickGuard, Ticker, Watch};
 use crate::sandbox::limiter::GuestLimiter;
 use crate::sandbox::limits::Limits;
 use crate::sandbox::wasi::{self, TaskOutput, TaskWasi, WasiConfig, WasiHost};
@@ -16,25 +17,29 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use wasmpool_abi as abi;
 use wasmtime::{
-    Caller, Engine, Instance, InstancePre, Linker, Memory, Store, Trap, TypedFunc, UpdateDeadline, Val, WasmBacktrace,
-    WasmCoreDump,
+    Caller, Engine, Instance, InstancePre, Linker, Memory, Store, Trap, TypedFunc, Val, WasmBacktrace, WasmCoreDump,
 };
 
-/// What the host keeps per instance.
+/// What the host keeps per instance: the store core every code kind has,
+/// and what a core module adds.
 pub(crate) struct HostState {
-    limiter: GuestLimiter,
+    core: StoreCore,
     /// Set by `wasmpool.panic` just before the guest traps.
     panic: Option<ReportedPanic>,
-    /// The running task's deadline and cancel flag.
-    watch: Watch,
-    /// The running task's fuel budget, if fuel is metered.
-    fuel: Option<u64>,
     /// WASI context and captured output, when the pool enables WASI.
     wasi: Option<TaskWasi>,
     /// The running task's seed, and WASI's random stream drawn from it.
     random: TaskRandom,
-    /// Where the running task's messages go, if anyone listens.
-    outbox: Option<Box<dyn Outbox>>,
+}
+
+impl WithCore for HostState {
+    fn core(&self) -> &StoreCore {
+        &self.core
+    }
+
+    fn core_mut(&mut self) -> &mut StoreCore {
+        &mut self.core
+    }
 }
 
 impl WasiHost for HostState {
@@ -47,7 +52,7 @@ impl WasiHost for HostState {
     }
 
     fn watch(&self) -> &Watch {
-        &self.watch
+        &self.core.watch
     }
 }
 
@@ -171,22 +176,12 @@ impl Instantiator {
             None => None,
         };
         let state = HostState {
-            limiter: GuestLimiter::new(limits.max_memory, limits.max_table_elements, self.map),
+            core: StoreCore::new(GuestLimiter::new(limits.max_memory, limits.max_table_elements, self.map)),
             panic: None,
-            watch: Watch::default(),
-            fuel: None,
             wasi,
             random: TaskRandom::default(),
-            outbox: None,
         };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
-        if self.config.epoch_checks {
-            store.epoch_deadline_callback(|ctx| match ctx.data().watch.check() {
-                Some(why) => Err(wasmtime::Error::new(why)),
-                None => Ok(UpdateDeadline::Continue(1)),
-            });
-        }
+        let mut store = StoreCore::store(&self.engine, state, self.config.epoch_checks);
         arm(&mut store, &self.config, run).map_err(at_start)?;
         entering(&LoadStep::StartFunction);
         let instance = self.pre.instantiate(&mut store).map_err(|e| {
@@ -217,23 +212,13 @@ impl Instantiator {
 /// and fuel.
 fn arm(store: &mut Store<HostState>, config: &InstanceConfig, run: &RunLimits) -> Result<(), TaskFailure> {
     let state = store.data_mut();
-    // What an earlier task of a kept instance left behind (a growth it
-    // survived being refused, say) must not be blamed on this one.
+    // What an earlier task of a kept instance left behind (a panic report,
+    // output) must not be blamed on this one.
     state.panic = None;
-    state.limiter.take_refusal();
     if let Some(wasi) = &mut state.wasi {
         wasi.take_output();
     }
-    state.watch = Watch::start(run);
-    if config.epoch_checks {
-        store.set_epoch_deadline(1);
-    }
-    if config.limits.fuel.is_some() {
-        let fuel = run.fuel.or(config.limits.fuel).unwrap_or(u64::MAX);
-        store.set_fuel(fuel).map_err(|e| TaskFailure::Instantiate(format!("{e:#}")))?;
-        store.data_mut().fuel = Some(fuel);
-    }
-    Ok(())
+    StoreCore::arm(store, config.epoch_checks, config.limits.fuel, run)
 }
 
 /// One live instance of the module.
@@ -299,9 +284,9 @@ impl GuestInstance {
         seed: u64,
         outbox: Option<Box<dyn Outbox>>,
     ) -> Result<Vec<u8>, TaskFailure> {
-        self.store.data_mut().outbox = outbox;
+        self.store.data_mut().core.outbox = outbox;
         let result = self.call_task(export, args, seed);
-        self.store.data_mut().outbox = None;
+        self.store.data_mut().core.outbox = None;
         result
     }
 
@@ -415,7 +400,7 @@ fn send_message(mut caller: Caller<'_, HostState>, ptr: i32, len: i32, max_messa
     if let Some(limit) = LimitExceeded::output_over("message", len, max_message) {
         return Err(wasmtime::Error::new(limit));
     }
-    if caller.data().outbox.is_none() {
+    if caller.data().core.outbox.is_none() {
         return Ok(abi::send_status::NOBODY_LISTENS);
     }
     let Some(memory) = caller.get_export(abi::MEMORY_EXPORT).and_then(|e| e.into_memory()) else {
@@ -439,12 +424,10 @@ fn report_progress(mut caller: Caller<'_, HostState>, done: i64, total: i64) -> 
 }
 
 fn deliver(state: &mut HostState, sent: Sent) -> wasmtime::Result<i32> {
-    let HostState { outbox, watch, .. } = state;
-    match outbox.as_mut().map(|outbox| outbox.deliver(sent, watch)) {
-        Some(Ok(true)) => Ok(abi::send_status::DELIVERED),
-        Some(Ok(false)) | None => Ok(abi::send_status::NOBODY_LISTENS),
-        Some(Err(why)) => Err(wasmtime::Error::new(why)),
-    }
+    Ok(match state.core.deliver(sent)? {
+        true => abi::send_status::DELIVERED,
+        false => abi::send_status::NOBODY_LISTENS,
+    })
 }
 
 /// A guest broke the ABI inside a host function.
@@ -464,12 +447,9 @@ fn classify(
 ) -> TaskFailure {
     let state = store.data_mut();
     let panic = state.panic.take();
-    let refusal = state.limiter.take_refusal();
-    if let Some(&why) = error.downcast_ref::<Interrupted>() {
-        return why.into();
-    }
-    if let Some(limit) = error.downcast_ref::<LimitExceeded>() {
-        return TaskFailure::Limit(limit.clone());
+    let refusal = state.core.limiter.take_refusal();
+    if let Some(failure) = store_core::stopped_by_host(&error) {
+        return failure;
     }
     if let Some(AbiViolation(reason)) = error.downcast_ref::<AbiViolation>() {
         return TaskFailure::Abi(reason.clone());
@@ -480,17 +460,13 @@ fn classify(
     if let Some(limit) = wasi::handles_exceeded(&error) {
         return TaskFailure::Limit(limit);
     }
-    match error.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => {
-            return TaskFailure::Limit(LimitExceeded::Fuel { limit: state.fuel.unwrap_or_default() });
-        }
-        Some(Trap::StackOverflow) => {
-            return TaskFailure::Limit(LimitExceeded::Stack { limit: config.limits.max_stack });
-        }
-        Some(Trap::MemoryOutOfBounds) if linear_stack_overflowed(store, config, &error) => {
-            return TaskFailure::Limit(LimitExceeded::LinearStack);
-        }
-        _ => {}
+    if let Some(failure) = store_core::engine_limit(&error, &state.core, &config.limits) {
+        return failure;
+    }
+    if let Some(Trap::MemoryOutOfBounds) = error.downcast_ref::<Trap>()
+        && linear_stack_overflowed(store, config, &error)
+    {
+        return TaskFailure::Limit(LimitExceeded::LinearStack);
     }
     let failure = if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
         TaskFailure::Failed(format!("the task called exit({})", exit.0))

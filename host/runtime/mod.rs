@@ -15,7 +15,10 @@
 //! - `init`: the init task's call, run on every new instance;
 //! - `instance`: an instance and the host half of the ABI (arguments in,
 //!   results out, the host functions a task may call);
-//! - `outbox`: where a running task's messages and progress go.
+//! - `outbox`: where a running task's messages and progress go;
+//! - `store_core`: what every store holds and does, for both code kinds
+//!   (limiter, deadline watch, fuel, outbox; arming, delivering, the
+//!   sandbox's part of classifying a failure).
 
 pub(crate) mod cache;
 #[doc(hidden)]
@@ -30,6 +33,7 @@ pub(crate) mod init;
 pub(crate) mod instance;
 pub(crate) mod module;
 pub(crate) mod outbox;
+pub(crate) mod store_core;
 #[cfg(all(test, target_os = "linux"))]
 pub(crate) mod swap_for_tests;
 pub(crate) mod typecheck;
