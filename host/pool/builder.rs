@@ -27,7 +27,9 @@ use crate::sandbox::wasi::WasiConfig;
 use crate::scheduler::chunking::ChunkSize;
 use crate::spin::DEFAULT_IDLE_SPIN;
 use crate::transport::messages::{CodeKind, Hello, PROTOCOL_VERSION, max_reply_len};
-use crate::worker::executor::InstanceMode;
+use crate::worker::code::WorkerCode;
+use crate::worker::component::ComponentTasks;
+use crate::worker::executor::{Executor, InstanceMode};
 use crate::worker::probe::{ProbeFailure, interruptible_copy, probe, probe_error};
 use crate::worker::worker_stack_size;
 use serde::Serialize;
@@ -592,7 +594,7 @@ impl PoolBuilder {
         tracing::debug!(workers, kind = ?self.kind, module = %compiled.origin, tasks = module.tasks.len(), "starting pool");
         tracing::info!(seed, "pool seed: the same seed gives every task the same random numbers again");
         let (backend, allocator) = if threads {
-            self.thread_backend(&compiled, module, config, init.as_deref(), load_limit, sandbox.stack_size)?
+            self.thread_backend(&compiled, module, config, init.as_ref(), load_limit, sandbox.stack_size)?
         } else {
             let code = module.module.serialize().map_err(|e| {
                 Error::Engine(format!("cannot serialize the compiled module for worker processes: {e:#}"))
@@ -603,7 +605,6 @@ impl PoolBuilder {
             allocator,
             workers,
             mode: self.mode,
-            init,
             chunk_size: self.chunk_size,
             sandbox,
             spin: self.spin,
@@ -826,7 +827,6 @@ impl PoolBuilder {
             allocator: compiled.allocator,
             workers: compiled.workers,
             mode: self.mode,
-            init: init.clone(),
             chunk_size: self.chunk_size,
             sandbox,
             spin: self.spin,
@@ -834,7 +834,8 @@ impl PoolBuilder {
             output: self.output.clone(),
         };
         let backend = if compiled.threads {
-            Backend::Components { components, ticker }
+            let code = |component| WorkerCode::Component(ComponentTasks::new(component, self.mode, Some(ticker.clone())));
+            Backend::Threads { codes: components.into_iter().map(code).collect() }
         } else {
             drop(components);
             let config = InstanceConfig {
@@ -1011,7 +1012,7 @@ impl PoolBuilder {
         compiled: &Compiled,
         module: &TaskModule,
         config: InstanceConfig,
-        init: Option<&InitCall>,
+        init: Option<&Arc<InitCall>>,
         load_limit: Duration,
         stack_size: usize,
     ) -> Result<(Backend, AllocatorKind)> {
@@ -1055,13 +1056,14 @@ impl PoolBuilder {
             std::thread::Builder::new()
                 .name("wasmpool-probe".into())
                 .stack_size(stack_size)
-                .spawn_scoped(scope, || probe(prober, init, &run, &mut |_| {}))
+                .spawn_scoped(scope, || probe(prober, init.map(|init| &**init), &run, &mut |_| {}))
                 .map_err(|e| Error::System(format!("cannot start the thread checking the module: {e}")))?
                 .join()
                 .map_err(|_| Error::Engine("the module check panicked".into()))?
                 .map_err(|failure| probe_error(origin, failure))
         })?;
-        Ok((Backend::Threads { instantiators }, allocator))
+        let code = |instantiator| WorkerCode::Module(Executor::new(instantiator, self.mode, init.cloned()));
+        Ok((Backend::Threads { codes: instantiators.into_iter().map(code).collect() }, allocator))
     }
 }
 

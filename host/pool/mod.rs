@@ -19,17 +19,13 @@ use crate::error::{Error, Result, TaskError};
 use crate::pool::exchange::Exchange;
 use crate::pool::handle::TaskHandle;
 use crate::process::supervisor::{ProcessRunner, ProcessSlot, SpawnError, Spawner};
-use crate::runtime::component::TaskComponent;
 use crate::runtime::engine::AllocatorKind;
-use crate::runtime::init::InitCall;
-use crate::runtime::instance::Instantiator;
 use crate::runtime::module::{TaskCatalog, TaskInfo};
-use crate::sandbox::interrupt::Ticker;
 use crate::sandbox::output::OutputSink;
 use crate::scheduler::chunking::ChunkSize;
 use crate::scheduler::stream::{Imap, ImapUnordered};
-use crate::worker::component::ComponentRunner;
-use crate::worker::executor::{Executor, InstanceMode};
+use crate::worker::code::WorkerCode;
+use crate::worker::executor::InstanceMode;
 use crate::worker::jobs::Job;
 use crate::worker::probe::probe_error;
 use crate::worker::stats::{PoolStats, WorkerCounters};
@@ -101,7 +97,6 @@ pub(crate) struct StartPlan {
     pub allocator: AllocatorKind,
     pub workers: usize,
     pub mode: InstanceMode,
-    pub init: Option<Arc<InitCall>>,
     pub chunk_size: ChunkSize,
     pub sandbox: SandboxInfo,
     pub spin: Duration,
@@ -115,20 +110,17 @@ const TENDER_STACK_SIZE: usize = 256 << 10;
 
 /// How the workers run tasks, as `build` prepared it.
 pub(crate) enum Backend {
-    /// One instantiator per worker, each on its own engine.
-    Threads {
-        instantiators: Vec<Instantiator>,
-    },
-    Processes {
-        spawner: Arc<Spawner>,
-        max_retries: u32,
-    },
-    /// Thread workers running a task component, one loaded copy each, and
-    /// the thread that ticks their engines' epochs.
-    Components {
-        components: Vec<TaskComponent>,
-        ticker: Arc<Ticker>,
-    },
+    /// Thread workers: each worker's task code (of either kind), each on
+    /// its own engine.
+    Threads { codes: Vec<WorkerCode> },
+    Processes { spawner: Arc<Spawner>, max_retries: u32 },
+}
+
+/// What one worker is started with.
+#[allow(clippy::large_enum_variant, reason = "one per worker started, moved once")]
+enum WorkerBackend<'a> {
+    Thread(WorkerCode),
+    Process(&'a Arc<Spawner>, u32),
 }
 
 impl std::fmt::Debug for Pool {
@@ -151,10 +143,10 @@ impl Pool {
     }
 
     fn start(module: TaskCatalog, backend: Backend, plan: StartPlan) -> Result<Pool> {
-        let StartPlan { allocator, workers, mode, init, chunk_size, sandbox, spin, seed, output } = plan;
+        let StartPlan { allocator, workers, mode, chunk_size, sandbox, spin, seed, output } = plan;
         let (queue, jobs) = unbounded::<Job>();
         let kind = match backend {
-            Backend::Threads { .. } | Backend::Components { .. } => WorkerKind::Threads,
+            Backend::Threads { .. } => WorkerKind::Threads,
             Backend::Processes { .. } => WorkerKind::Processes,
         };
         let mut pool = Pool {
@@ -179,48 +171,42 @@ impl Pool {
             leader: None,
         };
         let spinning = Arc::new(AtomicBool::new(false));
-        for id in 0..workers {
-            // On error `pool` is dropped, which stops the workers already started.
-            pool.start_worker(id, &backend, init.as_ref(), &spinning)?;
+        // On error `pool` is dropped, which stops the workers already started.
+        match backend {
+            Backend::Threads { codes } => {
+                if codes.len() != workers {
+                    return Err(Error::Engine(format!("{} workers' code was prepared for {workers}", codes.len())));
+                }
+                for (id, code) in codes.into_iter().enumerate() {
+                    pool.start_worker(id, WorkerBackend::Thread(code), &spinning)?;
+                }
+            }
+            Backend::Processes { spawner, max_retries } => {
+                for id in 0..workers {
+                    pool.start_worker(id, WorkerBackend::Process(&spawner, max_retries), &spinning)?;
+                }
+            }
         }
         Ok(pool)
     }
 
     /// Starts worker `id`'s thread: running tasks on its own engine, or
     /// tending its worker process (started and probed here).
-    fn start_worker(
-        &mut self,
-        id: usize,
-        backend: &Backend,
-        init: Option<&Arc<InitCall>>,
-        spinning: &Arc<AtomicBool>,
-    ) -> Result<()> {
+    fn start_worker(&mut self, id: usize, backend: WorkerBackend<'_>, spinning: &Arc<AtomicBool>) -> Result<()> {
         let (own_tx, own_rx) = unbounded::<Job>();
         let counters = Arc::new(WorkerCounters::default());
         self.counters.push(counters.clone());
         let (closing, spin, spinning) = (self.closing.clone(), self.spin, spinning.clone());
         let thread = match backend {
-            Backend::Threads { instantiators } => {
-                let instantiator = instantiators
-                    .get(id)
-                    .ok_or_else(|| Error::Engine(format!("no engine was prepared for worker {id}")))?;
-                let runner = Executor::new(instantiator.clone(), self.mode, init.cloned());
+            WorkerBackend::Thread(runner) => {
                 let worker = Worker { id, runner, closing, spin, spinning, counters };
                 spawn_worker(worker, self.jobs.clone(), own_rx, self.sandbox.stack_size)
             }
-            Backend::Components { components, ticker } => {
-                let component = components
-                    .get(id)
-                    .ok_or_else(|| Error::Engine(format!("no engine was prepared for worker {id}")))?;
-                let runner = ComponentRunner::new(component.clone(), self.mode, ticker.clone());
-                let worker = Worker { id, runner, closing, spin, spinning, counters };
-                spawn_worker(worker, self.jobs.clone(), own_rx, self.sandbox.stack_size)
-            }
-            Backend::Processes { spawner, max_retries } => {
+            WorkerBackend::Process(spawner, max_retries) => {
                 let slot = Arc::new(ProcessSlot::default());
                 self.processes.push(slot.clone());
                 let runner =
-                    ProcessRunner::start(id, spawner.clone(), slot, closing.clone(), *max_retries, counters.clone())
+                    ProcessRunner::start(id, spawner.clone(), slot, closing.clone(), max_retries, counters.clone())
                         .map_err(|e| match e {
                             SpawnError::Start(reason) => Error::WorkerStart { worker: id, reason },
                             SpawnError::Probe(failure) => probe_error(&self.module.origin, failure),

@@ -3,12 +3,13 @@
 use crate::error::{LoadStep, TaskFailure};
 use crate::runtime::component::TaskComponent;
 use crate::runtime::engine::create_engine;
-use crate::runtime::instance::{Instantiator, Outcome};
+use crate::runtime::instance::Instantiator;
 use crate::runtime::outbox::{Outbox, Sent};
 use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
 use crate::sync::lock;
 use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
 use crate::transport::messages::{CodeKind, Hello, MAX_AHEAD, PROTOCOL_VERSION, Reply, Request, RunRequest};
+use crate::worker::code::WorkerCode;
 use crate::worker::component::ComponentTasks;
 use crate::worker::executor::Executor;
 use crate::worker::probe::{ProbeFailure, probe};
@@ -112,7 +113,7 @@ fn serve(
 /// Probes the module (announcing each step, so that the host can name the
 /// one that hung) and reports ready: what serves the tasks, or the status
 /// to exit with.
-fn load(hello: &Hello, prepared: Prepared, output: &mut BufWriter<std::io::Stdout>) -> Result<Served, ExitCode> {
+fn load(hello: &Hello, prepared: Prepared, output: &mut BufWriter<std::io::Stdout>) -> Result<WorkerCode, ExitCode> {
     // The load deadline is the host's: it kills this process.
     let run = RunLimits { fuel: hello.instance.limits.fuel, ..RunLimits::default() };
     let mut announce = |step: &LoadStep| {
@@ -120,7 +121,7 @@ fn load(hello: &Hello, prepared: Prepared, output: &mut BufWriter<std::io::Stdou
     };
     let probed = match prepared {
         Prepared::Module(instantiator) => probe(&instantiator, hello.init.as_ref(), &run, &mut announce)
-            .map(|()| Served::Module(Executor::new(instantiator, hello.mode, hello.init.clone().map(Arc::new)))),
+            .map(|()| WorkerCode::Module(Executor::new(instantiator, hello.mode, hello.init.clone().map(Arc::new)))),
         Prepared::Component { engine, component } => {
             announce(&LoadStep::TaskList);
             let config = &hello.instance;
@@ -138,7 +139,8 @@ fn load(hello: &Hello, prepared: Prepared, output: &mut BufWriter<std::io::Stdou
                             other => ProbeFailure::at(step, other),
                         })?;
                     }
-                    Ok(Served::Component(ComponentTasks::new(component, hello.mode)))
+                    // Killed, not interrupted: no ticker in a worker process.
+                    Ok(WorkerCode::Component(ComponentTasks::new(component, hello.mode, None)))
                 })
         }
     };
@@ -161,31 +163,6 @@ enum Prepared {
     Module(Instantiator),
     /// A task component, to be linked and asked for its tasks.
     Component { engine: wasmtime::Engine, component: Component },
-}
-
-/// What runs this process's tasks.
-#[allow(clippy::large_enum_variant, reason = "one per process, never moved in a loop")]
-enum Served {
-    /// A core module's tasks, in the instance the pool's mode calls for.
-    Module(Executor),
-    /// A task component's, in the instance the pool's mode calls for.
-    Component(ComponentTasks),
-}
-
-impl Served {
-    fn run(
-        &mut self,
-        export: &str,
-        args: &[u8],
-        seed: u64,
-        outbox: Option<Box<dyn Outbox>>,
-        run: &RunLimits,
-    ) -> Outcome {
-        match self {
-            Served::Module(executor) => executor.run(export, args, seed, outbox, run),
-            Served::Component(tasks) => tasks.run(export, args, seed, outbox, run),
-        }
-    }
 }
 
 /// The host's run requests, read on a thread of their own, so that the end

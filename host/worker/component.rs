@@ -1,7 +1,8 @@
 //! Running tasks of a task component: each input is one JSON call
 //! (`runtime::component`), in a fresh instance or, in
 //! [`InstanceMode::PerWorker`], in the instance the worker keeps. Thread
-//! workers and worker processes both run inputs through [`ComponentTasks`].
+//! workers and worker processes both run inputs through [`ComponentTasks`],
+//! inside a [`WorkerCode`](crate::worker::code::WorkerCode).
 
 use crate::error::TaskFailure;
 use crate::runtime::component::{KeptInstance, ResetSlot, TaskComponent};
@@ -9,7 +10,6 @@ use crate::runtime::instance::Outcome;
 use crate::runtime::outbox::Outbox;
 use crate::sandbox::interrupt::{RunLimits, Ticker};
 use crate::worker::executor::{InstanceMode, host_bug};
-use crate::worker::{Ahead, ItemRunner, TaskContext};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
@@ -22,11 +22,14 @@ pub(crate) struct ComponentTasks {
     mode: InstanceMode,
     kept: Option<KeptInstance>,
     reset: ResetSlot,
+    /// Thread workers: bumps the engine's epoch while a watched task runs
+    /// (deadlines, cancelling). Worker processes are killed instead.
+    ticker: Option<Arc<Ticker>>,
 }
 
 impl ComponentTasks {
-    pub(crate) fn new(component: TaskComponent, mode: InstanceMode) -> Self {
-        ComponentTasks { component, mode, kept: None, reset: ResetSlot::default() }
+    pub(crate) fn new(component: TaskComponent, mode: InstanceMode, ticker: Option<Arc<Ticker>>) -> Self {
+        ComponentTasks { component, mode, kept: None, reset: ResetSlot::default(), ticker }
     }
 
     /// Runs the input for `export` (`wasmpool_json_<task>`, as the pool
@@ -47,7 +50,8 @@ impl ComponentTasks {
         let Ok(args) = std::str::from_utf8(args) else {
             return Outcome::bare(Err(TaskFailure::BadArguments("the arguments are not UTF-8 JSON".into())));
         };
-        let ComponentTasks { component, mode, kept, reset } = self;
+        let _ticking = self.ticker.as_ref().filter(|_| limits.is_watched()).map(|ticker| ticker.enter());
+        let ComponentTasks { component, mode, kept, reset, .. } = self;
         let call = || match mode {
             InstanceMode::FreshPerTask => component.call_json_fresh(reset, name, args, seed, outbox, limits),
             InstanceMode::PerWorker => component.call_json_in(kept, name, args, seed, outbox, limits),
@@ -60,33 +64,5 @@ impl ComponentTasks {
                 host_bug(&*panic)
             }
         }
-    }
-}
-
-/// A thread worker's runner over its own loaded copy of the component.
-pub(crate) struct ComponentRunner {
-    tasks: ComponentTasks,
-    /// Bumps the epoch while a watched task runs (deadlines, cancelling).
-    ticker: Arc<Ticker>,
-}
-
-impl ComponentRunner {
-    /// The runner of `component`, whose engine `ticker` ticks.
-    pub(crate) fn new(component: TaskComponent, mode: InstanceMode, ticker: Arc<Ticker>) -> Self {
-        ComponentRunner { tasks: ComponentTasks::new(component, mode), ticker }
-    }
-}
-
-impl ItemRunner for ComponentRunner {
-    fn run(
-        &mut self,
-        export: &str,
-        args: &[u8],
-        context: &TaskContext<'_>,
-        limits: &RunLimits,
-        _ahead: Ahead<'_>,
-    ) -> Outcome {
-        let _ticking = limits.is_watched().then(|| self.ticker.enter());
-        self.tasks.run(export, args, context.seed, context.outbox(), limits)
     }
 }

@@ -1,11 +1,14 @@
 //! A worker thread: takes jobs from the pool's queue (and its own queue, for
-//! broadcasts), runs each input through its [`ItemRunner`] (an [`Executor`]
-//! in thread mode, a worker process in process mode), and replies.
+//! broadcasts), runs each input through its [`ItemRunner`] (its task code,
+//! a [`WorkerCode`](code::WorkerCode), in thread mode; a worker process in
+//! process mode), and replies.
 //!
-//! `executor` runs one task in the instance its [`InstanceMode`](executor::InstanceMode)
-//! calls for; `probe` checks a module's ABI in a first instance at load;
-//! `component` runs a task component's tasks instead.
+//! `code` is the one enum over the two code kinds; `executor` runs a core
+//! module's task in the instance its [`InstanceMode`](executor::InstanceMode)
+//! calls for, `component` a task component's; `probe` checks a module's
+//! ABI in a first instance at load.
 
+pub(crate) mod code;
 pub(crate) mod component;
 pub(crate) mod executor;
 pub(crate) mod jobs;
@@ -17,7 +20,6 @@ use crate::runtime::instance::Outcome;
 use crate::runtime::outbox::{ChannelOutbox, Listeners, Outbox};
 use crate::sandbox::interrupt::RunLimits;
 use crate::spin::spin_for;
-use crate::worker::executor::Executor;
 use crate::worker::jobs::{Item, Job, TaskTarget};
 use crate::worker::stats::WorkerCounters;
 use crossbeam_channel::{Receiver, RecvError, TryRecvError, select};
@@ -103,19 +105,6 @@ impl<'a> TaskContext<'a> {
         listened.then(|| {
             Box::new(ChannelOutbox { index: self.index, listeners: self.listeners.clone() }) as Box<dyn Outbox>
         })
-    }
-}
-
-impl ItemRunner for Executor {
-    fn run(
-        &mut self,
-        export: &str,
-        args: &[u8],
-        context: &TaskContext<'_>,
-        limits: &RunLimits,
-        _ahead: Ahead<'_>,
-    ) -> Outcome {
-        Executor::run(self, export, args, context.seed, context.outbox(), limits)
     }
 }
 
