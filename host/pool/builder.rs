@@ -582,35 +582,18 @@ impl PoolBuilder {
             component_reset: false,
         };
         let init = self.init_call(module, seed)?;
-        // Loading is bounded by the load deadline, and by the task
-        // deadline when that is shorter (every task instantiates too).
-        let load_limit = self.limits.deadline.map_or(self.load_deadline, |d| d.min(self.load_deadline));
-        let sandbox = SandboxInfo {
-            deadline: self.limits.deadline,
-            fuel: self.limits.fuel,
-            stoppable: epoch_checks || !threads,
-            stack_size: worker_stack_size(self.limits.max_stack),
-        };
+        let sandbox = self.sandbox_info(epoch_checks || !threads);
         tracing::debug!(workers, kind = ?self.kind, module = %compiled.origin, tasks = module.tasks.len(), "starting pool");
         tracing::info!(seed, "pool seed: the same seed gives every task the same random numbers again");
         let (backend, allocator) = if threads {
-            self.thread_backend(&compiled, module, config, init.as_ref(), load_limit, sandbox.stack_size)?
+            self.thread_backend(&compiled, module, config, init.as_ref(), sandbox.stack_size)?
         } else {
             let code = module.module.serialize().map_err(|e| {
                 Error::Engine(format!("cannot serialize the compiled module for worker processes: {e:#}"))
             })?;
-            self.process_backend(&compiled, (code, CodeKind::Module), config, init.as_deref(), load_limit)?
+            self.process_backend(&compiled, (code, CodeKind::Module), config, init.as_deref())?
         };
-        let plan = StartPlan {
-            allocator,
-            workers,
-            mode: self.mode,
-            chunk_size: self.chunk_size,
-            sandbox,
-            spin: self.spin,
-            seed,
-            output: self.output.clone(),
-        };
+        let plan = self.start_plan(&compiled, allocator, sandbox, seed);
         let mut pool = Pool::start(module.catalog(), backend, plan)?;
         pool.engine_hash = crate::runtime::engine::compatibility_hash(&compiled.engine);
         Ok(pool)
@@ -767,6 +750,43 @@ impl PoolBuilder {
         }
     }
 
+    /// How long loading may take: the load deadline, or the task deadline
+    /// when that is shorter (every task instantiates too).
+    fn load_limit(&self) -> Duration {
+        self.limits.deadline.map_or(self.load_deadline, |d| d.min(self.load_deadline))
+    }
+
+    /// The limits guest code runs under while it loads (start functions,
+    /// a component's task list, the init task).
+    fn load_run(&self) -> RunLimits {
+        RunLimits { deadline: Some(self.load_limit()), fuel: self.limits.fuel, ..RunLimits::default() }
+    }
+
+    /// What the pool tells its calls of the sandbox; `stoppable` if a
+    /// running task can be stopped (epoch checks, or worker processes).
+    fn sandbox_info(&self, stoppable: bool) -> SandboxInfo {
+        SandboxInfo {
+            deadline: self.limits.deadline,
+            fuel: self.limits.fuel,
+            stoppable,
+            stack_size: worker_stack_size(self.limits.max_stack),
+        }
+    }
+
+    /// The plan [`Pool::start`] follows, for `compiled`'s workers.
+    fn start_plan(&self, compiled: &Compiled, allocator: AllocatorKind, sandbox: SandboxInfo, seed: u64) -> StartPlan {
+        StartPlan {
+            allocator,
+            workers: compiled.workers,
+            mode: self.mode,
+            chunk_size: self.chunk_size,
+            sandbox,
+            spin: self.spin,
+            seed,
+            output: self.output.clone(),
+        }
+    }
+
     /// What a core module is checked against and how it is rewritten
     /// before compiling, under this builder's settings.
     fn module_rules(&self) -> ModuleRules {
@@ -784,13 +804,8 @@ impl PoolBuilder {
     /// once for its task list, and each process loads the code it is sent.
     fn build_components(&mut self, compiled: &Compiled, component: &Component, seed: u64) -> Result<Pool> {
         let origin = &compiled.origin;
-        let load_limit = self.limits.deadline.map_or(self.load_deadline, |d| d.min(self.load_deadline));
-        let sandbox = SandboxInfo {
-            deadline: self.limits.deadline,
-            fuel: self.limits.fuel,
-            stoppable: true,
-            stack_size: worker_stack_size(self.limits.max_stack),
-        };
+        // Components always run with epoch checks: thread workers can stop them.
+        let sandbox = self.sandbox_info(true);
         let code =
             component.serialize().map_err(|e| Error::Engine(format!("cannot copy the compiled component: {e:#}")))?;
         let mut engines = vec![(compiled.engine.clone(), component.clone())];
@@ -811,7 +826,7 @@ impl PoolBuilder {
             components.into_iter().map(|c| c.with_resets(compiled.component_reset).with_init(init.clone())).collect();
         if let Some(init) = &init {
             // A failing init task is reported by `build`, as for a module.
-            let run = RunLimits { deadline: Some(load_limit), fuel: self.limits.fuel, ..RunLimits::default() };
+            let run = self.load_run();
             let _ticking = ticker.enter();
             components[0].probe_init(&run).map_err(|failure| {
                 let failure = match failure {
@@ -823,18 +838,10 @@ impl PoolBuilder {
         }
         let wasi = self.wasi.clone().unwrap_or_default();
         tracing::debug!(workers = compiled.workers, module = %crate::text::escape_line(origin), tasks = tasks.tasks.len(), "starting pool of a task component");
-        let plan = StartPlan {
-            allocator: compiled.allocator,
-            workers: compiled.workers,
-            mode: self.mode,
-            chunk_size: self.chunk_size,
-            sandbox,
-            spin: self.spin,
-            seed,
-            output: self.output.clone(),
-        };
+        let plan = self.start_plan(compiled, compiled.allocator, sandbox, seed);
         let backend = if compiled.threads {
-            let code = |component| WorkerCode::Component(ComponentTasks::new(component, self.mode, Some(ticker.clone())));
+            let code =
+                |component| WorkerCode::Component(ComponentTasks::new(component, self.mode, Some(ticker.clone())));
             Backend::Threads { codes: components.into_iter().map(code).collect() }
         } else {
             drop(components);
@@ -846,7 +853,7 @@ impl PoolBuilder {
                 reset: None,
                 component_reset: compiled.component_reset,
             };
-            self.process_backend(compiled, (code, CodeKind::Component), config, init.as_deref(), load_limit)?.0
+            self.process_backend(compiled, (code, CodeKind::Component), config, init.as_deref())?.0
         };
         let mut pool = Pool::start(tasks, backend, plan)?;
         pool.engine_hash = crate::runtime::engine::compatibility_hash(&compiled.engine);
@@ -861,13 +868,12 @@ impl PoolBuilder {
         origin: &str,
         engines: &[(Engine, Component)],
     ) -> Result<(Vec<TaskComponent>, Arc<Ticker>)> {
-        let load_limit = self.limits.deadline.map_or(self.load_deadline, |d| d.min(self.load_deadline));
         let epochs: Vec<Engine> = engines.iter().map(|(engine, _)| engine.clone()).collect();
         let ticker = Ticker::start("wasmpool-epoch", move || epochs.iter().for_each(|e| e.increment_epoch()))
             .map_err(|e| Error::System(format!("cannot start the deadline thread: {e}")))?;
         let ticker = Arc::new(ticker);
         let wasi = self.wasi.clone().unwrap_or_default();
-        let run = RunLimits { deadline: Some(load_limit), fuel: self.limits.fuel, ..RunLimits::default() };
+        let run = self.load_run();
         let mut components = Vec::with_capacity(engines.len());
         for (engine, code) in engines {
             let _ticking = ticker.enter();
@@ -947,7 +953,6 @@ impl PoolBuilder {
         (code, unit): (Vec<u8>, CodeKind),
         config: InstanceConfig,
         init: Option<&InitCall>,
-        load_limit: Duration,
     ) -> Result<(Backend, AllocatorKind)> {
         let max_reply = self.reply_limit()?;
         let child_engine = EngineSettings {
@@ -982,7 +987,7 @@ impl PoolBuilder {
             args: self.processes.worker_args().to_vec(),
             hello,
             watchdog,
-            load_deadline: load_limit,
+            load_deadline: self.load_limit(),
             max_reply,
         };
         Ok((
@@ -1006,14 +1011,13 @@ impl PoolBuilder {
     }
 
     /// Thread workers: an engine and instantiator each, once the module has
-    /// passed its probe under `load_limit`.
+    /// passed its probe under the load limit.
     fn thread_backend(
         &self,
         compiled: &Compiled,
         module: &TaskModule,
         config: InstanceConfig,
         init: Option<&Arc<InitCall>>,
-        load_limit: Duration,
         stack_size: usize,
     ) -> Result<(Backend, AllocatorKind)> {
         let Compiled { origin, settings, engine, .. } = compiled;
@@ -1051,7 +1055,7 @@ impl PoolBuilder {
             None
         };
         let prober = guarded.as_ref().unwrap_or(&instantiators[0]);
-        let run = RunLimits { deadline: Some(load_limit), fuel: self.limits.fuel, ..RunLimits::default() };
+        let run = self.load_run();
         std::thread::scope(|scope| {
             std::thread::Builder::new()
                 .name("wasmpool-probe".into())

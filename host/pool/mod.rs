@@ -112,8 +112,13 @@ const TENDER_STACK_SIZE: usize = 256 << 10;
 pub(crate) enum Backend {
     /// Thread workers: each worker's task code (of either kind), each on
     /// its own engine.
-    Threads { codes: Vec<WorkerCode> },
-    Processes { spawner: Arc<Spawner>, max_retries: u32 },
+    Threads {
+        codes: Vec<WorkerCode>,
+    },
+    Processes {
+        spawner: Arc<Spawner>,
+        max_retries: u32,
+    },
 }
 
 /// What one worker is started with.
