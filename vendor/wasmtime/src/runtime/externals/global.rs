@@ -464,6 +464,23 @@ impl Global {
     }
 }
 
+// wasmpool: a global's storage, for restoring a store's globals between
+// calls (see wasmpool's vendor/README.md).
+impl Global {
+    /// Where `store` keeps this global's value: 16 bytes, of which a
+    /// numeric global (`i32`, `i64`, `f32`, `f64`, `v128`) uses the first
+    /// 4, 8 or 16, little-endian.
+    ///
+    /// # Safety
+    ///
+    /// The pointer is valid while `store` holds the instance defining this
+    /// global. Writing through it is sound only for a mutable global of a
+    /// numeric type, and only bytes read from this same global.
+    pub unsafe fn raw_storage(&self, store: impl AsContext) -> NonNull<[u8; 16]> {
+        self.definition(store.as_context().0).cast()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
