@@ -491,6 +491,27 @@ each_kind! {
 }
 
 each_kind! {
+    fn an_init_task_that_never_returns_fails_the_build_at_its_deadline(kind) {
+        // `attack` loops forever: as the init task, it would hold every new
+        // instance. The build runs it once, under the load limit (the pool's
+        // deadline here), and fails, naming it.
+        let component = TaskComponent::new("(func $attack (result i32) (loop $spin br $spin) i32.const 512)");
+        let start = Instant::now();
+        let error = hostile_pool(kind, component.build())
+            .init_task_json("attack", "[]")
+            .build()
+            .expect_err("an init task that never returns fails the build");
+        let elapsed = start.elapsed();
+        let text = error.to_string();
+        assert!(text.contains("attack") && text.contains("deadline"), "{kind:?}: {text}");
+        assert!(elapsed < deadline() + SLACK, "{kind:?}: the refusal took {elapsed:?}");
+        // The same component without the init serves.
+        let pool = hostile_pool(kind, component.build()).build().unwrap();
+        assert_eq!(pool.task("ok").unwrap().json().unwrap().call("null").unwrap(), "42");
+    }
+}
+
+each_kind! {
     fn an_import_outside_the_linked_wasi_is_refused_at_load(kind) {
         let component = TaskComponent::new("(func $attack (result i32) call $get drop i32.const 512)").import(
             r#"(import "wasi:http/outgoing-handler@0.2.0" (instance $http
