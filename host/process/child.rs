@@ -105,6 +105,9 @@ fn serve(
         if write_frame(&mut *output, &Reply::Done { id, outcome }).is_err() {
             break;
         }
+        drop(output);
+        // The result is on its way: now put the instance back.
+        tasks.tidy();
     }
     let _ = lock(&output).flush();
     ExitCode::SUCCESS

@@ -383,6 +383,7 @@ impl TaskComponent {
         if !self.resets || slot.unavailable.is_some() {
             return self.call_json(name, args, seed, outbox, run);
         }
+        self.tidy(slot);
         let (mut held, snapshot) = match slot.ready.take() {
             Some((mut held, snapshot)) => match self.prepare_call(&mut held.store, seed, outbox, run) {
                 Ok(()) => (held, Some(snapshot)),
@@ -402,14 +403,35 @@ impl TaskComponent {
             }
         };
         let (result, output, sound) = self.call_in(&mut held, name, args, seed);
-        if let (true, Some(mut snapshot), Some(pristine)) = (sound, snapshot, slot.pristine.as_ref()) {
-            let handle_changes = held.store.data().wasi.handle_changes();
-            match snapshot.restore(&mut held.store, pristine, handle_changes) {
-                Ok(()) => slot.ready = Some((held, snapshot)),
-                Err(NotRestored(why)) => tracing::debug!("the next input gets a new instance: {why}"),
-            }
+        // Put back by `tidy`: after the result is on its way, where the
+        // worker can.
+        if let (true, Some(snapshot)) = (sound, snapshot) {
+            slot.ready = Some((held, snapshot));
+            slot.dirty = true;
         }
         (result, output)
+    }
+
+    /// Puts the instance `slot` keeps back as it was before its first
+    /// input, if an input ran in it since (see [`call_json_fresh`](Self::call_json_fresh)):
+    /// every page written and every global, from the pristine instance.
+    /// An instance that cannot be put back (its memory grew, it made or
+    /// closed a WASI handle) is dropped: the next input gets a new one.
+    pub(crate) fn tidy(&self, slot: &mut ResetSlot) {
+        if !std::mem::take(&mut slot.dirty) {
+            return;
+        }
+        let restored = match (slot.ready.as_mut(), slot.pristine.as_ref()) {
+            (Some((held, snapshot)), Some(pristine)) => {
+                let handle_changes = held.store.data().wasi.handle_changes();
+                snapshot.restore(&mut held.store, pristine, handle_changes)
+            }
+            _ => Err(NotRestored("no pristine instance to copy from".into())),
+        };
+        if let Err(NotRestored(why)) = restored {
+            tracing::debug!("the next input gets a new instance: {why}");
+            slot.ready = None;
+        }
     }
 
     /// The snapshot of `held`, new and not yet called, against the
@@ -490,6 +512,10 @@ pub(crate) struct ResetSlot {
     pristine: Option<Store<ComponentState>>,
     /// The instance for the next input and its state before its first.
     ready: Option<(KeptInstance, StoreSnapshot)>,
+    /// Whether `ready` ran an input since it was last put back: it is put
+    /// back by [`TaskComponent::tidy`], after the input's result has gone
+    /// to the caller, or before the next input at the latest.
+    dirty: bool,
     /// Why this worker's inputs get new instances instead, once known.
     unavailable: Option<String>,
 }
@@ -800,12 +826,19 @@ mod tests {
                 assert_eq!(reset, fresh, "{name}({args}), round {round}");
                 assert_eq!(reset_output.stdout, fresh_output.stdout, "{name}({args}), round {round}");
                 assert_eq!(slot.unavailable, None);
+                // Put back after the result, as a worker does (in the last
+                // round, by the next input instead).
+                if round < 2 {
+                    tasks.tidy(&mut slot);
+                    assert!(!slot.dirty);
+                }
                 assert!(slot.ready.is_some(), "{name}({args}) left an instance that could not be put back");
             }
         }
         // A grown memory cannot shrink: that instance goes, the next input
         // gets a new one, which is reset again afterwards.
         assert_eq!(tasks.call_json_fresh(&mut slot, "hog", "64", 0, None, &run).0.unwrap(), "67108864");
+        tasks.tidy(&mut slot);
         assert!(slot.ready.is_none());
         assert_eq!(tasks.call_json_fresh(&mut slot, "calls_so_far", "null", 0, None, &run).0.unwrap(), "1");
         assert!(slot.ready.is_some());

@@ -38,6 +38,15 @@ impl WorkerCode {
             WorkerCode::Component(tasks) => tasks.run(export, args, seed, outbox, run),
         }
     }
+
+    /// Puts back the instance kept for a fresh state, if an input ran in
+    /// it: for after the input's result has gone (see [`ItemRunner::tidy`]).
+    pub(crate) fn tidy(&mut self) {
+        match self {
+            WorkerCode::Module(executor) => executor.tidy(),
+            WorkerCode::Component(tasks) => tasks.tidy(),
+        }
+    }
 }
 
 impl ItemRunner for WorkerCode {
@@ -50,5 +59,9 @@ impl ItemRunner for WorkerCode {
         _ahead: Ahead<'_>,
     ) -> Outcome {
         WorkerCode::run(self, export, args, context.seed, context.outbox(), limits)
+    }
+
+    fn tidy(&mut self) {
+        WorkerCode::tidy(self);
     }
 }

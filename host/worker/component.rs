@@ -28,6 +28,18 @@ pub(crate) struct ComponentTasks {
 }
 
 impl ComponentTasks {
+    /// Puts the instance kept for a fresh state back as it was, if an
+    /// input ran in it: called once the input's result has gone, so that
+    /// the caller does not wait for it. A bug in the host (a panic) drops
+    /// the instance.
+    pub(crate) fn tidy(&mut self) {
+        let ComponentTasks { component, reset, .. } = self;
+        if catch_unwind(AssertUnwindSafe(|| component.tidy(reset))).is_err() {
+            tracing::error!("internal error while resetting an instance; the next input gets a new one");
+            self.reset = ResetSlot::default();
+        }
+    }
+
     pub(crate) fn new(component: TaskComponent, mode: InstanceMode, ticker: Option<Arc<Ticker>>) -> Self {
         ComponentTasks { component, mode, kept: None, reset: ResetSlot::default(), ticker }
     }

@@ -130,15 +130,7 @@ impl Executor {
         if !self.may_reset || self.instantiator.image().is_none() {
             return None;
         }
-        if self.dirty
-            && let Some((instance, snapshot)) = &mut self.reused
-        {
-            self.dirty = false;
-            if let Err(why) = instance.restore(snapshot) {
-                tracing::debug!("a new instance replaces the one that cannot be reset: {}", why.0);
-                self.reused = None;
-            }
-        }
+        self.restore_if_dirty();
         let (instance, _) = match &mut self.reused {
             Some(reused) => match reused.0.rearm(run) {
                 Ok(()) => reused,
@@ -172,6 +164,29 @@ impl Executor {
             self.dirty = true;
         }
         Some(Outcome { result, output })
+    }
+
+    /// Puts the instance reset in place back in its initial state, if a
+    /// task ran in it since: called once the task's result has gone, so
+    /// that the caller does not wait for it (and before the next task at
+    /// the latest). A bug in the host (a panic) drops the instance.
+    pub(crate) fn tidy(&mut self) {
+        if catch_unwind(AssertUnwindSafe(|| self.restore_if_dirty())).is_err() {
+            tracing::error!("internal error while resetting an instance; the next task gets a new one");
+            self.reused = None;
+        }
+    }
+
+    fn restore_if_dirty(&mut self) {
+        if self.dirty
+            && let Some((instance, snapshot)) = &mut self.reused
+        {
+            self.dirty = false;
+            if let Err(why) = instance.restore(snapshot) {
+                tracing::debug!("a new instance replaces the one that cannot be reset: {}", why.0);
+                self.reused = None;
+            }
+        }
     }
 
     /// A new instance, with the init task (if any) already run in it.

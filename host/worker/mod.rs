@@ -52,6 +52,11 @@ pub(crate) trait ItemRunner {
     /// The inputs passed ahead, if any are still owed, will not run (their
     /// job was cancelled or the pool is closing). A no-op when none are.
     fn forget_ahead(&mut self) {}
+
+    /// Called once a job's results have been sent: work that can wait
+    /// until then (putting back an instance reset in place between
+    /// inputs), so that the caller does not wait for it.
+    fn tidy(&mut self) {}
 }
 
 /// The inputs of a job after the one running, up to the first whose
@@ -222,6 +227,7 @@ impl<R: ItemRunner> Worker<R> {
             results.push((index, outcome));
         }
         reply.send(results);
+        self.runner.tidy();
     }
 }
 
