@@ -62,9 +62,15 @@ enum CacheSetting {
 }
 
 /// The name of the NaN rewrite of a component's core modules, for the
-/// cache: entries made by another version of wasmpool are not taken for
-/// this one's.
-const NAN_PREPARATION: &str = concat!("canonical NaNs, wasmpool ", env!("CARGO_PKG_VERSION"));
+/// cache: entries made by another version of the rewrite, or of wasmpool,
+/// are not taken for this one's.
+fn nan_preparation() -> String {
+    format!(
+        "canonical NaNs v{}, wasmpool {}",
+        crate::runtime::canonical_nans::REWRITE_VERSION,
+        env!("CARGO_PKG_VERSION")
+    )
+}
 
 /// An init task as given to the builder, checked at `build`.
 #[derive(Debug)]
@@ -714,7 +720,7 @@ impl PoolBuilder {
                 checks = report.checks, "NaNs canonicalized where observable, in every core module of the component");
             Ok(code)
         };
-        match cache::compile_prepared::<Component>(engine, bytes, cache_dir, NAN_PREPARATION, rewrite) {
+        match cache::compile_prepared::<Component>(engine, bytes, cache_dir, &nan_preparation(), rewrite) {
             Ok(component) => Ok(component),
             Err(PreparedError::Compile(e)) => Err(compile_error(e)),
             // Bytes that are not a valid component: the compiler says why
@@ -824,16 +830,17 @@ impl PoolBuilder {
         let init = self.component_init_call(&tasks, seed)?;
         let components: Vec<TaskComponent> =
             components.into_iter().map(|c| c.with_resets(compiled.component_reset).with_init(init.clone())).collect();
-        if let Some(init) = &init {
+        if init.is_some() {
             // A failing init task is reported by `build`, as for a module.
             let run = self.load_run();
             let _ticking = ticker.enter();
             components[0].probe_init(&run).map_err(|failure| {
                 let failure = match failure {
-                    TaskFailure::Init { failure, .. } => *failure,
-                    other => other,
+                    TaskFailure::Init { task, failure } => ProbeFailure::at(LoadStep::InitTask(task), *failure),
+                    // The instance failed before its init task ran.
+                    other => ProbeFailure::at(LoadStep::StartFunction, other),
                 };
-                probe_error(origin, ProbeFailure::at(LoadStep::InitTask(init.task.clone()), failure))
+                probe_error(origin, failure)
             })?;
         }
         let wasi = self.wasi.clone().unwrap_or_default();

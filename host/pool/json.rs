@@ -64,16 +64,31 @@ impl<'pool> JsonTask<'pool> {
     /// while its results come in. Dropping the `JsonEvents` lets the
     /// tasks go on, their messages dropped.
     ///
+    /// Wait for results with a timeout and take the events between waits:
+    /// a task whose events nobody takes waits for room, and its result
+    /// never comes.
+    ///
     /// ```no_run
     /// # fn main() -> wasmpool::Result<()> {
     /// # let pool = wasmpool::Pool::builder().module_file("guest_tasks.wasm").build()?;
+    /// use std::task::Poll;
+    /// use std::time::Duration;
+    /// // `collatz` sends every value it passes: 111 messages for 27.
     /// let (task, events) = pool.task("collatz")?.json()?.listened(64);
     /// let mut steps = task.imap(["27", "97"])?;
-    /// while let Some(result) = steps.next() {
+    /// loop {
     ///     while let Some(event) = events.try_next() {
     ///         println!("{event:?}"); // JsonEvent::Message { index: 0, message: Ok("82") }, …
     ///     }
-    ///     println!("{} steps", result?);
+    ///     match steps.next_timeout(Duration::from_millis(5)) {
+    ///         Poll::Ready(Some(result)) => println!("{} steps", result?),
+    ///         Poll::Ready(None) => break,
+    ///         Poll::Pending => {}
+    ///     }
+    /// }
+    /// // What the last inputs sent before their results.
+    /// while let Some(event) = events.try_next() {
+    ///     println!("{event:?}");
     /// }
     /// # Ok(()) }
     /// ```
@@ -318,6 +333,11 @@ impl JsonEvents {
     /// Whether no event is waiting.
     pub fn is_empty(&self) -> bool {
         self.incoming.is_empty()
+    }
+
+    /// How many events are waiting.
+    pub fn len(&self) -> usize {
+        self.incoming.len()
     }
 
     fn decode(&self, raw: RawEvent) -> Option<JsonEvent> {

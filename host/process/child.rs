@@ -139,7 +139,8 @@ fn load(hello: &Hello, prepared: Prepared, output: &mut BufWriter<std::io::Stdou
                         announce(&step);
                         component.probe_init(&run).map_err(|failure| match failure {
                             TaskFailure::Init { failure, .. } => ProbeFailure::at(step, *failure),
-                            other => ProbeFailure::at(step, other),
+                            // The instance failed before its init task ran.
+                            other => ProbeFailure::at(LoadStep::StartFunction, other),
                         })?;
                     }
                     // Killed, not interrupted: no ticker in a worker process.

@@ -843,4 +843,29 @@ mod tests {
         assert_eq!(tasks.call_json_fresh(&mut slot, "calls_so_far", "null", 0, None, &run).0.unwrap(), "1");
         assert!(slot.ready.is_some());
     }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    #[ignore = "needs WASMPOOL_TEST_COMPONENT: a component built by componentize-py"]
+    fn an_instance_with_an_init_task_is_reset_to_the_state_after_it() {
+        // The kept and the pristine instance both run the init task, so
+        // they agree and the instance is reset in place, to the init's state.
+        let init = InitCall {
+            task: "load_table".into(),
+            export: abi::json_export_name("load_table"),
+            args: b"50".to_vec(),
+            seed: 3,
+        };
+        let tasks = load(Limits::default(), WasiConfig::new()).with_resets(true).with_init(Some(Arc::new(init)));
+        let run = RunLimits::default();
+        let mut slot = ResetSlot::default();
+        for _ in 0..3 {
+            assert_eq!(tasks.call_json_fresh(&mut slot, "extend_table", "5", 0, None, &run).0.unwrap(), "55");
+            tasks.tidy(&mut slot);
+            assert_eq!(slot.unavailable, None);
+            assert!(slot.ready.is_some(), "the instance with its init could not be put back");
+        }
+        // A new instance runs it too.
+        assert_eq!(tasks.call_json("extend_table", "5", 0, None, &run).0.unwrap(), "55");
+    }
 }

@@ -22,7 +22,9 @@ use std::sync::Arc;
 /// One thing a running task sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Sent {
-    /// A postcard-encoded message from the task's `Sender`.
+    /// A message, in the encoding of the task's call: postcard from a
+    /// typed call's `Sender`, JSON text from a call through the JSON entry
+    /// point (and from a task component's `send`).
     Message(Vec<u8>),
     /// `progress(done, total)`.
     Progress { done: u64, total: u64 },

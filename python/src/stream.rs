@@ -84,9 +84,17 @@ pub(crate) struct Stream {
     input_error: InputError,
     events: Option<JsonEvents>,
     /// A result (or the end, `None`) that came while events were still
-    /// waiting: returned once they are taken, so that an input's events
-    /// come before its result.
-    held: Mutex<Option<Option<Item>>>,
+    /// waiting, with how many of them: returned once those are taken (by
+    /// `events()`), so that an input's events come before its result, and
+    /// events sent after it do not hold it back.
+    held: Mutex<Option<Held>>,
+}
+
+/// A result held back behind the events queued before it.
+struct Held {
+    item: Option<Item>,
+    /// Events still to be taken before `item` goes.
+    before: usize,
 }
 
 /// One event as Python sees it: `("message", index, json, error)` or
@@ -147,24 +155,33 @@ impl Stream {
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
         };
         let slice = if self.events.is_some() { LISTEN_SLICE } else { WAIT_SLICE };
-        let events_waiting = || self.events.as_ref().is_some_and(|events| !events.is_empty());
+        let queued = || self.events.as_ref().map_or(0, JsonEvents::len);
         let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         loop {
-            // Events first: an input's events were queued before its result.
-            if events_waiting() {
-                return Ok(Some((None, None, None)));
-            }
             let polled = match held.take() {
-                Some(taken) => Poll::Ready(taken),
+                // Events queued before the held result are still to go.
+                Some(Held { item, before }) if before > 0 && queued() > 0 => {
+                    *held = Some(Held { item, before: before.min(queued()) });
+                    return Ok(Some((None, None, None)));
+                }
+                Some(Held { item, .. }) => Poll::Ready(item),
                 None => {
                     let Some(flow) = running.as_mut() else { return Ok(None) };
-                    py.detach(|| flow.with_dependent_mut(|_, flow| flow.next_timeout(slice)))
+                    // With events waiting, only a result already there is
+                    // taken (and held behind them): events sent faster than
+                    // they are taken do not hold the results back for long.
+                    let wait = if queued() > 0 { Duration::ZERO } else { slice };
+                    match py.detach(|| flow.with_dependent_mut(|_, flow| flow.next_timeout(wait))) {
+                        Poll::Pending if queued() > 0 => return Ok(Some((None, None, None))),
+                        polled => polled,
+                    }
                 }
             };
             match polled {
-                Poll::Ready(taken) if events_waiting() => {
-                    // Came while events were queued: after them.
-                    *held = Some(taken);
+                Poll::Ready(item) if queued() > 0 && held.is_none() => {
+                    // Came while events were queued: after those, which
+                    // its own input's events are among.
+                    *held = Some(Held { item, before: queued() });
                 }
                 Poll::Ready(Some((index, Ok(json)))) => return Ok(Some((Some(index), Some(json), None))),
                 Poll::Ready(Some((index, Err(error)))) => {
@@ -198,6 +215,13 @@ impl Stream {
     /// JSON, and `("progress", index, done, total)`.
     fn events(&self, py: Python<'_>) -> PyResult<Vec<PyEvent>> {
         let Some(events) = &self.events else { return Ok(Vec::new()) };
+        // Taken by the thread iterating the map, between its `__next__`
+        // calls; from another thread while one runs, nothing.
+        let mut held = match self.held.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::WouldBlock) => return Ok(Vec::new()),
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        };
         let mut taken = Vec::new();
         while taken.len() < EVENT_CAPACITY {
             let Some(event) = events.try_next() else { break };
@@ -216,6 +240,9 @@ impl Stream {
                 ),
             });
         }
+        if let Some(held) = held.as_mut() {
+            held.before = held.before.saturating_sub(taken.len());
+        }
         Ok(taken)
     }
 
@@ -229,6 +256,9 @@ impl Stream {
             }
             Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().take(),
         };
+        // No `__next__` runs now (it holds `running` throughout): a result
+        // it held back goes too, so that iterating ends at once.
+        self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
         py.detach(move || drop(stopped));
         Ok(())
     }

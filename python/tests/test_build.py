@@ -326,12 +326,28 @@ def test_messages_and_progress_from_a_python_task_reach_the_callbacks(processes,
         assert pool.call("walk", 4, 2, messages=lambda i, m: calls.append((i, m))) == 4
         assert calls == [(0, {"step": 2}), (0, {"step": 4})]
         order = []
-        for result in pool.imap("walk", [(3, 1)] * 4, messages=lambda i, m: order.append(("m", i)),
-                                chunksize=1):
-            order.append(("r", result))
-        firsts = [i for i, (kind, _) in enumerate(order) if kind == "r"]
-        assert len(firsts) == 4 and order.count(("m", 0)) == 3
-        assert order.index(("m", 3)) < firsts[-1]
+        for position, result in enumerate(pool.imap("walk", [(3, 1)] * 4, chunksize=1,
+                                                    messages=lambda i, m: order.append(("m", i)))):
+            assert result == 3
+            order.append(("r", position))  # imap: the n-th result is input n's
+        for i in range(4):
+            sent = [at for at, event in enumerate(order) if event == ("m", i)]
+            assert len(sent) == 3 and max(sent) < order.index(("r", i)), (i, order)
+        # A callback that raises: the exception comes out of the iteration,
+        # and the events taken with that one are still delivered after.
+        seen = []
+
+        def fussy(index, message):
+            if not seen:
+                seen.append("raised")
+                raise KeyError("the callback's own")
+            seen.append(message["step"])
+
+        steps = pool.imap("walk", [(3, 1)], messages=fussy)
+        with pytest.raises(KeyError):
+            next(steps)
+        assert next(steps) == 3
+        assert seen == ["raised", 2, 3]
 
 
 def test_what_a_python_task_may_send_is_checked_inside_it(tmp_path):

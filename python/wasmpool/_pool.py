@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import operator
 import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from . import _args
 from ._native import NativePool
@@ -156,17 +157,21 @@ class _Listened(Iterator[Tuple[int, Optional[str], Optional[Any]]]):
         self._stream = stream
         self._messages = messages
         self._task_progress = task_progress
+        # Events taken from the stream and not yet handed to a callback:
+        # a callback that raises leaves the rest here for the next call.
+        self._pending: Deque[Tuple[str, int, Any, Any]] = collections.deque()
 
     def __iter__(self) -> "_Listened":
         return self
 
     def __next__(self) -> Tuple[int, Optional[str], Optional[Any]]:
         while True:
+            while self._pending:
+                self._dispatch(*self._pending.popleft())
             index, text, error = next(self._stream)
             if index is not None:
                 return index, text, error
-            for kind, number, first, second in self._stream.events():
-                self._dispatch(kind, number, first, second)
+            self._pending.extend(self._stream.events())
 
     def _dispatch(self, kind: str, index: int, first: Any, second: Any) -> None:
         if kind == "progress":

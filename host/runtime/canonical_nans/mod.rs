@@ -60,6 +60,12 @@ const MAX_PASSES: usize = 4;
 const F32_NAN: u32 = 0x7fc0_0000;
 const F64_NAN: u64 = 0x7ff8_0000_0000_0000;
 
+/// The rewrite's version: raised with every change to what it writes, so
+/// that compiled code cached from an older rewrite is not taken for this
+/// one's (the cache of components is keyed on the bytes before the
+/// rewrite, `runtime::cache::compile_prepared`).
+pub(crate) const REWRITE_VERSION: u32 = 1;
+
 /// What a rewrite did, for logs and tests.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct Report {
