@@ -158,13 +158,15 @@ impl Stream {
         let queued = || self.events.as_ref().map_or(0, JsonEvents::len);
         let mut held = self.held.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         loop {
-            let polled = match held.take() {
+            // `fresh`: just taken from the map, not a held result released.
+            let (polled, fresh) = match held.take() {
                 // Events queued before the held result are still to go.
                 Some(Held { item, before }) if before > 0 && queued() > 0 => {
                     *held = Some(Held { item, before: before.min(queued()) });
                     return Ok(Some((None, None, None)));
                 }
-                Some(Held { item, .. }) => Poll::Ready(item),
+                // Those are taken; events queued since come after it.
+                Some(Held { item, .. }) => (Poll::Ready(item), false),
                 None => {
                     let Some(flow) = running.as_mut() else { return Ok(None) };
                     // With events waiting, only a result already there is
@@ -173,12 +175,12 @@ impl Stream {
                     let wait = if queued() > 0 { Duration::ZERO } else { slice };
                     match py.detach(|| flow.with_dependent_mut(|_, flow| flow.next_timeout(wait))) {
                         Poll::Pending if queued() > 0 => return Ok(Some((None, None, None))),
-                        polled => polled,
+                        polled => (polled, true),
                     }
                 }
             };
             match polled {
-                Poll::Ready(item) if queued() > 0 && held.is_none() => {
+                Poll::Ready(item) if fresh && queued() > 0 => {
                     // Came while events were queued: after those, which
                     // its own input's events are among.
                     *held = Some(Held { item, before: queued() });

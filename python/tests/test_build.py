@@ -467,3 +467,20 @@ def test_standard_modules_imported_inside_a_task_are_there(tmp_path):
         with pytest.raises(TaskPanicked) as caught:
             pool.call("missing")
         assert caught.value.exception == "ModuleNotFoundError"
+
+
+def test_a_flood_of_messages_does_not_hold_back_another_inputs_result():
+    # Input 1 sends 20,000 messages, faster than they are taken; input 0's
+    # result must come out once the events queued before it are taken, not
+    # after the flood.
+    from wasmpool import Pool
+
+    with Pool(TASKS, workers=2) as pool:
+        order = []
+        results = pool.imap_unordered("walk", [(50, 1), (20_000, 1)], chunksize=1, with_index=True,
+                                      messages=lambda i, m: order.append(("m", i)))
+        for index, result in results:
+            order.append(("r", index))
+        assert order.count(("m", 1)) == 20_000
+        flood_seen_before = order[:order.index(("r", 0))].count(("m", 1))
+        assert flood_seen_before < 10_000, flood_seen_before
