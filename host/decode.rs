@@ -25,10 +25,16 @@ pub(crate) fn decode_result<R: DeserializeOwned>(bytes: &[u8]) -> Result<R, Task
 
 /// Decodes a message a task sent as `M`, as strictly as a result.
 pub(crate) fn decode_message<M: DeserializeOwned>(bytes: &[u8]) -> Result<M, TaskFailure> {
-    decode_result::<M>(bytes).map_err(|failure| match failure {
+    decode_result::<M>(bytes).map_err(as_message_failure)
+}
+
+/// A failure to decode a result, said of a message instead (messages are
+/// decoded as strictly as results, in either encoding).
+pub(crate) fn as_message_failure(failure: TaskFailure) -> TaskFailure {
+    match failure {
         TaskFailure::DecodeResult { expected, reason } => TaskFailure::DecodeMessage { expected, reason },
         other => other,
-    })
+    }
 }
 
 /// Decodes what a worker returned for one input: its failure, or its

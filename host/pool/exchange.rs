@@ -1,9 +1,9 @@
 //! [`Exchange`]: wait on many running tasks at once and handle whichever
 //! has a message, progress or a result ready, in arrival order.
 
-use crate::decode::{decode_item, decode_message};
+use crate::decode::{as_message_failure, decode_item, decode_message};
 use crate::error::{Result, TaskError, TaskFailure};
-use crate::pool::json::{JsonTask, decode_json_message, decode_json_result};
+use crate::pool::json::{JsonTask, decode_json_result};
 use crate::pool::{Pool, TaskRef};
 use crate::runtime::outbox::{Listeners, RawEvent, Sent};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -238,11 +238,9 @@ enum Encoding {
 }
 
 /// A JSON message (checked as [`JsonEvents`](crate::JsonEvents) checks
-/// it) decoded as `M`.
+/// it) decoded as `M`, as strictly as a result.
 fn decode_message_json<M: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<M, TaskFailure> {
-    let text = decode_json_message(bytes)?;
-    serde_json::from_str(&text)
-        .map_err(|e| TaskFailure::DecodeMessage { expected: std::any::type_name::<M>().into(), reason: e.to_string() })
+    decode_result_json::<M>(bytes).map_err(as_message_failure)
 }
 
 /// A JSON result (checked as [`JsonTask`]'s are) decoded as `R`.

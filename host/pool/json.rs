@@ -18,6 +18,7 @@
 //! # Ok(()) }
 //! ```
 
+use crate::decode::as_message_failure;
 use crate::error::{Result, TaskError, TaskFailure};
 use crate::pool::TaskRef;
 use crate::runtime::module::TaskInfo;
@@ -362,10 +363,7 @@ impl JsonEvents {
 /// A message a task sent through JSON, checked and made compact as a
 /// result is.
 pub(crate) fn decode_json_message(bytes: &[u8]) -> Result<String, TaskFailure> {
-    decode_json_result(bytes).map_err(|failure| match failure {
-        TaskFailure::DecodeResult { expected, reason } => TaskFailure::DecodeMessage { expected, reason },
-        other => other,
-    })
+    decode_json_result(bytes).map_err(as_message_failure)
 }
 
 /// A task's JSON result, checked and made compact: one value, on one line.
