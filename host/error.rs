@@ -252,6 +252,11 @@ pub enum ModuleError {
         Text(.0)
     )]
     NanRewrite(String),
+    /// A task component's start argument (its custom section
+    /// `wasmpool-start`, which holds the source of tasks written in
+    /// Python) cannot be used.
+    #[error("its start argument (custom section `wasmpool-start`) cannot be used: {}", Text(.0))]
+    StartArgument(String),
     /// It runs past a sandbox limit before serving any task: too large to
     /// compile, or an initial memory, table or start function beyond the
     /// pool's limits.
@@ -271,8 +276,9 @@ pub enum LoadStep {
     AbiVersion,
     /// The pool's init task.
     InitTask(String),
-    /// `describe`, by which a task component (tasks written in Python)
-    /// lists its tasks; it runs the module's top-level code.
+    /// A task component's start (which runs the top-level code of a
+    /// module of tasks written in Python) and `describe`, by which it
+    /// lists its tasks.
     TaskList,
 }
 
@@ -283,7 +289,9 @@ impl fmt::Display for LoadStep {
             LoadStep::Initialize => f.write_str("export `_initialize`"),
             LoadStep::AbiVersion => write!(f, "export `{}`", wasmpool_abi::ABI_VERSION_EXPORT),
             LoadStep::InitTask(task) => write!(f, "init task `{}`", Line(task)),
-            LoadStep::TaskList => f.write_str("the task list (`describe`, which runs the module's top-level code)"),
+            LoadStep::TaskList => {
+                f.write_str("the component's start and task list (which run the module's top-level code)")
+            }
         }
     }
 }

@@ -440,9 +440,9 @@ impl PoolBuilder {
         let compiled = self.compile()?;
         match &compiled.unit {
             Unit::Module(module) => Ok(module.tasks.clone()),
-            Unit::Component(code) => {
+            Unit::Component { code, start } => {
                 let engines = [(compiled.engine.clone(), code.clone())];
-                let (loaded, _) = self.load_components(&compiled.origin, &engines)?;
+                let (loaded, _) = self.load_components(&compiled.origin, &engines, start.as_deref())?;
                 Ok(loaded.into_iter().next().map(|c| c.tasks).unwrap_or_default())
             }
         }
@@ -576,7 +576,7 @@ impl PoolBuilder {
         let compiled = self.compile()?;
         let module = match &compiled.unit {
             Unit::Module(module) => module,
-            Unit::Component(component) => return self.build_components(&compiled, component, seed),
+            Unit::Component { code, start } => return self.build_components(&compiled, code, start.as_deref(), seed),
         };
         let Compiled { threads, epoch_checks, workers, .. } = compiled;
         let config = InstanceConfig {
@@ -586,6 +586,7 @@ impl PoolBuilder {
             stack_pointer: module.stack_pointer,
             reset: self.reset_plan(module),
             component_reset: false,
+            component_start: None,
         };
         let init = self.init_call(module, seed)?;
         let sandbox = self.sandbox_info(epoch_checks || !threads);
@@ -656,7 +657,14 @@ impl PoolBuilder {
             // and locals are counted over all of them.
             crate::sandbox::compile_limits::check(&bytes, &self.compile_limits, &self.limits)
                 .map_err(|limit| Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Limit(limit) })?;
-            let compiled = self.compile_component(&engine, &bytes, &origin, cache_dir.as_deref())?;
+            // The start argument (a Python module's source) comes off before
+            // compiling: every edit of the module compiles to the same code.
+            let split = crate::runtime::component_start::split(&bytes).map_err(|why| Error::InvalidModule {
+                origin: origin.clone(),
+                cause: ModuleError::StartArgument(why),
+            })?;
+            let start = split.start.map(Arc::from);
+            let compiled = self.compile_component(&engine, &split.code, &origin, cache_dir.as_deref())?;
             if let Some(incremental) = &incremental {
                 incremental.persist();
             }
@@ -672,7 +680,7 @@ impl PoolBuilder {
             if self.wasi.is_none() {
                 self.wasi = Some(WasiConfig::new());
             }
-            (Unit::Component(compiled), component_reset)
+            (Unit::Component { code: compiled, start }, component_reset)
         } else {
             let module = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
             // A `wasm32-wasip1` module runs with WASI, granted nothing unless
@@ -808,7 +816,13 @@ impl PoolBuilder {
     /// engine gets the compiled component and loads it (asks it for its
     /// tasks) under the load deadline. Worker processes: the host loads it
     /// once for its task list, and each process loads the code it is sent.
-    fn build_components(&mut self, compiled: &Compiled, component: &Component, seed: u64) -> Result<Pool> {
+    fn build_components(
+        &mut self,
+        compiled: &Compiled,
+        component: &Component,
+        start: Option<&str>,
+        seed: u64,
+    ) -> Result<Pool> {
         let origin = &compiled.origin;
         // Components always run with epoch checks: thread workers can stop them.
         let sandbox = self.sandbox_info(true);
@@ -825,7 +839,7 @@ impl PoolBuilder {
             })?;
             engines.push((engine, copy));
         }
-        let (components, ticker) = self.load_components(origin, &engines)?;
+        let (components, ticker) = self.load_components(origin, &engines, start)?;
         let tasks = TaskCatalog::new(components[0].tasks.clone(), origin.clone());
         let init = self.component_init_call(&tasks, seed)?;
         let components: Vec<TaskComponent> =
@@ -859,6 +873,7 @@ impl PoolBuilder {
                 stack_pointer: None,
                 reset: None,
                 component_reset: compiled.component_reset,
+                component_start: start.map(str::to_owned),
             };
             self.process_backend(compiled, (code, CodeKind::Component), config, init.as_deref())?.0
         };
@@ -874,6 +889,7 @@ impl PoolBuilder {
         &self,
         origin: &str,
         engines: &[(Engine, Component)],
+        start: Option<&str>,
     ) -> Result<(Vec<TaskComponent>, Arc<Ticker>)> {
         let epochs: Vec<Engine> = engines.iter().map(|(engine, _)| engine.clone()).collect();
         let ticker = Ticker::start("wasmpool-epoch", move || epochs.iter().for_each(|e| e.increment_epoch()))
@@ -884,7 +900,7 @@ impl PoolBuilder {
         let mut components = Vec::with_capacity(engines.len());
         for (engine, code) in engines {
             let _ticking = ticker.enter();
-            let loaded = TaskComponent::new(engine, code, self.limits.clone(), wasi.clone(), true, &run)
+            let loaded = TaskComponent::new(engine, code, self.limits.clone(), wasi.clone(), true, start, &run)
                 .map_err(|failure| probe_error(origin, ProbeFailure::at(LoadStep::TaskList, failure)))?;
             components.push(loaded);
         }
@@ -1103,7 +1119,12 @@ struct Compiled {
 enum Unit {
     Module(TaskModule),
     /// A compiled task component; its tasks are known once it is loaded.
-    Component(Component),
+    Component {
+        code: Component,
+        /// Its start argument (`runtime::component_start`): the source of
+        /// tasks written in Python.
+        start: Option<Arc<str>>,
+    },
 }
 
 /// What calls need to know about the pool's sandbox.

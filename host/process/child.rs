@@ -129,7 +129,8 @@ fn load(hello: &Hello, prepared: Prepared, output: &mut BufWriter<std::io::Stdou
             announce(&LoadStep::TaskList);
             let config = &hello.instance;
             let wasi = config.wasi.clone().unwrap_or_default();
-            TaskComponent::new(&engine, &component, config.limits.clone(), wasi, config.epoch_checks, &run)
+            let start = config.component_start.as_deref();
+            TaskComponent::new(&engine, &component, config.limits.clone(), wasi, config.epoch_checks, start, &run)
                 .map_err(|failure| ProbeFailure::at(LoadStep::TaskList, failure))
                 .and_then(|component| {
                     let init = hello.init.clone().map(Arc::new);

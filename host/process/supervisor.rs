@@ -725,6 +725,7 @@ mod tests {
                 stack_pointer: None,
                 reset: None,
                 component_reset: false,
+                component_start: None,
             },
             mode: InstanceMode::FreshPerTask,
             init: None,

@@ -161,19 +161,25 @@ pub(crate) struct TaskComponent {
     /// The init task, run on every new instance after its start
     /// ([`with_init`](Self::with_init)).
     init: Option<Arc<InitCall>>,
+    /// The argument of the start call (`component_start`): the source of
+    /// tasks written in Python, or empty.
+    start: Arc<str>,
     /// The tasks, as the component describes them.
     pub tasks: Vec<TaskInfo>,
 }
 
 impl TaskComponent {
     /// Links `component` (compiled by `engine`) to WASI and the host
-    /// interface, and asks it for its tasks, under `run`'s limits.
+    /// interface, and asks it for its tasks, under `run`'s limits. Every
+    /// new instance is started with `start` (`component_start`; empty if
+    /// `None`).
     pub(crate) fn new(
         engine: &Engine,
         component: &Component,
         limits: Limits,
         wasi: WasiConfig,
         epoch_checks: bool,
+        start: Option<&str>,
         run: &RunLimits,
     ) -> Result<Self, TaskFailure> {
         let link_error = |e: wasmtime::Error| TaskFailure::Instantiate(capped(format!("{e:#}")));
@@ -196,6 +202,7 @@ impl TaskComponent {
             epoch_checks,
             resets: false,
             init: None,
+            start: Arc::from(start.unwrap_or("")),
             tasks: Vec::new(),
         };
         let (mut store, instance) = this.instantiate(run)?;
@@ -253,13 +260,23 @@ impl TaskComponent {
         self.prepare_call(&mut store, INSTANTIATION_SEED, None, run)?;
         let instance =
             self.pre.instantiate(&mut store).map_err(|e| classify(&mut store, limits, e, Step::Instantiate))?;
-        // The runner's start (`call("", "")`, wit/wasmpool-task.wit): it
-        // opens the standard streams. A component without one says it has
-        // no such task, which is fine.
-        let _answer: Result<String, CallError> = instance
+        // The start (`call("", start)`, wit/wasmpool-task.wit): wasmpool's
+        // runner opens the standard streams, and runs the module's source
+        // if the component carries it. A component without a start says
+        // it has no such task, which is fine unless it was given an
+        // argument; any other refusal fails the instance.
+        let answer: Result<String, CallError> = instance
             .wasmpool_task_tasks()
-            .call_call(&mut store, "", "")
+            .call_call(&mut store, "", &self.start)
             .map_err(|e| classify(&mut store, limits, e, Step::Instantiate))?;
+        match answer {
+            Ok(_) => {}
+            Err(CallError::NoSuchTask(_)) if self.start.is_empty() => {}
+            Err(error) => return Err(call_failure(error)),
+        }
+        // What the module's top-level code printed is every instance's, no
+        // input's.
+        store.data_mut().wasi.take_output();
         if let Some(init) = &self.init {
             self.run_init(&mut store, &instance, init, run)?;
         }
@@ -661,8 +678,10 @@ mod tests {
     /// with the settings of a pool of tasks.py with fuel (every test sets
     /// some): through the module cache, where `.ci/python`'s pytest run
     /// (`test_fuel_stops_a_python_task`) left it, so CI compiles it once.
-    fn compiled() -> &'static (Engine, Component) {
-        static COMPILED: std::sync::OnceLock<(Engine, Component)> = std::sync::OnceLock::new();
+    /// (With the component's start argument, the module's source, which
+    /// comes off before compiling as a pool takes it off.)
+    fn compiled() -> &'static (Engine, Component, Option<String>) {
+        static COMPILED: std::sync::OnceLock<(Engine, Component, Option<String>)> = std::sync::OnceLock::new();
         COMPILED.get_or_init(|| {
             let limits = Limits::default();
             let settings = EngineSettings {
@@ -679,17 +698,20 @@ mod tests {
             };
             let (engine, _) = create_engine(&settings).expect("an engine");
             let dir = crate::runtime::cache::default_dir();
-            let component = crate::runtime::cache::compile::<Component>(&engine, &component(), dir.as_deref())
+            let bytes = component();
+            let split = crate::runtime::component_start::split(&bytes).expect("a usable start argument");
+            let component = crate::runtime::cache::compile::<Component>(&engine, &split.code, dir.as_deref())
                 .expect("the component compiles");
-            (engine, component)
+            (engine, component, split.start)
         })
     }
 
     fn load(limits: Limits, wasi: WasiConfig) -> TaskComponent {
-        let (engine, component) = compiled();
+        let (engine, component, start) = compiled();
         let limits = Limits { fuel: limits.fuel.or(Some(u64::MAX / 2)), ..limits };
         // Epoch checks as compiled; nothing ticks, so no deadline ends a call.
-        TaskComponent::new(engine, component, limits, wasi, true, &RunLimits::default()).expect("it loads")
+        TaskComponent::new(engine, component, limits, wasi, true, start.as_deref(), &RunLimits::default())
+            .expect("it loads")
     }
 
     #[test]

@@ -78,6 +78,8 @@ pub(crate) struct InstanceConfig {
     /// For a task component: whether one instance is reset in place
     /// between inputs (`runtime::fresh_state::whole_store`).
     pub component_reset: bool,
+    /// For a task component: its start argument (`runtime::component_start`).
+    pub component_start: Option<String>,
 }
 
 /// One task's result and whatever it wrote (WASI tasks only).

@@ -3,6 +3,8 @@
 //! queues or processes.
 //!
 //! - `component`: task components (the `wasmpool:task` WIT world);
+//! - `component_start`: a component's start argument (the source of tasks
+//!   written in Python), carried in a custom section;
 //! - `cuts`: how much of the text a guest hands back is kept;
 //! - `engine`: wasmtime engines and their instance allocators;
 //! - [`module`]: loading and checking a module, its task records;
@@ -24,6 +26,7 @@ pub(crate) mod cache;
 #[doc(hidden)]
 pub(crate) mod canonical_nans;
 pub(crate) mod component;
+pub(crate) mod component_start;
 pub(crate) mod cuts;
 pub(crate) mod engine;
 #[doc(hidden)]

@@ -58,7 +58,7 @@ pub(crate) const MAX_AHEAD: usize = 64;
 pub(crate) const AHEAD_BYTES: usize = 1 << 20;
 
 /// Version of this protocol; host and worker must agree exactly.
-pub(crate) const PROTOCOL_VERSION: u32 = 9;
+pub(crate) const PROTOCOL_VERSION: u32 = 10;
 
 /// What the host sends.
 #[derive(Debug, Serialize, Deserialize)]

@@ -268,6 +268,7 @@ mod tests {
             stack_pointer: module.stack_pointer,
             reset: reset.then_some(plan),
             component_reset: false,
+            component_start: None,
         };
         let instantiator = Instantiator::new(&engine, &module.module, config, None).unwrap();
         Executor::new(instantiator, InstanceMode::FreshPerTask, None)

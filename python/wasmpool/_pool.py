@@ -256,6 +256,9 @@ class Pool:
       and the input's index, so results do not depend on the worker count;
     - ``deadline`` (seconds), ``fuel`` (instructions), ``max_memory``,
       ``max_stack``, ``max_output`` (bytes): the sandbox's limits per task;
+    - ``load_deadline`` (seconds, default 5): how long the module's own
+      set-up code may take in each new instance (a ``tasks.py``'s top-level
+      code, the initializer); past it, the pool fails to start, naming it;
     - ``chunksize``: inputs per dispatch (default: chosen per map);
     - ``interruptible`` (default True): thread workers can stop a running
       task when its map is cancelled or Ctrl-C is pressed (the cost: tight
@@ -287,6 +290,7 @@ class Pool:
         processes: bool = False,
         seed: Optional[int] = None,
         deadline: Optional[float] = None,
+        load_deadline: Optional[float] = None,
         fuel: Optional[int] = None,
         max_memory: Optional[int] = None,
         max_stack: Optional[int] = None,
@@ -330,6 +334,7 @@ class Pool:
             worker_command=_worker_command() if processes else None,
             max_retries=max_retries,
             deadline=deadline,
+            load_deadline=load_deadline,
             fuel=fuel,
             max_memory=max_memory,
             max_stack=max_stack,

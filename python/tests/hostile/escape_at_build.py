@@ -1,5 +1,6 @@
-"""A hostile tasks.py: its top-level code, which runs once while the module
-is built into a component, tries to leave a mark in every folder it can
+"""A hostile tasks.py: its top-level code, which runs when the pool loads
+the module's component (it ran at the build, before the build stopped
+running modules' code), tries to leave a mark in every folder it can
 see, to plant links out of them, and to write outside through `..`.
 python/tests/test_build_sandbox.py builds it and checks that no mark is
 left on the host. Each attempt's outcome is kept in `ATTEMPTS` (the task

@@ -23,8 +23,11 @@ def build(path: str | os.PathLike, *, out: str | os.PathLike | None = None,
     `out`: where to write the component (default: the cache).
     `cache_dir`: True for the default cache, a folder, or False for none
     (then `out` is required).
-    Raises `BuildError` with the reason (componentize-py missing, a syntax
-    error with its line, an import the component cannot contain).
+    Raises `BuildError` with the reason (componentize-py missing, a
+    native extension imported, a syntax error where this Python can tell).
+    The module's code does not run here: its top-level code runs when a
+    pool loads the component, and what it raises fails the pool
+    (`ModuleLoadError`).
     """
     from . import componentize
     from .. import _native

@@ -1,12 +1,23 @@
 """Tasks written in Python: one module built into one WebAssembly component.
 
 `build(path)` turns a plain Python module (``tasks.py``: public functions,
-one per task) into a component of the ``wasmpool:task`` world with
-componentize-py, which packs CPython and the module, pre-initialised, into
-one ``.wasm`` file. The build takes seconds, so its result is cached by
-content: the module's source, the runner, the WIT world and
-componentize-py's version. An edit to ``tasks.py`` rebuilds; nothing else
-does.
+one per task) into a component of the ``wasmpool:task`` world in two
+parts:
+
+- the **runner component**: CPython, wasmpool's runner and the standard
+  modules the module imports, pre-initialised by componentize-py. It holds
+  nothing of the module but the names it imports, so it is built once for
+  a set of imports (seconds) and cached; every edit that imports nothing
+  new reuses it, and the host, which compiles it without the module,
+  reuses its compiled code too;
+- the module's **source**, appended as the custom section
+  ``wasmpool-start``: the host hands it to the start of every new instance,
+  which runs it (``wasmpool_runner.py``).
+
+So the build never runs the module's code: its top-level code runs inside
+the pool's sandbox, when an instance starts. The component is cached by
+content (the source, the runner, the WIT world, componentize-py's
+version), beside the runner components.
 
 The cache lives in the user's own cache folder (``$XDG_CACHE_HOME``,
 ``%LOCALAPPDATA%`` or ``~/.cache``, then ``wasmpool/python``), made private
@@ -24,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.metadata
+import json
 import os
 import re
 import shutil
@@ -43,8 +55,8 @@ _RUNNER = _HERE / "wasmpool_runner.py"
 # progress, task_seed).
 _IN_TASK = _HERE / "wasmpool_in_task.py"
 _WORLD = "task-module"
-# Longest a build may take, in seconds (it takes about 10 s; the module's
-# top-level code runs during it).
+# Longest a build of a runner component may take, in seconds (it takes
+# about 6 s).
 BUILD_TIMEOUT = 300
 # Longest build output kept in an error, in characters.
 _MAX_OUTPUT = 8000
@@ -70,13 +82,25 @@ def default_cache_dir() -> Path | None:
     return None
 
 
-def _key(source: bytes, module_name: str, tool: str, wit: str) -> str:
+def _digest(*parts: bytes) -> str:
     digest = hashlib.sha256()
-    for part in (b"wasmpool python tasks v1", module_name.encode(), source, _RUNNER.read_bytes(),
-                 _IN_TASK.read_bytes(), wit.encode(), tool.encode()):
+    for part in parts:
         digest.update(len(part).to_bytes(8, "little"))
         digest.update(part)
     return digest.hexdigest()
+
+
+def _key(source: bytes, module_name: str, tool: str, wit: str) -> str:
+    """The key of a module's component: everything it is made of."""
+    return _digest(b"wasmpool python tasks v2", module_name.encode(), source, _RUNNER.read_bytes(),
+                   _IN_TASK.read_bytes(), wit.encode(), tool.encode())
+
+
+def _runner_key(preload: list[str], tool: str, wit: str) -> str:
+    """The key of a runner component: the modules it imports at build,
+    the runner, the WIT world and componentize-py's version."""
+    return _digest(b"wasmpool python runner v1", "\n".join(preload).encode(), _RUNNER.read_bytes(),
+                   _IN_TASK.read_bytes(), wit.encode(), tool.encode())
 
 
 def _trusted(path: Path) -> bool:
@@ -100,9 +124,9 @@ def _private_dir(path: Path) -> Path | None:
 
 
 def _plan(path: str | os.PathLike, wit: str, cache_dir: str | os.PathLike | None | bool):
-    """The module's path, source and name, and where its component is
-    cached (None without a cache); `BuildFailed` for what stops a build
-    before it starts."""
+    """The module's path, source and name, where its component is cached
+    and the cache folder (None without a cache), and componentize-py's
+    version; `BuildFailed` for what stops a build before it starts."""
     source_path = Path(path)
     try:
         source = source_path.read_bytes()
@@ -128,7 +152,7 @@ def _plan(path: str | os.PathLike, wit: str, cache_dir: str | os.PathLike | None
     if cache is not None:
         cache = _private_dir(cache)
     cached = cache / f"{module_name}-{key[:32]}.wasm" if cache is not None else None
-    return source_path, source, module_name, cached
+    return source_path, source, module_name, cached, cache, tool
 
 
 # How many built components the cache keeps (about 20 MB each): the least
@@ -189,25 +213,41 @@ def _refuse_native_imports(source_path: Path, source: bytes) -> None:
                                   f"line {line} imports {top}\n{_native_hint(top)}")
 
 
+# `import a.b, c as d` and `from a.b import c, d`, on a line of their own
+# (the fallback for a module this Python cannot parse).
+_IMPORT_LINE = re.compile(r"^[ \t]*(?:import[ \t]+([\w., \t]+)|from[ \t]+([\w.]+)[ \t]+import[ \t]+\(?([\w, \t]+))",
+                          re.MULTILINE)
+
+
 def _imports_inside(source: bytes) -> list[str]:
-    """The absolute imports anywhere in the module (a function's body
-    included), for the build to import too (see the runner's `preload`):
-    each `import a.b`'s `a.b`, each `from a import b`'s `a` and `a.b` (b may
-    be a module). Empty if this Python cannot parse the module."""
+    """The absolute imports anywhere in the module (its top level and its
+    functions' bodies), for the runner component to import at build (see
+    the runner's `preload`): each `import a.b`'s `a.b`, each `from a import
+    b`'s `a` and `a.b` (b may be a module). Read from the syntax tree, or,
+    if this Python cannot parse the module (syntax newer than its own),
+    from the lines that look like imports."""
     import ast
 
+    names = set()
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
-        return []
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*")
-    return sorted(name for name in names if name.split(".")[0] not in _NATIVE)
+        text = source.decode("utf-8", errors="replace")
+        for imported, module, members in _IMPORT_LINE.findall(text):
+            if imported:
+                names.update(part.split()[0] for part in imported.split(",") if part.split())
+            else:
+                names.add(module)
+                names.update(f"{module}.{part.split()[0]}" for part in members.split(",") if part.split())
+    else:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module)
+                names.update(f"{node.module}.{alias.name}" for alias in node.names if alias.name != "*")
+    return sorted(name for name in names
+                  if name.split(".")[0] not in _NATIVE and re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", name))
 
 
 def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = None,
@@ -219,15 +259,16 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
     `cache_dir`: True for the default cache, a folder, or False for none
     (then `out` is required).
     Raises `BuildFailed` with the reason (componentize-py missing, a syntax
-    error with its line, an import the component cannot contain).
+    error with its line, a native extension imported).
 
-    The module's top-level code runs during the build, inside
-    componentize-py's WebAssembly sandbox: it sees a private copy of the
-    module (with the runner) and the standard library, nothing of the
-    host (no site-packages, not the module's own folder, not the cache),
-    and the component is written where that code cannot reach.
+    The module's code does not run here: the component carries its source,
+    which runs when an instance starts, inside the pool's sandbox (see the
+    module's doc). The runner component it needs is built, once for the
+    modules the source imports, by componentize-py, which runs only the
+    standard library's code then (and wasmpool's runner), inside its
+    WebAssembly sandbox, seeing a private build folder.
     """
-    source_path, source, module_name, cached = _plan(path, wit, cache_dir)
+    source_path, source, module_name, cached, cache, tool = _plan(path, wit, cache_dir)
     if cached is not None and cached.exists() and _trusted(cached):
         with contextlib.suppress(OSError):
             os.utime(cached)  # used now: the last to go (see _evict)
@@ -237,12 +278,9 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
         return Path(out)
     if out is None and cached is None:
         raise BuildFailed("no private cache folder is known (XDG_CACHE_HOME, LOCALAPPDATA, HOME): give `out`")
-    # A first build and the compile after it take seconds with nothing else
-    # to show: say so once, rather than seem to hang.
-    print(f"wasmpool: building {source_path.name} into a task component; it is cached once built "
-          f"(and compiled once more by the first pool)", file=sys.stderr, flush=True)
-    with tempfile.TemporaryDirectory(prefix="wasmpool-build-") as tmp:
-        component = _componentize(source_path, source, module_name, wit, Path(tmp))
+    text = _check_source(source_path, source)
+    runner = _runner_component(_imports_inside(source), wit, tool, cache, source_path.name)
+    component = runner + _start_section(module_name, text)
     destination = Path(out) if out is not None else cached
     if cached is not None:
         _replace(cached, component)
@@ -252,9 +290,79 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
     return destination
 
 
+# The component's custom section that carries the module's source to the
+# start of every instance (host/runtime/component_start.rs reads it).
+START_SECTION = "wasmpool-start"
+# Longest start argument the host takes, in bytes (MAX_START_ARGUMENT there).
+MAX_START_ARGUMENT = 8 << 20
+
+
+def _leb128(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _start_section(module_name: str, text: str) -> bytes:
+    """The custom section holding the module's name and source (JSON), as
+    the runner's start reads it."""
+    payload = json.dumps({"module": module_name, "source": text}, ensure_ascii=False).encode()
+    if len(payload) > MAX_START_ARGUMENT:
+        raise BuildFailed(f"{module_name}.py is too long to carry: {len(payload)} bytes of source, "
+                          f"over {MAX_START_ARGUMENT}")
+    name = START_SECTION.encode()
+    body = _leb128(len(name)) + name + payload
+    return b"\0" + _leb128(len(body)) + body
+
+
+def _check_source(source_path: Path, source: bytes) -> str:
+    """The module's text (decoded as Python decodes a source file), checked
+    for syntax errors where this Python can tell: one as new as the
+    component's (3.14) or newer. An older one may not know syntax the
+    component's CPython knows, so there the start reports them, with the
+    line, when the pool loads the component."""
+    import importlib.util
+
+    try:
+        text = importlib.util.decode_source(source)
+    except (SyntaxError, UnicodeDecodeError, LookupError) as e:
+        raise BuildFailed(f"cannot read {source_path.name} as Python source: {e}") from None
+    if sys.version_info >= (3, 14):
+        try:
+            compile(text, source_path.name, "exec", dont_inherit=True)
+        except SyntaxError as e:
+            detail = "".join(__import__("traceback").format_exception_only(type(e), e)).strip()
+            raise BuildFailed(f"cannot build {source_path.name} into a task component:\n{detail}") from None
+    return text
+
+
+def _runner_component(preload: list[str], wit: str, tool: str, cache: Path | None, for_name: str) -> bytes:
+    """The runner component that imports `preload` at build: from the cache
+    (``runner-<key>.wasm``) if there, else built by componentize-py (and
+    cached)."""
+    cached = cache / f"runner-{_runner_key(preload, tool, wit)[:32]}.wasm" if cache is not None else None
+    if cached is not None and cached.exists() and _trusted(cached):
+        with contextlib.suppress(OSError):
+            os.utime(cached)
+        return _read_regular_file(cached, MAX_COMPONENT, "the cached runner component")
+    # A first build and the compile after it take seconds with nothing else
+    # to show: say so once, rather than seem to hang.
+    print(f"wasmpool: building the interpreter for {for_name}'s imports into a task component; it is cached "
+          "once built (and compiled once more by the first pool); edits that import nothing new reuse it",
+          file=sys.stderr, flush=True)
+    with tempfile.TemporaryDirectory(prefix="wasmpool-build-") as tmp:
+        runner = _componentize(preload, wit, Path(tmp), for_name)
+    if cached is not None:
+        _replace(cached, runner)
+    return runner
+
+
 # The build's driver: componentize-py's library call, given exactly one
 # folder of Python code. (Its command line would add the host's
-# site-packages, which it mounts read-write for the module's top-level code.)
+# site-packages, which it mounts read-write for the code it imports.)
 _DRIVER = r"""
 import sys
 import componentize_py
@@ -278,29 +386,28 @@ except AssertionError as e:  # componentize-py's way of failing: the reason
 MAX_COMPONENT = 256 << 20
 
 
-def _componentize(source_path: Path, source: bytes, module_name: str, wit: str, private: Path) -> bytes:
-    """Runs componentize-py on a copy of the module inside `private` (a
-    fresh folder of this build's own) and returns the component's bytes.
+def _componentize(preload: list[str], wit: str, private: Path, for_name: str) -> bytes:
+    """Runs componentize-py on the runner (importing `preload`) inside
+    `private` (a fresh folder of this build's own) and returns the
+    component's bytes.
 
-    - `private/code/`: the module, the runner and the app: the only folder
-      of Python code, so the only host folder the module's top-level code
-      can see (componentize-py mounts it read-write; where the system
-      honours it, it is read-only at the build, and it is thrown away);
+    - `private/code/`: the runner, the module `wasmpool` tasks see, and the
+      app: the only folder of Python code (componentize-py mounts it
+      read-write; where the system honours it, it is read-only at the
+      build, and it is thrown away);
     - `private/tmp/`: componentize-py's own temporary folders (the
       standard library it mounts, generated bindings), also thrown away;
     - `private/wit/` and `private/out/`: the world and the component,
-      which no guest code can reach."""
+      which no code of the build can reach."""
     code, scratch, wit_dir, output = (private / name for name in ("code", "tmp", "wit", "out"))
     for folder in (code, scratch, wit_dir, output):
         folder.mkdir(mode=0o700)
-    (code / f"{module_name}.py").write_bytes(source)
     shutil.copyfile(_RUNNER, code / "wasmpool_runner.py")
     shutil.copyfile(_IN_TASK, code / "wasmpool.py")
     (code / "wasmpool_app.py").write_text(
         "import wasmpool_runner\n"
-        f"import {module_name} as _user\n"
-        f"wasmpool_runner.preload({_imports_inside(source)!r})\n"
-        "Tasks = wasmpool_runner.make_tasks(_user)\n"
+        f"wasmpool_runner.preload({preload!r})\n"
+        "Tasks = wasmpool_runner.make_tasks()\n"
     )
     (wit_dir / "wasmpool-task.wit").write_text(wit)
     for file in code.iterdir():
@@ -313,14 +420,12 @@ def _componentize(source_path: Path, source: bytes, module_name: str, wit: str, 
         done = subprocess.run(command, cwd=scratch, env=environment, capture_output=True, text=True,
                               errors="replace", timeout=BUILD_TIMEOUT)
     except subprocess.TimeoutExpired:
-        # The build imports the module: its top-level code runs then.
-        raise BuildFailed(f"building {source_path.name} did not finish within {BUILD_TIMEOUT} s; "
-                          "does its top-level code (run once, at the build) loop or wait?") from None
+        raise BuildFailed(f"building the interpreter for {for_name} did not finish within {BUILD_TIMEOUT} s") from None
     finally:
         code.chmod(0o700)  # so that the folder can be removed
     if done.returncode != 0:
-        raise BuildFailed(_explain(source_path, done.stdout + done.stderr, code))
-    return _read_regular_file(target, MAX_COMPONENT, f"the component built from {source_path.name}")
+        raise BuildFailed(_explain(for_name, done.stdout + done.stderr, code))
+    return _read_regular_file(target, MAX_COMPONENT, f"the component built for {for_name}")
 
 
 def _read_regular_file(path: Path, limit: int, what: str) -> bytes:
@@ -363,7 +468,7 @@ def _replace(path: Path, data: bytes, mode: int = 0o600) -> None:
         raise
 
 
-def _explain(source_path: Path, output: str, work: Path) -> str:
+def _explain(for_name: str, output: str, work: Path) -> str:
     """The reason a build failed, from componentize-py's output."""
     output = output.replace(str(work) + os.sep, "").replace(str(work), ".")
     # The build mounts `work` as /0 inside the sandbox.
@@ -382,9 +487,9 @@ def _explain(source_path: Path, output: str, work: Path) -> str:
         if name in _NATIVE:
             hint = "\n" + _native_hint(name)
         else:
-            hint = f"\nthe component contains only the standard library and {source_path.name}: {name} is neither"
+            hint = f"\nthe component contains only the standard library and {for_name}: {name} is neither"
     text = tail[-_MAX_OUTPUT:]
-    return f"cannot build {source_path.name} into a task component:\n{text}{hint}"
+    return f"cannot build {for_name} into a task component:\n{text}{hint}"
 
 
 def main(argv: list[str] | None = None) -> int:

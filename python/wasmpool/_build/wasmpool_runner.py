@@ -1,30 +1,36 @@
 """wasmpool's runner for tasks written in Python.
 
-Built into the component with the user's module (componentize-py): every
-public function defined in that module becomes a task of the
-`wasmpool:task` world (wit/wasmpool-task.wit). Arguments and results are
-JSON, as for Rust-written tasks' JSON entry points (docs/abi.md): one
+Built into the component with CPython (componentize-py), but not with the
+user's module: the component is the same for every module that imports the
+same standard modules, so an edit of `tasks.py` reuses it, already built
+and compiled. The module's source comes in the component's custom section
+`wasmpool-start`, which the host hands to the start call
+(`call("", start)`, wit/wasmpool-task.wit) of every new instance: the
+runner runs it there, as an import would, and every public function it
+defines becomes a task of the `wasmpool:task` world. Arguments and results
+are JSON, as for Rust-written tasks' JSON entry points (docs/abi.md): one
 argument bare, several as an array. Before each call every generator of
-`random` that the build froze into the component (the module's own, and
-every `random.Random` made at import, such as `rng = random.Random()` at
-the top of tasks.py) is seeded from the host's task seed, each with a
-stream of its own: results do not depend on which worker ran the task,
-and no two inputs draw the same numbers.
+`random` alive after the module's top-level code (the module's own, and
+every `random.Random` it made, such as `rng = random.Random()` at the top
+of tasks.py) is seeded from the host's task seed, each with a stream of its
+own: results do not depend on which worker ran the task, and no two inputs
+draw the same numbers.
 
-`call("", "")` is not a task: the host makes it once on every new
-instance, before any input, so that the WASI streams every input may use
-(stdout and stderr) are opened by then; an instance reset between
-inputs is then put back with them still open. It also runs the call path
-a few times on a function of the runner's own (`_warm_up`), so that the
-state every input starts from has that path adapted by CPython's
-specializing interpreter (4 to 6 µs less per input of `sqrt` with a fresh
-state, about 5 %, measured side by side in one process).
+The start runs once on every new instance, before any input; an instance
+reset between inputs goes back to the state after it. It opens the WASI
+streams every input may use (stdout and stderr), runs the module, and runs
+the call path a few times on a function of the runner's own (`_warm_up`),
+so that the state every input starts from has that path adapted by
+CPython's specializing interpreter (4 to 6 µs less per input of `sqrt`
+with a fresh state, about 5 %, measured side by side in one process).
 """
 import gc
 import inspect
 import json
 import random
+import sys
 import traceback
+import types
 
 import componentize_py_types
 from wit_world import exports
@@ -55,28 +61,51 @@ def _raise(error):
 
 def _exception(module_file):
     """The exception being handled, as the world's `exception` record: its
-    traceback from the task down (not this runner's frame), with file names
-    relative to the module's folder."""
-    import sys
-
+    traceback from the first frame of the user's module down (not this
+    runner's frames), with `file:line` of the innermost frame in that
+    module (or, for a syntax error, of the error)."""
     kind, value, tb = sys.exc_info()
-    tb = tb.tb_next or tb  # the first frame is `call`, below
+    first = tb
+    while first is not None and first.tb_frame.f_code.co_filename != module_file:
+        first = first.tb_next
+    if first is not None:
+        tb = first
+    elif isinstance(value, SyntaxError):
+        tb = None  # the error names its file and line: the runner's frames say nothing
+    elif tb is not None:
+        tb = tb.tb_next or tb
     frames = traceback.extract_tb(tb)
     own = [f for f in frames if f.filename == module_file] or frames
     last = own[-1] if own else None
-    location = f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}" if last else ""
+    if isinstance(value, SyntaxError) and value.filename == module_file:
+        location = f"{module_file}:{value.lineno}"
+    else:
+        location = f"{last.filename.rsplit('/', 1)[-1]}:{last.lineno}" if last else ""
     text = "".join(traceback.format_exception(kind, value, tb))
-    folder = module_file.rsplit("/", 1)[0] if "/" in module_file else ""
-    if folder:
-        text = text.replace(f'File "{folder}/', 'File "')
     message = "".join(traceback.format_exception_only(kind, value)).strip() or "exception"
+    if isinstance(value, ModuleNotFoundError) and value.name:
+        message += "\n" + _missing_module_hint(value.name.split(".")[0], module_file)
     return wit.Exception(message, location, text)
 
 
+# Native extensions with no WebAssembly (WASI) build on PyPI (as in
+# componentize.py, which refuses their unconditional imports before a build).
+_NATIVE = ("numpy", "scipy", "pandas")
+
+
+def _missing_module_hint(name, module_file):
+    if name in _NATIVE:
+        return (f"{name} is a native extension: no build of it for WebAssembly (WASI) is available "
+                "from the package registries, so tasks written in Python cannot import it")
+    return (f"the component holds the standard modules {module_file} imports, and {module_file}: "
+            f"{name} is neither")
+
+
 def _frozen_generators():
-    """Every `random.Random` alive now, at build time, but the module's own
-    (seeded as `random.seed`): they would otherwise be frozen into the
-    component and repeat the same numbers in every input."""
+    """Every `random.Random` alive now, after the module's top-level code,
+    but the module's own (seeded as `random.seed`): they would otherwise be
+    in the state every input starts from, and repeat the same numbers in
+    every input."""
     own = getattr(random, "_inst", None)
     return [g for g in gc.get_objects() if isinstance(g, random.Random) and g is not own]
 
@@ -97,16 +126,26 @@ def _ready():
     return "null"
 
 
-def _keep_source(module):
-    """Reads the module's lines now, at build time, into `linecache`, so
-    that tracebacks show them: the component holds no file to read them
-    from later. (No modification time: `checkcache` leaves such entries.)"""
+def _run_module(spec_json):
+    """Runs the user's module from the start argument (JSON: `module`, its
+    name, and `source`) as an import would, and returns it. Its lines go
+    into `linecache`, so that tracebacks show them: the component holds no
+    file to read them from. (No modification time: `checkcache` leaves such
+    entries.)"""
     import linecache
 
-    filename = getattr(module, "__file__", None)
-    lines = linecache.getlines(filename) if filename else []
-    if lines:
-        linecache.cache[filename] = (sum(map(len, lines)), None, lines, filename)
+    spec = json.loads(spec_json)
+    name, source = spec["module"], spec["source"]
+    filename = f"{name}.py"
+    module = types.ModuleType(name)
+    module.__file__ = filename
+    lines = source.splitlines(True)
+    linecache.cache[filename] = (len(source), None, lines, filename)
+    # Importable by its name (`pickle`, `__module__`), unless the name is a
+    # module already there (a tasks file named like a standard module).
+    sys.modules.setdefault(name, module)
+    exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)
+    return module
 
 
 # How often the start runs the call path (`_run`) on `_warm_up`: CPython's
@@ -122,12 +161,12 @@ def _warm_up(x):
 
 
 def preload(names):
-    """Imports, at build time, the modules that the user's module imports
-    inside its functions (`import statistics` in a task's body): the
-    component holds only the modules the build imported, so an import the
-    build never ran would fail in every input. A name that cannot be
-    imported here (a package the component does not hold) is left for the
-    task to fail on, as it would."""
+    """Imports, at build time, the modules that the user's module imports,
+    at its top or inside its functions (`import statistics` in a task's
+    body): the component holds only the modules the build imported, so an
+    import the build never ran would fail in every input. A name that
+    cannot be imported here (a package the component does not hold) is
+    left for the module or the task to fail on, as it would."""
     import importlib
 
     for name in names:
@@ -137,18 +176,15 @@ def preload(names):
             pass
 
 
-def make_tasks(module):
-    """The `Tasks` export class for `module`'s public functions."""
-    functions = dict(_public_functions(module))
-    generators = _frozen_generators()
-    _keep_source(module)
-    arity = {name: len(inspect.signature(f).parameters) for name, f in functions.items()}
-    module_file = getattr(module, "__file__", "")
+def make_tasks():
+    """The `Tasks` export class: its tasks are the public functions of the
+    module its start runs (see the module's doc)."""
+    loaded = {"functions": {}, "arity": {}, "generators": [], "file": ""}
 
     class Tasks(exports.Tasks):
         def describe(self):
             infos = []
-            for name, f in functions.items():
+            for name, f in loaded["functions"].items():
                 signature = inspect.signature(f)
                 params = [wit.Param(p.name, _type_name(p.annotation)) for p in signature.parameters.values()]
                 returns = _type_name(signature.return_annotation)
@@ -157,13 +193,32 @@ def make_tasks(module):
 
         def call(self, name, args_json):
             if name == "":
-                for _ in range(_WARM_UP_CALLS):
-                    self._run(_warm_up, "_warm_up", 1, "[0]")
-                return _ready()
-            f = functions.get(name)
+                return self._start(args_json)
+            f = loaded["functions"].get(name)
             if f is None:
                 _raise(wit.CallError_NoSuchTask(name))
-            return self._run(f, name, arity[name], args_json)
+            return self._run(f, name, loaded["arity"][name], args_json)
+
+        def _start(self, spec_json):
+            if spec_json:
+                try:
+                    module = _run_module(spec_json)
+                except BaseException:
+                    # Its top-level code (a syntax error, an import the
+                    # component lacks, sys.exit): the load fails, saying why.
+                    try:
+                        file = json.loads(spec_json)["module"] + ".py"
+                    except Exception:
+                        file = ""
+                    _raise(wit.CallError_Raised(_exception(file)))
+                functions = dict(_public_functions(module))
+                loaded["functions"] = functions
+                loaded["arity"] = {name: len(inspect.signature(f).parameters) for name, f in functions.items()}
+                loaded["generators"] = _frozen_generators()
+                loaded["file"] = module.__file__
+            for _ in range(_WARM_UP_CALLS):
+                self._run(_warm_up, "_warm_up", 1, "[0]")
+            return _ready()
 
         def _run(self, f, name, n, args_json):
             try:
@@ -180,13 +235,13 @@ def make_tasks(module):
                 _raise(wit.CallError_BadArguments(f"{name} takes {n} arguments, as a JSON array of {n}"))
             try:
                 # Inside: a generator whose seed() raises is the task's exception.
-                _reseed(host.task_seed(), generators)
+                _reseed(host.task_seed(), loaded["generators"])
                 result = f(*args)
             except BaseException:
                 # SystemExit (sys.exit, with its status), KeyboardInterrupt
                 # and the like too: otherwise they would leave the runner
                 # and trap, their type and status lost.
-                _raise(wit.CallError_Raised(_exception(module_file)))
+                _raise(wit.CallError_Raised(_exception(loaded["file"])))
             try:
                 return json.dumps(result, allow_nan=False)
             except (TypeError, ValueError) as e:

@@ -39,7 +39,8 @@ fn words(values: &[u32]) -> Vec<u8> {
 }
 
 /// A task component with the tasks `attack` and `ok` (which returns 42);
-/// its start (`call("", "")`) answers as `ok` does.
+/// its start (`call("", start)`) answers as `ok` does (or runs the attack,
+/// [`start_attacks`](TaskComponent::start_attacks)).
 struct TaskComponent {
     /// Component-level imports (WAT), with the core functions lowered from
     /// them (`(core func $name (canon lower ...))`) for the core module's
@@ -58,6 +59,9 @@ struct TaskComponent {
     extra: String,
     /// The task names `describe` reports (default: attack, ok).
     names: Vec<String>,
+    /// Whether the start (`call("", …)`) runs the attack instead of
+    /// answering as `ok` does.
+    start_attacks: bool,
 }
 
 impl TaskComponent {
@@ -70,7 +74,13 @@ impl TaskComponent {
             attack: attack.to_owned(),
             extra: String::new(),
             names: vec!["attack".into(), "ok".into()],
+            start_attacks: false,
         }
+    }
+
+    fn start_attacks(mut self) -> Self {
+        self.start_attacks = true;
+        self
     }
 
     fn pages(mut self, pages: u32) -> Self {
@@ -147,9 +157,12 @@ impl TaskComponent {
     local.get $at)
   (func (export "describe") (result i32) i32.const {DESCRIBE_AREA})
   (func (export "call") (param $name i32) (param $name_len i32) (param i32 i32) (result i32)
-    ;; "" (the start, called once per new instance) and "ok" answer 42.
+    ;; "" (the start, called once per new instance) and "ok" answer 42
+    ;; (the start runs the attack instead if `start_attacks`).
     local.get $name_len
     i32.eqz
+    {start_answers}
+    i32.and
     local.get $name_len
     i32.const 2
     i32.eq
@@ -170,6 +183,7 @@ impl TaskComponent {
             attack = self.attack,
             describe = self.describe_data(),
             extra = self.extra,
+            start_answers = if self.start_attacks { "i32.const 0" } else { "i32.const 1" },
         );
         let text = format!(
             r#"(component $root
@@ -694,5 +708,73 @@ fn a_fresh_state_per_input_restores_what_no_export_shows() {
         let attack = pool.task("attack").unwrap().json().unwrap();
         let results: Vec<String> = (0..3).map(|_| attack.call("null").unwrap()).collect();
         assert_eq!(results, ["2", "4", "6"], "{kind:?}, kept");
+    }
+}
+
+/// `component` carrying the start argument `payload` in its custom section
+/// `wasmpool-start` (as a build of tasks written in Python carries the
+/// module's source), once per payload.
+fn with_start(mut component: Vec<u8>, payloads: &[&[u8]]) -> Vec<u8> {
+    fn leb(out: &mut Vec<u8>, mut n: usize) {
+        loop {
+            let byte = (n & 0x7f) as u8;
+            n >>= 7;
+            out.push(if n == 0 { byte } else { byte | 0x80 });
+            if n == 0 {
+                return;
+            }
+        }
+    }
+    for payload in payloads {
+        let mut body = Vec::new();
+        leb(&mut body, "wasmpool-start".len());
+        body.extend_from_slice(b"wasmpool-start");
+        body.extend_from_slice(payload);
+        component.push(0);
+        leb(&mut component, body.len());
+        component.extend_from_slice(&body);
+    }
+    component
+}
+
+each_kind! {
+    fn a_start_argument_twice_or_not_text_is_refused(kind) {
+        let component = TaskComponent::new("(func $attack (result i32) i32.const 512)").build();
+        for (name, payloads) in [("twice", &[&b"a"[..], b"b"][..]), ("binary", &[&[0xff, 0xfe][..]])] {
+            let start = Instant::now();
+            let error = hostile_pool(kind, with_start(component.clone(), payloads)).build().expect_err(name);
+            assert!(
+                matches!(module_error(&error), Some(ModuleError::StartArgument(why)) if why.contains("wasmpool-start")),
+                "{name} ({kind:?}): unexpected error: {error}"
+            );
+            assert!(start.elapsed() < deadline() + SLACK);
+        }
+        // One text argument: the component starts with it and serves.
+        let pool = hostile_pool(kind, with_start(component, &[b"{\"source\": \"\"}"])).build().unwrap();
+        assert_eq!(pool.task("ok").unwrap().json().unwrap().call("null").unwrap(), "42");
+    }
+}
+
+each_kind! {
+    fn a_start_that_raises_or_refuses_its_argument_fails_the_load_with_the_reason(kind) {
+        // The start raises an exception of a megabyte (what a module's
+        // top-level code does when it fails): refused with it, cut.
+        let (attack, area) = returning(&[1, 2, BIG_AT, 1 << 20, BIG_AT, 5, BIG_AT, 5]);
+        let component = TaskComponent::new(&attack).extra(&area).pages(32).start_attacks();
+        refuse_component(kind, "start_raises", &component, |e| {
+            matches!(module_error(e), Some(ModuleError::Instantiation(why))
+                if why.contains("panicked") && why.len() < 256 << 10 && why.ends_with("more bytes cut)"))
+        });
+        // A start that says it has no such task is a component without a
+        // start: fine with no argument, refused when it was given one.
+        let (attack, area) = returning(&[1, 0, BIG_AT, 5]);
+        let component = TaskComponent::new(&attack).extra(&area).pages(2).start_attacks();
+        let pool = hostile_pool(kind, component.build()).build().expect("no start, no argument");
+        assert_eq!(pool.task("ok").unwrap().json().unwrap().call("null").unwrap(), "42");
+        let error = hostile_pool(kind, with_start(component.build(), &[b"x"])).build().expect_err("argument unread");
+        assert!(
+            matches!(module_error(&error), Some(ModuleError::Instantiation(why)) if why.contains("no task named")),
+            "{kind:?}: unexpected error: {error}"
+        );
     }
 }
