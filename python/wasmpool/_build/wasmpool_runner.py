@@ -102,12 +102,34 @@ def _missing_module_hint(name, module_file):
 
 
 def _frozen_generators():
-    """Every `random.Random` alive now, after the module's top-level code,
-    but the module's own (seeded as `random.seed`): they would otherwise be
-    in the state every input starts from, and repeat the same numbers in
-    every input."""
+    """Every `random.Random` alive now, at build time (those the standard
+    modules made as they were imported), but the module's own (seeded as
+    `random.seed`): they would otherwise be in the state every input
+    starts from, and repeat the same numbers in every input."""
     own = getattr(random, "_inst", None)
     return [g for g in gc.get_objects() if isinstance(g, random.Random) and g is not own]
+
+
+class _NewGenerators:
+    """Records every `random.Random` made while active (by the user's
+    module's top-level code, such as `rng = random.Random()`): found
+    without walking the heap, since `gc.get_objects()` would write to the
+    reference count of every object, and so to every page of memory, which
+    an instance reset between inputs then copies back each time."""
+
+    def __enter__(self):
+        made, init = [], random.Random.__init__
+        self._init = init
+
+        def tracking(generator, *args, **kwargs):
+            made.append(generator)
+            init(generator, *args, **kwargs)
+
+        random.Random.__init__ = tracking
+        return made
+
+    def __exit__(self, *exc):
+        random.Random.__init__ = self._init
 
 
 def _reseed(seed, generators):
@@ -126,15 +148,17 @@ def _ready():
     return "null"
 
 
-def _run_module(spec_json):
-    """Runs the user's module from the start argument (JSON: `module`, its
-    name, and `source`) as an import would, and returns it. Its lines go
-    into `linecache`, so that tracebacks show them: the component holds no
-    file to read them from. (No modification time: `checkcache` leaves such
-    entries.)"""
+def _run_module(spec):
+    """Runs the user's module from the start argument (`spec`: `module`,
+    its name; `source`; and `code`, its compiled code, if a first instance
+    gave it) as an import would, and returns it with its code object. Its
+    lines go into `linecache`, so that tracebacks show them: the component
+    holds no file to read them from. (No modification time: `checkcache`
+    leaves such entries.)"""
+    import base64
     import linecache
+    import marshal
 
-    spec = json.loads(spec_json)
     name, source = spec["module"], spec["source"]
     filename = f"{name}.py"
     module = types.ModuleType(name)
@@ -144,8 +168,12 @@ def _run_module(spec_json):
     # Importable by its name (`pickle`, `__module__`), unless the name is a
     # module already there (a tasks file named like a standard module).
     sys.modules.setdefault(name, module)
-    exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)
-    return module
+    if "code" in spec:
+        code = marshal.loads(base64.b64decode(spec["code"]))
+    else:
+        code = compile(source, filename, "exec", dont_inherit=True)
+    exec(code, module.__dict__)
+    return module, code
 
 
 # How often the start runs the call path (`_run`) on `_warm_up`: CPython's
@@ -176,10 +204,85 @@ def preload(names):
             pass
 
 
+def _arity(function):
+    """How many parameters `function` has, as `inspect.signature` counts
+    them: read off its code object unless a decorator rewrapped it (then
+    `inspect`, whose code would otherwise write to many more pages at the
+    start: see `_warm_up_loading`)."""
+    if hasattr(function, "__wrapped__") or hasattr(function, "__signature__"):
+        return len(inspect.signature(function).parameters)
+    code = function.__code__
+    return (code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & inspect.CO_VARARGS)
+            + bool(code.co_flags & inspect.CO_VARKEYWORDS))
+
+
+def _load(spec_json):
+    """Runs the user's module (`_run_module`) and returns it, its tasks,
+    their arities, the generators its top-level code made, and what the
+    start answers: the start argument with the module's compiled code
+    added, for later instances (which then skip the compiler: each page the
+    start writes is copied back at every reset between inputs, and a new
+    instance costs less), or `null` if it was given. No collection runs
+    meanwhile: one would walk (and write to) every object of the
+    interpreter."""
+    import base64
+    import marshal
+
+    spec = json.loads(spec_json)
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        with _NewGenerators() as made:
+            module, code = _run_module(spec)
+        functions = dict(_public_functions(module))
+        arity = {name: _arity(f) for name, f in functions.items()}
+    finally:
+        if enabled:
+            gc.enable()
+    answer = "null"
+    if "code" not in spec:
+        answer = json.dumps(dict(spec, code=base64.b64encode(marshal.dumps(code)).decode()))
+    return module, functions, arity, made, answer
+
+
+# A module like a user's, loaded at build time (`_warm_up_loading`).
+_SAMPLE = {"module": "wasmpool_sample", "source": (
+    "import random\n"
+    "_rng = random.Random()\n"
+    "LIMIT = 10\n"
+    "def f(a: int, b=1) -> int:\n"
+    "    \"\"\"A sample.\"\"\"\n"
+    "    return a + b\n"
+    "def g(*xs):\n"
+    "    return sorted(xs)\n"
+    "class Table:\n"
+    "    size = 0\n"
+)}
+
+
+def _warm_up_loading():
+    """Loads a sample module at build time, a few times, then forgets it:
+    the code that loads a module (JSON, the compiler, `inspect`) is then
+    adapted by CPython's specializing interpreter in the image every
+    instance starts from, so the start writes less memory: each page it
+    writes is copied back at every reset between inputs (551 pages per
+    reset for tasks.py without this)."""
+    import linecache
+
+    spec = json.dumps(_SAMPLE)
+    for _ in range(_WARM_UP_CALLS):
+        compiled = _load(spec)[-1]
+        _load(compiled)
+    sys.modules.pop(_SAMPLE["module"], None)
+    linecache.cache.pop(_SAMPLE["module"] + ".py", None)
+
+
 def make_tasks():
     """The `Tasks` export class: its tasks are the public functions of the
     module its start runs (see the module's doc)."""
     loaded = {"functions": {}, "arity": {}, "generators": [], "file": ""}
+    built_generators = _frozen_generators()
+    _warm_up_loading()
 
     class Tasks(exports.Tasks):
         def describe(self):
@@ -202,7 +305,7 @@ def make_tasks():
         def _start(self, spec_json):
             if spec_json:
                 try:
-                    module = _run_module(spec_json)
+                    module, functions, arity, made, answer = _load(spec_json)
                 except BaseException:
                     # Its top-level code (a syntax error, an import the
                     # component lacks, sys.exit): the load fails, saying why.
@@ -211,14 +314,17 @@ def make_tasks():
                     except Exception:
                         file = ""
                     _raise(wit.CallError_Raised(_exception(file)))
-                functions = dict(_public_functions(module))
                 loaded["functions"] = functions
-                loaded["arity"] = {name: len(inspect.signature(f).parameters) for name, f in functions.items()}
-                loaded["generators"] = _frozen_generators()
+                loaded["arity"] = arity
+                own = getattr(random, "_inst", None)
+                loaded["generators"] = built_generators + [g for g in made if g is not own]
                 loaded["file"] = module.__file__
+            else:
+                answer = "null"
             for _ in range(_WARM_UP_CALLS):
                 self._run(_warm_up, "_warm_up", 1, "[0]")
-            return _ready()
+            _ready()
+            return answer
 
         def _run(self, f, name, n, args_json):
             try:
