@@ -165,6 +165,10 @@ pub(crate) struct TaskComponent {
     /// The argument of the start call (`component_start`): the source of
     /// tasks written in Python, or empty.
     start: Arc<str>,
+    /// The deadline and fuel of a new instance's start and init task: the
+    /// load's (those [`new`](Self::new) was given), not those of the input
+    /// the instance is made for. The module's top-level code runs there.
+    start_run: RunLimits,
     /// The tasks, as the component describes them.
     pub tasks: Vec<TaskInfo>,
 }
@@ -204,13 +208,17 @@ impl TaskComponent {
             resets: false,
             init: None,
             start: Arc::from(start.unwrap_or("")),
+            start_run: RunLimits { deadline: run.deadline, fuel: run.fuel, ..RunLimits::default() },
             tasks: Vec::new(),
         };
         let (mut store, instance, answer) = this.instantiate_started(run)?;
         // A start may answer with a cheaper equivalent of its argument for
         // later instances (wit/wasmpool-task.wit): wasmpool's runner
         // answers with the module's compiled code beside its source.
-        if !this.start.is_empty() && answer != "null" && answer.len() <= component_start::MAX_START_ARGUMENT {
+        if !this.start.is_empty()
+            && !matches!(answer.as_str(), "" | "null")
+            && answer.len() <= component_start::MAX_START_ARGUMENT
+        {
             this.start = Arc::from(answer);
         }
         let described = instance.wasmpool_task_tasks().call_describe(&mut store);
@@ -271,7 +279,12 @@ impl TaskComponent {
             max_message: limits.max_message,
         };
         let mut store = StoreCore::store(&self.engine, state, self.epoch_checks);
-        store.set_hostcall_fuel(transfer_limit(limits));
+        // The start copies the module's source in, and may answer with its
+        // compiled code: room for both, whatever the output limit.
+        store.set_hostcall_fuel(transfer_limit(limits).max(3 * component_start::MAX_START_ARGUMENT));
+        // The start and the init run under the load's deadline and fuel,
+        // stopped still by the input's cancellation or the pool's closing.
+        let run = &RunLimits { cancel: run.cancel.clone(), closing: run.closing.clone(), ..self.start_run.clone() };
         self.prepare_call(&mut store, INSTANTIATION_SEED, None, run)?;
         let instance =
             self.pre.instantiate(&mut store).map_err(|e| classify(&mut store, limits, e, Step::Instantiate))?;
@@ -292,6 +305,7 @@ impl TaskComponent {
         // What the module's top-level code printed is every instance's, no
         // input's.
         store.data_mut().wasi.take_output();
+        store.set_hostcall_fuel(transfer_limit(limits));
         if let Some(init) = &self.init {
             self.run_init(&mut store, &instance, init, run)?;
         }

@@ -56,13 +56,20 @@ def test_an_edit_that_imports_nothing_new_reuses_the_interpreter(tmp_path, capfd
     from wasmpool._build import componentize
 
     source = tmp_path / "edited.py"
-    source.write_text("def root(x):\n    return x ** 0.5\n")
+    # New sources every run (never a cached component): each build looks
+    # its runner component up (an earlier run's may have been evicted).
+    edit = f"# run {time.time_ns()}\n"
+    source.write_text(edit + "def root(x):\n    return x ** 0.5\n")
     first = _build.build(source)
     runner = _runner_of(first)
+    with Pool(first, workers=1) as pool:
+        assert pool.call("root", 16) == 4.0
+    compiled = _build.default_cache_dir().parent
+    entries = sorted(p.name for p in compiled.glob("*.cwasm"))
     capfd.readouterr()
     # The same imports (none): the same runner component, not built again,
     # and the module's source carried after it (custom section `wasmpool-start`).
-    source.write_text("def root(x):\n    return x ** 0.5 + 1\n\ndef twice(x):\n    return 2 * x\n")
+    source.write_text(edit + "def root(x):\n    return x ** 0.5 + 1\n\ndef twice(x):\n    return 2 * x\n")
     second = _build.build(source)
     assert second != first
     assert "wasmpool: building" not in capfd.readouterr().err
@@ -71,13 +78,24 @@ def test_an_edit_that_imports_nothing_new_reuses_the_interpreter(tmp_path, capfd
     with Pool(second, workers=1) as pool:
         assert [t.name for t in pool.tasks()] == ["root", "twice"]
         assert pool.call("root", 16) == 5.0 and pool.call("twice", 21) == 42
+    assert sorted(p.name for p in compiled.glob("*.cwasm")) == entries, "the edit compiled nothing"
     # Other imports (those of the example's tasks.py): another runner.
-    source.write_text(TASKS.read_text() + "\n\ndef thrice(x):\n    return 3 * x\n")
+    source.write_text(edit + TASKS.read_text() + "\n\ndef thrice(x):\n    return 3 * x\n")
     third = _build.build(source)
     assert _runner_of(third) != runner
-    assert _runner_of(third) == _runner_of(_build.build(TASKS))
     with Pool(third, workers=1) as pool:
         assert pool.call("thrice", 5) == 15
+
+
+def test_imports_are_read_from_source_this_python_cannot_parse():
+    # 3.12+ syntax on an older Python: the import lines are read instead.
+    from wasmpool._build import componentize
+
+    source = (b"from statistics import (\n    mean,\n)\nimport json; import fractions\nif True: import decimal\n"
+              b"import os.path as p, heapq\ntype Pair = tuple[int, int]\ndef f[T](x: T) -> T:\n    import bisect\n"
+              b"    return x\n")
+    assert set(componentize._imports_inside(source)) >= {
+        "statistics", "json", "fractions", "decimal", "os.path", "heapq", "bisect"}
 
 
 def test_the_build_cache_keeps_the_most_recently_used_builds(tmp_path, monkeypatch):
@@ -89,11 +107,16 @@ def test_the_build_cache_keeps_the_most_recently_used_builds(tmp_path, monkeypat
         old = folder / f"tasks-{age:02}.wasm"
         old.write_bytes(b"\0asm")
         os.utime(old, (1_000_000 - age, 1_000_000 - age))
+    for age in range(10):  # runner components are counted apart, and outlive older module builds
+        old = folder / f"runner-{age:02}.wasm"
+        old.write_bytes(b"\0asm")
+        os.utime(old, (1_000 - age, 1_000 - age))
     (folder / "notes.txt").write_text("not a build")
     keep = folder / "tasks-19.wasm"  # the oldest, but just written
     componentize._evict(folder, keep=keep)
     left = sorted(p.name for p in folder.iterdir())
     kept = [f"tasks-{age:02}.wasm" for age in range(componentize.MAX_CACHED_BUILDS)] + ["tasks-19.wasm"]
+    kept += [f"runner-{age:02}.wasm" for age in range(componentize.MAX_CACHED_RUNNERS)]
     assert left == sorted(kept + ["notes.txt"])
 
 
@@ -157,6 +180,21 @@ def test_a_module_whose_top_level_code_never_ends_stops_at_the_load_deadline(tmp
         with pytest.raises(ModuleLoadError, match="did not return within 2s"):
             Pool(source, workers=1, processes=processes, load_deadline=2)
         assert time.monotonic() - started < 30
+
+
+def test_top_level_code_longer_than_the_task_deadline_fails_the_load(tmp_path):
+    # Every input may need a new instance, which runs the module's
+    # top-level code: it must fit the load deadline, or the task deadline
+    # when that is shorter, and the pool says so when it does not.
+    from wasmpool import Pool
+    from wasmpool.errors import ModuleLoadError
+
+    source = tmp_path / "slow_start.py"
+    source.write_text("TOTAL = sum(i * i for i in range(600_000))\n\ndef total():\n    return TOTAL\n")
+    with pytest.raises(ModuleLoadError, match="did not return within 100ms"):
+        Pool(source, workers=1, deadline=0.1)
+    with Pool(source, workers=1, deadline=20) as pool:
+        assert pool.map("total", [None] * 3) == [sum(i * i for i in range(600_000))] * 3
 
 
 def test_another_missing_module_is_named(tmp_path):
@@ -255,8 +293,8 @@ def test_fresh_state_false_keeps_module_globals_and_still_seeds_each_input(proce
 
 @pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
 def test_a_generator_made_at_import_draws_new_numbers_in_every_input(processes):
-    # `_dice = random.Random()` at the top of tasks.py is frozen into the
-    # component by the build: unless reseeded, every input would roll the
+    # `_dice = random.Random()` at the top of tasks.py is part of the state
+    # every input starts from: unless reseeded, every input would roll the
     # same dice (the pprocess user's bug).
     from wasmpool import Pool
 

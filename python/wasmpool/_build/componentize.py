@@ -91,9 +91,11 @@ def _digest(*parts: bytes) -> str:
 
 
 def _key(source: bytes, module_name: str, tool: str, wit: str) -> str:
-    """The key of a module's component: everything it is made of."""
-    return _digest(b"wasmpool python tasks v2", module_name.encode(), source, _RUNNER.read_bytes(),
-                   _IN_TASK.read_bytes(), wit.encode(), tool.encode())
+    """The key of a module's component: everything it is made of (the
+    runner component's key, which names the imports read from the source,
+    and this file, which reads them and lays the source out)."""
+    return _digest(b"wasmpool python tasks v2", module_name.encode(), source,
+                   _runner_key(_imports_inside(source), tool, wit).encode(), Path(__file__).read_bytes())
 
 
 def _runner_key(preload: list[str], tool: str, wit: str) -> str:
@@ -158,22 +160,30 @@ def _plan(path: str | os.PathLike, wit: str, cache_dir: str | os.PathLike | None
 # How many built components the cache keeps (about 20 MB each): the least
 # recently used go first. Each edit of a module is a new build.
 MAX_CACHED_BUILDS = 16
+# How many runner components (one per set of imports, each reused by every
+# edit of a module) it keeps beside them, also least recently used first.
+MAX_CACHED_RUNNERS = 6
 
 
 def _evict(folder: Path, keep: Path) -> None:
     """Removes the least recently used builds in `folder` (regular files
-    named *.wasm; links are not followed) past MAX_CACHED_BUILDS."""
-    builds = []
+    named *.wasm; links are not followed): module components past
+    MAX_CACHED_BUILDS, runner components (runner-*.wasm) past
+    MAX_CACHED_RUNNERS, counted apart so that builds of many modules do not
+    push out the runners their edits reuse."""
+    groups = {True: [], False: []}
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
             if entry.name.endswith(".wasm") and entry.is_file(follow_symlinks=False):
                 with contextlib.suppress(OSError):
-                    builds.append((entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))
-    builds.sort(reverse=True)
-    for _, old in builds[MAX_CACHED_BUILDS:]:
-        if old != keep:
-            with contextlib.suppress(OSError):
-                old.unlink()
+                    groups[entry.name.startswith("runner-")].append(
+                        (entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))
+    for runners, builds in groups.items():
+        builds.sort(reverse=True)
+        for _, old in builds[MAX_CACHED_RUNNERS if runners else MAX_CACHED_BUILDS:]:
+            if old != keep:
+                with contextlib.suppress(OSError):
+                    old.unlink()
 
 
 def cache_path(path: str | os.PathLike, *, wit: str, cache_dir: str | os.PathLike | None | bool = True) -> Path | None:
@@ -215,7 +225,7 @@ def _refuse_native_imports(source_path: Path, source: bytes) -> None:
 
 # `import a.b, c as d` and `from a.b import c, d`, on a line of their own
 # (the fallback for a module this Python cannot parse).
-_IMPORT_LINE = re.compile(r"^[ \t]*(?:import[ \t]+([\w., \t]+)|from[ \t]+([\w.]+)[ \t]+import[ \t]+\(?([\w, \t]+))",
+_IMPORT_LINE = re.compile(r"(?:^|[;:])[ \t]*(?:import[ \t]+([\w., \t]+)|from[ \t]+([\w.]+)[ \t]+import[ \t]+\(?([\w, \t]*))",
                           re.MULTILINE)
 
 
@@ -309,7 +319,10 @@ def _leb128(n: int) -> bytes:
 def _start_section(module_name: str, text: str) -> bytes:
     """The custom section holding the module's name and source (JSON), as
     the runner's start reads it."""
-    payload = json.dumps({"module": module_name, "source": text}, ensure_ascii=False).encode()
+    try:
+        payload = json.dumps({"module": module_name, "source": text}, ensure_ascii=False).encode()
+    except UnicodeEncodeError as e:  # a lone surrogate, from a `coding:` cookie
+        raise BuildFailed(f"{module_name}.py cannot be carried as UTF-8 text: {e}") from None
     if len(payload) > MAX_START_ARGUMENT:
         raise BuildFailed(f"{module_name}.py is too long to carry: {len(payload)} bytes of source, "
                           f"over {MAX_START_ARGUMENT}")
@@ -333,7 +346,7 @@ def _check_source(source_path: Path, source: bytes) -> str:
     if sys.version_info >= (3, 14):
         try:
             compile(text, source_path.name, "exec", dont_inherit=True)
-        except SyntaxError as e:
+        except (SyntaxError, ValueError) as e:
             detail = "".join(__import__("traceback").format_exception_only(type(e), e)).strip()
             raise BuildFailed(f"cannot build {source_path.name} into a task component:\n{detail}") from None
     return text
@@ -357,6 +370,7 @@ def _runner_component(preload: list[str], wit: str, tool: str, cache: Path | Non
         runner = _componentize(preload, wit, Path(tmp), for_name)
     if cached is not None:
         _replace(cached, runner)
+        _evict(cache, keep=cached)
     return runner
 
 

@@ -10,8 +10,9 @@ runner runs it there, as an import would, and every public function it
 defines becomes a task of the `wasmpool:task` world. Arguments and results
 are JSON, as for Rust-written tasks' JSON entry points (docs/abi.md): one
 argument bare, several as an array. Before each call every generator of
-`random` alive after the module's top-level code (the module's own, and
-every `random.Random` it made, such as `rng = random.Random()` at the top
+`random` in the state inputs start from (the module's own, those the
+standard modules made at build, and every `random.Random` the module's
+top-level code made and kept, such as `rng = random.Random()` at the top
 of tasks.py) is seeded from the host's task seed, each with a stream of its
 own: results do not depend on which worker ran the task, and no two inputs
 draw the same numbers.
@@ -26,6 +27,7 @@ with a fresh state, about 5 %, measured side by side in one process).
 """
 import gc
 import inspect
+import io
 import json
 import random
 import sys
@@ -112,24 +114,31 @@ def _frozen_generators():
 
 class _NewGenerators:
     """Records every `random.Random` made while active (by the user's
-    module's top-level code, such as `rng = random.Random()`): found
-    without walking the heap, since `gc.get_objects()` would write to the
-    reference count of every object, and so to every page of memory, which
-    an instance reset between inputs then copies back each time."""
+    module's top-level code, such as `rng = random.Random()`; made through
+    `Random.__init__`, as every generator of a subclass that calls it is):
+    found without walking the heap, since `gc.get_objects()` would write to
+    the reference count of every object, and so to every page of memory,
+    which an instance reset between inputs then copies back each time. Held
+    weakly: `alive()` gives those still alive, not the temporaries."""
 
     def __enter__(self):
+        import weakref
+
         made, init = [], random.Random.__init__
-        self._init = init
+        self._init, self._made = init, made
 
         def tracking(generator, *args, **kwargs):
-            made.append(generator)
+            made.append(weakref.ref(generator))
             init(generator, *args, **kwargs)
 
         random.Random.__init__ = tracking
-        return made
+        return self
 
     def __exit__(self, *exc):
         random.Random.__init__ = self._init
+
+    def alive(self):
+        return [g for g in (ref() for ref in self._made) if g is not None]
 
 
 def _reseed(seed, generators):
@@ -163,7 +172,8 @@ def _run_module(spec):
     filename = f"{name}.py"
     module = types.ModuleType(name)
     module.__file__ = filename
-    lines = source.splitlines(True)
+    # Lines as the compiler counts them (at newlines only, not at form feeds).
+    lines = io.StringIO(source).readlines()
     linecache.cache[filename] = (len(source), None, lines, filename)
     # Importable by its name (`pickle`, `__module__`), unless the name is a
     # module already there (a tasks file named like a standard module).
@@ -232,13 +242,18 @@ def _load(spec_json):
     enabled = gc.isenabled()
     gc.disable()
     try:
-        with _NewGenerators() as made:
+        with _NewGenerators() as generators:
             module, code = _run_module(spec)
         functions = dict(_public_functions(module))
         arity = {name: _arity(f) for name, f in functions.items()}
     finally:
         if enabled:
             gc.enable()
+    # What the module made, collected once now (the young objects only):
+    # left to the first input, a collection would run over it in every
+    # input, since each starts from the state after this start.
+    gc.collect(0)
+    made = generators.alive()
     answer = "null"
     if "code" not in spec:
         answer = json.dumps(dict(spec, code=base64.b64encode(marshal.dumps(code)).decode()))
