@@ -106,26 +106,9 @@ mod tests {
 
     /// `wasm` with a top-level custom section `name` holding `payload`.
     fn with_section(mut wasm: Vec<u8>, name: &str, payload: &[u8]) -> Vec<u8> {
-        let mut section = Vec::new();
-        leb(&mut section, name.len());
-        section.extend_from_slice(name.as_bytes());
-        section.extend_from_slice(payload);
-        wasm.push(CUSTOM_SECTION);
-        leb(&mut wasm, section.len());
-        wasm.extend_from_slice(&section);
+        use wasm_encoder::Section;
+        wasm_encoder::CustomSection { name: name.into(), data: payload.into() }.append_to(&mut wasm);
         wasm
-    }
-
-    fn leb(out: &mut Vec<u8>, mut n: usize) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            if n == 0 {
-                out.push(byte);
-                return;
-            }
-            out.push(byte | 0x80);
-        }
     }
 
     #[test]

@@ -715,24 +715,10 @@ fn a_fresh_state_per_input_restores_what_no_export_shows() {
 /// `wasmpool-start` (as a build of tasks written in Python carries the
 /// module's source), once per payload.
 fn with_start(mut component: Vec<u8>, payloads: &[&[u8]]) -> Vec<u8> {
-    fn leb(out: &mut Vec<u8>, mut n: usize) {
-        loop {
-            let byte = (n & 0x7f) as u8;
-            n >>= 7;
-            out.push(if n == 0 { byte } else { byte | 0x80 });
-            if n == 0 {
-                return;
-            }
-        }
-    }
+    use wasm_encoder::Section;
     for payload in payloads {
-        let mut body = Vec::new();
-        leb(&mut body, "wasmpool-start".len());
-        body.extend_from_slice(b"wasmpool-start");
-        body.extend_from_slice(payload);
-        component.push(0);
-        leb(&mut component, body.len());
-        component.extend_from_slice(&body);
+        wasm_encoder::CustomSection { name: "wasmpool-start".into(), data: (*payload).into() }
+            .append_to(&mut component);
     }
     component
 }
