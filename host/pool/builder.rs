@@ -11,7 +11,8 @@ use crate::process::locate::find_worker_executable;
 use crate::process::supervisor::Spawner;
 use crate::process::watchdog::Watchdog;
 use crate::runtime::cache::{self, PreparedError};
-use crate::runtime::component::{self, TaskComponent};
+use crate::runtime::code::{CodeKind, CompiledCode};
+use crate::runtime::component;
 use crate::runtime::engine::{
     Allocator, AllocatorKind, EngineSettings, SLOTS_PER_WORKER_ENGINE, create_compiling_engine, create_engine,
     engines_for_workers,
@@ -26,11 +27,10 @@ use crate::sandbox::output::OutputSink;
 use crate::sandbox::wasi::WasiConfig;
 use crate::scheduler::chunking::ChunkSize;
 use crate::spin::DEFAULT_IDLE_SPIN;
-use crate::transport::messages::{CodeKind, Hello, PROTOCOL_VERSION, max_reply_len};
-use crate::worker::code::WorkerCode;
-use crate::worker::component::ComponentTasks;
-use crate::worker::executor::{Executor, InstanceMode};
-use crate::worker::probe::{ProbeFailure, interruptible_copy, probe, probe_error};
+use crate::transport::messages::{Hello, PROTOCOL_VERSION, max_reply_len};
+use crate::worker::executor::InstanceMode;
+use crate::worker::load::LoadedCode;
+use crate::worker::probe::{interruptible_copy, probe, probe_error};
 use crate::worker::worker_stack_size;
 use serde::Serialize;
 use std::path::PathBuf;
@@ -433,19 +433,15 @@ impl PoolBuilder {
 
     /// Compiles and checks the module as [`build`](Self::build) does (its
     /// header, compile limits, imports, exports and task list, through the
-    /// module cache), without running any of its code or starting any
-    /// worker, and returns its tasks. For tools that only read a module,
-    /// such as `wasmpool list`.
+    /// module cache), without starting any worker, and returns its tasks.
+    /// A core module's code does not run; a task component (tasks written
+    /// in Python) lists its tasks by running its start (the module's
+    /// top-level code) and task list once, in the sandbox, under the load
+    /// deadline. For tools that only read a module, such as `wasmpool list`.
     pub fn inspect(mut self) -> Result<Vec<TaskInfo>> {
         let compiled = self.compile()?;
-        match &compiled.unit {
-            Unit::Module(module) => Ok(module.tasks.clone()),
-            Unit::Component { code, start } => {
-                let engines = [(compiled.engine.clone(), code.clone())];
-                let (loaded, _) = self.load_components(&compiled.origin, &engines, start.as_deref())?;
-                Ok(loaded.into_iter().next().map(|c| c.tasks).unwrap_or_default())
-            }
-        }
+        let config = self.instance_config(&compiled);
+        Ok(self.task_list(&compiled, &config)?.0.tasks)
     }
 
     /// Compiles and checks the module, then starts the workers. With a
@@ -570,40 +566,66 @@ impl PoolBuilder {
         (self.mode == InstanceMode::FreshPerTask && self.reset_in_place).then(|| module.reset.clone().ok()).flatten()
     }
 
-    /// [`build`](Self::build) on this machine alone.
+    /// [`build`](Self::build) on this machine alone: the same steps for
+    /// both code kinds and both worker kinds (`worker::load`).
     fn build_here(mut self) -> Result<Pool> {
         let seed = self.resolve_seed()?;
         let compiled = self.compile()?;
-        let module = match &compiled.unit {
-            Unit::Module(module) => module,
-            Unit::Component { code, start } => return self.build_components(&compiled, code, start.as_deref(), seed),
-        };
-        let Compiled { threads, epoch_checks, workers, .. } = compiled;
-        let config = InstanceConfig {
-            limits: self.limits.clone(),
-            epoch_checks,
-            wasi: self.wasi.clone(),
-            stack_pointer: module.stack_pointer,
-            reset: self.reset_plan(module),
-            component_reset: false,
-            component_start: None,
-        };
-        let init = self.init_call(module, seed)?;
-        let sandbox = self.sandbox_info(epoch_checks || !threads);
-        tracing::debug!(workers, kind = ?self.kind, module = %compiled.origin, tasks = module.tasks.len(), "starting pool");
+        let config = self.instance_config(&compiled);
+        // Components always have epoch checks: their load runs guest code.
+        let sandbox = self.sandbox_info(compiled.epoch_checks || !compiled.threads);
         tracing::info!(seed, "pool seed: the same seed gives every task the same random numbers again");
-        let (backend, allocator) = if threads {
-            self.thread_backend(&compiled, module, config, init.as_ref(), sandbox.stack_size)?
+        let (backend, catalog, allocator) = if compiled.threads {
+            self.thread_backend(&compiled, config, seed)?
         } else {
-            let code = module.module.serialize().map_err(|e| {
-                Error::Engine(format!("cannot serialize the compiled module for worker processes: {e:#}"))
-            })?;
-            self.process_backend(&compiled, (code, CodeKind::Module), config, init.as_deref())?
+            self.process_backend(&compiled, config, seed)?
         };
+        tracing::debug!(workers = compiled.workers, kind = ?self.kind, code = compiled.unit.kind().noun(),
+            module = %crate::text::escape_line(&compiled.origin), tasks = catalog.tasks.len(), "starting pool");
         let plan = self.start_plan(&compiled, allocator, sandbox, seed);
-        let mut pool = Pool::start(module.catalog(), backend, plan)?;
+        let mut pool = Pool::start(catalog, backend, plan)?;
         pool.engine_hash = crate::runtime::engine::compatibility_hash(&compiled.engine);
         Ok(pool)
+    }
+
+    /// How the pool's instances are made: the part of it that depends on
+    /// the code's kind is read off the compiled unit here.
+    fn instance_config(&self, compiled: &Compiled) -> InstanceConfig {
+        let (stack_pointer, reset, component_start) = match &compiled.unit {
+            Unit::Module(module) => (module.stack_pointer, self.reset_plan(module), None),
+            Unit::Component { start, .. } => (None, None, start.as_deref().map(str::to_owned)),
+        };
+        InstanceConfig {
+            limits: self.limits.clone(),
+            epoch_checks: compiled.epoch_checks,
+            wasi: self.wasi.clone(),
+            stack_pointer,
+            reset,
+            component_reset: compiled.component_reset,
+            component_start,
+        }
+    }
+
+    /// The code's tasks: a core module's from its records, read at compile;
+    /// a component's by loading it once (its start, the module's top-level
+    /// code, and its task list run, under the load's limits, on a thread
+    /// with a worker's stack). For a component, also what later loads
+    /// start from (`LoadedCode::start_for_later_loads`).
+    fn task_list(&self, compiled: &Compiled, config: &InstanceConfig) -> Result<(TaskCatalog, Option<String>)> {
+        let code = match &compiled.unit {
+            Unit::Module(module) => return Ok((module.catalog(), None)),
+            Unit::Component { code, .. } => CompiledCode::Component(code.clone()),
+        };
+        let engine = compiled.engine.clone();
+        let ticker = Ticker::start("wasmpool-epoch", move || engine.increment_epoch())
+            .map_err(|e| Error::System(format!("cannot start the deadline thread: {e}")))?;
+        let run = self.load_run();
+        let loaded = on_load_thread(self.limits.max_stack, || {
+            LoadedCode::link(&compiled.engine, &code, config, Some(Arc::new(ticker)), &run, &mut |_| {})
+        })?
+        .map_err(|failure| probe_error(&compiled.origin, failure))?;
+        let start = loaded.start_for_later_loads().map(str::to_owned);
+        Ok((Self::catalog(compiled, &loaded), start))
     }
 
     /// Resolves the settings, reads the module, and compiles and checks it
@@ -680,7 +702,7 @@ impl PoolBuilder {
             if self.wasi.is_none() {
                 self.wasi = Some(WasiConfig::new());
             }
-            (Unit::Component { code: compiled, start }, component_reset)
+            (Unit::Component { code: compiled, bytes, start }, component_reset)
         } else {
             let module = TaskModule::compile_cached(&engine, &bytes, origin.clone(), cache_dir.as_deref(), &rules)?;
             // A `wasm32-wasip1` module runs with WASI, granted nothing unless
@@ -812,101 +834,6 @@ impl PoolBuilder {
         }
     }
 
-    /// Workers running a task component. Thread workers: each worker's
-    /// engine gets the compiled component and loads it (asks it for its
-    /// tasks) under the load deadline. Worker processes: the host loads it
-    /// once for its task list, and each process loads the code it is sent.
-    fn build_components(
-        &mut self,
-        compiled: &Compiled,
-        component: &Component,
-        start: Option<&str>,
-        seed: u64,
-    ) -> Result<Pool> {
-        let origin = &compiled.origin;
-        // Components always run with epoch checks: thread workers can stop them.
-        let sandbox = self.sandbox_info(true);
-        let code =
-            component.serialize().map_err(|e| Error::Engine(format!("cannot copy the compiled component: {e:#}")))?;
-        let mut engines = vec![(compiled.engine.clone(), component.clone())];
-        let engines_wanted = if compiled.threads { compiled.workers } else { 1 };
-        for _ in 1..engines_wanted {
-            let (engine, _) = create_engine(&compiled.settings)?;
-            // SAFETY: serialized above, in this process, by an engine with
-            // the same settings; it is not read from anywhere else.
-            let copy = unsafe { Component::deserialize(&engine, &code) }.map_err(|e| {
-                Error::Engine(format!("cannot load the compiled component into a worker's engine: {e:#}"))
-            })?;
-            engines.push((engine, copy));
-        }
-        let (components, ticker) = self.load_components(origin, &engines, start)?;
-        let tasks = TaskCatalog::new(components[0].tasks.clone(), origin.clone());
-        let init = self.component_init_call(&tasks, seed)?;
-        let components: Vec<TaskComponent> =
-            components.into_iter().map(|c| c.with_resets(compiled.component_reset).with_init(init.clone())).collect();
-        if init.is_some() {
-            // A failing init task is reported by `build`, as for a module.
-            let run = self.load_run();
-            let _ticking = ticker.enter();
-            components[0].probe_init(&run).map_err(|failure| {
-                let failure = match failure {
-                    TaskFailure::Init { task, failure } => ProbeFailure::at(LoadStep::InitTask(task), *failure),
-                    // The instance failed before its init task ran.
-                    other => ProbeFailure::at(LoadStep::StartFunction, other),
-                };
-                probe_error(origin, failure)
-            })?;
-        }
-        let wasi = self.wasi.clone().unwrap_or_default();
-        tracing::debug!(workers = compiled.workers, module = %crate::text::escape_line(origin), tasks = tasks.tasks.len(), "starting pool of a task component");
-        let plan = self.start_plan(compiled, compiled.allocator, sandbox, seed);
-        let backend = if compiled.threads {
-            let code =
-                |component| WorkerCode::Component(ComponentTasks::new(component, self.mode, Some(ticker.clone())));
-            Backend::Threads { codes: components.into_iter().map(code).collect() }
-        } else {
-            drop(components);
-            let config = InstanceConfig {
-                limits: self.limits.clone(),
-                epoch_checks: compiled.epoch_checks,
-                wasi: Some(wasi),
-                stack_pointer: None,
-                reset: None,
-                component_reset: compiled.component_reset,
-                component_start: start.map(str::to_owned),
-            };
-            self.process_backend(compiled, (code, CodeKind::Component), config, init.as_deref())?.0
-        };
-        let mut pool = Pool::start(tasks, backend, plan)?;
-        pool.engine_hash = crate::runtime::engine::compatibility_hash(&compiled.engine);
-        Ok(pool)
-    }
-
-    /// Loads the compiled component in each engine (asks it for its
-    /// tasks, which runs the module's top-level code) under the load
-    /// deadline; the ticker that keeps the engines' deadlines.
-    fn load_components(
-        &self,
-        origin: &str,
-        engines: &[(Engine, Component)],
-        start: Option<&str>,
-    ) -> Result<(Vec<TaskComponent>, Arc<Ticker>)> {
-        let epochs: Vec<Engine> = engines.iter().map(|(engine, _)| engine.clone()).collect();
-        let ticker = Ticker::start("wasmpool-epoch", move || epochs.iter().for_each(|e| e.increment_epoch()))
-            .map_err(|e| Error::System(format!("cannot start the deadline thread: {e}")))?;
-        let ticker = Arc::new(ticker);
-        let wasi = self.wasi.clone().unwrap_or_default();
-        let run = self.load_run();
-        let mut components = Vec::with_capacity(engines.len());
-        for (engine, code) in engines {
-            let _ticking = ticker.enter();
-            let loaded = TaskComponent::new(engine, code, self.limits.clone(), wasi.clone(), true, start, &run)
-                .map_err(|failure| probe_error(origin, ProbeFailure::at(LoadStep::TaskList, failure)))?;
-            components.push(loaded);
-        }
-        Ok((components, ticker))
-    }
-
     /// The seed given, or a random one.
     fn resolve_seed(&self) -> Result<u64> {
         match self.seed {
@@ -926,18 +853,25 @@ impl PoolBuilder {
         })
     }
 
-    /// The init task, checked against the module.
-    fn init_call(&mut self, module: &TaskModule, seed: u64) -> Result<Option<Arc<InitCall>>> {
+    /// The init task, checked against the tasks `catalog` lists: a
+    /// component's take their arguments as JSON, a core module's typed
+    /// arguments go through its postcard entry point.
+    fn init_call(&mut self, catalog: &TaskCatalog, kind: CodeKind, seed: u64) -> Result<Option<Arc<InitCall>>> {
         let Some(PendingInit { task, args }) = self.init.take() else { return Ok(None) };
-        let info = module.task(&task)?;
+        let info = catalog.task(&task)?;
         let failure = |f| Error::Task(TaskError { task: task.clone(), index: 0, failure: f });
-        let (export, args) = match args {
-            InitArgs::Typed { postcard, host_type, .. } => {
+        let (export, args) = match (args, kind) {
+            (InitArgs::Typed { postcard, host_type, .. }, CodeKind::Module) => {
                 typecheck::check_args(info, host_type).map_err(|e| failure(TaskFailure::ArgumentTypes(e)))?;
                 let args = postcard.map_err(|e| failure(TaskFailure::EncodeArguments(e)))?;
                 (wasmpool_abi::task_export_name(&task), args)
             }
-            InitArgs::JsonArray(array) => {
+            (InitArgs::Typed { json, .. }, CodeKind::Component) => {
+                let json = json.map_err(|e| failure(TaskFailure::EncodeArguments(e)))?;
+                check_input(json.as_bytes(), info.params.len(), &info.to_string()).map_err(failure)?;
+                (wasmpool_abi::json_export_name(&task), json.into_bytes())
+            }
+            (InitArgs::JsonArray(array), _) => {
                 if !info.json {
                     return Err(Error::NoJsonEntry { task });
                 }
@@ -949,35 +883,24 @@ impl PoolBuilder {
         Ok(Some(Arc::new(InitCall { task, export, args, seed })))
     }
 
-    /// The init task of a task component (tasks written in Python), whose
-    /// tasks `catalog` lists: called with its arguments as JSON.
-    fn component_init_call(&mut self, catalog: &TaskCatalog, seed: u64) -> Result<Option<Arc<InitCall>>> {
-        let Some(PendingInit { task, args }) = self.init.take() else { return Ok(None) };
-        let info = catalog.task(&task)?;
-        let failure = |f| Error::Task(TaskError { task: task.clone(), index: 0, failure: f });
-        let args = match args {
-            InitArgs::Typed { json, .. } => {
-                let json = json.map_err(|e| failure(TaskFailure::EncodeArguments(e)))?;
-                check_input(json.as_bytes(), info.params.len(), &info.to_string()).map_err(failure)?;
-                json
-            }
-            InitArgs::JsonArray(array) => args_from_array(&array, info.params.len()).map_err(failure)?,
-        };
-        let export = wasmpool_abi::json_export_name(&task);
-        let seed = crate::seed::task_seed(seed, &task, 0);
-        Ok(Some(Arc::new(InitCall { task, export, args: args.into_bytes(), seed })))
-    }
-
     /// Worker processes: the handshake each new process gets (the compiled
-    /// code included), and the watchdog bounding their load and tasks.
+    /// code included), and the watchdog bounding their load and tasks. Each
+    /// process loads and probes the code it is sent (`process::child`); the
+    /// host loads a component once itself, for its task list.
     fn process_backend(
-        &self,
+        &mut self,
         compiled: &Compiled,
-        (code, unit): (Vec<u8>, CodeKind),
-        config: InstanceConfig,
-        init: Option<&InitCall>,
-    ) -> Result<(Backend, AllocatorKind)> {
+        mut config: InstanceConfig,
+        seed: u64,
+    ) -> Result<(Backend, TaskCatalog, AllocatorKind)> {
         let max_reply = self.reply_limit()?;
+        let (catalog, start) = self.task_list(compiled, &config)?;
+        if start.is_some() {
+            config.component_start = start;
+        }
+        let unit = compiled.unit.code();
+        let init = self.init_call(&catalog, unit.kind(), seed)?;
+        let code = unit.serialize().map_err(|e| Error::Engine(format!("{e}, for worker processes")))?;
         let child_engine = EngineSettings {
             allocator: match compiled.allocator {
                 AllocatorKind::Pooling => Allocator::Pooling,
@@ -993,11 +916,11 @@ impl PoolBuilder {
             wasmpool_version: env!("CARGO_PKG_VERSION").to_owned(),
             worker: 0,
             code,
-            unit,
+            kind: unit.kind(),
             engine: child_engine,
             instance: config,
             mode: self.mode,
-            init: init.cloned(),
+            init: init.as_deref().cloned(),
         };
         let executable = find_worker_executable(self.processes.explicit_executable()).map_err(|looked| {
             let refused = looked.iter().filter_map(|(path, why)| Some((path.clone(), why.clone()?))).collect();
@@ -1013,10 +936,8 @@ impl PoolBuilder {
             load_deadline: self.load_limit(),
             max_reply,
         };
-        Ok((
-            Backend::Processes { spawner: Arc::new(spawner), max_retries: self.processes.retries() },
-            compiled.allocator,
-        ))
+        let backend = Backend::Processes { spawner: Arc::new(spawner), max_retries: self.processes.retries() };
+        Ok((backend, catalog, compiled.allocator))
     }
 
     /// The largest reply a worker process may send under the pool's limits
@@ -1033,27 +954,21 @@ impl PoolBuilder {
         })
     }
 
-    /// Thread workers: an engine and instantiator each, once the module has
-    /// passed its probe under the load limit.
+    /// Thread workers: an engine each with its copy of the code. The first
+    /// is linked and probed under the load limit (`worker::load`), then the
+    /// others are linked, starting where the first one's start left off.
+    /// Guest code run at load runs on a thread with a worker's stack.
     fn thread_backend(
-        &self,
+        &mut self,
         compiled: &Compiled,
-        module: &TaskModule,
-        config: InstanceConfig,
-        init: Option<&Arc<InitCall>>,
-        stack_size: usize,
-    ) -> Result<(Backend, AllocatorKind)> {
+        mut config: InstanceConfig,
+        seed: u64,
+    ) -> Result<(Backend, TaskCatalog, AllocatorKind)> {
         let Compiled { origin, settings, engine, .. } = compiled;
-        // The bytes compiled (rewritten for canonical NaNs), for the other
-        // engines and the probe's copy.
-        let bytes = &module.code;
-        let (engines, allocator) = engines_for_workers(
-            (engine.clone(), module.module.clone()),
-            bytes,
-            settings,
-            compiled.allocator,
-            compiled.workers,
-        )?;
+        let first = (engine.clone(), compiled.unit.code());
+        let recompile = |engine: &Engine| self.compile_again(compiled, engine);
+        let (engines, allocator) =
+            engines_for_workers(first, &recompile, settings, compiled.allocator, compiled.workers)?;
         let ticker = if compiled.epoch_checks {
             let epochs: Vec<_> = engines.iter().map(|(engine, _)| engine.clone()).collect();
             let ticker = Ticker::start("wasmpool-epoch", move || epochs.iter().for_each(|e| e.increment_epoch()))
@@ -1062,36 +977,98 @@ impl PoolBuilder {
         } else {
             None
         };
-        let instantiators = engines
-            .iter()
-            .map(|(engine, compiled)| Instantiator::new(engine, compiled, config.clone(), ticker.clone()))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::InvalidModule { origin: origin.clone(), cause: ModuleError::Instantiation(e) })?;
-        // Code without epoch checks cannot be stopped: if guest code run at
-        // load might not return, probe a copy of the module that has them.
-        let load_may_hang = module.load_code.may_hang
-            || (self.wasi.is_some() && module.load_code.initialize_may_hang)
-            || init.is_some();
-        let guarded = if !compiled.epoch_checks && load_may_hang {
-            Some(interruptible_copy(settings, bytes, compiled.cache_dir.as_deref(), &config, origin)?)
-        } else {
-            None
-        };
-        let prober = guarded.as_ref().unwrap_or(&instantiators[0]);
         let run = self.load_run();
-        std::thread::scope(|scope| {
-            std::thread::Builder::new()
-                .name("wasmpool-probe".into())
-                .stack_size(stack_size)
-                .spawn_scoped(scope, || probe(prober, init.map(|init| &**init), &run, &mut |_| {}))
-                .map_err(|e| Error::System(format!("cannot start the thread checking the module: {e}")))?
-                .join()
-                .map_err(|_| Error::Engine("the module check panicked".into()))?
-                .map_err(|failure| probe_error(origin, failure))
-        })?;
-        let code = |instantiator| WorkerCode::Module(Executor::new(instantiator, self.mode, init.cloned()));
-        Ok((Backend::Threads { codes: instantiators.into_iter().map(code).collect() }, allocator))
+        let failed = |failure| probe_error(origin, failure);
+        let noop = &mut |_: &LoadStep| {};
+        let (codes, catalog) = on_load_thread(self.limits.max_stack, || -> Result<_> {
+            let (first_engine, first_code) = &engines[0];
+            let first =
+                LoadedCode::link(first_engine, first_code, &config, ticker.clone(), &run, noop).map_err(failed)?;
+            let catalog = Self::catalog(compiled, &first);
+            let init = self.init_call(&catalog, first_code.kind(), seed)?;
+            let first = first.with_init(init.clone());
+            match self.guarded_probe(compiled, &config, init.is_some())? {
+                Some(prober) => probe(&prober, init.as_deref(), &run, noop),
+                None => first.probe(&run, noop),
+            }
+            .map_err(failed)?;
+            if let Some(start) = first.start_for_later_loads() {
+                config.component_start = Some(start.to_owned());
+            }
+            let mut loaded = vec![first];
+            for (engine, code) in &engines[1..] {
+                let more = LoadedCode::link(engine, code, &config, ticker.clone(), &run, noop).map_err(failed)?;
+                loaded.push(more.with_init(init.clone()));
+            }
+            Ok((loaded.into_iter().map(|code| code.into_worker(self.mode)).collect(), catalog))
+        })??;
+        Ok((Backend::Threads { codes }, catalog, allocator))
     }
+
+    /// The pool's tasks: a core module's from its records, read at compile;
+    /// a component's as `loaded`, its first load, listed them.
+    fn catalog(compiled: &Compiled, loaded: &LoadedCode) -> TaskCatalog {
+        match &compiled.unit {
+            Unit::Module(module) => module.catalog(),
+            Unit::Component { .. } => {
+                TaskCatalog::new(loaded.listed_tasks().unwrap_or_default().to_vec(), compiled.origin.clone())
+            }
+        }
+    }
+
+    /// The code compiled once more (through the cache), for `engine`: a
+    /// worker's engine whose allocator differs from the compiling engine's
+    /// (`engines_for_workers`).
+    fn compile_again(&self, compiled: &Compiled, engine: &Engine) -> Result<CompiledCode> {
+        let cache_dir = compiled.cache_dir.as_deref();
+        match &compiled.unit {
+            Unit::Module(module) => cache::compile(engine, &module.code, cache_dir)
+                .map(CompiledCode::Module)
+                .map_err(|e| Error::Engine(format!("cannot compile the module for a worker's engine: {e:#}"))),
+            Unit::Component { bytes, .. } => {
+                // Split without error when the pool was built.
+                let code = crate::runtime::component_start::split(bytes).map_err(Error::Engine)?.code;
+                self.compile_component(engine, &code, &compiled.origin, cache_dir).map(CompiledCode::Component)
+            }
+        }
+    }
+
+    /// A copy of a core module compiled with epoch checks, to probe it in,
+    /// when the pool's own code has none and guest code run at load might
+    /// not return (`LoadCode`; an init task always might): so the load
+    /// deadline holds. `None` when the pool's code can be probed as it is
+    /// (a component always can: it always has epoch checks).
+    fn guarded_probe(&self, compiled: &Compiled, config: &InstanceConfig, init: bool) -> Result<Option<Instantiator>> {
+        let Unit::Module(module) = &compiled.unit else { return Ok(None) };
+        let load_may_hang =
+            module.load_code.may_hang || (self.wasi.is_some() && module.load_code.initialize_may_hang) || init;
+        if compiled.epoch_checks || !load_may_hang {
+            return Ok(None);
+        }
+        interruptible_copy(&compiled.settings, &module.code, compiled.cache_dir.as_deref(), config, &compiled.origin)
+            .map(Some)
+    }
+}
+
+/// Runs `load` on a thread whose stack has room for a Wasm stack of
+/// `max_stack` bytes, as a worker's has: guest code run at load (start
+/// functions, a component's start, the init task) must not be cut short by
+/// the caller's stack (1 MiB for a main thread on Windows). In the
+/// caller's tracing span.
+fn on_load_thread<T: Send>(max_stack: usize, load: impl FnOnce() -> T + Send) -> Result<T> {
+    let span = tracing::Span::current();
+    std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .name("wasmpool-load".into())
+            .stack_size(worker_stack_size(max_stack))
+            .spawn_scoped(scope, move || span.in_scope(load))
+            .map_err(|e| Error::System(format!("cannot start the thread loading the task code: {e}")))?
+            .join()
+            .map_err(|panic| {
+                let what = crate::worker::executor::panic_text(&*panic);
+                Error::Engine(format!("internal error while loading the task code: {what}"))
+            })
+    })
 }
 
 /// What `build` and `inspect` share: the module compiled and checked on the
@@ -1121,10 +1098,30 @@ enum Unit {
     /// A compiled task component; its tasks are known once it is loaded.
     Component {
         code: Component,
+        /// The component as given (its start section included), for an
+        /// engine that needs it compiled again ([`PoolBuilder::compile_again`]).
+        bytes: Vec<u8>,
         /// Its start argument (`runtime::component_start`): the source of
         /// tasks written in Python.
         start: Option<Arc<str>>,
     },
+}
+
+impl Unit {
+    fn kind(&self) -> CodeKind {
+        match self {
+            Unit::Module(_) => CodeKind::Module,
+            Unit::Component { .. } => CodeKind::Component,
+        }
+    }
+
+    /// The compiled code, whichever its kind (it is shared, not copied).
+    fn code(&self) -> CompiledCode {
+        match self {
+            Unit::Module(module) => CompiledCode::Module(module.module.clone()),
+            Unit::Component { code, .. } => CompiledCode::Component(code.clone()),
+        }
+    }
 }
 
 /// What calls need to know about the pool's sandbox.

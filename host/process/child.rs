@@ -1,24 +1,20 @@
 //! The worker process's side: handshake, then one task per request.
 
 use crate::error::{LoadStep, TaskFailure};
-use crate::runtime::component::TaskComponent;
+use crate::runtime::code::CompiledCode;
 use crate::runtime::engine::create_engine;
-use crate::runtime::instance::Instantiator;
 use crate::runtime::outbox::{Outbox, Sent};
 use crate::sandbox::interrupt::{Interrupted, RunLimits, Watch};
 use crate::sync::lock;
 use crate::transport::frame::{MAX_FRAME_LEN, read_frame, write_frame};
-use crate::transport::messages::{CodeKind, Hello, MAX_AHEAD, PROTOCOL_VERSION, Reply, Request, RunRequest};
+use crate::transport::messages::{Hello, MAX_AHEAD, PROTOCOL_VERSION, Reply, Request, RunRequest};
 use crate::worker::code::WorkerCode;
-use crate::worker::component::ComponentTasks;
-use crate::worker::executor::Executor;
-use crate::worker::probe::{ProbeFailure, probe};
+use crate::worker::load::LoadedCode;
 use crate::worker::worker_stack_size;
 use std::io::{BufReader, BufWriter, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use wasmtime::component::Component;
 
 /// Exit status of a worker whose host sent something it cannot serve.
 const EXIT_PROTOCOL: u8 = 2;
@@ -113,42 +109,22 @@ fn serve(
     ExitCode::SUCCESS
 }
 
-/// Probes the module (announcing each step, so that the host can name the
-/// one that hung) and reports ready: what serves the tasks, or the status
-/// to exit with.
+/// Links and probes the code (announcing each step, so that the host can
+/// name the one that hung) and reports ready: what serves the tasks, or the
+/// status to exit with.
 fn load(hello: &Hello, prepared: Prepared, output: &mut BufWriter<std::io::Stdout>) -> Result<WorkerCode, ExitCode> {
-    // The load deadline is the host's: it kills this process.
+    // The load deadline is the host's: it kills this process; no ticker
+    // either (killed, not interrupted).
     let run = RunLimits { fuel: hello.instance.limits.fuel, ..RunLimits::default() };
     let mut announce = |step: &LoadStep| {
         let _ = write_frame(&mut *output, &Reply::Probing(step.clone()));
     };
-    let probed = match prepared {
-        Prepared::Module(instantiator) => probe(&instantiator, hello.init.as_ref(), &run, &mut announce)
-            .map(|()| WorkerCode::Module(Executor::new(instantiator, hello.mode, hello.init.clone().map(Arc::new)))),
-        Prepared::Component { engine, component } => {
-            announce(&LoadStep::TaskList);
-            let config = &hello.instance;
-            let wasi = config.wasi.clone().unwrap_or_default();
-            let start = config.component_start.as_deref();
-            TaskComponent::new(&engine, &component, config.limits.clone(), wasi, config.epoch_checks, start, &run)
-                .map_err(|failure| ProbeFailure::at(LoadStep::TaskList, failure))
-                .and_then(|component| {
-                    let init = hello.init.clone().map(Arc::new);
-                    let component = component.with_resets(config.component_reset).with_init(init);
-                    if let Some(init) = &hello.init {
-                        let step = LoadStep::InitTask(init.task.clone());
-                        announce(&step);
-                        component.probe_init(&run).map_err(|failure| match failure {
-                            TaskFailure::Init { failure, .. } => ProbeFailure::at(step, *failure),
-                            // The instance failed before its init task ran.
-                            other => ProbeFailure::at(LoadStep::StartFunction, other),
-                        })?;
-                    }
-                    // Killed, not interrupted: no ticker in a worker process.
-                    Ok(WorkerCode::Component(ComponentTasks::new(component, hello.mode, None)))
-                })
-        }
-    };
+    let Prepared { engine, code } = prepared;
+    let probed = LoadedCode::link(&engine, &code, &hello.instance, None, &run, &mut announce).and_then(|loaded| {
+        let loaded = loaded.with_init(hello.init.clone().map(Arc::new));
+        loaded.probe(&run, &mut announce)?;
+        Ok(loaded.into_worker(hello.mode))
+    });
     let served = match probed {
         Ok(served) => served,
         Err(failure) => {
@@ -163,11 +139,9 @@ fn load(hello: &Hello, prepared: Prepared, output: &mut BufWriter<std::io::Stdou
 }
 
 /// The compiled code the host sent, loaded into this process's engine.
-enum Prepared {
-    /// A core module, ready to instantiate.
-    Module(Instantiator),
-    /// A task component, to be linked and asked for its tasks.
-    Component { engine: wasmtime::Engine, component: Component },
+struct Prepared {
+    engine: wasmtime::Engine,
+    code: CompiledCode,
 }
 
 /// The host's run requests, read on a thread of their own, so that the end
@@ -248,16 +222,7 @@ fn prepare(hello: &Hello) -> Result<Prepared, String> {
     // its private pipe: the host serialized it from a module or component
     // it compiled, or loaded from its own trusted cache, with an engine of
     // these very settings (which wasmtime checks again).
-    match hello.unit {
-        CodeKind::Module => {
-            let module = unsafe { wasmtime::Module::deserialize(&engine, &hello.code) }
-                .map_err(|e| format!("cannot load the compiled module the host sent: {e:#}"))?;
-            Instantiator::new(&engine, &module, hello.instance.clone(), None).map(Prepared::Module)
-        }
-        CodeKind::Component => {
-            let component = unsafe { Component::deserialize(&engine, &hello.code) }
-                .map_err(|e| format!("cannot load the compiled component the host sent: {e:#}"))?;
-            Ok(Prepared::Component { engine, component })
-        }
-    }
+    let code = unsafe { CompiledCode::deserialize(&engine, hello.kind, &hello.code) }
+        .map_err(|e| format!("{e}, which the host sent"))?;
+    Ok(Prepared { engine, code })
 }

@@ -585,11 +585,12 @@ impl Drop for ProcessRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::code::CodeKind;
     use crate::runtime::engine::{Allocator, EngineSettings};
     use crate::runtime::instance::InstanceConfig;
     use crate::sandbox::wasi::TaskOutput;
     use crate::transport::frame::read_frame;
-    use crate::transport::messages::{CodeKind, MAX_FAILURE_TEXT, PROTOCOL_VERSION};
+    use crate::transport::messages::{MAX_FAILURE_TEXT, PROTOCOL_VERSION};
     use crate::worker::executor::InstanceMode;
     use crate::worker::jobs::{Item, TaskTarget};
 
@@ -716,7 +717,7 @@ mod tests {
             wasmpool_version: String::new(),
             worker: 0,
             code: Vec::new(),
-            unit: CodeKind::Module,
+            kind: CodeKind::Module,
             engine: settings,
             instance: InstanceConfig {
                 limits: Default::default(),

@@ -227,6 +227,12 @@ impl TaskComponent {
         Ok(this)
     }
 
+    /// The argument every new instance's start is given: the start's own
+    /// answer, once the first instance gave one (see [`new`](Self::new)).
+    pub(crate) fn start(&self) -> &str {
+        &self.start
+    }
+
     /// Makes [`call_json_fresh`](Self::call_json_fresh) reset one
     /// instance in place between inputs (`fresh_state::whole_store`), if
     /// `reset` and this system can; else every input gets a new instance.

@@ -3,7 +3,8 @@
 //! of its own (see [`engines_for_workers`]); a worker process has one.
 
 use crate::error::{Error, Result};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, Module, PoolingAllocationConfig};
+use crate::runtime::code::CompiledCode;
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How instances get their memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -97,13 +98,14 @@ pub(crate) fn create_compiling_engine(
 pub(crate) const SLOTS_PER_WORKER_ENGINE: u32 = 2;
 
 /// Engines for `workers` thread workers, each with its own copy of the
-/// compiled module: `first` (which compiled `wasm`, with allocator `kind`)
-/// and `workers - 1` more with the same settings, given the code without
-/// compiling it again. With [`Allocator::Auto`] each engine falls back to
-/// on-demand allocation on its own if its pool cannot be reserved; code
-/// compiled for one allocator does not load into the other (their memory
-/// reservations differ), so such an engine gets the module compiled for
-/// it, once. The kind returned is on-demand if any engine uses it.
+/// compiled code (of either kind): `first` (whose engine has allocator
+/// `kind`) and `workers - 1` more with the same settings, given the code
+/// without compiling it again. With [`Allocator::Auto`] each engine falls
+/// back to on-demand allocation on its own if its pool cannot be reserved;
+/// code compiled for one allocator does not load into the other (their
+/// memory reservations differ), so such an engine gets the code compiled
+/// for it by `compile`, once. The kind returned is on-demand if any engine
+/// uses it.
 ///
 /// Why not one engine for all: creating and dropping instances goes
 /// through the engine's shared state (its instance allocator's lock, its
@@ -111,40 +113,39 @@ pub(crate) const SLOTS_PER_WORKER_ENGINE: u32 = 2;
 /// two workers sharing an engine ran a fine-grained map about a third
 /// slower than two with an engine each (docs/benchmarks.md).
 pub(crate) fn engines_for_workers(
-    first: (Engine, Module),
-    wasm: &[u8],
+    first: (Engine, CompiledCode),
+    compile: &dyn Fn(&Engine) -> Result<CompiledCode>,
     settings: &EngineSettings,
     kind: AllocatorKind,
     workers: usize,
-) -> Result<(Vec<(Engine, Module)>, AllocatorKind)> {
-    let copy_error = |e: wasmtime::Error| Error::Engine(format!("cannot copy the compiled module: {e:#}"));
+) -> Result<(Vec<(Engine, CompiledCode)>, AllocatorKind)> {
     // The compiled code for each allocator kind met so far.
     let mut code: Vec<(AllocatorKind, Vec<u8>)> = Vec::new();
     if workers > 1 {
-        code.push((kind, first.1.serialize().map_err(copy_error)?));
+        code.push((kind, first.1.serialize().map_err(Error::Engine)?));
     }
     let mut overall = kind;
     let mut engines = Vec::with_capacity(workers);
+    let code_kind = first.1.kind();
     engines.push(first);
     for _ in 1..workers {
         let (engine, this_kind) = create_engine(settings)?;
         if this_kind == AllocatorKind::OnDemand {
             overall = AllocatorKind::OnDemand;
         }
-        let module = match code.iter().find(|(k, _)| *k == this_kind) {
+        let compiled = match code.iter().find(|(k, _)| *k == this_kind) {
             // SAFETY: this code was serialized above, in this process, by an
             // engine with the same settings and allocator; it is not read
             // from anywhere else.
-            Some((_, bytes)) => unsafe { Module::deserialize(&engine, bytes) }
-                .map_err(|e| Error::Engine(format!("cannot load the compiled module into a worker's engine: {e:#}")))?,
+            Some((_, bytes)) => unsafe { CompiledCode::deserialize(&engine, code_kind, bytes) }
+                .map_err(|e| Error::Engine(format!("{e}, into a worker's engine")))?,
             None => {
-                let module = Module::new(&engine, wasm)
-                    .map_err(|e| Error::Engine(format!("cannot compile the module for a worker's engine: {e:#}")))?;
-                code.push((this_kind, module.serialize().map_err(copy_error)?));
-                module
+                let compiled = compile(&engine)?;
+                code.push((this_kind, compiled.serialize().map_err(Error::Engine)?));
+                compiled
             }
         };
-        engines.push((engine, module));
+        engines.push((engine, compiled));
     }
     Ok((engines, overall))
 }
@@ -250,7 +251,7 @@ pub(crate) fn compatibility_hash(engine: &Engine) -> u64 {
 mod tests {
     use super::*;
     use crate::runtime::swap_for_tests::{PAGE, page_out, require_swap};
-    use wasmtime::{Instance, Store};
+    use wasmtime::{Instance, Module, Store};
 
     /// The pages the first instance writes: spread over the memory's first
     /// 4 MiB, where a reset in place would keep pages resident.

@@ -2,6 +2,8 @@
 //! instance. The layer below the workers; it knows nothing of pools,
 //! queues or processes.
 //!
+//! - `code`: compiled code of either kind (a core module or a task
+//!   component), copied between engines and to worker processes;
 //! - `component`: task components (the `wasmpool:task` WIT world);
 //! - `component_start`: a component's start argument (the source of tasks
 //!   written in Python), carried in a custom section;
@@ -25,6 +27,7 @@
 pub(crate) mod cache;
 #[doc(hidden)]
 pub(crate) mod canonical_nans;
+pub(crate) mod code;
 pub(crate) mod component;
 pub(crate) mod component_start;
 pub(crate) mod cuts;

@@ -71,9 +71,9 @@ impl From<abi::TaskDescriptor> for TaskInfo {
 /// A compiled, checked task module and its task list.
 pub(crate) struct TaskModule {
     pub module: Module,
+    /// Its tasks, in its records' order (the pool looks them up by name
+    /// through [`catalog`](Self::catalog)).
     pub tasks: Vec<TaskInfo>,
-    /// Each task's position in `tasks`, by name.
-    by_name: HashMap<String, usize>,
     pub origin: String,
     /// Index among the module's defined globals of `__stack_pointer`, the
     /// stack pointer of the stack Rust and C guests keep in linear memory.
@@ -178,14 +178,7 @@ impl TaskModule {
                 task.json = true;
             }
         }
-        // `decode_manifest` refused repeated names, so every name is one entry.
-        let by_name = tasks.iter().enumerate().map(|(i, task)| (task.name.clone(), i)).collect();
-        Ok(TaskModule { module, tasks, by_name, origin, stack_pointer, load_code, wasi, code, reset })
-    }
-
-    /// The task called `name`, or the error listing those that exist.
-    pub(crate) fn task(&self, name: &str) -> Result<&TaskInfo> {
-        find_task(&self.tasks, &self.by_name, name)
+        Ok(TaskModule { module, tasks, origin, stack_pointer, load_code, wasi, code, reset })
     }
 
     /// The module's tasks and origin, for the pool.
@@ -215,16 +208,12 @@ impl TaskCatalog {
 
     /// The task called `name`, or the error listing those that exist.
     pub(crate) fn task(&self, name: &str) -> Result<&TaskInfo> {
-        find_task(&self.tasks, &self.by_name, name)
+        self.by_name.get(name).and_then(|&i| self.tasks.get(i)).ok_or_else(|| {
+            let mut available: Vec<String> = self.tasks.iter().map(|t| t.name.clone()).collect();
+            available.sort_unstable();
+            Error::NoSuchTask { task: name.to_owned(), available }
+        })
     }
-}
-
-fn find_task<'a>(tasks: &'a [TaskInfo], by_name: &HashMap<String, usize>, name: &str) -> Result<&'a TaskInfo> {
-    by_name.get(name).and_then(|&i| tasks.get(i)).ok_or_else(|| {
-        let mut available: Vec<String> = tasks.iter().map(|t| t.name.clone()).collect();
-        available.sort_unstable();
-        Error::NoSuchTask { task: name.to_owned(), available }
-    })
 }
 
 /// What the load-time rewrites make of a module's bytes, before compiling.
@@ -495,7 +484,7 @@ mod tests {
     fn a_minimal_module_without_tasks_is_valid() {
         let m = compile(&format!("(module {FIXED_EXPORTS})")).unwrap();
         assert!(m.tasks.is_empty());
-        assert!(matches!(m.task("x"), Err(Error::NoSuchTask { .. })));
+        assert!(matches!(m.catalog().task("x"), Err(Error::NoSuchTask { .. })));
     }
 
     #[test]

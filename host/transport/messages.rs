@@ -41,6 +41,7 @@
 //! and nothing larger is ever read.
 
 use crate::error::LoadStep;
+use crate::runtime::code::CodeKind;
 use crate::runtime::engine::EngineSettings;
 use crate::runtime::init::InitCall;
 use crate::runtime::instance::{InstanceConfig, Outcome};
@@ -105,21 +106,11 @@ pub(crate) struct Hello {
     #[serde(with = "serde_bytes")]
     pub code: Vec<u8>,
     /// What `code` is: a core module's or a task component's compiled code.
-    pub unit: CodeKind,
+    pub kind: CodeKind,
     pub engine: EngineSettings,
     pub instance: InstanceConfig,
     pub mode: InstanceMode,
     pub init: Option<InitCall>,
-}
-
-/// The kind of compiled code a [`Hello`] carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) enum CodeKind {
-    /// A core module of the wasmpool ABI (docs/abi.md).
-    Module,
-    /// A task component of the `wasmpool:task` world
-    /// (`wit/wasmpool-task.wit`), such as tasks written in Python.
-    Component,
 }
 
 impl std::fmt::Debug for Hello {
@@ -130,7 +121,7 @@ impl std::fmt::Debug for Hello {
             .field("wasmpool_version", &self.wasmpool_version)
             .field("worker", &self.worker)
             .field("code", &format_args!("<{} bytes>", self.code.len()))
-            .field("unit", &self.unit)
+            .field("kind", &self.kind)
             .field("engine", &self.engine)
             .field("mode", &self.mode)
             .finish_non_exhaustive()

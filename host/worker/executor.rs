@@ -222,13 +222,18 @@ fn leaves_instance_suspect(failure: &TaskFailure) -> bool {
 /// wasmpool, caught so that it costs this task only): logged, and the task
 /// fails with the panic's message.
 pub(crate) fn host_bug(panic: &(dyn std::any::Any + Send)) -> Outcome {
-    let message = panic
+    let message = panic_text(panic);
+    tracing::error!(%message, "internal error while running a task");
+    Outcome::bare(Err(TaskFailure::Abi(format!("internal error in the wasmpool host: {message}"))))
+}
+
+/// What a panic said, if it said it as text.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_default();
-    tracing::error!(%message, "internal error while running a task");
-    Outcome::bare(Err(TaskFailure::Abi(format!("internal error in the wasmpool host: {message}"))))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -3,15 +3,17 @@
 //! a [`WorkerCode`](code::WorkerCode), in thread mode; a worker process in
 //! process mode), and replies.
 //!
-//! `code` is the one enum over the two code kinds; `executor` runs a core
-//! module's task in the instance its [`InstanceMode`](executor::InstanceMode)
-//! calls for, `component` a task component's; `probe` checks a module's
-//! ABI in a first instance at load.
+//! `code` is the one enum over the two code kinds; `load` makes it from
+//! compiled code of either kind, for thread workers and worker processes
+//! alike; `executor` runs a core module's task in the instance its
+//! [`InstanceMode`](executor::InstanceMode) calls for, `component` a task
+//! component's; `probe` checks a module's ABI in a first instance at load.
 
 pub(crate) mod code;
 pub(crate) mod component;
 pub(crate) mod executor;
 pub(crate) mod jobs;
+pub(crate) mod load;
 pub(crate) mod probe;
 pub(crate) mod stats;
 

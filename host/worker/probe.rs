@@ -115,6 +115,8 @@ pub(crate) fn probe_error(origin: &str, failure: ProbeFailure) -> Error {
     let invalid = |cause| Error::InvalidModule { origin: origin.to_owned(), cause };
     match failure {
         ProbeFailure::Instantiate(TaskFailure::Limit(limit)) => invalid(ModuleError::Limit(limit)),
+        // Said once: "it cannot be instantiated: <why>".
+        ProbeFailure::Instantiate(TaskFailure::Instantiate(why)) => invalid(ModuleError::Instantiation(why)),
         ProbeFailure::Instantiate(failure) => invalid(ModuleError::Instantiation(failure.to_string())),
         ProbeFailure::AbiVersion { found } => {
             invalid(ModuleError::AbiVersion { found, expected: wasmpool_abi::ABI_VERSION })
