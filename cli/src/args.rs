@@ -183,6 +183,11 @@ pub struct RunArgs {
     /// What tasks may use beyond computing.
     #[command(flatten)]
     pub grants: GrantArgs,
+
+    /// How `--processes` starts its workers: set by [`crate::run_command`]'s
+    /// caller, not on the command line.
+    #[arg(skip)]
+    pub worker: crate::WorkerProgram,
 }
 
 /// Where `run` puts what tasks print.

@@ -1,113 +1,11 @@
 //! `wasmpool`: run a task module's tasks over JSON lines (`run`), list its
 //! tasks (`list`), start a new task crate (`new`), build a Python module
 //! of tasks into a task component (`build`), or show and clear the cache
-//! (`cache`). See `docs/cli.md`.
+//! (`cache`). See `docs/cli.md`; the command itself is
+//! [`wasmpool_cli::run_command`].
 
-mod args;
-mod input;
-mod journal;
-mod list;
-mod new;
-mod pool;
-mod progress;
-mod python_tasks;
-mod records;
-mod run;
-
-use args::{Cli, Command};
-use clap::Parser;
 use std::process::ExitCode;
 
-/// Exit status: every line succeeded.
-const EXIT_OK: u8 = 0;
-/// Exit status: some lines failed (the others ran).
-const EXIT_SOME_FAILED: u8 = 1;
-/// Exit status: the command could not run (bad usage, module, task or file).
-const EXIT_CANNOT_RUN: u8 = 2;
-
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Command::Worker = cli.command {
-        // Before anything else: stdout is the protocol's channel.
-        return wasmpool::worker_main();
-    }
-    init_logging(cli.verbose);
-    let result = match cli.command {
-        Command::Run(args) => run::run(*args).map(|report| if report.failed == 0 { EXIT_OK } else { EXIT_SOME_FAILED }),
-        Command::List(args) => list::list(&args).map(|()| EXIT_OK),
-        Command::New(args) => new::new(&args).map(|()| EXIT_OK),
-        Command::Build(args) => build(&args).map(|()| EXIT_OK),
-        Command::Cache(args) => cache(&args).map(|()| EXIT_OK),
-        Command::Worker => unreachable!("handled above"),
-    };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(error) => {
-            eprintln!("wasmpool: error: {error:#}");
-            ExitCode::from(EXIT_CANNOT_RUN)
-        }
-    }
-}
-
-/// `wasmpool build`: the component's path on stdout.
-fn build(args: &args::BuildArgs) -> anyhow::Result<()> {
-    if !python_tasks::is_python(&args.source) {
-        anyhow::bail!("{} is not a Python module (.py)", python_tasks::shown(&args.source));
-    }
-    let out = args.output.clone().unwrap_or_else(|| python_tasks::default_output(&args.source));
-    let built = python_tasks::build(&args.source, Some(&out))?;
-    println!("{}", python_tasks::shown(&built));
-    Ok(())
-}
-
-/// `wasmpool cache`: its entries, most recently used first, or `--clear`.
-fn cache(args: &args::CacheArgs) -> anyhow::Result<()> {
-    let Some(dir) = wasmpool::default_cache_dir() else {
-        anyhow::bail!("no cache folder is known (XDG_CACHE_HOME, LOCALAPPDATA, HOME are unset or relative)");
-    };
-    let shown = wasmpool::text::escape_line(&dir.display().to_string());
-    if args.clear {
-        let (files, bytes) = wasmpool::clear_cache(&dir)?;
-        println!("removed {files} entries ({}) from {shown}", megabytes(bytes));
-        return Ok(());
-    }
-    let entries = wasmpool::cache_entries(&dir)?;
-    println!("{shown}");
-    let now = std::time::SystemTime::now();
-    for entry in &entries {
-        let kind = match entry.kind {
-            wasmpool::CacheEntryKind::Compiled => "compiled",
-            wasmpool::CacheEntryKind::CompiledFunctions => "functions",
-            _ => "python build",
-        };
-        let age = now.duration_since(entry.last_used).unwrap_or_default();
-        let age = humantime::format_duration(std::time::Duration::from_secs(age.as_secs()));
-        let name = entry.path.strip_prefix(&dir).unwrap_or(&entry.path).display().to_string();
-        println!("  {:>10}  {kind:<12}  used {age} ago  {}", megabytes(entry.size), wasmpool::text::escape_line(&name));
-    }
-    let total: u64 = entries.iter().map(|e| e.size).sum();
-    println!("{} entries, {} in all", entries.len(), megabytes(total));
-    Ok(())
-}
-
-fn megabytes(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1e6)
-}
-
-/// Logs to stderr: warnings by default, more with each `-v`; `RUST_LOG`
-/// (e.g. `RUST_LOG=wasmpool=debug`) takes precedence.
-fn init_logging(verbose: u8) {
-    let level = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    ExitCode::from(wasmpool_cli::run_command(std::env::args_os(), wasmpool_cli::WorkerProgram::ThisProgram))
 }

@@ -19,7 +19,7 @@ pub fn for_run(args: &RunArgs, seed: Option<u64>, output: OutputSink) -> Result<
         builder = builder.workers(usize::from(workers));
     }
     if args.processes {
-        builder = self_as_worker(builder)?;
+        builder = with_worker_processes(builder, &args.worker)?;
     }
     if let Some(seed) = seed.or(args.seed) {
         builder = builder.seed(seed);
@@ -90,11 +90,18 @@ fn build(builder: PoolBuilder, module: &Path) -> Result<Pool> {
     Ok(pool)
 }
 
-/// Worker processes, served by this very program (`wasmpool worker`), so
-/// one file is all a user installs.
-fn self_as_worker(builder: PoolBuilder) -> Result<PoolBuilder> {
-    let me = std::env::current_exe().context("cannot find this program's own path, to start worker processes")?;
-    Ok(builder.processes(ProcessConfig::new().executable(me).args(["worker"])))
+/// Worker processes, started as `worker` says: by default served by this
+/// very program (`wasmpool worker`), so one file is all a user installs.
+fn with_worker_processes(builder: PoolBuilder, worker: &crate::WorkerProgram) -> Result<PoolBuilder> {
+    let config = match worker {
+        crate::WorkerProgram::ThisProgram => {
+            let me =
+                std::env::current_exe().context("cannot find this program's own path, to start worker processes")?;
+            ProcessConfig::new().executable(me).args(["worker"])
+        }
+        crate::WorkerProgram::Command { program, args } => ProcessConfig::new().executable(program).args(args),
+    };
+    Ok(builder.processes(config))
 }
 
 /// What `--allow-…` grants, as the library's WASI settings.

@@ -28,6 +28,20 @@ fn worker_main(py: Python<'_>) -> PyResult<()> {
     std::process::exit(i32::from(status))
 }
 
+/// The `wasmpool` command (`wasmpool._cli`, the package's console
+/// script): runs the command line `argv` and returns its exit status.
+/// `run --processes` starts `worker` (a program and its arguments: this
+/// interpreter running [`worker_main`]) as its worker processes.
+#[pyfunction]
+fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>, worker: Vec<std::ffi::OsString>) -> u8 {
+    let mut worker = worker.into_iter();
+    let worker = match worker.next() {
+        Some(program) => wasmpool_cli::WorkerProgram::Command { program: program.into(), args: worker.collect() },
+        None => wasmpool_cli::WorkerProgram::ThisProgram,
+    };
+    py.detach(|| wasmpool_cli::run_command(argv, worker))
+}
+
 /// The extension module.
 #[pymodule]
 #[pyo3(name = "_native")]
@@ -35,6 +49,7 @@ fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<pool::NativePool>()?;
     module.add_class::<stream::Stream>()?;
     module.add_function(wrap_pyfunction!(worker_main, module)?)?;
+    module.add_function(wrap_pyfunction!(cli_main, module)?)?;
     // The WIT world of task components, for building tasks written in
     // Python (`wasmpool._build`): the text the host's bindings come from.
     module.add("TASK_WORLD_WIT", include_str!("../../wit/wasmpool-task.wit"))?;
