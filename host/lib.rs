@@ -78,7 +78,7 @@ pub use runtime::cache::{
     CacheEntry, CacheEntryKind, DEFAULT_CACHE_LIMIT, cache_entries, clear_cache, default_cache_dir,
 };
 pub use runtime::engine::{Allocator, AllocatorKind};
-pub use runtime::module::{ParamInfo, TaskInfo};
+pub use runtime::module::{Arity, ParamInfo, TaskInfo};
 pub use sandbox::limits::{
     DEFAULT_MAX_MEMORY, DEFAULT_MAX_MESSAGE, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_STACK, DEFAULT_MAX_TABLE_ELEMENTS,
 };

@@ -91,8 +91,8 @@ mod tests {
         TaskInfo {
             name: "add".into(),
             params: vec![
-                ParamInfo { name: "a".into(), ty: "i64".into() },
-                ParamInfo { name: "b".into(), ty: "i64".into() },
+                ParamInfo { name: "a".into(), ty: "i64".into(), default: None },
+                ParamInfo { name: "b".into(), ty: "i64".into(), default: None },
             ],
             result: "i64".into(),
             doc: "Adds.\nTwo numbers.".into(),

@@ -268,8 +268,8 @@ fn malformed_lines_and_wrong_argument_counts_are_named() {
     let kinds: Vec<serde_json::Value> = lines[1..].iter().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(kinds[0]["error"]["line"], 2);
     assert!(kinds[0]["error"]["message"].as_str().unwrap().contains("not JSON"), "{}", lines[1]);
-    assert!(kinds[1]["error"]["message"].as_str().unwrap().contains("takes 2 argument(s), but the array has 3"));
-    assert!(kinds[2]["error"]["message"].as_str().unwrap().contains("pass a JSON array of 2"));
+    assert!(kinds[1]["error"]["message"].as_str().unwrap().contains("takes 2 arguments, but the array has 3"));
+    assert!(kinds[2]["error"]["message"].as_str().unwrap().contains("takes 2 arguments: pass a JSON array of them"));
     assert!(kinds.iter().all(|k| k["error"]["kind"] == "invalid_input"));
 
     // A value of the wrong type is found by the task's own decoder.

@@ -868,14 +868,14 @@ impl PoolBuilder {
             }
             (InitArgs::Typed { json, .. }, CodeKind::Component) => {
                 let json = json.map_err(|e| failure(TaskFailure::EncodeArguments(e)))?;
-                check_input(json.as_bytes(), info.params.len(), &info.to_string()).map_err(failure)?;
+                check_input(json.as_bytes(), info.arity(), &info.to_string()).map_err(failure)?;
                 (wasmpool_abi::json_export_name(&task), json.into_bytes())
             }
             (InitArgs::JsonArray(array), _) => {
                 if !info.json {
                     return Err(Error::NoJsonEntry { task });
                 }
-                let args = args_from_array(&array, info.params.len()).map_err(failure)?;
+                let args = args_from_array(&array, info.arity()).map_err(failure)?;
                 (wasmpool_abi::json_export_name(&task), args.into_bytes())
             }
         };

@@ -21,7 +21,7 @@
 use crate::decode::as_message_failure;
 use crate::error::{Result, TaskError, TaskFailure};
 use crate::pool::TaskRef;
-use crate::runtime::module::TaskInfo;
+use crate::runtime::module::{Arity, TaskInfo};
 use crate::runtime::outbox::{RawEvent, Sent};
 use crate::scheduler::stream::{Imap, ImapUnordered};
 use crate::text::{is_unsafe, push_json_escape};
@@ -43,7 +43,7 @@ pub struct JsonTask<'pool> {
 /// it is queued; see [`JsonTask::imap`].
 pub struct JsonInputs<I> {
     inputs: I,
-    arity: usize,
+    arity: Arity,
     signature: String,
 }
 
@@ -109,7 +109,7 @@ impl<'pool> JsonTask<'pool> {
     /// [`imap`](Self::imap)).
     pub(crate) fn check(&self, args: &[u8]) -> Result<(), TaskFailure> {
         let info = self.info();
-        check_input(args, info.params.len(), &info.to_string())
+        check_input(args, info.arity(), &info.to_string())
     }
 
     /// Runs the task once on `args` (JSON text) and returns its result as
@@ -182,7 +182,7 @@ impl<'pool> JsonTask<'pool> {
 
     fn inputs<I: IntoIterator>(&self, inputs: I) -> JsonInputs<I::IntoIter> {
         let info = self.info();
-        JsonInputs { inputs: inputs.into_iter(), arity: info.params.len(), signature: info.to_string() }
+        JsonInputs { inputs: inputs.into_iter(), arity: info.arity(), signature: info.to_string() }
     }
 }
 
@@ -228,47 +228,61 @@ where
     }
 }
 
-/// Checks that `text` is one JSON value (UTF-8) holding `arity` arguments.
-pub(crate) fn check_input(text: &[u8], arity: usize, signature: &str) -> Result<(), TaskFailure> {
+/// Checks that `text` is one JSON value (UTF-8) holding arguments for a
+/// task of `arity`, as the task's JSON entry point reads them: none as
+/// `null` or `[]`; for a task of at most one parameter, any value as its
+/// argument; for another, an array of as many arguments as it takes, or
+/// (if it can be called with one) any other value as its one argument.
+pub(crate) fn check_input(text: &[u8], arity: Arity, signature: &str) -> Result<(), TaskFailure> {
     let invalid = |why: String| TaskFailure::InvalidJson(format!("{why}, in {}", quote(text)));
     let value: &RawValue = serde_json::from_slice(text).map_err(|e| invalid(format!("not JSON: {e}")))?;
-    let got = match arity {
-        0 if value.get() == "null" => return Ok(()),
-        1 => return Ok(()),
-        _ => match serde_json::from_str::<Vec<&RawValue>>(value.get()) {
-            Ok(items) => items.len(),
-            Err(_) if arity == 0 => {
-                return Err(invalid(format!("`{signature}` takes no arguments: pass `null` or `[]`")));
-            }
-            Err(_) => {
-                return Err(invalid(format!("`{signature}` takes {arity} arguments: pass a JSON array of {arity}")));
-            }
-        },
-    };
-    if got == arity {
-        Ok(())
+    let Arity { required, most } = arity;
+    if most == 1 || (most > 1 && required <= 1 && !value.get().trim_start().starts_with('[')) {
+        return Ok(());
+    }
+    if most == 0 && value.get() == "null" {
+        return Ok(());
+    }
+    let wanted = if most == 0 {
+        return match serde_json::from_str::<Vec<&RawValue>>(value.get()) {
+            Ok(items) if items.is_empty() => Ok(()),
+            Ok(items) => Err(invalid(format!("`{signature}` takes no arguments, but the array has {}", items.len()))),
+            Err(_) => Err(invalid(format!("`{signature}` takes no arguments: pass `null` or `[]`"))),
+        };
+    } else if required == most {
+        format!("{most} arguments")
     } else {
-        Err(invalid(format!("`{signature}` takes {arity} argument(s), but the array has {got}")))
+        format!("from {required} to {most} arguments")
+    };
+    match serde_json::from_str::<Vec<&RawValue>>(value.get()) {
+        Ok(items) if (required..=most).contains(&items.len()) || required <= 1 => Ok(()),
+        Ok(items) => Err(invalid(format!("`{signature}` takes {wanted}, but the array has {}", items.len()))),
+        Err(_) => Err(invalid(format!("`{signature}` takes {wanted}: pass a JSON array of them"))),
     }
 }
 
-/// The arguments of a task of `arity` parameters, given as a JSON array
-/// with one element per parameter (as an init task's, from
+/// The arguments of a task of `arity`, given as a JSON array with one
+/// element per argument (as an init task's, from
 /// [`PoolBuilder::init_task_json`](crate::PoolBuilder::init_task_json)),
-/// in the convention of JSON calls: the element itself for one parameter,
-/// the array for several or none.
-pub(crate) fn args_from_array(array: &str, arity: usize) -> Result<String, TaskFailure> {
+/// in the convention of JSON calls: the element itself for a task of one
+/// parameter, the array otherwise.
+pub(crate) fn args_from_array(array: &str, arity: Arity) -> Result<String, TaskFailure> {
     let items: Vec<&RawValue> = serde_json::from_str(array).map_err(|e| {
         TaskFailure::InvalidJson(format!("the arguments must be a JSON array, one element per parameter: {e}"))
     })?;
-    if items.len() != arity {
+    if !(arity.required..=arity.most).contains(&items.len()) {
+        let wanted = if arity.required == arity.most {
+            arity.most.to_string()
+        } else {
+            format!("{} to {}", arity.required, arity.most)
+        };
         return Err(TaskFailure::InvalidJson(format!(
-            "the task takes {arity} argument(s), but the array has {}",
+            "the task takes {wanted} argument(s), but the array has {}",
             items.len()
         )));
     }
     Ok(match items.as_slice() {
-        [only] => only.get().to_owned(),
+        [only] if arity.most == 1 => only.get().to_owned(),
         _ => array.to_owned(),
     })
 }
@@ -422,42 +436,72 @@ fn quote(text: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    /// A task of exactly `n` parameters.
+    fn ex(n: usize) -> Arity {
+        Arity { required: n, most: n }
+    }
+
     #[test]
     fn inputs_must_be_json_holding_the_arguments() {
-        assert_eq!(check_input(b"2.5", 1, "sqrt(x: f64) -> f64"), Ok(()));
-        assert_eq!(check_input(b" [1, 2] ", 1, "sum(v: Vec<u8>) -> u8"), Ok(()));
-        assert_eq!(check_input(b"[1, 2]", 2, "add(a: i64, b: i64) -> i64"), Ok(()));
-        assert_eq!(check_input(b"null", 0, "noop() -> ()"), Ok(()));
-        assert_eq!(check_input(b"[]", 0, "noop() -> ()"), Ok(()));
-        let failure = |text: &str, arity| match check_input(text.as_bytes(), arity, "add(a: i64, b: i64) -> i64") {
+        assert_eq!(check_input(b"2.5", ex(1), "sqrt(x: f64) -> f64"), Ok(()));
+        assert_eq!(check_input(b" [1, 2] ", ex(1), "sum(v: Vec<u8>) -> u8"), Ok(()));
+        assert_eq!(check_input(b"[1, 2]", ex(2), "add(a: i64, b: i64) -> i64"), Ok(()));
+        assert_eq!(check_input(b"null", ex(0), "noop() -> ()"), Ok(()));
+        assert_eq!(check_input(b"[]", ex(0), "noop() -> ()"), Ok(()));
+        let failure = |text: &str, n| match check_input(text.as_bytes(), ex(n), "add(a: i64, b: i64) -> i64") {
             Err(TaskFailure::InvalidJson(why)) => why,
             other => panic!("{text}: {other:?}"),
         };
         assert!(failure("[1, 2", 2).starts_with("not JSON"), "{}", failure("[1, 2", 2));
         assert!(failure("1 2", 1).contains("not JSON"));
-        assert!(failure("[1, 2, 3]", 2).contains("takes 2 argument(s), but the array has 3"));
-        assert!(failure("7", 2).contains("pass a JSON array of 2"));
+        assert!(failure("[1, 2, 3]", 2).contains("takes 2 arguments, but the array has 3"));
+        assert!(failure("7", 2).contains("takes 2 arguments: pass a JSON array of them"));
         assert!(failure("7", 0).contains("takes no arguments"));
         assert!(failure("[7]", 0).contains("but the array has 1"));
-        let Err(TaskFailure::InvalidJson(why)) = check_input(b"\"\xff\"", 1, "f") else { panic!("not UTF-8") };
+        let Err(TaskFailure::InvalidJson(why)) = check_input(b"\"\xff\"", ex(1), "f") else { panic!("not UTF-8") };
         assert!(why.starts_with("not JSON"), "{why}");
     }
 
     #[test]
+    fn parameters_with_defaults_may_be_left_out() {
+        // `scaled(x, factor=10)`: one argument bare, or an array of one or two.
+        let scaled = Arity { required: 1, most: 2 };
+        for text in ["4", "[4]", "[4, 2]", "\"a\"", "{}"] {
+            assert_eq!(check_input(text.as_bytes(), scaled, "scaled"), Ok(()), "{text}");
+        }
+        // An array it cannot spread is its one argument (a list of three).
+        assert_eq!(check_input(b"[1, 2, 3]", scaled, "scaled"), Ok(()));
+        // `window(a, b, size=3)`: two or three, always an array.
+        let window = Arity { required: 2, most: 3 };
+        assert_eq!(check_input(b"[1, 2]", window, "w"), Ok(()));
+        assert_eq!(check_input(b"[1, 2, 3]", window, "w"), Ok(()));
+        let Err(TaskFailure::InvalidJson(why)) = check_input(b"[1]", window, "w") else { panic!("one for two") };
+        assert!(why.contains("takes from 2 to 3 arguments, but the array has 1"), "{why}");
+        let Err(TaskFailure::InvalidJson(why)) = check_input(b"7", window, "w") else { panic!("bare for two") };
+        assert!(why.contains("pass a JSON array of them"), "{why}");
+        // Everything optional: nothing at all as well.
+        assert_eq!(check_input(b"[]", Arity { required: 0, most: 2 }, "f"), Ok(()));
+        assert_eq!(args_from_array("[4]", scaled), Ok("[4]".to_owned()));
+        assert_eq!(args_from_array("[4, 2]", scaled), Ok("[4, 2]".to_owned()));
+        let Err(TaskFailure::InvalidJson(why)) = args_from_array("[]", scaled) else { panic!("none for one") };
+        assert!(why.contains("takes 1 to 2 argument(s), but the array has 0"), "{why}");
+    }
+
+    #[test]
     fn an_array_of_arguments_becomes_a_calls_arguments() {
-        assert_eq!(args_from_array("[]", 0), Ok("[]".to_owned()));
-        assert_eq!(args_from_array(" [ [1, 2] ] ", 1), Ok("[1, 2]".to_owned()));
-        assert_eq!(args_from_array(r#"[1, "a"]"#, 2), Ok(r#"[1, "a"]"#.to_owned()));
-        let Err(TaskFailure::InvalidJson(why)) = args_from_array("[1, 2]", 1) else { panic!("two for one") };
+        assert_eq!(args_from_array("[]", ex(0)), Ok("[]".to_owned()));
+        assert_eq!(args_from_array(" [ [1, 2] ] ", ex(1)), Ok("[1, 2]".to_owned()));
+        assert_eq!(args_from_array(r#"[1, "a"]"#, ex(2)), Ok(r#"[1, "a"]"#.to_owned()));
+        let Err(TaskFailure::InvalidJson(why)) = args_from_array("[1, 2]", ex(1)) else { panic!("two for one") };
         assert!(why.contains("takes 1 argument(s), but the array has 2"), "{why}");
-        let Err(TaskFailure::InvalidJson(why)) = args_from_array("7", 1) else { panic!("not an array") };
+        let Err(TaskFailure::InvalidJson(why)) = args_from_array("7", ex(1)) else { panic!("not an array") };
         assert!(why.contains("must be a JSON array"), "{why}");
     }
 
     #[test]
     fn long_inputs_are_shortened_in_messages() {
         let long = format!("[{}", "1,".repeat(200));
-        let Err(TaskFailure::InvalidJson(why)) = check_input(long.as_bytes(), 2, "f") else { panic!() };
+        let Err(TaskFailure::InvalidJson(why)) = check_input(long.as_bytes(), ex(2), "f") else { panic!() };
         assert!(why.ends_with("…`"), "{why}");
         assert!(why.len() < 300);
     }
@@ -499,8 +543,8 @@ mod tests {
         /// them must be accepted or refused, never panic, and an accepted
         /// result is a single line.
         #[test]
-        fn arbitrary_text_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..128), arity in 0usize..4) {
-            let _ = check_input(&bytes, arity, "t");
+        fn arbitrary_text_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..128), required in 0usize..4, extra in 0usize..2) {
+            let _ = check_input(&bytes, Arity { required, most: required + extra }, "t");
             if let Ok(line) = decode_json_result(&bytes) {
                 proptest::prop_assert!(!line.contains('\n'));
                 proptest::prop_assert!(!line.chars().any(is_unsafe), "{:?}", line);

@@ -600,7 +600,14 @@ fn checked_tasks(described: Vec<WitTaskInfo>) -> Result<Vec<TaskInfo>, TaskFailu
                 params: info
                     .params
                     .into_iter()
-                    .map(|p| ParamInfo { name: cap(p.name, abi::MAX_TASK_NAME_LEN), ty: cap(p.ty, MAX_TYPE_TEXT) })
+                    .map(|p| {
+                        // `ty = default` for a parameter with a default (the WIT's `param.ty`).
+                        let (ty, default) = match p.ty.split_once(" = ") {
+                            Some((ty, default)) => (ty.to_owned(), Some(cap(default.to_owned(), MAX_TYPE_TEXT))),
+                            None => (p.ty, None),
+                        };
+                        ParamInfo { name: cap(p.name, abi::MAX_TASK_NAME_LEN), ty: cap(ty, MAX_TYPE_TEXT), default }
+                    })
                     .collect(),
                 result: cap(info.returns, MAX_TYPE_TEXT),
                 doc: capped(info.doc),

@@ -38,6 +38,27 @@ pub struct ParamInfo {
     pub name: String,
     /// Its type as written in the guest's source.
     pub ty: String,
+    /// Its default value as written in the guest's source, if it has one
+    /// (a task written in Python, `def scaled(x, factor=10)`): a call may
+    /// leave it out. `None` for a required parameter (every Rust task's).
+    pub default: Option<String>,
+}
+
+/// How many arguments a task takes: from `required` (its parameters
+/// without a default) to `most` (all of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arity {
+    /// Its parameters without a default.
+    pub required: usize,
+    /// All its parameters.
+    pub most: usize,
+}
+
+impl TaskInfo {
+    /// How many arguments the task takes.
+    pub fn arity(&self) -> Arity {
+        Arity { required: self.params.iter().filter(|p| p.default.is_none()).count(), most: self.params.len() }
+    }
 }
 
 impl fmt::Display for TaskInfo {
@@ -51,6 +72,9 @@ impl fmt::Display for TaskInfo {
                 write!(f, ", ")?;
             }
             write!(f, "{}: {}", EscapedLine(&p.name), EscapedLine(&p.ty))?;
+            if let Some(default) = &p.default {
+                write!(f, " = {}", EscapedLine(default))?;
+            }
         }
         write!(f, ") -> {}", EscapedLine(&self.result))
     }
@@ -60,7 +84,7 @@ impl From<abi::TaskDescriptor> for TaskInfo {
     fn from(d: abi::TaskDescriptor) -> Self {
         TaskInfo {
             name: d.name,
-            params: d.params.into_iter().map(|p| ParamInfo { name: p.name, ty: p.ty }).collect(),
+            params: d.params.into_iter().map(|p| ParamInfo { name: p.name, ty: p.ty, default: None }).collect(),
             result: d.result,
             doc: d.doc,
             json: false,
@@ -558,8 +582,8 @@ mod tests {
         let t = TaskInfo {
             name: "add".into(),
             params: vec![
-                ParamInfo { name: "a".into(), ty: "i64".into() },
-                ParamInfo { name: "b".into(), ty: "i64".into() },
+                ParamInfo { name: "a".into(), ty: "i64".into(), default: None },
+                ParamInfo { name: "b".into(), ty: "i64".into(), default: None },
             ],
             result: "i64".into(),
             doc: String::new(),

@@ -159,7 +159,10 @@ mod tests {
     fn task(params: &[(&str, &str)], result: &str) -> TaskInfo {
         TaskInfo {
             name: "t".into(),
-            params: params.iter().map(|(n, t)| ParamInfo { name: (*n).into(), ty: (*t).into() }).collect(),
+            params: params
+                .iter()
+                .map(|(n, t)| ParamInfo { name: (*n).into(), ty: (*t).into(), default: None })
+                .collect(),
             result: result.into(),
             doc: String::new(),
             json: false,

@@ -478,7 +478,8 @@ def test_what_a_python_task_may_send_is_checked_inside_it(tmp_path):
         "def negative():\n    progress(-1, 2)\n"
         "def big(n):\n    send('x' * n)\n    return n\n"
         "def seed():\n    return task_seed()\n"
-        "def pool():\n    return wasmpool.Pool\n"
+        "def pool():\n    return wasmpool.Pool('tasks.py')\n"
+        "def other():\n    return wasmpool.Sender\n"
     )
     messages = []
     with Pool(source, workers=1, seed=5, max_output=1 << 16) as pool:
@@ -497,6 +498,11 @@ def test_what_a_python_task_may_send_is_checked_inside_it(tmp_path):
         assert len(set(seeds)) == 3 and all(0 <= s < 1 << 64 for s in seeds)
         with pytest.raises(TaskPanicked) as caught:
             pool.call("pool")
+        assert caught.value.exception == "wasmpool.HostOnly"
+        assert "wasmpool.Pool belongs to the program that runs the tasks" in str(caught.value)
+        assert "inside a task, wasmpool offers only send, progress, task_seed" in str(caught.value)
+        with pytest.raises(TaskPanicked) as caught:
+            pool.call("other")
         assert "inside a task, wasmpool offers only send, progress, task_seed" in str(caught.value)
 
 

@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from . import _args
 from ._native import NativePool
@@ -17,7 +17,11 @@ from .errors import _MISSING
 
 __all__ = ["Pool", "Task", "PoolStats", "WorkerStats", "MapIterator"]
 
-ModuleSource = Union[str, "os.PathLike[str]", bytes]
+# A module: a path (.wasm, or .py for tasks written in Python), its bytes,
+# or functions to make tasks of (inline tasks, `_inline.pack`).
+ModuleSource = Union[str, "os.PathLike[str]", bytes, Callable[..., Any], Sequence[Callable[..., Any]]]
+# A task: its name, or a function of the pool's own tasks file (its name is taken).
+TaskRef = Union[str, Callable[..., Any]]
 Progress = Callable[[int, Optional[int]], Any]
 # messages(index, message): a message a task sent (`wasmpool.send`).
 Messages = Callable[[int, Any], Any]
@@ -65,6 +69,13 @@ class PoolStats:
     def retries(self) -> int:
         """Retries by all workers."""
         return sum(w.retries for w in self.workers)
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.realpath(a) == os.path.realpath(b)
+    except (OSError, ValueError):
+        return False
 
 
 def _worker_command() -> List[str]:
@@ -241,7 +252,10 @@ class Pool:
 
     ``module`` is the path of a ``.wasm`` task module (or its bytes), or of a
     ``.py`` module of tasks written in Python (built into a component with
-    componentize-py on first use, then cached). Every
+    componentize-py on first use, then cached; ``Pool(__file__)`` in a
+    script that is its own tasks module), or the functions to make tasks
+    of: ``Pool([sqrt, pi_hits])`` packs them, with the modules, functions
+    and constants they use, into such a module (docs/python.md). Every
     worker loads that same module, so every task exists in every worker,
     whatever the platform or the order things were defined in. Arguments
     and results are copied in and out as JSON: numbers, strings, booleans,
@@ -318,11 +332,26 @@ class Pool:
                 init = (initializer, _args.dumps(list(initargs)))
             except (TypeError, ValueError) as e:
                 raise TypeError(f"initargs: {e}") from None
-        if isinstance(module, (bytes, bytearray, memoryview)):
-            source: Any = bytes(module)
+        self._tasks_file: Optional[str] = None
+        # Inline tasks: the functions given, by name (`_inline.pack`).
+        self._inline: Dict[str, Callable[..., Any]] = {}
+        if callable(module) or (isinstance(module, (list, tuple)) and module and all(map(callable, module))):
+            from . import _build, _inline
+
+            try:
+                text, self._inline = _inline.pack([module] if callable(module) else list(module))
+            except TypeError as e:
+                raise TypeError(f"cannot make tasks of these functions: {e}") from None
+            source: Any = os.fspath(_build.build_inline(text))
+            self._module_name = "the functions " + ", ".join(self._inline)
+        elif isinstance(module, (bytes, bytearray, memoryview)):
+            source = bytes(module)
+            self._module_name = "a module given as bytes"
         else:
             source = os.fspath(module)
+            self._module_name = str(source)
             if str(source).endswith(".py"):
+                self._tasks_file = os.path.realpath(source)
                 # Tasks written in Python: built once into a component, cached.
                 from . import _build
 
@@ -385,6 +414,33 @@ class Pool:
 
     # -- calls -------------------------------------------------------------
 
+    def _task_name(self, task: "TaskRef") -> str:
+        """A task's name: ``task`` itself, or the name of a function of the
+        pool's own tasks file (``pool.map(sqrt, xs)`` in a script that is
+        its own tasks module, or ``pool.map(tasks.sqrt, xs)``)."""
+        if isinstance(task, str):
+            return task
+        name = getattr(task, "__name__", None)
+        code = getattr(task, "__code__", None)
+        if not callable(task) or not isinstance(name, str):
+            raise TypeError(f"a task is named by a str (such as 'sqrt'), not a {type(task).__name__}")
+        if self._inline.get(name) is task:
+            return name
+        if self._tasks_file is not None and code is not None and _same_file(code.co_filename, self._tasks_file):
+            if name in self._tasks:
+                return name
+            raise TypeError(
+                f"{name} is a function of {self._tasks_file} but not one of its tasks: every public function "
+                "defined at the top of the module is a task (not one whose name starts with _, nor a nested "
+                "or decorated-away one)"
+            )
+        where = f" ({code.co_filename})" if code is not None else ""
+        raise TypeError(
+            f"{name}{where} is a function of this program, which the workers do not have: they run the "
+            f"tasks of the pool's module only ({self._module_name}); name one of them, as in "
+            f"pool.map({next(iter(self._tasks), 'task')!r}, inputs)"
+        )
+
     def _arity(self, task: str) -> int:
         info = self._tasks.get(task)
         # An unknown name: the native call reports it, with suggestions.
@@ -415,11 +471,12 @@ class Pool:
             stream = _Listened(task, stream, messages, task_progress)
         return stream, pending, (total if total >= 0 and hasattr(iterable, "__len__") else None)
 
-    def call(self, task: str, *args: Any, deadline: Optional[float] = None, fuel: Optional[int] = None,
+    def call(self, task: TaskRef, *args: Any, deadline: Optional[float] = None, fuel: Optional[int] = None,
              seed: Optional[int] = None, messages: Optional[Messages] = None,
              task_progress: Optional[TaskProgress] = None) -> Any:
         """Runs ``task(*args)`` once on a worker and returns its result
         (``messages`` and ``task_progress`` as for :meth:`map`)."""
+        task = self._task_name(task)
         text = _args.encode_call(args, self._arity(task))
         listen = messages is not None or task_progress is not None
         stream = self._native.stream(task, iter([text]), deadline=deadline, fuel=fuel, seed=seed, listen=listen)
@@ -438,7 +495,7 @@ class Pool:
 
     def map(
         self,
-        task: str,
+        task: TaskRef,
         iterable: Iterable[Any],
         chunksize: Optional[int] = None,
         *,
@@ -463,6 +520,7 @@ class Pool:
         total)``, where ``index`` is the input's: called on this thread, in
         the order sent, each before its input's result. Without them it is
         dropped. A task sending faster than they return waits for room."""
+        task = self._task_name(task)
         stream, pending, total = self._stream(
             task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed,
             messages=messages, task_progress=task_progress,
@@ -471,7 +529,7 @@ class Pool:
 
     def map_each(
         self,
-        task: str,
+        task: TaskRef,
         iterable: Iterable[Any],
         chunksize: Optional[int] = None,
         *,
@@ -485,6 +543,7 @@ class Pool:
         """Like :meth:`map`, but every input gets its own outcome: its result,
         or the :class:`~wasmpool.errors.TaskError` it failed with (returned,
         not raised), so one bad input loses nothing else."""
+        task = self._task_name(task)
         stream, pending, total = self._stream(
             task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed,
             messages=messages, task_progress=task_progress,
@@ -493,7 +552,7 @@ class Pool:
 
     def imap(
         self,
-        task: str,
+        task: TaskRef,
         iterable: Iterable[Any],
         chunksize: Optional[int] = None,
         *,
@@ -507,6 +566,7 @@ class Pool:
         pulling inputs only as workers have room, so an endless generator
         streams through in bounded memory. ``messages`` and
         ``task_progress`` as for :meth:`map`, called while iterating."""
+        task = self._task_name(task)
         stream, pending, total = self._stream(
             task, iterable, ordered=True, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed,
             messages=messages, task_progress=task_progress,
@@ -515,7 +575,7 @@ class Pool:
 
     def imap_unordered(
         self,
-        task: str,
+        task: TaskRef,
         iterable: Iterable[Any],
         chunksize: Optional[int] = None,
         *,
@@ -528,17 +588,19 @@ class Pool:
     ) -> MapIterator:
         """Like :meth:`imap`, with results in the order they finish;
         ``with_index=True`` yields ``(input index, result)`` pairs."""
+        task = self._task_name(task)
         stream, pending, total = self._stream(
             task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed,
             messages=messages, task_progress=task_progress,
         )
         return MapIterator(task, stream, pending, total, with_index=with_index)
 
-    def submit(self, task: str, *args: Any, **options: Any) -> "concurrent.futures.Future[Any]":
+    def submit(self, task: TaskRef, *args: Any, **options: Any) -> "concurrent.futures.Future[Any]":
         """Starts ``task(*args)`` and returns a
         :class:`concurrent.futures.Future` of its result (``options`` as
         for :meth:`call`). The calls wait on a few Python threads of the
         pool's own, with the interpreter released."""
+        task = self._task_name(task)
         with self._executor_lock:
             if self._executor is None:
                 self._native.workers()  # a closed pool raises PoolClosed here

@@ -13,7 +13,11 @@ from pathlib import Path
 from ..errors import BuildError
 from .componentize import BuildFailed, componentize_py_version, default_cache_dir
 
-__all__ = ["build", "cache_path", "componentize_py_version", "default_cache_dir"]
+__all__ = ["build", "build_inline", "cache_path", "componentize_py_version", "default_cache_dir"]
+
+# How many packed sources of inline tasks (`build_inline`, a few KB each)
+# the cache keeps, the least recently used going first.
+MAX_INLINE_SOURCES = 64
 
 
 def build(path: str | os.PathLike, *, out: str | os.PathLike | None = None,
@@ -47,3 +51,43 @@ def cache_path(path: str | os.PathLike, *, cache_dir: str | os.PathLike | None |
         return componentize.cache_path(path, wit=_native.TASK_WORLD_WIT, cache_dir=cache_dir)
     except BuildFailed as e:
         raise BuildError(str(e)) from None
+
+
+def build_inline(text: str) -> Path:
+    """Builds the source of a tasks module packed from functions
+    (`wasmpool._inline.pack`) into a task component; returns its path.
+    The source is written, as `inline_<digest>.py`, into the cache's
+    private folder `inline/` (or a new private temporary folder without a
+    cache), so that tracebacks can name it and a build is cached by
+    content as a `tasks.py`'s is."""
+    import contextlib
+    import hashlib
+    import tempfile
+
+    from . import componentize
+
+    name = f"inline_{hashlib.sha256(text.encode()).hexdigest()[:16]}.py"
+    data = text.encode()
+    cache = componentize.default_cache_dir()
+    folder = componentize._private_dir(cache / "inline") if cache is not None else None
+    if folder is None:
+        folder = Path(tempfile.mkdtemp(prefix="wasmpool-inline-"))
+        path = folder / name
+        componentize._replace(path, data)
+        return build(path, out=folder / "tasks.wasm", cache_dir=False)
+    path = folder / name
+    if not (path.is_file() and componentize._trusted(path) and path.read_bytes() == data):
+        componentize._replace(path, data)
+    else:
+        with contextlib.suppress(OSError):
+            os.utime(path)
+    sources = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            if entry.name.startswith("inline_") and entry.name.endswith(".py") and entry.is_file(follow_symlinks=False):
+                sources.append((entry.stat(follow_symlinks=False).st_mtime, Path(entry.path)))
+    for _, old in sorted(sources, reverse=True)[MAX_INLINE_SOURCES:]:
+        if old != path:
+            with contextlib.suppress(OSError):
+                old.unlink()
+    return build(path)

@@ -45,7 +45,43 @@ def task_seed():
     return host.task_seed()
 
 
+# The public names of the package that runs tasks (wasmpool/__init__.py's
+# `__all__` but for the three above; python/tests/test_one_file.py keeps
+# the two lists equal). A script that is its own tasks module imports them
+# at its top (`from wasmpool import Pool`) and runs in the sandbox too.
+_HOST_ONLY = ("Pool", "Task", "PoolStats", "WorkerStats", "MapIterator", "TaskError", "WasmpoolError", "errors")
+
+
+class HostOnly(BaseException):
+    """Raised inside the sandbox by any use of the package's host side
+    (``Pool(...)``, ...). A BaseException, so that ``except Exception`` in
+    the user's code lets it through: the runner skips the top-level
+    statement that raised it (see ``wasmpool_runner._run_module``)."""
+
+
+class _HostOnlyName:
+    """What ``wasmpool.Pool`` and the other host-only names are inside the
+    sandbox: importable, so that a script that defines its tasks and maps
+    them is also a tasks module, and raising ``HostOnly`` when used."""
+
+    def __init__(self, name):
+        self._name = name
+
+    def _refuse(self, *args, **kwargs):
+        raise HostOnly(
+            f"wasmpool.{self._name} belongs to the program that runs the tasks, outside the sandbox; "
+            f"inside a task, wasmpool offers only {', '.join(__all__)}"
+        )
+
+    __call__ = __getattr__ = __enter__ = __iter__ = _refuse
+
+    def __repr__(self):
+        return f"<wasmpool.{self._name}: not inside a task>"
+
+
 def __getattr__(name):
+    if name in _HOST_ONLY:
+        return _HostOnlyName(name)
     raise AttributeError(
         f"inside a task, wasmpool offers only {', '.join(__all__)}; wasmpool.{name} belongs to the "
         "program that runs the tasks, outside the sandbox"

@@ -35,6 +35,7 @@ import traceback
 import types
 
 import componentize_py_types
+from wasmpool import HostOnly, _HostOnlyName
 from wit_world import exports
 from wit_world.exports import tasks as wit
 from wit_world.imports import host
@@ -55,6 +56,25 @@ def _type_name(annotation):
     if isinstance(annotation, type):
         return annotation.__name__
     return str(annotation)
+
+
+def _param_type(p):
+    """A parameter's type text for `describe`: its annotation, followed by
+    ` = default` if a call may leave it out (wit/wasmpool-task.wit's
+    `param.ty`): its default's repr, shortened to one line; `()` and `{}`
+    for `*args` and `**kwargs`."""
+    text = _type_name(p.annotation)
+    if p.kind == p.VAR_POSITIONAL:
+        return text + " = ()"
+    if p.kind == p.VAR_KEYWORD:
+        return text + " = {}"
+    if p.default is p.empty:
+        return text
+    try:
+        default = " ".join(repr(p.default).split())
+    except Exception:
+        default = "..."
+    return f"{text} = {default if len(default) <= 60 else default[:59] + '…'}"
 
 
 def _raise(error):
@@ -159,11 +179,21 @@ def _ready():
 
 def _run_module(spec):
     """Runs the user's module from the start argument (`spec`: `module`,
-    its name; `source`; and `code`, its compiled code, if a first instance
-    gave it) as an import would, and returns it with its code object. Its
-    lines go into `linecache`, so that tracebacks show them: the component
-    holds no file to read them from. (No modification time: `checkcache`
-    leaves such entries.)"""
+    its name; `source`; and `code`, its compiled statements, if a first
+    instance gave them) as an import would, and returns it with its
+    compiled statements. Its lines go into `linecache`, so that tracebacks
+    show them: the component holds no file to read them from. (No
+    modification time: `checkcache` leaves such entries.)
+
+    One difference from an import, so that a script that defines its tasks
+    and maps them, with no `if __name__ == "__main__":` guard, is also its
+    own tasks module (docs/python.md, "One file"): the top-level statements
+    run one at a time, and one that uses the host's side of wasmpool
+    (`with Pool(__file__) as pool: ...`, which raises `HostOnly` here) is
+    skipped from where it got to, as is any later one that needs a name
+    only a skipped statement would have bound (`print(pool.map(...))`
+    after `pool = Pool(...)`). The statements after them still run, so
+    every function exists wherever it is defined."""
     import base64
     import linecache
     import marshal
@@ -179,11 +209,93 @@ def _run_module(spec):
     # module already there (a tasks file named like a standard module).
     sys.modules.setdefault(name, module)
     if "code" in spec:
-        code = marshal.loads(base64.b64decode(spec["code"]))
+        statements = marshal.loads(base64.b64decode(spec["code"]))
     else:
-        code = compile(source, filename, "exec", dont_inherit=True)
-    exec(code, module.__dict__)
-    return module, code
+        statements = _compile_statements(source, filename)
+    unbound = set()
+    for code, binds in statements:
+        try:
+            exec(code, module.__dict__)
+        except HostOnly:
+            unbound.update(binds)
+        except NameError as e:
+            if getattr(e, "name", None) not in unbound:
+                _note_own_pool(e, module, unbound)
+                raise
+            unbound.update(binds)
+        except Exception as e:
+            _note_own_pool(e, module, unbound)
+            raise
+    return module, statements
+
+
+def _note_own_pool(error, module, unbound):
+    """Explains, on an error of a script that makes its own pool, why its
+    top-level code ran inside the sandbox."""
+    if unbound or any(isinstance(value, _HostOnlyName) for value in vars(module).values()):
+        add_note = getattr(error, "add_note", None)
+        if add_note is not None:
+            add_note(
+                "This module makes its own pool, so its top-level code runs inside the sandbox too, as an "
+                "import would (all but the statements that use the pool), where there are no command-line "
+                "arguments, files, environment variables or clock: put what needs them under "
+                'if __name__ == "__main__": or inside the function that uses them.'
+            )
+
+
+def _compile_statements(source, filename):
+    """`source`'s top-level statements, each compiled on its own (with the
+    `__future__` imports at its top in force for all), with the names each
+    binds at the top level."""
+    import __future__
+    import ast
+
+    tree = ast.parse(source, filename)
+    flags = 0
+    statements = []
+    for statement in tree.body:
+        if isinstance(statement, ast.ImportFrom) and statement.module == "__future__":
+            for alias in statement.names:
+                feature = getattr(__future__, alias.name, None)
+                if feature is not None:
+                    flags |= feature.compiler_flag
+        code = compile(ast.Module([statement], type_ignores=[]), filename, "exec", flags=flags,
+                       dont_inherit=True)
+        statements.append((code, sorted(_bound_names(statement))))
+    return statements
+
+
+def _bound_names(statement):
+    """The module-level names `statement` may bind: assignment targets,
+    `for` and `with` targets, imports, definitions, walrus targets; not
+    inside the functions, classes and lambdas it defines."""
+    import ast
+
+    names = set()
+    stack = [statement]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            # Its name, and what is evaluated where it is defined; not its body.
+            names.add(node.name)
+            stack.extend(node.decorator_list)
+            if isinstance(node, ast.ClassDef):
+                stack.extend(node.bases)
+                stack.extend(node.keywords)
+            else:
+                stack.append(node.args)
+            continue
+        if isinstance(node, ast.Lambda):
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                names.add((alias.asname or alias.name).split(".")[0])
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+        stack.extend(ast.iter_child_nodes(node))
+    return names
 
 
 # How often the start runs the call path (`_run`) on `_warm_up`: CPython's
@@ -215,15 +327,52 @@ def preload(names):
 
 
 def _arity(function):
-    """How many parameters `function` has, as `inspect.signature` counts
-    them: read off its code object unless a decorator rewrapped it (then
-    `inspect`, whose code would otherwise write to many more pages at the
-    start: see `_warm_up_loading`)."""
+    """How `function` takes positional arguments: (required, most), with
+    `most` None for `*args`. Read off its code object unless a decorator
+    rewrapped it (then `inspect`, whose code would otherwise write to many
+    more pages at the start: see `_warm_up_loading`)."""
     if hasattr(function, "__wrapped__") or hasattr(function, "__signature__"):
-        return len(inspect.signature(function).parameters)
+        params = inspect.signature(function).parameters.values()
+        positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        required = sum(p.default is p.empty for p in positional)
+        varargs = any(p.kind == p.VAR_POSITIONAL for p in params)
+        return required, None if varargs else len(positional)
     code = function.__code__
-    return (code.co_argcount + code.co_kwonlyargcount + bool(code.co_flags & inspect.CO_VARARGS)
-            + bool(code.co_flags & inspect.CO_VARKEYWORDS))
+    defaults = len(function.__defaults__ or ())
+    most = code.co_argcount
+    return most - defaults, None if code.co_flags & inspect.CO_VARARGS else most
+
+
+def _arguments(name, arity, args):
+    """The positional arguments of a call of `name` (`arity` as `_arity`
+    gives it) from its JSON input `args`: one argument bare, several as an
+    array, none as null or []. A function of at most one parameter takes
+    an array as its one argument; another spreads an array it can take
+    that many arguments from; anything else is one argument, if the
+    function can be called with one (so `scaled(x, factor=10)` takes a
+    bare value, as a Python call would)."""
+    required, most = arity
+    if most == 0:
+        if args not in (None, []):
+            _raise(wit.CallError_BadArguments(f"{name}() takes no arguments"))
+        return []
+    one = required <= 1
+    if isinstance(args, list) and most != 1:
+        if required <= len(args) and (most is None or len(args) <= most):
+            return args
+    if one:
+        return [args]
+    if most is None:
+        wanted = f"at least {required} arguments"
+    elif required == most:
+        wanted = f"{required} arguments"
+    else:
+        wanted = f"from {required} to {most} arguments"
+    given = f"{len(args)}" if isinstance(args, list) else "one"
+    _raise(wit.CallError_BadArguments(
+        f"{name}() takes {wanted} and was given {given}: pass several as a tuple, as in "
+        f"map({name!r}, [(a, b), ...]) or call({name!r}, a, b)"
+    ))
 
 
 def _load(spec_json):
@@ -243,7 +392,7 @@ def _load(spec_json):
     gc.disable()
     try:
         with _NewGenerators() as generators:
-            module, code = _run_module(spec)
+            module, statements = _run_module(spec)
         functions = dict(_public_functions(module))
         arity = {name: _arity(f) for name, f in functions.items()}
     finally:
@@ -256,7 +405,7 @@ def _load(spec_json):
     made = generators.alive()
     answer = "null"
     if "code" not in spec:
-        answer = json.dumps(dict(spec, code=base64.b64encode(marshal.dumps(code)).decode()))
+        answer = json.dumps(dict(spec, code=base64.b64encode(marshal.dumps(statements)).decode()))
     return module, functions, arity, made, answer
 
 
@@ -304,7 +453,7 @@ def make_tasks():
             infos = []
             for name, f in loaded["functions"].items():
                 signature = inspect.signature(f)
-                params = [wit.Param(p.name, _type_name(p.annotation)) for p in signature.parameters.values()]
+                params = [wit.Param(p.name, _param_type(p)) for p in signature.parameters.values()]
                 returns = _type_name(signature.return_annotation)
                 infos.append(wit.TaskInfo(name, params, returns, inspect.getdoc(f) or ""))
             return infos
@@ -337,7 +486,7 @@ def make_tasks():
             else:
                 answer = "null"
             for _ in range(_WARM_UP_CALLS):
-                self._run(_warm_up, "_warm_up", 1, "[0]")
+                self._run(_warm_up, "_warm_up", (1, 1), "[0]")
             _ready()
             return answer
 
@@ -346,14 +495,7 @@ def make_tasks():
                 args = json.loads(args_json)
             except ValueError as e:
                 _raise(wit.CallError_BadArguments(f"the arguments are not JSON: {e}"))
-            if n == 0:
-                if args not in (None, []):
-                    _raise(wit.CallError_BadArguments(f"{name} takes no arguments"))
-                args = []
-            elif n == 1:
-                args = [args]
-            elif not isinstance(args, list) or len(args) != n:
-                _raise(wit.CallError_BadArguments(f"{name} takes {n} arguments, as a JSON array of {n}"))
+            args = _arguments(name, n, args)
             try:
                 # Inside: a generator whose seed() raises is the task's exception.
                 _reseed(host.task_seed(), loaded["generators"])
