@@ -128,3 +128,15 @@ def test_an_initializer_runs_a_rust_task_before_the_inputs(module, kind):
     with Pool(module, workers=1, processes=processes, fresh_state=False, initializer="counter_set",
               initargs=[10]) as pool:
         assert [pool.call("counter_next") for _ in range(3)] == [11, 12, 13]
+
+
+def test_multiprocessing_habits_work_or_say_what_to_do(module):
+    from wasmpool import Pool
+
+    with pytest.raises(TypeError, match=r"for 4 workers, Pool\('tasks.py', workers=4\)"):
+        Pool(4)
+    with Pool(module, workers=2) as pool:
+        # starmap, as multiprocessing.Pool.starmap: an iterable of argument tuples.
+        assert pool.starmap("add", [(1, 2), [3, 4]]) == [3, 7]
+        assert pool.starmap("sqrt", [(4.0,), (9.0,)]) == [2.0, 3.0]
+        assert pool.starmap("add", iter([(5, 6)])) == [11]

@@ -9,6 +9,7 @@ import pytest
 
 from wasmpool import Pool
 from wasmpool import errors
+from conftest import REPO, python_tasks_available
 
 
 def test_a_panic_names_task_index_input_and_location(pool):
@@ -126,3 +127,21 @@ def test_a_killed_worker_process_is_worker_crashed_and_replaced(module):
         assert "signal 9" in str(caught.value) or "SIGKILL" in str(caught.value), str(caught.value)
         assert pool.call("add", 1, 2) == 3, "a new process serves the next task"
         assert pool.worker_pids() != [pid]
+
+
+@python_tasks_available()
+def test_a_python_tasks_builtin_exception_is_caught_as_itself():
+    with Pool(REPO / "examples" / "python" / "tasks.py", workers=1) as pool:
+        with pytest.raises(ZeroDivisionError) as caught:
+            pool.call("boom", 0)
+        error = caught.value
+        # Still the pool's error, with everything it names.
+        assert isinstance(error, errors.TaskPanicked) and isinstance(error, errors.TaskError)
+        assert (error.task, error.index, error.input, error.exception) == ("boom", 0, 0, "ZeroDivisionError")
+        assert "tasks.py:27" in error.location
+        outcomes = pool.map_each("boom", [1, 0])
+        assert outcomes[0] == 1.0 and isinstance(outcomes[1], ZeroDivisionError)
+        assert outcomes[1].index == 1
+    # A task's own exception class (not a built-in) stays a TaskPanicked.
+    error = errors.TaskPanicked("m", task="t", exception="tasks.MyError")
+    assert type(errors.with_python_type(error)) is errors.TaskPanicked

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
-from . import _args
+from . import _args, errors
 from ._native import NativePool
 from .errors import _MISSING
 
@@ -153,7 +153,7 @@ def _outcome(task: str, pending: Dict[int, Any], index: int, text: Optional[str]
         except (ValueError, RecursionError) as e:
             error = _args.unreadable_result(task, index, e)
     error.input = value
-    return error, True
+    return errors.with_python_type(error), True
 
 
 class _Listened(Iterator[Tuple[int, Optional[str], Optional[Any]]]):
@@ -321,6 +321,11 @@ class Pool:
         initargs: Iterable[Any] = (),
         canonicalize_nans: bool = True,
     ) -> None:
+        if isinstance(module, (int, float)) and not isinstance(module, bool):
+            raise TypeError(
+                f"Pool's first argument is the tasks (a .wasm or .py file, or the functions), not {module!r}: "
+                f"for {module} workers, Pool('tasks.py', workers={module})"
+            )
         init = None
         if initializer is not None:
             if not isinstance(initializer, str):
@@ -526,6 +531,33 @@ class Pool:
             messages=messages, task_progress=task_progress,
         )
         return _collect(task, stream, pending, total, progress, raise_first=True)
+
+    def starmap(
+        self,
+        task: TaskRef,
+        iterable: Iterable[Iterable[Any]],
+        chunksize: Optional[int] = None,
+        *,
+        progress: Optional[Progress] = None,
+        deadline: Optional[float] = None,
+        fuel: Optional[int] = None,
+        seed: Optional[int] = None,
+        messages: Optional[Messages] = None,
+        task_progress: Optional[TaskProgress] = None,
+    ) -> List[Any]:
+        """Like :meth:`map`, with every input an iterable of the task's
+        arguments, as ``multiprocessing.Pool.starmap``: ``starmap("add",
+        [(1, 2), (3, 4)])`` runs ``add(1, 2)`` and ``add(3, 4)``.
+        (:meth:`map` takes a tuple as several arguments already.)"""
+        task = self._task_name(task)
+        single = self._arity(task) == 1
+
+        def spread(args: Iterable[Any]) -> Any:
+            args = tuple(args)
+            return args[0] if single and len(args) == 1 else args
+
+        return self.map(task, map(spread, iterable), chunksize, progress=progress, deadline=deadline, fuel=fuel,
+                        seed=seed, messages=messages, task_progress=task_progress)
 
     def map_each(
         self,

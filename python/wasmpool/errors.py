@@ -172,6 +172,47 @@ class TaskPanicked(TaskError):
     exception: str = ""
 
 
+# The classes `TaskPanicked` takes the type of a built-in exception with,
+# by its name (`with_python_type`), or None where the two cannot be one
+# class (exceptions with fields of their own: OSError, AttributeError...).
+_PYTHON_TYPED: "dict[str, Optional[type]]" = {}
+
+
+def with_python_type(error: Any) -> Any:
+    """``error``, or, for a :class:`TaskPanicked` of a task written in
+    Python that raised a built-in exception (``ZeroDivisionError``,
+    ``ValueError``, ``KeyError``, ...), the same error as an instance of a
+    class derived from both, so that ``except ZeroDivisionError`` catches
+    it as well as ``except TaskError`` (as ``concurrent.futures`` re-raises
+    a worker's own exception). Only built-in names are looked up: the name
+    comes from the task."""
+    if type(error) is not TaskPanicked:
+        return error
+    name = error.exception
+    if name not in _PYTHON_TYPED:
+        import builtins
+
+        builtin = getattr(builtins, name, None) if isinstance(name, str) and name.isidentifier() else None
+        typed: Optional[type] = None
+        if isinstance(builtin, type) and issubclass(builtin, Exception) and builtin is not Exception:
+            try:
+                typed = type(name, (TaskPanicked, builtin), {
+                    "__module__": __name__,
+                    "__doc__": f"A task's {name}: a TaskPanicked and a {name}.",
+                    "__str__": TaskError.__str__,
+                    "__init__": TaskError.__init__,
+                })
+            except TypeError:
+                typed = None  # a layout of its own: caught as TaskPanicked only
+        _PYTHON_TYPED[name] = typed
+    typed = _PYTHON_TYPED[name]
+    if typed is None:
+        return error
+    converted = typed(error.message)
+    converted.__dict__.update(error.__dict__)
+    return converted
+
+
 class TaskTrapped(TaskError):
     """The Wasm code trapped (for example, an out-of-bounds access or an
     integer division by zero); ``frames`` is the Wasm backtrace, innermost
