@@ -47,6 +47,8 @@ pub enum WorkerProgram {
         /// Its arguments.
         args: Vec<OsString>,
     },
+    /// None can be started, for this reason: `--processes` fails with it.
+    Unavailable(String),
 }
 
 /// Runs the command line `args` (the program's name first, as

@@ -100,6 +100,7 @@ fn with_worker_processes(builder: PoolBuilder, worker: &crate::WorkerProgram) ->
             ProcessConfig::new().executable(me).args(["worker"])
         }
         crate::WorkerProgram::Command { program, args } => ProcessConfig::new().executable(program).args(args),
+        crate::WorkerProgram::Unavailable(why) => anyhow::bail!("--processes cannot start worker processes: {why}"),
     };
     Ok(builder.processes(config))
 }

@@ -249,6 +249,8 @@ pub(crate) fn check_input(text: &[u8], arity: Arity, signature: &str) -> Result<
             Ok(items) => Err(invalid(format!("`{signature}` takes no arguments, but the array has {}", items.len()))),
             Err(_) => Err(invalid(format!("`{signature}` takes no arguments: pass `null` or `[]`"))),
         };
+    } else if most == Arity::UNBOUNDED {
+        format!("at least {required} arguments")
     } else if required == most {
         format!("{most} arguments")
     } else {
@@ -271,10 +273,12 @@ pub(crate) fn args_from_array(array: &str, arity: Arity) -> Result<String, TaskF
         TaskFailure::InvalidJson(format!("the arguments must be a JSON array, one element per parameter: {e}"))
     })?;
     if !(arity.required..=arity.most).contains(&items.len()) {
-        let wanted = if arity.required == arity.most {
+        let wanted = if arity.most == Arity::UNBOUNDED {
+            format!("at least {}", arity.required)
+        } else if arity.required == arity.most {
             arity.most.to_string()
         } else {
-            format!("{} to {}", arity.required, arity.most)
+            format!("from {} to {}", arity.required, arity.most)
         };
         return Err(TaskFailure::InvalidJson(format!(
             "the task takes {wanted} argument(s), but the array has {}",
@@ -484,7 +488,17 @@ mod tests {
         assert_eq!(args_from_array("[4]", scaled), Ok("[4]".to_owned()));
         assert_eq!(args_from_array("[4, 2]", scaled), Ok("[4, 2]".to_owned()));
         let Err(TaskFailure::InvalidJson(why)) = args_from_array("[]", scaled) else { panic!("none for one") };
-        assert!(why.contains("takes 1 to 2 argument(s), but the array has 0"), "{why}");
+        assert!(why.contains("takes from 1 to 2 argument(s), but the array has 0"), "{why}");
+        // `f(a, *rest)`: one or more.
+        let rest = Arity { required: 1, most: Arity::UNBOUNDED };
+        assert_eq!(check_input(b"[1, 2, 3, 4]", rest, "f"), Ok(()));
+        assert_eq!(check_input(b"7", rest, "f"), Ok(()));
+        let Err(TaskFailure::InvalidJson(why)) =
+            check_input(b"[1, 2]", Arity { required: 3, most: Arity::UNBOUNDED }, "f")
+        else {
+            panic!("two for three or more")
+        };
+        assert!(why.contains("takes at least 3 arguments, but the array has 2"), "{why}");
     }
 
     #[test]

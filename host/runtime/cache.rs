@@ -258,7 +258,8 @@ pub enum CacheEntryKind {
     /// A module or component compiled to machine code.
     Compiled,
     /// A Python module of tasks built into a component (by the Python
-    /// package or `wasmpool build`).
+    /// package or `wasmpool build`), or the source of one packed from
+    /// functions (`Pool([f, g])`, in `python/inline/`).
     PythonBuild,
     /// The functions of components compiled before, so that an edited one
     /// compiles only what changed (one file, bounded on its own).
@@ -308,6 +309,11 @@ pub fn cache_entries(dir: &Path) -> std::io::Result<Vec<CacheEntry>> {
     let python = dir.join("python");
     if std::fs::symlink_metadata(&python).is_ok_and(|metadata| metadata.is_dir()) {
         entries.extend(missing_is_empty(entries_in(&python, ".wasm"))?);
+        // The sources packed from functions (`Pool([f, g])`), likewise.
+        let inline = python.join("inline");
+        if std::fs::symlink_metadata(&inline).is_ok_and(|metadata| metadata.is_dir()) {
+            entries.extend(missing_is_empty(entries_in(&inline, ".py"))?);
+        }
     }
     entries.sort_by_key(|e| std::cmp::Reverse(e.last_used));
     Ok(entries)

@@ -45,19 +45,30 @@ pub struct ParamInfo {
 }
 
 /// How many arguments a task takes: from `required` (its parameters
-/// without a default) to `most` (all of them).
+/// without a default) to `most` (all of them; [`Arity::UNBOUNDED`] for a
+/// task written in Python with `*args`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Arity {
     /// Its parameters without a default.
     pub required: usize,
-    /// All its parameters.
+    /// All its parameters, or [`Arity::UNBOUNDED`].
     pub most: usize,
 }
 
+impl Arity {
+    /// `most` of a task that takes any number of further arguments.
+    pub const UNBOUNDED: usize = usize::MAX;
+}
+
 impl TaskInfo {
-    /// How many arguments the task takes.
+    /// How many arguments the task takes. A parameter named `*name` (a
+    /// task written in Python, `def f(x, *rest)`) takes any number.
     pub fn arity(&self) -> Arity {
-        Arity { required: self.params.iter().filter(|p| p.default.is_none()).count(), most: self.params.len() }
+        let rest = self.params.iter().any(|p| p.name.starts_with('*'));
+        Arity {
+            required: self.params.iter().filter(|p| p.default.is_none() && !p.name.starts_with('*')).count(),
+            most: if rest { Arity::UNBOUNDED } else { self.params.len() },
+        }
     }
 }
 

@@ -31,15 +31,30 @@ fn worker_main(py: Python<'_>) -> PyResult<()> {
 /// The `wasmpool` command (`wasmpool._cli`, the package's console
 /// script): runs the command line `argv` and returns its exit status.
 /// `run --processes` starts `worker` (a program and its arguments: this
-/// interpreter running [`worker_main`]) as its worker processes.
+/// interpreter running [`worker_main`]) as its worker processes, or, if
+/// it is a str, fails with it as the reason none can be started.
 #[pyfunction]
-fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>, worker: Vec<std::ffi::OsString>) -> u8 {
-    let mut worker = worker.into_iter();
-    let worker = match worker.next() {
-        Some(program) => wasmpool_cli::WorkerProgram::Command { program: program.into(), args: worker.collect() },
-        None => wasmpool_cli::WorkerProgram::ThisProgram,
+fn cli_main(py: Python<'_>, argv: Vec<std::ffi::OsString>, worker: WorkerArg) -> u8 {
+    let worker = match worker {
+        WorkerArg::Command(command) => {
+            let mut command = command.into_iter();
+            match command.next() {
+                Some(program) => {
+                    wasmpool_cli::WorkerProgram::Command { program: program.into(), args: command.collect() }
+                }
+                None => wasmpool_cli::WorkerProgram::Unavailable("no worker command was given".into()),
+            }
+        }
+        WorkerArg::Unavailable(why) => wasmpool_cli::WorkerProgram::Unavailable(why),
     };
     py.detach(|| wasmpool_cli::run_command(argv, worker))
+}
+
+/// `cli_main`'s `worker`: a command, or why there is none.
+#[derive(FromPyObject)]
+enum WorkerArg {
+    Unavailable(String),
+    Command(Vec<std::ffi::OsString>),
 }
 
 /// The extension module.

@@ -156,6 +156,9 @@ impl NativePool {
             task.set_item("name", &info.name)?;
             let params: Vec<(&str, &str)> = info.params.iter().map(|p| (p.name.as_str(), p.ty.as_str())).collect();
             task.set_item("params", params)?;
+            let arity = info.arity();
+            task.set_item("required", arity.required)?;
+            task.set_item("most", (arity.most != wasmpool::Arity::UNBOUNDED).then_some(arity.most))?;
             task.set_item("result", &info.result)?;
             task.set_item("doc", &info.doc)?;
             task.set_item("json", info.json)?;

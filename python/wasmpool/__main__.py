@@ -3,4 +3,5 @@ for when the console script's folder is not on ``PATH``."""
 
 from ._cli import main
 
-main()
+if __name__ == "__main__":
+    main()

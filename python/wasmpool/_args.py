@@ -5,7 +5,7 @@ several as an array, none as ``null``)."""
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 
 def _default(value: Any) -> Any:
@@ -27,21 +27,35 @@ def dumps(value: Any) -> str:
     return json.dumps(value, default=_default, separators=(",", ":"))
 
 
-def encode_item(item: Any, arity: int) -> str:
-    """One input of a map: for a task of several parameters, a tuple (or
-    list) of that many arguments; for one parameter, the argument itself."""
-    if arity == 0 and (item is None or item == ()):
+# How many arguments a task takes: (required, most), most None for `*args`
+# (`TaskInfo::arity` in the library).
+Arity = Tuple[int, Optional[int]]
+
+
+def encode_item(item: Any, arity: Arity) -> str:
+    """One input of a map: for a task of several parameters, a tuple of
+    its arguments (or, if it needs at least two, a list); for one, the
+    argument itself. A task that can take one argument or more
+    (`scaled(x, factor=10)`, `f(*xs)`) gets anything but a tuple wrapped
+    as the one argument, so that a list stays one argument whatever its
+    length."""
+    required, most = arity
+    if most == 0 and (item is None or item == ()):
         return "null"
-    if arity >= 2 and isinstance(item, tuple):
+    several = most is None or most >= 2
+    if several and isinstance(item, tuple):
         return dumps(list(item))
+    if several and required <= 1:
+        return dumps([item])
     return dumps(item)
 
 
-def encode_call(args: Sequence[Any], arity: int) -> str:
+def encode_call(args: Sequence[Any], arity: Arity) -> str:
     """The arguments of ``call(task, *args)``."""
-    if arity == 1 and len(args) == 1:
+    required, most = arity
+    if most == 1 and len(args) == 1:
         return dumps(args[0])
-    if arity == 0 and not args:
+    if most == 0 and not args:
         return "null"
     return dumps(list(args))
 

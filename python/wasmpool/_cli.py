@@ -16,7 +16,7 @@ the same when installed this way:
 import os
 import signal
 import sys
-from typing import List, NoReturn, Optional
+from typing import List, NoReturn, Optional, Union
 
 from . import _native
 from ._pool import _worker_command
@@ -33,11 +33,12 @@ def main(argv: Optional[List[str]] = None) -> NoReturn:
     # handler would only set a flag that nothing reads while Rust runs.
     if hasattr(signal, "SIGINT"):
         signal.signal(signal.SIGINT, signal.SIG_DFL)
+    worker: Union[List[str], str]
     try:
         worker = _worker_command()
-    except RuntimeError:
-        # No interpreter path: `--processes` then fails with its own message.
-        worker = []
+    except RuntimeError as e:
+        # No interpreter path: `--processes` fails, saying so.
+        worker = str(e)
     sys.stdout.flush()
     status = _native.cli_main(argv, worker)
     sys.exit(status)

@@ -43,7 +43,10 @@ class _Packer:
         self.constants: List[str] = []
         self.definitions: List[str] = []
         self.packed: Dict[str, Any] = {}  # module-level name -> the object packed under it
-        self._pending: List[Tuple[str, Any, str]] = []  # (name, object, the function that needs it)
+        # (name, object, the function or class that needs it, its globals)
+        self._pending: List[Tuple[str, Any, str, Dict[str, Any]]] = []
+        # The functions packed by their source, by name (public ones are tasks).
+        self.functions: Dict[str, Any] = {}
 
     def pack_function(self, function: Any, needed_by: str = "") -> None:
         what = f"{needed_by} uses {function.__name__}, which" if needed_by else f"{function!r}"
@@ -65,60 +68,62 @@ class _Packer:
             return
         source = self._source(function, name)
         self.definitions.append(source)
-        for global_name in sorted(_globals_read(function.__code__) | _names_in_signature(source)):
+        self.functions[name] = function
+        for global_name in sorted(_globals_read(function.__code__) | _names_in_defaults(source)):
             if global_name in function.__globals__:
-                self._pending.append((global_name, function.__globals__[global_name], name))
+                self._pending.append((global_name, function.__globals__[global_name], name, function.__globals__))
             # Otherwise a builtin, or a name nothing defines (the task's own
             # NameError, as it would be without the pool).
 
-    def pack_class(self, cls: type, needed_by: str) -> None:
+    def pack_class(self, cls: type, needed_by: str, owner_globals: Dict[str, Any]) -> None:
         name = cls.__name__
         if not self._claim(name, cls, needed_by):
             return
         try:
             source = textwrap.dedent(inspect.getsource(cls))
         except (OSError, TypeError) as e:
-            raise TypeError(f"{needed_by} uses the class {name}, whose source is not available ({e}): define it in a "
-                            "file, or pass what the task needs as arguments") from None
+            raise TypeError(f"{needed_by} uses the class {name}, whose source is not available ({e}; a class "
+                            "defined in a notebook has none before Python 3.13): define it in a file, or pass "
+                            "what the task needs as arguments") from None
         self.definitions.append(source)
-        for method in vars(cls).values():
-            code = getattr(method, "__code__", None)
-            globals_ = getattr(method, "__globals__", None)
-            if code is None or globals_ is None:
-                continue
-            for global_name in sorted(_globals_read(code)):
-                if global_name in globals_:
-                    self._pending.append((global_name, globals_[global_name], name))
+        # Every name the class's source reads (decorators, bases, body,
+        # methods, however wrapped), as far as its module defines it.
+        read = {node.id for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Name)}
+        for global_name in sorted(read - {name}):
+            if global_name in owner_globals:
+                self._pending.append((global_name, owner_globals[global_name], name, owner_globals))
 
     def resolve(self) -> None:
         while self._pending:
-            name, value, needed_by = self._pending.pop(0)
-            self._resolve(name, value, needed_by)
+            name, value, needed_by, owner_globals = self._pending.pop(0)
+            self._resolve(name, value, needed_by, owner_globals)
 
-    def _resolve(self, name: str, value: Any, needed_by: str) -> None:
+    def _resolve(self, name: str, value: Any, needed_by: str, owner_globals: Dict[str, Any]) -> None:
         if name in self.packed:
             if self.packed[name] is not value:
                 raise TypeError(f"{needed_by} and another packed function mean different things by {name}")
             return
         if isinstance(value, types.ModuleType):
+            _check_importable(value.__name__, needed_by, name)
             self.packed[name] = value
             module = value.__name__
             self.imports.append(f"import {module}" if module == name else f"import {module} as {name}")
             return
-        home = getattr(value, "__module__", None)
-        if callable(value) and home not in (None, "__main__") and not _defined_here(value, needed_by, self):
-            qualname = getattr(value, "__qualname__", name)
-            if "." in qualname or "<" in qualname:
-                raise TypeError(f"{needed_by} uses {name}, which is {qualname} of {home}: only names at the top "
-                                "of a module can be imported into the tasks")
-            self.packed[name] = value
-            self.imports.append(f"from {home} import {qualname}" + ("" if qualname == name else f" as {name}"))
-            return
-        if isinstance(value, types.FunctionType):
+        if isinstance(value, types.FunctionType) and value.__globals__ is owner_globals:
             self.pack_function(value, needed_by)
             return
-        if isinstance(value, type):
-            self.pack_class(value, needed_by)
+        if isinstance(value, type) and getattr(value, "__module__", None) == owner_globals.get("__name__"):
+            self.pack_class(value, needed_by, owner_globals)
+            return
+        if callable(value):
+            found = _importable_as(value)
+            if found is None:
+                raise TypeError(f"{needed_by} uses {name}, a {type(value).__name__} that no module's top level "
+                                "holds, so it cannot be imported into the tasks: define it with def beside them")
+            home, attribute = found
+            _check_importable(home, needed_by, name)
+            self.packed[name] = value
+            self.imports.append(f"from {home} import {attribute}" + ("" if attribute == name else f" as {name}"))
             return
         text = _constant_text(value)
         if isinstance(value, float) and not math.isfinite(value):
@@ -158,13 +163,53 @@ class _Packer:
         return "".join(lines[definition.lineno - 1:definition.end_lineno])
 
 
-def _defined_here(value: Any, needed_by: str, packer: _Packer) -> bool:
-    """Whether `value` (a callable whose module is not __main__) is defined
-    in the same module as the functions being packed (a notebook's module
-    name, for instance), and so packed by its source."""
-    globals_ = getattr(value, "__globals__", None)
-    owner = packer.packed.get(needed_by)
-    return globals_ is not None and globals_ is getattr(owner, "__globals__", None)
+def _importable_as(value: Any) -> "Tuple[str, str] | None":
+    """(module, attribute) such that `from module import attribute` gives
+    `value` (or an equal bound method: `random.randint` is a method of
+    `random`'s hidden instance), if a loaded module's top level holds it."""
+    import sys
+
+    homes = [getattr(value, "__module__", None)]
+    owner = getattr(value, "__self__", None)
+    if owner is not None:
+        homes.append(getattr(type(owner), "__module__", None))
+        if isinstance(owner, types.ModuleType):
+            homes.append(owner.__name__)
+    wanted = getattr(value, "__name__", None)
+    for home in homes:
+        module = sys.modules.get(home) if isinstance(home, str) else None
+        if module is None or home == "__main__":
+            continue
+        if isinstance(wanted, str) and _same(getattr(module, wanted, None), value):
+            return home, wanted
+        for attribute, candidate in vars(module).items():
+            if not attribute.startswith("_") and _same(candidate, value):
+                return home, attribute
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if a is b:
+        return True
+    try:
+        return bool(type(a) is type(b) and hasattr(b, "__self__") and a == b)
+    except Exception:
+        return False
+
+
+def _check_importable(module: str, needed_by: str, name: str) -> None:
+    """Refuses a module that tasks cannot import: one outside Python's
+    standard library (on 3.10 and later, which list it)."""
+    import sys
+
+    top = module.split(".")[0]
+    stdlib = getattr(sys, "stdlib_module_names", None)
+    if stdlib is not None and top not in stdlib and top != "wasmpool":
+        raise TypeError(
+            f"{needed_by} uses {name} from {top}, which is not part of Python's standard library: tasks defined "
+            "inline can import the standard library only (numpy and other native extensions never: write "
+            "such tasks in Rust); pass what the task needs as arguments"
+        )
 
 
 def _globals_read(code: types.CodeType) -> Set[str]:
@@ -182,14 +227,13 @@ def _globals_read(code: types.CodeType) -> Set[str]:
     return names
 
 
-def _names_in_signature(source: str) -> Set[str]:
-    """Names read where the function is defined: its defaults and annotations."""
+def _names_in_defaults(source: str) -> Set[str]:
+    """Names read where the function is defined: in its default values.
+    (Not its annotations: the packed module defers them.)"""
     definition = ast.parse(source).body[0]
     assert isinstance(definition, (ast.FunctionDef, ast.AsyncFunctionDef))
-    parts: List[ast.AST] = [definition.args]
-    if definition.returns is not None:
-        parts.append(definition.returns)
-    return {node.id for part in parts for node in ast.walk(part) if isinstance(node, ast.Name)}
+    defaults = [*definition.args.defaults, *(d for d in definition.args.kw_defaults if d is not None)]
+    return {node.id for default in defaults for node in ast.walk(default) if isinstance(node, ast.Name)}
 
 
 def _constant_text(value: Any) -> str | None:
@@ -210,7 +254,7 @@ def _constant_text(value: Any) -> str | None:
 
     if not is_constant(value, 0):
         return None
-    text = repr(value)
+    text = _literal(value)
     if len(text) > MAX_CONSTANT:
         return None
     try:
@@ -220,21 +264,43 @@ def _constant_text(value: Any) -> str | None:
     return text if type(back) is type(value) and back == value else None
 
 
+def _literal(value: Any) -> str:
+    """`repr`, with sets in a fixed order (a set's `repr` follows string
+    hashing, which differs from run to run: the packed module, and so its
+    build, would too)."""
+    if type(value) is set:
+        return "{" + ", ".join(sorted(map(_literal, value))) + "}" if value else "set()"
+    if type(value) is list:
+        return "[" + ", ".join(map(_literal, value)) + "]"
+    if type(value) is tuple:
+        return "(" + ", ".join(map(_literal, value)) + ("," if len(value) == 1 else "") + ")"
+    if type(value) is dict:
+        return "{" + ", ".join(f"{_literal(k)}: {_literal(v)}" for k, v in value.items()) + "}"
+    return repr(value)
+
+
 def pack(functions: Sequence[Callable[..., Any]]) -> Tuple[str, Dict[str, Callable[..., Any]]]:
     """The source of a tasks module holding `functions` and what they use,
-    and the functions given, by task name."""
+    and its tasks: every public function packed (the given ones and the
+    helpers they use), by name."""
     if not functions:
         raise ValueError("no functions to make tasks of")
     packer = _Packer()
-    given: Dict[str, Callable[..., Any]] = {}
     for function in functions:
+        name = getattr(function, "__name__", "")
+        if isinstance(name, str) and name.startswith("_") and name != "<lambda>":
+            raise TypeError(f"{name} is private (its name starts with _), so it would not be a task: rename it")
         packer.pack_function(function)
-        given[function.__name__] = function
     packer.resolve()
-    parts = ['"""Tasks packed by wasmpool from ' + ", ".join(sorted(given)) + '."""\n']
+    tasks = {name: f for name, f in packer.functions.items() if not name.startswith("_")}
+    parts = ['"""Tasks packed by wasmpool from ' + ", ".join(f.__name__ for f in functions) + '."""\n',
+             # Annotations stay text: they may name what is not packed.
+             "from __future__ import annotations\n"]
     if packer.imports:
         parts.append("\n".join(sorted(set(packer.imports))) + "\n")
     if packer.constants:
         parts.append("\n".join(packer.constants) + "\n")
-    parts.extend(packer.definitions)
-    return "\n\n".join(part.rstrip("\n") + "\n" for part in parts), given
+    # What the given functions use first: a default value is read where
+    # its function is defined.
+    parts.extend(reversed(packer.definitions))
+    return "\n\n".join(part.rstrip("\n") + "\n" for part in parts), tasks

@@ -227,7 +227,7 @@ class _Inputs:
     its result is taken (for the ``input`` of its error); the map pulls at
     most a bounded window ahead, so this stays small."""
 
-    def __init__(self, items: Iterable[Any], arity: int, pending: Dict[int, Any]) -> None:
+    def __init__(self, items: Iterable[Any], arity: "_args.Arity", pending: Dict[int, Any]) -> None:
         self._items = iter(items)
         self._arity = arity
         self._pending = pending
@@ -446,10 +446,10 @@ class Pool:
             f"pool.map({next(iter(self._tasks), 'task')!r}, inputs)"
         )
 
-    def _arity(self, task: str) -> int:
+    def _arity(self, task: str) -> "_args.Arity":
         info = self._tasks.get(task)
         # An unknown name: the native call reports it, with suggestions.
-        return len(info["params"]) if info is not None else 1
+        return (info["required"], info["most"]) if info is not None else (1, 1)
 
     def _stream(
         self,
@@ -550,7 +550,7 @@ class Pool:
         [(1, 2), (3, 4)])`` runs ``add(1, 2)`` and ``add(3, 4)``.
         (:meth:`map` takes a tuple as several arguments already.)"""
         task = self._task_name(task)
-        single = self._arity(task) == 1
+        single = self._arity(task)[1] == 1
 
         def spread(args: Iterable[Any]) -> Any:
             args = tuple(args)

@@ -71,7 +71,14 @@ def build_inline(text: str) -> Path:
     cache = componentize.default_cache_dir()
     folder = componentize._private_dir(cache / "inline") if cache is not None else None
     if folder is None:
+        # No cache: a folder of this process's own, removed at its exit
+        # (the pool reads the component when it is made). Every such pool
+        # builds the interpreter again.
+        import atexit
+        import shutil
+
         folder = Path(tempfile.mkdtemp(prefix="wasmpool-inline-"))
+        atexit.register(shutil.rmtree, folder, True)
         path = folder / name
         componentize._replace(path, data)
         return build(path, out=folder / "tasks.wasm", cache_dir=False)

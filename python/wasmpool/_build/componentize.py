@@ -210,6 +210,11 @@ def _refuse_native_imports(source_path: Path, source: bytes) -> None:
         tree = ast.parse(source, filename=source_path.name)
     except (SyntaxError, ValueError):
         return
+    if _makes_own_pool(tree):
+        # A script that is its own tasks module imports for its host side
+        # too: inside the sandbox such an import is skipped (the runner's
+        # `_run_module`), and a task using it says why.
+        return
     for node in tree.body:
         names = []
         if isinstance(node, ast.Import):
@@ -221,6 +226,22 @@ def _refuse_native_imports(source_path: Path, source: bytes) -> None:
             if top in _NATIVE:
                 raise BuildFailed(f"cannot build {source_path.name} into a task component: "
                                   f"line {line} imports {top}\n{_native_hint(top)}")
+
+
+def _makes_own_pool(tree) -> bool:
+    """Whether the module makes a pool of its own (`from wasmpool import
+    Pool`, `wasmpool.Pool(...)`): a script that is its own tasks module."""
+    import ast
+
+    makers = {"Pool", "Executor"}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "wasmpool":
+            if any(alias.name in makers for alias in node.names):
+                return True
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "wasmpool"
+              and node.attr in makers):
+            return True
+    return False
 
 
 # `import a.b, c as d` and `from a.b import c, d`, on a line of their own

@@ -73,7 +73,14 @@ class _HostOnlyName:
             f"inside a task, wasmpool offers only {', '.join(__all__)}"
         )
 
-    __call__ = __getattr__ = __enter__ = __iter__ = _refuse
+    __call__ = __enter__ = __iter__ = _refuse
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            # Probes (`hasattr(Pool, "__wrapped__")`, typing, copy) get
+            # the answer Python expects of a missing attribute.
+            raise AttributeError(name)
+        self._refuse()
 
     def __repr__(self):
         return f"<wasmpool.{self._name}: not inside a task>"

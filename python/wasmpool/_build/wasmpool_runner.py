@@ -58,23 +58,27 @@ def _type_name(annotation):
     return str(annotation)
 
 
-def _param_type(p):
-    """A parameter's type text for `describe`: its annotation, followed by
-    ` = default` if a call may leave it out (wit/wasmpool-task.wit's
-    `param.ty`): its default's repr, shortened to one line; `()` and `{}`
-    for `*args` and `**kwargs`."""
-    text = _type_name(p.annotation)
-    if p.kind == p.VAR_POSITIONAL:
-        return text + " = ()"
-    if p.kind == p.VAR_KEYWORD:
-        return text + " = {}"
-    if p.default is p.empty:
-        return text
-    try:
-        default = " ".join(repr(p.default).split())
-    except Exception:
-        default = "..."
-    return f"{text} = {default if len(default) <= 60 else default[:59] + '…'}"
+def _describe_params(signature):
+    """The parameters a call can pass, for `describe`: the positional ones,
+    each as (name, type text), the type followed by ` = default` if a call
+    may leave it out (wit/wasmpool-task.wit's `param.ty`), and `*args` as
+    a parameter named `*args`. Keyword-only parameters and `**kwargs` are
+    left out: a task's arguments are positional."""
+    params = []
+    for p in signature.parameters.values():
+        # " = " in an annotation's text would read as a default.
+        text = _type_name(p.annotation).replace(" = ", "=")
+        if p.kind == p.VAR_POSITIONAL:
+            params.append(wit.Param("*" + p.name, text + " = ()"))
+        elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            if p.default is not p.empty:
+                try:
+                    default = " ".join(repr(p.default).split())
+                except Exception:
+                    default = "..."
+                text = f"{text} = {default if len(default) <= 60 else default[:59] + '…'}"
+            params.append(wit.Param(p.name, text))
+    return params
 
 
 def _raise(error):
@@ -209,50 +213,94 @@ def _run_module(spec):
     # module already there (a tasks file named like a standard module).
     sys.modules.setdefault(name, module)
     if "code" in spec:
-        statements = marshal.loads(base64.b64decode(spec["code"]))
+        compiled = marshal.loads(base64.b64decode(spec["code"]))
     else:
-        statements = _compile_statements(source, filename)
+        compiled = _compile_statements(source, filename)
+    # Names no statement inside the sandbox binds, and modules that the
+    # sandbox does not have (for the note of a task failing on one).
     unbound = set()
-    for code, binds in statements:
+    own_pool = compiled["own_pool"]
+    for code, binds, is_import in compiled["statements"]:
         try:
             exec(code, module.__dict__)
         except HostOnly:
-            unbound.update(binds)
+            # What a function declares `global` may have been left unset
+            # by the skipped call (`main()` setting `results`).
+            unbound.update(binds, compiled["globals"])
         except NameError as e:
             if getattr(e, "name", None) not in unbound:
-                _note_own_pool(e, module, unbound)
+                _note_own_pool(e, own_pool)
                 raise
             unbound.update(binds)
+        except ImportError as e:
+            # A script that makes its own pool imports for its host side
+            # too (numpy, matplotlib): such an import is skipped inside.
+            if not (own_pool and is_import):
+                _note_own_pool(e, own_pool)
+                raise
+            unbound.update(binds)
+            _UNAVAILABLE.update((name, e.name or "") for name in binds)
         except Exception as e:
-            _note_own_pool(e, module, unbound)
+            _note_own_pool(e, own_pool)
             raise
-    return module, statements
+    return module, compiled
 
 
-def _note_own_pool(error, module, unbound):
+# Names a script that makes its own pool imported from modules the sandbox
+# does not have, with the module (`_run_module`): a task that uses one
+# fails with a NameError, noted with the reason.
+_UNAVAILABLE = set()
+
+
+def _note_unavailable(error):
+    """Explains a task's NameError for a name whose import was skipped."""
+    name = getattr(error, "name", None)
+    for bound, module in _UNAVAILABLE:
+        if bound == name and hasattr(error, "add_note"):
+            error.add_note(
+                f"{name} was not imported inside the sandbox: {module or 'its module'} is not available to "
+                "tasks written in Python (only the standard library and pure-Python modules are); use it "
+                "outside the tasks, or write this task in Rust"
+            )
+            return
+
+
+def _note_own_pool(error, own_pool):
     """Explains, on an error of a script that makes its own pool, why its
     top-level code ran inside the sandbox."""
-    if unbound or any(isinstance(value, _HostOnlyName) for value in vars(module).values()):
-        add_note = getattr(error, "add_note", None)
-        if add_note is not None:
-            add_note(
-                "This module makes its own pool, so its top-level code runs inside the sandbox too, as an "
-                "import would (all but the statements that use the pool), where there are no command-line "
-                "arguments, files, environment variables or clock: put what needs them under "
-                'if __name__ == "__main__": or inside the function that uses them.'
-            )
+    if own_pool and hasattr(error, "add_note"):
+        error.add_note(
+            "This module makes its own pool, so its top-level code runs inside the sandbox too, as an "
+            "import would (all but the statements that use the pool), where there are no command-line "
+            "arguments, files, environment variables or clock: put what needs them under "
+            'if __name__ == "__main__": or inside the function that uses them.'
+        )
 
 
 def _compile_statements(source, filename):
     """`source`'s top-level statements, each compiled on its own (with the
     `__future__` imports at its top in force for all), with the names each
-    binds at the top level."""
+    binds at the top level and whether it is an import; the names any
+    function declares `global`; and whether the module makes its own pool
+    (imports a host-only name of wasmpool: `from wasmpool import Pool`)."""
     import __future__
     import ast
+
+    from wasmpool import _HOST_ONLY
 
     tree = ast.parse(source, filename)
     flags = 0
     statements = []
+    declared = set()
+    own_pool = False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Global):
+            declared.update(node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module == "wasmpool":
+            own_pool = own_pool or any(alias.name in _HOST_ONLY for alias in node.names)
+        elif (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "wasmpool"
+              and node.attr in _HOST_ONLY):
+            own_pool = True
     for statement in tree.body:
         if isinstance(statement, ast.ImportFrom) and statement.module == "__future__":
             for alias in statement.names:
@@ -261,8 +309,9 @@ def _compile_statements(source, filename):
                     flags |= feature.compiler_flag
         code = compile(ast.Module([statement], type_ignores=[]), filename, "exec", flags=flags,
                        dont_inherit=True)
-        statements.append((code, sorted(_bound_names(statement))))
-    return statements
+        is_import = isinstance(statement, (ast.Import, ast.ImportFrom))
+        statements.append((code, sorted(_bound_names(statement)), is_import))
+    return {"statements": statements, "globals": sorted(declared), "own_pool": own_pool}
 
 
 def _bound_names(statement):
@@ -294,6 +343,10 @@ def _bound_names(statement):
                 names.add((alias.asname or alias.name).split(".")[0])
         elif isinstance(node, ast.ExceptHandler) and node.name:
             names.add(node.name)
+        elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+            names.add(node.name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            names.add(node.rest)
         stack.extend(ast.iter_child_nodes(node))
     return names
 
@@ -392,7 +445,7 @@ def _load(spec_json):
     gc.disable()
     try:
         with _NewGenerators() as generators:
-            module, statements = _run_module(spec)
+            module, compiled = _run_module(spec)
         functions = dict(_public_functions(module))
         arity = {name: _arity(f) for name, f in functions.items()}
     finally:
@@ -405,7 +458,7 @@ def _load(spec_json):
     made = generators.alive()
     answer = "null"
     if "code" not in spec:
-        answer = json.dumps(dict(spec, code=base64.b64encode(marshal.dumps(statements)).decode()))
+        answer = json.dumps(dict(spec, code=base64.b64encode(marshal.dumps(compiled)).decode()))
     return module, functions, arity, made, answer
 
 
@@ -453,7 +506,7 @@ def make_tasks():
             infos = []
             for name, f in loaded["functions"].items():
                 signature = inspect.signature(f)
-                params = [wit.Param(p.name, _param_type(p)) for p in signature.parameters.values()]
+                params = _describe_params(signature)
                 returns = _type_name(signature.return_annotation)
                 infos.append(wit.TaskInfo(name, params, returns, inspect.getdoc(f) or ""))
             return infos
@@ -500,7 +553,9 @@ def make_tasks():
                 # Inside: a generator whose seed() raises is the task's exception.
                 _reseed(host.task_seed(), loaded["generators"])
                 result = f(*args)
-            except BaseException:
+            except BaseException as e:
+                if isinstance(e, NameError):
+                    _note_unavailable(e)
                 # SystemExit (sys.exit, with its status), KeyboardInterrupt
                 # and the like too: otherwise they would leave the runner
                 # and trap, their type and status lost.
