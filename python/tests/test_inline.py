@@ -100,27 +100,33 @@ def test_a_pool_of_functions(processes):
         assert pool.map(scaled_root, [4, 9]) == [20.0, 30.0]
         assert pool.call("table_size") == 2
         hits = pool.map(pi_hits, [1000] * 4)
-    with wasmpool.Pool([pi_hits], workers=1, seed=7) as again:
+    # The same functions: the same module, built and compiled once.
+    with wasmpool.Pool([scaled_root, pi_hits, table_size], workers=1, seed=7) as again:
         # Seeds per input: the same numbers for any worker count and kind.
         assert again.map(pi_hits, [1000] * 4) == hits
         with pytest.raises(TypeError, match="which the workers do not have"):
-            again.map(scaled_root, [1])
+            again.map(uses_nan, [1])
 
 
 SCRIPT = textwrap.dedent(
     """
     import math
     import multiprocessing
+    import random
     import sys
     from wasmpool import Pool
 
     def sqrt(x):
         return math.sqrt(x)
 
+    def pi_hits(samples):
+        return sum(random.random() ** 2 + random.random() ** 2 <= 1 for _ in range(samples))
+
     if __name__ == "__main__":
         multiprocessing.set_start_method(sys.argv[1])   # no matter to wasmpool
         for processes in (False, True):
-            with Pool([sqrt], workers=2, processes=processes) as pool:
+            # The notebook test's functions: one module, built once.
+            with Pool([sqrt, pi_hits], workers=2, processes=processes) as pool:
                 print(pool.map(sqrt, range(4)))
     """
 )

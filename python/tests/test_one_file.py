@@ -21,11 +21,13 @@ from scripts import env
 TASKS = REPO / "examples" / "python" / "tasks.py"
 IN_TASK = Path(wasmpool.__file__).parent / "_build" / "wasmpool_in_task.py"
 
-ONE_FILE = textwrap.dedent(
-    """
-    import math
-    from wasmpool import Pool, TaskError
+# Every script starts with the same imports, so that they share one
+# interpreter build (a build per set of imports). pytest stands for numpy
+# or matplotlib: a module of the host's that the sandbox does not have.
+HEADER = "import math\nimport sys\nimport pytest\nfrom wasmpool import Pool, TaskError\n"
 
+ONE_FILE = HEADER + textwrap.dedent(
+    """
     with Pool(__file__, workers=2, processes=PROCESSES, seed=7) as pool:
         print("roots", pool.map("sqrt", range(5)))          # defined below: by name
         later = pool.map("defined_last", range(4))           # defined below the pool
@@ -84,9 +86,8 @@ def test_one_script_no_guard_functions_after_the_pool(tmp_path, kind):
 
 @python_tasks_available()
 def test_a_task_by_its_function_in_a_script_that_is_its_own_tasks_module(tmp_path):
-    program = textwrap.dedent(
+    program = HEADER + textwrap.dedent(
         """
-        from wasmpool import Pool
         def double(x):
             return 2 * x
         pool = Pool(__file__, workers=1)
@@ -101,10 +102,8 @@ def test_a_task_by_its_function_in_a_script_that_is_its_own_tasks_module(tmp_pat
 
 @python_tasks_available()
 def test_top_level_code_the_sandbox_refuses_fails_the_load_saying_why(tmp_path):
-    program = textwrap.dedent(
+    program = HEADER + textwrap.dedent(
         """
-        import sys
-        from wasmpool import Pool
         COUNT = int(sys.argv[1])
         def f(x):
             return x
@@ -120,9 +119,8 @@ def test_top_level_code_the_sandbox_refuses_fails_the_load_saying_why(tmp_path):
 
 @python_tasks_available()
 def test_a_statement_failing_for_another_reason_still_fails_the_load(tmp_path):
-    program = textwrap.dedent(
+    program = HEADER + textwrap.dedent(
         """
-        from wasmpool import Pool
         LIMIT = 1 // 0
         def f(x):
             return x
@@ -138,9 +136,8 @@ def test_a_statement_failing_for_another_reason_still_fails_the_load(tmp_path):
 
 @python_tasks_available()
 def test_inside_the_sandbox_a_pool_is_refused_by_name(tmp_path):
-    program = textwrap.dedent(
+    program = HEADER + textwrap.dedent(
         """
-        from wasmpool import Pool
         def nested(x):
             with Pool(__file__) as pool:
                 return pool.map(nested, [x])
@@ -184,12 +181,8 @@ def test_a_function_the_workers_do_not_have_is_refused_clearly(module):
 def test_host_side_imports_and_a_main_function_are_skipped_inside(tmp_path):
     # pytest stands for numpy or matplotlib: installed here, not in the
     # sandbox. main() sets a global the next statement reads.
-    program = textwrap.dedent(
+    program = HEADER + textwrap.dedent(
         """
-        import math
-        import pytest
-        from wasmpool import Pool, TaskError
-
         def main():
             global results
             with Pool(__file__, workers=1) as pool:

@@ -35,7 +35,7 @@ import traceback
 import types
 
 import componentize_py_types
-from wasmpool import HostOnly, _HostOnlyName
+from wasmpool import HostOnly
 from wit_world import exports
 from wit_world.exports import tasks as wit
 from wit_world.imports import host
