@@ -73,6 +73,43 @@ impl CompiledCode {
         };
         code.map_err(|e| format!("cannot load the compiled {}: {e:#}", kind.noun()))
     }
+
+    /// Makes the images every instance's memories start from (on Linux, a
+    /// sealed `memfd` per memory with data), which wasmtime otherwise makes
+    /// at the first instantiation.
+    ///
+    /// Sealing the memfd can fail for a moment with `EBUSY` when the kernel
+    /// still holds a transient reference to a page just written (seen once
+    /// in CI, under load); wasmtime does not keep a failed image, so this
+    /// tries again after [`IMAGE_RETRY_PAUSES`] before giving up.
+    pub(crate) fn prepare_memory_images(&self) -> Result<(), String> {
+        retry_after_pauses(&IMAGE_RETRY_PAUSES, || match self {
+            CompiledCode::Module(module) => module.initialize_copy_on_write_image(),
+            CompiledCode::Component(component) => component.initialize_copy_on_write_image(),
+        })
+        .map_err(|e| format!("cannot make the initial memory image of the {}: {e:#}", self.kind().noun()))
+    }
+}
+
+/// The pauses between attempts at [`CompiledCode::prepare_memory_images`]:
+/// about 1.5 s in all, ten times the kernel's own wait for pinned pages.
+const IMAGE_RETRY_PAUSES: [std::time::Duration; 4] = [
+    std::time::Duration::from_millis(20),
+    std::time::Duration::from_millis(100),
+    std::time::Duration::from_millis(400),
+    std::time::Duration::from_millis(1000),
+];
+
+/// Runs `attempt` until it succeeds, pausing `pauses` in turn between
+/// failures; the last failure if every attempt fails.
+fn retry_after_pauses<T, E>(pauses: &[std::time::Duration], mut attempt: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    for pause in pauses {
+        match attempt() {
+            Ok(value) => return Ok(value),
+            Err(_) => std::thread::sleep(*pause),
+        }
+    }
+    attempt()
 }
 
 #[cfg(test)]
@@ -97,6 +134,28 @@ mod tests {
                 CompiledCode::Component(component) => assert!(Engine::same(component.engine(), &second)),
             }
         }
+    }
+
+    #[test]
+    fn memory_images_are_retried_after_a_failure_and_the_last_failure_is_kept() {
+        let pauses = [std::time::Duration::ZERO; 3];
+        let mut calls = 0;
+        let ok = retry_after_pauses(&pauses, || {
+            calls += 1;
+            if calls < 3 { Err(calls) } else { Ok(calls) }
+        });
+        assert_eq!(ok, Ok(3));
+        let mut calls = 0;
+        let err: Result<(), i32> = retry_after_pauses(&pauses, || {
+            calls += 1;
+            Err(calls)
+        });
+        assert_eq!(err, Err(4), "one attempt more than pauses, the last failure returned");
+        let data = CompiledCode::Module(
+            Module::new(&Engine::default(), wat::parse_str(r#"(module (memory 1) (data (i32.const 0) "x"))"#).unwrap())
+                .unwrap(),
+        );
+        data.prepare_memory_images().unwrap();
     }
 
     #[test]

@@ -63,6 +63,7 @@ impl LoadedCode {
         run: &RunLimits,
         announce: &mut dyn FnMut(&LoadStep),
     ) -> Result<Self, ProbeFailure> {
+        code.prepare_memory_images().map_err(|e| ProbeFailure::Instantiate(TaskFailure::Instantiate(e)))?;
         let linked = match code {
             CompiledCode::Module(module) => Instantiator::new(engine, module, config.clone(), ticker)
                 .map(Linked::Module)
