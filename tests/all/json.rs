@@ -48,6 +48,23 @@ fn json_results_equal_postcard_results() {
 }
 
 #[test]
+fn floats_cross_json_exactly_in_both_directions() {
+    // Shortest texts whose nearest f64 a best-effort parser misses by an ulp
+    // (the first was found by the Python package's property test).
+    let pool = common::demo_pool(2);
+    let xs: [f64; 6] = [4.629088889864009e-193, 2.2250738585072014e-308, 9007199254740993.0, 0.1, 1e300, 5e-324];
+    let typed: Vec<f64> = pool.map("sqrt", xs).unwrap();
+    let lines: Vec<String> = xs.iter().map(|x| serde_json::to_string(x).unwrap()).collect();
+    let json = pool.task("sqrt").unwrap().json().unwrap();
+    let texts: Vec<String> = json.imap(&lines).unwrap().map(Result::unwrap).collect();
+    for ((x, typed), text) in xs.iter().zip(&typed).zip(&texts) {
+        assert_eq!(typed.to_bits(), x.sqrt().to_bits(), "typed sqrt({x})");
+        let read: f64 = text.parse().unwrap();
+        assert_eq!(read.to_bits(), typed.to_bits(), "JSON sqrt({x}) gave {text}");
+    }
+}
+
+#[test]
 fn bad_inputs_fail_alone_and_name_their_index() {
     for pool in pools() {
         let add = pool.task("add").unwrap().json().unwrap();
