@@ -37,8 +37,10 @@ use dirty_pages::DirtyPages;
 use std::sync::Arc;
 use wasmtime::{AsContextMut, Global, Instance, Memory, Val};
 
-/// The granule of the images below (a divisor of every host page size).
-const PAGE: usize = 4096;
+/// The granule of the images below and of a reset: a mark's
+/// (`write_marks::PAGE_SHIFT`), a divisor of every host page size (the
+/// kernel's scan reports whole host pages, each reset as several granules).
+const PAGE: usize = 1 << write_marks::PAGE_SHIFT;
 
 /// A linear memory's initial contents, by page: the pages the module's
 /// data segments write. Every other page starts as zeros.

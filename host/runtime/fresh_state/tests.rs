@@ -389,8 +389,8 @@ fn modules_a_reset_cannot_restore_are_refused_with_the_reason() {
 fn the_initial_image_is_zero_where_no_segment_writes() {
     let plan = ResetPlan {
         segments: vec![
-            plan::DataSegment { offset: 4094, bytes: vec![1, 2, 3, 4] },
-            plan::DataSegment { offset: 4095, bytes: vec![9] },
+            plan::DataSegment { offset: PAGE as u64 - 2, bytes: vec![1, 2, 3, 4] },
+            plan::DataSegment { offset: PAGE as u64 - 1, bytes: vec![9] },
             plan::DataSegment { offset: u64::MAX - 1, bytes: vec![5, 6, 7] },
             plan::DataSegment { offset: (1 << 32) - 2, bytes: vec![8, 9, 10] },
         ],
@@ -398,10 +398,10 @@ fn the_initial_image_is_zero_where_no_segment_writes() {
         marks: false,
     };
     let image = InitialImage::new(&plan);
-    assert_eq!(&image.page(0).unwrap()[4094..], &[1, 9]);
+    assert_eq!(&image.page(0).unwrap()[PAGE - 2..], &[1, 9]);
     assert_eq!(&image.page(1).unwrap()[..3], &[3, 4, 0]);
     assert!(image.page(2).is_none());
-    assert_eq!(&image.page((1 << 20) - 1).unwrap()[4094..], &[8, 9], "what lies past 4 GiB is left out");
+    assert_eq!(&image.page((1 << 32) / PAGE - 1).unwrap()[PAGE - 2..], &[8, 9], "what lies past 4 GiB is left out");
     assert_eq!(image.pages.len(), 3);
 }
 

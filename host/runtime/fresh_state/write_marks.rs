@@ -1,13 +1,14 @@
-//! Pages marked as they are written: a load-time rewrite after which every
-//! write to linear memory also marks the 4 KiB page it wrote in a second
-//! memory (the *mark map*, one byte per page) that the module's own code
-//! cannot address. A reset then reads the map instead of asking the kernel
-//! which pages were written: a few hundred nanoseconds, on every system.
+//! Memory marked as it is written: a load-time rewrite after which every
+//! write to linear memory also marks the 1 KiB granule it wrote (a "page"
+//! here: [`PAGE_SHIFT`]) in a second memory (the *mark map*, one byte per
+//! granule) that the module's own code cannot address. A reset then reads
+//! the map instead of asking the kernel which pages were written: a few
+//! hundred nanoseconds, on every system.
 //!
 //! Each store (plain, atomic, SIMD, lane) of one byte is followed by
-//! `map[(address + offset) >> 12] = 1`; a wider store by `0x0101` stored
-//! there as an `i32.store16`, which marks its page and the next, so a store
-//! that straddles two pages marks both. (Marking exactly the page of the
+//! `map[(address + offset) >> 10] = 1`; a wider store by `0x0101` stored
+//! there as an `i32.store16`, which marks its granule and the next, so a
+//! store that straddles two granules marks both. (Marking exactly the page of the
 //! last byte too takes five more instructions per store: a map storing
 //! every float it computed ran 23 % slower with them, against 0.4 % with
 //! one mark; `cargo bench --bench nan_cost -- --opt-out reset`.) Atomic
@@ -28,11 +29,16 @@ use wasmtime::wasmparser::{FunctionBody, MemArg as ParsedMemArg, Operator, ValTy
 /// The export name of the mark map.
 pub(crate) const MAP_EXPORT: &str = "__wasmpool_written_pages";
 
-/// log2 of the granule a mark stands for.
-pub(crate) const PAGE_SHIFT: u32 = 12;
+/// log2 of the granule a mark stands for: 1 KiB. A store marks its
+/// granule and the next (no store is wider than 16 bytes), and a reset
+/// copies back what is marked: a task that writes a few hundred bytes here
+/// and there (its stack frames, its arguments, the allocator's state)
+/// costs a reset of a few KiB. With 4 KiB granules a `sqrt` map spent
+/// about a fifth of its time in the reset's `memset` and `memcpy`.
+pub(crate) const PAGE_SHIFT: u32 = 10;
 
 /// Wasm pages of a mark map covering a memory of at most `max_memory`
-/// bytes (one byte per 4 KiB page, and one to spare).
+/// bytes (one byte per granule, and one to spare).
 pub(crate) fn map_pages(max_memory: u64) -> u64 {
     let entries = (max_memory >> PAGE_SHIFT) + 2;
     entries.div_ceil(65536)
