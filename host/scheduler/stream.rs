@@ -249,6 +249,19 @@ impl<I: Iterator, R> Imap<'_, I, R> {
         self.next_within(Some(timeout))
     }
 
+    /// The next result if it has already arrived, without waiting and
+    /// without dispatching more inputs (the next wait does): for a caller
+    /// that must give up a lock, such as Python's, only to wait.
+    pub fn next_ready(&mut self) -> Option<Result<R, TaskError>> {
+        if self.current.is_empty() {
+            let chunk = self.ahead.remove(&self.next_seq)?;
+            self.current = chunk.into();
+            self.next_seq += 1;
+        }
+        let (index, result) = self.current.pop_front()?;
+        Some(self.dispatch.decode(index, result, self.decode))
+    }
+
     fn next_within(&mut self, timeout: Option<Duration>) -> Poll<Option<Result<R, TaskError>>> {
         loop {
             if let Some((index, result)) = self.current.pop_front() {
@@ -313,6 +326,13 @@ impl<I: Iterator, R> ImapUnordered<'_, I, R> {
     /// `Ready(None)` at the end. See [`Imap::next_timeout`].
     pub fn next_timeout(&mut self, timeout: Duration) -> Poll<Option<(usize, Result<R, TaskError>)>> {
         self.next_within(Some(timeout))
+    }
+
+    /// The next `(input index, result)` if it has already arrived; see
+    /// [`Imap::next_ready`].
+    pub fn next_ready(&mut self) -> Option<(usize, Result<R, TaskError>)> {
+        let (index, result) = self.current.pop_front()?;
+        Some((index, self.dispatch.decode(index, result, self.decode)))
     }
 
     fn next_within(&mut self, timeout: Option<Duration>) -> Poll<Option<(usize, Result<R, TaskError>)>> {

@@ -90,6 +90,34 @@ fn imap_unordered_yields_every_index_once() {
 }
 
 #[test]
+fn next_ready_takes_only_results_already_there_in_either_order() {
+    let pool = demo_pool(2);
+    // Chunks of 10: after one result is waited for, the other nine of its
+    // chunk are there; nothing is before the first wait.
+    let sqrt = pool.task("sqrt").unwrap().chunk_size(10);
+    let mut ordered = sqrt.imap::<_, f64>((0..40).map(f64::from)).unwrap();
+    assert!(ordered.next_ready().is_none(), "a result before any wait");
+    let mut roots = vec![ordered.next().unwrap().unwrap()];
+    for _ in 0..9 {
+        roots.push(ordered.next_ready().expect("the rest of the first chunk").unwrap());
+    }
+    roots.extend(ordered.map(Result::unwrap));
+    assert_eq!(roots, (0..40).map(|i| f64::from(i).sqrt()).collect::<Vec<_>>());
+
+    let mut unordered = sqrt.imap_unordered::<_, f64>((0..40).map(f64::from)).unwrap();
+    assert!(unordered.next_ready().is_none(), "a result before any wait");
+    let mut seen = BTreeMap::new();
+    let (index, root) = unordered.next().unwrap();
+    seen.insert(index, root.unwrap());
+    for _ in 0..9 {
+        let (index, root) = unordered.next_ready().expect("the rest of the first chunk");
+        seen.insert(index, root.unwrap());
+    }
+    seen.extend(unordered.map(|(index, root)| (index, root.unwrap())));
+    assert_eq!(seen.into_values().collect::<Vec<_>>(), (0..40).map(|i| f64::from(i).sqrt()).collect::<Vec<_>>());
+}
+
+#[test]
 fn submit_returns_a_handle_to_wait_on() {
     let pool = demo_pool(2);
     let handles: Vec<_> = (0..10i64).map(|i| pool.submit::<_, i64>("add", (i, 100i64)).unwrap()).collect();
