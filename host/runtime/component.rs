@@ -805,7 +805,8 @@ mod tests {
                 "walk",
                 "load_table",
                 "extend_table",
-                "nan_bits"
+                "nan_bits",
+                "echo"
             ]
         );
         assert_eq!(tasks.tasks[0].doc, "The square root.");

@@ -1,11 +1,14 @@
 //! `wasmpool._native`: the extension module under the `wasmpool` Python
 //! package. It wraps the Rust library's [`wasmpool::Pool`] and its JSON
-//! entry points; the pure-Python layer (`python/wasmpool/`) turns Python
-//! values into JSON and back, and gives the API its Python shape.
+//! entry points, and turns Python values into JSON and back (per input,
+//! without Python-level code); the pure-Python layer
+//! (`python/wasmpool/`) gives the API its Python shape.
 //!
 //! - `pool`: the pool and its calls;
-//! - `stream`: a running map, waited on in slices so Ctrl-C is seen;
-//! - `inputs`: a Python iterator of JSON texts as the map's inputs;
+//! - `stream`: a running map (`wasmpool.MapIterator`), waited on in
+//!   slices so Ctrl-C is seen;
+//! - `inputs`: a Python iterator of argument values as the map's inputs;
+//! - `values`: Python values as JSON, and JSON results as Python values;
 //! - `errors`: the library's errors as the exceptions of `wasmpool.errors`.
 #![deny(missing_docs)]
 
@@ -13,6 +16,7 @@ mod errors;
 mod inputs;
 mod pool;
 mod stream;
+mod values;
 
 use pyo3::prelude::*;
 
@@ -57,6 +61,16 @@ enum WorkerArg {
     Command(Vec<std::ffi::OsString>),
 }
 
+/// `value` as compact JSON text, encoded as a map's arguments are
+/// (`values::encode`): the init task's arguments.
+#[pyfunction]
+fn dumps(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    let mut out = Vec::new();
+    values::encode(value, &mut out, 0)?;
+    // The encoder writes UTF-8 only.
+    String::from_utf8(out).map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
+}
+
 /// The extension module.
 #[pymodule]
 #[pyo3(name = "_native")]
@@ -64,6 +78,7 @@ fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<pool::NativePool>()?;
     module.add_class::<stream::Stream>()?;
     module.add_function(wrap_pyfunction!(worker_main, module)?)?;
+    module.add_function(wrap_pyfunction!(dumps, module)?)?;
     module.add_function(wrap_pyfunction!(cli_main, module)?)?;
     // The WIT world of task components, for building tasks written in
     // Python (`wasmpool._build`): the text the host's bindings come from.

@@ -3,9 +3,10 @@
 
 use crate::errors::{closed_error, pool_error};
 use crate::stream::{Stream, StreamSpec};
+use crate::values::Arity;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyIterator, PyList};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -205,26 +206,50 @@ impl NativePool {
         Ok(list)
     }
 
-    /// Starts a map of `task` over `inputs` (an iterator of JSON texts),
-    /// in input order or (`ordered=False`) in completion order.
-    #[pyo3(signature = (task, inputs, *, ordered=true, chunk_size=None, deadline=None, fuel=None, seed=None, listen=false))]
+    /// Starts a map of `task` over `items` (an iterable of argument
+    /// values, each encoded for a task of `arity`), in input order or
+    /// (`ordered=False`) in completion order. `total` is the inputs'
+    /// length, if known; `messages` and `task_progress` are the callbacks
+    /// of the tasks' messages and progress reports.
+    #[pyo3(signature = (
+        task, items, *, arity, total=None, ordered=true, chunk_size=None, deadline=None, fuel=None, seed=None,
+        with_index=false, messages=None, task_progress=None,
+    ))]
     #[allow(clippy::too_many_arguments)]
     fn stream(
         &self,
         py: Python<'_>,
         task: String,
-        inputs: Py<PyAny>,
+        items: &Bound<'_, PyAny>,
+        arity: (usize, Option<usize>),
+        total: Option<usize>,
         ordered: bool,
         chunk_size: Option<usize>,
         deadline: Option<f64>,
         fuel: Option<u64>,
         seed: Option<u64>,
-        listen: bool,
+        with_index: bool,
+        messages: Option<Py<PyAny>>,
+        task_progress: Option<Py<PyAny>>,
     ) -> PyResult<Stream> {
         let pool = self.pool()?;
         let deadline = seconds("deadline", deadline)?;
-        let spec = StreamSpec { task, ordered, chunk_size, deadline, fuel, seed, listen };
-        Stream::start(pool, spec, inputs).map_err(|e| pool_error(py, e))
+        let items = PyIterator::from_object(items)?.unbind();
+        let arity = Arity { required: arity.0, most: arity.1 };
+        let spec = StreamSpec {
+            task,
+            arity,
+            ordered,
+            chunk_size,
+            deadline,
+            fuel,
+            seed,
+            total,
+            with_index,
+            messages,
+            task_progress,
+        };
+        Stream::start(pool, spec, items).map_err(|e| pool_error(py, e))
     }
 
     /// Closes the pool: no new calls. Its workers stop (worker processes

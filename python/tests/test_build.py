@@ -222,7 +222,7 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
 
     source = TASKS
     with Pool(source, workers=2, seed=7) as pool:
-        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "nap", "rolls", "leave", "walk", "load_table", "extend_table", "nan_bits"]
+        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "nap", "rolls", "leave", "walk", "load_table", "extend_table", "nan_bits", "echo"]
         assert pool.map("sqrt", [0, 4, 9]) == [0.0, 2.0, 3.0]
         assert pool.map("add", [(1, 2), (3, 4)]) == [3, 7]
         two = pool.map("pi_hits", [1000] * 6)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import operator
 import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
-from . import _args, errors
+from . import _args
+from . import _native
 from ._native import NativePool
-from .errors import _MISSING
+from .errors import TaskError
 
 __all__ = ["Pool", "Task", "PoolStats", "WorkerStats", "MapIterator"]
 
@@ -96,155 +96,11 @@ def _worker_command() -> List[str]:
     return [sys.executable, "-I", "-c", code]
 
 
-class MapIterator(Iterator[Any]):
-    """The results of ``imap`` or ``imap_unordered``, one per input.
-
-    A failed input raises its :class:`~wasmpool.errors.TaskError` where its
-    result would be; iterating on goes on with the next input's result, as
-    with ``multiprocessing``. ``len()`` works when the inputs had a length
-    (so progress bars such as tqdm show a total). Closing it (or leaving
-    the loop and dropping it) cancels the inputs not yet run.
-    """
-
-    def __init__(self, task: str, stream: Any, pending: Dict[int, Any], total: Optional[int],
-                 with_index: bool) -> None:
-        self._task = task
-        self._stream = stream
-        self._pending = pending
-        self._total = total
-        self._with_index = with_index
-
-    def __iter__(self) -> "MapIterator":
-        return self
-
-    def __len__(self) -> int:
-        if self._total is None:
-            raise TypeError("the inputs of this map have no length")
-        return self._total
-
-    def __next__(self) -> Any:
-        index, text, error = next(self._stream)
-        result, failed = _outcome(self._task, self._pending, index, text, error)
-        if failed:
-            raise result
-        return (index, result) if self._with_index else result
-
-    def close(self) -> None:
-        """Cancels the inputs not yet run."""
-        self._stream.cancel()
-
-    def __enter__(self) -> "MapIterator":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-def _outcome(task: str, pending: Dict[int, Any], index: int, text: Optional[str],
-             error: Optional[Any]) -> Tuple[Any, bool]:
-    """Input ``index``'s result, or its error with the input attached, and
-    whether it is an error; the input leaves ``pending``. A result this
-    Python cannot read (JSON nested past its recursion limit, an integer
-    over its 4300 digits) is that input's own error, as ``BadResult``."""
-    value = pending.pop(index, _MISSING)
-    if error is None:
-        try:
-            return _args.loads(text), False
-        except (ValueError, RecursionError) as e:
-            error = _args.unreadable_result(task, index, e)
-    error.input = value
-    return errors.with_python_type(error), True
-
-
-class _Listened(Iterator[Tuple[int, Optional[str], Optional[Any]]]):
-    """A native stream whose tasks' messages and progress go to callbacks,
-    called on the thread iterating it, each before the result of the input
-    that sent it. A message that is not JSON (a hostile task's) reaches
-    ``messages`` as the TaskError saying so."""
-
-    def __init__(self, task: str, stream: Any, messages: Optional[Messages],
-                 task_progress: Optional[TaskProgress]) -> None:
-        self._task = task
-        self._stream = stream
-        self._messages = messages
-        self._task_progress = task_progress
-        # Events taken from the stream and not yet handed to a callback:
-        # a callback that raises leaves the rest here for the next call.
-        self._pending: Deque[Tuple[str, int, Any, Any]] = collections.deque()
-
-    def __iter__(self) -> "_Listened":
-        return self
-
-    def __next__(self) -> Tuple[int, Optional[str], Optional[Any]]:
-        while True:
-            while self._pending:
-                self._dispatch(*self._pending.popleft())
-            index, text, error = next(self._stream)
-            if index is not None:
-                return index, text, error
-            self._pending.extend(self._stream.events())
-
-    def _dispatch(self, kind: str, index: int, first: Any, second: Any) -> None:
-        if kind == "progress":
-            if self._task_progress is not None:
-                self._task_progress(index, first, second)
-        elif self._messages is not None:
-            if second is None:
-                try:
-                    message = _args.loads(first)
-                except (ValueError, RecursionError) as e:
-                    second = _args.unreadable_result(self._task, index, e, what="message")
-                else:
-                    self._messages(index, message)
-                    return
-            self._messages(index, second)
-
-    def cancel(self) -> None:
-        self._stream.cancel()
-
-
-def _collect(task: str, stream: Any, pending: Dict[int, Any], total: Optional[int], progress: Optional[Progress],
-             *, raise_first: bool) -> List[Any]:
-    """Every input's outcome, in input order: the first error raised if
-    ``raise_first`` (the inputs not yet run are skipped), else returned in
-    its input's place. The stream is cancelled on the way out."""
-    outcomes: Dict[int, Any] = {}
-    try:
-        for index, text, error in stream:
-            outcome, failed = _outcome(task, pending, index, text, error)
-            if raise_first and failed:
-                raise outcome
-            outcomes[index] = outcome
-            if progress is not None:
-                progress(len(outcomes), total)
-    finally:
-        stream.cancel()
-    return [outcomes[i] for i in range(len(outcomes))]
-
-
-class _Inputs:
-    """A map's inputs as JSON texts, keeping each input's Python value until
-    its result is taken (for the ``input`` of its error); the map pulls at
-    most a bounded window ahead, so this stays small."""
-
-    def __init__(self, items: Iterable[Any], arity: "_args.Arity", pending: Dict[int, Any]) -> None:
-        self._items = iter(items)
-        self._arity = arity
-        self._pending = pending
-        self._index = 0
-
-    def __iter__(self) -> "_Inputs":
-        return self
-
-    def __next__(self) -> str:
-        item = next(self._items)
-        index = self._index
-        self._index += 1
-        self._pending[index] = item
-        try:
-            return _args.encode_item(item, self._arity)
-        except (TypeError, ValueError) as e:
-            raise TypeError(f"input {index} ({item!r:.80}): {e}") from None
+# The results of `imap` and `imap_unordered`: the native stream
+# (python/src/stream.rs), which turns results into Python values and
+# calls the message and progress callbacks without Python-level code per
+# input.
+MapIterator = _native.MapIterator
 
 
 class Pool:
@@ -463,18 +319,15 @@ class Pool:
         seed: Optional[int],
         messages: Optional[Messages] = None,
         task_progress: Optional[TaskProgress] = None,
-    ) -> Tuple[Any, Dict[int, Any], Optional[int]]:
+        with_index: bool = False,
+    ) -> MapIterator:
         total = operator.length_hint(iterable, -1)
-        pending: Dict[int, Any] = {}
-        inputs = _Inputs(iterable, self._arity(task), pending)
-        listen = messages is not None or task_progress is not None
-        stream = self._native.stream(
-            task, inputs, ordered=ordered, chunk_size=chunksize, deadline=deadline, fuel=fuel, seed=seed,
-            listen=listen,
+        return self._native.stream(
+            task, iterable, arity=self._arity(task),
+            total=total if total >= 0 and hasattr(iterable, "__len__") else None,
+            ordered=ordered, chunk_size=chunksize, deadline=deadline, fuel=fuel, seed=seed, with_index=with_index,
+            messages=messages, task_progress=task_progress,
         )
-        if listen:
-            stream = _Listened(task, stream, messages, task_progress)
-        return stream, pending, (total if total >= 0 and hasattr(iterable, "__len__") else None)
 
     def call(self, task: TaskRef, *args: Any, deadline: Optional[float] = None, fuel: Optional[int] = None,
              seed: Optional[int] = None, messages: Optional[Messages] = None,
@@ -482,21 +335,17 @@ class Pool:
         """Runs ``task(*args)`` once on a worker and returns its result
         (``messages`` and ``task_progress`` as for :meth:`map`)."""
         task = self._task_name(task)
-        text = _args.encode_call(args, self._arity(task))
-        listen = messages is not None or task_progress is not None
-        stream = self._native.stream(task, iter([text]), deadline=deadline, fuel=fuel, seed=seed, listen=listen)
-        if listen:
-            stream = _Listened(task, stream, messages, task_progress)
+        most = self._arity(task)[1]
+        # One input: the argument itself for a task of one, else the tuple.
+        item = args[0] if most == 1 and len(args) == 1 else args
+        stream = self._stream(task, [item], ordered=True, chunksize=None, deadline=deadline, fuel=fuel, seed=seed,
+                              messages=messages, task_progress=task_progress)
         try:
-            for index, result, error in stream:
-                pending = {index: args[0] if len(args) == 1 else args}
-                outcome, failed = _outcome(task, pending, index, result, error)
-                if failed:
-                    raise outcome
-                return outcome
-        finally:
-            stream.cancel()
-        raise AssertionError("a call yields one result")  # pragma: no cover
+            return stream._collect()[0]
+        except TaskError as error:
+            # The call's input as the caller wrote it: its one argument, or all.
+            error.input = args[0] if len(args) == 1 else args
+            raise
 
     def map(
         self,
@@ -526,11 +375,9 @@ class Pool:
         the order sent, each before its input's result. Without them it is
         dropped. A task sending faster than they return waits for room."""
         task = self._task_name(task)
-        stream, pending, total = self._stream(
-            task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed,
-            messages=messages, task_progress=task_progress,
-        )
-        return _collect(task, stream, pending, total, progress, raise_first=True)
+        stream = self._stream(task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel,
+                              seed=seed, messages=messages, task_progress=task_progress)
+        return stream._collect(progress, raise_first=True)
 
     def starmap(
         self,
@@ -576,11 +423,9 @@ class Pool:
         or the :class:`~wasmpool.errors.TaskError` it failed with (returned,
         not raised), so one bad input loses nothing else."""
         task = self._task_name(task)
-        stream, pending, total = self._stream(
-            task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed,
-            messages=messages, task_progress=task_progress,
-        )
-        return _collect(task, stream, pending, total, progress, raise_first=False)
+        stream = self._stream(task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel,
+                              seed=seed, messages=messages, task_progress=task_progress)
+        return stream._collect(progress, raise_first=False)
 
     def imap(
         self,
@@ -599,11 +444,8 @@ class Pool:
         streams through in bounded memory. ``messages`` and
         ``task_progress`` as for :meth:`map`, called while iterating."""
         task = self._task_name(task)
-        stream, pending, total = self._stream(
-            task, iterable, ordered=True, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed,
-            messages=messages, task_progress=task_progress,
-        )
-        return MapIterator(task, stream, pending, total, with_index=False)
+        return self._stream(task, iterable, ordered=True, chunksize=chunksize, deadline=deadline, fuel=fuel,
+                            seed=seed, messages=messages, task_progress=task_progress)
 
     def imap_unordered(
         self,
@@ -621,11 +463,8 @@ class Pool:
         """Like :meth:`imap`, with results in the order they finish;
         ``with_index=True`` yields ``(input index, result)`` pairs."""
         task = self._task_name(task)
-        stream, pending, total = self._stream(
-            task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel, seed=seed,
-            messages=messages, task_progress=task_progress,
-        )
-        return MapIterator(task, stream, pending, total, with_index=with_index)
+        return self._stream(task, iterable, ordered=False, chunksize=chunksize, deadline=deadline, fuel=fuel,
+                            seed=seed, messages=messages, task_progress=task_progress, with_index=with_index)
 
     def submit(self, task: TaskRef, *args: Any, **options: Any) -> "concurrent.futures.Future[Any]":
         """Starts ``task(*args)`` and returns a

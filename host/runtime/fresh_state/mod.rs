@@ -52,8 +52,8 @@ pub(crate) struct InitialImage {
 
 impl InitialImage {
     /// The image `plan`'s data segments make, in time linear in their size
-    /// and in the number of pages below the last one they write (at most
-    /// 2^20 for a 32-bit memory).
+    /// and in the number of granules below the last one they write (at
+    /// most 2^22 for a 32-bit memory).
     pub(crate) fn new(plan: &ResetPlan) -> InitialImage {
         let mut image = InitialImage { index: Vec::new(), pages: Vec::new() };
         for segment in &plan.segments {

@@ -256,8 +256,8 @@ pub(crate) fn rewrite_body(
     Ok(Some(function))
 }
 
-/// `map[(address + offset) >> 12] = 1` for a one-byte write; for a wider
-/// one the next page is marked too (it may straddle two pages, and no
+/// `map[(address + offset) >> PAGE_SHIFT] = 1` for a one-byte write; for
+/// a wider one the next granule is marked too (it may straddle two, and no
 /// write is wider than 16 bytes).
 fn mark(function: &mut Function, scratch: &Scratch, offset: u64, width: u32, map: u32) {
     function.instruction(&Instruction::LocalGet(scratch.address));
