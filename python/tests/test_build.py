@@ -209,6 +209,25 @@ def test_another_missing_module_is_named(tmp_path):
         Pool(source, workers=1)
 
 
+def test_a_relative_path_not_found_names_the_absolute_one_and_the_working_folder(tmp_path, monkeypatch):
+    from wasmpool import Pool
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(BuildError) as caught:
+        Pool("lessons/tasks.py")
+    message = str(caught.value)
+    assert str(tmp_path / "lessons" / "tasks.py") in message, message
+    assert f"working folder, {tmp_path}" in message, message
+
+
+def test_without_componentize_py_the_message_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setattr(_build.componentize, "componentize_py_version", lambda: None)
+    source = tmp_path / "tasks.py"
+    source.write_text("def f(x):\n    return x\n")
+    with pytest.raises(BuildError, match=r'pip install "wasmpool\[python-tasks\]"'):
+        _build.build(source, cache_dir=tmp_path)
+
+
 def test_a_file_name_that_is_no_module_name_is_refused(tmp_path):
     source = tmp_path / "my-tasks.py"
     source.write_text("def f(x):\n    return x\n")

@@ -133,7 +133,9 @@ def _plan(path: str | os.PathLike, wit: str, cache_dir: str | os.PathLike | None
     try:
         source = source_path.read_bytes()
     except OSError as e:
-        raise BuildFailed(f"cannot read {source_path}: {e.strerror or e}") from None
+        where = "" if source_path.is_absolute() else (
+            f" ({source_path.absolute()}: a relative path is read from the working folder, {Path.cwd()})")
+        raise BuildFailed(f"cannot read {source_path}{where}: {e.strerror or e}") from None
     module_name = source_path.stem
     if (not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", module_name) or module_name.startswith("wasmpool_")
             or module_name == "wasmpool"):
@@ -143,7 +145,7 @@ def _plan(path: str | os.PathLike, wit: str, cache_dir: str | os.PathLike | None
     if tool is None:
         python = sys.executable or "python3"
         raise BuildFailed(f"building tasks written in Python needs componentize-py, which {python} does not have: "
-                          f"{python} -m pip install componentize-py")
+                          f"{python} -m pip install \"wasmpool[python-tasks]\" (or componentize-py itself)")
     _refuse_native_imports(source_path, source)
     key = _key(source, module_name, tool, wit)
     cache = None
