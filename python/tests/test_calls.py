@@ -135,6 +135,9 @@ def test_multiprocessing_habits_work_or_say_what_to_do(module):
 
     with pytest.raises(TypeError, match=r"for 4 workers, Pool\('tasks.py', workers=4\)"):
         Pool(4)
+    for wrong in (None, [], {"tasks": "tasks.py"}):
+        with pytest.raises(TypeError, match="Pool's first argument is the tasks: the path of a .wasm or .py file"):
+            Pool(wrong)
     with Pool(module, workers=2) as pool:
         # starmap, as multiprocessing.Pool.starmap: an iterable of argument tuples.
         assert pool.starmap("add", [(1, 2), [3, 4]]) == [3, 7]

@@ -60,7 +60,7 @@ class Executor(concurrent.futures.Executor):
         if timeout is not None:
             # A call per input, each waited for until the time is up: the
             # base class's map, over `submit`.
-            return super().map(fn, *iterables, timeout=timeout)
+            return super().map(fn, *iterables, timeout=timeout)  # type: ignore[arg-type]  # submit takes a name too
         inputs: Iterable[Any] = iterables[0] if len(iterables) == 1 else zip(*iterables)
         return self._pool.imap(fn, inputs, chunksize=chunksize)
 

@@ -178,7 +178,7 @@ def _importable_as(value: Any) -> "Tuple[str, str] | None":
     wanted = getattr(value, "__name__", None)
     for home in homes:
         module = sys.modules.get(home) if isinstance(home, str) else None
-        if module is None or home == "__main__":
+        if module is None or not isinstance(home, str) or home == "__main__":
             continue
         if isinstance(wanted, str) and _same(getattr(module, wanted, None), value):
             return home, wanted

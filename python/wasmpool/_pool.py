@@ -208,7 +208,7 @@ class Pool:
         elif isinstance(module, (bytes, bytearray, memoryview)):
             source = bytes(module)
             self._module_name = "a module given as bytes"
-        else:
+        elif isinstance(module, (str, os.PathLike)):
             source = os.fspath(module)
             self._module_name = str(source)
             if str(source).endswith(".py"):
@@ -217,6 +217,11 @@ class Pool:
                 from . import _build
 
                 source = os.fspath(_build.build(source))
+        else:
+            raise TypeError(
+                "Pool's first argument is the tasks: the path of a .wasm or .py file, a module's bytes, "
+                f"or the functions to make tasks of, not a {type(module).__name__}"
+            )
         self._native = NativePool(
             source,
             workers=workers,
