@@ -228,6 +228,38 @@ def test_without_componentize_py_the_message_names_the_extra(tmp_path, monkeypat
         _build.build(source, cache_dir=tmp_path)
 
 
+def test_a_cached_build_runs_without_componentize_py(tmp_path, monkeypatch):
+    # As if an earlier build by componentize-py 9.9.9 were in the cache: a
+    # Python without componentize-py (another venv, the command under
+    # another interpreter) takes it; another source is refused, saying why.
+    from wasmpool._build import componentize
+
+    cache = tmp_path / "cache"
+    cache.mkdir(mode=0o700)
+    source = tmp_path / "tasks.py"
+    source.write_text("def f(x):\n    return x\n")
+    wit = _native_wit()
+    key = componentize._key(source.read_bytes(), "tasks", "9.9.9", wit)
+    built = cache / f"tasks-{key[:32]}.wasm"
+    built.write_bytes(b"\0asm component")
+    built.chmod(0o600)
+    componentize._remember_tool(cache, "1.0.0")
+    componentize._remember_tool(cache, "9.9.9")
+    componentize._remember_tool(cache, "9.9.9")
+    assert (cache / componentize._TOOLS_FILE).read_text() == "1.0.0\n9.9.9\n"
+    monkeypatch.setattr(componentize, "componentize_py_version", lambda: None)
+    assert componentize.build(source, wit=wit, cache_dir=cache) == built
+    source.write_text("def f(x):\n    return 2 * x\n")
+    with pytest.raises(componentize.BuildFailed, match="needs componentize-py"):
+        componentize.build(source, wit=wit, cache_dir=cache)
+
+
+def _native_wit() -> str:
+    from wasmpool._native import TASK_WORLD_WIT
+
+    return TASK_WORLD_WIT
+
+
 def test_a_file_name_that_is_no_module_name_is_refused(tmp_path):
     source = tmp_path / "my-tasks.py"
     source.write_text("def f(x):\n    return x\n")

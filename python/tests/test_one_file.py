@@ -205,3 +205,30 @@ def test_host_side_imports_and_a_main_function_are_skipped_inside(tmp_path):
     ran = run(tmp_path, program)
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.splitlines() == ["failed NameError True", "results [2.0, 3.0]"], ran.stderr
+
+
+GUIDE = REPO / "docs" / "guide-for-python-students.md"
+
+
+def _guide_script(first_line: str) -> str:
+    """The code block of the students' guide that starts with `first_line`."""
+    text = GUIDE.read_text()
+    start = text.index("```python\n" + first_line) + len("```python\n")
+    return text[start:text.index("```", start)]
+
+
+@python_tasks_available()
+def test_the_students_guide_monte_carlo_pi_is_the_same_for_any_worker_count(tmp_path):
+    # Copied from the docs by the test, so the guide cannot drift.
+    script = _guide_script("# pi.py")
+    assert "workers=2" in script
+    estimates = []
+    for workers in (2, 1, 2):
+        path = tmp_path / "pi.py"
+        path.write_text(script.replace("workers=2", f"workers={workers}"))
+        run = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, env=env(), timeout=300,
+                             cwd=tmp_path)
+        assert run.returncode == 0, run.stderr
+        estimates.append(run.stdout.strip())
+    assert estimates[0] == estimates[1] == estimates[2], estimates
+    assert abs(float(estimates[0]) - math.pi) < 0.01, estimates

@@ -141,13 +141,7 @@ def _plan(path: str | os.PathLike, wit: str, cache_dir: str | os.PathLike | None
             or module_name == "wasmpool"):
         raise BuildFailed(f"{source_path.name}: the file name must be a Python module name (letters, digits, _), "
                           "not wasmpool nor wasmpool_*")
-    tool = componentize_py_version()
-    if tool is None:
-        python = sys.executable or "python3"
-        raise BuildFailed(f"building tasks written in Python needs componentize-py, which {python} does not have: "
-                          f"{python} -m pip install \"wasmpool[python-tasks]\" (or componentize-py itself)")
     _refuse_native_imports(source_path, source)
-    key = _key(source, module_name, tool, wit)
     cache = None
     if cache_dir is True:
         cache = default_cache_dir()
@@ -155,8 +149,50 @@ def _plan(path: str | os.PathLike, wit: str, cache_dir: str | os.PathLike | None
         cache = Path(cache_dir)
     if cache is not None:
         cache = _private_dir(cache)
+    tool = componentize_py_version()
+    if tool is None:
+        # A build of this very source, made by any componentize-py this
+        # cache has seen, runs without one (a student's other venv, the
+        # `wasmpool` command under another Python).
+        for seen in _tools_seen(cache):
+            cached = cache / f"{module_name}-{_key(source, module_name, seen, wit)[:32]}.wasm"
+            if cached.exists() and _trusted(cached):
+                return source_path, source, module_name, cached, cache, seen
+        python = sys.executable or "python3"
+        raise BuildFailed(f"building tasks written in Python needs componentize-py, which {python} does not have: "
+                          f"{python} -m pip install \"wasmpool[python-tasks]\" (or componentize-py itself)")
+    key = _key(source, module_name, tool, wit)
     cached = cache / f"{module_name}-{key[:32]}.wasm" if cache is not None else None
     return source_path, source, module_name, cached, cache, tool
+
+
+# The file of a cache folder that lists the componentize-py versions its
+# builds were made with, one per line (see _tools_seen).
+_TOOLS_FILE = "componentize-py-versions"
+
+
+def _tools_seen(cache: Path | None) -> list[str]:
+    """The componentize-py versions the builds in `cache` were made with
+    (at most 16, each a short version string), if the list is the user's
+    own file."""
+    if cache is None:
+        return []
+    path = cache / _TOOLS_FILE
+    try:
+        if not _trusted(path):
+            return []
+        text = _read_regular_file(path, 4096, "the list of componentize-py versions").decode("ascii", "replace")
+    except (OSError, BuildFailed):
+        return []
+    return [line for line in text.splitlines() if re.fullmatch(r"[0-9A-Za-z.+!_-]{1,40}", line)][-16:]
+
+
+def _remember_tool(cache: Path, tool: str) -> None:
+    """Adds `tool` to the versions `cache`'s builds were made with."""
+    seen = _tools_seen(cache)
+    if tool not in seen:
+        with contextlib.suppress(OSError):
+            _replace(cache / _TOOLS_FILE, "\n".join([*seen, tool][-16:]).encode() + b"\n")
 
 
 # How many built components the cache keeps (about 20 MB each): the least
@@ -317,6 +353,7 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
     destination = Path(out) if out is not None else cached
     if cached is not None:
         _replace(cached, component)
+        _remember_tool(cached.parent, tool)
         _evict(cached.parent, keep=cached)
     if out is not None:
         _replace(Path(out), component, mode=0o644)
