@@ -23,31 +23,16 @@ import argparse
 import math
 import multiprocessing
 import os
-import statistics
 import subprocess
 import sys
-import time
-from pathlib import Path
 
+from timing import DEMO_MODULE, REPO, median_time
 from wasmpool import Pool
-
-REPO = Path(__file__).resolve().parents[2]
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
-MODULE = TARGET / "wasm-guest" / "wasm32-unknown-unknown" / "release" / "guest_tasks.wasm"
-
-
-def median_time(run, repeats):
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
 
 
 def rust_rates(count, workers, repeats):
     """The Rust map's medians (typed, JSON) from `cargo bench --bench map_rate`."""
-    command = ["cargo", "bench", "--quiet", "--bench", "map_rate", "--", str(MODULE), "--count", str(count),
+    command = ["cargo", "bench", "--quiet", "--bench", "map_rate", "--", str(DEMO_MODULE), "--count", str(count),
                "--workers", str(workers), "--runs", str(repeats)]
     out = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True).stdout
     times = dict(line.split() for line in out.splitlines() if line.split()[:1] in (["typed"], ["json"]))
@@ -71,8 +56,8 @@ def main():
     print(f"{workers} workers, median of {repeats} runs; Python {sys.version.split()[0]}, "
           f"multiprocessing start method {multiprocessing.get_start_method()!r}")
     mp = multiprocessing.Pool(workers)
-    pool = Pool(MODULE, workers=workers, seed=1)
-    kept = Pool(MODULE, workers=workers, seed=1, fresh_state=False)
+    pool = Pool(DEMO_MODULE, workers=workers, seed=1)
+    kept = Pool(DEMO_MODULE, workers=workers, seed=1, fresh_state=False)
     try:
         small = range(5000)
         expected = [math.sqrt(x) for x in small]

@@ -15,31 +15,20 @@ each mode over R runs, and its ratio to multiprocessing.Pool's.
 import argparse
 import multiprocessing
 import os
-import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
 import bench_tasks  # noqa: E402  (the functions multiprocessing pickles by name)
+from timing import DEMO_MODULE, median_time  # noqa: E402
 from wasmpool import Pool  # noqa: E402
 
 TASKS = HERE / "bench_tasks.py"
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
-RUST = TARGET / "wasm-guest" / "wasm32-unknown-unknown" / "release" / "guest_tasks.wasm"
-
-
-def median_time(run, repeats):
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+RUST = DEMO_MODULE
 
 
 def table(title, rows, baseline):

@@ -223,14 +223,20 @@ mod tests {
         assert!(limits.is_watched());
     }
 
-    #[test]
-    fn the_ticker_ticks_only_while_entered() {
+    /// A ticker counting its ticks, and the count.
+    fn counting_ticker() -> (Ticker, Arc<AtomicUsize>) {
         let ticks = Arc::new(AtomicUsize::new(0));
         let counter = ticks.clone();
         let ticker = Ticker::start("test-ticker", move || {
             counter.fetch_add(1, Ordering::SeqCst);
         })
         .unwrap();
+        (ticker, ticks)
+    }
+
+    #[test]
+    fn the_ticker_ticks_only_while_entered() {
+        let (ticker, ticks) = counting_ticker();
         std::thread::sleep(TICK * 4);
         assert_eq!(ticks.load(Ordering::SeqCst), 0, "no ticks while nothing is watched");
         let guard = ticker.enter();
@@ -245,12 +251,7 @@ mod tests {
 
     #[test]
     fn the_ticker_sleeps_after_an_idle_period_and_wakes_for_the_next_task() {
-        let ticks = Arc::new(AtomicUsize::new(0));
-        let counter = ticks.clone();
-        let ticker = Ticker::start("test-ticker", move || {
-            counter.fetch_add(1, Ordering::SeqCst);
-        })
-        .unwrap();
+        let (ticker, ticks) = counting_ticker();
         let wait_for = |what: &str, done: &dyn Fn() -> bool| {
             let start = Instant::now();
             while !done() {

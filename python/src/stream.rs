@@ -53,27 +53,26 @@ impl Flow<'_> {
     /// A result already there, taken without waiting.
     fn next_ready(&mut self) -> Option<Item> {
         match self {
-            Flow::Ordered { stream, next_index } => stream.next_ready().map(|result| {
-                let index = *next_index;
-                *next_index += 1;
-                (index, result)
-            }),
+            Flow::Ordered { stream, next_index } => stream.next_ready().map(|result| numbered(next_index, result)),
             Flow::Unordered(stream) => stream.next_ready(),
         }
     }
 
     fn next_timeout(&mut self, timeout: Duration) -> Poll<Option<Item>> {
         match self {
-            Flow::Ordered { stream, next_index } => stream.next_timeout(timeout).map(|item| {
-                item.map(|result| {
-                    let index = *next_index;
-                    *next_index += 1;
-                    (index, result)
-                })
-            }),
+            Flow::Ordered { stream, next_index } => {
+                stream.next_timeout(timeout).map(|item| item.map(|result| numbered(next_index, result)))
+            }
             Flow::Unordered(stream) => stream.next_timeout(timeout),
         }
     }
+}
+
+/// An ordered map's result with its input's index: the next one.
+fn numbered(next_index: &mut usize, result: Result<String, TaskError>) -> Item {
+    let index = *next_index;
+    *next_index += 1;
+    (index, result)
 }
 
 self_cell::self_cell!(
@@ -283,10 +282,7 @@ impl Stream {
                 }
                 Poll::Pending => {
                     if let Err(interrupted) = py.check_signals() {
-                        // Stop the map now, with the interpreter released:
-                        // dropping it may wait for a worker to let go.
-                        let stopped = running.take();
-                        py.detach(move || drop(stopped));
+                        Self::stop(py, running);
                         return Err(interrupted);
                     }
                 }

@@ -175,23 +175,38 @@ fn encode_int(int: &Bound<'_, PyInt>, out: &mut Vec<u8>) -> PyResult<()> {
     } else if let Ok(large) = int.extract::<u64>() {
         out.extend_from_slice(itoa::Buffer::new().format(large).as_bytes());
     } else {
-        let digits = int.py().get_type::<PyInt>().call_method1("__repr__", (int,))?;
-        out.extend_from_slice(digits.cast::<PyString>()?.to_cow()?.as_bytes());
+        out.extend_from_slice(int_repr(int.as_any())?.as_bytes());
     }
     Ok(())
+}
+
+/// `int.__repr__(value)`: the digits of an int or of a subclass's value.
+fn int_repr(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    value.py().get_type::<PyInt>().call_method1("__repr__", (value,))?.extract()
+}
+
+/// How `json.dumps` writes a float that is not finite: `NaN`, `Infinity`,
+/// `-Infinity`; `None` for a finite one.
+fn non_finite(value: f64) -> Option<&'static str> {
+    if value.is_nan() {
+        Some("NaN")
+    } else if value.is_infinite() {
+        Some(if value > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        None
+    }
 }
 
 /// A float as its shortest text that reads back to the same value (as
 /// `float.__repr__` is), and `NaN`, `Infinity` and `-Infinity` as
 /// `json.dumps` writes them.
 fn encode_float(value: f64, out: &mut Vec<u8>) {
-    if value.is_nan() {
-        out.extend_from_slice(b"NaN");
-    } else if value.is_infinite() {
-        out.extend_from_slice(if value > 0.0 { b"Infinity" } else { b"-Infinity" });
-    } else {
+    match non_finite(value) {
+        Some(text) => out.extend_from_slice(text.as_bytes()),
         // A finite f64 always serializes.
-        let _ = serde_json::to_writer(&mut *out, &value);
+        None => {
+            let _ = serde_json::to_writer(&mut *out, &value);
+        }
     }
 }
 
@@ -206,12 +221,11 @@ fn encode_key(key: &Bound<'_, PyAny>, out: &mut Vec<u8>) -> PyResult<()> {
     } else if let Ok(flag) = key.cast::<PyBool>() {
         (if flag.is_true() { "true" } else { "false" }).to_owned()
     } else if key.is_instance_of::<PyInt>() {
-        key.py().get_type::<PyInt>().call_method1("__repr__", (key,))?.extract()?
+        int_repr(key)?
     } else if let Ok(float) = key.cast::<PyFloat>() {
-        match float.value() {
-            v if v.is_nan() => "NaN".to_owned(),
-            v if v.is_infinite() => (if v > 0.0 { "Infinity" } else { "-Infinity" }).to_owned(),
-            _ => key.py().get_type::<PyFloat>().call_method1("__repr__", (key,))?.extract()?,
+        match non_finite(float.value()) {
+            Some(text) => text.to_owned(),
+            None => key.py().get_type::<PyFloat>().call_method1("__repr__", (key,))?.extract()?,
         }
     } else {
         return Err(PyTypeError::new_err(format!(
