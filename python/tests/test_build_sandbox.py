@@ -72,10 +72,13 @@ def test_the_top_level_code_of_a_module_leaves_nothing_on_the_host(tmp_path, mon
         assert pool.call("ok") == 42
     went_through = [a for a in attempts if a.startswith("ok:")]
     assert not left, f"the build left marks on the host: {left}\nattempts that went through: {went_through}"
-    # The cache holds the component, the interpreter it was made from, and
-    # nothing the module made.
+    # The cache holds the component, the interpreter it was made from, the
+    # list of componentize-py versions that made them, and nothing the
+    # module made.
     names = sorted(p.name for p in cache.iterdir())
-    assert len(names) == 2 and built.name in names and any(n.startswith("runner-") for n in names), names
+    assert len(names) == 3, names
+    assert built.name in names and any(n.startswith("runner-") for n in names), names
+    assert _build.componentize._TOOLS_FILE in names, names
     assert not os.path.lexists("/" + MARK)
     # The module did try, and was refused (the test is not vacuous), every time.
     assert any(a.startswith("refused: write") for a in attempts), attempts
