@@ -15,6 +15,26 @@ use std::time::Duration;
 /// Shorthand for results whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A pool setting that cannot be read or cannot work, named as the
+/// [`Settings`](crate::Settings) field (the Python keyword, the command's
+/// option with `-` for `_`), with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {}", Line(setting), Text(reason))]
+pub struct SettingsError {
+    /// The setting: a field's name, with a position inside it where the
+    /// value is a list (`allow_dir[1]`), or `settings` for the whole value.
+    pub setting: String,
+    /// Why it was refused.
+    pub reason: String,
+}
+
+impl SettingsError {
+    /// The error for `setting`, refused for `reason`.
+    pub fn new(setting: impl Into<String>, reason: impl Into<String>) -> Self {
+        SettingsError { setting: setting.into(), reason: reason.into() }
+    }
+}
+
 /// Anything that can go wrong building or using a pool.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -38,6 +58,10 @@ pub enum Error {
     /// The builder's settings cannot work.
     #[error("invalid pool configuration: {}", Text(.0))]
     Config(String),
+    /// A [`Settings`](crate::Settings) value given to the builder cannot
+    /// work (see [`Settings::validate`](crate::Settings::validate)).
+    #[error("invalid pool configuration: {0}")]
+    Settings(#[from] SettingsError),
     /// The Wasm engine could not be created, or could not prepare the
     /// compiled module for the workers.
     #[error("cannot create the Wasm engine: {}", Text(.0))]
@@ -547,10 +571,11 @@ pub enum TaskFailure {
     /// to sleep), was refused, and then failed: usually Rust's `std`
     /// panicking on the refusal.
     #[error(
-        "it used {} ({}), which this pool does not grant; grant it with `{}`. It then {failure}",
+        "it used {} ({}), which this pool does not grant; grant it with `{}`.{}",
         capability.what(),
         capability.uses(),
-        capability.grant()
+        capability.grant(),
+        then_sentence(failure)
     )]
     NotGranted {
         /// What the task asked for.
@@ -559,6 +584,23 @@ pub enum TaskFailure {
         #[serde(with = "nested")]
         failure: Box<TaskFailure>,
     },
+}
+
+/// The failure of a task stopped at the very call a capability was refused
+/// at (task components are: the host traps there), which has nothing to
+/// tell after the refusal.
+pub(crate) const STOPPED_AT_THE_REFUSED_CALL: &str = "stopped at the refused call";
+
+/// What a task did after a capability was refused, as the sentence that
+/// ends the refusal's message: " It then panicked at …" (a Rust task's
+/// `std` on the error it was given), or nothing for a task stopped at the
+/// refused call itself. For the messages of the front ends, which word
+/// the refusal their own way.
+pub fn then_sentence(failure: &TaskFailure) -> String {
+    match failure {
+        TaskFailure::Failed(text) if text == STOPPED_AT_THE_REFUSED_CALL => String::new(),
+        other => format!(" It then {other}"),
+    }
 }
 
 /// Most failures one [`TaskFailure`] may hold inside another, when read
@@ -696,19 +738,22 @@ impl Capability {
         }
     }
 
-    /// What in Python's standard library uses it (tasks written in Python).
-    pub fn python_example(self) -> &'static str {
+    /// What in Python's standard library uses it (tasks written in
+    /// Python), each call in backquotes. The monotonic clock names
+    /// `time.sleep()` too: CPython reads that clock before it sleeps, so a
+    /// sleeping task is refused the clock first.
+    pub fn python_uses(self) -> &'static str {
         match self {
-            Capability::WallClock => "time.time()",
-            Capability::MonotonicClock => "time.monotonic()",
-            Capability::Sleep => "time.sleep()",
+            Capability::WallClock => "`time.time()`",
+            Capability::MonotonicClock => "`time.monotonic()`, `time.perf_counter()` or `time.sleep()`",
+            Capability::Sleep => "`time.sleep()`",
         }
     }
 
     /// The calls that use it, in words for tasks written in either
     /// language: "`SystemTime::now` in Rust, `time.time()` in Python".
     pub fn uses(self) -> String {
-        format!("`{}` in Rust, `{}` in Python", self.example(), self.python_example())
+        format!("`{}` in Rust, {} in Python", self.example(), self.python_uses())
     }
 
     /// The library call that grants it.
@@ -897,6 +942,22 @@ pub(crate) mod tests {
         let mut bytes = init.repeat(depth);
         bytes.extend_from_slice(leaf);
         bytes
+    }
+
+    #[test]
+    fn a_refusal_says_what_followed_only_if_something_did() {
+        let stopped = TaskFailure::NotGranted {
+            capability: Capability::MonotonicClock,
+            failure: Box::new(TaskFailure::Failed(STOPPED_AT_THE_REFUSED_CALL.into())),
+        };
+        let text = stopped.to_string();
+        assert!(text.ends_with("grant it with `WasiConfig::monotonic_clock`."), "{text}");
+        assert!(text.contains("`time.sleep()` in Python"), "{text}");
+        let panicked = TaskFailure::NotGranted {
+            capability: Capability::WallClock,
+            failure: Box::new(TaskFailure::Failed("no clock".into())),
+        };
+        assert!(panicked.to_string().ends_with(". It then failed: no clock"), "{panicked}");
     }
 
     #[test]

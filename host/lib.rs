@@ -67,11 +67,16 @@ mod transport;
 mod trust;
 mod worker;
 
-pub use error::{Capability, Error, FailureKind, LimitExceeded, LoadStep, ModuleError, Result, TaskError, TaskFailure};
+pub use error::{
+    Capability, Error, FailureKind, LimitExceeded, LoadStep, ModuleError, Result, SettingsError, TaskError,
+    TaskFailure, then_sentence,
+};
 pub use pool::exchange::{DEFAULT_EXCHANGE_CAPACITY, Event, Exchange};
 pub use pool::handle::{Captured, TaskHandle};
 pub use pool::json::{IndexedJsonInputs, JsonEvent, JsonEvents, JsonInputs, JsonTask};
-pub use pool::{DEFAULT_IDLE_SPIN, DEFAULT_LOAD_DEADLINE, Pool, PoolBuilder, TaskRef, WorkerKind};
+pub use pool::{
+    DEFAULT_IDLE_SPIN, DEFAULT_LOAD_DEADLINE, DirGrant, Pool, PoolBuilder, SETTING_NAMES, Settings, TaskRef, WorkerKind,
+};
 pub use process::config::{DEFAULT_MAX_RETRIES, ProcessConfig};
 pub use process::worker_main;
 pub use runtime::cache::{

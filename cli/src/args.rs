@@ -1,6 +1,6 @@
 //! The command line: every command, option and its help text.
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -130,25 +130,6 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = OnError::Stop, value_name = "POLICY")]
     pub on_error: OnError,
 
-    /// Number of workers [default: the number of CPUs].
-    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
-    pub workers: Option<u16>,
-
-    /// Run each worker in a process of its own (a crashed one is replaced
-    /// and its task retried) instead of a thread.
-    #[arg(long)]
-    pub processes: bool,
-
-    /// Inputs sent to a worker at a time [default: from a file, about four
-    /// chunks per worker, at most 64; from stdin, 16].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
-    pub chunk_size: Option<u32>,
-
-    /// The pool's seed: every task's random numbers derive from it and its
-    /// line's index [default: random, printed in the summary].
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-
     /// Don't show the progress bar and the summary.
     #[arg(short, long)]
     pub quiet: bool,
@@ -176,6 +157,10 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = Printed::Stderr, value_name = "WHERE")]
     pub printed: Printed,
 
+    /// How the pool runs the tasks.
+    #[command(flatten)]
+    pub pool: PoolArgs,
+
     /// The sandbox's limits for every task.
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -188,6 +173,76 @@ pub struct RunArgs {
     /// caller, not on the command line.
     #[arg(skip)]
     pub worker: crate::WorkerProgram,
+}
+
+/// The help headings of `run`'s options that are the pool's settings.
+pub const POOL_HEADING: &str = "Pool";
+/// See [`POOL_HEADING`].
+pub const LIMITS_HEADING: &str = "Sandbox limits (per task)";
+/// See [`POOL_HEADING`].
+pub const GRANTS_HEADING: &str = "Capabilities (tasks built for wasm32-wasip1; none by default)";
+
+/// How `run`'s pool runs the tasks: with [`LimitArgs`] and [`GrantArgs`],
+/// every field of `wasmpool::Settings`, under its name (`crate::pool`
+/// maps them; a test checks that none is missing).
+#[derive(Debug, Args)]
+#[command(next_help_heading = POOL_HEADING)]
+pub struct PoolArgs {
+    /// Number of workers [default: the number of CPUs].
+    #[arg(short, long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
+
+    /// Run each worker in a process of its own (a crashed one is replaced
+    /// and its task retried) instead of a thread.
+    #[arg(long)]
+    pub processes: bool,
+
+    /// With --processes: how many times a line whose worker process died
+    /// is run again [default: 2].
+    #[arg(long, value_name = "N")]
+    pub max_retries: Option<u32>,
+
+    /// Inputs sent to a worker at a time [default: from a file, about four
+    /// chunks per worker, at most 64; from stdin, 16].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub chunk_size: Option<u32>,
+
+    /// The pool's seed: every task's random numbers derive from it and its
+    /// line's index [default: random, printed in the summary].
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Thread workers: compile the checks that let a running task be
+    /// stopped [default: only with --deadline].
+    #[arg(long, value_name = "BOOL")]
+    pub interruptible: Option<bool>,
+
+    /// Start every line from the module's initial state; `false` keeps one
+    /// instance per worker for all its lines (module globals carry over).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
+    pub fresh_state: bool,
+
+    /// Give every NaN the same bits on every CPU (`false` skips the
+    /// load-time rewrite that does it).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
+    pub canonicalize_nans: bool,
+
+    /// Keep compiled modules in the cache (`false`: compile afresh).
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
+    pub cache: bool,
+
+    /// The cache's folder [default: wasmpool/ in the user's cache folder].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// A task run on every new instance before it serves lines (as
+    /// multiprocessing's initializer).
+    #[arg(long, value_name = "TASK")]
+    pub initializer: Option<String>,
+
+    /// The initializer's arguments, as a JSON array.
+    #[arg(long, value_name = "JSON", default_value = "[]", requires = "initializer")]
+    pub initargs: String,
 }
 
 /// Where `run` puts what tasks print.
@@ -215,7 +270,7 @@ impl Printed {
 /// The capabilities `run` can grant tasks built for `wasm32-wasip1`
 /// (WASI); nothing is granted by default. Mirrors `wasmpool::WasiConfig`.
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Capabilities (tasks built for wasm32-wasip1; none by default)")]
+#[command(next_help_heading = GRANTS_HEADING)]
 pub struct GrantArgs {
     /// An environment variable: NAME=VALUE, or NAME for this shell's value.
     #[arg(long, value_name = "NAME[=VALUE]")]
@@ -268,15 +323,6 @@ impl GrantArgs {
         let write = self.allow_write_dir.iter().map(|spec| DirGrant::parse(spec, true));
         read.chain(write)
     }
-
-    /// Whether anything is granted.
-    pub fn any(&self) -> bool {
-        !self.allow_env.is_empty()
-            || !self.allow_dir.is_empty()
-            || !self.allow_write_dir.is_empty()
-            || self.allow_wall_clock
-            || self.allow_monotonic_clock
-    }
 }
 
 /// What `run` does with a failing line.
@@ -301,7 +347,7 @@ impl OnError {
 
 /// The sandbox limits `run` can set.
 #[derive(Debug, Args)]
-#[command(next_help_heading = "Sandbox limits (per task)")]
+#[command(next_help_heading = LIMITS_HEADING)]
 pub struct LimitArgs {
     /// Wall time, e.g. `500ms`, `2s`, `1m` [default: none].
     #[arg(long, value_name = "TIME", value_parser = humantime::parse_duration)]
@@ -436,7 +482,7 @@ mod tests {
         assert_eq!(run.limits.deadline, Some(Duration::from_millis(1500)));
         assert_eq!(run.limits.max_memory, Some(64 << 20));
         assert_eq!(run.on_error, OnError::Continue);
-        assert_eq!(run.workers, Some(3));
+        assert_eq!(run.pool.workers, Some(3));
         assert!(Cli::try_parse_from(["wasmpool", "run", "m.wasm", "t", "-w", "0"]).is_err());
     }
 

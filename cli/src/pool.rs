@@ -1,34 +1,67 @@
 //! Building the pool `run` and `list` use, from the command line's options.
 
-use crate::args::{GrantArgs, LimitArgs, RunArgs};
+use crate::args::RunArgs;
 use anyhow::{Context, Result};
 use std::path::Path;
 use wasmpool::text::EscapedLine;
-use wasmpool::{CompileLimits, OutputSink, Pool, PoolBuilder, ProcessConfig, TaskInfo, WasiConfig};
+use wasmpool::{DirGrant, OutputSink, Pool, PoolBuilder, ProcessConfig, Settings, TaskInfo};
 
 /// A pool for `run`: its workers, worker kind, seed (`seed` if given, the
 /// one being resumed), limits, grants and where printed output goes. Under
 /// an MPI launcher, the pool spans every rank: rank 0 gets it, the others
 /// serve it and get `None`.
 pub fn for_run(args: &RunArgs, seed: Option<u64>, output: OutputSink) -> Result<Option<Pool>> {
+    let settings = settings(args, seed);
+    // Named as on the command line (the library names the field).
+    settings.validate().map_err(|invalid| {
+        let option = invalid.setting.replace('_', "-");
+        anyhow::anyhow!("--{option}: {}", EscapedLine(&invalid.reason))
+    })?;
     let mut builder = Pool::builder().module_file(&args.module).output_sink(output);
-    if args.grants.any() {
-        builder = builder.wasi(grants(&args.grants)?);
-    }
-    if let Some(workers) = args.workers {
-        builder = builder.workers(usize::from(workers));
-    }
-    if args.processes {
+    if settings.processes {
         builder = with_worker_processes(builder, &args.worker)?;
     }
-    if let Some(seed) = seed.or(args.seed) {
-        builder = builder.seed(seed);
-    }
-    let builder = with_limits(builder, &args.limits);
+    let builder = builder.settings(&settings);
     match wasmpool::cluster::launcher() {
         Some(variable) => in_cluster(builder, args, variable),
         None => build(builder, &args.module).map(Some),
     }
+}
+
+/// The library's settings for `run`'s options: the one place they are
+/// mapped. `seed`, if given, is the run's seed (`--seed`, or the one being
+/// resumed).
+pub fn settings(args: &RunArgs, seed: Option<u64>) -> Settings {
+    let (pool, limits, grants) = (&args.pool, &args.limits, &args.grants);
+    let defaults = Settings::default();
+    let mut settings = Settings::default();
+    settings.workers = pool.workers.map(usize::from);
+    settings.processes = pool.processes;
+    settings.max_retries = pool.max_retries.unwrap_or(defaults.max_retries);
+    settings.seed = seed.or(pool.seed);
+    settings.chunk_size = pool.chunk_size.map(|n| n as usize);
+    settings.interruptible = pool.interruptible;
+    settings.fresh_state = pool.fresh_state;
+    settings.canonicalize_nans = pool.canonicalize_nans;
+    settings.cache = pool.cache;
+    settings.cache_dir = pool.cache_dir.clone();
+    settings.initializer = pool.initializer.clone();
+    settings.initargs = pool.initargs.clone();
+    settings.deadline = limits.deadline;
+    settings.load_deadline = limits.load_deadline.unwrap_or(defaults.load_deadline);
+    settings.fuel = limits.fuel;
+    settings.max_memory = limits.max_memory.unwrap_or(defaults.max_memory);
+    settings.max_stack = limits.max_stack.unwrap_or(defaults.max_stack);
+    settings.max_output = limits.max_output.unwrap_or(defaults.max_output);
+    settings.max_table_elements = limits.max_table_elements.unwrap_or(defaults.max_table_elements);
+    settings.max_message = limits.max_message.unwrap_or(defaults.max_message);
+    settings.max_module_size = limits.max_module_size.unwrap_or(defaults.max_module_size);
+    settings.allow_env = grants.allow_env.clone();
+    settings.allow_dir = grants.allow_dir.iter().map(|spec| DirGrant::parse(spec)).collect();
+    settings.allow_write_dir = grants.allow_write_dir.iter().map(|spec| DirGrant::parse(spec)).collect();
+    settings.allow_wall_clock = grants.allow_wall_clock;
+    settings.allow_monotonic_clock = grants.allow_monotonic_clock;
+    settings
 }
 
 /// Under an MPI launcher: the pool over every rank.
@@ -105,61 +138,52 @@ fn with_worker_processes(builder: PoolBuilder, worker: &crate::WorkerProgram) ->
     Ok(builder.processes(config))
 }
 
-/// What `--allow-…` grants, as the library's WASI settings.
-fn grants(args: &GrantArgs) -> Result<WasiConfig> {
-    let mut config = WasiConfig::new();
-    for env in &args.allow_env {
-        config = match env.split_once('=') {
-            Some((name, value)) => config.env(name, value),
-            None => {
-                let value = std::env::var(env)
-                    .with_context(|| format!("--allow-env {env}: {env} is not set here (give NAME=VALUE)"))?;
-                config.env(env, value)
-            }
-        };
-    }
-    for (dirs, writable) in [(&args.allow_dir, false), (&args.allow_write_dir, true)] {
-        for dir in dirs {
-            let (host, guest) = dir.split_once("::").unwrap_or((dir, dir));
-            config = if writable { config.writable_dir(host, guest) } else { config.read_only_dir(host, guest) };
-        }
-    }
-    if args.allow_wall_clock {
-        config = config.wall_clock();
-    }
-    if args.allow_monotonic_clock {
-        config = config.monotonic_clock();
-    }
-    Ok(config)
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::{Cli, Command, GRANTS_HEADING, LIMITS_HEADING, POOL_HEADING};
+    use clap::{CommandFactory, Parser};
+    use std::collections::BTreeSet;
 
-fn with_limits(mut builder: PoolBuilder, limits: &LimitArgs) -> PoolBuilder {
-    if let Some(deadline) = limits.deadline {
-        builder = builder.deadline(deadline);
+    fn run_args(options: &[&str]) -> RunArgs {
+        let cli = Cli::try_parse_from(["wasmpool", "run", "m.wasm", "t"].iter().chain(options)).unwrap();
+        let Command::Run(run) = cli.command else { panic!("not run") };
+        *run
     }
-    if let Some(bytes) = limits.max_memory {
-        builder = builder.max_memory(bytes);
+
+    #[test]
+    fn every_setting_is_an_option_of_run_under_its_name() {
+        let cli = Cli::command();
+        let run = cli.find_subcommand("run").unwrap();
+        let headings = [POOL_HEADING, LIMITS_HEADING, GRANTS_HEADING];
+        let options: BTreeSet<String> = run
+            .get_arguments()
+            .filter(|arg| arg.get_help_heading().is_some_and(|h| headings.contains(&h)))
+            .map(|arg| arg.get_long().unwrap().replace('-', "_"))
+            .collect();
+        let names: BTreeSet<String> = wasmpool::SETTING_NAMES.iter().map(|name| name.to_string()).collect();
+        assert_eq!(options, names);
     }
-    if let Some(fuel) = limits.fuel {
-        builder = builder.fuel(fuel);
+
+    #[test]
+    fn no_option_gives_the_libraries_defaults() {
+        assert_eq!(settings(&run_args(&[]), None), Settings::default());
     }
-    if let Some(bytes) = limits.max_stack {
-        builder = builder.max_stack(bytes);
+
+    #[test]
+    fn every_option_reaches_its_setting() {
+        let options = "-w 3 --processes --max-retries 5 --chunk-size 4 --seed 9 --interruptible true \
+            --fresh-state false --canonicalize-nans false --cache false --cache-dir d --initializer init \
+            --initargs [1] --deadline 2s --load-deadline 3s --fuel 10 --max-memory 1MiB --max-stack 1MiB \
+            --max-output 1MiB --max-table-elements 10 --max-message 1KiB --max-module-size 1MiB \
+            --allow-env A=1 --allow-dir x --allow-write-dir y::/out --allow-wall-clock --allow-monotonic-clock";
+        let args = run_args(&options.split_whitespace().collect::<Vec<_>>());
+        let given = serde_json::to_value(settings(&args, None)).unwrap();
+        let defaults = serde_json::to_value(Settings::default()).unwrap();
+        for name in wasmpool::SETTING_NAMES {
+            assert_ne!(given[name], defaults[name], "--{} did not reach the setting", name.replace('_', "-"));
+        }
+        assert_eq!(given["allow_write_dir"], serde_json::json!([["y", "/out"]]));
+        assert_eq!(settings(&args, Some(11)).seed, Some(11), "a resumed run's seed comes first");
     }
-    if let Some(bytes) = limits.max_output {
-        builder = builder.max_output(bytes);
-    }
-    if let Some(elements) = limits.max_table_elements {
-        builder = builder.max_table_elements(elements);
-    }
-    if let Some(bytes) = limits.max_message {
-        builder = builder.max_message(bytes);
-    }
-    if let Some(deadline) = limits.load_deadline {
-        builder = builder.load_deadline(deadline);
-    }
-    if let Some(bytes) = limits.max_module_size {
-        builder = builder.compile_limits(CompileLimits { max_module_bytes: bytes, ..CompileLimits::default() });
-    }
-    builder
 }

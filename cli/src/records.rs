@@ -39,17 +39,18 @@ impl LineError {
 /// names the option granting it.
 pub fn describe(failure: &TaskFailure) -> String {
     match failure {
-        TaskFailure::NotGranted { capability, failure } => not_granted(*capability, &failure.to_string()),
+        TaskFailure::NotGranted { capability, failure } => not_granted(*capability, failure),
         other => other.to_string(),
     }
 }
 
-fn not_granted(capability: Capability, then: &str) -> String {
+fn not_granted(capability: Capability, then: &TaskFailure) -> String {
     format!(
-        "it used {} ({}), which is not granted; allow it with {}. It then {then}",
+        "it used {} ({}), which is not granted; allow it with {}.{}",
         capability.what(),
         capability.uses(),
-        capability.flag()
+        capability.flag(),
+        wasmpool::then_sentence(then)
     )
 }
 

@@ -95,7 +95,7 @@ pub fn run(mut args: RunArgs) -> Result<Report> {
     let task = json_task(task, pool.workers(), &args, count)?;
 
     let pending = Pending::default();
-    let max_len = args.limits.max_memory.unwrap_or(wasmpool::DEFAULT_MAX_MEMORY);
+    let max_len = crate::pool::settings(&args, None).max_memory;
     let lines = Lines::new(source.open()?, count, max_len, pending.clone(), done);
     let read_error = lines.error_slot();
     let started = Instant::now();
@@ -168,7 +168,7 @@ fn start_pool(
         }
         _ => None,
     };
-    crate::pool::for_run(args, args.seed.or(resumed_seed), output)
+    crate::pool::for_run(args, args.pool.seed.or(resumed_seed), output)
 }
 
 /// What made this run's results, for its journal: everything that changes
@@ -178,7 +178,11 @@ fn identity_of(args: &RunArgs, seed: u64, scan: Option<&Scan>) -> Result<Identit
         module_sha256: module_sha256(&args.module)?,
         task: args.task.clone(),
         seed,
-        settings: format!("{:?}, unordered: {}", args.limits, args.unordered),
+        settings: format!(
+            "{}, unordered: {}",
+            crate::pool::settings(args, Some(seed)).results_identity(),
+            args.unordered
+        ),
         printed: args.printed.as_str().to_owned(),
         on_error: args.on_error.as_str().to_owned(),
         grants: grants_identity(&args.grants),
@@ -243,7 +247,7 @@ fn json_task<'pool>(
     args: &RunArgs,
     count: Option<usize>,
 ) -> Result<JsonTask<'pool>> {
-    let chunk = match (args.chunk_size, count) {
+    let chunk = match (args.pool.chunk_size, count) {
         (Some(n), _) => n as usize,
         (None, Some(n)) => ChunkSize::Auto.resolve((n, Some(n)), workers).min(FILE_CHUNK_MAX),
         (None, None) => STDIN_CHUNK,

@@ -259,6 +259,31 @@ fn sandbox_limits_apply_to_each_line() {
 }
 
 #[test]
+fn the_pools_settings_are_options_as_in_python() {
+    // The initializer runs on every new instance; with a fresh state per
+    // line each starts from the state it left, with one instance per worker
+    // the counter carries over from line to line.
+    let init = ["--initializer", "counter_set", "--initargs", "[10]", "-w", "1", "--quiet"];
+    let fresh = run_with_stdin(&[&["run", MODULE, "counter_next"], &init[..]].concat(), b"null\nnull\nnull\n");
+    assert_eq!(stdout_lines(&fresh), ["11", "11", "11"], "{}", stderr(&fresh));
+    let kept = [&["run", MODULE, "counter_next", "--fresh-state", "false"], &init[..]].concat();
+    let kept = run_with_stdin(&kept, b"null\nnull\nnull\n");
+    assert_eq!(stdout_lines(&kept), ["11", "12", "13"], "{}", stderr(&kept));
+
+    // A setting that cannot work is named as the option, before any line runs.
+    let bad = run_with_stdin(&["run", MODULE, "sqrt", "--initargs", "[1]"], b"4\n");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("--initializer"), "{}", stderr(&bad));
+    let bad = run_with_stdin(&["run", MODULE, "sqrt", "--cache", "false", "--cache-dir", "/tmp"], b"4\n");
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        stderr(&bad).contains("--cache-dir: a cache folder is given, but the cache is turned off"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
 fn malformed_lines_and_wrong_argument_counts_are_named() {
     let input = "[1, 2]\n{not json\n[1, 2, 3]\n5\n";
     let out = run_with_stdin(&["run", MODULE, "add", "--on-error", "continue"], input.as_bytes());

@@ -77,6 +77,18 @@ def read_text(path):
         return f.read()
 
 
+def write_text(path, text):
+    """Writes `text` to the file at `path` (in a folder the pool grants writing)."""
+    with open(path, "w") as f:
+        return f.write(text)
+
+
+def env(name):
+    """The value of the environment variable `name` (if the pool grants it), or None."""
+    import os
+    return os.environ.get(name)
+
+
 def nap(seconds):
     """Sleeps (with the monotonic clock granted)."""
     import time

@@ -3,8 +3,9 @@
 use super::Backend;
 use super::Pool;
 use super::StartPlan;
+use super::settings::{DEFAULT_LOAD_DEADLINE, Settings};
 use crate::decode::encode_args;
-use crate::error::{Error, LoadStep, ModuleError, Result, TaskError, TaskFailure};
+use crate::error::{Error, LoadStep, ModuleError, Result, SettingsError, TaskError, TaskFailure};
 use crate::pool::json::{args_from_array, check_input};
 use crate::process::config::ProcessConfig;
 use crate::process::locate::find_worker_executable;
@@ -49,10 +50,6 @@ pub enum WorkerKind {
     /// is replaced and its task retried (`docs/processes.md`).
     Processes,
 }
-
-/// Default time the guest code run while a module loads may take (see
-/// [`PoolBuilder::load_deadline`]).
-pub const DEFAULT_LOAD_DEADLINE: Duration = Duration::from_secs(5);
 
 /// Where precompiled modules are kept.
 enum CacheSetting {
@@ -127,6 +124,8 @@ pub struct PoolBuilder {
     spin: Duration,
     seed: Option<u64>,
     load_deadline: Duration,
+    /// Why the [`Settings`] given last cannot work, reported by `build`.
+    invalid_settings: Option<SettingsError>,
     #[cfg(feature = "mpi")]
     cluster: Option<crate::cluster::Cluster>,
 }
@@ -153,6 +152,7 @@ impl Default for PoolBuilder {
             spin: DEFAULT_IDLE_SPIN,
             seed: None,
             load_deadline: DEFAULT_LOAD_DEADLINE,
+            invalid_settings: None,
             #[cfg(feature = "mpi")]
             cluster: None,
         }
@@ -160,6 +160,48 @@ impl Default for PoolBuilder {
 }
 
 impl PoolBuilder {
+    /// Takes every setting `settings` holds, the ones it leaves at their
+    /// defaults included: call it before the methods for what [`Settings`]
+    /// does not hold (the module, the worker program of
+    /// [`processes`](Self::processes), the output sink…), as a later call
+    /// of a method it covers replaces that setting. Settings that cannot
+    /// work ([`Settings::validate`]) make [`build`](Self::build) fail with
+    /// [`Error::Settings`]. `processes: true` runs the worker program given
+    /// to [`processes`](Self::processes), before or after this call, or the
+    /// default one.
+    pub fn settings(mut self, settings: &Settings) -> Self {
+        self.invalid_settings = None;
+        let wasi = match settings.validate().and_then(|()| settings.wasi()) {
+            Ok(wasi) => wasi,
+            Err(invalid) => {
+                self.invalid_settings = Some(invalid);
+                return self;
+            }
+        };
+        self.workers = settings.workers;
+        self.kind = if settings.processes { WorkerKind::Processes } else { WorkerKind::Threads };
+        self.processes = std::mem::take(&mut self.processes).max_retries(settings.max_retries);
+        self.seed = settings.seed;
+        self.chunk_size = settings.chunk_size.map_or(ChunkSize::Auto, ChunkSize::from);
+        self.limits = settings.limits();
+        self.load_deadline = settings.load_deadline;
+        self.compile_limits.max_module_bytes = settings.max_module_size;
+        self.interruptible = settings.interruptible;
+        self.mode = if settings.fresh_state { InstanceMode::FreshPerTask } else { InstanceMode::PerWorker };
+        self.canonicalize_nans = settings.canonicalize_nans;
+        self.cache = match (&settings.cache_dir, settings.cache) {
+            (_, false) => CacheSetting::Disabled,
+            (Some(dir), true) => CacheSetting::Dir(dir.clone()),
+            (None, true) => CacheSetting::Default,
+        };
+        self.init = settings
+            .initializer
+            .as_ref()
+            .map(|task| PendingInit { task: task.clone(), args: InitArgs::JsonArray(settings.initargs.clone()) });
+        self.wasi = wasi;
+        self
+    }
+
     /// Loads the task module from a `.wasm` file.
     pub fn module_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.module = Some(ModuleSource::File(path.into()));
@@ -636,7 +678,10 @@ impl PoolBuilder {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
-        self.limits.validate().map_err(Error::Config)?;
+        if let Some(invalid) = self.invalid_settings.take() {
+            return Err(Error::Settings(invalid));
+        }
+        self.limits.validate().map_err(|e| Error::Config(e.to_string()))?;
         if self.load_deadline.is_zero() {
             return Err(Error::Config("a load deadline of zero would refuse every module".into()));
         }

@@ -5,12 +5,14 @@ mod builder;
 pub(crate) mod exchange;
 pub(crate) mod handle;
 pub(crate) mod json;
+pub(crate) mod settings;
 
 mod task_ref;
 
 pub use crate::spin::DEFAULT_IDLE_SPIN;
 pub(crate) use builder::SandboxInfo;
-pub use builder::{DEFAULT_LOAD_DEADLINE, PoolBuilder, WorkerKind};
+pub use builder::{PoolBuilder, WorkerKind};
+pub use settings::{DEFAULT_LOAD_DEADLINE, DirGrant, SETTING_NAMES, Settings};
 // For the spec-suite test only (`wasmpool::__internal`).
 pub use builder::{PoolCode, pool_code, pool_engine};
 pub use task_ref::TaskRef;

@@ -663,7 +663,7 @@ fn classify(store: &mut Store<ComponentState>, limits: &Limits, error: wasmtime:
         return failure;
     }
     if let Some(Refused(capability)) = error.downcast_ref::<Refused>() {
-        let failure = TaskFailure::Failed(format!("the task used {}", capability.what()));
+        let failure = TaskFailure::Failed(crate::error::STOPPED_AT_THE_REFUSED_CALL.into());
         return TaskFailure::NotGranted { capability: *capability, failure: Box::new(failure) };
     }
     if let Some(overflow) = state.wasi.overflow() {

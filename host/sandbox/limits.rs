@@ -1,5 +1,6 @@
 //! The sandbox's limits and the error naming the one a task ran into.
 
+use crate::error::SettingsError;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -65,18 +66,20 @@ impl Default for Limits {
 
 impl Limits {
     /// Checks the settings make sense together.
-    pub(crate) fn validate(&self) -> Result<(), String> {
+    pub(crate) fn validate(&self) -> Result<(), SettingsError> {
         if self.max_memory < 64 * 1024 {
-            return Err(format!("max_memory of {} bytes is below one Wasm page (65536 bytes)", self.max_memory));
+            let why = format!("{} bytes is below one Wasm page (65536 bytes)", self.max_memory);
+            return Err(SettingsError::new("max_memory", why));
         }
         if self.max_stack < 16 * 1024 || self.max_stack > 1 << 30 {
-            return Err(format!("max_stack of {} bytes is outside 16 KiB ..= 1 GiB", self.max_stack));
+            let why = format!("{} bytes is outside 16 KiB ..= 1 GiB", self.max_stack);
+            return Err(SettingsError::new("max_stack", why));
         }
         if self.deadline == Some(Duration::ZERO) {
-            return Err("a deadline of zero would stop every task before it starts".into());
+            return Err(SettingsError::new("deadline", "a deadline of zero would stop every task before it starts"));
         }
         if self.fuel == Some(0) {
-            return Err("a fuel budget of zero would stop every task before it starts".into());
+            return Err(SettingsError::new("fuel", "a fuel budget of zero would stop every task before it starts"));
         }
         Ok(())
     }

@@ -3,9 +3,10 @@
 //! picks the class for each error and fills in its attributes. Every
 //! message is the library's, already escaped for a terminal.
 
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyType};
-use wasmpool::{Capability, Error, FailureKind, LimitExceeded, TaskError, TaskFailure};
+use wasmpool::{Capability, Error, FailureKind, LimitExceeded, SettingsError, TaskError, TaskFailure};
 
 /// The class of `wasmpool.errors` named `name`.
 fn class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
@@ -44,6 +45,7 @@ fn pool_exception(py: Python<'_>, error: Error) -> PyResult<Bound<'_, PyAny>> {
         }
         Error::InvalidModule { .. } => exception(py, "ModuleLoadError", message, &[]),
         Error::Config(_) => exception(py, "ConfigError", message, &[]),
+        Error::Settings(invalid) => settings_exception(py, invalid),
         Error::NoSuchTask { task, available } => {
             let task = task.into_pyobject(py)?.into_any();
             let available = available.into_pyobject(py)?.into_any();
@@ -54,6 +56,28 @@ fn pool_exception(py: Python<'_>, error: Error) -> PyResult<Bound<'_, PyAny>> {
         }
         _ => exception(py, "PoolError", message, &[]),
     }
+}
+
+/// A setting of `wasmpool.Pool` that cannot be read or cannot work:
+/// `TypeError` for a value of the wrong type, else
+/// `wasmpool.errors.ConfigError`; either way with the setting's name as
+/// `.setting`.
+pub(crate) fn settings_error(py: Python<'_>, invalid: SettingsError) -> PyErr {
+    match settings_exception(py, invalid) {
+        Ok(exception) => PyErr::from_value(exception),
+        Err(failed) => failed,
+    }
+}
+
+fn settings_exception(py: Python<'_>, invalid: SettingsError) -> PyResult<Bound<'_, PyAny>> {
+    let message = invalid.to_string();
+    if invalid.reason.starts_with("invalid type") {
+        let error = PyTypeError::new_err(message).into_value(py).into_bound(py).into_any();
+        error.setattr("setting", &invalid.setting)?;
+        return Ok(error);
+    }
+    let setting = invalid.setting.into_pyobject(py)?.into_any();
+    exception(py, "ConfigError", message, &[("setting", setting)])
 }
 
 /// `wasmpool.errors.PoolClosed`: a call on a closed pool.
@@ -138,13 +162,14 @@ fn capability_name(capability: Capability) -> &'static str {
 /// and the `Pool` keyword that grants it.
 fn not_granted(task: &str, index: usize, capability: Capability, then: &TaskFailure) -> String {
     format!(
-        "task `{}` (input #{index}): it used {} (`{}` in Python, `{}` in Rust), which this pool does not grant; \
-         grant it with Pool(..., {}=True). It then {then}",
+        "task `{}` (input #{index}): it used {} ({} in Python, `{}` in Rust), which this pool does not grant; \
+         grant it with Pool(..., {}=True).{}",
         wasmpool::text::escape_line(task),
         capability.what(),
-        capability.python_example(),
+        capability.python_uses(),
         capability.example(),
         capability_name(capability),
+        wasmpool::then_sentence(then),
     )
 }
 

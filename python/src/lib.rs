@@ -82,6 +82,13 @@ fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(cli_main, module)?)?;
     // The WIT world of task components, for building tasks written in
     // Python (`wasmpool._build`): the text the host's bindings come from.
+    // Every setting of `wasmpool.Pool`, and their defaults as JSON: the
+    // library's, which the command shares (python/tests/test_settings.py
+    // compares them with `Pool`'s signature).
+    module.add("SETTINGS", wasmpool::SETTING_NAMES.to_vec())?;
+    let defaults = serde_json::to_string(&wasmpool::Settings::default())
+        .map_err(|e| pyo3::exceptions::PyRuntimeError::new_err(e.to_string()))?;
+    module.add("DEFAULT_SETTINGS", defaults)?;
     module.add("TASK_WORLD_WIT", include_str!("../../wit/wasmpool-task.wit"))?;
     Ok(())
 }

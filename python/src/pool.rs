@@ -1,7 +1,7 @@
 //! The pool: built from a module's path or bytes with the library's
 //! settings, and the calls the Python layer makes on it.
 
-use crate::errors::{closed_error, pool_error};
+use crate::errors::{closed_error, pool_error, settings_error};
 use crate::stream::{Stream, StreamSpec};
 use crate::values::Arity;
 use pyo3::exceptions::PyValueError;
@@ -10,7 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyIterator, PyList};
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
-use wasmpool::{InstanceMode, Pool, ProcessConfig, WasiConfig, WorkerKind};
+use wasmpool::{Pool, ProcessConfig, Settings, WorkerKind};
 
 /// A pool of workers running one Wasm module's tasks. Made by
 /// `wasmpool.Pool`, which documents the settings.
@@ -40,109 +40,32 @@ impl NativePool {
 
 #[pymethods]
 impl NativePool {
-    /// Builds the pool; compiling the module runs with the interpreter
+    /// Builds the pool from the module (a path, or bytes) and `settings`
+    /// (a JSON object of `wasmpool::Settings` fields, made by
+    /// `wasmpool.Pool`); `worker_command` is the worker program of
+    /// `processes=True`. Compiling the module runs with the interpreter
     /// released.
     #[new]
-    #[pyo3(signature = (
-        module, *, workers=None, seed=None, worker_command=None, max_retries=None,
-        deadline=None, fuel=None, max_memory=None, max_stack=None, max_output=None,
-        chunk_size=None, interruptible=None, cache_dir=None, cache=true, load_deadline=None,
-        allow_wall_clock=false, allow_monotonic_clock=false, fresh_state=true, init=None, canonicalize_nans=true,
-    ))]
-    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (module, settings, worker_command=None))]
     fn new(
         py: Python<'_>,
         module: &Bound<'_, PyAny>,
-        workers: Option<usize>,
-        seed: Option<u64>,
+        settings: &str,
         worker_command: Option<Vec<String>>,
-        max_retries: Option<u32>,
-        deadline: Option<f64>,
-        fuel: Option<u64>,
-        max_memory: Option<usize>,
-        max_stack: Option<usize>,
-        max_output: Option<usize>,
-        chunk_size: Option<usize>,
-        interruptible: Option<bool>,
-        cache_dir: Option<PathBuf>,
-        cache: bool,
-        load_deadline: Option<f64>,
-        allow_wall_clock: bool,
-        allow_monotonic_clock: bool,
-        fresh_state: bool,
-        init: Option<(String, String)>,
-        canonicalize_nans: bool,
     ) -> PyResult<Self> {
+        let settings = Settings::from_json(settings).map_err(|e| settings_error(py, e))?;
         let mut builder = Pool::builder();
         builder = match module.cast::<PyBytes>() {
             Ok(bytes) => builder.module_bytes(bytes.as_bytes().to_vec()),
             Err(_) => builder.module_file(module.extract::<PathBuf>()?),
         };
-        if let Some(n) = workers {
-            builder = builder.workers(n);
-        }
-        if let Some(seed) = seed {
-            builder = builder.seed(seed);
-        }
         if let Some(command) = worker_command {
             let Some((program, args)) = command.split_first() else {
                 return Err(PyValueError::new_err("worker_command must name a program"));
             };
-            let mut config = ProcessConfig::new().executable(program).args(args);
-            if let Some(retries) = max_retries {
-                config = config.max_retries(retries);
-            }
-            builder = builder.worker_kind(WorkerKind::Processes).processes(config);
+            builder = builder.processes(ProcessConfig::new().executable(program).args(args));
         }
-        if let Some(deadline) = seconds("deadline", deadline)? {
-            builder = builder.deadline(deadline);
-        }
-        if let Some(fuel) = fuel {
-            builder = builder.fuel(fuel);
-        }
-        if let Some(bytes) = max_memory {
-            builder = builder.max_memory(bytes);
-        }
-        if let Some(bytes) = max_stack {
-            builder = builder.max_stack(bytes);
-        }
-        if let Some(bytes) = max_output {
-            builder = builder.max_output(bytes);
-        }
-        if let Some(size) = chunk_size {
-            builder = builder.chunk_size(size);
-        }
-        if let Some(interruptible) = interruptible {
-            builder = builder.interruptible(interruptible);
-        }
-        if let Some(dir) = cache_dir {
-            builder = builder.cache_dir(dir);
-        }
-        if !cache {
-            builder = builder.disable_cache();
-        }
-        if let Some(deadline) = seconds("load_deadline", load_deadline)? {
-            builder = builder.load_deadline(deadline);
-        }
-        if !fresh_state {
-            builder = builder.instance_mode(InstanceMode::PerWorker);
-        }
-        if !canonicalize_nans {
-            builder = builder.canonicalize_nans(false);
-        }
-        if let Some((task, args)) = init {
-            builder = builder.init_task_json(&task, args);
-        }
-        if allow_wall_clock || allow_monotonic_clock {
-            let mut wasi = WasiConfig::new();
-            if allow_wall_clock {
-                wasi = wasi.wall_clock();
-            }
-            if allow_monotonic_clock {
-                wasi = wasi.monotonic_clock();
-            }
-            builder = builder.wasi(wasi);
-        }
+        let builder = builder.settings(&settings);
         let pool = py.detach(|| builder.build()).map_err(|e| pool_error(py, e))?;
         Ok(NativePool { pool: RwLock::new(Some(Arc::new(pool))) })
     }

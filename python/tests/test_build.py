@@ -273,7 +273,7 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
 
     source = TASKS
     with Pool(source, workers=2, seed=7) as pool:
-        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "nap", "rolls", "leave", "walk", "load_table", "extend_table", "nan_bits", "echo"]
+        assert [t.name for t in pool.tasks()] == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "write_text", "env", "nap", "rolls", "leave", "walk", "load_table", "extend_table", "nan_bits", "echo"]
         assert pool.map("sqrt", [0, 4, 9]) == [0.0, 2.0, 3.0]
         assert pool.map("add", [(1, 2), (3, 4)]) == [3, 7]
         two = pool.map("pi_hits", [1000] * 6)
@@ -289,6 +289,14 @@ def test_a_pool_runs_tasks_written_in_python_alike_for_any_worker_count():
         assert refused.value.capability == "allow_wall_clock"
         assert "`time.time()` in Python" in str(refused.value)
         assert "Pool(..., allow_wall_clock=True)" in str(refused.value)
+        # Stopped at the refused call: nothing follows the grant. A sleep
+        # reads the monotonic clock first, and the message says so.
+        assert str(refused.value).endswith("allow_wall_clock=True).")
+        with pytest.raises(NotGranted) as refused:
+            pool.call("nap", 0.01)
+        assert refused.value.capability == "allow_monotonic_clock"
+        assert "`time.sleep()` in Python" in str(refused.value)
+        assert str(refused.value).endswith("Pool(..., allow_monotonic_clock=True).")
     with Pool(source, workers=1, seed=7) as pool:
         assert pool.map("pi_hits", [1000] * 6) == two
     with Pool(source, workers=1, seed=8) as pool:

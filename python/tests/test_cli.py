@@ -51,7 +51,7 @@ def test_build_writes_the_component_and_run_and_list_take_the_module(tmp_path):
     listed = wasmpool("list", TASKS, "--json")
     assert listed.returncode == 0, listed.stderr
     names = [json.loads(line)["name"] for line in listed.stdout.splitlines()]
-    assert names == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "nap", "rolls", "leave", "walk", "load_table", "extend_table", "nan_bits", "echo"]
+    assert names == ["sqrt", "pi_hits", "add", "boom", "now", "hog", "chatty", "calls_so_far", "entropy", "str_hash", "digits", "read_text", "write_text", "env", "nap", "rolls", "leave", "walk", "load_table", "extend_table", "nan_bits", "echo"]
 
     for module in (TASKS, out):
         ran = wasmpool("run", module, "sqrt", stdin="0\n4\n9\n")

@@ -17,26 +17,8 @@ class NativePool:
     def __init__(
         self,
         module: Union[str, bytes],
-        *,
-        workers: Optional[int] = None,
-        seed: Optional[int] = None,
+        settings: str,
         worker_command: Optional[List[str]] = None,
-        max_retries: Optional[int] = None,
-        deadline: Optional[float] = None,
-        fuel: Optional[int] = None,
-        max_memory: Optional[int] = None,
-        max_stack: Optional[int] = None,
-        max_output: Optional[int] = None,
-        chunk_size: Optional[int] = None,
-        interruptible: Optional[bool] = None,
-        cache_dir: Optional[str] = None,
-        cache: bool = True,
-        load_deadline: Optional[float] = None,
-        allow_wall_clock: bool = False,
-        allow_monotonic_clock: bool = False,
-        fresh_state: bool = True,
-        init: Optional[Tuple[str, str]] = None,
-        canonicalize_nans: bool = True,
     ) -> None: ...
     def tasks(self) -> List[Dict[str, Any]]: ...
     def workers(self) -> int: ...

@@ -8,11 +8,12 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _args
 from . import _native
 from ._native import NativePool
+from ._settings import FolderGrant, env_grants, folder_grants
 from .errors import TaskError
 
 __all__ = ["Pool", "Task", "PoolStats", "WorkerStats", "MapIterator"]
@@ -117,37 +118,51 @@ class Pool:
     and results are copied in and out as JSON: numbers, strings, booleans,
     None, lists, tuples and dicts.
 
-    Settings (all optional):
+    Settings (all optional; the same settings, names and defaults as the
+    command's options: ``max_memory=`` is ``--max-memory``):
 
     - ``workers``: how many (default: one per CPU core);
     - ``processes``: run each worker in its own process (a crashed worker is
-      replaced and its task retried ``max_retries`` times) instead of a thread;
+      replaced and its task retried ``max_retries`` times, default 2)
+      instead of a thread;
     - ``seed``: the pool's seed; each task's random stream derives from it
       and the input's index, so results do not depend on the worker count;
+    - ``chunk_size``: inputs per dispatch (default: chosen per map);
     - ``deadline`` (seconds), ``fuel`` (instructions), ``max_memory``,
-      ``max_stack``, ``max_output`` (bytes): the sandbox's limits per task;
+      ``max_stack``, ``max_output``, ``max_message`` (bytes),
+      ``max_table_elements``: the sandbox's limits per task;
     - ``load_deadline`` (seconds, default 5): how long the module's own
       set-up code may take in each new instance (a ``tasks.py``'s top-level
       code, the initializer); past it, the pool fails to start, naming it;
-    - ``chunksize``: inputs per dispatch (default: chosen per map);
-    - ``interruptible`` (default True): thread workers can stop a running
+      ``max_module_size`` (bytes, default 64 MiB): a larger module is
+      refused before it is compiled;
+    - ``interruptible`` (default: on): thread workers can stop a running
       task when its map is cancelled or Ctrl-C is pressed (the cost: tight
       loops run somewhat slower; worker processes are killed instead and
       pay nothing);
-    - ``cache_dir``, ``cache``: where compiled modules are kept, or no cache;
-    - ``allow_wall_clock`` (``time.time()``), ``allow_monotonic_clock``
-      (``time.monotonic()``, ``time.sleep()``): grant a clock to tasks that
-      use WASI (tasks written in Python, Rust tasks built for
-      ``wasm32-wasip1``); a task using one not granted raises
-      :class:`~wasmpool.errors.NotGranted`. Nothing else (files, network,
-      environment) is granted;
     - ``fresh_state`` (default True): each input starts from the module's
       initial state, so no input sees another's changes to module globals.
       ``fresh_state=False``: each worker keeps one instance and runs all
       its inputs in it, globals carrying over from input to input on that
       worker (an instance whose task trapped is replaced). Much cheaper per
       call for fine-grained tasks written in Python; ``random`` is still
-      seeded per input.
+      seeded per input;
+    - ``canonicalize_nans`` (default True): NaNs have the same bits on
+      every machine;
+    - ``cache``, ``cache_dir``: where compiled modules are kept, or no cache;
+    - ``initializer``, ``initargs``: a task run on every new instance first;
+    - what tasks that use WASI (tasks written in Python, Rust tasks built
+      for ``wasm32-wasip1``) may use beyond computing, nothing by default:
+      ``allow_wall_clock`` (``time.time()``), ``allow_monotonic_clock``
+      (``time.monotonic()``, ``time.sleep()``), ``allow_env`` (a dict of
+      names to values, or names whose value this process has),
+      ``allow_dir`` and ``allow_write_dir`` (folders to read, or to read
+      and write: paths, or pairs ``(path, where tasks see it)``). A task
+      using a clock not granted raises :class:`~wasmpool.errors.NotGranted`.
+
+    A setting that cannot work raises :class:`~wasmpool.errors.ConfigError`
+    (``TypeError`` for a value of the wrong type), whose ``.setting`` names
+    it.
 
     Use it in a ``with`` block, or call :meth:`close`.
     """
@@ -158,41 +173,76 @@ class Pool:
         *,
         workers: Optional[int] = None,
         processes: bool = False,
+        max_retries: int = 2,
         seed: Optional[int] = None,
+        chunk_size: Optional[int] = None,
         deadline: Optional[float] = None,
-        load_deadline: Optional[float] = None,
+        load_deadline: float = 5.0,
         fuel: Optional[int] = None,
-        max_memory: Optional[int] = None,
-        max_stack: Optional[int] = None,
-        max_output: Optional[int] = None,
-        chunksize: Optional[int] = None,
-        interruptible: bool = True,
-        max_retries: Optional[int] = None,
-        cache_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
-        cache: bool = True,
-        allow_wall_clock: bool = False,
-        allow_monotonic_clock: bool = False,
+        max_memory: int = 256 * 2**20,
+        max_stack: int = 512 * 2**10,
+        max_output: int = 64 * 2**20,
+        max_table_elements: int = 100_000,
+        max_message: int = 2**20,
+        max_module_size: int = 64 * 2**20,
+        interruptible: Optional[bool] = None,
         fresh_state: bool = True,
+        canonicalize_nans: bool = True,
+        cache: bool = True,
+        cache_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
         initializer: Optional[str] = None,
         initargs: Iterable[Any] = (),
-        canonicalize_nans: bool = True,
+        allow_env: Union[Iterable[str], Mapping[str, str]] = (),
+        allow_dir: Iterable[FolderGrant] = (),
+        allow_write_dir: Iterable[FolderGrant] = (),
+        allow_wall_clock: bool = False,
+        allow_monotonic_clock: bool = False,
     ) -> None:
         if isinstance(module, (int, float)) and not isinstance(module, bool):
             raise TypeError(
                 f"Pool's first argument is the tasks (a .wasm or .py file, or the functions), not {module!r}: "
                 f"for {module} workers, Pool('tasks.py', workers={module})"
             )
-        init = None
-        if initializer is not None:
-            if not isinstance(initializer, str):
-                raise TypeError(
-                    f"initializer names a task of the module (a str), not a {type(initializer).__name__}: "
-                    "the init code must be in the module, as every task is"
-                )
-            try:
-                init = (initializer, _args.dumps(list(initargs)))
-            except (TypeError, ValueError) as e:
-                raise TypeError(f"initargs: {e}") from None
+        if initializer is not None and not isinstance(initializer, str):
+            raise TypeError(
+                f"initializer names a task of the module (a str), not a {type(initializer).__name__}: "
+                "the init code must be in the module, as every task is"
+            )
+        try:
+            initargs_json = _args.dumps(list(initargs))
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"initargs: {e}") from None
+        # Every setting by its name in the library's `Settings`, which the
+        # command's options share (python/tests/test_settings.py).
+        settings = dict(
+            workers=workers,
+            processes=processes,
+            max_retries=max_retries,
+            seed=seed,
+            chunk_size=chunk_size,
+            deadline=deadline,
+            load_deadline=load_deadline,
+            fuel=fuel,
+            max_memory=max_memory,
+            max_stack=max_stack,
+            max_output=max_output,
+            max_table_elements=max_table_elements,
+            max_message=max_message,
+            max_module_size=max_module_size,
+            # Python's choice when none is made: Ctrl-C stops running tasks.
+            interruptible=True if interruptible is None else interruptible,
+            fresh_state=fresh_state,
+            canonicalize_nans=canonicalize_nans,
+            cache=cache,
+            cache_dir=None if cache_dir is None else os.fspath(cache_dir),
+            initializer=initializer,
+            initargs=initargs_json,
+            allow_env=env_grants(allow_env),
+            allow_dir=folder_grants("allow_dir", allow_dir),
+            allow_write_dir=folder_grants("allow_write_dir", allow_write_dir),
+            allow_wall_clock=allow_wall_clock,
+            allow_monotonic_clock=allow_monotonic_clock,
+        )
         self._tasks_file: Optional[str] = None
         # Inline tasks: the functions given, by name (`_inline.pack`).
         self._inline: Dict[str, Callable[..., Any]] = {}
@@ -222,28 +272,11 @@ class Pool:
                 "Pool's first argument is the tasks: the path of a .wasm or .py file, a module's bytes, "
                 f"or the functions to make tasks of, not a {type(module).__name__}"
             )
-        self._native = NativePool(
-            source,
-            workers=workers,
-            seed=seed,
-            worker_command=_worker_command() if processes else None,
-            max_retries=max_retries,
-            deadline=deadline,
-            load_deadline=load_deadline,
-            fuel=fuel,
-            max_memory=max_memory,
-            max_stack=max_stack,
-            max_output=max_output,
-            chunk_size=chunksize,
-            interruptible=interruptible,
-            cache_dir=None if cache_dir is None else os.fspath(cache_dir),
-            cache=cache,
-            allow_wall_clock=allow_wall_clock,
-            allow_monotonic_clock=allow_monotonic_clock,
-            fresh_state=fresh_state,
-            init=init,
-            canonicalize_nans=canonicalize_nans,
-        )
+        try:
+            settings_json = _args.dumps(settings)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"Pool's settings: {e}") from None
+        self._native = NativePool(source, settings_json, _worker_command() if processes else None)
         self._tasks = {t["name"]: t for t in self._native.tasks()}
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._executor_lock = threading.Lock()
