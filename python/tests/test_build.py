@@ -205,7 +205,7 @@ def test_another_missing_module_is_named(tmp_path):
 
     source = tmp_path / "optional.py"
     source.write_text("try:\n    import numpy\nexcept ImportError:\n    import nosuchmodule\n")
-    with pytest.raises(ModuleLoadError, match="nosuchmodule is neither"):
+    with pytest.raises(ModuleLoadError, match="nosuchmodule is none of these"):
         Pool(source, workers=1)
 
 

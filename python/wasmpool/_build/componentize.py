@@ -90,12 +90,120 @@ def _digest(*parts: bytes) -> str:
     return digest.hexdigest()
 
 
-def _key(source: bytes, module_name: str, tool: str, wit: str) -> str:
+def _key(source: bytes, module_name: str, tool: str, wit: str, carried: dict[str, dict]) -> str:
     """The key of a module's component: everything it is made of (the
-    runner component's key, which names the imports read from the source,
-    and this file, which reads them and lays the source out)."""
-    return _digest(b"wasmpool python tasks v2", module_name.encode(), source,
-                   _runner_key(_imports_inside(source), tool, wit).encode(), Path(__file__).read_bytes())
+    modules carried beside it, the runner component's key, which names the
+    imports read from them all, and this file, which reads them and lays
+    the sources out)."""
+    return _digest(b"wasmpool python tasks v3", module_name.encode(), source,
+                   json.dumps(carried, sort_keys=True).encode(),
+                   _runner_key(_preload(source, carried), tool, wit).encode(), Path(__file__).read_bytes())
+
+
+# Most files, and bytes of source, carried beside a module (its own
+# modules and packages); the start argument bounds the whole too.
+MAX_CARRIED_FILES = 1000
+MAX_CARRIED_BYTES = 4 << 20
+# What a native extension module's file name ends with.
+_EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
+
+
+def _carried_modules(source_path: Path, source: bytes) -> dict[str, dict]:
+    """The user's own modules the module imports, found beside it as
+    Python finds them beside a script (``helpers.py``, a package folder
+    ``geometry/`` with its ``__init__.py``), and those they import in
+    turn, for the component to carry with the module's source: each by
+    its name, with its source, its file (relative to the module's folder)
+    and whether it is a package. A package is carried whole (every ``.py``
+    in its folder tree), so its relative imports find their modules. A
+    standard module's name is the standard module's, even with a file of
+    that name beside (tasks see the standard library first). Refuses, with
+    `BuildFailed`, a native extension beside it or inside a package, a
+    link, and more than `MAX_CARRIED_FILES` files or `MAX_CARRIED_BYTES`."""
+    folder = source_path.resolve().parent
+    carried: dict[str, dict] = {}
+    pending = [source]
+    size = 0
+    while pending:
+        for name in _imports_inside(pending.pop()):
+            top = name.split(".")[0]
+            if top in carried or top in _STANDARD or top == "wasmpool" or top == source_path.stem:
+                continue
+            files = _own_module_files(folder, top)
+            for module, (relative, is_package) in files.items():
+                text = _read_own_source(folder / relative, relative)
+                size += len(text.encode("utf-8", "surrogatepass"))
+                carried[module] = {"source": text, "file": relative, "package": is_package}
+                pending.append(text.encode("utf-8", "surrogatepass"))
+            if len(carried) > MAX_CARRIED_FILES or size > MAX_CARRIED_BYTES:
+                raise BuildFailed(f"{source_path.name} imports more of its own modules than a component carries: "
+                                  f"over {MAX_CARRIED_FILES} files or {MAX_CARRIED_BYTES >> 20} MiB of source")
+    return carried
+
+
+# Every name of the standard library (3.10 and later know the list); the
+# component's CPython is 3.14, whose list this one's may lack a few of.
+_STANDARD = frozenset(getattr(sys, "stdlib_module_names", ())) | frozenset(sys.builtin_module_names)
+
+
+def _own_module_files(folder: Path, top: str) -> dict[str, tuple[str, bool]]:
+    """The files of the user's module `top` beside the tasks module: its
+    ``top.py``, or every ``.py`` of its package folder (module name:
+    (file relative to `folder`, whether a package)); none if neither is
+    there (a module of the environment, which the component does not
+    hold: the import fails inside, naming it)."""
+    for entry in folder.glob(f"{top}.*"):
+        if entry.name.endswith(_EXTENSION_SUFFIXES) and entry.name.split(".")[0] == top:
+            raise BuildFailed(f"{top} ({entry.name}, beside the module) is a native extension: tasks written "
+                              "in Python can carry only Python source (.py files)")
+    module_file = folder / f"{top}.py"
+    package = folder / top
+    if module_file.exists() or module_file.is_symlink():
+        return {top: (module_file.name, False)}
+    if not (package / "__init__.py").exists():
+        return {}
+    if package.is_symlink():
+        raise BuildFailed(f"{top}/ is a symbolic link: a package is carried only from a folder of its own")
+    files: dict[str, tuple[str, bool]] = {}
+    for root, folders, names in os.walk(package):
+        folders[:] = sorted(f for f in folders if f.isidentifier() and (Path(root) / f / "__init__.py").exists())
+        relative_root = Path(root).relative_to(folder)
+        for name in sorted(names):
+            if name.endswith(_EXTENSION_SUFFIXES):
+                raise BuildFailed(f"the package {top} holds a native extension ({relative_root / name}): tasks "
+                                  "written in Python can carry only Python source (.py files)")
+            if not name.endswith(".py") or not name[:-3].isidentifier():
+                continue
+            parts = list(relative_root.parts) + ([] if name == "__init__.py" else [name[:-3]])
+            files[".".join(parts)] = ((relative_root / name).as_posix(), name == "__init__.py")
+        if len(files) > MAX_CARRIED_FILES:
+            break
+    return files
+
+
+def _read_own_source(path: Path, relative: str) -> str:
+    """The text of one of the user's modules carried beside the tasks
+    module, decoded as Python decodes a source file; not through a link."""
+    import importlib.util
+
+    if path.is_symlink() or not path.is_file():
+        raise BuildFailed(f"{relative} is a symbolic link or no regular file: the modules carried beside the "
+                          "tasks module are read only from regular files")
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_CARRIED_BYTES + 1)
+        return importlib.util.decode_source(data)
+    except (OSError, SyntaxError, UnicodeDecodeError, LookupError) as e:
+        raise BuildFailed(f"cannot read {relative} as Python source: {e}") from None
+
+
+def _preload(source: bytes, carried: dict[str, dict]) -> list[str]:
+    """What the runner component imports at build: the modules the module
+    and the modules carried beside it import, but those carried."""
+    names = set(_imports_inside(source))
+    for module in carried.values():
+        names.update(_imports_inside(module["source"].encode("utf-8", "surrogatepass")))
+    return sorted(name for name in names if name.split(".")[0] not in {m.split(".")[0] for m in carried})
 
 
 def _runner_key(preload: list[str], tool: str, wit: str) -> str:
@@ -126,9 +234,10 @@ def _private_dir(path: Path) -> Path | None:
 
 
 def _plan(path: str | os.PathLike, wit: str, cache_dir: str | os.PathLike | None | bool):
-    """The module's path, source and name, where its component is cached
-    and the cache folder (None without a cache), and componentize-py's
-    version; `BuildFailed` for what stops a build before it starts."""
+    """The module's path, source and name, the modules carried beside it,
+    where its component is cached and the cache folder (None without a
+    cache), and componentize-py's version; `BuildFailed` for what stops a
+    build before it starts."""
     source_path = Path(path)
     try:
         source = source_path.read_bytes()
@@ -142,6 +251,7 @@ def _plan(path: str | os.PathLike, wit: str, cache_dir: str | os.PathLike | None
         raise BuildFailed(f"{source_path.name}: the file name must be a Python module name (letters, digits, _), "
                           "not wasmpool nor wasmpool_*")
     _refuse_native_imports(source_path, source)
+    carried = _carried_modules(source_path, source)
     cache = None
     if cache_dir is True:
         cache = default_cache_dir()
@@ -155,15 +265,15 @@ def _plan(path: str | os.PathLike, wit: str, cache_dir: str | os.PathLike | None
         # cache has seen, runs without one (a student's other venv, the
         # `wasmpool` command under another Python).
         for seen in _tools_seen(cache):
-            cached = cache / f"{module_name}-{_key(source, module_name, seen, wit)[:32]}.wasm"
+            cached = cache / f"{module_name}-{_key(source, module_name, seen, wit, carried)[:32]}.wasm"
             if cached.exists() and _trusted(cached):
-                return source_path, source, module_name, cached, cache, seen
+                return source_path, source, module_name, carried, cached, cache, seen
         python = sys.executable or "python3"
         raise BuildFailed(f"building tasks written in Python needs componentize-py, which {python} does not have: "
                           f"{python} -m pip install \"wasmpool[python-tasks]\" (or componentize-py itself)")
-    key = _key(source, module_name, tool, wit)
+    key = _key(source, module_name, tool, wit, carried)
     cached = cache / f"{module_name}-{key[:32]}.wasm" if cache is not None else None
-    return source_path, source, module_name, cached, cache, tool
+    return source_path, source, module_name, carried, cached, cache, tool
 
 
 # The file of a cache folder that lists the componentize-py versions its
@@ -226,7 +336,7 @@ def _evict(folder: Path, keep: Path) -> None:
 
 def cache_path(path: str | os.PathLike, *, wit: str, cache_dir: str | os.PathLike | None | bool = True) -> Path | None:
     """Where the component of the module at `path` is (or would be) cached."""
-    return _plan(path, wit, cache_dir)[3]
+    return _plan(path, wit, cache_dir)[4]
 
 
 # Native extensions with no WebAssembly (WASI) build on PyPI.
@@ -337,7 +447,7 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
     standard library's code then (and wasmpool's runner), inside its
     WebAssembly sandbox, seeing a private build folder.
     """
-    source_path, source, module_name, cached, cache, tool = _plan(path, wit, cache_dir)
+    source_path, source, module_name, carried, cached, cache, tool = _plan(path, wit, cache_dir)
     if cached is not None and cached.exists() and _trusted(cached):
         with contextlib.suppress(OSError):
             os.utime(cached)  # used now: the last to go (see _evict)
@@ -348,8 +458,8 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
     if out is None and cached is None:
         raise BuildFailed("no private cache folder is known (XDG_CACHE_HOME, LOCALAPPDATA, HOME): give `out`")
     text = _check_source(source_path, source)
-    runner = _runner_component(_imports_inside(source), wit, tool, cache, source_path.name)
-    component = runner + _start_section(module_name, text)
+    runner = _runner_component(_preload(source, carried), wit, tool, cache, source_path.name)
+    component = runner + _start_section(module_name, text, carried)
     destination = Path(out) if out is not None else cached
     if cached is not None:
         _replace(cached, component)
@@ -376,11 +486,14 @@ def _leb128(n: int) -> bytes:
             return bytes(out)
 
 
-def _start_section(module_name: str, text: str) -> bytes:
-    """The custom section holding the module's name and source (JSON), as
-    the runner's start reads it."""
+def _start_section(module_name: str, text: str, carried: dict[str, dict] | None = None) -> bytes:
+    """The custom section holding the module's name and source, and the
+    modules carried beside it (JSON), as the runner's start reads it."""
+    spec: dict[str, object] = {"module": module_name, "source": text}
+    if carried:
+        spec["modules"] = carried
     try:
-        payload = json.dumps({"module": module_name, "source": text}, ensure_ascii=False).encode()
+        payload = json.dumps(spec, ensure_ascii=False).encode()
     except UnicodeEncodeError as e:  # a lone surrogate, from a `coding:` cookie
         raise BuildFailed(f"{module_name}.py cannot be carried as UTF-8 text: {e}") from None
     if len(payload) > MAX_START_ARGUMENT:

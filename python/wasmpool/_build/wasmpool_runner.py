@@ -33,6 +33,7 @@ import random
 import sys
 import traceback
 import types
+from importlib.machinery import ModuleSpec
 
 import componentize_py_types
 from wasmpool import HostOnly
@@ -123,8 +124,9 @@ def _missing_module_hint(name, module_file):
     if name in _NATIVE:
         return (f"{name} is a native extension: no build of it for WebAssembly (WASI) is available "
                 "from the package registries, so tasks written in Python cannot import it")
-    return (f"the component holds the standard modules {module_file} imports, and {module_file}: "
-            f"{name} is neither")
+    return (f"the component holds the standard modules {module_file} imports, {module_file} and the modules "
+            f"of your own beside it that it imports ({name}.py, or a folder {name}/ with an __init__.py): "
+            f"{name} is none of these (packages installed in the environment are not carried)")
 
 
 def _frozen_generators():
@@ -203,6 +205,9 @@ def _run_module(spec):
     import marshal
 
     name, source = spec["module"], spec["source"]
+    if spec.get("modules"):
+        # After the component's own finders: a standard module keeps its name.
+        sys.meta_path.append(_CarriedModules(spec["modules"]))
     filename = f"{name}.py"
     module = types.ModuleType(name)
     module.__file__ = filename
@@ -244,6 +249,36 @@ def _run_module(spec):
             _note_own_pool(e, own_pool)
             raise
     return module, compiled
+
+
+class _CarriedModules:
+    """Finds and loads the user's own modules that the build carried
+    beside the tasks module (its `helpers.py`, a package folder beside it:
+    componentize.py's `_carried_modules`), from their sources in the start
+    argument, as Python imports them beside a script; their lines go into
+    `linecache`, for tracebacks."""
+
+    def __init__(self, modules):
+        self._modules = modules
+
+    def find_spec(self, name, path=None, target=None):
+        entry = self._modules.get(name)
+        if entry is None:
+            return None
+        spec = ModuleSpec(name, self, origin=entry["file"], is_package=entry["package"])
+        spec.has_location = True
+        return spec
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        import linecache
+
+        entry = self._modules[module.__name__]
+        source, filename = entry["source"], entry["file"]
+        linecache.cache[filename] = (len(source), None, io.StringIO(source).readlines(), filename)
+        exec(compile(source, filename, "exec", dont_inherit=True), module.__dict__)
 
 
 # Names a script that makes its own pool imported from modules the sandbox

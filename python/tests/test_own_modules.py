@@ -1,0 +1,108 @@
+"""A tasks.py that imports the student's own modules beside it: a module
+file and a package folder, carried into the component by the build (the
+build runs none of their code), found by import inside the sandbox, on
+both worker kinds; an edit of one rebuilds; what cannot be carried is
+refused at build, naming it."""
+import textwrap
+
+import pytest
+
+from conftest import python_tasks_available
+from wasmpool.errors import BuildError, ModuleLoadError, TaskError
+
+pytestmark = python_tasks_available()
+
+
+def _project(folder):
+    (folder / "tasks.py").write_text(textwrap.dedent('''\
+        import helpers
+        from geometry import shapes
+        from geometry.units import to_cm
+
+
+        def mean_of(values):
+            """The mean, by helpers.py (which uses the standard `statistics`)."""
+            return helpers.mean(values)
+
+
+        def square_area_cm(side_m):
+            return to_cm(to_cm(shapes.square_area(side_m)))
+
+
+        def broken():
+            return helpers.fails()
+    '''))
+    (folder / "helpers.py").write_text(textwrap.dedent('''\
+        import statistics
+
+        SCALE = 1
+
+
+        def mean(values):
+            return SCALE * statistics.fmean(values)
+
+
+        def fails():
+            raise ValueError("raised in helpers")
+    '''))
+    package = folder / "geometry"
+    package.mkdir()
+    (package / "__init__.py").write_text("from .shapes import square_area\n")
+    (package / "shapes.py").write_text("def square_area(side):\n    return side * side\n")
+    (package / "units.py").write_text("from . import shapes  # a relative import inside the package\n\n"
+                                      "def to_cm(metres):\n    return metres * 100\n")
+    return folder / "tasks.py"
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_tasks_import_the_students_modules_beside_them(tmp_path, processes):
+    from wasmpool import Pool
+
+    tasks = _project(tmp_path)
+    with Pool(tasks, workers=2, processes=processes) as pool:
+        assert [t.name for t in pool.tasks()] == ["mean_of", "square_area_cm", "broken"], "imports are no tasks"
+        assert pool.map("mean_of", [[1, 2, 3], [4, 5]]) == [2.0, 4.5]
+        assert pool.call("square_area_cm", 2) == 40000
+        with pytest.raises(ValueError) as caught:
+            pool.call("broken")
+        assert isinstance(caught.value, TaskError)
+        assert 'helpers.py", line 11' in str(caught.value), "the traceback shows the module's own lines"
+
+
+def test_an_edit_of_an_own_module_rebuilds(tmp_path):
+    from wasmpool import Pool, _build
+
+    tasks = _project(tmp_path)
+    first = _build.build(tasks)
+    helpers = tmp_path / "helpers.py"
+    helpers.write_text(helpers.read_text().replace("SCALE = 1", "SCALE = 10"))
+    assert _build.cache_path(tasks) != first
+    with Pool(tasks, workers=1) as pool:
+        assert pool.call("mean_of", [1, 2, 3]) == 20.0
+
+
+def test_what_cannot_be_carried_is_refused_naming_it(tmp_path):
+    from wasmpool import _build
+
+    tasks = _project(tmp_path)
+    (tmp_path / "helpers.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
+    with pytest.raises(BuildError, match=r"helpers \(helpers\.cpython-311-x86_64-linux-gnu\.so, beside the "
+                                         r"module\) is a native extension"):
+        _build.build(tasks)
+    (tmp_path / "helpers.cpython-311-x86_64-linux-gnu.so").unlink()
+    (tmp_path / "geometry" / "_fast.pyd").write_bytes(b"MZ")
+    with pytest.raises(BuildError, match=r"the package geometry holds a native extension \(geometry/_fast\.pyd\)"):
+        _build.build(tasks)
+    (tmp_path / "geometry" / "_fast.pyd").unlink()
+    (tmp_path / "helpers.py").rename(tmp_path / "real_helpers.py")
+    (tmp_path / "helpers.py").symlink_to(tmp_path / "real_helpers.py")
+    with pytest.raises(BuildError, match="helpers.py is a symbolic link"):
+        _build.build(tasks)
+
+
+def test_a_module_neither_beside_nor_standard_is_named_inside(tmp_path):
+    from wasmpool import Pool
+
+    (tmp_path / "tasks.py").write_text("import helpers_missing\n\ndef f():\n    return 1\n")
+    with pytest.raises(ModuleLoadError, match=r"helpers_missing is none of these"):
+        Pool(tmp_path / "tasks.py", workers=1)
