@@ -227,7 +227,8 @@ pub struct PoolArgs {
     #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
     pub canonicalize_nans: bool,
 
-    /// Keep compiled modules in the cache (`false`: compile afresh).
+    /// Keep compiled code in the cache (`false`: compile afresh; builds of a
+    /// tasks.py keep their own cache either way).
     #[arg(long, value_name = "BOOL", default_value_t = true, action = ArgAction::Set)]
     pub cache: bool,
 

@@ -161,14 +161,13 @@ impl Default for PoolBuilder {
 
 impl PoolBuilder {
     /// Takes every setting `settings` holds, the ones it leaves at their
-    /// defaults included: call it before the methods for what [`Settings`]
-    /// does not hold (the module, the worker program of
-    /// [`processes`](Self::processes), the output sink…), as a later call
-    /// of a method it covers replaces that setting. Settings that cannot
-    /// work ([`Settings::validate`]) make [`build`](Self::build) fail with
-    /// [`Error::Settings`]. `processes: true` runs the worker program given
-    /// to [`processes`](Self::processes), before or after this call, or the
-    /// default one.
+    /// defaults included; a later call of a method it covers replaces that
+    /// setting. Settings that cannot work ([`Settings::validate`]) make
+    /// [`build`](Self::build) fail with [`Error::Settings`].
+    /// `processes: true` runs the worker program of the [`ProcessConfig`]
+    /// given to [`processes`](Self::processes) (the default one without):
+    /// give that before this call, as `processes` replaces the whole
+    /// configuration, its `max_retries` included.
     pub fn settings(mut self, settings: &Settings) -> Self {
         self.invalid_settings = None;
         let wasi = match settings.validate().and_then(|()| settings.wasi()) {

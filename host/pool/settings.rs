@@ -231,9 +231,8 @@ impl Settings {
         if self.max_module_size == 0 {
             return Err(SettingsError::new("max_module_size", "a size of zero would refuse every module"));
         }
-        if self.max_output == 0 || self.max_message == 0 {
-            let setting = if self.max_output == 0 { "max_output" } else { "max_message" };
-            return Err(SettingsError::new(setting, "a size of zero would refuse every result"));
+        if self.max_output == 0 {
+            return Err(SettingsError::new("max_output", "a size of zero would refuse every result"));
         }
         if !self.processes && self.deadline.is_some() && self.interruptible == Some(false) {
             return Err(SettingsError::new(
@@ -241,7 +240,7 @@ impl Settings {
                 "a deadline needs interruptible thread workers: drop interruptible=false, or use processes",
             ));
         }
-        if self.initializer.is_none() && self.initargs.trim() != "[]" {
+        if self.initializer.is_none() && !self.initargs.chars().filter(|c| !c.is_whitespace()).eq("[]".chars()) {
             return Err(SettingsError::new("initargs", "initargs without an initializer would never be used"));
         }
         if !self.cache && self.cache_dir.is_some() {
@@ -287,9 +286,10 @@ impl Settings {
                 }
             };
             if name.is_empty() || name.contains('\0') || value.contains('\0') {
+                // The name only: the value may be a secret.
                 return Err(SettingsError::new(
                     "allow_env",
-                    format!("{grant:?} is not NAME=VALUE or NAME (a name, no NUL characters)"),
+                    format!("{name:?}: a grant is NAME=VALUE or NAME, with a name and no NUL characters"),
                 ));
             }
             config = config.env(name, value);
@@ -309,21 +309,23 @@ impl Settings {
         if self.allow_monotonic_clock {
             config = config.monotonic_clock();
         }
-        config.validate().map_err(|why| {
-            let setting =
-                if self.allow_write_dir.iter().any(|g| !g.host.is_dir()) { "allow_write_dir" } else { "allow_dir" };
-            SettingsError::new(setting, why)
-        })?;
+        for (setting, grants) in [("allow_dir", &self.allow_dir), ("allow_write_dir", &self.allow_write_dir)] {
+            if let Some(missing) = grants.iter().find(|grant| !grant.host.is_dir()) {
+                let why = format!("{} does not exist or is not a folder", missing.host.display());
+                return Err(SettingsError::new(setting, why));
+            }
+        }
+        config.validate().map_err(|why| SettingsError::new("allow_dir", why))?;
         Ok(Some(config))
     }
 
-    /// The settings that can change a task's result or whether it fails,
-    /// as one line of JSON: the limits, the instance and NaN settings, the
-    /// initializer and the grants (an environment variable's value given
-    /// as `NAME=VALUE` by a hash of it, as this text may be written where
-    /// a secret should not be; a name alone stands for itself). Not in
-    /// it: how many workers of which kind, retries, chunks, the seed
-    /// (reported on its own) and the cache, which change no result.
+    /// The settings other than grants that can change a task's result or
+    /// whether it fails, as one line of JSON: the limits, the instance and
+    /// NaN settings and the initializer. Not in it: how many workers of
+    /// which kind, retries, chunks, the seed (reported on its own), the
+    /// cache, which change no result, and the grants, which a caller
+    /// records in its own words (the command's journal: each folder
+    /// canonical, each environment value hashed).
     pub fn results_identity(&self) -> String {
         let relevant = serde_json::json!({
             "deadline": self.deadline.map(|d| d.as_secs_f64()),
@@ -339,33 +341,37 @@ impl Settings {
             "canonicalize_nans": self.canonicalize_nans,
             "initializer": self.initializer,
             "initargs": self.initargs,
-            "allow_env": self.allow_env.iter().map(|grant| env_identity(grant)).collect::<Vec<_>>(),
-            "allow_dir": self.allow_dir,
-            "allow_write_dir": self.allow_write_dir,
-            "allow_wall_clock": self.allow_wall_clock,
-            "allow_monotonic_clock": self.allow_monotonic_clock,
         });
         relevant.to_string()
     }
 
-    /// SHA-256 of [`results_identity`](Self::results_identity), in hex:
-    /// two pools whose hashes are equal give every task the same result
-    /// (with the same module, task, input and seed).
+    /// SHA-256, in hex, of everything that can change a task's result:
+    /// [`results_identity`](Self::results_identity) and the grants, each
+    /// environment variable with its value (a name alone with the value it
+    /// has in this process), each folder as given. Two pools whose hashes
+    /// are equal give every task the same result (with the same module,
+    /// task, input and seed, and the same contents in granted folders).
     pub fn compatibility_hash(&self) -> String {
-        Sha256::digest(self.results_identity().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-/// An environment grant as [`Settings::results_identity`] shows it:
-/// `NAME=sha256:…` (the first 16 hex digits of the value's SHA-256) for
-/// `NAME=VALUE`, `NAME` alone as it is.
-fn env_identity(grant: &str) -> String {
-    match grant.split_once('=') {
-        Some((name, value)) => {
-            let digest: String = Sha256::digest(value.as_bytes()).iter().take(8).map(|b| format!("{b:02x}")).collect();
-            format!("{name}=sha256:{digest}")
+        let mut digest = Sha256::new();
+        let mut part = |bytes: &[u8]| {
+            digest.update((bytes.len() as u64).to_le_bytes());
+            digest.update(bytes);
+        };
+        part(self.results_identity().as_bytes());
+        for grant in &self.allow_env {
+            let resolved = match grant.split_once('=') {
+                Some(_) => grant.clone(),
+                None => format!("{grant}={}", std::env::var(grant).unwrap_or_default()),
+            };
+            part(resolved.as_bytes());
         }
-        None => grant.to_owned(),
+        for (mode, grants) in [("read", &self.allow_dir), ("write", &self.allow_write_dir)] {
+            for grant in grants {
+                part(format!("{mode} {}::{}", grant.host.display(), grant.guest).as_bytes());
+            }
+        }
+        part(&[u8::from(self.allow_wall_clock), u8::from(self.allow_monotonic_clock)]);
+        digest.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
@@ -505,6 +511,14 @@ mod tests {
         assert_eq!(refused(no_checks.clone()), "interruptible");
         assert!(Settings { processes: true, ..no_checks }.validate().is_ok());
         assert_eq!(refused(Settings { initargs: "[1]".into(), ..Settings::default() }), "initargs");
+        assert!(Settings { initargs: " [ ] ".into(), ..Settings::default() }.validate().is_ok());
+        assert!(Settings { max_message: 0, ..Settings::default() }.validate().is_ok(), "messages only fail their task");
+        let nameless = Settings { allow_env: vec!["=hunter2".into()], ..Settings::default() };
+        let refusal = nameless.validate().unwrap_err();
+        assert!(refusal.setting == "allow_env" && !refusal.to_string().contains("hunter2"), "{refusal}");
+        let read = vec![DirGrant::parse("/definitely/not/here/either")];
+        let both = Settings { allow_dir: read, allow_write_dir: vec![DirGrant::parse("/tmp")], ..Settings::default() };
+        assert_eq!(refused(both), "allow_dir");
         let dir = Some(PathBuf::from("/tmp"));
         assert_eq!(refused(Settings { cache: false, cache_dir: dir, ..Settings::default() }), "cache_dir");
         let env = vec!["WASMPOOL_SURELY_NOT_SET_ANYWHERE".to_owned()];
@@ -542,6 +556,7 @@ mod tests {
         assert_eq!(base.compatibility_hash().len(), 64);
         let secret = Settings { allow_env: vec!["TOKEN=hunter2".into()], ..Settings::default() };
         assert!(!secret.results_identity().contains("hunter2"), "{}", secret.results_identity());
+        assert!(!secret.compatibility_hash().contains("hunter2"));
         let other_secret = Settings { allow_env: vec!["TOKEN=hunter3".into()], ..Settings::default() };
         assert_ne!(secret.compatibility_hash(), other_secret.compatibility_hash());
     }

@@ -59,6 +59,8 @@ def test_tasks_import_the_students_modules_beside_them(tmp_path, processes):
     from wasmpool import Pool
 
     tasks = _project(tmp_path)
+    # As in Python, the package folder comes before a module of its name.
+    (tmp_path / "geometry.py").write_text("raise ImportError('the module, not the package')\n")
     with Pool(tasks, workers=2, processes=processes) as pool:
         assert [t.name for t in pool.tasks()] == ["mean_of", "square_area_cm", "broken"], "imports are no tasks"
         assert pool.map("mean_of", [[1, 2, 3], [4, 5]]) == [2.0, 4.5]
@@ -96,7 +98,34 @@ def test_what_cannot_be_carried_is_refused_naming_it(tmp_path):
     (tmp_path / "geometry" / "_fast.pyd").unlink()
     (tmp_path / "helpers.py").rename(tmp_path / "real_helpers.py")
     (tmp_path / "helpers.py").symlink_to(tmp_path / "real_helpers.py")
-    with pytest.raises(BuildError, match="helpers.py is a symbolic link"):
+    with pytest.raises(BuildError, match="cannot open helpers.py"):
+        _build.build(tasks)
+    (tmp_path / "helpers.py").unlink()
+    (tmp_path / "real_helpers.py").rename(tmp_path / "helpers.py")
+    (tmp_path / "helpers.py").chmod(0o666)
+    with pytest.raises(BuildError, match="helpers.py is not your own, or anyone may write it"):
+        _build.build(tasks)
+    (tmp_path / "helpers.py").chmod(0o644)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "__init__.py").write_text("")
+    (tmp_path / "geometry" / "linked").symlink_to(elsewhere)
+    with pytest.raises(BuildError, match=r"geometry/linked/ is a symbolic link"):
+        _build.build(tasks)
+    (tmp_path / "geometry" / "linked").unlink()
+
+
+def test_a_folder_too_large_to_carry_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from wasmpool import _build
+    from wasmpool._build import componentize
+
+    tasks = _project(tmp_path)
+    monkeypatch.setattr(componentize, "MAX_CARRIED_FILES", 3)
+    with pytest.raises(BuildError, match="imports more of its own modules than a component carries"):
+        _build.build(tasks)
+    monkeypatch.setattr(componentize, "MAX_CARRIED_FILES", 1000)
+    monkeypatch.setattr(componentize, "MAX_CARRIED_BYTES", 100)
+    with pytest.raises(BuildError, match="over 1000 files or 0 MiB"):
         _build.build(tasks)
 
 

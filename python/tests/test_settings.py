@@ -68,6 +68,13 @@ def test_a_setting_that_cannot_work_is_named(module, settings, setting, exceptio
     assert "line 1 column" not in str(caught.value)
 
 
+def test_none_is_the_default_of_every_setting(module):
+    # As when each setting went to the builder on its own: wrappers pass
+    # their own None-defaulted options through.
+    with Pool(module, **{name: None for name in _native.SETTINGS}) as pool:
+        assert pool.map("sqrt", [4]) == [2.0]
+
+
 def test_grants_are_checked_in_python_before_the_library():
     with pytest.raises(TypeError, match="allow_env takes a list"):
         Pool("unused.wasm", allow_env="HOME")

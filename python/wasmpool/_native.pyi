@@ -1,6 +1,12 @@
 # Type stubs of the extension module (python/src/), for type checkers.
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from types import TracebackType
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Type, Union, final
 
+__all__ = [
+    "NativePool", "MapIterator", "worker_main", "dumps", "cli_main", "SETTINGS", "DEFAULT_SETTINGS", "TASK_WORLD_WIT",
+]
+
+@final
 class MapIterator(Iterator[Any]):
     """The results of a map, one per input (see python/src/stream.rs)."""
     def __iter__(self) -> "MapIterator": ...
@@ -11,15 +17,18 @@ class MapIterator(Iterator[Any]):
     ) -> List[Any]: ...
     def close(self) -> None: ...
     def __enter__(self) -> "MapIterator": ...
-    def __exit__(self, *exc: Any) -> None: ...
+    def __exit__(
+        self, _kind: Optional[Type[BaseException]], _value: Optional[BaseException], _traceback: Optional[TracebackType]
+    ) -> None: ...
 
+@final
 class NativePool:
-    def __init__(
-        self,
+    def __new__(
+        cls,
         module: Union[str, bytes],
         settings: str,
         worker_command: Optional[List[str]] = None,
-    ) -> None: ...
+    ) -> "NativePool": ...
     def tasks(self) -> List[Dict[str, Any]]: ...
     def workers(self) -> int: ...
     def seed(self) -> int: ...
@@ -46,8 +55,16 @@ class NativePool:
     @property
     def closed(self) -> bool: ...
 
+
 def worker_main() -> None: ...
 
 def dumps(value: Any) -> str: ...
 
 def cli_main(argv: List[str], worker: Union[List[str], str]) -> int: ...
+
+# Every setting of `wasmpool.Pool` (the library's `Settings` fields), and
+# their defaults as a JSON object.
+SETTINGS: List[str]
+DEFAULT_SETTINGS: str
+# The text of the `wasmpool:task` world (wit/wasmpool-task.wit).
+TASK_WORLD_WIT: str

@@ -173,28 +173,28 @@ class Pool:
         *,
         workers: Optional[int] = None,
         processes: bool = False,
-        max_retries: int = 2,
+        max_retries: Optional[int] = 2,
         seed: Optional[int] = None,
         chunk_size: Optional[int] = None,
         deadline: Optional[float] = None,
-        load_deadline: float = 5.0,
+        load_deadline: Optional[float] = 5.0,
         fuel: Optional[int] = None,
-        max_memory: int = 256 * 2**20,
-        max_stack: int = 512 * 2**10,
-        max_output: int = 64 * 2**20,
-        max_table_elements: int = 100_000,
-        max_message: int = 2**20,
-        max_module_size: int = 64 * 2**20,
+        max_memory: Optional[int] = 256 * 2**20,
+        max_stack: Optional[int] = 512 * 2**10,
+        max_output: Optional[int] = 64 * 2**20,
+        max_table_elements: Optional[int] = 100_000,
+        max_message: Optional[int] = 2**20,
+        max_module_size: Optional[int] = 64 * 2**20,
         interruptible: Optional[bool] = None,
         fresh_state: bool = True,
         canonicalize_nans: bool = True,
         cache: bool = True,
         cache_dir: Optional[Union[str, "os.PathLike[str]"]] = None,
         initializer: Optional[str] = None,
-        initargs: Iterable[Any] = (),
-        allow_env: Union[Iterable[str], Mapping[str, str]] = (),
-        allow_dir: Iterable[FolderGrant] = (),
-        allow_write_dir: Iterable[FolderGrant] = (),
+        initargs: Optional[Iterable[Any]] = (),
+        allow_env: Union[Iterable[str], Mapping[str, str], None] = (),
+        allow_dir: Optional[Iterable[FolderGrant]] = (),
+        allow_write_dir: Optional[Iterable[FolderGrant]] = (),
         allow_wall_clock: bool = False,
         allow_monotonic_clock: bool = False,
     ) -> None:
@@ -209,7 +209,7 @@ class Pool:
                 "the init code must be in the module, as every task is"
             )
         try:
-            initargs_json = _args.dumps(list(initargs))
+            initargs_json = _args.dumps(list(initargs or ()))
         except (TypeError, ValueError) as e:
             raise TypeError(f"initargs: {e}") from None
         # Every setting by its name in the library's `Settings`, which the
@@ -272,6 +272,9 @@ class Pool:
                 "Pool's first argument is the tasks: the path of a .wasm or .py file, a module's bytes, "
                 f"or the functions to make tasks of, not a {type(module).__name__}"
             )
+        # None is the default of every setting, as it was when each went
+        # to the builder on its own.
+        settings = {name: value for name, value in settings.items() if value is not None}
         try:
             settings_json = _args.dumps(settings)
         except (TypeError, ValueError) as e:

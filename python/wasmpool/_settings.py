@@ -5,23 +5,27 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, List, Mapping, Tuple, Union
+from typing import Any, Iterable, List, Mapping, Optional, Tuple, Union
 
 # A folder granted to WASI tasks: "DIR" (seen at the same path), "DIR::GUEST",
 # a path object, or a pair (DIR, GUEST).
 FolderGrant = Union[str, "os.PathLike[str]", Tuple[Union[str, "os.PathLike[str]"], str]]
 
 
-def env_grants(given: Union[Iterable[str], Mapping[str, str]]) -> List[str]:
+def env_grants(given: Union[Iterable[str], Mapping[str, str], None]) -> List[str]:
     """``allow_env``: a mapping of names to values, or names (``"NAME"``,
-    for the value it has in this process, or ``"NAME=VALUE"``)."""
+    for the value it has in this process, or ``"NAME=VALUE"``); None for none."""
+    if given is None:
+        return []
     if isinstance(given, (str, bytes)):
         raise TypeError(f"allow_env takes a list of names or a dict of names to values, not the string {given!r}")
     if isinstance(given, Mapping):
         pairs = list(given.items())
         for name, value in pairs:
             if not isinstance(name, str) or not isinstance(value, str):
-                raise TypeError(f"allow_env: names and values are str, not {name!r}: {value!r}")
+                # Not the value itself: it may be a secret.
+                raise TypeError(f"allow_env: names and values are str, not {type(name).__name__} "
+                                f"{name!r} with a {type(value).__name__} value")
             if "=" in name:
                 raise ValueError(f"allow_env: a name holds no '=': {name!r}")
         return [f"{name}={value}" for name, value in pairs]
@@ -32,9 +36,11 @@ def env_grants(given: Union[Iterable[str], Mapping[str, str]]) -> List[str]:
     return names
 
 
-def folder_grants(setting: str, given: Iterable[FolderGrant]) -> List[Any]:
+def folder_grants(setting: str, given: Optional[Iterable[FolderGrant]]) -> List[Any]:
     """``allow_dir`` or ``allow_write_dir``: each folder as the library reads
-    it, ``"DIR[::GUEST]"`` or ``[DIR, GUEST]``."""
+    it, ``"DIR[::GUEST]"`` or ``[DIR, GUEST]``; None for none."""
+    if given is None:
+        return []
     if isinstance(given, (str, bytes, os.PathLike)):
         raise TypeError(f"{setting} takes a list of folders, not one: {setting}=[{given!r}]")
     folders: List[Any] = []

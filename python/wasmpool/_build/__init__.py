@@ -20,8 +20,8 @@ __all__ = ["build", "build_inline", "cache_path", "componentize_py_version", "de
 MAX_INLINE_SOURCES = 64
 
 
-def build(path: str | os.PathLike, *, out: str | os.PathLike | None = None,
-          cache_dir: str | os.PathLike | None | bool = True) -> Path:
+def build(path: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None,
+          cache_dir: str | os.PathLike[str] | None | bool = True) -> Path:
     """Builds the Python module at `path` into a task component; returns its path.
 
     `out`: where to write the component (default: the cache).
@@ -42,7 +42,7 @@ def build(path: str | os.PathLike, *, out: str | os.PathLike | None = None,
         raise BuildError(str(e)) from None
 
 
-def cache_path(path: str | os.PathLike, *, cache_dir: str | os.PathLike | None | bool = True) -> Path | None:
+def cache_path(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None | bool = True) -> Path | None:
     """Where the component built from the module at `path` is (or would be) cached."""
     from . import componentize
     from .. import _native

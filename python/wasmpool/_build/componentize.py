@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any, Dict, Tuple
 
 
 class BuildFailed(Exception):
@@ -90,7 +91,7 @@ def _digest(*parts: bytes) -> str:
     return digest.hexdigest()
 
 
-def _key(source: bytes, module_name: str, tool: str, wit: str, carried: dict[str, dict]) -> str:
+def _key(source: bytes, module_name: str, tool: str, wit: str, carried: Carried) -> str:
     """The key of a module's component: everything it is made of (the
     modules carried beside it, the runner component's key, which names the
     imports read from them all, and this file, which reads them and lays
@@ -107,48 +108,93 @@ MAX_CARRIED_BYTES = 4 << 20
 # What a native extension module's file name ends with.
 _EXTENSION_SUFFIXES = (".so", ".pyd", ".dylib")
 
+# The modules carried beside a module: each by its name, with its source,
+# its file (relative to the module's folder) and whether it is a package.
+Carried = Dict[str, Dict[str, Any]]
 
-def _carried_modules(source_path: Path, source: bytes) -> dict[str, dict]:
+
+class _Budget:
+    """What is left of `MAX_CARRIED_FILES` and `MAX_CARRIED_BYTES`, spent as
+    files are found and read, so that a huge folder is refused before it
+    is read whole."""
+
+    def __init__(self, for_name: str) -> None:
+        self.files = MAX_CARRIED_FILES
+        self.bytes = MAX_CARRIED_BYTES
+        self._for_name = for_name
+
+    def spend(self, files: int, size: int) -> None:
+        self.files -= files
+        self.bytes -= size
+        if self.files < 0 or self.bytes < 0:
+            raise BuildFailed(f"{self._for_name} imports more of its own modules than a component carries: "
+                              f"over {MAX_CARRIED_FILES} files or {MAX_CARRIED_BYTES >> 20} MiB of source")
+
+
+def _carried_modules(source_path: Path, source: bytes) -> Carried:
     """The user's own modules the module imports, found beside it as
-    Python finds them beside a script (``helpers.py``, a package folder
-    ``geometry/`` with its ``__init__.py``), and those they import in
-    turn, for the component to carry with the module's source: each by
-    its name, with its source, its file (relative to the module's folder)
-    and whether it is a package. A package is carried whole (every ``.py``
-    in its folder tree), so its relative imports find their modules. A
-    standard module's name is the standard module's, even with a file of
-    that name beside (tasks see the standard library first). Refuses, with
-    `BuildFailed`, a native extension beside it or inside a package, a
-    link, and more than `MAX_CARRIED_FILES` files or `MAX_CARRIED_BYTES`."""
+    Python finds them beside a script (a package folder ``geometry/`` with
+    its ``__init__.py``, else ``helpers.py``), and those they import in
+    turn, for the component to carry with the module's source. A package
+    is carried whole (every ``.py`` in its folder tree), so its relative
+    imports find their modules. A name of the component's standard
+    library is the standard module's, even with a file of that name beside
+    (tasks see the standard library first). Refuses, with `BuildFailed`, a
+    native extension beside it or inside a package, a link, a file that
+    is not the user's own or that anyone may write, and more than
+    `MAX_CARRIED_FILES` files or `MAX_CARRIED_BYTES`."""
     folder = source_path.resolve().parent
-    carried: dict[str, dict] = {}
+    carried: Carried = {}
+    budget = _Budget(source_path.name)
     pending = [source]
-    size = 0
     while pending:
         for name in _imports_inside(pending.pop()):
             top = name.split(".")[0]
-            if top in carried or top in _STANDARD or top == "wasmpool" or top == source_path.stem:
+            if top in carried or top == "wasmpool" or top == source_path.stem or _is_standard(top):
                 continue
-            files = _own_module_files(folder, top)
-            for module, (relative, is_package) in files.items():
-                text = _read_own_source(folder / relative, relative)
-                size += len(text.encode("utf-8", "surrogatepass"))
+            for module, (relative, is_package) in _own_module_files(folder, top, budget).items():
+                text = _read_own_source(folder / relative, relative, budget)
                 carried[module] = {"source": text, "file": relative, "package": is_package}
                 pending.append(text.encode("utf-8", "surrogatepass"))
-            if len(carried) > MAX_CARRIED_FILES or size > MAX_CARRIED_BYTES:
-                raise BuildFailed(f"{source_path.name} imports more of its own modules than a component carries: "
-                                  f"over {MAX_CARRIED_FILES} files or {MAX_CARRIED_BYTES >> 20} MiB of source")
     return carried
 
 
-# Every name of the standard library (3.10 and later know the list); the
-# component's CPython is 3.14, whose list this one's may lack a few of.
-_STANDARD = frozenset(getattr(sys, "stdlib_module_names", ())) | frozenset(sys.builtin_module_names)
+# Modules of the component's CPython (3.14) that an older Python building
+# may not know, and names an older one knows that 3.14 no longer has (a
+# module of the user's by such a name is carried).
+_STANDARD_SINCE = frozenset({"annotationlib", "compression", "graphlib", "tomllib", "zoneinfo"})
+_STANDARD_UNTIL = frozenset({
+    "aifc", "asynchat", "asyncore", "audioop", "binhex", "cgi", "cgitb", "chunk", "crypt", "distutils",
+    "formatter", "imghdr", "imp", "lib2to3", "mailcap", "msilib", "nis", "nntplib", "ossaudiodev", "parser",
+    "pipes", "smtpd", "sndhdr", "spwd", "sunau", "symbol", "telnetlib", "uu", "xdrlib",
+})
 
 
-def _own_module_files(folder: Path, top: str) -> dict[str, tuple[str, bool]]:
-    """The files of the user's module `top` beside the tasks module: its
-    ``top.py``, or every ``.py`` of its package folder (module name:
+def _is_standard(name: str) -> bool:
+    """Whether `name` is a module of the component's standard library, by
+    this Python's list (3.10 and later) corrected for 3.14, or, on 3.9, by
+    whether this Python's standard library folders hold it (looked up
+    there only, without importing it)."""
+    if name in _STANDARD_SINCE:
+        return True
+    if name in _STANDARD_UNTIL:
+        return False
+    if name in sys.builtin_module_names:
+        return True
+    known = getattr(sys, "stdlib_module_names", None)
+    if known is not None:
+        return name in known
+    import importlib.machinery
+    import sysconfig
+
+    paths = [sysconfig.get_paths()[key] for key in ("stdlib", "platstdlib")]
+    paths += [os.path.join(path, "lib-dynload") for path in paths]
+    return importlib.machinery.PathFinder.find_spec(name, paths) is not None
+
+
+def _own_module_files(folder: Path, top: str, budget: _Budget) -> Dict[str, Tuple[str, bool]]:
+    """The files of the user's module `top` beside the tasks module: every
+    ``.py`` of its package folder, else its ``top.py`` (module name:
     (file relative to `folder`, whether a package)); none if neither is
     there (a module of the environment, which the component does not
     hold: the import fails inside, naming it)."""
@@ -156,48 +202,79 @@ def _own_module_files(folder: Path, top: str) -> dict[str, tuple[str, bool]]:
         if entry.name.endswith(_EXTENSION_SUFFIXES) and entry.name.split(".")[0] == top:
             raise BuildFailed(f"{top} ({entry.name}, beside the module) is a native extension: tasks written "
                               "in Python can carry only Python source (.py files)")
-    module_file = folder / f"{top}.py"
     package = folder / top
+    if (package / "__init__.py").exists():
+        if package.is_symlink():
+            raise BuildFailed(f"{top}/ is a symbolic link: a package is carried only from a folder of its own")
+        return _package_files(folder, package, budget)
+    module_file = folder / f"{top}.py"
     if module_file.exists() or module_file.is_symlink():
+        budget.spend(1, 0)
         return {top: (module_file.name, False)}
-    if not (package / "__init__.py").exists():
-        return {}
-    if package.is_symlink():
-        raise BuildFailed(f"{top}/ is a symbolic link: a package is carried only from a folder of its own")
-    files: dict[str, tuple[str, bool]] = {}
+    return {}
+
+
+def _package_files(folder: Path, package: Path, budget: _Budget) -> Dict[str, Tuple[str, bool]]:
+    """Every ``.py`` file of the package folder `package` and its
+    subpackages (folders with an ``__init__.py``), by module name."""
+    files: Dict[str, Tuple[str, bool]] = {}
     for root, folders, names in os.walk(package):
-        folders[:] = sorted(f for f in folders if f.isidentifier() and (Path(root) / f / "__init__.py").exists())
-        relative_root = Path(root).relative_to(folder)
+        here = Path(root)
+        kept = []
+        for sub in sorted(folders):
+            if not sub.isidentifier() or not (here / sub / "__init__.py").exists():
+                continue
+            if (here / sub).is_symlink():
+                raise BuildFailed(f"{(here / sub).relative_to(folder)}/ is a symbolic link: a package is carried "
+                                  "only from folders of its own")
+            kept.append(sub)
+        folders[:] = kept
+        relative_root = here.relative_to(folder)
         for name in sorted(names):
             if name.endswith(_EXTENSION_SUFFIXES):
-                raise BuildFailed(f"the package {top} holds a native extension ({relative_root / name}): tasks "
-                                  "written in Python can carry only Python source (.py files)")
+                raise BuildFailed(f"the package {package.name} holds a native extension ({relative_root / name}): "
+                                  "tasks written in Python can carry only Python source (.py files)")
             if not name.endswith(".py") or not name[:-3].isidentifier():
                 continue
+            budget.spend(1, 0)
             parts = list(relative_root.parts) + ([] if name == "__init__.py" else [name[:-3]])
             files[".".join(parts)] = ((relative_root / name).as_posix(), name == "__init__.py")
-        if len(files) > MAX_CARRIED_FILES:
-            break
     return files
 
 
-def _read_own_source(path: Path, relative: str) -> str:
+def _read_own_source(path: Path, relative: str, budget: _Budget) -> str:
     """The text of one of the user's modules carried beside the tasks
-    module, decoded as Python decodes a source file; not through a link."""
+    module, decoded as Python decodes a source file: read through a
+    descriptor opened without following a link (nor waiting on a pipe),
+    from a regular file of the user's own that others may not write (its
+    code runs with the pool's grants)."""
     import importlib.util
 
-    if path.is_symlink() or not path.is_file():
-        raise BuildFailed(f"{relative} is a symbolic link or no regular file: the modules carried beside the "
-                          "tasks module are read only from regular files")
+    flags = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+             | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
     try:
-        with open(path, "rb") as file:
-            data = file.read(MAX_CARRIED_BYTES + 1)
+        fd = os.open(path, flags)
+    except OSError as e:
+        raise BuildFailed(f"cannot open {relative} (a symbolic link?): {e.strerror or e}; the modules carried "
+                          "beside the tasks module are read only from regular files") from None
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(file.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise BuildFailed(f"{relative} is no regular file: the modules carried beside the tasks module are "
+                              "read only from regular files")
+        if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o002):
+            raise BuildFailed(f"{relative} is not your own, or anyone may write it: a module carried into the "
+                              "component runs with the pool's grants, so it is read only from a file of yours "
+                              "that others cannot change")
+        data = file.read(max(budget.bytes, 0) + 1)
+    budget.spend(0, len(data))
+    try:
         return importlib.util.decode_source(data)
-    except (OSError, SyntaxError, UnicodeDecodeError, LookupError) as e:
+    except (SyntaxError, UnicodeDecodeError, LookupError) as e:
         raise BuildFailed(f"cannot read {relative} as Python source: {e}") from None
 
 
-def _preload(source: bytes, carried: dict[str, dict]) -> list[str]:
+def _preload(source: bytes, carried: Carried) -> list[str]:
     """What the runner component imports at build: the modules the module
     and the modules carried beside it import, but those carried."""
     names = set(_imports_inside(source))
@@ -233,7 +310,8 @@ def _private_dir(path: Path) -> Path | None:
     return path
 
 
-def _plan(path: str | os.PathLike, wit: str, cache_dir: str | os.PathLike | None | bool):
+def _plan(path: str | os.PathLike[str], wit: str, cache_dir: str | os.PathLike[str] | None | bool
+          ) -> tuple[Path, bytes, str, Carried, Path | None, Path | None, str]:
     """The module's path, source and name, the modules carried beside it,
     where its component is cached and the cache folder (None without a
     cache), and componentize-py's version; `BuildFailed` for what stops a
@@ -264,16 +342,20 @@ def _plan(path: str | os.PathLike, wit: str, cache_dir: str | os.PathLike | None
         # A build of this very source, made by any componentize-py this
         # cache has seen, runs without one (a student's other venv, the
         # `wasmpool` command under another Python).
-        for seen in _tools_seen(cache):
-            cached = cache / f"{module_name}-{_key(source, module_name, seen, wit, carried)[:32]}.wasm"
-            if cached.exists() and _trusted(cached):
-                return source_path, source, module_name, carried, cached, cache, seen
+        for seen in _tools_seen(cache) if cache is not None else []:
+            candidate = _cache_entry(cache, module_name, _key(source, module_name, seen, wit, carried))
+            if candidate is not None and candidate.exists() and _trusted(candidate):
+                return source_path, source, module_name, carried, candidate, cache, seen
         python = sys.executable or "python3"
         raise BuildFailed(f"building tasks written in Python needs componentize-py, which {python} does not have: "
                           f"{python} -m pip install \"wasmpool[python-tasks]\" (or componentize-py itself)")
-    key = _key(source, module_name, tool, wit, carried)
-    cached = cache / f"{module_name}-{key[:32]}.wasm" if cache is not None else None
+    cached = _cache_entry(cache, module_name, _key(source, module_name, tool, wit, carried))
     return source_path, source, module_name, carried, cached, cache, tool
+
+
+def _cache_entry(cache: Path | None, module_name: str, key: str) -> Path | None:
+    """Where the component of `module_name` with `key` is kept in `cache`."""
+    return cache / f"{module_name}-{key[:32]}.wasm" if cache is not None else None
 
 
 # The file of a cache folder that lists the componentize-py versions its
@@ -319,7 +401,7 @@ def _evict(folder: Path, keep: Path) -> None:
     MAX_CACHED_BUILDS, runner components (runner-*.wasm) past
     MAX_CACHED_RUNNERS, counted apart so that builds of many modules do not
     push out the runners their edits reuse."""
-    groups = {True: [], False: []}
+    groups: dict[bool, list[tuple[float, Path]]] = {True: [], False: []}
     with contextlib.suppress(OSError):
         for entry in os.scandir(folder):
             if entry.name.endswith(".wasm") and entry.is_file(follow_symlinks=False):
@@ -334,7 +416,7 @@ def _evict(folder: Path, keep: Path) -> None:
                     old.unlink()
 
 
-def cache_path(path: str | os.PathLike, *, wit: str, cache_dir: str | os.PathLike | None | bool = True) -> Path | None:
+def cache_path(path: str | os.PathLike[str], *, wit: str, cache_dir: str | os.PathLike[str] | None | bool = True) -> Path | None:
     """Where the component of the module at `path` is (or would be) cached."""
     return _plan(path, wit, cache_dir)[4]
 
@@ -376,7 +458,7 @@ def _refuse_native_imports(source_path: Path, source: bytes) -> None:
                                   f"line {line} imports {top}\n{_native_hint(top)}")
 
 
-def _makes_own_pool(tree) -> bool:
+def _makes_own_pool(tree: Any) -> bool:
     """Whether the module makes a pool of its own (`from wasmpool import
     Pool`, `wasmpool.Pool(...)`): a script that is its own tasks module."""
     import ast
@@ -407,7 +489,7 @@ def _imports_inside(source: bytes) -> list[str]:
     from the lines that look like imports."""
     import ast
 
-    names = set()
+    names: set[str] = set()
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
@@ -429,8 +511,8 @@ def _imports_inside(source: bytes) -> list[str]:
                   if name.split(".")[0] not in _NATIVE and re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", name))
 
 
-def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = None,
-          cache_dir: str | os.PathLike | None | bool = True) -> Path:
+def build(path: str | os.PathLike[str], *, wit: str, out: str | os.PathLike[str] | None = None,
+          cache_dir: str | os.PathLike[str] | None | bool = True) -> Path:
     """Builds the Python module at `path` into a task component; returns its path.
 
     `wit`: the text of the `wasmpool:task` world (wit/wasmpool-task.wit).
@@ -461,6 +543,7 @@ def build(path: str | os.PathLike, *, wit: str, out: str | os.PathLike | None = 
     runner = _runner_component(_preload(source, carried), wit, tool, cache, source_path.name)
     component = runner + _start_section(module_name, text, carried)
     destination = Path(out) if out is not None else cached
+    assert destination is not None  # `out`, or the cache (checked above)
     if cached is not None:
         _replace(cached, component)
         _remember_tool(cached.parent, tool)
@@ -486,7 +569,7 @@ def _leb128(n: int) -> bytes:
             return bytes(out)
 
 
-def _start_section(module_name: str, text: str, carried: dict[str, dict] | None = None) -> bytes:
+def _start_section(module_name: str, text: str, carried: Carried | None = None) -> bytes:
     """The custom section holding the module's name and source, and the
     modules carried beside it (JSON), as the runner's start reads it."""
     spec: dict[str, object] = {"module": module_name, "source": text}
@@ -543,7 +626,7 @@ def _runner_component(preload: list[str], wit: str, tool: str, cache: Path | Non
         runner = _componentize(preload, wit, Path(tmp), for_name)
     if cached is not None:
         _replace(cached, runner)
-        _evict(cache, keep=cached)
+        _evict(cached.parent, keep=cached)
     return runner
 
 
