@@ -5,6 +5,7 @@
 //! (`python/wasmpool/`) gives the API its Python shape.
 //!
 //! - `pool`: the pool and its calls;
+//! - `exchange`: many started tasks and their events (`wasmpool.Exchange`);
 //! - `stream`: a running map (`wasmpool.MapIterator`), waited on in
 //!   slices so Ctrl-C is seen;
 //! - `inputs`: a Python iterator of argument values as the map's inputs;
@@ -13,6 +14,7 @@
 #![deny(missing_docs)]
 
 mod errors;
+mod exchange;
 mod inputs;
 mod pool;
 mod stream;
@@ -77,6 +79,7 @@ fn dumps(value: &Bound<'_, PyAny>) -> PyResult<String> {
 fn native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<pool::NativePool>()?;
     module.add_class::<stream::Stream>()?;
+    module.add_class::<exchange::NativeExchange>()?;
     module.add_function(wrap_pyfunction!(worker_main, module)?)?;
     module.add_function(wrap_pyfunction!(dumps, module)?)?;
     module.add_function(wrap_pyfunction!(cli_main, module)?)?;

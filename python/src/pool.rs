@@ -2,6 +2,7 @@
 //! settings, and the calls the Python layer makes on it.
 
 use crate::errors::{closed_error, pool_error, settings_error};
+use crate::exchange::NativeExchange;
 use crate::stream::{Stream, StreamSpec};
 use crate::values::Arity;
 use pyo3::exceptions::PyValueError;
@@ -173,6 +174,16 @@ impl NativePool {
             task_progress,
         };
         Stream::start(pool, spec, items).map_err(|e| pool_error(py, e))
+    }
+
+    /// An exchange over this pool holding up to `capacity` events not yet
+    /// taken (`wasmpool.Pool.exchange`).
+    #[pyo3(signature = (capacity=64))]
+    fn exchange(&self, capacity: usize) -> PyResult<NativeExchange> {
+        if capacity == 0 {
+            return Err(PyValueError::new_err("an exchange holds at least one event (capacity >= 1)"));
+        }
+        Ok(NativeExchange::new(self.pool()?, capacity))
     }
 
     /// Closes the pool: no new calls. Its workers stop (worker processes

@@ -369,7 +369,13 @@ impl Stream {
 /// The error of an input whose result (or message) JSON this Python
 /// cannot read (nested past its recursion limit, an integer over its
 /// digit limit): `wasmpool.errors.BadResult`.
-fn unreadable<'py>(py: Python<'py>, task: &str, index: usize, cause: PyErr, what: &str) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn unreadable<'py>(
+    py: Python<'py>,
+    task: &str,
+    index: usize,
+    cause: PyErr,
+    what: &str,
+) -> PyResult<Bound<'py, PyAny>> {
     if !(cause.is_instance_of::<pyo3::exceptions::PyValueError>(py)
         || cause.is_instance_of::<pyo3::exceptions::PyRecursionError>(py))
     {

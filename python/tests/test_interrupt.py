@@ -31,12 +31,19 @@ PROGRAM = textwrap.dedent(
 FAST = 'pool.map("sqrt", range(10**9))'
 
 
-@pytest.mark.parametrize("caught, tasks", [(False, "long"), (True, "long"), (False, "short")],
-                         ids=["uncaught", "caught", "short-tasks"])
+# Waiting on an exchange's events instead of a map's results.
+EXCHANGE = ('with pool.exchange() as exchange:\n    for _ in range(4):\n        exchange.start("spin", 2**64 - 1)\n'
+            '    print("started", flush=True)\n    list(exchange)')
+
+
+@pytest.mark.parametrize("caught, tasks", [(False, "long"), (True, "long"), (False, "short"), (False, "exchange")],
+                         ids=["uncaught", "caught", "short-tasks", "exchange"])
 def test_ctrl_c_stops_a_map_and_leaves_no_worker(tmp_path, module, kind, caught, tasks):
     program = PROGRAM
     if tasks == "short":
         program = program.replace('pool.map("spin", [2**64 - 1] * 4)  # never ends on its own', FAST)
+    if tasks == "exchange":
+        program = program.replace('pool.map("spin", [2**64 - 1] * 4)  # never ends on its own', EXCHANGE)
     if caught:
         # The student's own handler runs, and the pool closes cleanly.
         program = program.replace(

@@ -22,11 +22,12 @@ See docs/python.md in the repository.
 
 from . import errors
 from ._in_task import progress, send, task_seed
+from ._events import Event, Exchange, Finished, Message, Progress
 from ._executor import Executor
 from ._pool import MapIterator, Pool, PoolStats, Task, WorkerStats
 from .errors import TaskError, WasmpoolError
 
 __all__ = [
     "Pool", "Executor", "Task", "PoolStats", "WorkerStats", "MapIterator", "TaskError", "WasmpoolError", "errors",
-    "send", "progress", "task_seed",
+    "send", "progress", "task_seed", "Exchange", "Event", "Message", "Progress", "Finished",
 ]

@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Seque
 from . import _args
 from . import _native
 from ._native import NativePool
+from ._events import Exchange
 from ._settings import FolderGrant, env_grants, folder_grants
 from .errors import TaskError
 
@@ -521,6 +522,17 @@ class Pool:
                 )
             executor = self._executor
         return executor.submit(self.call, task, *args, **options)
+
+    def exchange(self, capacity: int = 64) -> "Exchange":
+        """An exchange: start tasks on it, then iterate over their messages,
+        progress reports and results as they arrive, from all of them at
+        once (``wasmpool.Message``, ``wasmpool.Progress``,
+        ``wasmpool.Finished``), as pprocess's ``Exchange``. It holds at most
+        ``capacity`` events not yet taken: a task sending more waits for
+        room (up to its deadline), so memory stays bounded. Leaving its
+        ``with`` block (or :meth:`Exchange.close`) cancels the unfinished
+        tasks. See docs/python.md, "Messages and progress"."""
+        return Exchange(self, self._native.exchange(capacity))
 
     # -- lifetime ----------------------------------------------------------
 
