@@ -14,6 +14,7 @@ use crate::values::{self, Arity};
 use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
+use pyo3::{PyTraverseError, PyVisit};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -40,7 +41,13 @@ self_cell::self_cell!(
 struct State {
     running: Option<Running>,
     started: HashMap<usize, (String, Py<PyAny>)>,
+    /// An event taken from the exchange whose conversion to Python failed
+    /// (Ctrl-C in the middle, say): handed out first next time, so that no
+    /// task's `Finished` is lost.
+    unconverted: Option<JsonEvent>,
 }
+
+type JsonEvent = Event<Box<RawValue>, Box<RawValue>>;
 
 /// Tasks started on a pool and the events they send, taken by iterating.
 /// Made by `wasmpool.Pool.exchange`, which documents it. One thread at a
@@ -49,16 +56,20 @@ struct State {
 pub(crate) struct NativeExchange {
     state: Mutex<State>,
     /// Set by `cancel()`: the iteration cancels at its next look, if
-    /// another thread is waiting in it.
+    /// another thread is waiting in it; `start` refuses from then on.
     cancel_requested: AtomicBool,
+    /// Set by `close()` while another thread iterates: that thread closes
+    /// the exchange at its next look.
+    close_requested: AtomicBool,
 }
 
 impl NativeExchange {
     pub(crate) fn new(pool: Arc<Pool>, capacity: usize) -> Self {
         let running = Running::new(pool, |pool| pool.exchange_with_capacity(capacity));
         NativeExchange {
-            state: Mutex::new(State { running: Some(running), started: HashMap::new() }),
+            state: Mutex::new(State { running: Some(running), started: HashMap::new(), unconverted: None }),
             cancel_requested: AtomicBool::new(false),
+            close_requested: AtomicBool::new(false),
         }
     }
 
@@ -103,6 +114,9 @@ impl NativeExchange {
     ) -> PyResult<usize> {
         let mut args = Vec::new();
         values::encode_item(item, Arity { required: arity.0, most: arity.1 }, &mut args)?;
+        if self.cancel_requested.load(Ordering::Relaxed) {
+            return Err(PyRuntimeError::new_err("this exchange was cancelled or closed: start tasks on a new one"));
+        }
         let mut state = self.lock()?;
         let Some(running) = state.running.as_mut() else {
             return Err(PyRuntimeError::new_err("this exchange is closed"));
@@ -125,10 +139,17 @@ impl NativeExchange {
     }
 
     /// The next event, waiting as long as it takes; `None` once every task
-    /// started has finished (or the exchange is closed).
+    /// started has finished (or the exchange is closed). Ctrl-C while it
+    /// waits cancels the unfinished tasks and raises.
     fn next_event<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
         let mut state = self.lock()?;
-        loop {
+        let converted = loop {
+            if self.close_requested.load(Ordering::Relaxed) {
+                close_state(py, &mut state);
+            }
+            if let Some(event) = state.unconverted.take() {
+                break self.converted(py, &mut state, event);
+            }
             let Some(running) = state.running.as_mut() else { return Ok(None) };
             if self.cancel_requested.load(Ordering::Relaxed) {
                 running.borrow_dependent().cancel();
@@ -138,10 +159,22 @@ impl NativeExchange {
             }
             let event = py.detach(|| running.with_dependent_mut(|_, exchange| exchange.next_timeout(WAIT_SLICE)));
             match event {
-                Some(event) => return self.event(py, &mut state, event).map(Some),
-                None => py.check_signals()?,
+                Some(event) => break self.converted(py, &mut state, event),
+                None => {
+                    if let Err(interrupted) = py.check_signals() {
+                        running.borrow_dependent().cancel();
+                        return Err(interrupted);
+                    }
+                }
             }
+        };
+        // A cancel or close asked for while the event was converted.
+        if self.close_requested.load(Ordering::Relaxed) {
+            close_state(py, &mut state);
+        } else if let (true, Some(running)) = (self.cancel_requested.load(Ordering::Relaxed), state.running.as_ref()) {
+            running.borrow_dependent().cancel();
         }
+        converted.map(Some)
     }
 
     /// Stops the unfinished tasks: each still ends with a `Finished` event
@@ -155,38 +188,71 @@ impl NativeExchange {
         }
     }
 
-    /// Cancels the unfinished tasks and lets go of the pool; the events
-    /// not yet taken are dropped.
-    fn close(&self, py: Python<'_>) -> PyResult<()> {
-        let running = {
-            let mut state = self.lock()?;
-            state.started.clear();
-            state.running.take()
-        };
-        // Dropping waits for nothing the interpreter holds.
-        py.detach(move || drop(running));
+    /// Cancels the unfinished tasks and lets go of them and of the pool;
+    /// the events not taken are dropped. From another thread, while one
+    /// iterates: that thread closes the exchange at its next look (within
+    /// 50 ms).
+    fn close(&self, py: Python<'_>) {
+        self.cancel_requested.store(true, Ordering::Relaxed);
+        self.close_requested.store(true, Ordering::Relaxed);
+        if let Ok(mut state) = self.state.try_lock() {
+            close_state(py, &mut state);
+        }
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // Busy: another thread iterates, and holds what it holds alive.
+        if let Ok(state) = self.state.try_lock() {
+            for (_, input) in state.started.values() {
+                visit.call(input)?;
+            }
+        }
         Ok(())
+    }
+
+    fn __clear__(&self) {
+        if let Ok(mut state) = self.state.try_lock() {
+            state.started.clear();
+        }
     }
 }
 
+/// Cancels the exchange's unfinished tasks and lets go of them and of the
+/// pool; the events not taken are dropped.
+fn close_state(py: Python<'_>, state: &mut State) {
+    state.started.clear();
+    state.unconverted = None;
+    let running = state.running.take();
+    // Dropping waits for nothing the interpreter holds.
+    py.detach(move || drop(running));
+}
+
 impl NativeExchange {
+    /// `event` as the Python event object; if that fails, the event is
+    /// kept to be converted again by the next call.
+    fn converted<'py>(&self, py: Python<'py>, state: &mut State, event: JsonEvent) -> PyResult<Bound<'py, PyAny>> {
+        let done = self.event(py, state, &event);
+        if done.is_err() {
+            state.unconverted = Some(event);
+        } else if let Event::Finished { task, .. } = event {
+            state.started.remove(&task);
+        }
+        done
+    }
+
     /// `event` as the Python event object.
-    fn event<'py>(
-        &self,
-        py: Python<'py>,
-        state: &mut State,
-        event: Event<Box<RawValue>, Box<RawValue>>,
-    ) -> PyResult<Bound<'py, PyAny>> {
+    fn event<'py>(&self, py: Python<'py>, state: &State, event: &JsonEvent) -> PyResult<Bound<'py, PyAny>> {
         match event {
             Event::Message { task, message } => {
-                let (value, error) =
-                    self.value_or_error(py, state, task, message.map(|m| m.get().to_owned()), false)?;
-                event_class(py, "Message")?.call1((task, value, error))
+                let message = message.as_ref().map(|m| m.get().to_owned()).map_err(Clone::clone);
+                let (value, error) = self.value_or_error(py, state, *task, message, "message")?;
+                event_class(py, "Message")?.call1((*task, value, error))
             }
-            Event::Progress { task, done, total } => event_class(py, "Progress")?.call1((task, done, total)),
+            Event::Progress { task, done, total } => event_class(py, "Progress")?.call1((*task, *done, *total)),
             Event::Finished { task, result } => {
-                let (value, error) = self.value_or_error(py, state, task, result.map(|r| r.get().to_owned()), true)?;
-                event_class(py, "Finished")?.call1((task, value, error))
+                let result = result.as_ref().map(|r| r.get().to_owned()).map_err(Clone::clone);
+                let (value, error) = self.value_or_error(py, state, *task, result, "result")?;
+                event_class(py, "Finished")?.call1((*task, value, error))
             }
         }
     }
@@ -197,18 +263,13 @@ impl NativeExchange {
     fn value_or_error<'py>(
         &self,
         py: Python<'py>,
-        state: &mut State,
+        state: &State,
         task: usize,
         outcome: Result<String, TaskError>,
-        finished: bool,
+        what: &str,
     ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
-        let started = if finished {
-            state.started.remove(&task)
-        } else {
-            state.started.get(&task).map(|(name, input)| (name.clone(), input.clone_ref(py)))
-        };
+        let started = state.started.get(&task).map(|(name, input)| (name.clone(), input.clone_ref(py)));
         let none = py.None().into_bound(py);
-        let what = if finished { "result" } else { "message" };
         let name = started.as_ref().map_or("", |(name, _)| name.as_str());
         let error = match outcome {
             Ok(json) => match values::decode(py, &json) {

@@ -62,8 +62,9 @@ def test_what_cannot_start_is_refused_at_start(pool):
     with pool.exchange() as exchange:
         with pytest.raises(NoSuchTask):
             exchange.start("sqr", 4)
-        with pytest.raises(InvalidInput):
+        with pytest.raises(InvalidInput) as refused:
             exchange.start("add", 1)
+        assert refused.value.input == 1
         assert exchange.running == 0
         assert list(exchange) == []
         # Iterating again after starting more.
@@ -81,14 +82,46 @@ def test_cancel_from_another_thread_stops_the_tasks(module, kind):
         assert [type(e.error) for e in events] == [TaskCancelled, TaskCancelled]
 
 
-def test_an_exchange_is_closed_by_its_block(pool):
-    with pool.exchange(capacity=1) as exchange:
-        exchange.start("flood", 100, 10)
-    with pytest.raises(RuntimeError, match="closed"):
+def test_an_exchange_is_closed_by_its_block(module, kind):
+    with Pool(module, workers=1, processes=(kind == "processes")) as pool:
+        with pool.exchange(capacity=1) as exchange:
+            exchange.start("spin", 2**63)
+        # The one worker is free again: the spinning task was cancelled.
+        assert pool.call("add", 1, 2) == 3
+        with pytest.raises(RuntimeError, match="closed"):
+            exchange.start("add", 1, 2)
+        assert list(exchange) == []
+        with pytest.raises(ValueError, match="capacity"):
+            pool.exchange(capacity=0)
+
+
+def test_close_from_another_thread_ends_the_iteration(module):
+    with Pool(module, workers=1) as pool:
+        exchange = pool.exchange()
+        exchange.start("spin", 2**63)
+        threading.Timer(0.3, exchange.close).start()
+        assert list(exchange) == []
+        assert pool.call("add", 1, 2) == 3
+
+
+def test_a_cancelled_exchange_starts_nothing_more(pool):
+    with pool.exchange() as exchange:
         exchange.start("add", 1, 2)
-    assert list(exchange) == []
-    with pytest.raises(ValueError, match="capacity"):
-        pool.exchange(capacity=0)
+        exchange.cancel()
+        with pytest.raises(RuntimeError, match="cancelled"):
+            exchange.start("add", 3, 4)
+        assert len(list(exchange)) == 1
+
+
+def test_a_closed_pool_starts_nothing(module):
+    from wasmpool.errors import PoolClosed
+
+    pool = Pool(module, workers=1)
+    exchange = pool.exchange()
+    pool.close()
+    with pytest.raises(PoolClosed):
+        exchange.start("add", 1, 2)
+    exchange.close()
 
 
 @python_tasks_available()
@@ -106,3 +139,4 @@ def test_events_of_python_tasks(processes):
     assert walk[-1].get() == 10
     (boom,) = grouped[1]
     assert isinstance(boom.error, ZeroDivisionError) and isinstance(boom.error, TaskError)
+    assert boom.error.input == 0 and boom.error.index == 1

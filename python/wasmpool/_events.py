@@ -1,7 +1,7 @@
 """Many running tasks and the events they send: `Pool.exchange()`, as
 pprocess's ``Exchange`` and the Rust library's ``wasmpool::Exchange``.
 
-    with pool.exchange() as exchange:
+    with Pool("guest_tasks.wasm") as pool, pool.exchange() as exchange:
         for n in [27, 97, 871]:
             exchange.start("collatz", n)
         for event in exchange:
@@ -88,10 +88,18 @@ class Exchange:
         (0, 1, … in the order started; task ``n`` runs with the seed of
         input ``n``, so a run started in the same order repeats)."""
         name = self._pool._task_name(task)
+        self._pool._native.workers()  # a closed pool raises PoolClosed here
         most = self._pool._arity(name)[1]
         # One input: the argument itself for a task of one, else the tuple.
         item = args[0] if most == 1 and len(args) == 1 else args
-        return self._native.start(name, item, self._pool._arity(name), args[0] if len(args) == 1 else args)
+        given = args[0] if len(args) == 1 else args
+        try:
+            return self._native.start(name, item, self._pool._arity(name), given)
+        except TaskError as error:
+            # Refused before it ran (arguments of the wrong number): the
+            # input as the caller wrote it, as `Pool.call` gives it.
+            error.input = given
+            raise
 
     @property
     def running(self) -> int:
@@ -112,11 +120,13 @@ class Exchange:
     def cancel(self) -> None:
         """Stops the unfinished tasks (from any thread): each still ends
         with a ``Finished`` event, its error ``TaskCancelled`` or its result
-        if it ran to the end."""
+        if it ran to the end. A cancelled exchange starts nothing more."""
         self._native.cancel()
 
     def close(self) -> None:
-        """Cancels the unfinished tasks and drops the events not taken."""
+        """Cancels the unfinished tasks and drops the events not taken
+        (from another thread while one iterates: within 50 ms, and that
+        iteration ends)."""
         self._native.close()
 
     def __enter__(self) -> "Exchange":

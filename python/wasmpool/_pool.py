@@ -531,7 +531,7 @@ class Pool:
         ``capacity`` events not yet taken: a task sending more waits for
         room (up to its deadline), so memory stays bounded. Leaving its
         ``with`` block (or :meth:`Exchange.close`) cancels the unfinished
-        tasks. See docs/python.md, "Messages and progress"."""
+        tasks. See docs/python.md, "An exchange"."""
         return Exchange(self, self._native.exchange(capacity))
 
     # -- lifetime ----------------------------------------------------------
