@@ -110,6 +110,12 @@ pub struct RunArgs {
     /// The task to run on every line.
     pub task: String,
 
+    /// With a .py module: a pure-Python package installed in the building
+    /// Python's environment, carried into the component for the tasks to
+    /// import (repeatable; native extensions are refused).
+    #[arg(long = "package", value_name = "NAME")]
+    pub packages: Vec<String>,
+
     /// Read inputs from this file instead of stdin (`-`: stdin). One JSON
     /// value per line: the argument itself for a task of one argument, an
     /// array for several, `null` or `[]` for none. Blank lines are skipped.
@@ -399,6 +405,11 @@ pub struct BuildArgs {
     /// Where to write the component [default: the module's name with .wasm].
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// With a .py module: a pure-Python package installed in the building
+    /// Python's environment, carried into the component for the tasks to
+    /// import (repeatable; native extensions are refused).
+    #[arg(long = "package", value_name = "NAME")]
+    pub packages: Vec<String>,
 }
 
 /// `wasmpool list`.
@@ -411,6 +422,11 @@ pub struct ListArgs {
     /// One JSON object per task instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// With a .py module: a pure-Python package installed in the building
+    /// Python's environment, carried into the component for the tasks to
+    /// import (repeatable; native extensions are refused).
+    #[arg(long = "package", value_name = "NAME")]
+    pub packages: Vec<String>,
 }
 
 /// `wasmpool cache`.

@@ -99,7 +99,7 @@ fn build(args: &args::BuildArgs) -> anyhow::Result<()> {
         anyhow::bail!("{} is not a Python module (.py)", python_tasks::shown(&args.source));
     }
     let out = args.output.clone().unwrap_or_else(|| python_tasks::default_output(&args.source));
-    let built = python_tasks::build(&args.source, Some(&out))?;
+    let built = python_tasks::build(&args.source, Some(&out), &args.packages)?;
     println!("{}", python_tasks::shown(&built));
     Ok(())
 }

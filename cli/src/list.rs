@@ -26,7 +26,7 @@ struct Param<'a> {
 /// Prints every task: a signature and the first line of its doc comment,
 /// or one JSON object per line with `--json`.
 pub fn list(args: &ListArgs) -> Result<()> {
-    let tasks = crate::pool::tasks(&crate::python_tasks::resolve(&args.module)?)?;
+    let tasks = crate::pool::tasks(&crate::python_tasks::resolve(&args.module, &args.packages)?)?;
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for task in &tasks {
         let line = if args.json { json_line(task)? } else { text_line(task) };

@@ -29,13 +29,20 @@ pub fn is_python(path: &Path) -> bool {
 
 /// `module` if it is a `.wasm` file; for a `.py` module, the component
 /// built from it (from the cache when the module has not changed).
-pub fn resolve(module: &Path) -> Result<PathBuf> {
-    if is_python(module) { build(module, None) } else { Ok(module.to_owned()) }
+pub fn resolve(module: &Path, packages: &[String]) -> Result<PathBuf> {
+    if is_python(module) {
+        build(module, None, packages)
+    } else if let Some(package) = packages.first() {
+        bail!("--package {package}: packages are carried into tasks written in Python (a .py module), not a .wasm file")
+    } else {
+        Ok(module.to_owned())
+    }
 }
 
-/// Builds `source` into a task component; writes it to `out` if given,
-/// and returns where it is (`out`, or the cached copy).
-pub fn build(source: &Path, out: Option<&Path>) -> Result<PathBuf> {
+/// Builds `source` into a task component, carrying the installed
+/// `packages`; writes it to `out` if given, and returns where it is
+/// (`out`, or the cached copy).
+pub fn build(source: &Path, out: Option<&Path>, packages: &[String]) -> Result<PathBuf> {
     let python = find_python()?;
     let work =
         tempfile::Builder::new().prefix("wasmpool-build-").tempdir().context("cannot create a temporary folder")?;
@@ -54,6 +61,9 @@ pub fn build(source: &Path, out: Option<&Path>) -> Result<PathBuf> {
     command.arg(&script).arg("--wit").arg(&world).arg(source);
     if let Some(out) = out {
         command.arg("--out").arg(out);
+    }
+    for package in packages {
+        command.arg("--package").arg(package);
     }
     tracing::info!(python = %Path::new(&python).display(), source = %source.display(), "building tasks written in Python");
     let done = command.output().with_context(|| format!("cannot run {}", Path::new(&python).display()))?;

@@ -76,7 +76,7 @@ pub fn run(mut args: RunArgs) -> Result<Report> {
     // a cluster only rank 0 builds it: the other ranks run the bytes rank 0
     // sends them, and need neither Python nor componentize-py.
     if !is_follower() {
-        args.module = crate::python_tasks::resolve(&args.module)?;
+        args.module = crate::python_tasks::resolve(&args.module, &args.packages)?;
     }
     let source = Source::new(args.input.as_deref());
     let output_file = args.output.as_deref().filter(|path| *path != Path::new("-"));

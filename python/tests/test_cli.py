@@ -94,3 +94,17 @@ def test_build_errors_are_clear(tmp_path):
     assert not_python.returncode == 2 and "not a Python module" in not_python.stderr
     no_python = wasmpool("build", TASKS, env={"WASMPOOL_PYTHON": str(tmp_path / "no-such-python")})
     assert no_python.returncode == 2 and "no-such-python" in no_python.stderr
+
+
+def test_the_command_carries_an_installed_package_when_named(tmp_path):
+    tasks = tmp_path / "tasks.py"
+    tasks.write_text("from packaging.version import Version\n\n\ndef newer(a, b):\n    return Version(a) > Version(b)\n")
+    ran = wasmpool("run", tasks, "newer", "--package", "packaging", "-q", stdin='["1.10", "1.9"]\n')
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "true"
+    listed = wasmpool("list", tasks, "--package", "packaging")
+    assert listed.returncode == 0 and "newer" in listed.stdout, listed.stderr
+    refused = wasmpool("build", tasks, "--package", "no_such_package_here")
+    assert refused.returncode == 2 and "no_such_package_here is not installed" in refused.stderr, refused.stderr
+    wasm = wasmpool("list", tmp_path / "tasks.wasm", "--package", "packaging")
+    assert wasm.returncode != 0 and "not a .wasm file" in wasm.stderr, wasm.stderr

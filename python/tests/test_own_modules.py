@@ -103,7 +103,7 @@ def test_what_cannot_be_carried_is_refused_naming_it(tmp_path):
     (tmp_path / "helpers.py").unlink()
     (tmp_path / "real_helpers.py").rename(tmp_path / "helpers.py")
     (tmp_path / "helpers.py").chmod(0o666)
-    with pytest.raises(BuildError, match="helpers.py is not your own, or anyone may write it"):
+    with pytest.raises(BuildError, match="helpers.py is not yours, or anyone may write it"):
         _build.build(tasks)
     (tmp_path / "helpers.py").chmod(0o644)
     elsewhere = tmp_path / "elsewhere"
@@ -135,3 +135,56 @@ def test_a_module_neither_beside_nor_standard_is_named_inside(tmp_path):
     (tmp_path / "tasks.py").write_text("import helpers_missing\n\ndef f():\n    return 1\n")
     with pytest.raises(ModuleLoadError, match=r"helpers_missing is none of these"):
         Pool(tmp_path / "tasks.py", workers=1)
+
+
+NEWER = textwrap.dedent('''\
+    from packaging.version import Version
+
+
+    def newer(a, b):
+        """Whether version a is newer than b, by the installed `packaging`."""
+        return Version(a) > Version(b)
+''')
+
+
+@pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
+def test_an_installed_pure_python_package_is_carried_when_named(tmp_path, processes):
+    from wasmpool import Pool
+
+    (tmp_path / "tasks.py").write_text(NEWER)
+    with pytest.raises(ModuleLoadError, match=r"packaging is none of these .*packages=\[\"packaging\"\]"):
+        Pool(tmp_path / "tasks.py", workers=1, processes=processes)
+    with Pool(tmp_path / "tasks.py", workers=1, processes=processes, packages=["packaging"]) as pool:
+        assert pool.map("newer", [("1.10", "1.9"), ("2.0rc1", "2.0")]) == [True, False]
+
+
+def test_a_package_that_cannot_be_carried_is_refused_naming_it(tmp_path, monkeypatch):
+    from wasmpool import Pool, _build
+
+    site = tmp_path / "site"
+    native = site / "nativepkg"
+    native.mkdir(parents=True)
+    (native / "__init__.py").write_text("")
+    (native / "_speedups.cpython-311-x86_64-linux-gnu.so").write_bytes(b"\x7fELF")
+    (site / "namespacepkg").mkdir()
+    (site / "namespacepkg" / "mod.py").write_text("")
+    shared = site / "sharedpkg"
+    shared.mkdir()
+    (shared / "__init__.py").write_text("")
+    (shared / "__init__.py").chmod(0o666)
+    monkeypatch.syspath_prepend(str(site))
+    tasks = tmp_path / "tasks.py"
+    tasks.write_text("def f():\n    return 1\n")
+    refusals = {
+        "nativepkg": r"the package nativepkg holds a native extension \(nativepkg/_speedups",
+        "namespacepkg": r"namespacepkg is a namespace package",
+        "sharedpkg": r"sharedpkg/__init__.py is not yours or the system's, or anyone may write it",
+        "no_such_package_here": r"no_such_package_here is not installed in .*'s environment",
+        "json": r"json is part of Python",
+        "not-a-name": r"'not-a-name' is not the name of a top-level package",
+    }
+    for name, refusal in refusals.items():
+        with pytest.raises(BuildError, match=refusal):
+            _build.build(tasks, packages=[name])
+    with pytest.raises(TypeError, match=r"packages takes a list of names, not one: packages=\['packaging'\]"):
+        Pool(tasks, packages="packaging")

@@ -17,8 +17,13 @@ HERE = __import__("pathlib").Path(__file__).parent
 TASKS = HERE.parents[1] / "examples" / "python" / "tasks.py"
 
 
+# Pool's arguments that are not pool settings: the tasks, and what the build
+# of tasks written in Python carries (the command's --package).
+NOT_SETTINGS = {"module", "packages"}
+
+
 def _pool_settings():
-    return {name: p for name, p in inspect.signature(Pool).parameters.items() if name != "module"}
+    return {name: p for name, p in inspect.signature(Pool).parameters.items() if name not in NOT_SETTINGS}
 
 
 def test_pool_takes_every_setting_the_command_takes_under_the_same_name():

@@ -80,6 +80,17 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
+def _package_names(packages: Sequence[str]) -> List[str]:
+    """``packages=``: names of installed packages (a list, not one string)."""
+    if isinstance(packages, str):
+        raise TypeError(f"packages takes a list of names, not one: packages=[{packages!r}]")
+    names = list(packages)
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"packages: each entry is a package's name (a str), not {name!r}")
+    return names
+
+
 def _worker_command() -> List[str]:
     """How a worker process starts: this interpreter, isolated from the
     environment's Python settings, importing this very package (found by
@@ -198,6 +209,7 @@ class Pool:
         allow_write_dir: Optional[Iterable[FolderGrant]] = (),
         allow_wall_clock: bool = False,
         allow_monotonic_clock: bool = False,
+        packages: Sequence[str] = (),
     ) -> None:
         if isinstance(module, (int, float)) and not isinstance(module, bool):
             raise TypeError(
@@ -267,7 +279,7 @@ class Pool:
                 # Tasks written in Python: built once into a component, cached.
                 from . import _build
 
-                source = os.fspath(_build.build(source))
+                source = os.fspath(_build.build(source, packages=_package_names(packages)))
         else:
             raise TypeError(
                 "Pool's first argument is the tasks: the path of a .wasm or .py file, a module's bytes, "
@@ -276,6 +288,9 @@ class Pool:
         # None is the default of every setting, as it was when each went
         # to the builder on its own.
         settings = {name: value for name, value in settings.items() if value is not None}
+        if packages and self._tasks_file is None:
+            raise ValueError("packages are carried into tasks written in Python, in a .py module: "
+                             f"{self._module_name} is not one")
         try:
             settings_json = _args.dumps(settings)
         except (TypeError, ValueError) as e:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Sequence
 
 from ..errors import BuildError
 from .componentize import BuildFailed, componentize_py_version, default_cache_dir
@@ -21,10 +22,12 @@ MAX_INLINE_SOURCES = 64
 
 
 def build(path: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = None,
-          cache_dir: str | os.PathLike[str] | None | bool = True) -> Path:
+          cache_dir: str | os.PathLike[str] | None | bool = True, packages: Sequence[str] = ()) -> Path:
     """Builds the Python module at `path` into a task component; returns its path.
 
     `out`: where to write the component (default: the cache).
+    `packages`: pure-Python packages installed in this Python's environment
+    for the module to import, carried in the component.
     `cache_dir`: True for the default cache, a folder, or False for none
     (then `out` is required).
     Raises `BuildError` with the reason (componentize-py missing, a
@@ -37,18 +40,19 @@ def build(path: str | os.PathLike[str], *, out: str | os.PathLike[str] | None = 
     from .. import _native
 
     try:
-        return componentize.build(path, wit=_native.TASK_WORLD_WIT, out=out, cache_dir=cache_dir)
+        return componentize.build(path, wit=_native.TASK_WORLD_WIT, out=out, cache_dir=cache_dir, packages=packages)
     except BuildFailed as e:
         raise BuildError(str(e)) from None
 
 
-def cache_path(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None | bool = True) -> Path | None:
+def cache_path(path: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None | bool = True,
+               packages: Sequence[str] = ()) -> Path | None:
     """Where the component built from the module at `path` is (or would be) cached."""
     from . import componentize
     from .. import _native
 
     try:
-        return componentize.cache_path(path, wit=_native.TASK_WORLD_WIT, cache_dir=cache_dir)
+        return componentize.cache_path(path, wit=_native.TASK_WORLD_WIT, cache_dir=cache_dir, packages=packages)
     except BuildFailed as e:
         raise BuildError(str(e)) from None
 

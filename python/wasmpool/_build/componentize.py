@@ -44,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Sequence, Tuple
 
 
 class BuildFailed(Exception):
@@ -131,7 +131,7 @@ class _Budget:
                               f"over {MAX_CARRIED_FILES} files or {MAX_CARRIED_BYTES >> 20} MiB of source")
 
 
-def _carried_modules(source_path: Path, source: bytes) -> Carried:
+def _carried_modules(source_path: Path, source: bytes, packages: Sequence[str] = ()) -> Carried:
     """The user's own modules the module imports, found beside it as
     Python finds them beside a script (a package folder ``geometry/`` with
     its ``__init__.py``, else ``helpers.py``), and those they import in
@@ -142,7 +142,9 @@ def _carried_modules(source_path: Path, source: bytes) -> Carried:
     (tasks see the standard library first). Refuses, with `BuildFailed`, a
     native extension beside it or inside a package, a link, a file that
     is not the user's own or that anyone may write, and more than
-    `MAX_CARRIED_FILES` files or `MAX_CARRIED_BYTES`."""
+    `MAX_CARRIED_FILES` files or `MAX_CARRIED_BYTES`. Then the pure-Python
+    packages of this Python's environment named in `packages`
+    (`_environment_package`), all within the same bounds."""
     folder = source_path.resolve().parent
     carried: Carried = {}
     budget = _Budget(source_path.name)
@@ -156,6 +158,57 @@ def _carried_modules(source_path: Path, source: bytes) -> Carried:
                 text = _read_own_source(folder / relative, relative, budget)
                 carried[module] = {"source": text, "file": relative, "package": is_package}
                 pending.append(text.encode("utf-8", "surrogatepass"))
+    for name in packages:
+        if name in carried:
+            raise BuildFailed(f"packages names {name}, which is also a module of yours beside {source_path.name}: "
+                              "rename one of them")
+        carried.update(_environment_package(name, budget))
+    return carried
+
+
+def _environment_package(name: str, budget: _Budget) -> Carried:
+    """The files of the package (or module) `name` installed in this
+    Python's environment, found as an import would find it but without
+    importing it: every ``.py`` of its folder tree, read from files of
+    this user's or the system's own that nobody else may write. Refuses
+    a name that is not installed, is standard, or is a native extension or
+    holds one, saying which."""
+    import importlib.util
+
+    python = sys.executable or "python3"
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise BuildFailed(f"packages: {name!r} is not the name of a top-level package (import it by that name)")
+    if name == "wasmpool" or _is_standard(name):
+        raise BuildFailed(f"packages: {name} is part of Python (or wasmpool): the component has it already")
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError) as e:
+        raise BuildFailed(f"packages: cannot find {name} in {python}'s environment: {e}") from None
+    if spec is None:
+        raise BuildFailed(f"packages: {name} is not installed in {python}'s environment "
+                          f"({python} -m pip install {name}, or build with the Python that has it)")
+    origin = spec.origin
+    if spec.submodule_search_locations is not None:
+        if origin is None or Path(origin).name != "__init__.py":
+            raise BuildFailed(f"packages: {name} is a namespace package (no __init__.py): only regular packages "
+                              "are carried")
+        package = Path(origin).parent
+        base = package.parent
+        if package.is_symlink():
+            raise BuildFailed(f"packages: {name} ({package}) is a symbolic link: a package is carried only from "
+                              "a folder of its own")
+        files = _package_files(base, package, budget)
+    else:
+        if origin is None or not origin.endswith(".py"):
+            raise BuildFailed(f"packages: {name} ({origin or 'built in'}) is a native extension: tasks written in "
+                              "Python can carry only Python source (.py files)")
+        base = Path(origin).parent
+        budget.spend(1, 0)
+        files = {name: (Path(origin).name, False)}
+    carried: Carried = {}
+    for module, (relative, is_package) in files.items():
+        text = _read_own_source(base / relative, relative, budget, installed=True)
+        carried[module] = {"source": text, "file": relative, "package": is_package}
     return carried
 
 
@@ -242,12 +295,13 @@ def _package_files(folder: Path, package: Path, budget: _Budget) -> Dict[str, Tu
     return files
 
 
-def _read_own_source(path: Path, relative: str, budget: _Budget) -> str:
+def _read_own_source(path: Path, relative: str, budget: _Budget, installed: bool = False) -> str:
     """The text of one of the user's modules carried beside the tasks
-    module, decoded as Python decodes a source file: read through a
-    descriptor opened without following a link (nor waiting on a pipe),
-    from a regular file of the user's own that others may not write (its
-    code runs with the pool's grants)."""
+    module (or, `installed`, of a package of the environment), decoded as
+    Python decodes a source file: read through a descriptor opened without
+    following a link (nor waiting on a pipe), from a regular file of the
+    user's own (or, installed, the system's) that others may not write
+    (its code runs with the pool's grants)."""
     import importlib.util
 
     flags = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
@@ -262,9 +316,11 @@ def _read_own_source(path: Path, relative: str, budget: _Budget) -> str:
         if not stat.S_ISREG(info.st_mode):
             raise BuildFailed(f"{relative} is no regular file: the modules carried beside the tasks module are "
                               "read only from regular files")
-        if hasattr(os, "getuid") and (info.st_uid != os.getuid() or info.st_mode & 0o002):
-            raise BuildFailed(f"{relative} is not your own, or anyone may write it: a module carried into the "
-                              "component runs with the pool's grants, so it is read only from a file of yours "
+        if hasattr(os, "getuid") and (info.st_uid not in ({os.getuid(), 0} if installed else {os.getuid()})
+                                      or info.st_mode & 0o002):
+            whose = "yours or the system's" if installed else "yours"
+            raise BuildFailed(f"{relative} is not {whose}, or anyone may write it: a module carried into the "
+                              f"component runs with the pool's grants, so it is read only from a file of {whose} "
                               "that others cannot change")
         data = file.read(max(budget.bytes, 0) + 1)
     budget.spend(0, len(data))
@@ -310,8 +366,8 @@ def _private_dir(path: Path) -> Path | None:
     return path
 
 
-def _plan(path: str | os.PathLike[str], wit: str, cache_dir: str | os.PathLike[str] | None | bool
-          ) -> tuple[Path, bytes, str, Carried, Path | None, Path | None, str]:
+def _plan(path: str | os.PathLike[str], wit: str, cache_dir: str | os.PathLike[str] | None | bool,
+          packages: Sequence[str] = ()) -> tuple[Path, bytes, str, Carried, Path | None, Path | None, str]:
     """The module's path, source and name, the modules carried beside it,
     where its component is cached and the cache folder (None without a
     cache), and componentize-py's version; `BuildFailed` for what stops a
@@ -329,7 +385,7 @@ def _plan(path: str | os.PathLike[str], wit: str, cache_dir: str | os.PathLike[s
         raise BuildFailed(f"{source_path.name}: the file name must be a Python module name (letters, digits, _), "
                           "not wasmpool nor wasmpool_*")
     _refuse_native_imports(source_path, source)
-    carried = _carried_modules(source_path, source)
+    carried = _carried_modules(source_path, source, packages)
     cache = None
     if cache_dir is True:
         cache = default_cache_dir()
@@ -416,9 +472,10 @@ def _evict(folder: Path, keep: Path) -> None:
                     old.unlink()
 
 
-def cache_path(path: str | os.PathLike[str], *, wit: str, cache_dir: str | os.PathLike[str] | None | bool = True) -> Path | None:
+def cache_path(path: str | os.PathLike[str], *, wit: str, cache_dir: str | os.PathLike[str] | None | bool = True,
+               packages: Sequence[str] = ()) -> Path | None:
     """Where the component of the module at `path` is (or would be) cached."""
-    return _plan(path, wit, cache_dir)[4]
+    return _plan(path, wit, cache_dir, packages)[4]
 
 
 # Native extensions with no WebAssembly (WASI) build on PyPI.
@@ -512,13 +569,15 @@ def _imports_inside(source: bytes) -> list[str]:
 
 
 def build(path: str | os.PathLike[str], *, wit: str, out: str | os.PathLike[str] | None = None,
-          cache_dir: str | os.PathLike[str] | None | bool = True) -> Path:
+          cache_dir: str | os.PathLike[str] | None | bool = True, packages: Sequence[str] = ()) -> Path:
     """Builds the Python module at `path` into a task component; returns its path.
 
     `wit`: the text of the `wasmpool:task` world (wit/wasmpool-task.wit).
     `out`: where to write the component (default: the cache).
     `cache_dir`: True for the default cache, a folder, or False for none
     (then `out` is required).
+    `packages`: pure-Python packages of this Python's environment to carry
+    for the module to import (`_environment_package`).
     Raises `BuildFailed` with the reason (componentize-py missing, a syntax
     error with its line, a native extension imported).
 
@@ -529,7 +588,7 @@ def build(path: str | os.PathLike[str], *, wit: str, out: str | os.PathLike[str]
     standard library's code then (and wasmpool's runner), inside its
     WebAssembly sandbox, seeing a private build folder.
     """
-    source_path, source, module_name, carried, cached, cache, tool = _plan(path, wit, cache_dir)
+    source_path, source, module_name, carried, cached, cache, tool = _plan(path, wit, cache_dir, packages)
     if cached is not None and cached.exists() and _trusted(cached):
         with contextlib.suppress(OSError):
             os.utime(cached)  # used now: the last to go (see _evict)
@@ -775,11 +834,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-o", "--out", help="where to write the component (default: the cache only)")
     parser.add_argument("--cache-dir", help="the cache folder (default: the user's cache)")
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    parser.add_argument("--package", action="append", default=[], metavar="NAME",
+                        help="a pure-Python package of this Python's environment to carry (repeatable)")
     args = parser.parse_args(argv)
     cache: str | bool = False if args.no_cache else (args.cache_dir or True)
     try:
         wit = Path(args.wit).read_text()
-        built = build(args.source, wit=wit, out=args.out, cache_dir=cache)
+        built = build(args.source, wit=wit, out=args.out, cache_dir=cache, packages=args.package)
     except (BuildFailed, OSError) as e:
         print(e, file=sys.stderr)
         return 2

@@ -126,7 +126,8 @@ def _missing_module_hint(name, module_file):
                 "from the package registries, so tasks written in Python cannot import it")
     return (f"the component holds the standard modules {module_file} imports, {module_file} and the modules "
             f"of your own beside it that it imports ({name}.py, or a folder {name}/ with an __init__.py): "
-            f"{name} is none of these (packages installed in the environment are not carried)")
+            f"{name} is none of these (a package installed in the environment is carried only when named: "
+            f'Pool(..., packages=["{name}"]), wasmpool run --package {name})')
 
 
 def _frozen_generators():
