@@ -49,7 +49,8 @@ def task_seed():
 # `__all__` but for the three above; python/tests/test_one_file.py keeps
 # the two lists equal). A script that is its own tasks module imports them
 # at its top (`from wasmpool import Pool`) and runs in the sandbox too.
-_HOST_ONLY = ("Pool", "Executor", "Task", "PoolStats", "WorkerStats", "MapIterator", "TaskError", "WasmpoolError", "errors")
+_HOST_ONLY = ("Pool", "Executor", "Task", "PoolStats", "WorkerStats", "MapIterator", "TaskError", "WasmpoolError", "errors",
+              "Exchange", "Event", "Message", "Progress", "Finished")
 
 
 class HostOnly(BaseException):
