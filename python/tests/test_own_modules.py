@@ -121,7 +121,7 @@ def test_a_folder_too_large_to_carry_is_refused_before_it_is_read(tmp_path, monk
 
     tasks = _project(tmp_path)
     monkeypatch.setattr(componentize, "MAX_CARRIED_FILES", 3)
-    with pytest.raises(BuildError, match="imports more of its own modules than a component carries"):
+    with pytest.raises(BuildError, match="imports more of its own modules and named packages than a component carries"):
         _build.build(tasks)
     monkeypatch.setattr(componentize, "MAX_CARRIED_FILES", 1000)
     monkeypatch.setattr(componentize, "MAX_CARRIED_BYTES", 100)
@@ -145,6 +145,18 @@ NEWER = textwrap.dedent('''\
         """Whether version a is newer than b, by the installed `packaging`."""
         return Version(a) > Version(b)
 ''')
+
+
+def test_an_installed_single_file_module_is_carried_when_named(tmp_path, monkeypatch):
+    from wasmpool import Pool
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "onefile.py").write_text("def twice(x):\n    return 2 * x\n")
+    monkeypatch.syspath_prepend(str(site))
+    (tmp_path / "tasks.py").write_text("import onefile\n\ndef f(x):\n    return onefile.twice(x)\n")
+    with Pool(tmp_path / "tasks.py", workers=1, packages=["onefile", "onefile"]) as pool:
+        assert pool.call("f", 21) == 42
 
 
 @pytest.mark.parametrize("processes", [False, True], ids=["threads", "processes"])
@@ -183,8 +195,19 @@ def test_a_package_that_cannot_be_carried_is_refused_naming_it(tmp_path, monkeyp
         "json": r"json is part of Python",
         "not-a-name": r"'not-a-name' is not the name of a top-level package",
     }
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "zipped.zip", "w") as archive:
+        archive.writestr("zippedpkg/__init__.py", "")
+    monkeypatch.syspath_prepend(str(tmp_path / "zipped.zip"))
+    refusals["zippedpkg"] = r"zippedpkg is not installed as Python source files"
     for name, refusal in refusals.items():
         with pytest.raises(BuildError, match=refusal):
             _build.build(tasks, packages=[name])
+    (tmp_path / "helpers.py").write_text("")
+    (tmp_path / "tasks.py").write_text("import helpers\n\ndef f():\n    return 1\n")
+    (site / "helpers.py").write_text("")
+    with pytest.raises(BuildError, match="packages names helpers, which is also a module of yours beside tasks.py"):
+        _build.build(tasks, packages=["helpers"])
     with pytest.raises(TypeError, match=r"packages takes a list of names, not one: packages=\['packaging'\]"):
         Pool(tasks, packages="packaging")

@@ -80,8 +80,11 @@ def _same_file(a: str, b: str) -> bool:
         return False
 
 
-def _package_names(packages: Sequence[str]) -> List[str]:
-    """``packages=``: names of installed packages (a list, not one string)."""
+def _package_names(packages: Optional[Sequence[str]]) -> List[str]:
+    """``packages=``: names of installed packages (a list, not one string;
+    None for none)."""
+    if packages is None:
+        return []
     if isinstance(packages, str):
         raise TypeError(f"packages takes a list of names, not one: packages=[{packages!r}]")
     names = list(packages)
@@ -209,7 +212,7 @@ class Pool:
         allow_write_dir: Optional[Iterable[FolderGrant]] = (),
         allow_wall_clock: bool = False,
         allow_monotonic_clock: bool = False,
-        packages: Sequence[str] = (),
+        packages: Optional[Sequence[str]] = (),
     ) -> None:
         if isinstance(module, (int, float)) and not isinstance(module, bool):
             raise TypeError(
@@ -256,6 +259,9 @@ class Pool:
             allow_wall_clock=allow_wall_clock,
             allow_monotonic_clock=allow_monotonic_clock,
         )
+        if packages and not (isinstance(module, (str, os.PathLike)) and os.fspath(module).endswith(".py")):
+            raise ValueError("packages are carried into tasks written in Python, in a .py module: "
+                             f"not into {module!r}")
         self._tasks_file: Optional[str] = None
         # Inline tasks: the functions given, by name (`_inline.pack`).
         self._inline: Dict[str, Callable[..., Any]] = {}
@@ -288,9 +294,6 @@ class Pool:
         # None is the default of every setting, as it was when each went
         # to the builder on its own.
         settings = {name: value for name, value in settings.items() if value is not None}
-        if packages and self._tasks_file is None:
-            raise ValueError("packages are carried into tasks written in Python, in a .py module: "
-                             f"{self._module_name} is not one")
         try:
             settings_json = _args.dumps(settings)
         except (TypeError, ValueError) as e:

@@ -127,8 +127,9 @@ class _Budget:
         self.files -= files
         self.bytes -= size
         if self.files < 0 or self.bytes < 0:
-            raise BuildFailed(f"{self._for_name} imports more of its own modules than a component carries: "
-                              f"over {MAX_CARRIED_FILES} files or {MAX_CARRIED_BYTES >> 20} MiB of source")
+            raise BuildFailed(f"{self._for_name} imports more of its own modules and named packages than a "
+                              f"component carries: over {MAX_CARRIED_FILES} files or {MAX_CARRIED_BYTES >> 20} MiB "
+                              "of source")
 
 
 def _carried_modules(source_path: Path, source: bytes, packages: Sequence[str] = ()) -> Carried:
@@ -158,7 +159,7 @@ def _carried_modules(source_path: Path, source: bytes, packages: Sequence[str] =
                 text = _read_own_source(folder / relative, relative, budget)
                 carried[module] = {"source": text, "file": relative, "package": is_package}
                 pending.append(text.encode("utf-8", "surrogatepass"))
-    for name in packages:
+    for name in dict.fromkeys(packages):  # each once, in order
         if name in carried:
             raise BuildFailed(f"packages names {name}, which is also a module of yours beside {source_path.name}: "
                               "rename one of them")
@@ -176,6 +177,8 @@ def _environment_package(name: str, budget: _Budget) -> Carried:
     import importlib.util
 
     python = sys.executable or "python3"
+    import importlib.machinery
+
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise BuildFailed(f"packages: {name!r} is not the name of a top-level package (import it by that name)")
     if name == "wasmpool" or _is_standard(name):
@@ -186,12 +189,26 @@ def _environment_package(name: str, budget: _Budget) -> Carried:
         raise BuildFailed(f"packages: cannot find {name} in {python}'s environment: {e}") from None
     if spec is None:
         raise BuildFailed(f"packages: {name} is not installed in {python}'s environment "
-                          f"({python} -m pip install {name}, or build with the Python that has it)")
+                          f"({python} -m pip install {name}, or build with the Python that has it; the name "
+                          "is the one imported, such as yaml for PyYAML)")
     origin = spec.origin
+    if isinstance(spec.loader, importlib.machinery.ExtensionFileLoader):
+        raise BuildFailed(f"packages: {name} ({origin}) is a native extension: tasks written in Python can carry "
+                          "only Python source (.py files)")
+    if spec.submodule_search_locations is not None and origin is None:
+        raise BuildFailed(f"packages: {name} is a namespace package (no __init__.py): only regular packages "
+                          "are carried")
+    # Source files on disk only: not a zip or egg, not bytecode alone, not
+    # an import hook's (an editable install's finder, say).
+    if (not isinstance(spec.loader, importlib.machinery.SourceFileLoader) or origin is None
+            or not origin.endswith(".py") or not os.path.isfile(origin)):
+        raise BuildFailed(f"packages: {name} is not installed as Python source files ({origin or 'no file'}): "
+                          "only a package of .py files in a folder is carried (not a zip, an egg, bytecode alone "
+                          "or an editable install's import hook)")
     if spec.submodule_search_locations is not None:
-        if origin is None or Path(origin).name != "__init__.py":
-            raise BuildFailed(f"packages: {name} is a namespace package (no __init__.py): only regular packages "
-                              "are carried")
+        if Path(origin).name != "__init__.py" or Path(origin).parent.name != name:
+            raise BuildFailed(f"packages: {name} comes from {origin}, not from a folder {name}/ with its "
+                              "__init__.py: only such a package is carried")
         package = Path(origin).parent
         base = package.parent
         if package.is_symlink():
@@ -199,15 +216,14 @@ def _environment_package(name: str, budget: _Budget) -> Carried:
                               "a folder of its own")
         files = _package_files(base, package, budget)
     else:
-        if origin is None or not origin.endswith(".py"):
-            raise BuildFailed(f"packages: {name} ({origin or 'built in'}) is a native extension: tasks written in "
-                              "Python can carry only Python source (.py files)")
         base = Path(origin).parent
         budget.spend(1, 0)
         files = {name: (Path(origin).name, False)}
+    if name not in files:
+        raise BuildFailed(f"packages: {name} ({origin}) could not be read as a folder of Python files")
     carried: Carried = {}
     for module, (relative, is_package) in files.items():
-        text = _read_own_source(base / relative, relative, budget, installed=True)
+        text = _read_own_source(base / relative, str(base / relative), budget, installed=True)
         carried[module] = {"source": text, "file": relative, "package": is_package}
     return carried
 
@@ -271,7 +287,10 @@ def _package_files(folder: Path, package: Path, budget: _Budget) -> Dict[str, Tu
     """Every ``.py`` file of the package folder `package` and its
     subpackages (folders with an ``__init__.py``), by module name."""
     files: Dict[str, Tuple[str, bool]] = {}
-    for root, folders, names in os.walk(package):
+    def unreadable(error: OSError) -> None:
+        raise BuildFailed(f"cannot read the package folder {package}: {error.strerror or error}")
+
+    for root, folders, names in os.walk(package, onerror=unreadable):
         here = Path(root)
         kept = []
         for sub in sorted(folders):
