@@ -799,6 +799,8 @@ mod tests {
                 "str_hash",
                 "digits",
                 "read_text",
+                "write_text",
+                "env",
                 "nap",
                 "rolls",
                 "leave",
