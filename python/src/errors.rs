@@ -27,12 +27,15 @@ fn exception<'py>(
     class(py, name)?.call((message,), Some(&kwargs))
 }
 
+/// The exception `built` made, or the failure to make it: what to raise
+/// either way.
+fn raised(built: PyResult<Bound<'_, PyAny>>) -> PyErr {
+    built.map_or_else(|failed| failed, PyErr::from_value)
+}
+
 /// A pool-level error as the exception to raise.
 pub(crate) fn pool_error(py: Python<'_>, error: Error) -> PyErr {
-    match pool_exception(py, error) {
-        Ok(exception) => PyErr::from_value(exception),
-        Err(failed) => failed,
-    }
+    raised(pool_exception(py, error))
 }
 
 fn pool_exception(py: Python<'_>, error: Error) -> PyResult<Bound<'_, PyAny>> {
@@ -63,10 +66,7 @@ fn pool_exception(py: Python<'_>, error: Error) -> PyResult<Bound<'_, PyAny>> {
 /// `wasmpool.errors.ConfigError`; either way with the setting's name as
 /// `.setting`.
 pub(crate) fn settings_error(py: Python<'_>, invalid: SettingsError) -> PyErr {
-    match settings_exception(py, invalid) {
-        Ok(exception) => PyErr::from_value(exception),
-        Err(failed) => failed,
-    }
+    raised(settings_exception(py, invalid))
 }
 
 fn settings_exception(py: Python<'_>, invalid: SettingsError) -> PyResult<Bound<'_, PyAny>> {
@@ -82,10 +82,7 @@ fn settings_exception(py: Python<'_>, invalid: SettingsError) -> PyResult<Bound<
 
 /// `wasmpool.errors.PoolClosed`: a call on a closed pool.
 pub(crate) fn closed_error(py: Python<'_>) -> PyErr {
-    match exception(py, "PoolClosed", "the pool is closed".into(), &[]) {
-        Ok(exception) => PyErr::from_value(exception),
-        Err(failed) => failed,
-    }
+    raised(exception(py, "PoolClosed", "the pool is closed".into(), &[]))
 }
 
 /// Builds the exception for one failed task; `Err` only if building it

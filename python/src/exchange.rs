@@ -122,13 +122,8 @@ impl NativeExchange {
             return Err(PyRuntimeError::new_err("this exchange is closed"));
         };
         let started = running.with_dependent_mut(|_, exchange| exchange.start_json(task, &args));
-        let number = started.map_err(|e| match e {
-            wasmpool::Error::Task(error) => match task_exception(py, &error) {
-                Ok(exception) => PyErr::from_value(exception),
-                Err(failed) => failed,
-            },
-            other => pool_error(py, other),
-        })?;
+        // A refusal (Error::Task) becomes its task's exception there too.
+        let number = started.map_err(|e| pool_error(py, e))?;
         state.started.insert(number, (task.to_owned(), input));
         Ok(number)
     }
