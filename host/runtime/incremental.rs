@@ -20,6 +20,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
+use serde_bytes::{ByteBuf, Bytes};
+
 /// The most the file holds, in bytes of keys and values.
 pub(crate) const MAX_BYTES: usize = 256 << 20;
 
@@ -80,11 +82,14 @@ impl IncrementalCache {
         }
         let size = |(key, entry): &(&Vec<u8>, &Entry)| key.len() + entry.value.len();
         let all: usize = entries.map.iter().map(|pair| size(&pair)).sum();
-        let kept: Vec<(&[u8], &[u8])> = entries
+        // As bytes (serde_bytes): one copy per key and value, where a
+        // `Vec<u8>` goes through serde one element at a time. The encoding
+        // is the same (a length, then the bytes).
+        let kept: Vec<(&Bytes, &Bytes)> = entries
             .map
             .iter()
             .filter(|(_, entry)| all <= MAX_BYTES || entry.used)
-            .map(|(key, entry)| (key.as_slice(), entry.value.as_slice()))
+            .map(|(key, entry)| (Bytes::new(key), Bytes::new(&entry.value)))
             .collect();
         let payload = match postcard::to_stdvec(&kept) {
             Ok(payload) if payload.len() <= MAX_BYTES + (MAX_BYTES >> 4) => payload,
@@ -118,9 +123,12 @@ fn load(dir: &Path) -> Entries {
         tracing::warn!(path = %path.display(), "unreadable incremental compilation cache, rebuilding");
         return Entries::default();
     }
-    match postcard::from_bytes::<Vec<(Vec<u8>, Vec<u8>)>>(payload) {
+    match postcard::from_bytes::<Vec<(ByteBuf, ByteBuf)>>(payload) {
         Ok(pairs) if pairs.iter().all(|(key, _)| key.len() == KEY_LEN) => Entries {
-            map: pairs.into_iter().map(|(key, value)| (key, Entry { value, used: false })).collect(),
+            map: pairs
+                .into_iter()
+                .map(|(key, value)| (key.into_vec(), Entry { value: value.into_vec(), used: false }))
+                .collect(),
             added: 0,
         },
         Ok(_) => {
