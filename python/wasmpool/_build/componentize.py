@@ -368,8 +368,11 @@ def _runner_key(preload: list[str], tool: str, wit: str) -> str:
 def _trusted(path: Path) -> bool:
     """Whether a cached file is the user's own and only the user may write it."""
     if not hasattr(os, "getuid"):
-        return True  # Windows: the folder is under the user's profile
-    info = path.lstat()
+        return path.is_file()  # Windows: the folder is under the user's profile
+    try:
+        info = path.lstat()
+    except OSError:
+        return False  # gone (another process evicted it): built again
     return info.st_uid == os.getuid() and not info.st_mode & 0o022 and path.is_file() and not path.is_symlink()
 
 
@@ -608,13 +611,15 @@ def build(path: str | os.PathLike[str], *, wit: str, out: str | os.PathLike[str]
     WebAssembly sandbox, seeing a private build folder.
     """
     source_path, source, module_name, carried, cached, cache, tool = _plan(path, wit, cache_dir, packages)
-    if cached is not None and cached.exists() and _trusted(cached):
+    if cached is not None and _trusted(cached):
         with contextlib.suppress(OSError):
             os.utime(cached)  # used now: the last to go (see _evict)
         if out is None:
             return cached
-        _replace(Path(out), _read_regular_file(cached, MAX_COMPONENT, "the cached component"), mode=0o644)
-        return Path(out)
+        data = _read_cached(cached, MAX_COMPONENT, "the cached component")
+        if data is not None:
+            _replace(Path(out), data, mode=0o644)
+            return Path(out)
     if out is None and cached is None:
         raise BuildFailed("no private cache folder is known (XDG_CACHE_HOME, LOCALAPPDATA, HOME): give `out`")
     text = _check_source(source_path, source)
@@ -691,10 +696,12 @@ def _runner_component(preload: list[str], wit: str, tool: str, cache: Path | Non
     (``runner-<key>.wasm``) if there, else built by componentize-py (and
     cached)."""
     cached = cache / f"runner-{_runner_key(preload, tool, wit)[:32]}.wasm" if cache is not None else None
-    if cached is not None and cached.exists() and _trusted(cached):
+    if cached is not None and _trusted(cached):
         with contextlib.suppress(OSError):
             os.utime(cached)
-        return _read_regular_file(cached, MAX_COMPONENT, "the cached runner component")
+        data = _read_cached(cached, MAX_COMPONENT, "the cached runner component")
+        if data is not None:
+            return data
     # A first build and the compile after it take seconds with nothing else
     # to show: say so once, rather than seem to hang.
     print(f"wasmpool: building the interpreter for {for_name}'s imports into a task component; it is cached "
@@ -796,6 +803,19 @@ def _read_regular_file(path: Path, limit: int, what: str) -> bytes:
     if len(data) > limit:
         raise BuildFailed(f"{what} is over {limit >> 20} MiB")
     return data
+
+
+def _read_cached(path: Path, limit: int, what: str) -> bytes | None:
+    """A cache entry's bytes, read as `_read_regular_file` reads them, or
+    None if it is gone: another process (a second pool, a parallel test
+    run) may evict it between the look-up and the read. It is then built
+    again."""
+    try:
+        return _read_regular_file(path, limit, what)
+    except BuildFailed:
+        if not os.path.lexists(path):
+            return None
+        raise
 
 
 def _replace(path: Path, data: bytes, mode: int = 0o600) -> None:
