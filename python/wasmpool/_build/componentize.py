@@ -422,7 +422,7 @@ def _plan(path: str | os.PathLike[str], wit: str, cache_dir: str | os.PathLike[s
         # `wasmpool` command under another Python).
         for seen in _tools_seen(cache) if cache is not None else []:
             candidate = _cache_entry(cache, module_name, _key(source, module_name, seen, wit, carried))
-            if candidate is not None and candidate.exists() and _trusted(candidate):
+            if candidate is not None and _trusted(candidate):
                 return source_path, source, module_name, carried, candidate, cache, seen
         python = sys.executable or "python3"
         raise BuildFailed(f"building tasks written in Python needs componentize-py, which {python} does not have: "
