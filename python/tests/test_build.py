@@ -240,6 +240,27 @@ def test_a_relative_path_not_found_names_the_absolute_one_and_the_working_folder
     assert f"working folder, {tmp_path}" in message, message
 
 
+def test_a_cache_entry_gone_before_its_read_is_built_again_and_a_bad_one_still_refused(tmp_path):
+    # Another process may evict an entry between the look-up and the read:
+    # no bytes (the caller builds again), not an error. A link or a
+    # folder where an entry should be is still refused.
+    from wasmpool._build import componentize
+
+    gone = tmp_path / "runner-gone.wasm"
+    assert not componentize._trusted(gone)
+    assert componentize._read_cached(gone, 1 << 20, "the entry") is None
+    folder = tmp_path / "runner-folder.wasm"
+    folder.mkdir()
+    with pytest.raises(componentize.BuildFailed, match="not a regular file"):
+        componentize._read_cached(folder, 1 << 20, "the entry")
+    link = tmp_path / "runner-link.wasm"
+    link.symlink_to(tmp_path / "elsewhere")
+    (tmp_path / "elsewhere").write_bytes(b"x")
+    assert not componentize._trusted(link)
+    with pytest.raises(componentize.BuildFailed, match="cannot open the entry"):
+        componentize._read_cached(link, 1 << 20, "the entry")
+
+
 def test_without_componentize_py_the_message_names_the_extra(tmp_path, monkeypatch):
     monkeypatch.setattr(_build.componentize, "componentize_py_version", lambda: None)
     source = tmp_path / "tasks.py"

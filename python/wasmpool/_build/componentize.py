@@ -794,11 +794,14 @@ def _read_regular_file(path: Path, limit: int, what: str) -> bytes:
         raise BuildFailed(f"componentize-py reported success but wrote no {what}") from None
     except OSError as e:
         raise BuildFailed(f"cannot open {what} (a link?): {e.strerror or e}") from None
+    # Checked before the descriptor becomes a file object, which refuses
+    # a folder with its own error.
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or (
+            hasattr(os, "getuid") and info.st_uid != os.getuid()):
+        os.close(fd)
+        raise BuildFailed(f"{what} is not a regular file of this user's own with one name")
     with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or (
-                hasattr(os, "getuid") and info.st_uid != os.getuid()):
-            raise BuildFailed(f"{what} is not a regular file of this user's own with one name")
         data = file.read(limit + 1)
     if len(data) > limit:
         raise BuildFailed(f"{what} is over {limit >> 20} MiB")
