@@ -86,11 +86,13 @@ pub enum Error {
         "cannot find the worker executable `{}` (looked in: {}{}). It is built with the host: run \
          `cargo build --bin wasmpool-worker` (or `cargo install wasmpool`), or point to it with \
          `ProcessConfig::executable` or the WASMPOOL_WORKER environment variable",
-        crate::process::locate::worker_file_name(),
+        file_name,
         searched.iter().map(|p| Line(&p.display().to_string()).to_string()).collect::<Vec<_>>().join(", "),
         Refused(refused)
     )]
     WorkerNotFound {
+        /// The executable's file name on this platform.
+        file_name: String,
         /// Every path that was tried.
         searched: Vec<PathBuf>,
         /// The files found but not taken, each with why: one that other
@@ -107,7 +109,7 @@ pub enum Error {
     },
     /// Cluster mode: the cluster could not start, or lost a rank.
     #[error(transparent)]
-    Cluster(#[from] crate::cluster::ClusterError),
+    Cluster(#[from] ClusterError),
     /// The module has no task of that name.
     #[error("{}", no_such_task_message(task, available))]
     NoSuchTask {
@@ -874,6 +876,120 @@ impl fmt::Display for Backtrace<'_> {
         }
         Ok(())
     }
+}
+
+/// What went wrong with the cluster itself (not with a task), in cluster
+/// mode ([`crate::cluster`], which re-exports it). Defined here with the
+/// other errors, so that this leaf names no layer above it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// `Cluster::join` outside an MPI job.
+    #[error(
+        "not started by an MPI launcher (no OMPI_COMM_WORLD_SIZE, PMIX_RANK or PMI_RANK in the \
+         environment): run it with `mpirun -np N …` or `srun --mpi=pmix -n N …`"
+    )]
+    NotLaunched,
+    /// The launcher started several processes but gave them no MPI world
+    /// together (an `srun` step without `--mpi=pmix`, or an MPI world of
+    /// one): each would run the whole job alone.
+    #[error(
+        "the launcher started {processes} processes ({variable}={processes}) but gave them no MPI world \
+         together: each would run the whole job alone, so none does. Under Slurm, start the job step with \
+         the PMIx plugin Open MPI needs: `srun --mpi=pmix …` (`srun --mpi=list` lists Slurm's plugins); \
+         under another launcher, use the one of the MPI library wasmpool was built with"
+    )]
+    AloneInWorld {
+        /// How many processes the launcher started.
+        processes: usize,
+        /// The environment variable that says so.
+        variable: &'static str,
+    },
+    /// MPI could not be initialised, or was already.
+    #[error("cannot initialise MPI: {}", Line(.0))]
+    Init(String),
+    /// A rank could not join: another module, engine, settings or version.
+    #[error("rank {rank} (host {}) cannot join the pool: {}", Line(host), Line(reason))]
+    Refused {
+        /// The rank.
+        rank: usize,
+        /// Its host name.
+        host: String,
+        /// Why.
+        reason: String,
+    },
+    /// Rank 0 refused this rank, or another one (the job stops).
+    #[error("rank 0 stopped the job at set-up: {}", Line(.0))]
+    Stopped(String),
+    /// A rank sent something that is not a cluster message.
+    #[error("rank {rank} (host {}) broke the cluster protocol: {}", Line(host), Line(reason))]
+    Protocol {
+        /// The rank.
+        rank: usize,
+        /// Its host name.
+        host: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A rank was not heard from within the rank timeout.
+    #[error("rank {rank} (host {}) went silent: nothing heard from it for {after:?}", Line(host))]
+    Silent {
+        /// The rank.
+        rank: usize,
+        /// Its host name.
+        host: String,
+        /// How long it was silent.
+        after: Duration,
+    },
+    /// A rank kept answering but held a job longer than its inputs'
+    /// deadlines allow: every input run one after another, each to its
+    /// deadline and its worker process's retries, behind every job the rank
+    /// held before it, and the rank timeout on top.
+    #[error(
+        "rank {rank} (host {}) answers but makes no progress: it has held a job of {inputs} input(s) for \
+         {held:?}, longer than their deadlines allow",
+        Line(host)
+    )]
+    Stalled {
+        /// The rank.
+        rank: usize,
+        /// Its host name.
+        host: String,
+        /// The inputs of the job it held too long.
+        inputs: usize,
+        /// How long it had held it.
+        held: Duration,
+    },
+    /// A rank sent a message larger than the pool's limits allow it to
+    /// send; it was left unreceived (nothing was allocated for it).
+    #[error(
+        "rank {rank} (host {}) sent a message of {len} bytes, more than the {limit} bytes the pool's limits \
+         allow for what it holds; it was not received",
+        Line(host)
+    )]
+    Oversized {
+        /// The rank.
+        rank: usize,
+        /// Its host name.
+        host: String,
+        /// The message's size.
+        len: u64,
+        /// The most it could have sent.
+        limit: u64,
+    },
+    /// Rank 0's set-up (the module and what comes with it) is larger than
+    /// this rank accepts: its compile limit on the module's size, and room
+    /// for the rest. Nothing was received.
+    #[error(
+        "rank 0's module and set-up are {len} bytes, more than this rank accepts ({limit} bytes: its compile \
+         limit on a module's size and room for the rest); nothing was received"
+    )]
+    SetupTooLarge {
+        /// The set-up's size.
+        len: u64,
+        /// The most this rank accepts.
+        limit: u64,
+    },
 }
 
 #[cfg(test)]

@@ -96,10 +96,7 @@ fn in_cluster(builder: PoolBuilder, args: &RunArgs, _variable: &str) -> Result<O
 /// rank alone is harmless and runs).
 #[cfg(not(feature = "mpi"))]
 fn in_cluster(builder: PoolBuilder, args: &RunArgs, variable: &str) -> Result<Option<Pool>> {
-    let size = ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"]
-        .iter()
-        .find_map(|name| std::env::var(name).ok()?.parse::<u64>().ok());
-    if size == Some(1) {
+    if wasmpool::cluster::launched_size().is_some_and(|launched| launched.processes == 1) {
         return build(builder, &args.module).map(Some);
     }
     anyhow::bail!(

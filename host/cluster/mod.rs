@@ -63,6 +63,7 @@ pub(crate) mod policy;
 mod setup;
 pub(crate) mod wire;
 
+pub use crate::error::ClusterError;
 #[cfg(feature = "mpi")]
 pub(crate) use follower::serve;
 #[cfg(feature = "mpi")]
@@ -72,7 +73,6 @@ pub use setup::Cluster;
 #[cfg(feature = "mpi")]
 pub(crate) use setup::{follow, gather, lead, report};
 
-use crate::text::EscapedLine as Line;
 use std::time::Duration;
 
 /// The exit status (`EX_TEMPFAIL`) of a job that stopped because a rank
@@ -88,103 +88,6 @@ pub const DEFAULT_RANK_TIMEOUT: Duration = Duration::from_secs(10);
 /// Times a wall-time deadline failure is run again on another rank before
 /// it is reported.
 pub const DEADLINE_RETRIES: u32 = 1;
-
-/// What went wrong with the cluster itself (not with a task).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ClusterError {
-    /// `Cluster::join` outside an MPI job.
-    #[error(
-        "not started by an MPI launcher (no OMPI_COMM_WORLD_SIZE, PMIX_RANK or PMI_RANK in the \
-         environment): run it with `mpirun -np N …` or `srun --mpi=pmix -n N …`"
-    )]
-    NotLaunched,
-    /// MPI could not be initialised, or was already.
-    #[error("cannot initialise MPI: {}", Line(.0))]
-    Init(String),
-    /// A rank could not join: another module, engine, settings or version.
-    #[error("rank {rank} (host {}) cannot join the pool: {}", Line(host), Line(reason))]
-    Refused {
-        /// The rank.
-        rank: usize,
-        /// Its host name.
-        host: String,
-        /// Why.
-        reason: String,
-    },
-    /// Rank 0 refused this rank, or another one (the job stops).
-    #[error("rank 0 stopped the job at set-up: {}", Line(.0))]
-    Stopped(String),
-    /// A rank sent something that is not a cluster message.
-    #[error("rank {rank} (host {}) broke the cluster protocol: {}", Line(host), Line(reason))]
-    Protocol {
-        /// The rank.
-        rank: usize,
-        /// Its host name.
-        host: String,
-        /// What was wrong.
-        reason: String,
-    },
-    /// A rank was not heard from within the rank timeout.
-    #[error("rank {rank} (host {}) went silent: nothing heard from it for {after:?}", Line(host))]
-    Silent {
-        /// The rank.
-        rank: usize,
-        /// Its host name.
-        host: String,
-        /// How long it was silent.
-        after: Duration,
-    },
-    /// A rank kept answering but held a job longer than its inputs'
-    /// deadlines allow: every input run one after another, each to its
-    /// deadline and its worker process's retries, behind every job the rank
-    /// held before it, and the rank timeout on top.
-    #[error(
-        "rank {rank} (host {}) answers but makes no progress: it has held a job of {inputs} input(s) for \
-         {held:?}, longer than their deadlines allow",
-        Line(host)
-    )]
-    Stalled {
-        /// The rank.
-        rank: usize,
-        /// Its host name.
-        host: String,
-        /// The inputs of the job it held too long.
-        inputs: usize,
-        /// How long it had held it.
-        held: Duration,
-    },
-    /// A rank sent a message larger than the pool's limits allow it to
-    /// send; it was left unreceived (nothing was allocated for it).
-    #[error(
-        "rank {rank} (host {}) sent a message of {len} bytes, more than the {limit} bytes the pool's limits \
-         allow for what it holds; it was not received",
-        Line(host)
-    )]
-    Oversized {
-        /// The rank.
-        rank: usize,
-        /// Its host name.
-        host: String,
-        /// The message's size.
-        len: u64,
-        /// The most it could have sent.
-        limit: u64,
-    },
-    /// Rank 0's set-up (the module and what comes with it) is larger than
-    /// this rank accepts: its compile limit on the module's size, and room
-    /// for the rest. Nothing was received.
-    #[error(
-        "rank 0's module and set-up are {len} bytes, more than this rank accepts ({limit} bytes: its compile \
-         limit on a module's size and room for the rest); nothing was received"
-    )]
-    SetupTooLarge {
-        /// The set-up's size.
-        len: u64,
-        /// The most this rank accepts.
-        limit: u64,
-    },
-}
 
 /// What one rank of a cluster pool has done, for
 /// [`Pool::cluster_stats`](crate::Pool::cluster_stats).
@@ -207,21 +110,118 @@ pub struct RankStats {
     pub deadline_retries: u64,
 }
 
-/// The MPI launcher's environment variable this process was started with,
-/// if any: `mpirun` (Open MPI) sets `OMPI_COMM_WORLD_SIZE`, PMIx launchers
-/// (`srun --mpi=pmix`, `prterun`) `PMIX_RANK`, Hydra (MPICH) `PMI_RANK`.
-/// Needs no MPI: a build without the `mpi` feature uses it to refuse to run
-/// one whole job per rank.
+/// The launcher's environment variable this process was started with, if
+/// any: `mpirun` (Open MPI) sets `OMPI_COMM_WORLD_SIZE`, PMIx launchers
+/// (`srun --mpi=pmix`, `prterun`) `PMIX_RANK`, Hydra (MPICH) `PMI_RANK`;
+/// and `srun -n N` with N above 1 sets `SLURM_STEP_NUM_TASKS` whatever its
+/// MPI plugin, so a job step of several tasks started without one (`srun
+/// --mpi=none`, Slurm's default) is seen too, and refused by
+/// `Cluster::join` (feature `mpi`) rather than run once per task. Needs no MPI: a build without the `mpi` feature uses it to
+/// refuse to run one whole job per rank.
 pub fn launcher() -> Option<&'static str> {
-    ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"].into_iter().find(|name| std::env::var_os(name).is_some())
+    launcher_in(&environment)
 }
 
-/// This process's rank as its MPI launcher set it in the environment
-/// (`OMPI_COMM_WORLD_RANK`, `PMIX_RANK` or `PMI_RANK`), if any: for what
-/// must be decided before MPI starts, such as whether to read files only
-/// rank 0 has.
+/// A variable of this process's environment, if set and text.
+fn environment(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// [`launcher`] in the environment `env` gives.
+fn launcher_in(env: &dyn Fn(&str) -> Option<String>) -> Option<&'static str> {
+    let mpi = ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"].into_iter().find(|name| env(name).is_some());
+    mpi.or_else(|| launched_size_in(env).filter(|launched| launched.processes > 1).map(|launched| launched.variable))
+}
+
+/// The variable an `srun` job step sets to its number of tasks, whatever
+/// its MPI plugin.
+pub(crate) const SLURM_STEP_TASKS: &str = "SLURM_STEP_NUM_TASKS";
+
+/// How many processes the launcher says it started, as one of its
+/// environment variables tells it, before MPI starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LaunchedSize {
+    /// The number of processes.
+    pub processes: usize,
+    /// The variable that says so.
+    pub variable: &'static str,
+}
+
+/// The launcher's count of the processes it started, if it set one:
+/// `OMPI_COMM_WORLD_SIZE` (mpirun, for the ranks it starts itself), then
+/// `SLURM_STEP_NUM_TASKS` (the tasks of an `srun` job step; unlike
+/// `SLURM_NTASKS`, never set in a batch script that runs one process),
+/// then `PMI_SIZE`.
+pub fn launched_size() -> Option<LaunchedSize> {
+    launched_size_in(&environment)
+}
+
+/// [`launched_size`] in the environment `env` gives.
+fn launched_size_in(env: &dyn Fn(&str) -> Option<String>) -> Option<LaunchedSize> {
+    ["OMPI_COMM_WORLD_SIZE", SLURM_STEP_TASKS, "PMI_SIZE"].into_iter().find_map(|variable| {
+        let processes = env(variable)?.trim().parse().ok()?;
+        Some(LaunchedSize { processes, variable })
+    })
+}
+
+/// This process's rank as its launcher set it in the environment
+/// (`OMPI_COMM_WORLD_RANK`, `PMIX_RANK`, `PMI_RANK`, or Slurm's
+/// `SLURM_PROCID`), if any: for what must be decided before MPI starts,
+/// such as whether to read files only rank 0 has.
 pub fn launched_rank() -> Option<usize> {
-    ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK"]
+    launched_rank_in(&environment)
+}
+
+/// [`launched_rank`] in the environment `env` gives.
+fn launched_rank_in(env: &dyn Fn(&str) -> Option<String>) -> Option<usize> {
+    ["OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"]
         .into_iter()
-        .find_map(|name| std::env::var(name).ok()?.trim().parse().ok())
+        .find_map(|name| env(name)?.trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An environment of the given variables only.
+    fn env(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |name| vars.iter().find(|(key, _)| *key == name).map(|(_, value)| (*value).to_owned())
+    }
+
+    #[test]
+    fn an_srun_step_of_several_tasks_is_launched_whatever_its_mpi_plugin() {
+        // `srun --mpi=none -n 3`: no MPI variable, yet three tasks.
+        let none = env(&[("SLURM_STEP_NUM_TASKS", "3"), ("SLURM_NTASKS", "3"), ("SLURM_PROCID", "2")]);
+        assert_eq!(launcher_in(&none), Some("SLURM_STEP_NUM_TASKS"));
+        assert_eq!(launched_size_in(&none), Some(LaunchedSize { processes: 3, variable: "SLURM_STEP_NUM_TASKS" }));
+        assert_eq!(launched_rank_in(&none), Some(2));
+        // `srun --mpi=pmix -n 3`: the MPI variable names the launcher.
+        let pmix = env(&[("SLURM_STEP_NUM_TASKS", "3"), ("PMIX_RANK", "1"), ("SLURM_PROCID", "1")]);
+        assert_eq!(launcher_in(&pmix), Some("PMIX_RANK"));
+        assert_eq!(launched_rank_in(&pmix), Some(1));
+    }
+
+    #[test]
+    fn one_process_of_a_batch_script_or_a_one_task_step_is_not_launched() {
+        // `#SBATCH -n 4` and the script runs wasmpool itself: SLURM_NTASKS
+        // says 4, but no job step started this process.
+        let batch = env(&[("SLURM_NTASKS", "4"), ("SLURM_PROCID", "0"), ("SLURM_JOB_ID", "12")]);
+        assert_eq!(launcher_in(&batch), None);
+        assert_eq!(launched_size_in(&batch), None);
+        let one = env(&[("SLURM_STEP_NUM_TASKS", "1")]);
+        assert_eq!(launcher_in(&one), None);
+        assert_eq!(launched_size_in(&one).map(|launched| launched.processes), Some(1));
+        assert_eq!(launcher_in(&env(&[])), None);
+    }
+
+    #[test]
+    fn mpirun_s_own_count_comes_before_slurm_s() {
+        // mpirun inside a one-task srun step: its ranks are its own count.
+        let nested =
+            env(&[("SLURM_STEP_NUM_TASKS", "1"), ("OMPI_COMM_WORLD_SIZE", "4"), ("OMPI_COMM_WORLD_RANK", "3")]);
+        assert_eq!(launched_size_in(&nested), Some(LaunchedSize { processes: 4, variable: "OMPI_COMM_WORLD_SIZE" }));
+        assert_eq!(launched_rank_in(&nested), Some(3));
+        // A value that is not a number is not believed.
+        assert_eq!(launched_size_in(&env(&[("SLURM_STEP_NUM_TASKS", "three")])), None);
+    }
 }

@@ -8,7 +8,7 @@ use crate::decode::encode_args;
 use crate::error::{Error, LoadStep, ModuleError, Result, SettingsError, TaskError, TaskFailure};
 use crate::pool::json::{args_from_array, check_input};
 use crate::process::config::ProcessConfig;
-use crate::process::locate::find_worker_executable;
+use crate::process::locate::{find_worker_executable, worker_file_name};
 use crate::process::supervisor::Spawner;
 use crate::process::watchdog::Watchdog;
 use crate::runtime::cache::{self, PreparedError};
@@ -968,7 +968,11 @@ impl PoolBuilder {
         };
         let executable = find_worker_executable(self.processes.explicit_executable()).map_err(|looked| {
             let refused = looked.iter().filter_map(|(path, why)| Some((path.clone(), why.clone()?))).collect();
-            Error::WorkerNotFound { searched: looked.into_iter().map(|(path, _)| path).collect(), refused }
+            Error::WorkerNotFound {
+                file_name: worker_file_name(),
+                searched: looked.into_iter().map(|(path, _)| path).collect(),
+                refused,
+            }
         })?;
         let watchdog = Watchdog::start()
             .map_err(|e| Error::System(format!("cannot start the worker processes' watchdog: {e}")))?;
