@@ -26,7 +26,7 @@
 //! feature `mpi`) and [`text`] (guest text escaped for a terminal). The
 //! modules behind it are private; they are the library's layers, each
 //! calling only those below it (the diagram is in `docs/architecture.md`;
-//! `python3 .ci/layers` checks it):
+//! `cargo run -p wasmpool-layers` checks it):
 //! - `pool`: the [`Pool`], its builder and the calls (`call`, `map`,
 //!   `map_each`, `imap`, `imap_unordered`, `submit`, `broadcast`), the
 //!   [`Exchange`], [`JsonTask`]; `cluster`: the pool over MPI ranks;
