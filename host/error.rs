@@ -897,7 +897,8 @@ pub enum ClusterError {
         "the launcher started {processes} processes ({variable}={processes}) but gave them no MPI world \
          together: each would run the whole job alone, so none does. Under Slurm, start the job step with \
          the PMIx plugin Open MPI needs: `srun --mpi=pmix …` (`srun --mpi=list` lists Slurm's plugins); \
-         under another launcher, use the one of the MPI library wasmpool was built with"
+         under another launcher, use the one of the MPI library wasmpool was built with. To run one \
+         independent job per task on purpose, each with its own output, set WASMPOOL_CLUSTER=off"
     )]
     AloneInWorld {
         /// How many processes the launcher started.

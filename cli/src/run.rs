@@ -72,6 +72,9 @@ impl Output {
 /// Runs the task over every line; the report's `failed` decides the exit
 /// status. Errors are what stops the run as a whole (exit status 2).
 pub fn run(mut args: RunArgs) -> Result<Report> {
+    // A launch whose processes can never form one job (an srun step
+    // without an MPI plugin) is refused before anything is read or built.
+    wasmpool::cluster::check_launch()?;
     // Tasks written in Python: the component built from them (cached). In
     // a cluster only rank 0 builds it: the other ranks run the bytes rank 0
     // sends them, and need neither Python nor componentize-py.
@@ -146,7 +149,7 @@ pub fn run(mut args: RunArgs) -> Result<Report> {
 /// Whether this process is a rank other than 0 of a cluster: it serves
 /// rank 0, which has the module, the input and the output.
 fn is_follower() -> bool {
-    wasmpool::cluster::launched_rank().is_some_and(|rank| rank != 0)
+    wasmpool::cluster::launcher().is_some() && wasmpool::cluster::launched_rank().is_some_and(|rank| rank != 0)
 }
 
 /// The pool for this run (`None` on a rank other than 0 of a cluster, once

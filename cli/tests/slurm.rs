@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 /// The module of `nap`, the task that sleeps.
@@ -25,9 +25,9 @@ const WORKERS_PER_RANK: usize = 4;
 const RANKS: usize = 3;
 /// The batch jobs' length uninterrupted, in seconds of sleep spread over
 /// every worker of every rank (about a third more in all): longer than the
-/// 40 s within which Slurm sends the time-limit signal, so that it comes
+/// 50 s within which Slurm sends the time-limit signal, so that it comes
 /// before the end.
-const BATCH_SECONDS: usize = 50;
+const BATCH_SECONDS: usize = 60;
 /// The length of the jobs interrupted once they have written some results.
 const SHORT_SECONDS: usize = 20;
 
@@ -64,7 +64,7 @@ struct Job {
     input: PathBuf,
     inputs: usize,
     alone: Mutex<Option<Child>>,
-    expected: OnceLock<Vec<u8>>,
+    expected: OnceLock<Result<Vec<u8>, String>>,
 }
 
 impl Job {
@@ -87,16 +87,23 @@ impl Job {
         Job { dir, input, inputs, alone: Mutex::new(Some(alone)), expected: OnceLock::new() }
     }
 
-    /// The output of the run on this machine alone, once it has ended.
+    /// The output of the run on this machine alone, once it has ended
+    /// (every test that shares the job fails alike if it failed).
     fn expected(&self) -> &[u8] {
-        self.expected.get_or_init(|| {
-            let alone = self.alone.lock().unwrap().take().expect("the run alone was waited for twice");
-            let out = alone.wait_with_output().unwrap();
-            assert!(out.status.success(), "the run on this machine alone: {}", text(&out));
-            let expected = std::fs::read(self.dir.path().join("alone.jsonl")).unwrap();
-            assert_eq!(expected.iter().filter(|b| **b == b'\n').count(), self.inputs);
-            expected
-        })
+        let expected = self.expected.get_or_init(|| {
+            let alone = self.alone.lock().unwrap_or_else(PoisonError::into_inner).take();
+            let out = alone.ok_or("the run alone was never started")?.wait_with_output().map_err(|e| e.to_string())?;
+            if !out.status.success() {
+                return Err(format!("the run on this machine alone failed: {}", text(&out)));
+            }
+            let expected = std::fs::read(self.dir.path().join("alone.jsonl")).map_err(|e| e.to_string())?;
+            let lines = expected.iter().filter(|b| **b == b'\n').count();
+            if lines != self.inputs {
+                return Err(format!("the run alone wrote {lines} lines of {}", self.inputs));
+            }
+            Ok(expected)
+        });
+        expected.as_deref().unwrap_or_else(|why| panic!("{why}"))
     }
 
     /// The job of the time-limit test: [`BATCH_SECONDS`] long.
@@ -146,6 +153,25 @@ fn srun_with_pmix_writes_the_bytes_of_one_machine_and_without_it_is_refused() {
     assert!(!out.status.success(), "srun --mpi=none was not refused: {said}");
     assert!(said.contains("SLURM_STEP_NUM_TASKS=3") && said.contains("srun --mpi=pmix"), "{said}");
     assert!(!output.exists(), "a refused job step wrote its output");
+
+    // Unless independent jobs are what the step is for: each task its own
+    // output, with WASMPOOL_CLUSTER=off.
+    let farm = job.dir.path().join("farm");
+    let script = format!(
+        "exec {} run {MODULE} nap --seed 7 --allow-monotonic-clock -q -w 16 -i {} -o {}.$SLURM_PROCID",
+        env!("CARGO_BIN_EXE_wasmpool"),
+        job.input.display(),
+        farm.display()
+    );
+    let out = Command::new("srun")
+        .args(["--mpi=none", "-n", "2", "--time=2", "--export=ALL,WASMPOOL_CLUSTER=off", "bash", "-c", &script])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "a job step of independent jobs: {}", text(&out));
+    for task in 0..2 {
+        let written = std::fs::read(format!("{}.{task}", farm.display())).unwrap();
+        assert!(written == job.expected(), "task {task} of the independent jobs: other bytes than on one machine");
+    }
 }
 
 /// The batch script of docs/cluster.md's "On Slurm", as the docs show it,
@@ -290,10 +316,10 @@ fn the_docs_batch_script_requeues_itself_at_its_time_limit_and_resumes() {
         return;
     }
     let job = Job::batch();
-    // A time limit of 2 minutes, and the signal asked 80 s before it. Slurm
+    // A time limit of 2 minutes, and the signal asked 70 s before it. Slurm
     // checks every 30 s and sends it when the time left is less than that
-    // and 30 s: 10 to 40 s into every run, with results written.
-    let batch = BatchJob::submit(job, "time-limit", &["--time=2", "--signal=B:USR1@80"]);
+    // and 30 s: 20 to 50 s into every run, with results written.
+    let batch = BatchJob::submit(job, "time-limit", &["--time=2", "--signal=B:USR1@70"]);
     batch.wait("the script requeues itself at the signal", Duration::from_secs(120), |batch| batch.restarts() >= 1);
     let first = batch.results();
     assert!(first > 0 && first < job.inputs, "{}", batch.report());

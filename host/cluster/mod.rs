@@ -122,6 +122,25 @@ pub fn launcher() -> Option<&'static str> {
     launcher_in(&environment)
 }
 
+/// The environment variable that, set to `off`, makes a process run on
+/// its own whatever launcher started it: for a Slurm job step whose tasks
+/// are meant to be independent jobs, each with its own output (`srun -n 4
+/// bash -c 'wasmpool run … -o out.$SLURM_PROCID'`, `srun --multi-prog`).
+pub const CLUSTER_ENV: &str = "WASMPOOL_CLUSTER";
+
+/// Refuses, before MPI starts or anything is read, a launch whose processes
+/// could never form one job: an `srun` step of several tasks with no MPI
+/// plugin. `Cluster::join` (feature `mpi`) makes the same check, and also
+/// refuses an MPI world of one where the launcher started several.
+pub fn check_launch() -> Result<(), ClusterError> {
+    match (launcher(), launched_size()) {
+        (Some(SLURM_STEP_TASKS), Some(LaunchedSize { processes, variable })) => {
+            Err(ClusterError::AloneInWorld { processes, variable })
+        }
+        _ => Ok(()),
+    }
+}
+
 /// A variable of this process's environment, if set and text.
 fn environment(name: &str) -> Option<String> {
     std::env::var(name).ok()
@@ -129,6 +148,9 @@ fn environment(name: &str) -> Option<String> {
 
 /// [`launcher`] in the environment `env` gives.
 fn launcher_in(env: &dyn Fn(&str) -> Option<String>) -> Option<&'static str> {
+    if env(CLUSTER_ENV).is_some_and(|value| value.trim().eq_ignore_ascii_case("off")) {
+        return None;
+    }
     let mpi = ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"].into_iter().find(|name| env(name).is_some());
     mpi.or_else(|| launched_size_in(env).filter(|launched| launched.processes > 1).map(|launched| launched.variable))
 }
@@ -149,16 +171,17 @@ pub struct LaunchedSize {
 
 /// The launcher's count of the processes it started, if it set one:
 /// `OMPI_COMM_WORLD_SIZE` (mpirun, for the ranks it starts itself), then
-/// `SLURM_STEP_NUM_TASKS` (the tasks of an `srun` job step; unlike
-/// `SLURM_NTASKS`, never set in a batch script that runs one process),
-/// then `PMI_SIZE`.
+/// `PMI_SIZE` (PMI launchers, such as MPICH's Hydra, whose `srun` starts
+/// one proxy per node), then `SLURM_STEP_NUM_TASKS` (the tasks of an
+/// `srun` job step; unlike `SLURM_NTASKS`, never set in a batch script that
+/// runs one process).
 pub fn launched_size() -> Option<LaunchedSize> {
     launched_size_in(&environment)
 }
 
 /// [`launched_size`] in the environment `env` gives.
 fn launched_size_in(env: &dyn Fn(&str) -> Option<String>) -> Option<LaunchedSize> {
-    ["OMPI_COMM_WORLD_SIZE", SLURM_STEP_TASKS, "PMI_SIZE"].into_iter().find_map(|variable| {
+    ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", SLURM_STEP_TASKS].into_iter().find_map(|variable| {
         let processes = env(variable)?.trim().parse().ok()?;
         Some(LaunchedSize { processes, variable })
     })
@@ -212,6 +235,26 @@ mod tests {
         assert_eq!(launcher_in(&one), None);
         assert_eq!(launched_size_in(&one).map(|launched| launched.processes), Some(1));
         assert_eq!(launcher_in(&env(&[])), None);
+    }
+
+    #[test]
+    fn wasmpool_cluster_off_runs_each_task_on_its_own() {
+        let farm = env(&[("SLURM_STEP_NUM_TASKS", "4"), ("SLURM_PROCID", "3"), ("WASMPOOL_CLUSTER", "off")]);
+        assert_eq!(launcher_in(&farm), None);
+        let mpirun = env(&[("OMPI_COMM_WORLD_SIZE", "4"), ("WASMPOOL_CLUSTER", "OFF")]);
+        assert_eq!(launcher_in(&mpirun), None);
+        assert_eq!(
+            launcher_in(&env(&[("OMPI_COMM_WORLD_SIZE", "4"), ("WASMPOOL_CLUSTER", "on")])),
+            Some("OMPI_COMM_WORLD_SIZE")
+        );
+    }
+
+    #[test]
+    fn a_pmi_count_comes_before_slurm_s_which_may_count_proxies() {
+        // Hydra under Slurm: one proxy task per node, four ranks.
+        let hydra = env(&[("SLURM_STEP_NUM_TASKS", "1"), ("PMI_SIZE", "4"), ("PMI_RANK", "2")]);
+        assert_eq!(launched_size_in(&hydra), Some(LaunchedSize { processes: 4, variable: "PMI_SIZE" }));
+        assert_eq!(launched_rank_in(&hydra), Some(2));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use super::fault::{self, Fault};
 use super::link::{self, Received as Arrived, TAG_SETUP};
 use super::policy::{self, Agreement, Answer, Answers, MessageBounds, RankInfo};
 use super::wire::{self, CLUSTER_PROTOCOL, Go, Joined, JoinedPool, Setup};
-use super::{ClusterError, DEFAULT_RANK_TIMEOUT, LaunchedSize, SLURM_STEP_TASKS, launched_size, launcher};
+use super::{ClusterError, DEFAULT_RANK_TIMEOUT, LaunchedSize, check_launch, launched_size, launcher};
 use mpi::Threading;
 use mpi::collective::SystemOperation;
 use mpi::environment::Universe;
@@ -44,18 +44,15 @@ impl Cluster {
     /// Fails with [`ClusterError::NotLaunched`] outside `mpirun` or
     /// `srun`, rather than start a one-rank job nobody asked for.
     pub fn join() -> Result<Cluster, ClusterError> {
+        if launcher().is_none() {
+            return Err(ClusterError::NotLaunched);
+        }
+        // An srun step of several tasks with no MPI plugin (`--mpi=none`):
+        // MPI would abort, with a message about how it was built, or start
+        // each task alone.
+        check_launch()?;
         // Read before MPI starts, which may set the variables to its own view.
         let launched = launched_size();
-        match (launcher(), launched) {
-            (None, _) => return Err(ClusterError::NotLaunched),
-            // An srun step of several tasks with no MPI plugin (`--mpi=none`):
-            // MPI would abort, with a message about how it was built, or
-            // start each task alone.
-            (Some(SLURM_STEP_TASKS), Some(LaunchedSize { processes, variable })) => {
-                return Err(ClusterError::AloneInWorld { processes, variable });
-            }
-            _ => {}
-        }
         // One thread calls MPI at a time: the caller's during set-up, rank
         // 0's dispatcher thread after it.
         let (universe, threading) = mpi::initialize_with_threading(Threading::Serialized)

@@ -141,7 +141,15 @@ impl Collector {
             syn::UseTree::Rename(rename) => self.use_leaf(prefix, &rename.ident, &rename.rename),
             syn::UseTree::Glob(glob) => {
                 let line = glob.star_token.span.start().line;
+                let before = self.found.len();
                 self.record(&prefix.clone(), line, true);
+                // `use crate::*` (or `super::*` up to the root) names
+                // everything the root re-exports: "*", in no layer.
+                if self.found.len() == before
+                    && prefix.first().is_some_and(|p| ["crate", "super", "self"].contains(&p.as_str()))
+                {
+                    self.found.push(Reference { segments: vec!["*".to_owned()], line });
+                }
             }
             syn::UseTree::Group(group) => {
                 for tree in &group.items {
@@ -167,13 +175,14 @@ impl Collector {
     }
 
     /// The paths in tokens syn leaves unparsed: `crate`, `self` or `super`
-    /// followed by `::` and names, and string literals that are such paths.
-    fn tokens(&mut self, tokens: TokenStream) {
+    /// followed by `::` and names, and, in an attribute (`literals`),
+    /// string literals that are such paths (serde's `with = "crate::…"`).
+    fn tokens(&mut self, tokens: TokenStream, literals: bool) {
         let trees: Vec<TokenTree> = tokens.into_iter().collect();
         let mut i = 0;
         while i < trees.len() {
             match &trees[i] {
-                TokenTree::Group(group) => self.tokens(group.stream()),
+                TokenTree::Group(group) => self.tokens(group.stream(), literals),
                 TokenTree::Ident(ident) if ["crate", "self", "super"].contains(&ident.to_string().as_str()) => {
                     let mut segments = vec![ident.to_string()];
                     let mut j = i + 1;
@@ -192,7 +201,7 @@ impl Collector {
                         continue;
                     }
                 }
-                TokenTree::Literal(literal) => {
+                TokenTree::Literal(literal) if literals => {
                     let text = literal.to_string();
                     let inner = text.strip_prefix('"').and_then(|t| t.strip_suffix('"'));
                     if let Some(inner) = inner
@@ -298,13 +307,13 @@ impl<'ast> Visit<'ast> for Collector {
     fn visit_attribute(&mut self, attr: &'ast syn::Attribute) {
         // `#[doc = "…"]` and the like hold text; lists hold tokens.
         if let syn::Meta::List(list) = &attr.meta {
-            self.tokens(list.tokens.clone());
+            self.tokens(list.tokens.clone(), true);
         }
     }
 
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
         self.visit_path(&mac.path);
-        self.tokens(mac.tokens.clone());
+        self.tokens(mac.tokens.clone(), false);
     }
 }
 
@@ -348,7 +357,7 @@ pub enum Error {
 }
 #[derive(serde::Deserialize)]
 struct S { #[serde(with = "crate::decode::bytes")] b: Vec<u8> }
-fn f() { let _ = "crate::pool::Text"; tracing::info!(x = %crate::seed::Seed::new()); }
+fn f() { let _ = "crate::pool::Text"; tracing::info!(x = %crate::seed::Seed::new(), "crate::pool::Pool"); }
 pub(in crate::pool) fn g() {}
 #[cfg(test)]
 mod tests { use crate::pool::Pool; }
@@ -378,6 +387,11 @@ fn u() { crate::spin::go(); }
             shown,
             ["Cluster=cluster::setup::Cluster", "start=cluster::setup::lead", "ClusterError=error::ClusterError"]
         );
+    }
+
+    #[test]
+    fn a_glob_of_the_root_names_everything() {
+        assert_eq!(found("use crate::*;\nuse super::*;\nuse super::x::*;\n", &["pool"]), ["1:*", "2:*", "3:x"]);
     }
 
     #[test]
