@@ -4,6 +4,7 @@
 //! ```sh
 //! cargo bench --features mpi --bench cluster            # needs Open MPI's mpirun
 //! cargo bench --features mpi --bench cluster -- --runs 5
+//! cargo bench --features mpi --bench cluster -- --scale   # rank 0's dispatch only
 //! ```
 //!
 //! The bench starts itself under `mpirun` for each cluster row; every row's
@@ -14,7 +15,12 @@
 //! - dispatch: 4,000,000 `noop` tasks in chunks of 4096 on kept instances,
 //!   three ranks over shared memory and over TCP on loopback: the tasks per
 //!   second rank 0 gets through;
-//! - idle: the CPU each rank uses while rank 0 has nothing to give it.
+//! - idle: the CPU each rank uses while rank 0 has nothing to give it;
+//! - scale (`--scale`: only this): rank 0's dispatcher against 2 to 16
+//!   ranks of one worker whose tasks return at once (`noop` in chunks of
+//!   one, kept instances): the chunks per second it gets through, and its
+//!   own thread's CPU time per chunk another rank ran, the figure
+//!   docs/cluster.md's scaling model starts from.
 
 #[path = "common/runs.rs"]
 mod runs;
@@ -28,10 +34,17 @@ use wasmpool::{InstanceMode, Pool, PoolBuilder};
 const SQRTS: usize = 1_000_000;
 const MANDEL: u32 = 2000;
 const NOOPS: usize = 4_000_000;
+/// Chunks of one `noop` each in a row of the scaling measurement.
+const SCALE_CHUNKS: usize = 100_000;
+/// The rank counts of the scaling measurement.
+const SCALE_RANKS: [usize; 4] = [2, 4, 8, 16];
 
 fn main() -> anyhow::Result<()> {
     if wasmpool::cluster::launcher().is_some() {
         return rank_main();
+    }
+    if std::env::args().any(|a| a == "--scale") {
+        return scale();
     }
     let runs = runs::runs(3);
     println!("cluster mode against one machine; median of {runs} runs; {} CPUs", cpus());
@@ -72,6 +85,67 @@ fn main() -> anyhow::Result<()> {
         println!("{line}");
     }
     Ok(())
+}
+
+/// Rank 0's dispatcher against more and more ranks whose tasks return at
+/// once: one mpirun per rank count.
+fn scale() -> anyhow::Result<()> {
+    println!(
+        "rank 0's dispatch: {SCALE_CHUNKS} chunks of one noop, ranks of 1 worker, kept instances; {} CPUs",
+        cpus()
+    );
+    println!(
+        "{:>6} {:>14} {:>16} {:>22} {:>18}",
+        "ranks", "chunks/s", "by other ranks", "dispatcher CPU/chunk", "dispatcher busy"
+    );
+    for ranks in SCALE_RANKS {
+        let out = run_mpirun(&["-np", &ranks.to_string(), "--oversubscribe", "--bind-to", "none"], "scale")?;
+        let line = out.lines().find_map(|l| l.strip_prefix("scale ")).context("rank 0 printed no scale line")?;
+        let numbers: Vec<f64> = line.split_whitespace().map(str::parse).collect::<Result<_, _>>()?;
+        let [seconds, remote, cpu] = numbers[..] else { anyhow::bail!("a scale line of {} numbers", numbers.len()) };
+        println!(
+            "{ranks:>6} {:>14.0} {:>15.1}% {:>19.1} µs {:>17.1}%",
+            SCALE_CHUNKS as f64 / seconds,
+            100.0 * remote / SCALE_CHUNKS as f64,
+            1e6 * cpu / remote.max(1.0),
+            100.0 * cpu / seconds
+        );
+    }
+    Ok(())
+}
+
+/// The `scale` row on rank 0: the map's time, the chunks the other ranks
+/// ran, and the dispatcher thread's CPU time meanwhile.
+fn scale_rank0(pool: &Pool) -> anyhow::Result<()> {
+    let task = pool.task("noop")?.chunk_size(1);
+    // A warm-up: every rank's instance made.
+    task.imap::<_, ()>(std::iter::repeat_n((), 1000))?.count();
+    let before_stats = pool.cluster_stats().unwrap_or_default();
+    let before = dispatcher_cpu().context("no wasmpool-cluster thread in this process")?;
+    let started = Instant::now();
+    let done = task.imap::<_, ()>(std::iter::repeat_n((), SCALE_CHUNKS))?.count();
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = (dispatcher_cpu().context("the dispatcher ended")? - before).as_secs_f64();
+    ensure!(done == SCALE_CHUNKS, "{done} of {SCALE_CHUNKS} noops");
+    let remote_tasks =
+        |stats: &[wasmpool::cluster::RankStats]| -> u64 { stats.iter().filter(|s| s.rank != 0).map(|s| s.tasks).sum() };
+    let remote = remote_tasks(&pool.cluster_stats().unwrap_or_default()) - remote_tasks(&before_stats);
+    println!("scale {seconds} {remote} {cpu}");
+    Ok(())
+}
+
+/// CPU time of this process's cluster dispatcher thread so far.
+fn dispatcher_cpu() -> Option<Duration> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    for task in tasks.flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        // The kernel keeps 15 bytes of a thread's name: "wasmpool-cluste".
+        if "wasmpool-cluster".starts_with(comm.trim()) && comm.trim().len() >= 15 {
+            let stat = std::fs::read_to_string(task.path().join("stat")).ok()?;
+            return ticks_of(&stat);
+        }
+    }
+    None
 }
 
 fn cpus() -> usize {
@@ -148,12 +222,18 @@ fn rank_main() -> anyhow::Result<()> {
     let name = args.iter().position(|a| a == "--rank").and_then(|i| args.get(i + 1)).context("--rank NAME")?.clone();
     let cluster = Cluster::join()?;
     let mut builder = builder();
-    if name == "noop" {
+    if name == "noop" || name == "scale" {
         builder = builder.instance_mode(InstanceMode::PerWorker);
+    }
+    if name == "scale" {
+        builder = builder.workers(1);
     }
     let Some(pool) = builder.cluster(cluster).build_or_serve()? else { return Ok(()) };
     if name == "idle" {
         return idle(&pool);
+    }
+    if name == "scale" {
+        return scale_rank0(&pool);
     }
     // A warm-up: the other ranks' first tasks.
     workload(&pool, if name == "noop" { "noop" } else { "sqrt" })?;
@@ -164,7 +244,11 @@ fn rank_main() -> anyhow::Result<()> {
 
 /// CPU time of a process so far (user and system), from /proc.
 fn cpu_time(pid: u32) -> Option<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    ticks_of(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// User and system time in a /proc `stat` line.
+fn ticks_of(stat: &str) -> Option<Duration> {
     let fields: Vec<&str> = stat.rsplit(") ").next()?.split(' ').collect();
     let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
     // Linux counts in USER_HZ, 100 per second.
