@@ -91,19 +91,35 @@ fn in_cluster(builder: PoolBuilder, args: &RunArgs, _variable: &str) -> Result<O
     Ok(pool)
 }
 
-/// Under an MPI launcher, in a build without cluster support: every rank
-/// would run the whole job and write the same output, so it refuses (one
-/// rank alone is harmless and runs).
+/// Refuses a launch whose processes could never form one job, before
+/// anything is read or built: [`wasmpool::cluster::check_launch`].
+#[cfg(feature = "mpi")]
+pub fn check_launch() -> Result<()> {
+    Ok(wasmpool::cluster::check_launch()?)
+}
+
+/// In a build without cluster support, refuses a launch of several
+/// processes, which would each run the whole job and write the same output
+/// (one rank alone is harmless and runs).
 #[cfg(not(feature = "mpi"))]
-fn in_cluster(builder: PoolBuilder, args: &RunArgs, variable: &str) -> Result<Option<Pool>> {
+pub fn check_launch() -> Result<()> {
+    let Some(variable) = wasmpool::cluster::launcher() else { return Ok(()) };
     if wasmpool::cluster::launched_size().is_some_and(|launched| launched.processes == 1) {
-        return build(builder, &args.module).map(Some);
+        return Ok(());
     }
     anyhow::bail!(
         "started by an MPI launcher ({variable} is set), but this wasmpool was built without cluster support: \
          every rank would run the whole job. Build it with the `mpi` feature (`cargo install --path cli \
          --features mpi`, which needs Open MPI's development files), or run it without mpirun or srun"
     )
+}
+
+/// Under an MPI launcher, in a build without cluster support: only a
+/// launch of one process gets here ([`check_launch`] refused the others).
+#[cfg(not(feature = "mpi"))]
+fn in_cluster(builder: PoolBuilder, args: &RunArgs, _variable: &str) -> Result<Option<Pool>> {
+    check_launch()?;
+    build(builder, &args.module).map(Some)
 }
 
 /// The module's task list: read without running any of its code, or, for

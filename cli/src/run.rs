@@ -73,8 +73,9 @@ impl Output {
 /// status. Errors are what stops the run as a whole (exit status 2).
 pub fn run(mut args: RunArgs) -> Result<Report> {
     // A launch whose processes can never form one job (an srun step
-    // without an MPI plugin) is refused before anything is read or built.
-    wasmpool::cluster::check_launch()?;
+    // without an MPI plugin, or any launch of several processes in a build
+    // without cluster support) is refused before anything is read or built.
+    crate::pool::check_launch()?;
     // Tasks written in Python: the component built from them (cached). In
     // a cluster only rank 0 builds it: the other ranks run the bytes rank 0
     // sends them, and need neither Python nor componentize-py.

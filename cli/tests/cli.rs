@@ -667,6 +667,23 @@ fn under_mpirun_a_build_without_cluster_support_refuses() {
     let out = run_with_stdin_env(&["run", MODULE, "sqrt"], b"4\n", ("OMPI_COMM_WORLD_SIZE", "1"));
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout_lines(&out), ["2.0"]);
+    // An srun step of three tasks without an MPI plugin: refused before
+    // anything is read, unless its tasks are independent jobs on purpose.
+    let step = || {
+        let mut command = wasmpool();
+        command.args(["run", MODULE, "sqrt"]).env("SLURM_STEP_NUM_TASKS", "3").env("SLURM_PROCID", "1");
+        command
+    };
+    let out = step().stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("SLURM_STEP_NUM_TASKS is set"), "{}", stderr(&out));
+    let mut farm = step();
+    farm.env("WASMPOOL_CLUSTER", "off").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = farm.spawn().unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"9\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout_lines(&out), ["3.0"]);
 }
 
 #[test]

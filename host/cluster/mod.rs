@@ -122,10 +122,13 @@ pub fn launcher() -> Option<&'static str> {
     launcher_in(&environment)
 }
 
-/// The environment variable that, set to `off`, makes a process run on
-/// its own whatever launcher started it: for a Slurm job step whose tasks
-/// are meant to be independent jobs, each with its own output (`srun -n 4
-/// bash -c 'wasmpool run … -o out.$SLURM_PROCID'`, `srun --multi-prog`).
+/// The environment variable that, set to `off`, makes each task of a Slurm
+/// job step started without an MPI plugin run on its own: for steps whose
+/// tasks are meant to be independent jobs, each with its own output
+/// (`srun -n 4 bash -c 'wasmpool run … -o out.$SLURM_PROCID'`, `srun
+/// --multi-prog`). It changes nothing under an MPI launcher (`mpirun`,
+/// `srun --mpi=pmix`), whose ranks always form one job: an `off` inherited
+/// from a batch script must not make every rank write the same output.
 pub const CLUSTER_ENV: &str = "WASMPOOL_CLUSTER";
 
 /// Refuses, before MPI starts or anything is read, a launch whose processes
@@ -148,11 +151,14 @@ fn environment(name: &str) -> Option<String> {
 
 /// [`launcher`] in the environment `env` gives.
 fn launcher_in(env: &dyn Fn(&str) -> Option<String>) -> Option<&'static str> {
+    let mpi = ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"].into_iter().find(|name| env(name).is_some());
+    if mpi.is_some() {
+        return mpi;
+    }
     if env(CLUSTER_ENV).is_some_and(|value| value.trim().eq_ignore_ascii_case("off")) {
         return None;
     }
-    let mpi = ["OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK"].into_iter().find(|name| env(name).is_some());
-    mpi.or_else(|| launched_size_in(env).filter(|launched| launched.processes > 1).map(|launched| launched.variable))
+    launched_size_in(env).filter(|launched| launched.processes > 1).map(|launched| launched.variable)
 }
 
 /// The variable an `srun` job step sets to its number of tasks, whatever
@@ -241,12 +247,12 @@ mod tests {
     fn wasmpool_cluster_off_runs_each_task_on_its_own() {
         let farm = env(&[("SLURM_STEP_NUM_TASKS", "4"), ("SLURM_PROCID", "3"), ("WASMPOOL_CLUSTER", "off")]);
         assert_eq!(launcher_in(&farm), None);
-        let mpirun = env(&[("OMPI_COMM_WORLD_SIZE", "4"), ("WASMPOOL_CLUSTER", "OFF")]);
-        assert_eq!(launcher_in(&mpirun), None);
-        assert_eq!(
-            launcher_in(&env(&[("OMPI_COMM_WORLD_SIZE", "4"), ("WASMPOOL_CLUSTER", "on")])),
-            Some("OMPI_COMM_WORLD_SIZE")
-        );
+        assert_eq!(launcher_in(&env(&[("SLURM_STEP_NUM_TASKS", "4"), ("WASMPOOL_CLUSTER", "OFF")])), None);
+        // Under an MPI launcher the ranks form one job whatever it says.
+        let mpirun = env(&[("OMPI_COMM_WORLD_SIZE", "4"), ("WASMPOOL_CLUSTER", "off")]);
+        assert_eq!(launcher_in(&mpirun), Some("OMPI_COMM_WORLD_SIZE"));
+        let pmix = env(&[("SLURM_STEP_NUM_TASKS", "4"), ("PMIX_RANK", "1"), ("WASMPOOL_CLUSTER", "off")]);
+        assert_eq!(launcher_in(&pmix), Some("PMIX_RANK"));
     }
 
     #[test]
